@@ -1,0 +1,1 @@
+"""The four Alchemiser services and the command line."""

@@ -1,0 +1,22 @@
+"""`alchemiser ...`: one typer app; each command module imports its heavy dependencies lazily,
+so `alchemiser evaluate` starts without loading any service framework."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="alchemiser",
+    help="Multi-strategy trading system: evaluate symphonies, run and serve the four services.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The symphony language: reader, static checks, indicators and evaluator."""

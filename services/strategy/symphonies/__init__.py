@@ -1,0 +1,1 @@
+"""The bundled strategy files and allocation configs: the default configuration."""

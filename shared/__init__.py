@@ -1,0 +1,1 @@
+"""The contract and the plumbing every Alchemiser service stands on."""

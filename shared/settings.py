@@ -1,0 +1,190 @@
+"""Every `ALCHEMISER_*` setting of the trading spec's target summary, validated once at start.
+
+A bad value must stop the process with one line naming the variable, so `load_settings` turns
+pydantic's multi-line report into `SettingsError` with exactly that line.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ALCHEMISER_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line naming the variable."""
+
+
+class BrokerKind(StrEnum):
+    SIMULATED = "simulated"
+    ALPACA = "alpaca"
+
+
+class TradingMode(StrEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class DataFeed(StrEnum):
+    IEX = "iex"
+    SIP = "sip"
+
+
+class FillModel(StrEnum):
+    IMMEDIATE = "immediate"
+    PARTIAL = "partial"
+    REJECT_RATE = "reject-rate"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite:///` URLs and give them their async drivers."""
+    for plain, async_driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg2://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return async_driver + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    # Every service
+    database_url: str | None = None
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    log_level: str = "INFO"
+    data_dir: Path = Path("data")
+    cache_dir: Path | None = None
+    api_token: SecretStr | None = None
+
+    # Broker
+    broker: BrokerKind = BrokerKind.SIMULATED
+    trading_mode: TradingMode = TradingMode.PAPER
+    alpaca_key_id: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
+    alpaca_data_feed: DataFeed = DataFeed.IEX
+
+    # Simulated world (trading spec §6.3)
+    sim_now: str | None = None
+    sim_starting_cash: Decimal = Field(default=Decimal("100000"), ge=0)
+    sim_spread_bps: Decimal = Field(default=Decimal("10"), ge=0, lt=10000)
+    sim_fill_model: FillModel = FillModel.IMMEDIATE
+    sim_latency_ms: int = Field(default=0, ge=0)
+    sim_reject_rate: Decimal = Field(default=Decimal("0.1"), ge=0, le=1)
+    sim_partial_fraction: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
+
+    # Strategy and workflow
+    strategy_config: Path | None = None
+    workflow_deadline_s: float = Field(default=600, gt=0)
+
+    # Portfolio (trading spec §2)
+    cash_reserve: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    liquidate_on_non_positive_cash: bool = False
+    liquidation_wait_s: float = Field(default=30, gt=0)
+
+    # Execution (trading spec §3; every wait is a durable timer)
+    exec_poll_s: float = Field(default=2, gt=0)
+    exec_fill_wait_s: float = Field(default=10, gt=0)
+    exec_max_repegs: int = Field(default=1, ge=0)
+    exec_cancel_confirm_s: float = Field(default=10, gt=0)
+    exec_final_wait_s: float = Field(default=30, gt=0)
+    exec_quote_wait_s: float = Field(default=5, gt=0)
+    exec_quote_max_age_s: float = Field(default=5, gt=0)
+    exec_settle_checks: int = Field(default=4, ge=0)
+    exec_market_bp_checks: int = Field(default=5, ge=0)
+    exec_min_notional_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
+    broker_retries: int = Field(default=3, ge=0)
+    timer_poll_s: float = Field(default=0.5, gt=0)
+    treat_partial_as_failure: bool = True
+    asset_cache_s: float = Field(default=300, ge=0)
+
+    # Notify (trading spec §4)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    email_from: str = "alchemiser@localhost"
+    email_to: str | None = None
+    webhook_url: str | None = None
+    email_neutral_mode: bool = False
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_database_url(value)
+
+    @model_validator(mode="after")
+    def _live_needs_alpaca(self) -> Settings:
+        if self.trading_mode is TradingMode.LIVE and self.broker is not BrokerKind.ALPACA:
+            raise ValueError(
+                "ALCHEMISER_TRADING_MODE=live needs ALCHEMISER_BROKER=alpaca; "
+                "the simulated broker is always paper"
+            )
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The store every command of one installation shares when no URL is given."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'alchemiser.db').resolve()}"
+
+    @cached_property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+    @property
+    def is_live(self) -> bool:
+        return self.trading_mode is TradingMode.LIVE
+
+    @property
+    def email_recipients(self) -> list[str]:
+        raw = self.email_to or self.email_from
+        return [address.strip() for address in raw.split(",") if address.strip()]
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if not location:
+        return message
+    variable = ENV_PREFIX + location[0].upper()
+    given = first.get("input")
+    secret = any(word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
+    shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
+    return f"{variable}: {message}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and `.env`); raise `SettingsError` with one line on a bad value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None

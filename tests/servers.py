@@ -1,0 +1,59 @@
+"""The real servers integration tests use: reachable, or skipped with the reason (failed under CI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ALCHEMISER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+RABBITMQ_URL = os.environ.get("ALCHEMISER_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_server(name: str, url: str) -> None:
+    """Skip (laptop) or fail (CI=true) when the server behind `url` does not accept connections."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as error:
+        reason = f"{name} is not reachable at {host}:{port} ({error})"
+        if in_ci():
+            pytest.fail(f"{reason}; CI needs it (.ci/run starts it)", pytrace=False)
+        pytest.skip(reason)
+
+
+async def create_postgres_database() -> str:
+    """A new, empty database on the real server; returns its asyncpg SQLAlchemy URL."""
+    import asyncpg
+
+    require_server("PostgreSQL", POSTGRES_ADMIN_URL)
+    name = f"alc_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+async def drop_postgres_database(url: str) -> None:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
