@@ -1,0 +1,1 @@
+"""The `alchemiser` command groups; each imports its heavy dependencies inside its functions."""
