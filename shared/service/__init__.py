@@ -1,0 +1,1 @@
+"""The runtime every service process shares: FastAPI app, health, metrics, auth, lifecycle."""

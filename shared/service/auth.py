@@ -1,0 +1,68 @@
+"""The bearer token guarding mutating endpoints.
+
+Live mode refuses to start without `ALCHEMISER_API_TOKEN`; paper mode generates one and keeps it
+only in a 0600 file under the data dir, so the token itself is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+import structlog
+from fastapi import HTTPException, Request, status
+
+from shared.settings import Settings
+
+TOKEN_FILE_NAME = "api-token"
+log = structlog.get_logger(__name__)
+
+
+class MissingApiTokenError(Exception):
+    """Live trading needs an explicit token."""
+
+
+def token_file(settings: Settings) -> Path:
+    return settings.data_dir / TOKEN_FILE_NAME
+
+
+def resolve_api_token(settings: Settings) -> str:
+    """The configured token, or in paper mode the generated one persisted under the data dir."""
+    if settings.api_token is not None and settings.api_token.get_secret_value():
+        return settings.api_token.get_secret_value()
+    if settings.is_live:
+        raise MissingApiTokenError(
+            "ALCHEMISER_API_TOKEN: required in live mode; set it to a long random secret"
+        )
+    path = token_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # generated earlier, or by a service starting beside this one
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    log.info("api token generated for paper mode", token_file=str(path.resolve()))
+    return token
+
+
+class BearerAuth:
+    """FastAPI dependency: 401 unless the request carries exactly the token (constant time)."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = token.encode("utf-8")
+
+    async def __call__(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8"), self._expected
+        ):
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="missing or wrong bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
