@@ -1,0 +1,249 @@
+"""Target weights and an account snapshot in, a dollar rebalance plan out (trading spec §2.4).
+
+The plan holds dollars, not shares: execution sizes the orders against fresh quotes. Every rule
+below is a pure function of its inputs so a replay of the recorded snapshot re-creates the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
+from enum import StrEnum
+
+from services.portfolio.snapshot import (
+    CENT,
+    AccountSnapshot,
+    InvalidTargetError,
+    PlanningError,
+    ZeroEquityError,
+    check_account,
+    held_quantities,
+    mid_price,
+)
+
+WEIGHT_SUM_MIN = Decimal("0.99")
+WEIGHT_SUM_MAX = Decimal("1.01")
+MIN_TRADE_FRACTION = Decimal("0.01")
+MAX_SYMBOL_LENGTH = 10
+ZERO_DOLLARS = Decimal("0.00")
+PRIORITY_BANDS = ((Decimal(10_000), 1), (Decimal(1_000), 2), (Decimal(100), 3), (Decimal(50), 4))
+LOWEST_PRIORITY = 5
+
+
+class TradeAction(StrEnum):
+    SELL = "SELL"
+    BUY = "BUY"
+    HOLD = "HOLD"
+
+
+ACTION_ORDER = {TradeAction.SELL: 0, TradeAction.BUY: 1, TradeAction.HOLD: 2}
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One symbol of the plan; `trade_amount` is + to buy, − to sell, 0.00 for a HOLD.
+
+    `scaled` marks a BUY cut down by the buying budget (invariant 3), so consumers can tell a
+    deliberate under-buy from a full rebalance.
+    """
+
+    symbol: str
+    action: TradeAction
+    trade_amount: Decimal
+    target_value: Decimal
+    current_value: Decimal
+    current_weight: Decimal
+    target_weight: Decimal
+    weight_diff: Decimal
+    priority: int
+    price: Decimal
+    scaled: bool = False
+
+
+@dataclass(frozen=True)
+class RebalancePlan:
+    items: tuple[PlanItem, ...]
+    total_portfolio_value: Decimal
+    cash_balance: Decimal
+    min_trade_threshold: Decimal
+    total_trade_value: Decimal
+    buy_scale: Decimal
+
+    @property
+    def trades_required(self) -> bool:
+        return any(item.action is not TradeAction.HOLD for item in self.items)
+
+
+def plan_rebalance(
+    snapshot: AccountSnapshot,
+    target_weights: Mapping[str, Decimal],
+    cash_reserve: Decimal,
+) -> RebalancePlan:
+    """Build the plan of §2.4: order, suppress below θ, then fit the BUYs into the budget.
+
+    The budget rule (invariant 3, decided) makes "buys ≤ cash + sells − reserve" exact: the
+    formulas alone can overshoot by suppressed sells, by Σw above 1, or by the broker's PV
+    differing from cash plus positions at quote mids.
+    """
+    check_account(snapshot)
+    if not Decimal(0) <= cash_reserve < 1:
+        raise PlanningError(
+            f"cash_reserve is {cash_reserve}; ALCHEMISER_CASH_RESERVE must be in [0, 1)"
+        )
+    targets = validated_targets(target_weights)
+    held = held_quantities(snapshot)
+    universe = sorted(set(targets) | set(held))
+    prices = {symbol: mid_price(symbol, snapshot.quotes.get(symbol)) for symbol in universe}
+
+    portfolio_value = snapshot.portfolio_value
+    investable = portfolio_value * (1 - cash_reserve)
+    target_values = {s: targets.get(s, Decimal(0)) * investable for s in universe}
+    current_values = {s: held.get(s, Decimal(0)) * prices[s] for s in universe}
+    denominator = max(sum(current_values.values()), sum(target_values.values()))
+    if denominator == 0:
+        raise ZeroEquityError(
+            f"zero equity: portfolio_value is {portfolio_value} and nothing is held, "
+            "so no target has a dollar value; fund the account before rebalancing"
+        )
+    threshold = min_trade_threshold(portfolio_value)
+
+    items = sorted(
+        (
+            raw_item(s, target_values[s], current_values[s], denominator, prices[s])
+            for s in universe
+        ),
+        key=lambda item: (ACTION_ORDER[item.action], item.priority, item.symbol),
+    )
+    items = [suppress_below(item, threshold) for item in items]
+    budget = snapshot.cash + sum_trades(items, TradeAction.SELL) - cash_reserve * portfolio_value
+    items, buy_scale = fit_buys(items, budget, threshold)
+    return RebalancePlan(
+        items=tuple(items),
+        total_portfolio_value=portfolio_value,
+        cash_balance=snapshot.cash,
+        min_trade_threshold=threshold,
+        total_trade_value=sum_trades(items, TradeAction.BUY) + sum_trades(items, TradeAction.SELL),
+        buy_scale=buy_scale,
+    )
+
+
+def validated_targets(target_weights: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Re-check the `SignalGenerated` contract (§1.3) and keep the strictly positive weights."""
+    if not target_weights:
+        raise InvalidTargetError("target weights are empty; the signal must name at least one")
+    targets: dict[str, Decimal] = {}
+    for raw_symbol, weight in target_weights.items():
+        symbol = raw_symbol.strip().upper()
+        if not 1 <= len(symbol) <= MAX_SYMBOL_LENGTH or any(c.isspace() for c in symbol):
+            raise InvalidTargetError(
+                f"target symbol {raw_symbol!r} must be 1-{MAX_SYMBOL_LENGTH} characters "
+                "without spaces"
+            )
+        if symbol in targets:
+            raise InvalidTargetError(f"target symbol {symbol} appears twice after upper-casing")
+        if not Decimal(0) <= weight <= 1:
+            raise InvalidTargetError(f"target weight of {symbol} is {weight}; it must be in [0, 1]")
+        targets[symbol] = weight
+    total = sum(targets.values(), Decimal(0))
+    if not WEIGHT_SUM_MIN <= total <= WEIGHT_SUM_MAX:
+        raise InvalidTargetError(
+            f"target weights sum to {total}; the sum must be in [{WEIGHT_SUM_MIN}, "
+            f"{WEIGHT_SUM_MAX}]"
+        )
+    positive = {symbol: weight for symbol, weight in targets.items() if weight > 0}
+    if not positive:
+        raise InvalidTargetError("no positive target allocations")
+    return positive
+
+
+def min_trade_threshold(portfolio_value: Decimal) -> Decimal:
+    """θ: 1 % of PV, rounded half-up to cents, the only rebalancing band."""
+    if portfolio_value <= 0:
+        return ZERO_DOLLARS
+    return (MIN_TRADE_FRACTION * portfolio_value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def trade_priority(trade_amount: Decimal) -> int:
+    size = abs(trade_amount)
+    for floor, priority in PRIORITY_BANDS:
+        if size >= floor:
+            return priority
+    return LOWEST_PRIORITY
+
+
+def raw_item(
+    symbol: str,
+    target_value: Decimal,
+    current_value: Decimal,
+    denominator: Decimal,
+    price: Decimal,
+) -> PlanItem:
+    trade_amount = target_value - current_value
+    if trade_amount > 0:
+        action = TradeAction.BUY
+    elif trade_amount < 0:
+        action = TradeAction.SELL
+    else:
+        action = TradeAction.HOLD
+    current_weight = current_value / denominator
+    target_weight = target_value / denominator
+    return PlanItem(
+        symbol=symbol,
+        action=action,
+        trade_amount=trade_amount if action is not TradeAction.HOLD else ZERO_DOLLARS,
+        target_value=target_value,
+        current_value=current_value,
+        current_weight=current_weight,
+        target_weight=target_weight,
+        weight_diff=target_weight - current_weight,
+        priority=trade_priority(trade_amount),
+        price=price,
+    )
+
+
+def suppress_below(item: PlanItem, threshold: Decimal) -> PlanItem:
+    """A trade under θ becomes a HOLD in place; its weights and dollar values stay as planned."""
+    if item.action is TradeAction.HOLD or abs(item.trade_amount) >= threshold:
+        return item
+    return replace(item, action=TradeAction.HOLD, trade_amount=ZERO_DOLLARS)
+
+
+def sum_trades(items: list[PlanItem], action: TradeAction) -> Decimal:
+    return sum((abs(item.trade_amount) for item in items if item.action is action), Decimal(0))
+
+
+def fit_buys(
+    items: list[PlanItem], budget: Decimal, threshold: Decimal
+) -> tuple[list[PlanItem], Decimal]:
+    """Scale every BUY by budget / Σbuys when the BUYs exceed the budget, then re-apply θ.
+
+    Each scaled amount is rounded down to the cent with floor arithmetic throughout, so the
+    scaled BUYs never total more than the budget, not even by a rounding digit. A negative
+    budget (cash below the reserve and no sells) scales every BUY to nothing.
+    """
+    buys = sum_trades(items, TradeAction.BUY)
+    if buys <= budget:
+        return items, Decimal(1)
+    usable = max(budget, Decimal(0))
+    with localcontext() as context:
+        context.rounding = ROUND_FLOOR
+        scale = usable / buys
+        fitted = [
+            scaled_buy(
+                item, (item.trade_amount * usable / buys).quantize(CENT, ROUND_DOWN), threshold
+            )
+            if item.action is TradeAction.BUY
+            else item
+            for item in items
+        ]
+    return fitted, scale
+
+
+def scaled_buy(item: PlanItem, trade_amount: Decimal, threshold: Decimal) -> PlanItem:
+    """The BUY at its scaled amount, or a HOLD when scaling left less than θ (or nothing)."""
+    if trade_amount <= 0 or trade_amount < threshold:
+        return replace(item, action=TradeAction.HOLD, trade_amount=ZERO_DOLLARS, scaled=True)
+    return replace(
+        item, trade_amount=trade_amount, priority=trade_priority(trade_amount), scaled=True
+    )

@@ -1,0 +1,117 @@
+"""The account as the planner sees it, and the checks that make it safe to plan from.
+
+The snapshot is recorded on `RebalancePlanned` so a replay plans from exactly the same inputs;
+that is why it holds raw quotes rather than prices: the mid rule below is part of planning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+CENT = Decimal("0.01")
+QUOTE_FLOOR = Decimal("0.0001")
+
+
+class PlanningError(Exception):
+    """The plan cannot be made; the message names the symbol, field or value at fault."""
+
+
+class InvalidTargetError(PlanningError):
+    """The target weights break the `SignalGenerated` contract (trading spec §1.3)."""
+
+
+class InvalidPriceError(PlanningError):
+    """A symbol to be planned has no usable quote (trading spec §2.2 step 6)."""
+
+    def __init__(self, symbol: str, detail: str) -> None:
+        super().__init__(f"Invalid price for {symbol}: {detail}")
+        self.symbol = symbol
+
+
+class InvalidSnapshotError(PlanningError):
+    """The account reading is inconsistent: a short position or negative equity."""
+
+
+class NonPositiveCashError(PlanningError):
+    """Cash is zero or negative and the liquidation switch is off (trading spec §2.3)."""
+
+    def __init__(self, cash: Decimal) -> None:
+        super().__init__(
+            f"cash is {format_dollars(cash)} and liquidation on non-positive cash is off; "
+            "deposit cash or set ALCHEMISER_LIQUIDATE_ON_NON_POSITIVE_CASH=true to close "
+            "every position first"
+        )
+        self.cash = cash
+
+
+class ZeroEquityError(PlanningError):
+    """Nothing is held and the targets are worth nothing: there is nothing to plan."""
+
+
+@dataclass(frozen=True)
+class PlanningQuote:
+    """A latest quote as the broker returned it; an absent side is `None` (or 0 at Alpaca)."""
+
+    bid: Decimal | None
+    ask: Decimal | None
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """Cash, broker equity, position quantities (`qty`, not `qty_available`) and quotes."""
+
+    cash: Decimal
+    portfolio_value: Decimal
+    positions: Mapping[str, Decimal]
+    quotes: Mapping[str, PlanningQuote]
+
+
+def format_dollars(amount: Decimal) -> str:
+    return f"${amount.quantize(CENT)}"
+
+
+def mid_price(symbol: str, quote: PlanningQuote | None) -> Decimal:
+    """The planning price of §2.2 step 6: the mid, a one-sided quote mirrored.
+
+    A side of exactly 0 is how Alpaca reports "no bid/ask", so it counts as absent; a negative
+    side is present and refused.
+    """
+    if quote is None:
+        raise InvalidPriceError(symbol, "no quote; check that the symbol is listed and trading")
+    present = [side for side in (quote.bid, quote.ask) if side]
+    if not present:
+        raise InvalidPriceError(symbol, "the quote has neither bid nor ask")
+    bid = quote.bid if quote.bid else present[0]
+    ask = quote.ask if quote.ask else present[0]
+    if bid <= QUOTE_FLOOR or ask <= QUOTE_FLOOR:
+        raise InvalidPriceError(symbol, f"bid={bid} ask={ask}; both sides must exceed 0.0001")
+    if ask < bid - QUOTE_FLOOR:
+        raise InvalidPriceError(symbol, f"bid={bid} ask={ask}; the quote is crossed")
+    return (bid + ask) / 2
+
+
+def held_quantities(snapshot: AccountSnapshot) -> dict[str, Decimal]:
+    """Positions with a non-zero quantity; a short position stops planning (§2.2 step 7)."""
+    held: dict[str, Decimal] = {}
+    for symbol, qty in snapshot.positions.items():
+        if qty < 0:
+            raise InvalidSnapshotError(
+                f"position {symbol} has qty {qty}: short positions are not supported; "
+                "close the short position before rebalancing"
+            )
+        if qty > 0:
+            held[symbol] = qty
+    return held
+
+
+def check_account(snapshot: AccountSnapshot) -> None:
+    """Cash first (§2.2 step 4), then equity: the planner's formulas assume PV ≥ 0."""
+    if snapshot.cash <= 0:
+        raise NonPositiveCashError(snapshot.cash)
+    if snapshot.portfolio_value < 0:
+        raise InvalidSnapshotError(
+            f"portfolio_value is {format_dollars(snapshot.portfolio_value)}: negative equity "
+            "cannot be rebalanced; check the account at the broker"
+        )
