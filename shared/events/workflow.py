@@ -1,0 +1,71 @@
+"""Workflow lifecycle events: start, completion and failure (trading spec §1.3, §5.1)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal, Self
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from shared.events.envelope import Event, Frozen
+from shared.events.types import FailureStep, Money, NonEmptyStr
+
+
+class WorkflowConfiguration(Frozen):
+    live_trading: bool
+
+
+class WorkflowStarted(Event):
+    event_type: Literal["WorkflowStarted"] = "WorkflowStarted"
+    schema_version: Literal[1] = 1
+    workflow_type: Literal["trading"] = "trading"
+    requested_by: NonEmptyStr
+    configuration: WorkflowConfiguration
+    trading_date: date
+    force: bool
+    idempotency_key: NonEmptyStr
+
+
+class CompletionSummary(Frozen):
+    orders_placed: int = Field(ge=0)
+    orders_succeeded: int = Field(ge=0)
+    total_trade_value: Money
+    execution_plan_id: UUID | None = None
+
+
+class WorkflowCompleted(Event):
+    event_type: Literal["WorkflowCompleted"] = "WorkflowCompleted"
+    schema_version: Literal[1] = 1
+    workflow_type: Literal["trading"] = "trading"
+    workflow_duration_ms: int = Field(ge=0)
+    """occurred_at(WorkflowCompleted) − occurred_at(WorkflowStarted), not the execution time."""
+    success: Literal[True] = True
+    summary: CompletionSummary
+
+
+class FailureDetails(Frozen):
+    original_event_type: str | None = None
+    original_event_id: str | None = None
+
+
+class WorkflowFailed(Event):
+    """Version 2 adds `deadline_exceeded` and `stalled_step` for the watchdog (§5.1); version 1
+    documents are lifted by the upcaster in `shared.events.catalogue`."""
+
+    event_type: Literal["WorkflowFailed"] = "WorkflowFailed"
+    schema_version: Literal[2] = 2
+    workflow_type: Literal["trading"] = "trading"
+    failure_reason: NonEmptyStr
+    failure_step: FailureStep
+    error_details: FailureDetails = FailureDetails()
+    deadline_exceeded: bool = False
+    stalled_step: FailureStep | None = None
+
+    @model_validator(mode="after")
+    def _deadline_names_the_stalled_step(self) -> Self:
+        if self.deadline_exceeded and self.stalled_step is None:
+            raise ValueError("stalled_step is required when deadline_exceeded is true")
+        if not self.deadline_exceeded and self.stalled_step is not None:
+            raise ValueError("stalled_step is only set when deadline_exceeded is true")
+        return self
