@@ -1,0 +1,157 @@
+"""Indicator series of one evaluation run, computed once per (ticker, indicator, window).
+
+Every indicator is computed over the ticker's whole history in the snapshot (RSI and EMA depend
+on where the series starts, §3.3) and then read at any number of sessions by indexing. A
+ticker's usable history runs from its first bar up to (not including) its first missing or
+non-positive close: sessions after such a defect fail with the date of the defect, sessions
+before the first bar or too close to it fail as insufficient history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+from services.strategy.dsl.allocation import NO_FAILURE, FailureCodes, SessionIndex
+from services.strategy.dsl.ast import IndicatorName, Span
+from services.strategy.dsl.failures import Failure, FailureTable
+from services.strategy.dsl.indicators import indicator_series, needs
+from shared.marketdata.bars import BarSnapshot
+
+Series = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class TickerHistory:
+    """Closes aligned to the snapshot's sessions; usable from `first` up to `end` (exclusive)."""
+
+    closes: Series
+    first: int
+    end: int
+
+
+def describe_call(indicator: str, ticker: str, window: int | None) -> str:
+    if window is None:
+        return f'({indicator} "{ticker}")'
+    return f'({indicator} "{ticker}" {{:window {window}}})'
+
+
+class MarketSeries:
+    """Read-only view of a bar snapshot with per-run indicator caching."""
+
+    def __init__(self, bars: BarSnapshot) -> None:
+        self.bars = bars
+        self.session_count = int(bars.sessions.size)
+        self._histories: dict[str, TickerHistory | None] = {}
+        self._series: dict[tuple[str, str, int | None], Series] = {}
+
+    def session_date(self, session: int) -> date:
+        day: date = self.bars.sessions[session].astype(object)
+        return day
+
+    def history(self, ticker: str) -> TickerHistory | None:
+        if ticker not in self._histories:
+            self._histories[ticker] = self._load_history(ticker)
+        return self._histories[ticker]
+
+    def _load_history(self, ticker: str) -> TickerHistory | None:
+        closes = self.bars.closes.get(ticker)
+        if closes is None:
+            return None
+        present = np.flatnonzero(~np.isnan(closes))
+        if present.size == 0:
+            return TickerHistory(closes=closes, first=self.session_count, end=self.session_count)
+        first = int(present[0])
+        tail = closes[first:]
+        defects = np.flatnonzero(~(np.isfinite(tail) & (tail > 0.0)))
+        end = first + int(defects[0]) if defects.size else self.session_count
+        return TickerHistory(closes=closes, first=first, end=end)
+
+    def indicator(self, ticker: str, indicator: IndicatorName, window: int | None) -> Series:
+        """The indicator at every session (NaN where it cannot be computed)."""
+        key = (ticker, indicator, window)
+        cached = self._series.get(key)
+        if cached is not None:
+            return cached
+        values = np.full(self.session_count, np.nan, dtype=np.float64)
+        history = self.history(ticker)
+        if history is not None and history.end > history.first:
+            usable = history.closes[history.first : history.end]
+            values[history.first : history.end] = indicator_series(indicator, usable, window)
+        self._series[key] = values
+        return values
+
+    def read(
+        self,
+        ticker: str,
+        indicator: IndicatorName,
+        window: int | None,
+        sessions: SessionIndex,
+        *,
+        span: Span,
+        failures: FailureTable,
+        context: str | None = None,
+    ) -> tuple[Series, FailureCodes]:
+        """Indicator values at `sessions`, with a failure code where a value is unusable."""
+        values = self.indicator(ticker, indicator, window)[sessions]
+        codes = np.full(sessions.size, NO_FAILURE, dtype=np.int64)
+        missing = np.isnan(values)
+        if not missing.any():
+            return values, codes
+        call = describe_call(indicator, ticker, window)
+        subject = call if context is None else f"{context}: {call}"
+        history = self.history(ticker)
+        if history is None:
+            code = failures.add(
+                Failure(
+                    span,
+                    ticker,
+                    lambda _s: (
+                        f"{subject}: {ticker} has no bars in the bar data; "
+                        "add its history or remove it from the strategy"
+                    ),
+                )
+            )
+            codes[missing] = code
+            return values, codes
+        defect = missing & (sessions >= history.end)
+        if defect.any():
+            defect_day = self.session_date(history.end)
+            codes[defect] = failures.add(
+                Failure(
+                    span,
+                    ticker,
+                    lambda _s: (
+                        f"{subject}: {ticker} has no valid close on {defect_day} "
+                        "(missing or not positive); repair the bar data"
+                    ),
+                )
+            )
+        short = missing & ~defect
+        if short.any():
+            required = needs(indicator, window)
+            first = history.first
+
+            def insufficient(session: int) -> str:
+                available = max(0, session - first + 1)
+                if available >= required:
+                    return f"{subject}: value is NaN as of {self.session_date(session)}"
+                return (
+                    f"{subject}: insufficient history: needs {required} closes, {ticker} has "
+                    f"{available} up to {self.session_date(session)}"
+                )
+
+            codes[short] = failures.add(Failure(span, ticker, insufficient))
+        return values, codes
+
+    def bars_used(
+        self, ticker: str, indicator: IndicatorName, window: int | None, session: int
+    ) -> int:
+        """Closes an indicator value rests on (the whole history for RSI and EMA)."""
+        if indicator in ("rsi", "exponential-moving-average-price"):
+            history = self.history(ticker)
+            return 0 if history is None else session - history.first + 1
+        return needs(indicator, window)

@@ -1,0 +1,65 @@
+"""The decision trace of one (strategy, as-of) evaluation (§2.14).
+
+The full trace explains every decision on the taken path — the `if` conditions with their
+operand values, filter rankings, inverse-volatility weights and every indicator value read — so a
+target weight can be followed back to its cause. The compact form is what travels in
+`SignalGenerated`; it keeps only the decisions and is capped so one deep strategy cannot bloat an
+event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+COMPACT_LIMIT_BYTES = 64 * 1024
+TraceEntry = dict[str, Any]
+
+
+def _compact_entry(entry: TraceEntry) -> TraceEntry | None:
+    kind = entry["node"]
+    if kind == "if":
+        return {
+            "if": entry["span"],
+            "condition": entry["condition"],
+            "left": entry["left"],
+            "right": entry["right"],
+            "branch": entry["branch"],
+        }
+    if kind == "filter":
+        scores = {c["candidate"]: c.get("score") for c in entry["candidates"]}
+        return {
+            "filter": entry["span"],
+            "winners": [{"candidate": s, "score": scores.get(s)} for s in entry["selected"]],
+        }
+    if kind == "weight-inverse-volatility":
+        return {
+            "inverse_volatility": entry["span"],
+            "weights": {c["child"]: c["weight"] for c in entry["children"]},
+        }
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTrace:
+    """Entries in evaluation order; each is a JSON-ready dict whose `node` names its kind."""
+
+    entries: tuple[TraceEntry, ...]
+
+    def full(self) -> list[TraceEntry]:
+        return list(self.entries)
+
+    def compact(self, limit_bytes: int = COMPACT_LIMIT_BYTES) -> TraceEntry:
+        """Branches, filter winners and inverse-volatility weights, at most `limit_bytes` of
+        JSON; when cut, the tail is dropped and `truncated` says how many decisions are missing."""
+        decisions = [c for c in map(_compact_entry, self.entries) if c is not None]
+        kept: list[TraceEntry] = []
+        size = len(json.dumps({"path": [], "truncated": len(decisions)}))
+        for decision in decisions:
+            cost = len(json.dumps(decision)) + 2
+            if size + cost > limit_bytes:
+                break
+            kept.append(decision)
+            size += cost
+        return {"path": kept, "truncated": len(decisions) - len(kept)}
