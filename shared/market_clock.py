@@ -1,0 +1,188 @@
+"""What time it is for trading, and when the exchange is open (trading spec §6.3, §7).
+
+Sessions, early closes and holidays come from the XNYS exchange calendar. With the simulated
+broker "now" is `ALCHEMISER_SIM_NOW` (or 15 minutes before the close of the bar store's last
+session), so a run behaves the same at any real hour; with Alpaca it is the real clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from functools import cache
+from typing import TYPE_CHECKING, Protocol
+from zoneinfo import ZoneInfo
+
+from shared.settings import BrokerKind, SettingsError
+
+if TYPE_CHECKING:
+    from exchange_calendars import ExchangeCalendar
+
+NEW_YORK = ZoneInfo("America/New_York")
+CLOSE_WINDOW = dt.timedelta(minutes=15)
+CALENDAR_START = "2000-01-03"
+
+
+class ClockSettings(Protocol):
+    """The two settings that decide "now": which broker, and the simulated moment if any."""
+
+    @property
+    def broker(self) -> BrokerKind: ...
+
+    @property
+    def sim_now(self) -> str | None: ...
+
+
+@cache
+def exchange_calendar() -> ExchangeCalendar:
+    """The New York Stock Exchange calendar; built once, since importing it takes a second."""
+    import exchange_calendars
+
+    with warnings.catch_warnings():
+        # exchange_calendars trips pandas deprecation warnings of its own while it builds.
+        warnings.simplefilter("ignore")
+        return exchange_calendars.get_calendar("XNYS", start=CALENDAR_START)
+
+
+def _timestamp(session: dt.date) -> object:
+    import pandas
+
+    return pandas.Timestamp(session)
+
+
+def _in_calendar(session: dt.date) -> None:
+    calendar = exchange_calendar()
+    first, last = calendar.first_session.date(), calendar.last_session.date()
+    if not first <= session <= last:
+        raise ValueError(
+            f"{session.isoformat()} is outside the exchange calendar ({first} to {last}); "
+            "use a date inside it (check ALCHEMISER_SIM_NOW and the bar store's dates)"
+        )
+
+
+def is_session(day: dt.date) -> bool:
+    """Whether the exchange trades on `day` (weekends and holidays do not)."""
+    _in_calendar(day)
+    return bool(exchange_calendar().is_session(_timestamp(day)))
+
+
+def session_open(session: dt.date) -> dt.datetime:
+    _require_session(session)
+    opened = exchange_calendar().session_open(_timestamp(session))
+    return opened.to_pydatetime().astimezone(dt.UTC)  # type: ignore[no-any-return]
+
+
+def session_close(session: dt.date) -> dt.datetime:
+    """The session's close, early closes (13:00 New York) included."""
+    _require_session(session)
+    closed = exchange_calendar().session_close(_timestamp(session))
+    return closed.to_pydatetime().astimezone(dt.UTC)  # type: ignore[no-any-return]
+
+
+def _require_session(session: dt.date) -> None:
+    if not is_session(session):
+        raise ValueError(
+            f"{session.isoformat()} is not a trading session of the exchange "
+            "(weekend or holiday); pass a session date"
+        )
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()} has no time zone; pass a timezone-aware datetime")
+    return moment
+
+
+def session_for(moment: dt.datetime) -> dt.date | None:
+    """The trading date of `moment`: its New York date when that is a session, else None."""
+    day = _aware(moment).astimezone(NEW_YORK).date()
+    return day if is_session(day) else None
+
+
+def is_open_at(moment: dt.datetime) -> bool:
+    """Whether `moment` falls inside a session (open included, close excluded)."""
+    session = session_for(moment)
+    return session is not None and session_open(session) <= moment < session_close(session)
+
+
+def close_window(session: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The session's last 15 minutes, [start, close): when a daily run may trade unforced."""
+    close = session_close(session)
+    return close - CLOSE_WINDOW, close
+
+
+def next_session(day: dt.date) -> dt.date:
+    """The first session on or after `day`."""
+    _in_calendar(day)
+    found = exchange_calendar().date_to_session(_timestamp(day), direction="next")
+    return found.date()  # type: ignore[no-any-return]
+
+
+def next_close_window(moment: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The close window that `moment` is in, or the first one after it."""
+    day = _aware(moment).astimezone(NEW_YORK).date()
+    session = next_session(day)
+    start, end = close_window(session)
+    if moment >= end:
+        start, end = close_window(next_session(session + dt.timedelta(days=1)))
+    return start, end
+
+
+def next_open(moment: dt.datetime) -> dt.datetime:
+    """The first session open strictly after `moment`."""
+    day = _aware(moment).astimezone(NEW_YORK).date()
+    session = next_session(day)
+    if session_open(session) <= moment:
+        session = next_session(session + dt.timedelta(days=1))
+    return session_open(session)
+
+
+def next_close(moment: dt.datetime) -> dt.datetime:
+    """The first session close strictly after `moment` (today's while the session is open)."""
+    day = _aware(moment).astimezone(NEW_YORK).date()
+    session = next_session(day)
+    if session_close(session) <= moment:
+        session = next_session(session + dt.timedelta(days=1))
+    return session_close(session)
+
+
+def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every session from `start` to `end`, both included."""
+    if end < start:
+        return []
+    _in_calendar(start)
+    _in_calendar(end)
+    found = exchange_calendar().sessions_in_range(_timestamp(start), _timestamp(end))
+    return [stamp.date() for stamp in found]
+
+
+def default_sim_now(last_bar_session: dt.date) -> dt.datetime:
+    """15 minutes before that session's close, in New York time: the start of its close
+    window (15:45 on a normal day, 12:45 on an early close)."""
+    start, _ = close_window(last_bar_session)
+    return start.astimezone(NEW_YORK)
+
+
+def parse_sim_now(value: str) -> dt.datetime:
+    """`ALCHEMISER_SIM_NOW` as an aware datetime; a naive value is New York time."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(
+            f"ALCHEMISER_SIM_NOW: not an ISO datetime (got {value!r}); "
+            "write it like 2024-11-29T12:45:00 (New York time) or 2024-11-29T17:45:00+00:00"
+        ) from None
+    return moment.replace(tzinfo=NEW_YORK) if moment.tzinfo is None else moment
+
+
+def market_now(settings: ClockSettings, bar_store_last_session: dt.date | None) -> dt.datetime:
+    """ "Now" for the broker's clock, the close-window check and the trading date.
+
+    The simulated broker stands still at `ALCHEMISER_SIM_NOW`, else at the start of the bar
+    store's last close window; without a bar store (or with Alpaca) it is the real clock."""
+    if settings.broker is BrokerKind.SIMULATED:
+        if settings.sim_now:
+            return parse_sim_now(settings.sim_now)
+        if bar_store_last_session is not None:
+            return default_sim_now(bar_store_last_session)
+    return dt.datetime.now(dt.UTC)
