@@ -1,0 +1,1 @@
+"""Bars, the bar store, the synthetic sample and the market-data port."""
