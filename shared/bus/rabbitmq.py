@@ -270,9 +270,14 @@ class RabbitMqBus:
             return
         try:
             await self._attach(subscription)
-        except BaseException:
+        except BaseException as error:
             self._subscriptions.remove(subscription)
             subscription.worker.cancel()
+            if isinstance(error, _CONNECTION_ERRORS):
+                raise BusConnectionError(
+                    f"cannot subscribe queue {queue!r} on RabbitMQ at {self._safe_url}: "
+                    f"{failure_reason(error)}; retry once health() reports connected"
+                ) from error
             raise
 
     def health(self) -> BusHealth:
@@ -296,7 +301,7 @@ class RabbitMqBus:
                 f"cannot read the dead letters of {queue!r}: not connected to RabbitMQ at "
                 f"{self._safe_url}"
             )
-        channel = await connection.channel(publisher_confirms=False)
+        channel = await _plain_channel(connection)
         try:
             try:
                 dlq = await channel.declare_queue(f"{queue}.dlq", passive=True)
@@ -311,8 +316,7 @@ class RabbitMqBus:
                 await incoming.ack()
             return messages
         finally:
-            if not channel.is_closed:
-                await channel.close()
+            await _close_quietly(channel)
 
     def _is_connected(self) -> bool:
         connection = self._connection
@@ -372,16 +376,18 @@ class RabbitMqBus:
                     self.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
                 ),
             )
+            self._connection = connection
+            self._publish_channel, self._consume_channel = publish_channel, consume_channel
+            self._exchange, self._dead_letter_exchange = exchange, dead_letter_exchange
+            for subscription in self._subscriptions:
+                await self._attach(subscription)
         except BaseException:
+            self._connection = self._publish_channel = self._consume_channel = None
+            self._exchange = self._dead_letter_exchange = None
             await connection.close()
             raise
         connection.close_callbacks.add(self._on_connection_lost)
         connection.reconnect_callbacks.add(self._on_reconnected)
-        self._connection = connection
-        self._publish_channel, self._consume_channel = publish_channel, consume_channel
-        self._exchange, self._dead_letter_exchange = exchange, dead_letter_exchange
-        for subscription in self._subscriptions:
-            await self._attach(subscription)
 
     async def _declare(self, what: str, declaration: Any) -> Any:
         try:
@@ -398,7 +404,7 @@ class RabbitMqBus:
         connection, channel = self._connection, self._consume_channel
         assert connection is not None and channel is not None
         queue, arguments = subscription.queue, self.queue_arguments(subscription.queue)
-        probe = await connection.channel(publisher_confirms=False)
+        probe = await _plain_channel(connection)
         try:
             await self._declare(
                 f"queue {queue!r}", probe.declare_queue(queue, durable=True, arguments=arguments)
@@ -410,8 +416,7 @@ class RabbitMqBus:
                 ),
             )
         finally:
-            if not probe.is_closed:
-                await probe.close()
+            await _close_quietly(probe)
         dlq = await channel.declare_queue(
             f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"}
         )
@@ -452,8 +457,11 @@ class RabbitMqBus:
         except aiormq.exceptions.ChannelInvalidStateError:
             return
         for subscription in self._subscriptions:
+            if subscription.amqp_queue is None:
+                await self._attach_later(subscription)
+                continue
             subscription.attached = subscription.consumer_tag in live_tags
-            if subscription.attached or subscription.amqp_queue is None:
+            if subscription.attached:
                 subscription.missing_ticks = 0
                 continue
             subscription.missing_ticks += 1
@@ -462,6 +470,13 @@ class RabbitMqBus:
             if getattr(connection, "reconnecting", False):
                 continue
             await self._reattach(subscription)
+
+    async def _attach_later(self, subscription: _Subscription) -> None:
+        """A subscription whose first attach was cut short by a lost connection."""
+        try:
+            await self._attach(subscription)
+        except (BusTopologyError, *_CONNECTION_ERRORS) as error:
+            log.warning("bus.attach_failed", queue=subscription.queue, error=failure_reason(error))
 
     async def _reattach(self, subscription: _Subscription) -> None:
         amqp_queue, stale_tag = subscription.amqp_queue, subscription.consumer_tag
@@ -565,6 +580,20 @@ class RabbitMqBus:
             await subscription.on_dead_letter(message, reason)
         except Exception as hook_error:
             log.exception("bus.dead_letter_hook_failed", error=failure_reason(hook_error), **fields)
+
+
+async def _plain_channel(connection: AbstractRobustConnection) -> AbstractChannel:
+    """A channel the robust connection does not restore: one the broker closes after a refused
+    declaration or a passive check must stay closed, not be reopened behind our back."""
+    channel = aio_pika.Channel(connection, publisher_confirms=False)
+    await channel.initialize()
+    return channel
+
+
+async def _close_quietly(channel: AbstractChannel) -> None:
+    if not channel.is_closed:
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            await channel.close()
 
 
 async def _settle(settlement: Any, queue: str, message: Message) -> None:

@@ -252,3 +252,30 @@ async def test_consumer_lost_without_the_client_library_noticing_is_attached_aga
     await eventually(lambda: bus.health().ready)
     await bus.publish("OrderFilled", b"{}", message_id="fill-1")
     await eventually(lambda: recorder.handled_ids() == ["fill-1"])
+
+
+async def test_broker_dead_letters_a_message_whose_consumer_keeps_dying_past_the_delivery_limit(
+    rabbit_bus_factory: BusFactory, rabbitmq_url: str, names: Names, proxy: TcpProxy
+) -> None:
+    consumer = await rabbit_bus_factory(max_deliveries=1, url=through(proxy, rabbitmq_url))
+    publisher = await rabbit_bus_factory()
+    queue = names.queue("execution")
+    deliveries: list[Message] = []
+    release = asyncio.Event()
+
+    async def dies_holding_the_message(message: Message) -> None:
+        deliveries.append(message)
+        await release.wait()
+
+    await consumer.subscribe(queue, ["RebalancePlanned"], dies_holding_the_message)
+    await publisher.publish("RebalancePlanned", b"{}", message_id="plan-1")
+    for delivered in (1, 2, 3):
+        await eventually(lambda n=delivered: len(deliveries) == n)
+        proxy.drop()
+        release.set()
+        release.clear()
+
+    [dead] = await eventually(lambda: publisher.dead_letters(queue))
+    assert dead.message_id == "plan-1"
+    assert dead.routing_key == "RebalancePlanned"
+    assert [m.delivery_count for m in deliveries] == [1, 2, 3]
