@@ -223,7 +223,7 @@ def fit_buys(
     budget (cash below the reserve and no sells) scales every BUY to nothing.
     """
     buys = sum_trades(items, TradeAction.BUY)
-    if buys <= budget:
+    if buys == 0 or buys <= budget:
         return items, Decimal(1)
     usable = max(budget, Decimal(0))
     with localcontext() as context:

@@ -1,0 +1,154 @@
+"""From a plan item's dollars to a share quantity, and the checks before an order is sent.
+
+Trading spec §3.3 (sizing) and §3.4 (pre-flight). The plan holds dollars; shares are decided
+here against the quote of the moment, so a quantity that the broker would refuse (zero, more
+than is available, fractional for a whole-share asset) is caught before it reaches the broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+
+SHARE_STEP = Decimal("0.000001")
+WHOLE_SHARE = Decimal(1)
+
+NO_PRICE = "no price"
+BELOW_MIN_NOTIONAL = "skipped: estimated notional below minimum"
+ROUNDS_TO_ZERO = "quantity rounds to zero"
+
+
+class OrderSide(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """Broker asset metadata; `None` in its place means the lookup failed or is unknown."""
+
+    tradable: bool
+    fractionable: bool
+
+
+class SizingOutcome(StrEnum):
+    SIZED = "sized"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SizedOrder:
+    """A quantity to order, or why none is: a skip is not placed, a failure counts as placed."""
+
+    outcome: SizingOutcome
+    qty: Decimal
+    reason: str | None = None
+
+
+def size_order(
+    *,
+    side: OrderSide,
+    trade_amount: Decimal,
+    liquidation: bool,
+    price: Decimal | None,
+    position_qty: Decimal | None,
+    qty_available: Decimal | None,
+    asset: AssetInfo | None,
+    min_notional_usd: Decimal,
+) -> SizedOrder:
+    """Size one plan item (§3.3).
+
+    `liquidation` is a SELL whose target weight is 0: it sells the whole position whatever the
+    price. Every SELL is capped at `qty_available` (shares not held by other open orders), so a
+    price drop since planning cannot over-sell. `price` is the mid of the execution quote.
+    """
+    fractionable = asset is not None and asset.fractionable
+    if side is OrderSide.SELL and liquidation:
+        raw_qty = position_qty if position_qty is not None else Decimal(0)
+    else:
+        if side is OrderSide.BUY and fractionable:
+            estimated_notional = abs(trade_amount) if price else Decimal(0)
+            if estimated_notional < min_notional_usd:
+                return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), BELOW_MIN_NOTIONAL)
+        if not price or price <= 0:
+            return SizedOrder(SizingOutcome.FAILED, Decimal(0), NO_PRICE)
+        raw_qty = abs(trade_amount) / price
+    qty = round_quantity(raw_qty, fractionable)
+    if side is OrderSide.SELL and qty_available is not None and qty > qty_available:
+        qty = truncate_quantity(qty_available, fractionable)
+    if qty <= 0:
+        return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), ROUNDS_TO_ZERO)
+    return SizedOrder(SizingOutcome.SIZED, qty)
+
+
+def round_quantity(qty: Decimal, fractionable: bool) -> Decimal:
+    """Six decimals half-even for a fractionable asset; otherwise (or unknown) whole shares down."""
+    if fractionable:
+        return qty.quantize(SHARE_STEP, rounding=ROUND_HALF_EVEN)
+    return qty.quantize(WHOLE_SHARE, rounding=ROUND_FLOOR)
+
+
+def truncate_quantity(qty: Decimal, fractionable: bool) -> Decimal:
+    """Round towards zero, for caps that must never be exceeded."""
+    step = SHARE_STEP if fractionable else WHOLE_SHARE
+    return qty.quantize(step, rounding=ROUND_DOWN)
+
+
+class PreflightCode(StrEnum):
+    NOT_TRADABLE = "NOT_TRADABLE"
+    ZERO_QUANTITY_AFTER_ROUNDING = "ZERO_QUANTITY_AFTER_ROUNDING"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    """`qty` is the quantity to send (floored for a whole-share asset).
+
+    `asset_unknown` flags an order allowed without checks because the asset lookup failed;
+    the caller logs it as a warning.
+    """
+
+    valid: bool
+    qty: Decimal
+    code: PreflightCode | None = None
+    message: str | None = None
+    asset_unknown: bool = False
+
+
+def preflight(symbol: str, qty: Decimal, asset: AssetInfo | None) -> PreflightResult:
+    """The §3.4 table, checked on both the limit and the market path.
+
+    Beyond the table, a quantity ≤ 0 is refused even when the asset is unknown: such an order
+    can only be a bug, and the broker would reject it anyway.
+    """
+    if qty <= 0:
+        return PreflightResult(
+            valid=False,
+            qty=qty,
+            code=PreflightCode.INVALID_QUANTITY,
+            message=f"quantity {qty} for {symbol} must be positive",
+            asset_unknown=asset is None,
+        )
+    if asset is None:
+        return PreflightResult(valid=True, qty=qty, asset_unknown=True)
+    if not asset.tradable:
+        return PreflightResult(
+            valid=False,
+            qty=qty,
+            code=PreflightCode.NOT_TRADABLE,
+            message=f"asset {symbol} is not tradable",
+        )
+    if asset.fractionable:
+        return PreflightResult(valid=True, qty=qty)
+    whole = qty.quantize(WHOLE_SHARE, rounding=ROUND_FLOOR)
+    if whole <= 0:
+        return PreflightResult(
+            valid=False,
+            qty=whole,
+            code=PreflightCode.ZERO_QUANTITY_AFTER_ROUNDING,
+            message=f"quantity {qty} for {symbol} floors to 0 whole shares and {symbol} "
+            "is not fractionable",
+        )
+    return PreflightResult(valid=True, qty=whole)
