@@ -1,0 +1,53 @@
+"""Async engines with the per-backend settings the store relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from shared.settings import normalise_database_url
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_OPTION = "alchemiser_write"
+"""Execution option marking a connection that will write: on SQLite it begins IMMEDIATE."""
+
+
+def create_store_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
+    url = make_url(normalise_database_url(database_url))
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(database_url, pool_size)
+    # No pool_pre_ping: it costs a round trip per transaction; a dead pooled connection fails
+    # the unit of work, which the caller retries like any other transient database error.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+
+
+def _sqlite_engine(database_url: str, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        normalise_database_url(database_url),
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own implicit BEGIN is disabled so that `begin` below decides the mode.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # FULL: a commit survives power loss in WAL mode too (NORMAL may lose the last ones).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def begin(connection: Connection) -> None:
+        # A writer takes the write lock up front, so concurrent writers queue on the busy
+        # timeout instead of failing with SQLITE_BUSY when a read lock cannot be upgraded.
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

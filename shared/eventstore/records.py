@@ -1,0 +1,29 @@
+"""What the store hands back: recorded events and outbox messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from shared.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    position: int
+    """Global, gap-free, in commit order: page `read_all` by it."""
+    stream_id: str
+    stream_version: int
+    event: Event
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    event_id: UUID
+    routing_key: str
+    """The event type (DESIGN §5: routing key = event type)."""
+    body: bytes
+    """The encoded event, published as is."""

@@ -1,0 +1,319 @@
+"""The event store over SQLAlchemy 2 async Core: PostgreSQL (asyncpg) and SQLite (aiosqlite).
+
+Global positions are gap-free and in commit order. Every append first updates the one-row
+`event_positions` counter (`UPDATE … RETURNING`), which takes that row's lock until the
+transaction ends, so appends are serialised: positions are handed out in the order the
+transactions commit, and a transaction that rolls back returns its positions with it. A reader
+paging `read_all(after_position)` therefore never skips an event that commits later with a lower
+position. The price is one writer at a time per database — the append transaction is short,
+and a broker call is never made inside one (trading spec §3.16). On SQLite every unit of work
+begins IMMEDIATE, which serialises writers the same way.
+
+The stream's version is read after the counter lock is held, so the optimistic check against
+`expected_version` sees every committed append; the unique `(stream_id, stream_version)`
+constraint stays as the last line of defence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.events import Event, decode_document, encode
+from shared.events.envelope import ENVELOPE_FIELDS
+from shared.eventstore.engine import WRITE_OPTION, create_store_engine
+from shared.eventstore.errors import (
+    AlreadyProcessedError,
+    ConcurrencyError,
+    DuplicateEventError,
+    EventStoreUnavailableError,
+)
+from shared.eventstore.migrate import describe
+from shared.eventstore.records import OutboxMessage, RecordedEvent
+from shared.eventstore.schema import event_positions, inbox, outbox
+from shared.eventstore.schema import events as events_table
+from shared.settings import normalise_database_url
+
+_EXCLUDED_FROM_PAYLOAD = set(ENVELOPE_FIELDS)
+_EVENT_COLUMNS = (
+    events_table.c.position,
+    events_table.c.stream_id,
+    events_table.c.stream_version,
+    events_table.c.event_id,
+    events_table.c.event_type,
+    events_table.c.schema_version,
+    events_table.c.correlation_id,
+    events_table.c.causation_id,
+    events_table.c.account_id,
+    events_table.c.occurred_at,
+    events_table.c.source,
+    events_table.c.payload,
+    events_table.c.recorded_at,
+)
+
+
+class UnitOfWork:
+    """One database transaction: read stream versions, check the inbox, append events with
+    their outbox rows. Obtained from `SqlEventStore.unit_of_work()`; never shared across tasks.
+    """
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self._appended = False
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's last version; 0 for a stream with no events."""
+        result = await self._connection.execute(
+            select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
+                events_table.c.stream_id == stream_id
+            )
+        )
+        return int(result.scalar_one())
+
+    async def append(
+        self, stream_id: str, expected_version: int | None, events: Sequence[Event]
+    ) -> list[RecordedEvent]:
+        """Append `events` to the stream after `expected_version` (None: at its current end),
+        and one outbox row per event, in this transaction. A stream at another version raises
+        ConcurrencyError; nothing is ever overwritten."""
+        if not events:
+            return []
+        if expected_version is not None and expected_version < 0:
+            raise ValueError(f"stream {stream_id!r}: expected_version must be ≥ 0 or None")
+        count = len(events)
+        last_position = await self._bump_positions(count)
+        actual = await self.stream_version(stream_id)
+        if expected_version is not None and actual != expected_version:
+            # Give the positions back so the counter stays gap-free even if the caller catches
+            # the error and commits the rest of its work.
+            await self._bump_positions(-count)
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        recorded_at = datetime.now(UTC)
+        first_position = last_position - count + 1
+        recorded = [
+            RecordedEvent(first_position + index, stream_id, actual + 1 + index, event, recorded_at)
+            for index, event in enumerate(events)
+        ]
+        try:
+            await self._connection.execute(
+                insert(events_table), [_event_row(record) for record in recorded]
+            )
+            await self._connection.execute(
+                insert(outbox),
+                [
+                    {
+                        "event_id": record.event.event_id,
+                        "routing_key": record.event.event_type,
+                        "body": encode(record.event),
+                        "created_at": recorded_at,
+                    }
+                    for record in recorded
+                ],
+            )
+        except IntegrityError as error:
+            raise _append_conflict(error, stream_id, expected_version, actual, events) from error
+        self._appended = True
+        return recorded
+
+    async def seen(self, service: str, event_id: UUID) -> bool:
+        """Whether `service` already processed `event_id` (a redelivery to acknowledge)."""
+        result = await self._connection.execute(
+            select(inbox.c.event_id).where(inbox.c.service == service, inbox.c.event_id == event_id)
+        )
+        return result.first() is not None
+
+    async def record_inbox(self, service: str, event_id: UUID) -> None:
+        """Record that `service` processed `event_id`; commits with the events it appends.
+
+        Call it before `append`: the inbox row is locked first and the position counter second
+        in every unit of work, so two consumers of a redelivered event cannot deadlock — the
+        second waits on the inbox row and then gets AlreadyProcessedError.
+        """
+        if self._appended:
+            raise RuntimeError(
+                "record_inbox must be called before append in a unit of work (lock order: inbox "
+                "row, then the position counter)"
+            )
+        try:
+            await self._connection.execute(
+                insert(inbox).values(
+                    service=service, event_id=event_id, processed_at=datetime.now(UTC)
+                )
+            )
+        except IntegrityError as error:
+            raise AlreadyProcessedError(service, event_id) from error
+
+    async def _bump_positions(self, count: int) -> int:
+        result = await self._connection.execute(
+            update(event_positions)
+            .where(event_positions.c.id == 1)
+            .values(last_position=event_positions.c.last_position + count)
+            .returning(event_positions.c.last_position)
+        )
+        return int(result.scalar_one())
+
+
+class SqlEventStore:
+    """The system of record (DESIGN §4). The engine is created on first use."""
+
+    def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
+        self._database_url = normalise_database_url(database_url)
+        self._pool_size = pool_size
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_store_engine(self._database_url, pool_size=self._pool_size)
+        return self._engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def ping(self) -> None:
+        """Raise EventStoreUnavailableError when the database does not answer."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (DBAPIError, OSError) as error:
+            raise EventStoreUnavailableError(
+                f"event store {describe(self._database_url)} is unreachable: {error}"
+            ) from error
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One transaction: committed when the block exits, rolled back when it raises."""
+        return self._unit_of_work()
+
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self.engine.connect() as connection:
+            if self.is_sqlite:
+                await connection.execution_options(**{WRITE_OPTION: True})
+            async with connection.begin():
+                yield UnitOfWork(connection)
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+        return await self._read(
+            select(*_EVENT_COLUMNS)
+            .where(events_table.c.stream_id == stream_id)
+            .order_by(events_table.c.stream_version)
+        )
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Up to `limit` events with position > `after_position`, in position order."""
+        return await self._read(
+            select(*_EVENT_COLUMNS)
+            .where(events_table.c.position > after_position)
+            .order_by(events_table.c.position)
+            .limit(limit)
+        )
+
+    async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
+        """Every event of one workflow, in position (commit) order."""
+        return await self._read(
+            select(*_EVENT_COLUMNS)
+            .where(events_table.c.correlation_id == correlation_id)
+            .order_by(events_table.c.position)
+        )
+
+    async def pending_outbox(self, limit: int = 500) -> list[OutboxMessage]:
+        """Unsent outbox rows, oldest first."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            return [
+                OutboxMessage(row.id, row.event_id, row.routing_key, bytes(row.body))
+                for row in result
+            ]
+
+    async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
+        if not outbox_ids:
+            return
+        async with self.engine.connect() as connection:
+            if self.is_sqlite:
+                await connection.execution_options(**{WRITE_OPTION: True})
+            async with connection.begin():
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(list(outbox_ids)), outbox.c.sent_at.is_(None))
+                    .values(sent_at=datetime.now(UTC))
+                )
+
+    async def outbox_lag(self) -> int:
+        """Unsent outbox rows (exported on /metrics)."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+            )
+            return int(result.scalar_one())
+
+    async def _read(self, query: Any) -> list[RecordedEvent]:
+        async with self.engine.connect() as connection:
+            result = await connection.execute(query)
+            return [_recorded(row) for row in result]
+
+
+def _event_row(record: RecordedEvent) -> dict[str, Any]:
+    event = record.event
+    return {
+        "position": record.position,
+        "stream_id": record.stream_id,
+        "stream_version": record.stream_version,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "schema_version": event.schema_version,
+        "correlation_id": event.correlation_id,
+        "causation_id": event.causation_id,
+        "account_id": event.account_id,
+        "occurred_at": event.occurred_at,
+        "source": event.source,
+        "payload": event.model_dump(mode="json", exclude=_EXCLUDED_FROM_PAYLOAD),
+        "recorded_at": record.recorded_at,
+    }
+
+
+def _recorded(row: Row[Any]) -> RecordedEvent:
+    document = dict(row.payload)
+    document["event_id"] = row.event_id
+    document["event_type"] = row.event_type
+    document["schema_version"] = row.schema_version
+    document["correlation_id"] = row.correlation_id
+    document["causation_id"] = row.causation_id
+    document["account_id"] = row.account_id
+    document["occurred_at"] = row.occurred_at
+    document["source"] = row.source
+    return RecordedEvent(
+        row.position, row.stream_id, row.stream_version, decode_document(document), row.recorded_at
+    )
+
+
+def _append_conflict(
+    error: IntegrityError,
+    stream_id: str,
+    expected_version: int | None,
+    actual: int,
+    events: Sequence[Event],
+) -> Exception:
+    message = str(error.orig)
+    if "uq_events_event_id" in message or "events.event_id" in message:
+        return DuplicateEventError(", ".join(str(event.event_id) for event in events))
+    if "uq_events_stream_version" in message or "events.stream_id" in message:
+        return ConcurrencyError(stream_id, expected_version, actual + len(events))
+    return error

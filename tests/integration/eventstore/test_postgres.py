@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from shared.events import OrderFilled
+from shared.eventstore import ConcurrencyError, SqlEventStore, upgrade
+from tests.integration.eventstore.contract import EventStoreContract
+from tests.unit.events.examples import order_filled
+
+pytestmark = pytest.mark.integration
+
+RACES = 200
+
+
+class TestPostgresEventStore(EventStoreContract):
+    @pytest.fixture
+    def database_url(self, postgres_url: str) -> str:
+        return postgres_url
+
+
+@pytest.fixture
+async def postgres_store(postgres_url: str) -> AsyncIterator[SqlEventStore]:
+    await upgrade(postgres_url)
+    store = SqlEventStore(postgres_url, pool_size=4)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_racing_appends_of_one_version_have_exactly_one_winner(
+    postgres_store: SqlEventStore,
+):
+    async def append(version: int, writer: int) -> OrderFilled | ConcurrencyError:
+        event = order_filled(qty=Decimal(writer), price=Decimal(version + 1))
+        try:
+            async with postgres_store.unit_of_work() as uow:
+                await uow.append("raced", version, [event])
+        except ConcurrencyError as error:
+            return error
+        return event
+
+    winners: list[OrderFilled] = []
+    for version in range(RACES):
+        outcomes = await asyncio.gather(append(version, 1), append(version, 2))
+        won = [outcome for outcome in outcomes if isinstance(outcome, OrderFilled)]
+        lost = [outcome for outcome in outcomes if isinstance(outcome, ConcurrencyError)]
+        assert len(won) == 1, f"version {version}: {outcomes}"
+        assert len(lost) == 1
+        assert lost[0].expected_version == version
+        assert lost[0].actual_version == version + 1
+        winners.extend(won)
+
+    stream = await postgres_store.read_stream("raced")
+    assert len(stream) == RACES
+    assert [record.event for record in stream] == winners
+    assert [record.stream_version for record in stream] == list(range(1, RACES + 1))
+    assert [record.position for record in stream] == list(range(1, RACES + 1))
+    assert await postgres_store.outbox_lag() == RACES
+
+
+async def test_a_reader_paging_during_concurrent_appends_skips_nothing(
+    postgres_store: SqlEventStore,
+):
+    writers, appends_each = 4, 25
+    done = asyncio.Event()
+
+    async def write(stream: str) -> None:
+        for _ in range(appends_each):
+            async with postgres_store.unit_of_work() as uow:
+                await uow.append(stream, None, [order_filled(), order_filled()])
+
+    async def read() -> list[int]:
+        seen: list[int] = []
+        while True:
+            finished = done.is_set()
+            page = await postgres_store.read_all(after_position=seen[-1] if seen else 0, limit=7)
+            seen.extend(record.position for record in page)
+            if finished and not page:
+                return seen
+
+    reader = asyncio.create_task(read())
+    await asyncio.gather(*(write(f"w{index}") for index in range(writers)))
+    done.set()
+    positions = await reader
+    assert positions == list(range(1, writers * appends_each * 2 + 1))
