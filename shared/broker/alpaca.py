@@ -1,0 +1,729 @@
+"""The Alpaca adapter of the `Broker` port, over alpaca-py's sync clients.
+
+Each SDK call runs in a worker thread (`asyncio.to_thread`). The SDK's own retry loop (3 silent
+attempts on 429/504, 3 s apart) is switched off and its HTTP session gets a timeout (the SDK sets
+none), so that retries happen here, where an order retry can first look the order up by its client
+order id (trading spec §3.12): a retry can never double an order.
+
+Keys are held as `SecretStr` until the SDK client is built, and every message this module writes
+is passed through `_Redactor`, so a key can appear neither in a log nor in an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import requests
+import structlog
+from alpaca.common.exceptions import APIError
+from alpaca.data.enums import Adjustment
+from alpaca.data.enums import DataFeed as AlpacaDataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockLatestTradeRequest
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide as AlpacaOrderSide
+from alpaca.trading.enums import QueryOrderStatus, TimeInForce
+from alpaca.trading.models import Asset as AlpacaAsset
+from alpaca.trading.models import Calendar as AlpacaCalendar
+from alpaca.trading.models import ClosePositionResponse as AlpacaClosePositionResponse
+from alpaca.trading.models import Order as AlpacaOrder
+from alpaca.trading.models import Position as AlpacaPosition
+from alpaca.trading.models import TradeAccount as AlpacaAccount
+from alpaca.trading.requests import (
+    GetCalendarRequest,
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+)
+from pydantic import SecretStr
+
+from shared.broker.errors import (
+    BrokerAuthError,
+    BrokerError,
+    DuplicateClientOrderIdError,
+    InsufficientBuyingPowerError,
+    InsufficientQtyAvailableError,
+    InvalidOrderError,
+    NotFoundError,
+    OrderAlreadyTerminalError,
+    RateLimitedError,
+    TransientBrokerError,
+)
+from shared.broker.models import (
+    Account,
+    Asset,
+    CancelOutcome,
+    CancelResult,
+    DailyBar,
+    MarketClock,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionClose,
+    Quote,
+    Trade,
+    TradingSession,
+)
+from shared.settings import DataFeed, Settings, TradingMode
+
+T = TypeVar("T")
+
+NEW_YORK = ZoneInfo("America/New_York")
+DEFAULT_ACCOUNT_ID = "default"
+DEFAULT_TIMEOUT_S = 10.0
+ALREADY_TERMINAL_CODE = "42210000"
+BARS_EMPTY_RANGE_LIMIT_DAYS = 5
+
+_STATUS_MAP = {
+    "new": OrderStatus.ACCEPTED,
+    "accepted": OrderStatus.ACCEPTED,
+    "pending_new": OrderStatus.ACCEPTED,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "replaced": OrderStatus.CANCELED,
+    "expired": OrderStatus.REJECTED,
+    "rejected": OrderStatus.REJECTED,
+}
+_ALREADY_IN_STATE = re.compile(r'already in "?(?P<state>[a-z_]+)"? state', re.IGNORECASE)
+_REQUESTED_AVAILABLE = re.compile(
+    r"requested:\s*(?P<requested>[0-9.]+).*?available:\s*(?P<available>[0-9.]+)", re.IGNORECASE
+)
+
+log = structlog.get_logger(__name__)
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session whose every call has a timeout: alpaca-py passes none, and a hung
+    connection would otherwise hold a worker thread (and an order's fate) forever."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self._timeout_s = timeout_s
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout_s)
+        return super().request(*args, **kwargs)
+
+
+def _without_sdk_retries(
+    client: TradingClient | StockHistoricalDataClient, timeout_s: float
+) -> None:
+    # RESTClient treats retry_attempts=0 as "use the default 3", so its field is set directly.
+    client._retry = 0
+    client._session = _TimeoutSession(timeout_s)
+
+
+class _Redactor:
+    def __init__(self, *secrets: SecretStr) -> None:
+        self._secrets = [s.get_secret_value() for s in secrets if s.get_secret_value()]
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _decimal(value: str | float | int | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _enum_value(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _order_from_alpaca(order: AlpacaOrder) -> Order:
+    broker_status = _enum_value(order.status)
+    order_type = _enum_value(order.order_type or order.type or "market")
+    return Order(
+        order_id=str(order.id),
+        client_order_id=order.client_order_id,
+        symbol=order.symbol or "",
+        side=OrderSide(_enum_value(order.side or "buy")),
+        order_type=OrderType(order_type),
+        qty=_decimal(order.qty) or Decimal(0),
+        limit_price=_decimal(order.limit_price),
+        status=_STATUS_MAP.get(broker_status, OrderStatus.ACCEPTED),
+        broker_status=broker_status,
+        filled_qty=_decimal(order.filled_qty) or Decimal(0),
+        filled_avg_price=_decimal(order.filled_avg_price),
+        submitted_at=_aware(order.submitted_at),
+        updated_at=_aware(order.updated_at),
+    )
+
+
+def _position_from_alpaca(position: AlpacaPosition) -> Position:
+    qty = Decimal(position.qty)
+    return Position(
+        symbol=position.symbol,
+        qty=qty,
+        qty_available=_decimal(position.qty_available) if position.qty_available else qty,
+        market_value=_decimal(position.market_value) or Decimal(0),
+        avg_entry_price=Decimal(position.avg_entry_price),
+        current_price=_decimal(position.current_price),
+    )
+
+
+def _session_from_alpaca(day: AlpacaCalendar) -> TradingSession:
+    return TradingSession(
+        date=day.date,
+        open=day.open.replace(tzinfo=NEW_YORK),
+        close=day.close.replace(tzinfo=NEW_YORK),
+    )
+
+
+def _error_body(error: APIError) -> tuple[str | None, str | None, dict[str, Any]]:
+    """The broker's (code, message, fields); (None, None, {}) for a body that is not JSON."""
+    try:
+        body = json.loads(str(error))
+    except ValueError:
+        return None, None, {}
+    if not isinstance(body, dict):
+        return None, None, {}
+    code = body.get("code")
+    message = body.get("message")
+    return (
+        None if code is None else str(code),
+        None if message is None else str(message),
+        body,
+    )
+
+
+def _retry_after_s(error: APIError) -> float | None:
+    response = error.response
+    raw = None if response is None else response.headers.get("Retry-After")
+    try:
+        return None if raw is None else max(float(raw), 0.0)
+    except ValueError:
+        return None
+
+
+class AlpacaBroker:
+    """`Broker` over Alpaca's Trading and Market Data APIs for the one account, `default`.
+
+    Paper or live comes from `trading_mode` (`ALCHEMISER_TRADING_MODE`), passed to the SDK as its
+    `paper` flag — never from a URL. `base_url_override` exists ONLY so that tests can point both
+    clients at the loopback server in `tests/fakes/alpaca_server.py`; production code never sets
+    it. `sleep` and `jitter` are injected so tests do not wait for backoffs.
+    """
+
+    def __init__(
+        self,
+        *,
+        key_id: SecretStr,
+        secret_key: SecretStr,
+        trading_mode: TradingMode = TradingMode.PAPER,
+        data_feed: DataFeed = DataFeed.IEX,
+        retries: int = 3,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+        base_url_override: str | None = None,
+    ) -> None:
+        if account_id != DEFAULT_ACCOUNT_ID:
+            raise BrokerError(
+                f"account {account_id!r}: the Alpaca broker serves one account, "
+                f"{DEFAULT_ACCOUNT_ID!r}; use the simulated broker for several accounts"
+            )
+        if not key_id.get_secret_value() or not secret_key.get_secret_value():
+            raise BrokerAuthError(
+                "ALCHEMISER_ALPACA_KEY_ID and ALCHEMISER_ALPACA_SECRET_KEY must both be set "
+                "for ALCHEMISER_BROKER=alpaca"
+            )
+        self._account_id = account_id
+        self._trading_mode = trading_mode
+        self._feed = AlpacaDataFeed(data_feed.value)
+        self._retries = retries
+        self._timeout_s = timeout_s
+        self._sleep = sleep
+        self._jitter = jitter
+        self._redact = _Redactor(key_id, secret_key)
+        self._trading = TradingClient(
+            api_key=key_id.get_secret_value(),
+            secret_key=secret_key.get_secret_value(),
+            paper=trading_mode is TradingMode.PAPER,
+            url_override=base_url_override,
+        )
+        self._data = StockHistoricalDataClient(
+            api_key=key_id.get_secret_value(),
+            secret_key=secret_key.get_secret_value(),
+            url_override=base_url_override,
+        )
+        _without_sdk_retries(self._trading, timeout_s)
+        _without_sdk_retries(self._data, timeout_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> AlpacaBroker:
+        if settings.alpaca_key_id is None or settings.alpaca_secret_key is None:
+            raise BrokerAuthError(
+                "ALCHEMISER_ALPACA_KEY_ID and ALCHEMISER_ALPACA_SECRET_KEY must both be set "
+                "for ALCHEMISER_BROKER=alpaca"
+            )
+        return cls(
+            key_id=settings.alpaca_key_id,
+            secret_key=settings.alpaca_secret_key,
+            trading_mode=settings.trading_mode,
+            data_feed=settings.alpaca_data_feed,
+            retries=settings.broker_retries,
+            **overrides,
+        )
+
+    def __repr__(self) -> str:
+        return f"AlpacaBroker(account_id={self._account_id!r}, mode={self._trading_mode.value})"
+
+    @property
+    def account_id(self) -> str:
+        return self._account_id
+
+    # ------------------------------------------------------------------ account and positions
+
+    async def get_account(self) -> Account:
+        raw = await self._call("read the account", self._trading.get_account)
+        assert isinstance(raw, AlpacaAccount)
+        return Account(
+            account_id=self._account_id,
+            cash=_decimal(raw.cash) or Decimal(0),
+            buying_power=_decimal(raw.buying_power) or Decimal(0),
+            equity=_decimal(raw.equity) or Decimal(0),
+            portfolio_value=_decimal(raw.portfolio_value or raw.equity) or Decimal(0),
+            status=_enum_value(raw.status),
+        )
+
+    async def get_positions(self) -> list[Position]:
+        raw = await self._call("list positions", self._trading.get_all_positions)
+        assert isinstance(raw, list)
+        return [_position_from_alpaca(p) for p in raw]
+
+    async def get_position(self, symbol: str) -> Position | None:
+        try:
+            raw = await self._call(
+                f"read position {symbol}", lambda: self._trading.get_open_position(symbol)
+            )
+        except NotFoundError:
+            return None
+        assert isinstance(raw, AlpacaPosition)
+        return _position_from_alpaca(raw)
+
+    async def get_asset(self, symbol: str) -> Asset | None:
+        try:
+            raw = await self._call(f"read asset {symbol}", lambda: self._trading.get_asset(symbol))
+        except NotFoundError:
+            return None
+        assert isinstance(raw, AlpacaAsset)
+        return Asset(
+            symbol=raw.symbol,
+            tradable=raw.tradable,
+            fractionable=raw.fractionable,
+            name=raw.name,
+            exchange=_enum_value(raw.exchange),
+        )
+
+    # ------------------------------------------------------------------ orders
+
+    async def get_open_orders(self) -> list[Order]:
+        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=False)
+        raw = await self._call("list open orders", lambda: self._trading.get_orders(request))
+        assert isinstance(raw, list)
+        return [_order_from_alpaca(o) for o in raw]
+
+    async def get_order(self, order_id: str) -> Order | None:
+        try:
+            raw = await self._call(
+                f"read order {order_id}", lambda: self._trading.get_order_by_id(order_id)
+            )
+        except NotFoundError:
+            return None
+        assert isinstance(raw, AlpacaOrder)
+        return _order_from_alpaca(raw)
+
+    async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        try:
+            raw = await self._call(
+                f"look up order {client_order_id}",
+                lambda: self._trading.get_order_by_client_id(client_order_id),
+            )
+        except NotFoundError:
+            return None
+        assert isinstance(raw, AlpacaOrder)
+        return _order_from_alpaca(raw)
+
+    async def submit_order(self, request: OrderRequest) -> Order:
+        side = AlpacaOrderSide(request.side.value)
+        alpaca_request: MarketOrderRequest | LimitOrderRequest
+        if request.order_type is OrderType.LIMIT:
+            alpaca_request = LimitOrderRequest(
+                symbol=request.symbol,
+                qty=float(request.qty),
+                side=side,
+                time_in_force=TimeInForce.DAY,
+                limit_price=float(request.limit_price or 0),
+                client_order_id=request.client_order_id,
+            )
+        else:
+            alpaca_request = MarketOrderRequest(
+                symbol=request.symbol,
+                qty=float(request.qty),
+                side=side,
+                time_in_force=TimeInForce.DAY,
+                client_order_id=request.client_order_id,
+            )
+        operation = (
+            f"submit order {request.client_order_id} "
+            f"({request.side.value} {request.qty} {request.symbol} {request.order_type.value})"
+        )
+        return await self._place_once(
+            operation,
+            request.client_order_id,
+            lambda: self._trading.submit_order(alpaca_request),
+            expect=(request.symbol, request.side),
+        )
+
+    async def replace_order(
+        self,
+        order_id: str,
+        *,
+        client_order_id: str,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+    ) -> Order:
+        operation = f"replace order {order_id} with {client_order_id}"
+        if qty is not None and qty != qty.to_integral_value():
+            raise InvalidOrderError(
+                f"{operation}: Alpaca replaces whole-share quantities only (got {qty}); "
+                "cancel the order and submit a new one for a fractional quantity"
+            )
+        replacement = ReplaceOrderRequest(
+            qty=None if qty is None else int(qty),
+            limit_price=None if limit_price is None else float(limit_price),
+            client_order_id=client_order_id,
+        )
+        return await self._place_once(
+            operation,
+            client_order_id,
+            lambda: self._trading.replace_order_by_id(order_id, replacement),
+            expect=None,
+        )
+
+    async def cancel_order(self, order_id: str) -> CancelResult:
+        operation = f"cancel order {order_id}"
+        try:
+            await self._call(operation, lambda: self._trading.cancel_order_by_id(order_id))
+        except OrderAlreadyTerminalError as error:
+            return CancelResult(
+                order_id=order_id,
+                outcome=CancelOutcome.ALREADY_TERMINAL,
+                terminal_state=error.state,
+            )
+        except BrokerError as error:
+            if error.code != ALREADY_TERMINAL_CODE:
+                raise
+            order = await self.get_order(order_id)
+            return CancelResult(
+                order_id=order_id,
+                outcome=CancelOutcome.ALREADY_TERMINAL,
+                terminal_state=None if order is None else order.broker_status,
+            )
+        return CancelResult(order_id=order_id, outcome=CancelOutcome.REQUESTED)
+
+    async def close_all_positions(self) -> list[PositionClose]:
+        raw = await self._call(
+            "close all positions", lambda: self._trading.close_all_positions(cancel_orders=True)
+        )
+        assert isinstance(raw, list)
+        return [self._position_close(item) for item in raw]
+
+    def _position_close(self, item: AlpacaClosePositionResponse) -> PositionClose:
+        if isinstance(item.body, AlpacaOrder):
+            return PositionClose(symbol=item.symbol or "", order=_order_from_alpaca(item.body))
+        return PositionClose(
+            symbol=item.symbol or item.body.symbol,
+            order=None,
+            error=self._redact(item.body.message),
+        )
+
+    # ------------------------------------------------------------------ market data and time
+
+    async def get_latest_quote(self, symbol: str) -> Quote | None:
+        request = StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=self._feed)
+        raw = await self._call(
+            f"read the latest quote of {symbol}",
+            lambda: self._data.get_stock_latest_quote(request),
+        )
+        assert isinstance(raw, dict)
+        quote = raw.get(symbol)
+        if quote is None:
+            return None
+        return Quote(
+            symbol=symbol,
+            bid=Decimal(str(quote.bid_price)),
+            ask=Decimal(str(quote.ask_price)),
+            bid_size=Decimal(str(quote.bid_size)),
+            ask_size=Decimal(str(quote.ask_size)),
+            timestamp=_aware(quote.timestamp),
+        )
+
+    async def get_latest_trade(self, symbol: str) -> Trade | None:
+        request = StockLatestTradeRequest(symbol_or_symbols=[symbol], feed=self._feed)
+        raw = await self._call(
+            f"read the latest trade of {symbol}",
+            lambda: self._data.get_stock_latest_trade(request),
+        )
+        assert isinstance(raw, dict)
+        trade = raw.get(symbol)
+        if trade is None:
+            return None
+        return Trade(
+            symbol=symbol,
+            price=Decimal(str(trade.price)),
+            size=Decimal(str(trade.size)),
+            timestamp=_aware(trade.timestamp),
+        )
+
+    async def get_clock(self) -> MarketClock:
+        raw = await self._call("read the market clock", self._trading.get_clock)
+        return MarketClock(
+            now=_aware(raw.timestamp),  # type: ignore[union-attr]
+            is_open=raw.is_open,  # type: ignore[union-attr]
+            next_open=_aware(raw.next_open),  # type: ignore[union-attr]
+            next_close=_aware(raw.next_close),  # type: ignore[union-attr]
+        )
+
+    async def get_calendar(self, start: dt.date, end: dt.date) -> list[TradingSession]:
+        request = GetCalendarRequest(start=start, end=end)
+        raw = await self._call(
+            f"read the calendar {start}..{end}", lambda: self._trading.get_calendar(request)
+        )
+        assert isinstance(raw, list)
+        return [_session_from_alpaca(day) for day in raw]
+
+    async def get_daily_bars(
+        self, symbols: Sequence[str], start: dt.date, end: dt.date
+    ) -> list[DailyBar]:
+        """Adjusted (splits and dividends) daily bars of the configured feed, one row per symbol
+        and session, ordered by symbol then date. An empty answer for a range over 5 days is
+        treated as a transient failure and retried (trading spec §6.1)."""
+        operation = f"fetch daily bars of {', '.join(symbols)} {start}..{end}"
+        request = StockBarsRequest(
+            symbol_or_symbols=list(symbols),
+            timeframe=TimeFrame(1, TimeFrameUnit.Day),
+            start=dt.datetime.combine(start, dt.time(), tzinfo=NEW_YORK),
+            end=dt.datetime.combine(end, dt.time(23, 59), tzinfo=NEW_YORK),
+            adjustment=Adjustment.ALL,
+            feed=self._feed,
+        )
+
+        def fetch() -> list[DailyBar]:
+            bar_set = self._data.get_stock_bars(request)
+            rows = [
+                DailyBar(
+                    date=_aware(bar.timestamp).astimezone(NEW_YORK).date(),
+                    symbol=symbol,
+                    open=Decimal(str(bar.open)),
+                    high=Decimal(str(bar.high)),
+                    low=Decimal(str(bar.low)),
+                    close=Decimal(str(bar.close)),
+                    volume=Decimal(str(bar.volume)),
+                )
+                for symbol, bars in bar_set.data.items()  # type: ignore[union-attr]
+                for bar in bars
+            ]
+            if not rows and (end - start).days > BARS_EMPTY_RANGE_LIMIT_DAYS:
+                raise TransientBrokerError(
+                    f"{operation}: Alpaca returned no bars for a {(end - start).days}-day range; "
+                    "check the symbols and ALCHEMISER_ALPACA_DATA_FEED",
+                    code="no_bars",
+                )
+            return sorted(rows, key=lambda row: (row.symbol, row.date))
+
+        return await self._call(operation, fetch)
+
+    # ------------------------------------------------------------------ calls, retries, errors
+
+    async def _call(self, operation: str, call: Callable[[], T]) -> T:
+        """Run one SDK call off the event loop, retrying 429/5xx/timeouts with backoff.
+
+        Only for calls that are safe to repeat; order placement goes through `_place_once`."""
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self._translated, operation, call)
+            except BrokerError as error:
+                if not error.retryable or attempt >= self._retries:
+                    raise
+                attempt += 1
+                await self._pause(operation, attempt, error)
+
+    async def _place_once(
+        self,
+        operation: str,
+        client_order_id: str,
+        call: Callable[[], object],
+        *,
+        expect: tuple[str, OrderSide] | None,
+    ) -> Order:
+        """Place an order at most once under `client_order_id`.
+
+        Before every retry the order is looked up by its client order id and resubmitted only if
+        the broker lacks it (a timed-out or 5xx'd request may have been accepted). A duplicate-id
+        rejection is answered with the order already there."""
+        attempt = 0
+        while True:
+            if attempt > 0:
+                existing = await self.get_order_by_client_id(client_order_id)
+                if existing is not None:
+                    log.info(
+                        "broker_order_found_before_retry",
+                        client_order_id=client_order_id,
+                        order_id=existing.order_id,
+                        attempt=attempt,
+                    )
+                    return self._matching(existing, operation, expect)
+            try:
+                raw = await asyncio.to_thread(self._translated, operation, call)
+            except DuplicateClientOrderIdError:
+                existing = await self.get_order_by_client_id(client_order_id)
+                if existing is None:
+                    raise
+                return self._matching(existing, operation, expect)
+            except BrokerError as error:
+                if not error.retryable or attempt >= self._retries:
+                    raise
+                attempt += 1
+                await self._pause(operation, attempt, error)
+                continue
+            assert isinstance(raw, AlpacaOrder)
+            return _order_from_alpaca(raw)
+
+    @staticmethod
+    def _matching(order: Order, operation: str, expect: tuple[str, OrderSide] | None) -> Order:
+        if expect is not None and (order.symbol, order.side) != expect:
+            raise DuplicateClientOrderIdError(
+                f"{operation}: client order id {order.client_order_id} already names a different "
+                f"order ({order.side.value} {order.symbol}, id {order.order_id}); "
+                "client order ids must be unique per order",
+                code="40010001",
+                http_status=422,
+            )
+        return order
+
+    async def _pause(self, operation: str, attempt: int, error: BrokerError) -> None:
+        delay_s = 2 ** (attempt - 1) * (1 + 0.2 * self._jitter())
+        if isinstance(error, RateLimitedError) and error.retry_after_s is not None:
+            delay_s = max(delay_s, error.retry_after_s)
+        log.warning(
+            "broker_call_retry",
+            operation=operation,
+            attempt=attempt,
+            retries=self._retries,
+            delay_s=round(delay_s, 3),
+            error=type(error).__name__,
+            http_status=error.http_status,
+            code=error.code,
+        )
+        await self._sleep(delay_s)
+
+    def _translated(self, operation: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except APIError as error:
+            raise self._from_api_error(operation, error) from None
+        except requests.Timeout:
+            raise TransientBrokerError(
+                f"{operation}: Alpaca did not answer within {self._timeout_s} s; "
+                "the call is retried (an order is looked up by its client order id first)",
+                code="timeout",
+            ) from None
+        except requests.ConnectionError as error:
+            raise TransientBrokerError(
+                self._redact(
+                    f"{operation}: could not reach Alpaca ({type(error).__name__}); "
+                    "check the network and that the service is up"
+                ),
+                code="connection",
+            ) from None
+
+    def _from_api_error(self, operation: str, error: APIError) -> BrokerError:
+        status = error.status_code
+        code, message, body = _error_body(error)
+        if message is None:
+            shown = "an HTML page" if "<" in str(error)[:200] else repr(str(error)[:200])
+        else:
+            shown = message
+        said = self._redact(f"{operation}: Alpaca answered HTTP {status}: {shown}")
+        if code is not None:
+            said += f" (code {code})"
+        lowered = (message or "").lower()
+        if status == 429:
+            retry_after_s = _retry_after_s(error)
+            wait = "a backoff" if retry_after_s is None else f"{retry_after_s:g} s (Retry-After)"
+            return RateLimitedError(
+                f"{said}; retried after {wait}",
+                retry_after_s=retry_after_s,
+                code=code,
+            )
+        if status is not None and status >= 500:
+            return TransientBrokerError(f"{said}; retried", code=code, http_status=status)
+        if status == 401:
+            return BrokerAuthError(
+                f"{said}; check that ALCHEMISER_ALPACA_KEY_ID and ALCHEMISER_ALPACA_SECRET_KEY are "
+                f"{self._trading_mode.value} keys (ALCHEMISER_TRADING_MODE)",
+                code=code,
+                http_status=status,
+            )
+        if status == 404:
+            return NotFoundError(said, code=code, http_status=status)
+        if "insufficient qty available" in lowered:
+            parsed = _REQUESTED_AVAILABLE.search(message or "")
+            available = body.get("available")
+            return InsufficientQtyAvailableError(
+                f"{said}; sell at most the available quantity",
+                requested_qty=None if parsed is None else Decimal(parsed["requested"]),
+                available_qty=(
+                    Decimal(parsed["available"])
+                    if parsed is not None
+                    else _decimal(available)
+                    if isinstance(available, str | int | float)
+                    else None
+                ),
+                code=code,
+                http_status=status,
+            )
+        already = _ALREADY_IN_STATE.search(message or "")
+        if already is not None:
+            return OrderAlreadyTerminalError(
+                said, state=already["state"].lower(), code=code, http_status=status
+            )
+        if "client_order_id" in lowered and ("unique" in lowered or "duplicate" in lowered):
+            return DuplicateClientOrderIdError(said, code=code, http_status=status)
+        if status == 403 and "buying power" in lowered:
+            return InsufficientBuyingPowerError(
+                f"{said}; the order is not retried: reduce it or free cash first",
+                code=code,
+                http_status=status,
+            )
+        if status in (400, 422):
+            return InvalidOrderError(
+                f"{said}; the order is not retried: fix its quantity, price or symbol",
+                code=code,
+                http_status=status,
+            )
+        return BrokerError(said, code=code, http_status=status)

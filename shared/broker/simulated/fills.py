@@ -1,0 +1,58 @@
+"""The fill models of the simulated world (`ALCHEMISER_SIM_FILL_MODEL`, trading spec §6.3):
+pure decisions over one order, so every run of a test fills the same way."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import ROUND_FLOOR, Decimal
+
+from shared.broker.models import OrderSide, OrderType, Quote
+
+WHOLE_SHARE = Decimal(1)
+_HASH_SPACE = Decimal(2**64)
+
+
+def rejected_by_rate(client_order_id: str, reject_rate: Decimal) -> bool:
+    """Whether the `reject-rate` model refuses this submission: a hash of the client order id
+    read as a fraction in [0, 1), below the rate. The same id is always judged the same."""
+    digest = hashlib.sha256(client_order_id.encode("utf-8")).digest()
+    return Decimal(int.from_bytes(digest[:8], "big")) / _HASH_SPACE < reject_rate
+
+
+def partial_fill_qty(remaining_qty: Decimal, fraction: Decimal) -> Decimal:
+    """What one poll fills under the `partial` model: `fraction` of the remainder in whole
+    shares, and the whole remainder once that rounds to nothing, so every order ends."""
+    qty = (remaining_qty * fraction).quantize(WHOLE_SHARE, rounding=ROUND_FLOOR)
+    return remaining_qty if qty <= 0 else min(qty, remaining_qty)
+
+
+def market_price(side: OrderSide, quote: Quote | None, last: Decimal) -> Decimal:
+    """Where a market order fills: the ask for a BUY, the bid for a SELL; the last price when
+    that side of the quote is missing or zero."""
+    if quote is None:
+        return last
+    side_price = quote.ask if side is OrderSide.BUY else quote.bid
+    return side_price if side_price > 0 else last
+
+
+def crosses(side: OrderSide, limit_price: Decimal, quote: Quote | None) -> bool:
+    """Whether a limit is marketable against the quote (a BUY at or above the ask, a SELL at or
+    below the bid); without a usable side of the quote it rests."""
+    if quote is None:
+        return False
+    if side is OrderSide.BUY:
+        return quote.ask > 0 and limit_price >= quote.ask
+    return quote.bid > 0 and limit_price <= quote.bid
+
+
+def fill_price(
+    order_type: OrderType,
+    side: OrderSide,
+    limit_price: Decimal | None,
+    quote: Quote | None,
+    last: Decimal,
+) -> Decimal:
+    """A limit fills at its limit price, a market order at the quote."""
+    if order_type is OrderType.LIMIT and limit_price is not None:
+        return limit_price
+    return market_price(side, quote, last)

@@ -1,0 +1,69 @@
+"""Prices of the simulated world, derived from the bar store (trading spec §6.3).
+
+last = the close of the symbol's latest bar dated on or before the simulated date; the quote
+straddles it by the configured spread, rounded outwards to the cent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import numpy as np
+
+from shared.broker.models import Quote
+from shared.broker.simulated.scenario import QuoteShape
+from shared.marketdata.bars import BarSnapshot
+
+CENT = Decimal("0.01")
+PRICE_PLACES = Decimal("0.0001")
+BPS = Decimal(10_000)
+QUOTE_SIZE = Decimal(100)
+WIDE_SPREAD = Decimal("0.20")
+STALE_AGE = dt.timedelta(minutes=10)
+
+
+def last_price(bars: BarSnapshot, symbol: str, day: dt.date) -> Decimal | None:
+    """The close of `symbol`'s latest bar on or before `day`; None without one."""
+    series = bars.closes.get(symbol)
+    if series is None:
+        return None
+    end = int(np.searchsorted(bars.sessions, np.datetime64(day, "D"), side="right"))
+    present = np.flatnonzero(~np.isnan(series[:end]))
+    if present.size == 0:
+        return None
+    close = float(series[present[-1]])
+    return Decimal(repr(close)).quantize(PRICE_PLACES)
+
+
+def derived_quote(symbol: str, last: Decimal, spread_bps: Decimal, at: dt.datetime) -> Quote:
+    half = spread_bps / BPS / 2
+    return Quote(
+        symbol=symbol,
+        bid=(last * (1 - half)).quantize(CENT, rounding=ROUND_FLOOR),
+        ask=(last * (1 + half)).quantize(CENT, rounding=ROUND_CEILING),
+        bid_size=QUOTE_SIZE,
+        ask_size=QUOTE_SIZE,
+        timestamp=at,
+    )
+
+
+def shaped_quote(quote: Quote, last: Decimal, shape: QuoteShape) -> Quote | None:
+    """`quote` bent into the shape a test asked for."""
+    if shape is QuoteShape.MISSING:
+        return None
+    if shape is QuoteShape.STALE:
+        return quote.model_copy(update={"timestamp": quote.timestamp - STALE_AGE})
+    if shape is QuoteShape.ONE_SIDED:
+        return quote.model_copy(update={"bid": Decimal(0), "bid_size": Decimal(0)})
+    if shape is QuoteShape.INVERTED:
+        return quote.model_copy(update={"bid": quote.ask, "ask": quote.bid})
+    if shape is QuoteShape.ZERO:
+        return quote.model_copy(update={"bid": Decimal(0), "ask": Decimal(0)})
+    half = WIDE_SPREAD / 2
+    return quote.model_copy(
+        update={
+            "bid": (last * (1 - half)).quantize(CENT, rounding=ROUND_FLOOR),
+            "ask": (last * (1 + half)).quantize(CENT, rounding=ROUND_CEILING),
+        }
+    )
