@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from services.commands.evaluate import evaluate
+
 app = typer.Typer(
     name="alchemiser",
     help="Multi-strategy trading system: evaluate symphonies, run and serve the four services.",
@@ -12,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("evaluate")(evaluate)
 
 
 def main() -> None:

@@ -149,9 +149,9 @@ def _rows(record_sessions: SessionIndex, session: int) -> int:
 class _Run:
     """One evaluation of one symphony: caches, the failure table and the trace records."""
 
-    def __init__(self, symphony: Symphony, bars: BarSnapshot) -> None:
+    def __init__(self, symphony: Symphony, market: MarketSeries) -> None:
         self.symphony = symphony
-        self.market = MarketSeries(bars)
+        self.market = market
         self.failures = FailureTable()
         self.if_records: dict[If, _IfRecord] = {}
         self.filter_records: dict[Filter, _FilterRecord] = {}
@@ -594,12 +594,19 @@ def evaluate_symphony(
     as_of: Sequence[date],
     *,
     trace: bool = True,
+    market: MarketSeries | None = None,
 ) -> list[Evaluation]:
     """The allocation (or the error) of `symphony` at each as-of date, in the order given.
 
     Pure: reads only `bars`. The as-of bar of a date is the last session on or before it.
+    Several files evaluated against the same bars can share `market` (a `MarketSeries` of
+    `bars`) so each indicator series is computed once for all of them.
     """
-    run = _Run(symphony, bars)
+    if market is None:
+        market = MarketSeries(bars)
+    elif market.bars is not bars:
+        raise ValueError("market must wrap the same BarSnapshot as bars")
+    run = _Run(symphony, market)
     strategy = symphony.file_name
     session_of: list[int | BarDataError] = []
     for day in as_of:

@@ -112,7 +112,10 @@ def candidate_scores(
     """The rank-fn of a candidate's synthetic returns over the `window` returns ending at each
     of `sessions`; a failure anywhere in that window fails the score."""
     returns, dense_codes = _daily_returns(allocation, market, span, label, failures)
-    scores = group_metric_series(indicator, returns, window)[sessions]
+    # Only the windows ending at `sessions` matter: score that stretch, not the whole history.
+    start = max(0, int(sessions[0]) - window)
+    stretch = returns[start : int(sessions[-1]) + 1]
+    scores = group_metric_series(indicator, stretch, window)[sessions - start]
     codes = np.full(sessions.size, NO_FAILURE, dtype=np.int64)
 
     too_early = sessions < window

@@ -1,0 +1,249 @@
+"""`alchemiser evaluate`: strategy files against a bars file, one JSON line per (strategy, date).
+
+Other tools (conformance checks, backtests, notebooks) read its stdout, so stdout carries only
+the JSONL contract of dsl.md §5 and everything else — warnings, progress, logs — goes to stderr.
+numpy, pyarrow and the engine are imported inside the command so the CLI starts fast and never
+loads a service framework.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from services.strategy.allocation_config import AllocationConfig
+    from services.strategy.dsl.ast import Symphony
+    from services.strategy.dsl.evaluator import Evaluation
+    from shared.marketdata.bars import BarSnapshot
+
+CONSOLIDATED = "consolidated"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _usage_error(message: str) -> typer.Exit:
+    _stderr(f"error: {message}")
+    return typer.Exit(code=2)
+
+
+def _read_dates(as_of: Sequence[str], dates_file: Path | None) -> list[date]:
+    """The --as-of values, then the dates file's lines (blank lines skipped), in order."""
+    dates: list[date] = []
+    for value in as_of:
+        try:
+            dates.append(date.fromisoformat(value))
+        except ValueError:
+            raise _usage_error(f"--as-of {value!r}: expected a date YYYY-MM-DD") from None
+    if dates_file is not None:
+        try:
+            lines = dates_file.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise _usage_error(f"--dates-file {dates_file}: {error.strerror or error}") from None
+        for number, line in enumerate(lines, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                dates.append(date.fromisoformat(text))
+            except ValueError:
+                raise _usage_error(
+                    f"{dates_file}:{number}: {text!r} is not a date; write one YYYY-MM-DD per line"
+                ) from None
+    if not dates:
+        raise _usage_error("no as-of date: give --as-of YYYY-MM-DD or --dates-file FILE")
+    return dates
+
+
+def _strategy_paths(strategies: Sequence[Path], config: AllocationConfig | None) -> list[Path]:
+    """The files to evaluate, each once: the arguments, then the config's weighted files."""
+    paths: list[Path] = []
+    seen: set[Path] = set()
+    configured = [] if config is None else [config.file_path(f) for f in config.active_files]
+    for path in [*strategies, *configured]:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            paths.append(path)
+    return paths
+
+
+def _load_strategy(path: Path, bars: BarSnapshot, cache_dir: Path) -> Symphony | str:
+    """The parsed, universe-checked file, or the message to report for every date."""
+    from services.strategy.dsl.compiler import check_universe
+    from services.strategy.dsl.errors import DslError
+    from services.strategy.dsl.parse_cache import load_symphony
+
+    try:
+        symphony = load_symphony(path, cache_dir)
+        check_universe(symphony, bars.symbols)
+    except DslError as error:
+        return str(error)
+    except OSError as error:
+        return f"{path}: cannot read the strategy file ({error.strerror or error})"
+    for warning in symphony.warnings:
+        _stderr(f"warning: {warning}")
+    return symphony
+
+
+def _line(strategy: str, day: date, weights: dict[str, float] | None, error: str | None) -> str:
+    record: dict[str, Any] = {"strategy": strategy, "as_of": day.isoformat()}
+    if error is None:
+        record["weights"] = weights
+    else:
+        record["error"] = error
+    return json.dumps(record)
+
+
+def _evaluation_line(evaluation: Evaluation, with_trace: bool) -> str:
+    record: dict[str, Any] = {
+        "strategy": evaluation.strategy,
+        "as_of": evaluation.as_of.isoformat(),
+    }
+    if evaluation.error is not None:
+        record["error"] = str(evaluation.error)
+    else:
+        record["weights"] = evaluation.weights
+        if with_trace and evaluation.trace is not None:
+            record["trace"] = evaluation.trace.full()
+    return json.dumps(record)
+
+
+def evaluate(
+    bars: Annotated[
+        Path,
+        typer.Option(
+            "--bars",
+            help="Daily bars (Parquet, .csv or .csv.gz: date,symbol,open,high,low,close,volume); "
+            "its symbols are the asset universe.",
+            show_default=False,
+        ),
+    ],
+    strategies: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Strategy files (.clj); optional with --config.", show_default=False),
+    ] = None,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option("--as-of", help="As-of date YYYY-MM-DD; repeat for several."),
+    ] = None,
+    dates_file: Annotated[
+        Path | None,
+        typer.Option("--dates-file", help="File with one as-of date YYYY-MM-DD per line."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Allocation JSON: evaluate its files and add one line per date with "
+            '"strategy": "consolidated" (the allocation-weighted portfolio).',
+        ),
+    ] = None,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            help='Add the full decision trace of each evaluation as a "trace" key (a list of '
+            "if/filter/inverse-volatility/indicator entries) on its JSON line.",
+        ),
+    ] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="Output format; only jsonl.")
+    ] = "jsonl",
+) -> None:
+    """Evaluate strategy files at as-of dates and print one JSON line per (strategy, date).
+
+    A line is {"strategy": FILE, "as_of": DATE, "weights": {SYMBOL: weight}} (weights sum to 1,
+    zero weights left out) or {"strategy", "as_of", "error": MESSAGE}; the exit code is 1 when
+    any line holds an error. Only JSON goes to stdout; warnings and progress go to stderr.
+    """
+    started = time.perf_counter()
+    if output_format != "jsonl":
+        raise _usage_error(f"--format {output_format!r}: only 'jsonl' is supported")
+    dates = _read_dates(as_of or [], dates_file)
+    if not strategies and config is None:
+        raise _usage_error("no strategy: give STRATEGY.clj files or --config allocation.json")
+
+    from shared.logs import configure_logging
+    from shared.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise _usage_error(str(error)) from None
+    configure_logging(settings.log_level)
+
+    from services.strategy.allocation_config import (
+        AllocationConfigError,
+        consolidate,
+        load_allocation_config,
+    )
+    from services.strategy.dsl.evaluator import evaluate_symphony
+    from shared.marketdata.bars import BarDataError, load_bars
+
+    allocation_config = None
+    if config is not None:
+        try:
+            allocation_config = load_allocation_config(config)
+        except AllocationConfigError as error:
+            raise _usage_error(str(error)) from None
+        for warning in allocation_config.warnings:
+            _stderr(f"warning: {warning}")
+    try:
+        snapshot = load_bars(bars)
+    except BarDataError as error:
+        raise _usage_error(str(error)) from None
+
+    failed = False
+    per_file: dict[Path, list[dict[str, float] | str]] = {}
+    out = sys.stdout
+    for path in _strategy_paths(strategies or [], allocation_config):
+        loaded = _load_strategy(path, snapshot, settings.resolved_cache_dir)
+        if isinstance(loaded, str):
+            failed = True
+            per_file[path.resolve()] = [loaded] * len(dates)
+            for day in dates:
+                out.write(_line(path.name, day, None, loaded) + "\n")
+            continue
+        results: list[dict[str, float] | str] = []
+        for evaluation in evaluate_symphony(loaded, snapshot, dates, trace=trace):
+            out.write(_evaluation_line(evaluation, trace) + "\n")
+            if evaluation.weights is None:
+                failed = True
+                results.append(str(evaluation.error))
+            else:
+                results.append(evaluation.weights)
+        per_file[path.resolve()] = results
+
+    if allocation_config is not None:
+        weights = allocation_config.file_weights
+        for index, day in enumerate(dates):
+            allocations: dict[str, dict[str, float]] = {}
+            problem = None
+            for name in allocation_config.active_files:
+                result = per_file[allocation_config.file_path(name).resolve()][index]
+                if isinstance(result, str):
+                    problem = f"{name} failed: {result}"
+                    break
+                allocations[name] = result
+            if problem is None:
+                line = _line(CONSOLIDATED, day, consolidate(weights, allocations), None)
+            else:
+                line = _line(CONSOLIDATED, day, None, problem)
+            out.write(line + "\n")
+    out.flush()
+    _stderr(
+        f"evaluated {len(per_file)} file(s) at {len(dates)} date(s) in "
+        f"{time.perf_counter() - started:.2f} s"
+    )
+    if failed:
+        raise typer.Exit(code=1)
