@@ -2,22 +2,22 @@
 (DESIGN §4)."""
 
 from shared.eventstore.errors import (
-    AlreadyProcessedError,
     ConcurrencyError,
     DatabaseNotMigratedError,
     DuplicateEventError,
+    DuplicateInboxError,
     EventStoreError,
     EventStoreUnavailableError,
 )
-from shared.eventstore.migrate import ensure_migrated, upgrade
+from shared.eventstore.migrations import ensure_migrated, upgrade
 from shared.eventstore.records import OutboxMessage, RecordedEvent
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 
 __all__ = [
-    "AlreadyProcessedError",
     "ConcurrencyError",
     "DatabaseNotMigratedError",
     "DuplicateEventError",
+    "DuplicateInboxError",
     "EventStoreError",
     "EventStoreUnavailableError",
     "OutboxMessage",

@@ -35,7 +35,7 @@ class DuplicateEventError(EventStoreError):
         self.event_id = event_id
 
 
-class AlreadyProcessedError(EventStoreError):
+class DuplicateInboxError(EventStoreError):
     """The inbox already holds `(service, event_id)`: another consumer handled it first."""
 
     def __init__(self, service: str, event_id: UUID) -> None:

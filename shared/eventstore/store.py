@@ -30,12 +30,12 @@ from shared.events import Event, decode_document, encode
 from shared.events.envelope import ENVELOPE_FIELDS
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.eventstore.errors import (
-    AlreadyProcessedError,
     ConcurrencyError,
     DuplicateEventError,
+    DuplicateInboxError,
     EventStoreUnavailableError,
 )
-from shared.eventstore.migrate import describe
+from shared.eventstore.migrations import describe
 from shared.eventstore.records import OutboxMessage, RecordedEvent
 from shared.eventstore.schema import event_positions, inbox, outbox
 from shared.eventstore.schema import events as events_table
@@ -66,7 +66,7 @@ class UnitOfWork:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
-        self._appended = False
+        self._holds_position_lock = False
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's last version; 0 for a stream with no events."""
@@ -119,7 +119,6 @@ class UnitOfWork:
             )
         except IntegrityError as error:
             raise _append_conflict(error, stream_id, expected_version, actual, events) from error
-        self._appended = True
         return recorded
 
     async def seen(self, service: str, event_id: UUID) -> bool:
@@ -132,15 +131,12 @@ class UnitOfWork:
     async def record_inbox(self, service: str, event_id: UUID) -> None:
         """Record that `service` processed `event_id`; commits with the events it appends.
 
-        Call it before `append`: the inbox row is locked first and the position counter second
-        in every unit of work, so two consumers of a redelivered event cannot deadlock — the
-        second waits on the inbox row and then gets AlreadyProcessedError.
+        The position counter is locked first, as `append` does, so that every writing unit of
+        work takes its locks in the same order (counter, then inbox row) whichever call comes
+        first: two consumers of a redelivered event queue instead of deadlocking, and the second
+        gets DuplicateInboxError.
         """
-        if self._appended:
-            raise RuntimeError(
-                "record_inbox must be called before append in a unit of work (lock order: inbox "
-                "row, then the position counter)"
-            )
+        await self._lock_positions()
         try:
             await self._connection.execute(
                 insert(inbox).values(
@@ -148,7 +144,17 @@ class UnitOfWork:
                 )
             )
         except IntegrityError as error:
-            raise AlreadyProcessedError(service, event_id) from error
+            raise DuplicateInboxError(service, event_id) from error
+
+    async def _lock_positions(self) -> None:
+        if self._holds_position_lock:
+            return
+        await self._connection.execute(
+            select(event_positions.c.last_position)
+            .where(event_positions.c.id == 1)
+            .with_for_update()
+        )
+        self._holds_position_lock = True
 
     async def _bump_positions(self, count: int) -> int:
         result = await self._connection.execute(
@@ -157,6 +163,7 @@ class UnitOfWork:
             .values(last_position=event_positions.c.last_position + count)
             .returning(event_positions.c.last_position)
         )
+        self._holds_position_lock = True
         return int(result.scalar_one())
 
 

@@ -1,6 +1,6 @@
 """Alembic environment of the event store.
 
-Programmatic use (`shared.eventstore.migrate.upgrade`) hands a live connection in through
+Programmatic use (`shared.eventstore.migrations.upgrade`) hands a live connection in through
 `config.attributes["connection"]`; the `alembic` command line (with `-x url=...` or
 `sqlalchemy.url`) gets an async engine of its own.
 """

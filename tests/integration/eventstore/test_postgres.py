@@ -3,11 +3,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from uuid import UUID, uuid4
 
 import pytest
 
 from shared.events import OrderFilled
-from shared.eventstore import ConcurrencyError, SqlEventStore, upgrade
+from shared.eventstore import ConcurrencyError, DuplicateInboxError, SqlEventStore, upgrade
 from tests.integration.eventstore.contract import EventStoreContract
 from tests.unit.events.examples import order_filled
 
@@ -88,3 +89,28 @@ async def test_a_reader_paging_during_concurrent_appends_skips_nothing(
     done.set()
     positions = await reader
     assert positions == list(range(1, writers * appends_each * 2 + 1))
+
+
+async def test_redelivered_event_handled_twice_at_once_commits_once(
+    postgres_store: SqlEventStore,
+):
+    async def handle(event_id: UUID, inbox_first: bool) -> str:
+        try:
+            async with postgres_store.unit_of_work() as uow:
+                if await uow.seen("portfolio", event_id):
+                    return "skipped"
+                if inbox_first:
+                    await uow.record_inbox("portfolio", event_id)
+                    await uow.append(f"wf-{event_id}", None, [order_filled()])
+                else:
+                    await uow.append(f"wf-{event_id}", None, [order_filled()])
+                    await uow.record_inbox("portfolio", event_id)
+        except DuplicateInboxError:
+            return "duplicate"
+        return "committed"
+
+    for _ in range(20):
+        event_id = uuid4()
+        outcomes = await asyncio.gather(handle(event_id, True), handle(event_id, False))
+        assert sorted(outcomes) in (["committed", "duplicate"], ["committed", "skipped"])
+        assert len(await postgres_store.read_stream(f"wf-{event_id}")) == 1
