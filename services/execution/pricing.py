@@ -189,21 +189,22 @@ def repeg_price(
     Half-way from the anchor to the far side, but at least 0.02 through it, so the re-peg is
     expected to fill. The candidate is quantised before it is compared with the price history
     (which holds cent prices), so a repeated price is caught even when the midpoint had more
-    digits than a cent.
+    digits than a cent; the bump repeats until the price is new, where the spec bumps once
+    (the same with one re-peg, and never a repeated price with more).
     """
     if side is OrderSide.BUY:
         price = (
             anchor + (quote.ask - anchor) / 2 if anchor is not None else quote.ask - ANCHOR_OFFSET
         )
         price = cents(max(price, quote.ask + REPEG_MIN_IMPROVEMENT))
-        if price in price_history:
+        while price in price_history:
             price += REPEG_MIN_IMPROVEMENT
     else:
         price = (
             anchor + (quote.bid - anchor) / 2 if anchor is not None else quote.bid + ANCHOR_OFFSET
         )
         price = cents(min(price, quote.bid - REPEG_MIN_IMPROVEMENT))
-        if price in price_history:
+        while price in price_history and price > 0:
             price -= REPEG_MIN_IMPROVEMENT
     if price <= 0:
         price = anchor if anchor is not None and anchor > CENT else CENT
