@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from services.strategy.dsl.ast import Span
 from services.strategy.dsl.errors import DslSyntaxError
@@ -88,10 +88,12 @@ class Map:
 Form: TypeAlias = List | Vector | Map | String | Number | Keyword | Symbol | Bool | Nil
 
 _BOUNDARY_TAIL = r"""[^\s,;()\[\]{}]*"""
+# Each match is the trivia (whitespace, commas, comments) before a token, then the token; the
+# last alternatives match any other character (a lexical error) and the end of the text.
 _TOKEN = re.compile(
-    "|".join(
+    r"(?:[\s,]+|;[^\n]*)*(?:"
+    + "|".join(
         (
-            r"(?P<skip>[\s,]+|;[^\n]*)",
             r"(?P<open>[(\[{])",
             r"(?P<close>[)\]}])",
             r'(?P<string>"[^"\\]*(?:\\.[^"\\]*)*")',
@@ -100,8 +102,10 @@ _TOKEN = re.compile(
             r"(?P<keyword>:[A-Za-z_]" + _BOUNDARY_TAIL + ")",
             r"(?P<symbol>[A-Za-z_><=!?+*/\-][A-Za-z0-9_><=!?+*/\-]*)",
             r"(?P<bad>.)",
+            r"(?P<end>\Z)",
         )
-    ),
+    )
+    + ")",
     re.DOTALL,
 )
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
@@ -158,21 +162,22 @@ class _Reader:
         stack: list[_Frame] = []
         top: Form | None = None
         for match in _TOKEN.finditer(source):
-            kind = match.lastgroup
-            start = match.start()
-            if kind == "skip":
-                self.advance_lines(start, match.end())
-                continue
-            span = Span(self.line, start - self.line_start + 1)
+            kind = cast(str, match.lastgroup)  # every alternative is a named group
+            start = match.start(kind)
+            if start != match.start():
+                self.advance_lines(match.start(), start)
             if kind == "close":
-                closed = self.close(stack, match.group(), span)
+                closed = self.close(stack, match.group(kind), start)
                 if stack:
                     stack[-1].items.append(closed)
                 else:
                     top = closed
                 continue
+            if kind == "end":
+                break
+            span = Span(self.line, start - self.line_start + 1)
             if kind == "bad":
-                raise self.error(span, self.bad_character_message(match.group()))
+                raise self.error(span, self.bad_character_message(match.group(kind)))
             if top is not None:
                 raise self.error(
                     span,
@@ -184,7 +189,7 @@ class _Reader:
                     raise self.error(
                         span, f"nesting deeper than {MAX_DEPTH} levels; flatten the strategy"
                     )
-                stack.append(_Frame(match.group(), span))
+                stack.append(_Frame(match.group(kind), span))
                 continue
             atom = self.atom(kind, match, span)
             if stack:
@@ -205,13 +210,13 @@ class _Reader:
             )
         return top
 
-    def close(self, stack: list[_Frame], closer: str, span: Span) -> Form:
+    def close(self, stack: list[_Frame], closer: str, offset: int) -> Form:
         if not stack:
-            raise self.error(span, f"`{closer}` has no matching opening bracket")
+            raise self.error(self.span_at(offset), f"`{closer}` has no matching opening bracket")
         frame = stack.pop()
         if _CLOSER_OF[frame.opener] != closer:
             raise self.error(
-                span,
+                self.span_at(offset),
                 f"`{closer}` does not close `{frame.opener}` opened at"
                 f" {frame.span.line}:{frame.span.column} (expected `{_CLOSER_OF[frame.opener]}`)",
             )
@@ -219,13 +224,13 @@ class _Reader:
             return List(tuple(frame.items), frame.span)
         if frame.opener == "[":
             return Vector(tuple(frame.items), frame.span)
-        return self.map(frame, span)
+        return self.map(frame, offset)
 
-    def map(self, frame: _Frame, closer_span: Span) -> Map:
+    def map(self, frame: _Frame, closer_offset: int) -> Map:
         items = frame.items
         if len(items) % 2:
             raise self.error(
-                closer_span,
+                self.span_at(closer_offset),
                 f"map needs an even number of forms (key value pairs), got {len(items)};"
                 f" the map opened at {frame.span.line}:{frame.span.column}",
             )
@@ -245,11 +250,12 @@ class _Reader:
             seen[identity] = key.span
         return Map(pairs, frame.span)
 
-    def atom(self, kind: str | None, match: re.Match[str], span: Span) -> Form:
-        text = match.group()
+    def atom(self, kind: str, match: re.Match[str], span: Span) -> Form:
+        text = match.group(kind)
         if kind == "string":
-            self.advance_lines(match.start(), match.end())
-            return String(self.unescape(text, match.start()), span)
+            start = match.start(kind)
+            self.advance_lines(start, match.end())
+            return String(self.unescape(text, start), span)
         if kind == "number":
             if not _NUMBER.fullmatch(text):
                 raise self.error(
