@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import random
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -190,6 +191,15 @@ def _session_from_alpaca(day: AlpacaCalendar) -> TradingSession:
     )
 
 
+def _is_order_id(order_id: str) -> bool:
+    """Alpaca order ids are UUIDs; the SDK raises ValueError before asking about anything else."""
+    try:
+        uuid.UUID(order_id)
+    except ValueError:
+        return False
+    return True
+
+
 def _error_body(error: APIError) -> tuple[str | None, str | None, dict[str, Any]]:
     """The broker's (code, message, fields); (None, None, {}) for a body that is not JSON."""
     try:
@@ -346,6 +356,8 @@ class AlpacaBroker:
         return [_order_from_alpaca(o) for o in raw]
 
     async def get_order(self, order_id: str) -> Order | None:
+        if not _is_order_id(order_id):
+            return None
         try:
             raw = await self._call(
                 f"read order {order_id}", lambda: self._trading.get_order_by_id(order_id)
@@ -406,6 +418,8 @@ class AlpacaBroker:
         limit_price: Decimal | None = None,
     ) -> Order:
         operation = f"replace order {order_id} with {client_order_id}"
+        if not _is_order_id(order_id):
+            raise NotFoundError(f"{operation}: no Alpaca order has this id (ids are UUIDs)")
         if qty is not None and qty != qty.to_integral_value():
             raise InvalidOrderError(
                 f"{operation}: Alpaca replaces whole-share quantities only (got {qty}); "
@@ -425,6 +439,8 @@ class AlpacaBroker:
 
     async def cancel_order(self, order_id: str) -> CancelResult:
         operation = f"cancel order {order_id}"
+        if not _is_order_id(order_id):
+            raise NotFoundError(f"{operation}: no Alpaca order has this id (ids are UUIDs)")
         try:
             await self._call(operation, lambda: self._trading.cancel_order_by_id(order_id))
         except OrderAlreadyTerminalError as error:

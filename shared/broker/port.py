@@ -47,7 +47,10 @@ class Broker(Protocol):
 
     async def submit_order(self, request: OrderRequest) -> Order:
         """Place a DAY order. Idempotent per `client_order_id`: a retried or repeated submission
-        returns the order already placed under that id and never places a second one."""
+        returns the order already placed under that id and never places a second one.
+
+        A `TransientBrokerError` (retries used up) leaves the outcome unknown: the order may have
+        been accepted, so look it up by client order id before anything else."""
         ...
 
     async def replace_order(
@@ -64,7 +67,8 @@ class Broker(Protocol):
 
     async def cancel_order(self, order_id: str) -> CancelResult:
         """Ask to cancel. An order that already ended is not an error: the result says
-        ALREADY_TERMINAL with its state (`filled`, `canceled`, ...)."""
+        ALREADY_TERMINAL with its state (`filled`, `canceled`, ...). An unknown id raises
+        `NotFoundError`."""
         ...
 
     async def get_order(self, order_id: str) -> Order | None: ...

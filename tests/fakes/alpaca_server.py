@@ -186,6 +186,8 @@ class AlpacaWorld:
         self.requests: list[RecordedRequest] = []
         self.order_creates: Counter[str] = Counter()
         self.now: dt.datetime | None = None
+        self.proceeds_delay_reads = 0
+        self.unsettled: list[list[Any]] = []
 
     # ------------------------------------------------------------------ seeding (test thread)
 
@@ -257,6 +259,19 @@ class AlpacaWorld:
         with self.lock:
             self.now = now
 
+    def delay_sell_proceeds(self, account_reads: int) -> None:
+        """Sell proceeds reach buying power only on the `account_reads`-th account read after the
+        fill (cash moves at once), to exercise the buying-power checks between the phases."""
+        with self.lock:
+            self.proceeds_delay_reads = account_reads
+
+    def end_order(self, client_order_id: str, status: str) -> None:
+        """The broker ends a working order by itself: `expired`, `canceled` or `rejected`."""
+        with self.lock:
+            order = next(o for o in self.orders.values() if o.client_order_id == client_order_id)
+            order.status = status
+            order.updated_at = self._now()
+
     def creates(self, client_order_id: str) -> int:
         """How many order creations for this client order id reached the order book."""
         with self.lock:
@@ -291,7 +306,7 @@ class AlpacaWorld:
         )
 
     def buying_power(self) -> Decimal:
-        reserved = Decimal(0)
+        reserved = sum((amount for amount, _reads in self.unsettled), Decimal(0))
         for order in self.orders.values():
             if order.is_open and order.side == "buy":
                 reserved += order.remaining * (self._buy_price(order) or Decimal(0))
@@ -345,6 +360,8 @@ class AlpacaWorld:
                 holding.qty = total
         else:
             self.cash += notional
+            if self.proceeds_delay_reads > 0:
+                self.unsettled.append([notional, self.proceeds_delay_reads])
             if holding is not None:
                 holding.qty -= qty
                 if holding.qty <= 0:
@@ -509,8 +526,10 @@ class AlpacaWorld:
     ) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
         schedule = _new_york_stock_exchange().schedule.loc[start.isoformat() : end.isoformat()]
         return [
-            (label.date(), row["open"].to_pydatetime(), row["close"].to_pydatetime())
-            for label, row in schedule.iterrows()
+            (label.date(), opened.to_pydatetime(), closed.to_pydatetime())
+            for label, opened, closed in zip(
+                schedule.index, schedule["open"], schedule["close"], strict=True
+            )
         ]
 
     def clock(self) -> dict[str, Any]:
@@ -573,6 +592,9 @@ def build_app(world: AlpacaWorld) -> FastAPI:
     @app.get("/v2/account")
     async def account() -> dict[str, Any]:
         with world.lock:
+            for pending in world.unsettled:
+                pending[1] -= 1
+            world.unsettled = [pending for pending in world.unsettled if pending[1] > 0]
             equity = world.equity()
             return {
                 "id": world.account_id,

@@ -422,3 +422,69 @@ async def test_no_bars_over_a_long_range_is_a_transient_error_after_retries(
 
     assert len(sleep.delays_s) == 3
     assert await broker.get_daily_bars(["SPY"], dt.date(2026, 2, 2), dt.date(2026, 2, 4)) == []
+
+
+async def test_orders_ended_by_the_broker_map_to_the_finalisation_statuses(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    loopback.world.set_fill(FillRule(FillMode.NEVER), "AAPL")
+    broker = _broker(loopback, sleep)
+    ended = {}
+    for status in ("expired", "canceled", "rejected"):
+        placed = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", f"alc:{status}"))
+        assert placed.status is OrderStatus.ACCEPTED and placed.broker_status == "new"
+        loopback.world.end_order(f"alc:{status}", status)
+        ended[status] = await broker.get_order(placed.order_id)
+
+    assert {s: (o.status, o.broker_status) for s, o in ended.items() if o is not None} == {
+        "expired": (OrderStatus.REJECTED, "expired"),
+        "canceled": (OrderStatus.CANCELED, "canceled"),
+        "rejected": (OrderStatus.REJECTED, "rejected"),
+    }
+
+
+async def test_sell_proceeds_can_reach_buying_power_late(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    world = loopback.world
+    world.set_cash(Decimal("0"))
+    world.set_quote("SPY", Decimal("100.00"), Decimal("100.10"))
+    world.set_position("SPY", Decimal("10"), Decimal("90"))
+    world.delay_sell_proceeds(account_reads=2)
+    broker = _broker(loopback, sleep)
+
+    await broker.submit_order(_market("SPY", OrderSide.SELL, "10", "alc:wf:SPY:s"))
+    first, second = await broker.get_account(), await broker.get_account()
+
+    assert (first.cash, first.buying_power) == (Decimal("1000"), Decimal("0"))
+    assert (second.cash, second.buying_power) == (Decimal("1000"), Decimal("1000"))
+
+
+async def test_the_clock_is_open_inside_a_session_and_closes_early_on_an_early_close(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    new_york = dt.timezone(dt.timedelta(hours=-5))
+    loopback.world.set_now(dt.datetime(2026, 11, 27, 10, 0, tzinfo=new_york))
+    broker = _broker(loopback, sleep)
+
+    clock = await broker.get_clock()
+
+    assert clock.is_open is True
+    assert clock.now == dt.datetime(2026, 11, 27, 10, 0, tzinfo=new_york)
+    assert clock.next_close == dt.datetime(2026, 11, 27, 13, 0, tzinfo=new_york)
+    assert clock.next_open == dt.datetime(2026, 11, 30, 9, 30, tzinfo=new_york)
+
+
+async def test_a_stale_quote_keeps_the_time_it_was_quoted(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    quoted_at = dt.datetime(2026, 11, 25, 20, 59, 58, tzinfo=dt.UTC)
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("149.00"), timestamp=quoted_at)
+    broker = _broker(loopback, sleep)
+
+    quote = await broker.get_latest_quote("AAPL")
+
+    assert quote is not None
+    assert quote.timestamp == quoted_at
+    assert (quote.bid, quote.ask) == (Decimal("150.00"), Decimal("149.00"))
