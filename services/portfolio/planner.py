@@ -14,9 +14,7 @@ from enum import StrEnum
 from services.portfolio.snapshot import (
     CENT,
     AccountSnapshot,
-    InvalidTargetError,
     PlanningError,
-    ZeroEquityError,
     check_account,
     held_quantities,
     mid_price,
@@ -29,6 +27,14 @@ MAX_SYMBOL_LENGTH = 10
 ZERO_DOLLARS = Decimal("0.00")
 PRIORITY_BANDS = ((Decimal(10_000), 1), (Decimal(1_000), 2), (Decimal(100), 3), (Decimal(50), 4))
 LOWEST_PRIORITY = 5
+
+
+class InvalidTargetError(PlanningError):
+    """The target weights break the `SignalGenerated` contract (trading spec §1.3)."""
+
+
+class ZeroEquityError(PlanningError):
+    """Nothing is held and the targets are worth nothing: there is nothing to plan."""
 
 
 class TradeAction(StrEnum):

@@ -18,10 +18,6 @@ class PlanningError(Exception):
     """The plan cannot be made; the message names the symbol, field or value at fault."""
 
 
-class InvalidTargetError(PlanningError):
-    """The target weights break the `SignalGenerated` contract (trading spec §1.3)."""
-
-
 class InvalidPriceError(PlanningError):
     """A symbol to be planned has no usable quote (trading spec §2.2 step 6)."""
 
@@ -44,10 +40,6 @@ class NonPositiveCashError(PlanningError):
             "every position first"
         )
         self.cash = cash
-
-
-class ZeroEquityError(PlanningError):
-    """Nothing is held and the targets are worth nothing: there is nothing to plan."""
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ from decimal import Decimal
 import pytest
 
 from services.portfolio.planner import (
+    InvalidTargetError,
     RebalancePlan,
     TradeAction,
+    ZeroEquityError,
     min_trade_threshold,
     plan_rebalance,
     trade_priority,
@@ -16,11 +18,9 @@ from services.portfolio.snapshot import (
     AccountSnapshot,
     InvalidPriceError,
     InvalidSnapshotError,
-    InvalidTargetError,
     NonPositiveCashError,
     PlanningError,
     PlanningQuote,
-    ZeroEquityError,
 )
 from tests.unit.portfolio.accounts import account, weights
 
