@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from services.commands.data import data_app
 from services.commands.evaluate import evaluate
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("evaluate")(evaluate)
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

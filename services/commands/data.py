@@ -1,0 +1,132 @@
+"""`alchemiser data import FILE.csv` and `alchemiser data sample`: fill the local bar store.
+
+pyarrow, numpy and the exchange calendar are imported inside the commands so the CLI starts fast.
+Errors a user can cause print one line (file, line, column, what to do) to stderr: exit 1 for
+bad data, exit 2 for a bad setting or option.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+from zoneinfo import ZoneInfo
+
+import typer
+
+if TYPE_CHECKING:
+    from shared.marketdata.barstore import StoreManifest
+    from shared.settings import Settings
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+data_app = typer.Typer(
+    name="data",
+    help="The local bar store: import bars from CSV, or generate the synthetic sample.",
+    no_args_is_help=True,
+)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: ALCHEMISER_DATA_DIR, ./data)."),
+]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise typer.Exit(code=code)
+
+
+def _settings() -> Settings:
+    from shared.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as error:
+        _fail(str(error), 2)
+
+
+def _describe(manifest: StoreManifest) -> str:
+    kind = "SYNTHETIC sample, not real prices" if manifest.synthetic else manifest.source
+    return (
+        f"{len(manifest.symbols)} symbols, {manifest.sessions} sessions "
+        f"{manifest.first_session} to {manifest.last_session} ({kind})"
+    )
+
+
+@data_app.command("import")
+def import_bars(
+    file: Annotated[
+        Path,
+        typer.Argument(help="Bars CSV (.csv or .csv.gz): date,symbol,open,high,low,close,volume"),
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Merge a bars file into the bar store (its rows win on the same date and symbol)."""
+    directory = data_dir or _settings().data_dir
+    from shared.marketdata.bars import BarDataError
+    from shared.marketdata.barstore import BarStore
+
+    store = BarStore(directory)
+    try:
+        manifest = store.import_csv(file)
+    except BarDataError as error:
+        _fail(str(error), 1)
+    print(f"imported {file} into {store.path}: {_describe(manifest)}")
+
+
+@data_app.command("sample")
+def sample(
+    data_dir: DataDirOption = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end",
+            help=(
+                "End the sample at the last session closed by this moment: a date (its sessions "
+                "included) or an ISO datetime (naive = New York time). "
+                "Default: ALCHEMISER_SIM_NOW, else now."
+            ),
+        ),
+    ] = None,
+) -> None:
+    """Create or extend the deterministic synthetic sample (labelled synthetic) in the bar store."""
+    settings = _settings()
+    end_before = _end_before(end, settings)
+    from shared.marketdata.bars import BarDataError
+    from shared.marketdata.sample import ensure_sample
+
+    directory = data_dir or settings.data_dir
+    try:
+        result = ensure_sample(directory, None, end_before)
+    except (BarDataError, ValueError) as error:
+        _fail(str(error), 1)
+    store_path = directory / "bars"
+    if not result.manifest.synthetic:
+        _fail(
+            f"{store_path} holds imported bars ({result.manifest.source}); not replaced by the "
+            "sample — give another --data-dir for a synthetic store",
+            1,
+        )
+    print(f"{result.action} {store_path}: {_describe(result.manifest)}")
+
+
+def _end_before(end: str | None, settings: Settings) -> datetime:
+    if end is None:
+        if settings.sim_now is None:
+            return datetime.now(UTC)
+        from shared.market_clock import parse_sim_now
+        from shared.settings import SettingsError
+
+        try:
+            return parse_sim_now(settings.sim_now)
+        except SettingsError as error:
+            _fail(str(error), 2)
+    try:
+        if len(end) == 10:
+            return datetime.combine(date.fromisoformat(end), time(23, 59), tzinfo=NEW_YORK)
+        moment = datetime.fromisoformat(end)
+    except ValueError:
+        _fail(f"--end {end!r}: expected a date YYYY-MM-DD or an ISO datetime", 2)
+    return moment.replace(tzinfo=NEW_YORK) if moment.tzinfo is None else moment
