@@ -1,4 +1,5 @@
-"""The verdict on an execution: counts, status, workflow outcome and its reason (§3.13).
+"""How orders and executions are judged: an order's final status (§3.10 steps 3-4) and the
+verdict on an execution, its counts, status, workflow outcome and reason (§3.13).
 
 The reason strings keep the numbers and symbols the notification and the operator rely on;
 tests pin them so a wording change is a deliberate one.
@@ -112,3 +113,48 @@ def failure_reason(
     if placed == 0:
         return "trade execution failed: no orders were placed"
     return f"trade execution failed: {succeeded}/{placed} orders succeeded"
+
+
+class FinalOrderStatus(StrEnum):
+    ACCEPTED = "accepted"
+    FILLED = "filled"
+    PARTIALLY_FILLED = "partially_filled"
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+
+
+BROKER_STATUSES = {
+    "new": FinalOrderStatus.ACCEPTED,
+    "accepted": FinalOrderStatus.ACCEPTED,
+    "pending_new": FinalOrderStatus.ACCEPTED,
+    "filled": FinalOrderStatus.FILLED,
+    "partially_filled": FinalOrderStatus.PARTIALLY_FILLED,
+    "rejected": FinalOrderStatus.REJECTED,
+    "canceled": FinalOrderStatus.CANCELED,
+    "cancelled": FinalOrderStatus.CANCELED,
+    "expired": FinalOrderStatus.REJECTED,
+}
+FINAL_ERROR_TEXTS = {
+    FinalOrderStatus.REJECTED: "order rejected",
+    FinalOrderStatus.CANCELED: "order canceled",
+}
+
+
+def final_order_status(broker_status: str | None) -> FinalOrderStatus:
+    """The finalisation map of §3.10 step 3; `None` stands for an order that could not be read.
+
+    An unknown status counts as still accepted (not filled), and an unreadable order as
+    rejected: neither may be reported as a fill.
+    """
+    if broker_status is None:
+        return FinalOrderStatus.REJECTED
+    return BROKER_STATUSES.get(broker_status.strip().lower(), FinalOrderStatus.ACCEPTED)
+
+
+def is_filled(status: FinalOrderStatus) -> bool:
+    """A partially filled final order counts as filled (§3.8)."""
+    return status in (FinalOrderStatus.FILLED, FinalOrderStatus.PARTIALLY_FILLED)
+
+
+def final_error_text(status: FinalOrderStatus) -> str | None:
+    return FINAL_ERROR_TEXTS.get(status)
