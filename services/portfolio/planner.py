@@ -51,7 +51,8 @@ class PlanItem:
     """One symbol of the plan; `trade_amount` is + to buy, − to sell, 0.00 for a HOLD.
 
     `scaled` marks a BUY cut down by the buying budget (invariant 3), so consumers can tell a
-    deliberate under-buy from a full rebalance.
+    deliberate under-buy from a full rebalance. `price` is the planning mid, kept so the plan
+    explains its dollar values.
     """
 
     symbol: str
@@ -69,6 +70,8 @@ class PlanItem:
 
 @dataclass(frozen=True)
 class RebalancePlan:
+    """The plan; `buy_scale` is 1 unless the BUYs had to be fitted into the budget."""
+
     items: tuple[PlanItem, ...]
     total_portfolio_value: Decimal
     cash_balance: Decimal
