@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 IndicatorName: TypeAlias = Literal[
     "current-price",
@@ -25,8 +25,22 @@ IndicatorName: TypeAlias = Literal[
 ComparisonOp: TypeAlias = Literal[">", "<", ">=", "<=", "="]
 
 
+class _PickledByFields:
+    """Pickles as `cls(*field values)`.
+
+    Compiled trees are cached on disk (parse_cache); the default pickling of slotted dataclasses
+    looks the fields up again for every object and makes loading a large tree twice as slow.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[type[_PickledByFields], tuple[object, ...]]:
+        names = cast(tuple[str, ...], type(self).__slots__)
+        return type(self), tuple([getattr(self, name) for name in names])
+
+
 @dataclass(frozen=True, slots=True)
-class Span:
+class Span(_PickledByFields):
     """1-based position of a node's first character; column counts code points."""
 
     line: int
@@ -34,14 +48,14 @@ class Span:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Asset:
+class Asset(_PickledByFields):
     ticker: str
     name: str | None
     span: Span
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class BlockVector:
+class BlockVector(_PickledByFields):
     """A vector used as one block (nested vector, multi-block `if` branch); equal weight inside."""
 
     children: tuple[Block, ...]
@@ -49,7 +63,7 @@ class BlockVector:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Group:
+class Group(_PickledByFields):
     """A named transparent wrapper; `children` are the elements of its block-vector."""
 
     name: str
@@ -58,13 +72,13 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class WeightEqual:
+class WeightEqual(_PickledByFields):
     children: tuple[Block, ...]
     span: Span
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class WeightSpecified:
+class WeightSpecified(_PickledByFields):
     """Weights as written (finite, ≥ 0, Σ > 0; not normalised); zero-weight children are kept."""
 
     weights: tuple[float, ...]
@@ -73,14 +87,14 @@ class WeightSpecified:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class WeightInverseVolatility:
+class WeightInverseVolatility(_PickledByFields):
     window: int
     children: tuple[Block, ...]
     span: Span
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class RankFn:
+class RankFn(_PickledByFields):
     """A filter's ranking indicator; the candidate supplies the series. `window` is None only
     for current-price."""
 
@@ -90,7 +104,7 @@ class RankFn:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Filter:
+class Filter(_PickledByFields):
     rank: RankFn
     select: Literal["top", "bottom"]
     count: int
@@ -99,7 +113,7 @@ class Filter:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class IndicatorCall:
+class IndicatorCall(_PickledByFields):
     """An indicator of a named ticker; `text` renders the call for traces and error messages,
     e.g. `(rsi "TQQQ" {:window 10})`."""
 
@@ -111,7 +125,7 @@ class IndicatorCall:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class NumberLiteral:
+class NumberLiteral(_PickledByFields):
     value: float
     span: Span
 
@@ -120,7 +134,7 @@ Operand: TypeAlias = IndicatorCall | NumberLiteral
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Comparison:
+class Comparison(_PickledByFields):
     op: ComparisonOp
     left: Operand
     right: Operand
@@ -129,7 +143,7 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class BoolLiteral:
+class BoolLiteral(_PickledByFields):
     value: bool
     span: Span
 
@@ -138,7 +152,7 @@ Condition: TypeAlias = Comparison | BoolLiteral
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class If:
+class If(_PickledByFields):
     """Both branches are required; a branch written as a vector is a `BlockVector`."""
 
     condition: Condition
@@ -160,7 +174,7 @@ Block: TypeAlias = (
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Symphony:
+class Symphony(_PickledByFields):
     """One statically checked strategy file.
 
     `file_name` is the strategy's identity (base name, e.g. `1-KMLM.clj`); `name` is display

@@ -164,7 +164,12 @@ def test_second_load_is_served_from_the_cache_without_compiling(
     second = load_symphony(SYMPHONIES / name, tmp_path)
     assert calls == [name]
     assert second is not first
-    assert second.tickers == first.tickers
+    assert repr(second.body) == repr(first.body)
+    assert (second.name, second.options, second.tickers) == (
+        first.name,
+        first.options,
+        first.tickers,
+    )
     assert second.source_sha256 == first.source_sha256
     assert [entry.name for entry in tmp_path.iterdir()] == [
         f"{cache_key((SYMPHONIES / name).read_bytes(), name)}.pickle"
