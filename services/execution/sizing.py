@@ -1,6 +1,7 @@
 """From a plan item's dollars to a share quantity, and the checks before an order is sent.
 
-Trading spec §3.3 (sizing) and §3.4 (pre-flight). The plan holds dollars; shares are decided
+Trading spec §3.3 (sizing), §3.4 (pre-flight), §3.8 (what a chain may still ask for) and the
+market-path buying-power check of §3.9. The plan holds dollars; shares are decided
 here against the quote of the moment, so a quantity that the broker would refuse (zero, more
 than is available, fractional for a whole-share asset) is caught before it reaches the broker.
 """
@@ -13,6 +14,7 @@ from enum import StrEnum
 
 SHARE_STEP = Decimal("0.000001")
 WHOLE_SHARE = Decimal(1)
+CENT = Decimal("0.01")
 
 NO_PRICE = "no price"
 BELOW_MIN_NOTIONAL = "skipped: estimated notional below minimum"
@@ -152,3 +154,30 @@ def preflight(symbol: str, qty: Decimal, asset: AssetInfo | None) -> PreflightRe
             "is not fractionable",
         )
     return PreflightResult(valid=True, qty=whole)
+
+
+def remaining_quantity(requested: Decimal, filled_total: Decimal) -> Decimal:
+    """What a re-peg or market order of a chain may still ask for (§3.8).
+
+    `filled_total` is the cumulative fill of every order in the chain, so the chain never asks
+    for more than was requested, whatever each child order reports.
+    """
+    return max(requested - filled_total, Decimal(0))
+
+
+def market_buy_shortfall(
+    symbol: str, qty: Decimal, mid: Decimal | None, buying_power: Decimal
+) -> str | None:
+    """The market-path BUY check of §3.9 step 2: the failure text, or None when affordable.
+
+    Without a price the cost is unknown and the check is skipped, as the spec decides.
+    """
+    if mid is None:
+        return None
+    estimated_cost = (qty * mid).quantize(CENT, rounding=ROUND_HALF_EVEN)
+    if buying_power >= estimated_cost:
+        return None
+    return (
+        f"insufficient buying power for {symbol}: estimated cost=${estimated_cost}, "
+        f"available=${buying_power.quantize(CENT, rounding=ROUND_HALF_EVEN)}"
+    )

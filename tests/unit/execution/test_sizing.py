@@ -14,7 +14,9 @@ from services.execution.sizing import (
     PreflightCode,
     SizedOrder,
     SizingOutcome,
+    market_buy_shortfall,
     preflight,
+    remaining_quantity,
     size_order,
 )
 
@@ -187,3 +189,25 @@ def test_not_tradable_message_names_the_asset() -> None:
     result = preflight("XYZ", Decimal(1), AssetInfo(tradable=False, fractionable=False))
 
     assert result.message == "asset XYZ is not tradable"
+
+
+@pytest.mark.parametrize(
+    ("requested", "filled_total", "remaining"),
+    [("10", "0", "10"), ("10", "3.5", "6.5"), ("10", "10", "0"), ("10", "12", "0")],
+    ids=["nothing-filled", "partial", "complete", "over-reported-fill-never-goes-negative"],
+)
+def test_8_23_remaining_is_requested_less_cumulative_fills(
+    requested: str, filled_total: str, remaining: str
+) -> None:
+    assert remaining_quantity(Decimal(requested), Decimal(filled_total)) == Decimal(remaining)
+
+
+def test_8_19_market_buy_short_of_buying_power_names_cost_and_available() -> None:
+    reason = market_buy_shortfall("AAA", Decimal(10), Decimal("100.005"), Decimal("999.9"))
+
+    assert reason == "insufficient buying power for AAA: estimated cost=$1000.05, available=$999.90"
+
+
+def test_market_buy_within_buying_power_or_without_price_passes() -> None:
+    assert market_buy_shortfall("AAA", Decimal(10), Decimal(100), Decimal(1000)) is None
+    assert market_buy_shortfall("AAA", Decimal(10), None, Decimal(0)) is None
