@@ -67,16 +67,17 @@ def is_session(day: dt.date) -> bool:
 
 
 def session_open(session: dt.date) -> dt.datetime:
+    """The session's open, in New York time."""
     _require_session(session)
     opened = exchange_calendar().session_open(_timestamp(session))
-    return opened.to_pydatetime().astimezone(dt.UTC)  # type: ignore[no-any-return]
+    return opened.to_pydatetime().astimezone(NEW_YORK)  # type: ignore[no-any-return]
 
 
 def session_close(session: dt.date) -> dt.datetime:
-    """The session's close, early closes (13:00 New York) included."""
+    """The session's close in New York time, early closes (13:00) included."""
     _require_session(session)
     closed = exchange_calendar().session_close(_timestamp(session))
-    return closed.to_pydatetime().astimezone(dt.UTC)  # type: ignore[no-any-return]
+    return closed.to_pydatetime().astimezone(NEW_YORK)  # type: ignore[no-any-return]
 
 
 def _require_session(session: dt.date) -> None:
@@ -181,8 +182,15 @@ def market_now(settings: ClockSettings, bar_store_last_session: dt.date | None) 
     The simulated broker stands still at `ALCHEMISER_SIM_NOW`, else at the start of the bar
     store's last close window; without a bar store (or with Alpaca) it is the real clock."""
     if settings.broker is BrokerKind.SIMULATED:
-        if settings.sim_now:
-            return parse_sim_now(settings.sim_now)
-        if bar_store_last_session is not None:
-            return default_sim_now(bar_store_last_session)
+        return simulated_now(settings.sim_now, bar_store_last_session)
+    return dt.datetime.now(dt.UTC)
+
+
+def simulated_now(sim_now: str | None, bar_store_last_session: dt.date | None) -> dt.datetime:
+    """The simulated broker's "now": `ALCHEMISER_SIM_NOW` when set, else the start of the bar
+    store's last close window, else (no bars yet) the real clock."""
+    if sim_now:
+        return parse_sim_now(sim_now)
+    if bar_store_last_session is not None:
+        return default_sim_now(bar_store_last_session)
     return dt.datetime.now(dt.UTC)

@@ -9,6 +9,7 @@ from decimal import ROUND_FLOOR, Decimal
 from shared.broker.models import OrderSide, OrderType, Quote
 
 WHOLE_SHARE = Decimal(1)
+HALF = Decimal("0.5")
 _HASH_SPACE = Decimal(2**64)
 
 
@@ -33,16 +34,6 @@ def market_price(side: OrderSide, quote: Quote | None, last: Decimal) -> Decimal
         return last
     side_price = quote.ask if side is OrderSide.BUY else quote.bid
     return side_price if side_price > 0 else last
-
-
-def crosses(side: OrderSide, limit_price: Decimal, quote: Quote | None) -> bool:
-    """Whether a limit is marketable against the quote (a BUY at or above the ask, a SELL at or
-    below the bid); without a usable side of the quote it rests."""
-    if quote is None:
-        return False
-    if side is OrderSide.BUY:
-        return quote.ask > 0 and limit_price >= quote.ask
-    return quote.bid > 0 and limit_price <= quote.bid
 
 
 def fill_price(

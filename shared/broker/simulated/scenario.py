@@ -1,12 +1,15 @@
-"""Per-test departures from the plain simulated world (trading spec §6.2): assets that cannot
-be traded or bought in fractions, misshapen quotes, limits that rest, fills that race a cancel.
+"""Per-test departures from the plain simulated world (trading spec §6.2): extra or restricted
+assets, fixed or misshapen quotes, symbols whose orders rest or fill by halves, and submission
+faults (429, 5xx, a lost answer).
 
 A `Scenario` belongs to one broker instance and is not stored: tests and chaos runs set it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -14,7 +17,7 @@ class QuoteShape(StrEnum):
     """How a symbol's quote departs from the derived bid/ask."""
 
     STALE = "stale"
-    """Timestamped `stale_age` before the simulated now."""
+    """Timestamped ten minutes before the simulated now."""
     ONE_SIDED = "one_sided"
     """No bid: bid and bid size are zero."""
     INVERTED = "inverted"
@@ -27,12 +30,63 @@ class QuoteShape(StrEnum):
     """No quote at all."""
 
 
+class SymbolFill(StrEnum):
+    """How a symbol's orders fill, overriding `ALCHEMISER_SIM_FILL_MODEL`."""
+
+    IMMEDIATE = "immediate"
+    NEVER = "never"
+    """Orders rest until cancelled (a passive limit that is never hit)."""
+    HALF = "half"
+    """Half the quantity (whole shares) fills at once; the rest never does."""
+    ON_CANCEL = "on_cancel"
+    """Orders rest, then fill completely just before a cancel reaches them ("already filled")."""
+
+
+class SubmissionFault(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    """429: nothing is placed."""
+    TRANSIENT = "transient"
+    """5xx: nothing is placed."""
+    RESPONSE_LOST = "response_lost"
+    """The order is placed but the answer is lost (a timeout)."""
+
+
+@dataclass(frozen=True)
+class FixedQuote:
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal = Decimal(100)
+    ask_size: Decimal = Decimal(100)
+
+    @property
+    def last(self) -> Decimal | None:
+        """The mid of a two-sided quote, else its one priced side."""
+        if self.bid > 0 and self.ask > 0:
+            return (self.bid + self.ask) / 2
+        priced = max(self.bid, self.ask)
+        return priced if priced > 0 else None
+
+
 @dataclass
 class Scenario:
+    listed: set[str] = field(default_factory=set)
+    """Assets known besides the bar store's symbols."""
     non_tradable: set[str] = field(default_factory=set)
     non_fractionable: set[str] = field(default_factory=set)
+    quotes: dict[str, FixedQuote] = field(default_factory=dict)
+    """Quotes given outright instead of derived from the bars."""
+    trades: dict[str, Decimal] = field(default_factory=dict)
+    """Last prices given outright (the latest trade and the mark of positions)."""
     quote_shapes: dict[str, QuoteShape] = field(default_factory=dict)
-    rest_passive_limits: bool = False
-    """A limit that does not cross the quote stays working instead of filling at its price."""
-    fill_before_cancel: bool = False
-    """A working order fills completely just before a cancel reaches it ("already filled")."""
+    fills: dict[str, SymbolFill] = field(default_factory=dict)
+    faults: deque[SubmissionFault] = field(default_factory=deque)
+    """Faults met by the next submissions, one each, in order."""
+
+    def knows(self, symbol: str) -> bool:
+        return symbol in self.listed or symbol in self.quotes or symbol in self.trades
+
+    def fail_next_submissions(self, fault: SubmissionFault, times: int = 1) -> None:
+        self.faults.extend([fault] * times)
+
+    def next_fault(self) -> SubmissionFault | None:
+        return self.faults.popleft() if self.faults else None

@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from shared.broker.simulated import FixedQuote, Scenario, SimulatedBroker, SymbolFill
 from shared.broker.simulated.scenario import SubmissionFault
 from shared.broker.simulated.tables import sim_accounts, sim_orders, sim_positions
-from shared.eventstore.migrate import upgrade
+from shared.eventstore.migrations import upgrade
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import Settings, load_settings
 from tests.integration.broker.contract import BrokerWorld, Fill

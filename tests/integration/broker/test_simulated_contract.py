@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.broker.simulated import Scenario, SimulatedBroker
-from shared.eventstore.migrate import upgrade
+from shared.eventstore.migrations import upgrade
 from tests.integration.broker.contract import BrokerContract
 from tests.integration.broker.simulated_world import SimulatedWorld, migrated_sqlite, new_broker
 

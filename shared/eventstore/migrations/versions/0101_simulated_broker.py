@@ -50,12 +50,10 @@ def upgrade() -> None:
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("filled_qty", DECIMAL, nullable=False),
         sa.Column("filled_avg_price", DECIMAL, nullable=True),
-            sa.Column("reason", sa.String(500), nullable=True),
+        sa.Column("reason", sa.String(500), nullable=True),
         sa.Column("submitted_at", TIMESTAMP, nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
-        sa.UniqueConstraint(
-            "account_id", "client_order_id", name="uq_sim_orders_client_order_id"
-        ),
+        sa.UniqueConstraint("account_id", "client_order_id", name="uq_sim_orders_client_order_id"),
     )
     op.create_index("ix_sim_orders_account_status", "sim_orders", ["account_id", "status"])
     op.create_table(

@@ -1,0 +1,780 @@
+"""`SimulatedBroker`: the `Broker` port over the simulated world (trading spec §6.2, §6.3).
+
+Always paper, deterministic, any number of accounts (one instance per account, all on the same
+tables). State lives in the database and every call commits in the broker's own transaction on
+its own engine, never inside a service's, so a crash between a broker call and a service's
+commit leaves the same windows a real broker does. Each transaction first locks the account's
+row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite writers are serialised by `BEGIN IMMEDIATE`),
+so two fills on one account never lose an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared import market_clock
+from shared.broker.errors import (
+    BrokerError,
+    DuplicateClientOrderIdError,
+    InsufficientBuyingPowerError,
+    InsufficientQtyAvailableError,
+    InvalidOrderError,
+    NotFoundError,
+    OrderAlreadyTerminalError,
+    RateLimitedError,
+    TransientBrokerError,
+)
+from shared.broker.models import (
+    Account,
+    Asset,
+    CancelOutcome,
+    CancelResult,
+    MarketClock,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    Position,
+    PositionClose,
+    Quote,
+    Trade,
+    TradingSession,
+)
+from shared.broker.simulated import fills, ledger
+from shared.broker.simulated.quotes import CENT, QUOTE_SIZE, derived_quote, last_price, shaped_quote
+from shared.broker.simulated.scenario import Scenario, SubmissionFault, SymbolFill
+from shared.broker.simulated.tables import sim_accounts, sim_fills, sim_orders, sim_positions
+from shared.eventstore.engine import WRITE_OPTION, create_store_engine
+from shared.marketdata.bars import BarSnapshot
+from shared.settings import FillModel
+
+AVG_PRICE_PLACES = Decimal("0.000001")
+POOL_SIZE = 2
+ACCOUNT_STATUS = "ACTIVE"
+BUYING_POWER_CODE = "40310000"
+INVALID_ORDER_CODE = "42210000"
+
+OrderRow = Row[tuple[Any, ...]]
+
+
+class SimulatedWorldSettings(Protocol):
+    """The `ALCHEMISER_SIM_*` settings the broker reads (`shared.settings.Settings` has them)."""
+
+    @property
+    def sim_now(self) -> str | None: ...
+
+    @property
+    def sim_starting_cash(self) -> Decimal: ...
+
+    @property
+    def sim_spread_bps(self) -> Decimal: ...
+
+    @property
+    def sim_fill_model(self) -> FillModel: ...
+
+    @property
+    def sim_latency_ms(self) -> int: ...
+
+    @property
+    def sim_reject_rate(self) -> Decimal: ...
+
+    @property
+    def sim_partial_fraction(self) -> Decimal: ...
+
+    @property
+    def broker_retries(self) -> int: ...
+
+
+def _plain(value: Decimal) -> str:
+    """A quantity as people write it: 10, 2.5 (never 1E+1)."""
+    return format(value.normalize(), "f")
+
+
+class SimulatedBroker:
+    def __init__(
+        self,
+        database_url: str,
+        account_id: str,
+        settings: SimulatedWorldSettings,
+        bars: BarSnapshot,
+        *,
+        scenario: Scenario | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._account_id = account_id
+        self._settings = settings
+        self._bars = bars
+        self.scenario = scenario if scenario is not None else Scenario()
+        self._clock: Callable[[], dt.datetime] = clock or _standing_clock(settings, bars)
+        self._sleep = sleep
+        self._engine: AsyncEngine = create_store_engine(
+            database_url, pool_size=POOL_SIZE
+        ).execution_options(**{WRITE_OPTION: True})
+        self._last_prices: dict[tuple[str, dt.date], Decimal | None] = {}
+
+    def __repr__(self) -> str:
+        return f"SimulatedBroker(account_id={self._account_id!r}, mode=paper)"
+
+    @property
+    def account_id(self) -> str:
+        return self._account_id
+
+    async def close(self) -> None:
+        """Release the broker's own database connections."""
+        await self._engine.dispose()
+
+    # ------------------------------------------------------------------ account and positions
+
+    async def get_account(self) -> Account:
+        await self._wait()
+        async with self._locked_account() as connection:
+            await self._mark_positions(connection)
+            state = await ledger.account_state(connection, self._account_id)
+        assert state is not None, "the account row was created by _locked_account"
+        return Account(
+            account_id=self._account_id,
+            cash=state.cash,
+            buying_power=state.buying_power,
+            equity=state.equity,
+            portfolio_value=state.equity,
+            status=ACCOUNT_STATUS,
+        )
+
+    async def get_positions(self) -> list[Position]:
+        await self._wait()
+        async with self._locked_account() as connection:
+            await self._mark_positions(connection)
+            rows = await ledger.position_rows(connection, self._account_id)
+            return [await self._position(connection, row) for row in rows]
+
+    async def get_position(self, symbol: str) -> Position | None:
+        await self._wait()
+        async with self._locked_account() as connection:
+            await self._mark_positions(connection)
+            rows = await ledger.position_rows(connection, self._account_id, _symbol(symbol))
+            return await self._position(connection, rows[0]) if rows else None
+
+    async def get_asset(self, symbol: str) -> Asset | None:
+        await self._wait()
+        symbol = _symbol(symbol)
+        if not self._knows(symbol):
+            return None
+        return Asset(
+            symbol=symbol,
+            tradable=symbol not in self.scenario.non_tradable,
+            fractionable=symbol not in self.scenario.non_fractionable,
+            name=symbol,
+            exchange="SIMULATED",
+        )
+
+    # ------------------------------------------------------------------ orders
+
+    async def get_open_orders(self) -> list[Order]:
+        await self._wait()
+        async with self._locked_account() as connection:
+            rows = await ledger.working_orders(connection, self._account_id)
+            orders = [await self._advance(connection, row, poll=False) for row in rows]
+        return [order for order in orders if not order.is_terminal]
+
+    async def submit_order(self, request: OrderRequest) -> Order:
+        """Submit, retrying an injected 429, 5xx or lost answer up to `ALCHEMISER_BROKER_RETRIES`
+        times as the Alpaca adapter does; a retry finds an order already placed by its client
+        order id, so it never places a second one."""
+        await self._wait()
+        attempt = 0
+        while True:
+            try:
+                return await self._submit_once(request)
+            except BrokerError as error:
+                if not error.retryable or attempt >= self._settings.broker_retries:
+                    raise
+                attempt += 1
+                await self._sleep(float(2 ** (attempt - 1)))
+
+    async def _submit_once(self, request: OrderRequest) -> Order:
+        operation = f"submit order {request.client_order_id}"
+        fault = self.scenario.next_fault()
+        if fault is SubmissionFault.RATE_LIMITED:
+            raise RateLimitedError(
+                f"{operation}: the simulated broker answered 429 (injected); retried",
+                retry_after_s=None,
+            )
+        if fault is SubmissionFault.TRANSIENT:
+            raise TransientBrokerError(
+                f"{operation}: the simulated broker answered 503 (injected); retried",
+                http_status=503,
+            )
+        async with self._locked_account() as connection:
+            existing = await self._row(connection, client_order_id=request.client_order_id)
+            if existing is not None:
+                return _matching(_order(existing), request)
+            order = await self._place(
+                connection,
+                client_order_id=request.client_order_id,
+                symbol=_symbol(request.symbol),
+                side=request.side,
+                order_type=request.order_type,
+                qty=request.qty,
+                limit_price=request.limit_price,
+            )
+        if fault is SubmissionFault.RESPONSE_LOST:
+            raise TransientBrokerError(
+                f"{operation}: the simulated broker's answer was lost (injected timeout); "
+                "look the order up by its client order id",
+                code="timeout",
+            )
+        return order
+
+    async def replace_order(
+        self,
+        order_id: str,
+        *,
+        client_order_id: str,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+    ) -> Order:
+        await self._wait()
+        operation = f"replace order {order_id} with {client_order_id}"
+        async with self._locked_account() as connection:
+            existing = await self._row(connection, client_order_id=client_order_id)
+            if existing is not None:
+                return _order(existing)
+            old = await self._row(connection, order_id=order_id)
+            if old is None:
+                raise NotFoundError(
+                    f"{operation}: no order {order_id} in account {self._account_id}; "
+                    "look it up by its client order id",
+                    http_status=404,
+                )
+            if old.status not in ledger.WORKING_STATUSES:
+                raise OrderAlreadyTerminalError(
+                    f'{operation}: order is already in "{old.status}" state; '
+                    "submit a new order instead",
+                    state=old.status,
+                    code=INVALID_ORDER_CODE,
+                    http_status=422,
+                )
+            if old.order_type == OrderType.MARKET.value and limit_price is not None:
+                raise InvalidOrderError(
+                    f"{operation}: a market order takes no limit_price; cancel it and submit "
+                    "a limit order",
+                    code=INVALID_ORDER_CODE,
+                    http_status=422,
+                )
+            await self._set_status(connection, old.order_id, "replaced")
+            return await self._place(
+                connection,
+                client_order_id=client_order_id,
+                symbol=old.symbol,
+                side=OrderSide(old.side),
+                order_type=OrderType(old.order_type),
+                qty=qty if qty is not None else old.qty - old.filled_qty,
+                limit_price=limit_price if limit_price is not None else old.limit_price,
+            )
+
+    async def cancel_order(self, order_id: str) -> CancelResult:
+        await self._wait()
+        async with self._locked_account() as connection:
+            row = await self._row(connection, order_id=order_id)
+            if row is None:
+                raise NotFoundError(
+                    f"cancel order {order_id}: no such order in account {self._account_id}; "
+                    "look it up by its client order id",
+                    http_status=404,
+                )
+            if (
+                row.status in ledger.WORKING_STATUSES
+                and self.scenario.fills.get(row.symbol) is SymbolFill.ON_CANCEL
+            ):
+                row = await self._fill_remaining_now(connection, row)
+            if row.status not in ledger.WORKING_STATUSES:
+                return CancelResult(
+                    order_id=order_id,
+                    outcome=CancelOutcome.ALREADY_TERMINAL,
+                    terminal_state=row.status,
+                )
+            await self._set_status(connection, order_id, "canceled")
+        return CancelResult(order_id=order_id, outcome=CancelOutcome.REQUESTED)
+
+    async def get_order(self, order_id: str) -> Order | None:
+        await self._wait()
+        async with self._locked_account() as connection:
+            row = await self._row(connection, order_id=order_id)
+            return None if row is None else await self._advance(connection, row, poll=True)
+
+    async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        await self._wait()
+        async with self._locked_account() as connection:
+            row = await self._row(connection, client_order_id=client_order_id)
+            return None if row is None else await self._advance(connection, row, poll=True)
+
+    async def close_all_positions(self) -> list[PositionClose]:
+        await self._wait()
+        async with self._locked_account() as connection:
+            for row in await ledger.working_orders(connection, self._account_id):
+                await self._set_status(connection, row.order_id, "canceled")
+            closes = []
+            for position in await ledger.position_rows(connection, self._account_id):
+                try:
+                    order = await self._place(
+                        connection,
+                        client_order_id=f"close:{position.symbol}:{uuid.uuid4().hex}",
+                        symbol=position.symbol,
+                        side=OrderSide.SELL,
+                        order_type=OrderType.MARKET,
+                        qty=position.qty,
+                        limit_price=None,
+                    )
+                except BrokerError as error:
+                    closes.append(
+                        PositionClose(symbol=position.symbol, order=None, error=error.message)
+                    )
+                else:
+                    closes.append(PositionClose(symbol=position.symbol, order=order))
+        return closes
+
+    # ------------------------------------------------------------------ market data and time
+
+    async def get_latest_quote(self, symbol: str) -> Quote | None:
+        await self._wait()
+        return self._quote(_symbol(symbol))
+
+    async def get_latest_trade(self, symbol: str) -> Trade | None:
+        await self._wait()
+        symbol = _symbol(symbol)
+        last = self._last(symbol)
+        if last is None:
+            return None
+        return Trade(symbol=symbol, price=last, size=QUOTE_SIZE, timestamp=self._now())
+
+    async def get_clock(self) -> MarketClock:
+        await self._wait()
+        now = self._now()
+        return MarketClock(
+            now=now,
+            is_open=market_clock.is_open_at(now),
+            next_open=market_clock.next_open(now),
+            next_close=market_clock.next_close(now),
+        )
+
+    async def get_calendar(self, start: dt.date, end: dt.date) -> list[TradingSession]:
+        await self._wait()
+        return [
+            TradingSession(
+                date=session,
+                open=market_clock.session_open(session),
+                close=market_clock.session_close(session),
+            )
+            for session in market_clock.sessions_between(start, end)
+        ]
+
+    # ------------------------------------------------------------------ the world
+
+    async def _wait(self) -> None:
+        if self._settings.sim_latency_ms > 0:
+            await self._sleep(self._settings.sim_latency_ms / 1000)
+
+    def _now(self) -> dt.datetime:
+        return self._clock()
+
+    def _knows(self, symbol: str) -> bool:
+        return symbol in self._bars.closes or self.scenario.knows(symbol)
+
+    def _last(self, symbol: str) -> Decimal | None:
+        if symbol in self.scenario.trades:
+            return self.scenario.trades[symbol]
+        if symbol in self.scenario.quotes:
+            return self.scenario.quotes[symbol].last
+        day = self._now().astimezone(market_clock.NEW_YORK).date()
+        key = (symbol, day)
+        if key not in self._last_prices:
+            self._last_prices[key] = last_price(self._bars, symbol, day)
+        return self._last_prices[key]
+
+    def _quote(self, symbol: str) -> Quote | None:
+        last = self._last(symbol)
+        if last is None:
+            return None
+        fixed = self.scenario.quotes.get(symbol)
+        quote = (
+            derived_quote(symbol, last, self._settings.sim_spread_bps, self._now())
+            if fixed is None
+            else Quote(
+                symbol=symbol,
+                bid=fixed.bid,
+                ask=fixed.ask,
+                bid_size=fixed.bid_size,
+                ask_size=fixed.ask_size,
+                timestamp=self._now(),
+            )
+        )
+        shape = self.scenario.quote_shapes.get(symbol)
+        return quote if shape is None else shaped_quote(quote, last, shape)
+
+    @asynccontextmanager
+    async def _locked_account(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction of this broker, holding the account's row lock until it commits; the
+        account is opened with the starting cash on its first use."""
+        async with self._engine.begin() as connection:
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            await connection.execute(
+                insert(sim_accounts)
+                .values(
+                    account_id=self._account_id,
+                    cash=self._settings.sim_starting_cash,
+                    created_at=self._now(),
+                )
+                .on_conflict_do_nothing(index_elements=["account_id"])
+            )
+            await connection.execute(
+                sa.select(sim_accounts.c.account_id)
+                .where(sim_accounts.c.account_id == self._account_id)
+                .with_for_update()
+            )
+            yield connection
+
+    async def _row(
+        self,
+        connection: AsyncConnection,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> OrderRow | None:
+        query = sa.select(sim_orders).where(sim_orders.c.account_id == self._account_id)
+        if order_id is not None:
+            query = query.where(sim_orders.c.order_id == order_id)
+        if client_order_id is not None:
+            query = query.where(sim_orders.c.client_order_id == client_order_id)
+        return (await connection.execute(query)).first()
+
+    async def _set_status(self, connection: AsyncConnection, order_id: str, status: str) -> None:
+        await connection.execute(
+            sa.update(sim_orders)
+            .where(sim_orders.c.order_id == order_id)
+            .values(status=status, updated_at=self._now())
+        )
+
+    async def _place(
+        self,
+        connection: AsyncConnection,
+        *,
+        client_order_id: str,
+        symbol: str,
+        side: OrderSide,
+        order_type: OrderType,
+        qty: Decimal,
+        limit_price: Decimal | None,
+    ) -> Order:
+        """Check an order as the broker would, record it, and fill it if the model says so.
+        A refusal raises before anything is written."""
+        operation = f"order {client_order_id} ({side.value} {_plain(qty)} {symbol})"
+        last = self._tradable_price(operation, symbol, qty)
+        quote = self._quote(symbol)
+        hold_price = limit_price or fills.market_price(side, quote, last)
+        status, reason = "accepted", None
+        if self._settings.sim_fill_model is FillModel.REJECT_RATE and fills.rejected_by_rate(
+            client_order_id, self._settings.sim_reject_rate
+        ):
+            status = "rejected"
+            reason = (
+                f"rejected by the simulated broker's reject-rate fill model "
+                f"(ALCHEMISER_SIM_REJECT_RATE={self._settings.sim_reject_rate})"
+            )
+        elif side is OrderSide.BUY:
+            await self._check_buying_power(connection, operation, qty * hold_price)
+        else:
+            await self._check_qty_available(connection, operation, symbol, qty)
+        now = self._now()
+        order_id = str(uuid.uuid4())
+        await connection.execute(
+            sa.insert(sim_orders).values(
+                order_id=order_id,
+                account_id=self._account_id,
+                client_order_id=client_order_id,
+                symbol=symbol,
+                side=side.value,
+                order_type=order_type.value,
+                qty=qty,
+                limit_price=limit_price,
+                hold_price=hold_price,
+                status=status,
+                filled_qty=Decimal(0),
+                filled_avg_price=None,
+                reason=reason,
+                submitted_at=now,
+                updated_at=now,
+            )
+        )
+        row = await self._row(connection, order_id=order_id)
+        assert row is not None
+        return await self._advance(connection, row, poll=False)
+
+    def _tradable_price(self, operation: str, symbol: str, qty: Decimal) -> Decimal:
+        if not self._knows(symbol):
+            raise InvalidOrderError(
+                f"{operation}: asset {symbol} is not known to the simulated broker (it has no "
+                "bars in the bar store); check the symbol or import its bars",
+                code=INVALID_ORDER_CODE,
+                http_status=422,
+            )
+        if symbol in self.scenario.non_tradable:
+            raise InvalidOrderError(
+                f"{operation}: asset {symbol} is not tradable; leave it out of the plan",
+                code=INVALID_ORDER_CODE,
+                http_status=422,
+            )
+        if symbol in self.scenario.non_fractionable and qty != qty.to_integral_value():
+            raise InvalidOrderError(
+                f"{operation}: qty {_plain(qty)} is fractional but {symbol} is not "
+                "fractionable; order whole shares",
+                code=INVALID_ORDER_CODE,
+                http_status=422,
+            )
+        last = self._last(symbol)
+        if last is None:
+            raise InvalidOrderError(
+                f"{operation}: {symbol} has no bar on or before "
+                f"{self._now().astimezone(market_clock.NEW_YORK).date()}, so it has no price; "
+                "import its bars or move ALCHEMISER_SIM_NOW",
+                code=INVALID_ORDER_CODE,
+                http_status=422,
+            )
+        return last
+
+    async def _check_buying_power(
+        self, connection: AsyncConnection, operation: str, cost: Decimal
+    ) -> None:
+        state = await ledger.account_state(connection, self._account_id)
+        assert state is not None
+        if cost > state.buying_power:
+            raise InsufficientBuyingPowerError(
+                f"{operation}: insufficient buying power: the order needs {cost:.2f}, "
+                f"account {self._account_id} has {state.buying_power:.2f}; "
+                "the order is not retried: reduce it or free cash first",
+                code=BUYING_POWER_CODE,
+                http_status=403,
+            )
+
+    async def _check_qty_available(
+        self, connection: AsyncConnection, operation: str, symbol: str, qty: Decimal
+    ) -> None:
+        rows = await ledger.position_rows(connection, self._account_id, symbol)
+        held = rows[0].qty if rows else Decimal(0)
+        available = held - await ledger.held_for_sale(connection, self._account_id, symbol)
+        if qty > available:
+            raise InsufficientQtyAvailableError(
+                f"{operation}: insufficient qty available for order "
+                f"(requested: {_plain(qty)}, available: {_plain(available)})",
+                requested_qty=qty,
+                available_qty=available,
+                code=BUYING_POWER_CODE,
+                http_status=403,
+            )
+
+    async def _advance(self, connection: AsyncConnection, row: OrderRow, *, poll: bool) -> Order:
+        """Let the fill model act on a working order: only while the session is open, at once
+        (`immediate`, `reject-rate`) or a share per poll (`partial`), unless the scenario
+        says otherwise for the symbol."""
+        if row.status not in ledger.WORKING_STATUSES or not market_clock.is_open_at(self._now()):
+            return _order(row)
+        quote = self._quote(row.symbol)
+        remaining = row.qty - row.filled_qty
+        symbol_fill = self.scenario.fills.get(row.symbol)
+        if symbol_fill in (SymbolFill.NEVER, SymbolFill.ON_CANCEL):
+            return _order(row)
+        if symbol_fill is SymbolFill.HALF:
+            if row.filled_qty > 0:
+                return _order(row)
+            qty = fills.partial_fill_qty(row.qty, fills.HALF)
+        elif symbol_fill is SymbolFill.IMMEDIATE:
+            qty = remaining
+        elif self._settings.sim_fill_model is FillModel.PARTIAL:
+            if not poll:
+                return _order(row)
+            qty = fills.partial_fill_qty(remaining, self._settings.sim_partial_fraction)
+        else:
+            qty = remaining
+        return _order(await self._fill(connection, row, qty, quote))
+
+    async def _fill_remaining_now(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
+        if not market_clock.is_open_at(self._now()):
+            return row
+        return await self._fill(connection, row, row.qty - row.filled_qty, self._quote(row.symbol))
+
+    async def _fill(
+        self, connection: AsyncConnection, row: OrderRow, qty: Decimal, quote: Quote | None
+    ) -> OrderRow:
+        side = OrderSide(row.side)
+        last = self._last(row.symbol)
+        assert last is not None, "an order is only placed on a symbol with a price"
+        price = fills.fill_price(OrderType(row.order_type), side, row.limit_price, quote, last)
+        now = self._now()
+        filled_qty = row.filled_qty + qty
+        previous_value = row.filled_qty * (row.filled_avg_price or Decimal(0))
+        await connection.execute(
+            sa.update(sim_orders)
+            .where(sim_orders.c.order_id == row.order_id)
+            .values(
+                filled_qty=filled_qty,
+                filled_avg_price=((previous_value + qty * price) / filled_qty).quantize(
+                    AVG_PRICE_PLACES
+                ),
+                status="filled" if filled_qty >= row.qty else "partially_filled",
+                updated_at=now,
+            )
+        )
+        await connection.execute(
+            sa.insert(sim_fills).values(
+                order_id=row.order_id,
+                account_id=self._account_id,
+                symbol=row.symbol,
+                side=row.side,
+                qty=qty,
+                price=price,
+                filled_at=now,
+            )
+        )
+        cash_change = -qty * price if side is OrderSide.BUY else qty * price
+        cash: Decimal = (
+            await connection.execute(
+                sa.select(sim_accounts.c.cash).where(sim_accounts.c.account_id == self._account_id)
+            )
+        ).scalar_one()
+        await connection.execute(
+            sa.update(sim_accounts)
+            .where(sim_accounts.c.account_id == self._account_id)
+            .values(cash=cash + cash_change)
+        )
+        await self._move_position(connection, row.symbol, side, qty, price, last)
+        updated = await self._row(connection, order_id=row.order_id)
+        assert updated is not None
+        return updated
+
+    async def _move_position(
+        self,
+        connection: AsyncConnection,
+        symbol: str,
+        side: OrderSide,
+        qty: Decimal,
+        price: Decimal,
+        last: Decimal,
+    ) -> None:
+        rows = await ledger.position_rows(connection, self._account_id, symbol)
+        held = rows[0].qty if rows else Decimal(0)
+        where = (sim_positions.c.account_id == self._account_id) & (
+            sim_positions.c.symbol == symbol
+        )
+        if side is OrderSide.SELL:
+            remaining = held - qty
+            if remaining <= 0:
+                await connection.execute(sa.delete(sim_positions).where(where))
+            else:
+                await connection.execute(
+                    sa.update(sim_positions)
+                    .where(where)
+                    .values(qty=remaining, last_price=last, updated_at=self._now())
+                )
+            return
+        if not rows:
+            await connection.execute(
+                sa.insert(sim_positions).values(
+                    account_id=self._account_id,
+                    symbol=symbol,
+                    qty=qty,
+                    avg_entry_price=price,
+                    last_price=last,
+                    updated_at=self._now(),
+                )
+            )
+            return
+        total = held + qty
+        average = ((held * rows[0].avg_entry_price + qty * price) / total).quantize(
+            AVG_PRICE_PLACES
+        )
+        await connection.execute(
+            sa.update(sim_positions)
+            .where(where)
+            .values(qty=total, avg_entry_price=average, last_price=last, updated_at=self._now())
+        )
+
+    async def _mark_positions(self, connection: AsyncConnection) -> None:
+        """Bring each position's stored price to the simulated date's last price, so the account
+        (and `alchemiser broker positions`) values it as the quotes do."""
+        for row in await ledger.position_rows(connection, self._account_id):
+            last = self._last(row.symbol)
+            if last is not None and last != row.last_price:
+                await connection.execute(
+                    sa.update(sim_positions)
+                    .where(sim_positions.c.account_id == self._account_id)
+                    .where(sim_positions.c.symbol == row.symbol)
+                    .values(last_price=last)
+                )
+
+    async def _position(self, connection: AsyncConnection, row: OrderRow) -> Position:
+        held_for_sale = await ledger.held_for_sale(connection, self._account_id, row.symbol)
+        return Position(
+            symbol=row.symbol,
+            qty=row.qty,
+            qty_available=row.qty - held_for_sale,
+            market_value=(row.qty * row.last_price).quantize(CENT),
+            avg_entry_price=row.avg_entry_price,
+            current_price=row.last_price,
+        )
+
+
+def _standing_clock(
+    settings: SimulatedWorldSettings, bars: BarSnapshot
+) -> Callable[[], dt.datetime]:
+    """The simulated now stands still: `ALCHEMISER_SIM_NOW`, else the bar store's last close
+    window."""
+    last_session = bars.last_session if bars.sessions.size else None
+    now = market_clock.simulated_now(settings.sim_now, last_session)
+    return lambda: now
+
+
+def _symbol(symbol: str) -> str:
+    return symbol.strip().upper()
+
+
+def _order(row: OrderRow) -> Order:
+    return Order(
+        order_id=row.order_id,
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        side=OrderSide(row.side),
+        order_type=OrderType(row.order_type),
+        qty=row.qty,
+        limit_price=row.limit_price,
+        status=ledger.STATUS_OF[row.status],
+        broker_status=row.status,
+        filled_qty=row.filled_qty,
+        filled_avg_price=row.filled_avg_price,
+        submitted_at=row.submitted_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _matching(existing: Order, request: OrderRequest) -> Order:
+    """A repeated submission gets the order already placed under its client order id; an id
+    reused for a different order is refused, as Alpaca refuses it."""
+    if (existing.symbol, existing.side) == (_symbol(request.symbol), request.side):
+        return existing
+    raise DuplicateClientOrderIdError(
+        f"order {request.client_order_id}: this client order id already names a different order "
+        f"({existing.side.value} {existing.symbol}, id {existing.order_id}); "
+        "client order ids must be unique per order",
+        code="40010001",
+        http_status=422,
+    )

@@ -1,0 +1,133 @@
+"""Reading the simulated broker's stored state: what the broker answers from and what
+`alchemiser broker ...` prints, so both add the account up the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.broker.models import OrderSide, OrderStatus
+from shared.broker.simulated.tables import sim_accounts, sim_orders, sim_positions
+
+WORKING_STATUSES = ("accepted", "new", "pending_new", "partially_filled")
+"""The broker's own words for an order that can still fill."""
+
+STATUS_OF: dict[str, OrderStatus] = {
+    "new": OrderStatus.ACCEPTED,
+    "accepted": OrderStatus.ACCEPTED,
+    "pending_new": OrderStatus.ACCEPTED,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "replaced": OrderStatus.CANCELED,
+    "rejected": OrderStatus.REJECTED,
+    "expired": OrderStatus.REJECTED,
+}
+
+CLIENT_ORDER_ID_PREFIX = "alc:"
+
+
+@dataclass(frozen=True)
+class AccountState:
+    account_id: str
+    cash: Decimal
+    buy_holds: Decimal
+    """What open BUY orders have set aside: remaining qty × the price held at submission."""
+    positions_value: Decimal
+
+    @property
+    def buying_power(self) -> Decimal:
+        return self.cash - self.buy_holds
+
+    @property
+    def equity(self) -> Decimal:
+        return self.cash + self.positions_value
+
+
+def workflow_of(client_order_id: str) -> str | None:
+    """The workflow id inside `alc:{workflow_id}:{symbol}:{b|s}:{phase}:{attempt}`; None for an
+    order this system did not place."""
+    if not client_order_id.startswith(CLIENT_ORDER_ID_PREFIX):
+        return None
+    workflow_id = client_order_id[len(CLIENT_ORDER_ID_PREFIX) :].split(":", 1)[0]
+    return workflow_id or None
+
+
+async def account_ids(connection: AsyncConnection) -> list[str]:
+    result = await connection.execute(
+        sa.select(sim_accounts.c.account_id).order_by(sim_accounts.c.account_id)
+    )
+    return list(result.scalars())
+
+
+async def account_state(connection: AsyncConnection, account_id: str) -> AccountState | None:
+    cash = await connection.scalar(
+        sa.select(sim_accounts.c.cash).where(sim_accounts.c.account_id == account_id)
+    )
+    if cash is None:
+        return None
+    buys = await working_orders(connection, account_id, side=OrderSide.BUY)
+    positions = await position_rows(connection, account_id)
+    return AccountState(
+        account_id=account_id,
+        cash=cash,
+        buy_holds=sum(
+            ((row.qty - row.filled_qty) * row.hold_price for row in buys), start=Decimal(0)
+        ),
+        positions_value=sum((row.qty * row.last_price for row in positions), start=Decimal(0)),
+    )
+
+
+async def position_rows(
+    connection: AsyncConnection, account_id: str | None, symbol: str | None = None
+) -> Sequence[Row[tuple[object, ...]]]:
+    query = sa.select(sim_positions).order_by(sim_positions.c.account_id, sim_positions.c.symbol)
+    if account_id is not None:
+        query = query.where(sim_positions.c.account_id == account_id)
+    if symbol is not None:
+        query = query.where(sim_positions.c.symbol == symbol)
+    return (await connection.execute(query)).all()
+
+
+async def working_orders(
+    connection: AsyncConnection,
+    account_id: str,
+    *,
+    side: OrderSide | None = None,
+    symbol: str | None = None,
+) -> Sequence[Row[tuple[object, ...]]]:
+    query = (
+        sa.select(sim_orders)
+        .where(sim_orders.c.account_id == account_id)
+        .where(sim_orders.c.status.in_(WORKING_STATUSES))
+        .order_by(sim_orders.c.id)
+    )
+    if side is not None:
+        query = query.where(sim_orders.c.side == side.value)
+    if symbol is not None:
+        query = query.where(sim_orders.c.symbol == symbol)
+    return (await connection.execute(query)).all()
+
+
+async def held_for_sale(connection: AsyncConnection, account_id: str, symbol: str) -> Decimal:
+    """Shares of `symbol` that open SELL orders still hold (qty − qty_available)."""
+    sells = await working_orders(connection, account_id, side=OrderSide.SELL, symbol=symbol)
+    return sum((row.qty - row.filled_qty for row in sells), start=Decimal(0))
+
+
+async def order_rows(
+    connection: AsyncConnection, *, account_id: str | None = None, workflow_id: str | None = None
+) -> Sequence[Row[tuple[object, ...]]]:
+    """Every order in placement order; with `workflow_id`, only that workflow's."""
+    query = sa.select(sim_orders).order_by(sim_orders.c.id)
+    if account_id is not None:
+        query = query.where(sim_orders.c.account_id == account_id)
+    if workflow_id is not None:
+        prefix = f"{CLIENT_ORDER_ID_PREFIX}{workflow_id}:"
+        query = query.where(sim_orders.c.client_order_id.startswith(prefix, autoescape=True))
+    return (await connection.execute(query)).all()
