@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import random
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
@@ -218,12 +219,21 @@ def _error_body(error: APIError) -> tuple[str | None, str | None, dict[str, Any]
 
 
 def _retry_after_s(error: APIError) -> float | None:
+    """Seconds to wait before the next call: `Retry-After`, else Alpaca's `X-RateLimit-Reset`
+    (the epoch second at which the rate window resets); None when the answer says neither."""
     response = error.response
-    raw = None if response is None else response.headers.get("Retry-After")
+    if response is None:
+        return None
+    retry_after = response.headers.get("Retry-After")
+    reset_at = response.headers.get("X-RateLimit-Reset")
     try:
-        return None if raw is None else max(float(raw), 0.0)
+        if retry_after is not None:
+            return max(float(retry_after), 0.0)
+        if reset_at is not None:
+            return max(float(reset_at) - time.time(), 0.0)
     except ValueError:
         return None
+    return None
 
 
 class AlpacaBroker:
@@ -690,7 +700,7 @@ class AlpacaBroker:
         lowered = (message or "").lower()
         if status == 429:
             retry_after_s = _retry_after_s(error)
-            wait = "a backoff" if retry_after_s is None else f"{retry_after_s:g} s (Retry-After)"
+            wait = "a backoff" if retry_after_s is None else f"{retry_after_s:.3g} s"
             return RateLimitedError(
                 f"{said}; retried after {wait}",
                 retry_after_s=retry_after_s,

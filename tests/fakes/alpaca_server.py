@@ -68,15 +68,18 @@ class FaultKind(StrEnum):
 class Fault:
     """The next `times` calls of `method path` answer with this fault instead of normally.
 
-    HANG waits `hang_s` and answers 504 without doing anything; LOSE_RESPONSE does the work
-    (an order is accepted and filled) and then waits `hang_s` before answering, so a client with
-    a shorter timeout never sees the answer."""
+    RATE_LIMIT sends `Retry-After: retry_after_s` and/or Alpaca's `X-RateLimit-Reset` (now +
+    `reset_in_s`, epoch seconds) when those are set. SERVER_ERROR answers 500 with `body` (an
+    HTML page). HANG waits `hang_s` and answers 504 without doing anything; LOSE_RESPONSE does
+    the work (an order is accepted and filled) and then waits `hang_s` before answering, so a
+    client with a shorter timeout never sees the answer."""
 
     method: str
     path: str
     kind: FaultKind
     times: int = 1
-    retry_after_s: int = 1
+    retry_after_s: int | None = 1
+    reset_in_s: int | None = None
     hang_s: float = 1.0
     body: str = (
         "<html><head><title>500 Internal Server Error</title></head>"
@@ -575,10 +578,15 @@ def build_app(world: AlpacaWorld) -> FastAPI:
             response: Response = await call_next(request)
             return response
         if fault.kind is FaultKind.RATE_LIMIT:
+            headers = {"X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "0"}
+            if fault.retry_after_s is not None:
+                headers["Retry-After"] = str(fault.retry_after_s)
+            if fault.reset_in_s is not None:
+                headers["X-RateLimit-Reset"] = str(int(time.time()) + fault.reset_in_s)
             return JSONResponse(
                 {"code": 42910000, "message": "rate limit exceeded"},
                 status_code=429,
-                headers={"Retry-After": str(fault.retry_after_s)},
+                headers=headers,
             )
         if fault.kind is FaultKind.SERVER_ERROR:
             return HTMLResponse(fault.body, status_code=500)

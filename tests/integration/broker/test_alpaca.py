@@ -488,3 +488,17 @@ async def test_a_stale_quote_keeps_the_time_it_was_quoted(
     assert quote is not None
     assert quote.timestamp == quoted_at
     assert (quote.bid, quote.ask) == (Decimal("150.00"), Decimal("149.00"))
+
+
+async def test_without_retry_after_the_rate_limit_reset_time_sets_the_pause(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.inject(
+        Fault("GET", "/v2/account", FaultKind.RATE_LIMIT, retry_after_s=None, reset_in_s=30)
+    )
+    broker = _broker(loopback, sleep)
+
+    await broker.get_account()
+
+    [pause_s] = sleep.delays_s
+    assert 20 < pause_s <= 31
