@@ -103,6 +103,7 @@ _BLOCK_LIST = "asset, group, weight-equal, weight-specified, weight-inverse-vola
 
 TICKER_PATTERN: Final = re.compile(r"[A-Z0-9]+(?:[.-][A-Z0-9]+)*")
 MAX_TICKER_LENGTH: Final = 10
+COMPOSER_QUALIFIED_TICKER: Final = re.compile(r"EQUITIES::(.+?)(?://[A-Z]+)?")
 ASSET_CLASSES: Final = frozenset({"EQUITIES"})
 REBALANCE_FREQUENCIES: Final = frozenset({"daily", "weekly", "monthly", "quarterly", "yearly"})
 
@@ -136,11 +137,10 @@ def _count(arguments: int) -> str:
 
 def normalise_ticker(raw: str) -> str | None:
     """Upper-case and strip Composer's `EQUITIES::SPY//USD` qualification; None if invalid."""
-    ticker = raw.strip().upper()
-    if "::" in ticker:
-        ticker = ticker.split("::", 1)[1]
-        if "//" in ticker:
-            ticker = ticker.split("//", 1)[0]
+    ticker = raw.upper()
+    qualified = COMPOSER_QUALIFIED_TICKER.fullmatch(ticker)
+    if qualified:
+        ticker = qualified.group(1)
     if len(ticker) > MAX_TICKER_LENGTH or not TICKER_PATTERN.fullmatch(ticker):
         return None
     return ticker
@@ -305,7 +305,7 @@ class _Compiler:
                     weight_form.span,
                     f"weight-specified: weights must be ≥ 0, got {weight_form.text}",
                 )
-            weights.append(self.number(weight_form, "weight-specified"))
+            weights.append(abs(self.number(weight_form, "weight-specified")))  # no -0.0
             total += weight_form.value
             children.append(self.block(child))
         if total == 0:

@@ -374,6 +374,12 @@ def test_all_zero_weights_are_an_error() -> None:
     assert error.message.startswith("weight-specified: all weights are 0")
 
 
+def test_negative_zero_weight_is_a_plain_zero() -> None:
+    body = symphony('(weight-specified -0 (asset "A") 1 (asset "B"))').body
+    assert isinstance(body, WeightSpecified)
+    assert str(body.weights[0]) == "0.0"
+
+
 def test_weight_too_large_for_a_double_is_an_error() -> None:
     error = static_error(f'(weight-specified {"9" * 400} (asset "A"))')
     assert at(error) == (2, 19)
@@ -405,7 +411,13 @@ def test_exact_equality_comparison_warns() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "ticker"),
-    [("spy", "SPY"), ("BRK.B", "BRK.B"), ("bf-b", "BF-B"), ("EQUITIES::spy//USD", "SPY")],
+    [
+        ("spy", "SPY"),
+        ("BRK.B", "BRK.B"),
+        ("bf-b", "BF-B"),
+        ("EQUITIES::spy//USD", "SPY"),
+        ("EQUITIES::BRK.B", "BRK.B"),
+    ],
 )
 def test_tickers_are_upper_cased_and_composer_qualification_stripped(raw: str, ticker: str) -> None:
     parsed = symphony(f'(asset "{raw}" nil)')
@@ -415,7 +427,20 @@ def test_tickers_are_upper_cased_and_composer_qualification_stripped(raw: str, t
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "ABCDEFGHIJK", "BRK..B", "-SPY", "SPY.", "S P", "EQUITIES::", "$SPY"]
+    "raw",
+    [
+        "",
+        "ABCDEFGHIJK",
+        "BRK..B",
+        "-SPY",
+        "SPY.",
+        "S P",
+        " SPY",
+        "EQUITIES::",
+        "CRYPTO::BTC//USD",
+        "SPY//USD",
+        "$SPY",
+    ],
 )
 def test_invalid_tickers_are_rejected(raw: str) -> None:
     error = static_error(f'(asset "{raw}")')
