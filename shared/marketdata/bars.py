@@ -48,9 +48,12 @@ class BarDataError(ValueError):
     """Bars that cannot be used; the message names the file, row, symbol or date and the fix."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BarSnapshot:
-    """Closes aligned on the sessions present in the data (ascending, unique)."""
+    """Closes aligned on the sessions present in the data (ascending, unique).
+
+    Compared by identity (its arrays have no single truth value); compare `content_hash` instead.
+    """
 
     sessions: NDArray[np.datetime64]
     closes: Mapping[str, NDArray[np.float64]]

@@ -113,6 +113,14 @@ def test_ensure_sample_creates_a_labelled_store_ending_at_the_last_closed_sessio
     np.testing.assert_array_equal(after.closes["TQQQ"][: sessions.size], before_closes)
 
 
+def test_adding_a_symbol_keeps_a_store_that_ends_after_the_requested_end(tmp_path: Path) -> None:
+    ensure_sample(tmp_path, ["SPY"], AFTER_HOLIDAY)
+    result = ensure_sample(tmp_path, ["QQQ"], datetime(2024, 6, 1, tzinfo=UTC))
+    assert result.action == "extended"
+    assert result.manifest.symbols == ("QQQ", "SPY")
+    assert result.manifest.last_session == date(2024, 7, 3)
+
+
 def test_ensure_sample_never_touches_imported_bars(tmp_path: Path) -> None:
     store = BarStore(tmp_path)
     kept = store.write(
