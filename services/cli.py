@@ -7,6 +7,7 @@ import typer
 
 from services.commands.data import data_app
 from services.commands.evaluate import evaluate
+from services.commands.serve import db_app, serve
 
 app = typer.Typer(
     name="alchemiser",
@@ -16,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("evaluate")(evaluate)
+app.command("serve")(serve)
+app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 
 

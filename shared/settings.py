@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # Every service
     database_url: str | None = None
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    bus_namespace: str = Field(default="alchemiser", pattern=r"^[a-z][a-z0-9_.-]{0,62}$")
     log_level: str = "INFO"
     data_dir: Path = Path("data")
     cache_dir: Path | None = None
@@ -158,6 +159,15 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+    @property
+    def bus_exchange(self) -> str:
+        """The topic exchange; queues are `{namespace}.{service}`, so deployments (or test runs)
+        sharing one broker never see each other's messages."""
+        return f"{self.bus_namespace}.events"
+
+    def bus_queue(self, service: str) -> str:
+        return f"{self.bus_namespace}.{service}"
 
     @property
     def is_live(self) -> bool:

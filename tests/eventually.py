@@ -18,7 +18,7 @@ async def eventually(
     interval_s: float = 0.05,
     message: str = "condition not met",
 ) -> T:
-    """Call `probe` until it returns a truthy value (awaiting it if needed); fail after `timeout_s`."""
+    """Call `probe` until it returns a truthy value (awaited if need be); fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while True:

@@ -1,4 +1,4 @@
-"""The real servers integration tests use: reachable, or skipped with the reason (failed under CI)."""
+"""The real servers integration tests use: reachable, or skipped with the reason (CI: failed)."""
 
 from __future__ import annotations
 
@@ -55,5 +55,28 @@ async def drop_postgres_database(url: str) -> None:
     connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+SERVICES = ("strategy", "portfolio", "execution", "notify")
+
+
+def unique_bus_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+async def delete_bus_namespace(namespace: str, services: tuple[str, ...] = SERVICES) -> None:
+    """Remove what services of a test namespace declared on the real RabbitMQ."""
+    import aio_pika
+
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        for service in services:
+            await channel.queue_delete(f"{namespace}.{service}")
+            await channel.queue_delete(f"{namespace}.{service}.dlq")
+        await channel.exchange_delete(f"{namespace}.events")
+        await channel.exchange_delete(f"{namespace}.events.dlx")
     finally:
         await connection.close()

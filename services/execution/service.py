@@ -1,0 +1,27 @@
+"""The execution service's event shell: `RebalancePlanned` in, orders and `TradeExecuted` out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.events import Event
+from shared.messaging.consumer import HandlerContext
+from shared.service.runtime import ServiceDefinition
+from shared.settings import Settings
+
+DEFAULT_PORT = 8003
+
+
+async def handle(event: Event, context: HandlerContext) -> Sequence[Event]:
+    """Execution arrives with the execution issue; until then the service consumes its input
+    exactly once (the inbox records it) and emits nothing."""
+    return ()
+
+
+def definition(settings: Settings) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="execution",
+        default_port=DEFAULT_PORT,
+        event_types=("RebalancePlanned",),
+        handler=handle,
+    )

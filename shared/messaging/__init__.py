@@ -1,0 +1,1 @@
+"""The one path every service's events take: consumer loop (inbox) and outbox relay."""

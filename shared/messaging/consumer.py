@@ -1,0 +1,192 @@
+"""The consumer loop: decode, skip what the inbox has seen, handle, then append what the handler
+emits together with the inbox row in ONE transaction, and only then acknowledge.
+
+The handler runs before the transaction opens, so no database transaction is ever held across
+a broker call or any other I/O a handler makes. Should two deliveries of one event race (a
+redelivery while the first is still being handled), the inbox's primary key lets exactly one
+transaction commit; the other's emitted events roll back with it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from shared.bus.port import Bus, Message
+from shared.events import Event, decode
+from shared.events.workflow import WorkflowFailed
+from shared.eventstore.errors import ConcurrencyError, DuplicateInboxError
+from shared.eventstore.store import SqlEventStore
+from shared.service.metrics import ServiceMetrics
+
+log = structlog.get_logger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+#: The workflow step a service's failure is reported as (trading spec §5.1).
+FAILURE_STEP = {
+    "strategy": "signal_generation",
+    "portfolio": "portfolio_analysis",
+    "execution": "trade_execution",
+}
+_APPEND_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What a handler may use: the service's identity and read access to the store."""
+
+    service: str
+    store: SqlEventStore
+
+    def follow_up(self, cause: Event, event_class: type[E], **payload: Any) -> E:
+        """A new event of the cause's workflow, caused by it and sourced from this service."""
+        return event_class(
+            **cause.caused(source=self.service, occurred_at=datetime.now(UTC)), **payload
+        )
+
+
+EventHandler = Callable[[Event, HandlerContext], Awaitable[Sequence[Event]]]
+
+
+def stream_of(service: str, correlation_id: str) -> str:
+    """Each service appends a workflow's events to a stream of its own, so services never
+    contend for one stream's versions."""
+    return f"{correlation_id}/{service}"
+
+
+class Consumer:
+    def __init__(
+        self,
+        service: str,
+        store: SqlEventStore,
+        bus: Bus,
+        handler: EventHandler,
+        event_types: Sequence[str],
+        *,
+        metrics: ServiceMetrics | None = None,
+        on_commit: Callable[[], None] | None = None,
+        queue: str | None = None,
+    ) -> None:
+        self.service = service
+        self.queue = queue or f"alchemiser.{service}"
+        self._store = store
+        self._bus = bus
+        self._handler = handler
+        self._event_types = tuple(event_types)
+        self._metrics = metrics
+        self._on_commit = on_commit
+        self._context = HandlerContext(service=service, store=store)
+
+    async def start(self) -> None:
+        await self._bus.subscribe(
+            self.queue, self._event_types, self.handle_message, on_dead_letter=self.dead_lettered
+        )
+
+    async def handle_message(self, message: Message) -> None:
+        started = time.perf_counter()
+        event = decode(message.body)
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=event.correlation_id, event_id=str(event.event_id)
+        ):
+            if await self._seen(event):
+                log.info("duplicate delivery skipped", event_type=event.event_type)
+                self._count(event.event_type, "duplicate")
+                return
+            emitted = await self._handler(event, self._context)
+            committed = await self._commit(event, emitted)
+            self._count(event.event_type, "handled" if committed else "duplicate")
+            if self._metrics is not None:
+                self._metrics.handler_latency.labels(
+                    service=self.service, event_type=event.event_type
+                ).observe(time.perf_counter() - started)
+
+    async def _seen(self, event: Event) -> bool:
+        async with self._store.unit_of_work() as uow:
+            return await uow.seen(self.service, event.event_id)
+
+    async def _commit(self, cause: Event, emitted: Sequence[Event]) -> bool:
+        """Append and record the inbox row atomically; False when another delivery won."""
+        stream_id = stream_of(self.service, cause.correlation_id)
+        for attempt in range(1, _APPEND_ATTEMPTS + 1):
+            try:
+                async with self._store.unit_of_work() as uow:
+                    if await uow.seen(self.service, cause.event_id):
+                        return False
+                    if emitted:
+                        await uow.append(stream_id, None, emitted)
+                    await uow.record_inbox(self.service, cause.event_id)
+            except DuplicateInboxError:
+                return False
+            except ConcurrencyError:
+                if attempt == _APPEND_ATTEMPTS:
+                    raise
+                continue
+            if self._on_commit is not None:
+                self._on_commit()
+            return True
+        return False
+
+    async def dead_lettered(self, message: Message, reason: str) -> None:
+        """A poison message fails its workflow, where one is known, so nobody waits on it."""
+        log.error(
+            "message dead-lettered",
+            routing_key=message.routing_key,
+            message_id=message.message_id,
+            reason=reason,
+        )
+        if self._metrics is not None:
+            self._metrics.dead_lettered.labels(
+                service=self.service, event_type=message.routing_key
+            ).inc()
+        step = FAILURE_STEP.get(self.service)
+        envelope = _readable_envelope(message.body)
+        if step is None or envelope is None or message.routing_key == "WorkflowFailed":
+            return
+        failure = WorkflowFailed(
+            correlation_id=envelope["correlation_id"],
+            causation_id=message.message_id,
+            account_id=envelope["account_id"],
+            source=self.service,
+            occurred_at=datetime.now(UTC),
+            workflow_type="trading",
+            failure_step=step,
+            failure_reason=(
+                f"{self.service} could not process {message.routing_key} "
+                f"{message.message_id} and moved it to the dead-letter queue: {reason}"
+            ),
+            error_details={
+                "original_event_type": message.routing_key,
+                "original_event_id": message.message_id,
+            },
+        )
+        async with self._store.unit_of_work() as uow:
+            await uow.append(stream_of(self.service, failure.correlation_id), None, [failure])
+        if self._on_commit is not None:
+            self._on_commit()
+
+    def _count(self, event_type: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.events_consumed.labels(
+                service=self.service, event_type=event_type, outcome=outcome
+            ).inc()
+
+
+def _readable_envelope(body: bytes) -> dict[str, str] | None:
+    """The workflow and account of a message that failed to decode, when its JSON says them."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    correlation_id, account_id = data.get("correlation_id"), data.get("account_id")
+    if isinstance(correlation_id, str) and correlation_id and isinstance(account_id, str):
+        return {"correlation_id": correlation_id, "account_id": account_id}
+    return None

@@ -1,0 +1,61 @@
+"""The FastAPI app every service runs: /healthz, /readyz, /metrics, its own routers, and a
+lifespan that starts the service runtime and stops it cleanly on SIGTERM (uvicorn turns the
+signal into lifespan shutdown)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.service.runtime import ServiceRuntime
+
+
+def create_app(runtime: ServiceRuntime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"Alchemiser {runtime.name} service",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Alive: checks no dependency, so a database outage never restarts every pod."""
+        return {"status": "alive", "service": runtime.name}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "a dependency is unavailable; the reason is given"}},
+    )
+    async def readyz() -> JSONResponse:
+        readiness = await runtime.readiness()
+        if readiness.ready:
+            return JSONResponse({"status": "ready", "service": runtime.name})
+        return JSONResponse(
+            {"status": "not ready", "service": runtime.name, "reason": readiness.reason},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        with contextlib.suppress(Exception):  # metrics must answer even with the database away
+            runtime.metrics.outbox_lag.set(await runtime.store.outbox_lag())
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for router in runtime.definition.routers(runtime):
+        app.include_router(router)
+    return app

@@ -1,0 +1,269 @@
+"""The consumer loop and the outbox relay over the real stores and buses: each event's effects
+happen once, whatever the bus delivers twice, and a poison message never stalls a consumer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.bus.memory import InMemoryBus
+from shared.bus.port import Bus, Message
+from shared.bus.rabbitmq import RabbitMqBus
+from shared.events import Event, encode
+from shared.events.notifications import NotificationSent
+from shared.events.workflow import WorkflowFailed, WorkflowStarted
+from shared.eventstore.migrations import upgrade
+from shared.eventstore.store import SqlEventStore
+from shared.messaging.consumer import Consumer, HandlerContext, stream_of
+from shared.messaging.relay import OutboxRelay
+from tests.eventually import eventually
+from tests.servers import (
+    RABBITMQ_URL,
+    create_postgres_database,
+    delete_bus_namespace,
+    drop_postgres_database,
+    require_server,
+    unique_bus_namespace,
+)
+
+
+def started_event(workflow_id: str | None = None) -> WorkflowStarted:
+    return WorkflowStarted(
+        correlation_id=workflow_id or str(uuid.uuid4()),
+        account_id="default",
+        occurred_at=datetime.now(UTC),
+        source="test",
+        requested_by="test",
+        configuration={"live_trading": False},
+        trading_date=datetime.now(UTC).date(),
+        force=True,
+        idempotency_key=f"paper:default:{uuid.uuid4()}",
+    )
+
+
+class Recorder:
+    """A handler that counts its calls and emits one follow-up event per input."""
+
+    def __init__(self, fail_times: int = 0) -> None:
+        self.calls = 0
+        self.fail_times = fail_times
+
+    async def __call__(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            raise RuntimeError(f"failing on purpose, call {self.calls}")
+        return [
+            context.follow_up(event, NotificationSent, channel="email", status="sent", attempts=1)
+        ]
+
+
+async def effects(store: SqlEventStore, workflow_id: str, service: str) -> list[Event]:
+    return [recorded.event for recorded in await store.read_stream(stream_of(service, workflow_id))]
+
+
+async def inbox_count(store: SqlEventStore, service: str, event_id: uuid.UUID) -> int:
+    async with store.unit_of_work() as uow:
+        return int(await uow.seen(service, event_id))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlEventStore]:
+    on_postgres = request.param == "postgresql"
+    if on_postgres:
+        url = await create_postgres_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+    await upgrade(url)
+    event_store = SqlEventStore(url)
+    try:
+        yield event_store
+    finally:
+        await event_store.close()
+        if on_postgres:
+            await drop_postgres_database(url)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return unique_bus_namespace()
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def bus(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Bus]:
+    if request.param == "memory":
+        the_bus: Bus = InMemoryBus(max_deliveries=3)
+    else:
+        require_server("RabbitMQ", RABBITMQ_URL)
+        the_bus = RabbitMqBus(RABBITMQ_URL, exchange=f"{namespace}.events", max_deliveries=3)
+    await the_bus.connect()
+    try:
+        yield the_bus
+    finally:
+        await the_bus.close()
+        if request.param == "rabbitmq":
+            await delete_bus_namespace(namespace)
+
+
+def consumer_for(
+    store: SqlEventStore,
+    bus: Bus,
+    handler: Recorder,
+    relay: OutboxRelay,
+    namespace: str,
+    service: str = "portfolio",
+) -> Consumer:
+    return Consumer(
+        service,
+        store,
+        bus,
+        handler,
+        ["WorkflowStarted"],
+        on_commit=relay.wake,
+        queue=f"{namespace}.{service}",
+    )
+
+
+async def test_an_appended_event_is_relayed_consumed_and_its_effects_recorded_once(
+    store: SqlEventStore, bus: Bus, namespace: str
+) -> None:
+    relay = OutboxRelay(store, bus)
+    handler = Recorder()
+    consumer = consumer_for(store, bus, handler, relay, namespace)
+    await consumer.start()
+    published: list[Message] = []
+
+    async def notify_sink(message: Message) -> None:  # binds everything, as notify does
+        published.append(message)
+
+    await bus.subscribe(f"{namespace}.notify", ["#"], notify_sink)
+    started = started_event()
+    async with store.unit_of_work() as uow:
+        await uow.append(f"daily/{started.idempotency_key}", 0, [started])
+    assert await relay.publish_pending() >= 1
+
+    await eventually(lambda: handler.calls == 1, message="the consumer handled the event")
+    emitted = await eventually(lambda: effects(store, started.correlation_id, consumer.service))
+    assert [event.event_type for event in emitted] == ["NotificationSent"]
+    assert emitted[0].causation_id == str(started.event_id)
+    assert await inbox_count(store, consumer.service, started.event_id) == 1
+    # The consumer's own commit put the follow-up into the outbox; the relay sends it.
+    await relay.publish_pending()
+    assert await store.outbox_lag() == 0
+    await eventually(lambda: len(published) == 2)
+    assert sorted(message.routing_key for message in published) == [
+        "NotificationSent",
+        "WorkflowStarted",
+    ]
+
+
+async def test_the_same_event_delivered_twice_has_its_effects_once(
+    store: SqlEventStore, bus: Bus, namespace: str
+) -> None:
+    relay = OutboxRelay(store, bus)
+    handler = Recorder()
+    consumer = consumer_for(store, bus, handler, relay, namespace)
+    await consumer.start()
+    started = started_event()
+    body = encode(started)
+    for _ in range(2):  # a duplicate publish, as after a relay crash before mark_sent
+        await bus.publish("WorkflowStarted", body, message_id=str(started.event_id))
+
+    async def both_settled() -> bool:
+        return await inbox_count(store, consumer.service, started.event_id) == 1
+
+    await eventually(both_settled)
+    emitted = await effects(store, started.correlation_id, consumer.service)
+    assert len(emitted) == 1
+    assert handler.calls == 1
+
+
+async def test_a_redelivery_after_a_failed_attempt_is_handled_once(
+    store: SqlEventStore, bus: Bus, namespace: str
+) -> None:
+    relay = OutboxRelay(store, bus)
+    handler = Recorder(fail_times=1)  # the first attempt fails before any commit
+    consumer = consumer_for(store, bus, handler, relay, namespace)
+    await consumer.start()
+    started = started_event()
+    await bus.publish("WorkflowStarted", encode(started), message_id=str(started.event_id))
+
+    emitted = await eventually(lambda: effects(store, started.correlation_id, consumer.service))
+    assert len(emitted) == 1
+    assert handler.calls == 2
+
+
+async def test_a_commit_whose_ack_is_lost_is_skipped_on_redelivery(
+    store: SqlEventStore, bus: Bus, namespace: str
+) -> None:
+    relay = OutboxRelay(store, bus)
+    handler = Recorder()
+    consumer = consumer_for(store, bus, handler, relay, namespace)
+    lost_acks = 0
+    original = consumer.handle_message
+
+    async def commit_then_lose_the_ack(message: Message) -> None:
+        nonlocal lost_acks
+        await original(message)
+        if lost_acks == 0:
+            lost_acks += 1
+            raise ConnectionError("connection dropped before the ack")  # -> nack, redelivered
+
+    await bus.subscribe(consumer.queue, ["WorkflowStarted"], commit_then_lose_the_ack)
+    started = started_event()
+    await bus.publish("WorkflowStarted", encode(started), message_id=str(started.event_id))
+
+    await eventually(lambda: lost_acks == 1)
+    emitted = await eventually(lambda: effects(store, started.correlation_id, consumer.service))
+    await eventually(lambda: handler.calls >= 1)
+    assert handler.calls == 1  # the redelivery was skipped by the inbox before the handler
+    assert len(await effects(store, started.correlation_id, consumer.service)) == len(emitted) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "routing_key", "fails_workflow"),
+    [
+        (b"{not json", "WorkflowStarted", False),
+        (
+            b'{"event_type": "NoSuchEvent", "schema_version": 1, "event_id": "'
+            + str(uuid.uuid4()).encode()
+            + b'", "correlation_id": "wf-poison", "account_id": "default"}',
+            "WorkflowStarted",
+            True,
+        ),
+    ],
+    ids=["invalid-json", "unknown-type"],
+)
+async def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_consumer_goes_on(
+    store: SqlEventStore,
+    bus: Bus,
+    namespace: str,
+    body: bytes,
+    routing_key: str,
+    fails_workflow: bool,
+) -> None:
+    relay = OutboxRelay(store, bus)
+    handler = Recorder()
+    consumer = consumer_for(store, bus, handler, relay, namespace, service="strategy")
+    await consumer.start()
+    await bus.publish(routing_key, body, message_id=str(uuid.uuid4()))
+    healthy = started_event()
+    await bus.publish("WorkflowStarted", encode(healthy), message_id=str(healthy.event_id))
+
+    await eventually(lambda: handler.calls == 1, message="the next message was handled")
+    dead = await eventually(lambda: bus.dead_letters(consumer.queue), timeout_s=15)
+    assert len(dead) == 1
+    assert dead[0].body == body
+    assert dead[0].headers["x-alchemiser-error"]
+    failures = [
+        recorded.event
+        for recorded in await store.read_correlation("wf-poison")
+        if isinstance(recorded.event, WorkflowFailed)
+    ]
+    assert len(failures) == (1 if fails_workflow else 0)
+    if fails_workflow:
+        assert failures[0].failure_step == "signal_generation"
+        assert "dead-letter" in failures[0].failure_reason
