@@ -216,12 +216,12 @@ class AlpacaWorld:
     ) -> None:
         """Any quote on demand: stale (old timestamp), one-sided (a side at 0), inverted, wide."""
         with self.lock:
-            self.quotes[symbol] = _Quote(bid, ask, bid_size, ask_size, timestamp or self._now())
+            self.quotes[symbol] = _Quote(bid, ask, bid_size, ask_size, timestamp or self.moment())
             self.assets.setdefault(symbol, _Asset())
 
     def set_trade(self, symbol: str, price: Decimal, *, size: Decimal = Decimal(100)) -> None:
         with self.lock:
-            self.trades[symbol] = _Trade(price, size, self._now())
+            self.trades[symbol] = _Trade(price, size, self.moment())
 
     def set_position(self, symbol: str, qty: Decimal, avg_entry_price: Decimal) -> None:
         with self.lock:
@@ -273,7 +273,7 @@ class AlpacaWorld:
         with self.lock:
             order = next(o for o in self.orders.values() if o.client_order_id == client_order_id)
             order.status = status
-            order.updated_at = self._now()
+            order.updated_at = self.moment()
 
     def creates(self, client_order_id: str) -> int:
         """How many order creations for this client order id reached the order book."""
@@ -286,7 +286,7 @@ class AlpacaWorld:
 
     # ------------------------------------------------------------------ derived figures
 
-    def _now(self) -> dt.datetime:
+    def moment(self) -> dt.datetime:
         return self.now or dt.datetime.now(dt.UTC)
 
     def price(self, symbol: str) -> Decimal | None:
@@ -312,7 +312,7 @@ class AlpacaWorld:
         reserved = sum((amount for amount, _reads in self.unsettled), Decimal(0))
         for order in self.orders.values():
             if order.is_open and order.side == "buy":
-                reserved += order.remaining * (self._buy_price(order) or Decimal(0))
+                reserved += order.remaining * (self.buy_price(order) or Decimal(0))
         return self.cash - reserved
 
     def market_value(self, symbol: str) -> Decimal:
@@ -322,13 +322,13 @@ class AlpacaWorld:
     def equity(self) -> Decimal:
         return self.cash + sum((self.market_value(s) for s in self.holdings), Decimal(0))
 
-    def _buy_price(self, order: _Order) -> Decimal | None:
+    def buy_price(self, order: _Order) -> Decimal | None:
         if order.limit_price is not None:
             return order.limit_price
         quote = self.quotes.get(order.symbol)
         return quote.ask if quote is not None and quote.ask > 0 else self.price(order.symbol)
 
-    def _fill_price(self, order: _Order) -> Decimal | None:
+    def fill_price(self, order: _Order) -> Decimal | None:
         quote = self.quotes.get(order.symbol)
         touch = None
         if quote is not None:
@@ -348,7 +348,7 @@ class AlpacaWorld:
     # ------------------------------------------------------------------ order book
 
     def fill(self, order: _Order, qty: Decimal) -> None:
-        price = self._fill_price(order)
+        price = self.fill_price(order)
         if price is None or qty <= 0:
             return
         notional = qty * price
@@ -373,7 +373,7 @@ class AlpacaWorld:
         order.filled_qty += qty
         order.filled_avg_price = (previous + notional) / order.filled_qty
         order.status = "filled" if order.remaining <= 0 else "partially_filled"
-        order.updated_at = self._now()
+        order.updated_at = self.moment()
 
     def on_submit(self, order: _Order) -> None:
         rule = self.rule(order.symbol)
@@ -505,7 +505,7 @@ class AlpacaWorld:
         }
 
     def new_order(self, body: dict[str, Any], replaces: str | None = None) -> _Order:
-        now = self._now()
+        now = self.moment()
         return _Order(
             id=str(uuid.uuid4()),
             client_order_id=str(body.get("client_order_id") or uuid.uuid4()),
@@ -536,7 +536,7 @@ class AlpacaWorld:
         ]
 
     def clock(self) -> dict[str, Any]:
-        now = self._now()
+        now = self.moment()
         today = now.astimezone(NEW_YORK).date()
         sessions = self.sessions(today - dt.timedelta(days=1), today + dt.timedelta(days=10))
         is_open = any(opened <= now < closed for _, opened, closed in sessions)
@@ -648,7 +648,7 @@ def build_app(world: AlpacaWorld) -> FastAPI:
                 for order in world.orders.values():
                     if order.is_open:
                         order.status = "canceled"
-                        order.updated_at = world._now()
+                        order.updated_at = world.moment()
             results = []
             for symbol in sorted(world.holdings):
                 holding = world.holdings[symbol]
@@ -709,7 +709,7 @@ def build_app(world: AlpacaWorld) -> FastAPI:
                 return _error(422, 40010001, "limit_price is required for limit orders")
             qty = Decimal(str(body.get("qty", "0")))
             order = world.new_order(body)
-            price = world._buy_price(order) if order.side == "buy" else None
+            price = world.buy_price(order) if order.side == "buy" else None
             refusal = world.refuse(order.symbol, order.side, qty, price)
             if refusal is not None:
                 return refusal
@@ -736,7 +736,7 @@ def build_app(world: AlpacaWorld) -> FastAPI:
             for order in world.orders.values():
                 if order.is_open:
                     order.status = "canceled"
-                    order.updated_at = world._now()
+                    order.updated_at = world.moment()
                     results.append({"id": order.id, "status": 200, "body": None})
             return JSONResponse(results, status_code=207)
 
@@ -783,13 +783,13 @@ def build_app(world: AlpacaWorld) -> FastAPI:
                 "client_order_id": client_order_id,
             }
             order = world.new_order(new_body, replaces=old.id)
-            price = world._buy_price(order) if order.side == "buy" else None
+            price = world.buy_price(order) if order.side == "buy" else None
             old.status = "replaced"
             refusal = world.refuse(order.symbol, order.side, order.qty, price)
             if refusal is not None:
                 old.status = "new" if old.filled_qty == 0 else "partially_filled"
                 return refusal
-            old.updated_at = world._now()
+            old.updated_at = world.moment()
             world.orders[order.id] = order
             world.on_submit(order)
             return world.order_json(order)
@@ -805,7 +805,7 @@ def build_app(world: AlpacaWorld) -> FastAPI:
             if not order.is_open:
                 return _error(422, 42210000, f'order is already in "{order.status}" state')
             order.status = "canceled"
-            order.updated_at = world._now()
+            order.updated_at = world.moment()
             return Response(status_code=204)
 
     @app.get("/v2/clock")

@@ -27,7 +27,7 @@ from shared.broker import (
     TransientBrokerError,
 )
 from shared.broker.alpaca import AlpacaBroker
-from shared.settings import BrokerKind, TradingMode, load_settings
+from shared.settings import BrokerKind, DataFeed, TradingMode, load_settings
 from tests.fakes.alpaca_server import (
     AlpacaLoopback,
     AlpacaWorld,
@@ -488,6 +488,18 @@ async def test_a_stale_quote_keeps_the_time_it_was_quoted(
     assert quote is not None
     assert quote.timestamp == quoted_at
     assert (quote.bid, quote.ask) == (Decimal("150.00"), Decimal("149.00"))
+
+
+async def test_quotes_come_from_the_configured_data_feed(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    broker = _broker(loopback, sleep, data_feed=DataFeed.SIP)
+
+    await broker.get_latest_quote("AAPL")
+
+    [quote_call] = [r for r in loopback.world.requests if r.path == "/v2/stocks/quotes/latest"]
+    assert (quote_call.query["symbols"], quote_call.query["feed"]) == ("AAPL", "sip")
 
 
 async def test_without_retry_after_the_rate_limit_reset_time_sets_the_pause(
