@@ -14,6 +14,7 @@ import csv
 import gzip
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +43,7 @@ BAR_SCHEMA = pa.schema(
     ]
 )
 _HASH_DOMAIN = b"alchemiser.bars.closes/1\n"
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class BarDataError(ValueError):
@@ -189,10 +191,11 @@ def validated(table: pa.Table, source: Path | str, first_line: int, unit: str) -
 
     if table.num_rows == 0:
         raise BarDataError(f"{source}: no bars; the file has a header but no rows")
+    # Tickers are case-insensitive; strategy files and brokers write them in capitals.
     table = table.set_column(
         table.schema.get_field_index("symbol"),
         "symbol",
-        pc.utf8_trim_whitespace(table.column("symbol")),
+        pc.utf8_upper(pc.utf8_trim_whitespace(table.column("symbol"))),
     )
     for name in ("date", "symbol", "close"):
         column = table.column(name)
@@ -345,6 +348,8 @@ def _cells(stream: IO[str], columns: Sequence[str]) -> Iterator[tuple[int, str, 
 def _cell_problem(name: str, value: str) -> str | None:
     if name == "date":
         try:
+            if not _ISO_DAY.fullmatch(value):
+                raise ValueError(value)
             date.fromisoformat(value)
         except ValueError:
             return f"{value!r} is not a date; write YYYY-MM-DD"
@@ -361,8 +366,8 @@ def _cell_problem(name: str, value: str) -> str | None:
 
 def _open_text(path: Path) -> IO[str]:
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
 
 
 def _dropping_empty_symbols(

@@ -113,6 +113,18 @@ def test_a_bad_date_names_its_line_and_column(tmp_path: Path) -> None:
         load_bars(path)
 
 
+def test_a_compact_date_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "bars.csv", "20240102,SPY,1,1,1,100,10\n")
+    with pytest.raises(BarDataError, match=r"bars.csv:2: column 'date': '20240102' is not a date"):
+        load_bars(path)
+
+
+def test_tickers_are_trimmed_and_upper_cased_and_a_bom_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text("\ufeff" + HEADER + "2024-01-02, spy ,1,1,1,100,10\n", encoding="utf-8")
+    assert load_bars(path).symbols == frozenset({"SPY"})
+
+
 def test_a_missing_close_names_its_line(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "bars.csv", "2024-01-02,SPY,1,1,1,,10\n")
     with pytest.raises(BarDataError, match=r"bars.csv:2: column 'close': missing value"):
