@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +25,7 @@ from shared.marketdata.bars import BarSnapshot
 from shared.settings import Settings, load_settings
 from tests.integration.broker.contract import BrokerWorld, Fill
 from tests.integration.broker.contract import SubmissionFault as ContractFault
+from tests.servers import create_postgres_database, drop_postgres_database
 
 T = TypeVar("T")
 
@@ -193,3 +194,17 @@ class SimulatedWorld(BrokerWorld):
             return int(found or 0)
 
         return blocking(self._database_url, count)
+
+
+async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated database of `backend` (`sqlite` file or a fresh one on the real PostgreSQL),
+    removed afterwards; for fixtures parametrised over both backends."""
+    if backend == "sqlite":
+        yield await migrated_sqlite(tmp_path)
+        return
+    url = await create_postgres_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_postgres_database(url)

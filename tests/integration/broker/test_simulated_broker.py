@@ -1,0 +1,437 @@
+"""The simulated world beyond the common contract (trading spec §6.2, §6.3): prices from the bar
+store, the fill models, latency, the session, and state that lives in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from shared.broker import (
+    DuplicateClientOrderIdError,
+    InsufficientQtyAvailableError,
+    InvalidOrderError,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+)
+from shared.broker.simulated import QuoteShape, Scenario, SimulatedBroker, SymbolFill
+from shared.broker.simulated.fills import rejected_by_rate
+from shared.market_clock import NEW_YORK
+from tests.integration.broker.simulated_world import (
+    HOLIDAY_SIM_NOW,
+    RecordedSleep,
+    bars,
+    migrated_database,
+    migrated_sqlite,
+    new_broker,
+    sim_settings,
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async for url in migrated_database(request.param, tmp_path):
+        yield url
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    return await migrated_sqlite(tmp_path)
+
+
+def market(symbol: str, side: OrderSide, qty: str, client_order_id: str) -> OrderRequest:
+    return OrderRequest(
+        symbol=symbol,
+        side=side,
+        qty=Decimal(qty),
+        order_type=OrderType.MARKET,
+        client_order_id=client_order_id,
+    )
+
+
+def limit(symbol: str, side: OrderSide, qty: str, price: str, client_order_id: str) -> OrderRequest:
+    return OrderRequest(
+        symbol=symbol,
+        side=side,
+        qty=Decimal(qty),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(price),
+        client_order_id=client_order_id,
+    )
+
+
+# ---------------------------------------------------------------------- state in the database
+
+
+async def test_state_survives_a_new_broker_instance(database_url: str) -> None:
+    first = new_broker(database_url)
+    bought = await first.submit_order(market("SPY", OrderSide.BUY, "10", "alc:w1:SPY:b:1:1"))
+    await first.close()
+
+    second = new_broker(database_url)
+    try:
+        account = await second.get_account()
+        position = await second.get_position("SPY")
+        order = await second.get_order_by_client_id("alc:w1:SPY:b:1:1")
+    finally:
+        await second.close()
+
+    assert account.cash == Decimal("100000") - Decimal("6003.00")
+    assert position is not None and position.qty == Decimal("10")
+    assert order is not None and order.order_id == bought.order_id
+    assert order.status is OrderStatus.FILLED
+
+
+async def test_each_account_starts_with_the_starting_cash_on_its_own(sqlite_url: str) -> None:
+    settings = sim_settings(sim_starting_cash=Decimal("25000"))
+    alice = new_broker(sqlite_url, "alice", settings=settings)
+    bob = new_broker(sqlite_url, "bob", settings=settings)
+    try:
+        await alice.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        alice_account, bob_account = await alice.get_account(), await bob.get_account()
+        bob_positions = await bob.get_positions()
+    finally:
+        await alice.close()
+        await bob.close()
+
+    assert alice_account.cash == Decimal("25000") - Decimal("600.30")
+    assert bob_account.cash == Decimal("25000")
+    assert bob_positions == []
+
+
+async def test_concurrent_fills_on_one_account_lose_no_update(database_url: str) -> None:
+    brokers = [new_broker(database_url, "shared") for _ in range(2)]
+    try:
+        await asyncio.gather(
+            *(
+                broker.submit_order(market("SPY", OrderSide.BUY, "1", f"alc:w1:SPY:b:{n}:{i}"))
+                for n, broker in enumerate(brokers)
+                for i in range(5)
+            )
+        )
+        account = await brokers[0].get_account()
+        position = await brokers[1].get_position("SPY")
+    finally:
+        for broker in brokers:
+            await broker.close()
+
+    assert position is not None and position.qty == Decimal("10")
+    assert account.cash == Decimal("100000") - 10 * Decimal("600.30")
+    assert account.equity == account.cash + Decimal("6000.00")
+
+
+async def test_a_duplicate_client_order_id_never_makes_a_second_order(database_url: str) -> None:
+    brokers = [new_broker(database_url, "shared") for _ in range(2)]
+    request = market("SPY", OrderSide.BUY, "2", "alc:w1:SPY:b:1:1")
+    try:
+        orders = await asyncio.gather(*(broker.submit_order(request) for broker in brokers * 3))
+        account = await brokers[0].get_account()
+        position = await brokers[0].get_position("SPY")
+    finally:
+        for broker in brokers:
+            await broker.close()
+
+    assert len({order.order_id for order in orders}) == 1
+    assert position is not None and position.qty == Decimal("2")
+    assert account.cash == Decimal("100000") - Decimal("1200.60")
+
+
+async def test_a_client_order_id_reused_for_another_order_is_refused(sqlite_url: str) -> None:
+    broker = new_broker(sqlite_url)
+    try:
+        await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        with pytest.raises(
+            DuplicateClientOrderIdError, match=r"alc:w1:SPY:b:1:1: .*different order \(buy SPY"
+        ):
+            await broker.submit_order(market("QQQ", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+    finally:
+        await broker.close()
+
+
+# ---------------------------------------------------------------------- prices from the bar store
+
+
+async def test_the_quote_straddles_the_last_close_rounded_outwards_to_the_cent(
+    sqlite_url: str,
+) -> None:
+    broker = new_broker(sqlite_url, settings=sim_settings(sim_now="2024-11-25T15:45:00"))
+    try:
+        quote = await broker.get_latest_quote("spy")
+        trade = await broker.get_latest_trade("SPY")
+    finally:
+        await broker.close()
+
+    assert quote is not None
+    assert (quote.bid, quote.ask) == (Decimal("596.95"), Decimal("597.55"))
+    assert (quote.bid_size, quote.ask_size) == (Decimal(100), Decimal(100))
+    assert quote.timestamp == dt.datetime(2024, 11, 25, 15, 45, tzinfo=NEW_YORK)
+    assert trade is not None and trade.price == Decimal("597.25")
+
+
+async def test_the_last_price_is_the_latest_bar_on_or_before_the_simulated_date(
+    sqlite_url: str,
+) -> None:
+    broker = new_broker(sqlite_url, settings=sim_settings(sim_spread_bps=Decimal(0)))
+    try:
+        quote = await broker.get_latest_quote("QQQ")
+    finally:
+        await broker.close()
+
+    assert quote is not None and quote.bid == quote.ask == Decimal("503.00")
+
+
+async def test_every_bar_store_symbol_is_a_tradable_fractionable_asset(sqlite_url: str) -> None:
+    broker = new_broker(sqlite_url)
+    try:
+        spy = await broker.get_asset("SPY")
+        unknown = await broker.get_asset("NOPE")
+        unknown_quote = await broker.get_latest_quote("NOPE")
+        unknown_trade = await broker.get_latest_trade("NOPE")
+    finally:
+        await broker.close()
+
+    assert spy is not None and (spy.tradable, spy.fractionable) == (True, True)
+    assert unknown is None and unknown_quote is None and unknown_trade is None
+
+
+async def test_an_order_for_a_symbol_without_bars_names_the_symbol(sqlite_url: str) -> None:
+    broker = new_broker(sqlite_url)
+    try:
+        with pytest.raises(InvalidOrderError, match="asset NOPE is not known"):
+            await broker.submit_order(market("NOPE", OrderSide.BUY, "1", "alc:w1:NOPE:b:1:1"))
+    finally:
+        await broker.close()
+
+
+@pytest.mark.parametrize(
+    ("shape", "bid", "ask"),
+    [
+        (QuoteShape.ONE_SIDED, "0", "600.30"),
+        (QuoteShape.INVERTED, "600.30", "599.70"),
+        (QuoteShape.ZERO, "0", "0"),
+        (QuoteShape.WIDE, "540.00", "660.00"),
+        (QuoteShape.STALE, "599.70", "600.30"),
+    ],
+)
+async def test_a_scenario_bends_the_quote_into_the_shape_asked_for(
+    sqlite_url: str, shape: QuoteShape, bid: str, ask: str
+) -> None:
+    broker = new_broker(sqlite_url, scenario=Scenario(quote_shapes={"SPY": shape}))
+    try:
+        quote = await broker.get_latest_quote("SPY")
+        clock = await broker.get_clock()
+    finally:
+        await broker.close()
+
+    assert quote is not None and (quote.bid, quote.ask) == (Decimal(bid), Decimal(ask))
+    assert (quote.timestamp < clock.now) == (shape is QuoteShape.STALE)
+
+
+async def test_a_missing_quote_shape_gives_no_quote(sqlite_url: str) -> None:
+    broker = new_broker(sqlite_url, scenario=Scenario(quote_shapes={"SPY": QuoteShape.MISSING}))
+    try:
+        assert await broker.get_latest_quote("SPY") is None
+    finally:
+        await broker.close()
+
+
+# ---------------------------------------------------------------------- fill models
+
+
+async def test_immediate_fills_a_market_sell_at_the_bid_and_credits_cash_at_once(
+    sqlite_url: str,
+) -> None:
+    broker = new_broker(sqlite_url)
+    try:
+        await broker.submit_order(market("SPY", OrderSide.BUY, "3", "alc:w1:SPY:b:1:1"))
+        sold = await broker.submit_order(market("SPY", OrderSide.SELL, "1", "alc:w1:SPY:s:1:1"))
+        account = await broker.get_account()
+        position = await broker.get_position("SPY")
+    finally:
+        await broker.close()
+
+    assert sold.status is OrderStatus.FILLED and sold.filled_avg_price == Decimal("599.70")
+    assert account.cash == Decimal("100000") - 3 * Decimal("600.30") + Decimal("599.70")
+    assert account.buying_power == account.cash
+    assert position is not None and position.qty == Decimal("2")
+    assert position.avg_entry_price == Decimal("600.30")
+    assert account.equity == account.cash + position.market_value
+
+
+async def test_immediate_fills_any_limit_at_its_limit_price(sqlite_url: str) -> None:
+    broker = new_broker(sqlite_url)
+    try:
+        order = await broker.submit_order(
+            limit("SPY", OrderSide.BUY, "0.5", "590.00", "alc:w1:SPY:b:1:1")
+        )
+    finally:
+        await broker.close()
+
+    assert order.status is OrderStatus.FILLED
+    assert (order.filled_qty, order.filled_avg_price) == (Decimal("0.5"), Decimal("590.00"))
+
+
+async def test_partial_fills_a_share_of_the_remainder_per_poll_until_done(sqlite_url: str) -> None:
+    settings = sim_settings(sim_fill_model="partial", sim_partial_fraction=Decimal("0.5"))
+    broker = new_broker(sqlite_url, settings=settings)
+    try:
+        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "10", "alc:w1:SPY:b:1:1"))
+        polls = [await broker.get_order(placed.order_id) for _ in range(5)]
+        account = await broker.get_account()
+    finally:
+        await broker.close()
+
+    assert placed.status is OrderStatus.ACCEPTED and placed.filled_qty == 0
+    filled = [order.filled_qty for order in polls if order is not None]
+    assert filled == [Decimal(5), Decimal(7), Decimal(8), Decimal(9), Decimal(10)]
+    assert [order.status for order in polls if order is not None][-2:] == [
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+    ]
+    assert account.cash == Decimal("100000") - 10 * Decimal("600.30")
+
+
+async def test_a_partially_filled_buy_holds_buying_power_for_its_remainder(
+    sqlite_url: str,
+) -> None:
+    settings = sim_settings(sim_fill_model="partial", sim_partial_fraction=Decimal("0.5"))
+    broker = new_broker(sqlite_url, settings=settings)
+    try:
+        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "10", "alc:w1:SPY:b:1:1"))
+        await broker.get_order(placed.order_id)
+        account = await broker.get_account()
+    finally:
+        await broker.close()
+
+    assert account.cash == Decimal("100000") - 5 * Decimal("600.30")
+    assert account.buying_power == account.cash - 5 * Decimal("600.30")
+
+
+async def test_reject_rate_rejects_the_same_share_of_client_order_ids_every_time(
+    tmp_path: Path,
+) -> None:
+    client_order_ids = [f"alc:w{n}:SPY:b:1:1" for n in range(40)]
+    expected = [cid for cid in client_order_ids if rejected_by_rate(cid, Decimal("0.5"))]
+    settings = sim_settings(sim_fill_model="reject-rate", sim_reject_rate=Decimal("0.5"))
+    runs = []
+    for run in range(2):
+        (tmp_path / str(run)).mkdir()
+        broker = new_broker(await migrated_sqlite(tmp_path / str(run)), settings=settings)
+        try:
+            orders = [
+                await broker.submit_order(market("SPY", OrderSide.BUY, "0.01", cid))
+                for cid in client_order_ids
+            ]
+        finally:
+            await broker.close()
+        runs.append([o.client_order_id for o in orders if o.status is OrderStatus.REJECTED])
+
+    assert runs[0] == runs[1] == expected
+    assert 5 < len(expected) < 35
+
+
+async def test_reject_rate_keeps_a_rejected_order_under_its_client_order_id(
+    sqlite_url: str,
+) -> None:
+    settings = sim_settings(sim_fill_model="reject-rate", sim_reject_rate=Decimal(1))
+    broker = new_broker(sqlite_url, settings=settings)
+    try:
+        first = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        again = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        account = await broker.get_account()
+    finally:
+        await broker.close()
+
+    assert first.status is OrderStatus.REJECTED and first.broker_status == "rejected"
+    assert again.order_id == first.order_id
+    assert account.cash == Decimal("100000")
+
+
+# ---------------------------------------------------------------------- the session and latency
+
+
+async def test_orders_outside_the_session_stay_accepted(sqlite_url: str) -> None:
+    broker = new_broker(sqlite_url, settings=sim_settings(sim_now=HOLIDAY_SIM_NOW))
+    try:
+        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        polled = await broker.get_order(placed.order_id)
+        open_orders = await broker.get_open_orders()
+        clock = await broker.get_clock()
+        account = await broker.get_account()
+    finally:
+        await broker.close()
+
+    assert placed.status is OrderStatus.ACCEPTED and placed.broker_status == "accepted"
+    assert polled is not None and polled.status is OrderStatus.ACCEPTED
+    assert [o.order_id for o in open_orders] == [placed.order_id]
+    assert clock.is_open is False
+    assert clock.next_open == dt.datetime(2024, 11, 29, 9, 30, tzinfo=NEW_YORK)
+    assert account.cash == Decimal("100000")
+    assert account.buying_power == Decimal("100000") - Decimal("600.30")
+
+
+async def test_an_accepted_order_fills_once_the_clock_reaches_the_session(sqlite_url: str) -> None:
+    now = [dt.datetime(2024, 11, 27, 8, 0, tzinfo=NEW_YORK)]
+    broker = SimulatedBroker(
+        sqlite_url, "default", sim_settings(), bars(), clock=lambda: now[0], sleep=RecordedSleep()
+    )
+    try:
+        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        now[0] = dt.datetime(2024, 11, 27, 9, 31, tzinfo=NEW_YORK)
+        polled = await broker.get_order(placed.order_id)
+    finally:
+        await broker.close()
+
+    assert placed.status is OrderStatus.ACCEPTED
+    assert polled is not None and polled.status is OrderStatus.FILLED
+    assert polled.updated_at == now[0]
+
+
+async def test_every_call_waits_the_configured_latency(sqlite_url: str) -> None:
+    sleep = RecordedSleep()
+    broker = new_broker(sqlite_url, settings=sim_settings(sim_latency_ms=250), sleep=sleep)
+    try:
+        await broker.get_account()
+        await broker.get_latest_quote("SPY")
+        await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        await broker.get_clock()
+    finally:
+        await broker.close()
+
+    assert sleep.delays_s == [0.25, 0.25, 0.25, 0.25]
+
+
+async def test_no_latency_means_no_waiting(sqlite_url: str) -> None:
+    sleep = RecordedSleep()
+    broker = new_broker(sqlite_url, sleep=sleep)
+    try:
+        await broker.get_account()
+    finally:
+        await broker.close()
+
+    assert sleep.delays_s == []
+
+
+# ---------------------------------------------------------------------- refusals
+
+
+async def test_a_sell_above_holdings_says_what_is_available(sqlite_url: str) -> None:
+    scenario = Scenario()
+    broker = new_broker(sqlite_url, scenario=scenario)
+    try:
+        await broker.submit_order(market("SPY", OrderSide.BUY, "5", "alc:w1:SPY:b:1:1"))
+        scenario.fills["SPY"] = SymbolFill.NEVER
+        await broker.submit_order(limit("SPY", OrderSide.SELL, "2", "700", "alc:w1:SPY:s:1:1"))
+        with pytest.raises(InsufficientQtyAvailableError) as refused:
+            await broker.submit_order(market("SPY", OrderSide.SELL, "4", "alc:w1:SPY:s:1:2"))
+    finally:
+        await broker.close()
+
+    assert "insufficient qty available for order (requested: 4, available: 3)" in str(refused.value)
+    assert refused.value.http_status == 403
