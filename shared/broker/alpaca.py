@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
@@ -88,6 +89,7 @@ DEFAULT_ACCOUNT_ID = "default"
 DEFAULT_TIMEOUT_S = 10.0
 ALREADY_TERMINAL_CODE = "42210000"
 BARS_EMPTY_RANGE_LIMIT_DAYS = 5
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _STATUS_MAP = {
     "new": OrderStatus.ACCEPTED,
@@ -192,6 +194,10 @@ def _session_from_alpaca(day: AlpacaCalendar) -> TradingSession:
     )
 
 
+def _is_loopback(url: str) -> bool:
+    return urlsplit(url).hostname in LOOPBACK_HOSTS
+
+
 def _is_order_id(order_id: str) -> bool:
     """Alpaca order ids are UUIDs; the SDK raises ValueError before asking about anything else."""
     try:
@@ -242,7 +248,8 @@ class AlpacaBroker:
     Paper or live comes from `trading_mode` (`ALCHEMISER_TRADING_MODE`), passed to the SDK as its
     `paper` flag — never from a URL. `base_url_override` exists ONLY so that tests can point both
     clients at the loopback server in `tests/fakes/alpaca_server.py`; production code never sets
-    it. `sleep` and `jitter` are injected so tests do not wait for backoffs.
+    it, and anything but a loopback URL is refused. `sleep` and `jitter` are injected so tests
+    do not wait for backoffs.
     """
 
     def __init__(
@@ -263,6 +270,11 @@ class AlpacaBroker:
             raise BrokerError(
                 f"account {account_id!r}: the Alpaca broker serves one account, "
                 f"{DEFAULT_ACCOUNT_ID!r}; use the simulated broker for several accounts"
+            )
+        if base_url_override is not None and not _is_loopback(base_url_override):
+            raise BrokerError(
+                f"base_url_override={base_url_override!r}: only a loopback test server may "
+                "replace Alpaca's URLs; choose paper or live with ALCHEMISER_TRADING_MODE"
             )
         if not key_id.get_secret_value() or not secret_key.get_secret_value():
             raise BrokerAuthError(

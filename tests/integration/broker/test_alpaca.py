@@ -383,6 +383,15 @@ def test_paper_or_live_comes_from_the_trading_mode_never_a_url() -> None:
     assert live._trading._base_url == "https://api.alpaca.markets"
 
 
+def test_a_url_override_must_point_at_a_loopback_server() -> None:
+    with pytest.raises(BrokerError, match="ALCHEMISER_TRADING_MODE"):
+        AlpacaBroker(
+            key_id=SecretStr("k"),
+            secret_key=SecretStr("s"),
+            base_url_override="https://api.alpaca.markets",
+        )
+
+
 def test_missing_keys_name_the_settings_to_set() -> None:
     with pytest.raises(BrokerAuthError, match="ALCHEMISER_ALPACA_SECRET_KEY"):
         AlpacaBroker.from_settings(load_settings(alpaca_key_id="k", broker=BrokerKind.ALPACA))
