@@ -8,10 +8,12 @@ loads a service framework.
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +27,33 @@ if TYPE_CHECKING:
     from shared.marketdata.bars import BarSnapshot
 
 CONSOLIDATED = "consolidated"
+
+
+class _PandasBlocker(importlib.abc.MetaPathFinder):
+    """Make `import pandas` fail as if pandas were not installed.
+
+    pyarrow imports pandas (when installed) on its first array conversion, only to recognise
+    DataFrames; evaluate never handles one, and the import would be about half of the command's
+    start-up time.
+    """
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+@contextmanager
+def _without_pandas() -> Iterator[None]:
+    if "pandas" in sys.modules:
+        yield
+        return
+    blocker = _PandasBlocker()
+    sys.meta_path.insert(0, blocker)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(blocker)
 
 
 def _stderr(message: str) -> None:
@@ -172,6 +201,25 @@ def evaluate(
     dates = _read_dates(as_of or [], dates_file)
     if not strategies and config is None:
         raise _usage_error("no strategy: give STRATEGY.clj files or --config allocation.json")
+    with _without_pandas():
+        evaluated_files, failed = _evaluate_files(strategies or [], bars, dates, config, trace)
+    _stderr(
+        f"evaluated {evaluated_files} file(s) at {len(dates)} date(s) in "
+        f"{time.perf_counter() - started:.2f} s"
+    )
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _evaluate_files(
+    strategies: Sequence[Path],
+    bars: Path,
+    dates: list[date],
+    config: Path | None,
+    trace: bool,
+) -> tuple[int, bool]:
+    """Print the lines of every (file, date) and the consolidated lines; return how many files
+    were evaluated and whether any line holds an error."""
 
     from shared.logs import configure_logging
     from shared.settings import SettingsError, load_settings
@@ -188,6 +236,7 @@ def evaluate(
         load_allocation_config,
     )
     from services.strategy.dsl.evaluator import evaluate_symphony
+    from services.strategy.dsl.market_series import MarketSeries
     from shared.marketdata.bars import BarDataError, load_bars
 
     allocation_config = None
@@ -203,10 +252,11 @@ def evaluate(
     except BarDataError as error:
         raise _usage_error(str(error)) from None
 
+    market = MarketSeries(snapshot)
     failed = False
     per_file: dict[Path, list[dict[str, float] | str]] = {}
     out = sys.stdout
-    for path in _strategy_paths(strategies or [], allocation_config):
+    for path in _strategy_paths(strategies, allocation_config):
         loaded = _load_strategy(path, snapshot, settings.resolved_cache_dir)
         if isinstance(loaded, str):
             failed = True
@@ -215,7 +265,7 @@ def evaluate(
                 out.write(_line(path.name, day, None, loaded) + "\n")
             continue
         results: list[dict[str, float] | str] = []
-        for evaluation in evaluate_symphony(loaded, snapshot, dates, trace=trace):
+        for evaluation in evaluate_symphony(loaded, snapshot, dates, trace=trace, market=market):
             out.write(_evaluation_line(evaluation, trace) + "\n")
             if evaluation.weights is None:
                 failed = True
@@ -241,9 +291,4 @@ def evaluate(
                 line = _line(CONSOLIDATED, day, None, problem)
             out.write(line + "\n")
     out.flush()
-    _stderr(
-        f"evaluated {len(per_file)} file(s) at {len(dates)} date(s) in "
-        f"{time.perf_counter() - started:.2f} s"
-    )
-    if failed:
-        raise typer.Exit(code=1)
+    return len(per_file), failed
