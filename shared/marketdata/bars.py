@@ -174,23 +174,27 @@ def read_bars_table(path: Path, columns: Sequence[str] = BAR_COLUMNS) -> pa.Tabl
     if not path.is_file():
         raise BarDataError(f"{path}: no such bars file")
     if _is_csv(path):
-        table = _read_csv(path, columns)
-        return validated(table, path, first_line=2, unit="line")
-    table = _read_parquet(path, columns)
-    return validated(table, path, first_line=1, unit="row")
+        return validated(_read_csv(path, columns), RowLocator(str(path), csv_header_lines=1))
+    return validated(_read_parquet(path, columns), RowLocator(str(path)))
 
 
-def validated(table: pa.Table, source: Path | str, first_line: int, unit: str) -> pa.Table:
-    """Reject missing values, bad closes and duplicate (date, symbol) rows, naming the row.
+@dataclass(frozen=True)
+class RowLocator:
+    """Names a row of a bars table the way its user can find it: a CSV line or a table row."""
 
-    `first_line` is the line (or row) number of the table's first row in `source`.
-    """
+    source: str
+    csv_header_lines: int | None = None
 
-    def where(row: int) -> str:
-        return f"{source}:{row + first_line}" if unit == "line" else f"{source}: row {row + 1}"
+    def __call__(self, row: int) -> str:
+        if self.csv_header_lines is None:
+            return f"{self.source}: row {row + 1}"
+        return f"{self.source}:{row + 1 + self.csv_header_lines}"
 
+
+def validated(table: pa.Table, where: RowLocator) -> pa.Table:
+    """Reject missing values, bad closes and duplicate (date, symbol) rows, naming the row."""
     if table.num_rows == 0:
-        raise BarDataError(f"{source}: no bars; the file has a header but no rows")
+        raise BarDataError(f"{where.source}: no bars (no rows)")
     # Tickers are case-insensitive; strategy files and brokers write them in capitals.
     table = table.set_column(
         table.schema.get_field_index("symbol"),

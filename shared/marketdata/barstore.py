@@ -28,6 +28,7 @@ from shared.marketdata.bars import (
     BAR_SCHEMA,
     BarDataError,
     BarSnapshot,
+    RowLocator,
     read_bars_table,
     snapshot_from_table,
     validated,
@@ -134,7 +135,7 @@ class BarStore:
 
     def write(self, bars: pa.Table, *, synthetic: bool, source: str) -> StoreManifest:
         """Replace the store with `bars` (columns `BAR_COLUMNS`), atomically."""
-        table = validated(_typed(bars), "bars to store", first_line=1, unit="row")
+        table = validated(_typed(bars), RowLocator("bars to store"))
         table = table.sort_by([("date", "ascending"), ("symbol", "ascending")])
         snapshot = snapshot_from_table(table)
         manifest = StoreManifest(
