@@ -128,7 +128,7 @@ class BarStore:
         return snapshot_from_table(table)
 
     def table(self) -> pa.Table:
-        """Every stored bar with all columns (for merging and for quotes)."""
+        """Every stored bar with all columns (an import merges into it)."""
         with self.locked():
             self.manifest()
             return read_bars_table(self.path / BARS_FILE)
