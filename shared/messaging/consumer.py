@@ -22,7 +22,7 @@ from shared.bus.port import Bus, Message
 from shared.events import Event, decode
 from shared.events.workflow import WorkflowFailed
 from shared.eventstore.errors import ConcurrencyError, DuplicateInboxError
-from shared.eventstore.store import SqlEventStore
+from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.service.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
@@ -52,7 +52,16 @@ class HandlerContext:
         )
 
 
-EventHandler = Callable[[Event, HandlerContext], Awaitable[Sequence[Event]]]
+@dataclass(frozen=True)
+class HandlerOutcome:
+    """What a handler emits, plus writes of its own (service state, durable timers) that must
+    commit in the same transaction as the emitted events and the inbox row."""
+
+    events: Sequence[Event] = ()
+    in_transaction: Callable[[UnitOfWork], Awaitable[None]] | None = None
+
+
+EventHandler = Callable[[Event, HandlerContext], Awaitable[Sequence[Event] | HandlerOutcome]]
 
 
 def stream_of(service: str, correlation_id: str) -> str:
@@ -99,8 +108,9 @@ class Consumer:
                 log.info("duplicate delivery skipped", event_type=event.event_type)
                 self._count(event.event_type, "duplicate")
                 return
-            emitted = await self._handler(event, self._context)
-            committed = await self._commit(event, emitted)
+            result = await self._handler(event, self._context)
+            outcome = result if isinstance(result, HandlerOutcome) else HandlerOutcome(result)
+            committed = await self._commit(event, outcome)
             self._count(event.event_type, "handled" if committed else "duplicate")
             if self._metrics is not None:
                 self._metrics.handler_latency.labels(
@@ -111,7 +121,7 @@ class Consumer:
         async with self._store.unit_of_work() as uow:
             return await uow.seen(self.service, event.event_id)
 
-    async def _commit(self, cause: Event, emitted: Sequence[Event]) -> bool:
+    async def _commit(self, cause: Event, outcome: HandlerOutcome) -> bool:
         """Append and record the inbox row atomically; False when another delivery won."""
         stream_id = stream_of(self.service, cause.correlation_id)
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
@@ -119,8 +129,10 @@ class Consumer:
                 async with self._store.unit_of_work() as uow:
                     if await uow.seen(self.service, cause.event_id):
                         return False
-                    if emitted:
-                        await uow.append(stream_id, None, emitted)
+                    if outcome.events:
+                        await uow.append(stream_id, None, outcome.events)
+                    if outcome.in_transaction is not None:
+                        await outcome.in_transaction(uow)
                     await uow.record_inbox(self.service, cause.event_id)
             except DuplicateInboxError:
                 return False

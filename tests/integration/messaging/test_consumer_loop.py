@@ -17,8 +17,8 @@ from shared.events import Event, encode
 from shared.events.notifications import NotificationSent
 from shared.events.workflow import WorkflowFailed, WorkflowStarted
 from shared.eventstore.migrations import upgrade
-from shared.eventstore.store import SqlEventStore
-from shared.messaging.consumer import Consumer, HandlerContext, stream_of
+from shared.eventstore.store import SqlEventStore, UnitOfWork
+from shared.messaging.consumer import Consumer, HandlerContext, HandlerOutcome, stream_of
 from shared.messaging.relay import OutboxRelay
 from tests.eventually import eventually
 from tests.servers import (
@@ -267,3 +267,39 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_consume
     if fails_workflow:
         assert failures[0].failure_step == "signal_generation"
         assert "dead-letter" in failures[0].failure_reason
+
+
+async def test_a_handlers_own_writes_commit_or_roll_back_with_its_events(
+    store: SqlEventStore, bus: Bus, namespace: str
+) -> None:
+    relay = OutboxRelay(store, bus)
+    writes: list[str] = []
+
+    async def handler(event: Event, context: HandlerContext) -> HandlerOutcome:
+        async def write_state(uow: UnitOfWork) -> None:
+            writes.append("attempt")
+            if len(writes) == 1:
+                raise RuntimeError("the state write fails on the first attempt")
+
+        follow_up = context.follow_up(
+            event, NotificationSent, channel="email", status="sent", attempts=1
+        )
+        return HandlerOutcome(events=[follow_up], in_transaction=write_state)
+
+    consumer = Consumer(
+        "portfolio",
+        store,
+        bus,
+        handler,
+        ["WorkflowStarted"],
+        on_commit=relay.wake,
+        queue=f"{namespace}.portfolio",
+    )
+    await consumer.start()
+    started = started_event()
+    await bus.publish("WorkflowStarted", encode(started), message_id=str(started.event_id))
+
+    emitted = await eventually(lambda: effects(store, started.correlation_id, "portfolio"))
+    assert len(writes) == 2  # the failed attempt rolled back its events and inbox row
+    assert len(emitted) == 1
+    assert await inbox_count(store, "portfolio", started.event_id) == 1
