@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeAlias, cast
+from typing import TypeAlias
 
 from services.strategy.dsl.ast import Span
 from services.strategy.dsl.errors import DslSyntaxError
@@ -135,63 +135,77 @@ class _Frame:
         self.items: list[Form] = []
 
 
+_OPEN = _TOKEN.groupindex["open"]
+_CLOSE = _TOKEN.groupindex["close"]
+_STRING = _TOKEN.groupindex["string"]
+_NUMBER_TOKEN = _TOKEN.groupindex["number"]
+_KEYWORD_TOKEN = _TOKEN.groupindex["keyword"]
+_SYMBOL_TOKEN = _TOKEN.groupindex["symbol"]
+_BAD = _TOKEN.groupindex["bad"]
+_END = _TOKEN.groupindex["end"]
+
+
 class _Reader:
-    __slots__ = ("file_name", "line", "line_start", "source")
+    __slots__ = ("file_name", "source")
 
     def __init__(self, source: str, file_name: str) -> None:
         self.source = source
         self.file_name = file_name
-        self.line = 1
-        self.line_start = 0
 
     def error(self, span: Span, message: str) -> DslSyntaxError:
         return DslSyntaxError(self.file_name, span.line, span.column, message)
 
     def span_at(self, offset: int) -> Span:
-        """Position of an offset at or after the current line start."""
-        return Span(self.line, offset - self.line_start + 1)
-
-    def advance_lines(self, start: int, end: int) -> None:
-        newlines = self.source.count("\n", start, end)
-        if newlines:
-            self.line += newlines
-            self.line_start = self.source.rfind("\n", start, end) + 1
+        """Position of any offset, counted from the start (only for errors, which are rare)."""
+        line_start = self.source.rfind("\n", 0, offset) + 1
+        return Span(self.source.count("\n", 0, offset) + 1, offset - line_start + 1)
 
     def read(self) -> Form:
         source = self.source
         stack: list[_Frame] = []
         top: Form | None = None
+        line = 1
+        line_start = 0
         for match in _TOKEN.finditer(source):
-            kind = cast(str, match.lastgroup)  # every alternative is a named group
-            start = match.start(kind)
-            if start != match.start():
-                self.advance_lines(match.start(), start)
-            if kind == "close":
-                closed = self.close(stack, match.group(kind), start)
+            index = match.lastindex or _END  # every alternative is a group, so never None
+            start = match.start(index)
+            trivia_start = match.start()
+            if start != trivia_start and (newlines := source.count("\n", trivia_start, start)):
+                line += newlines
+                line_start = source.rfind("\n", trivia_start, start) + 1
+            if index == _CLOSE:
+                closed = self.close(stack, match.group(index), start)
                 if stack:
                     stack[-1].items.append(closed)
                 else:
                     top = closed
                 continue
-            if kind == "end":
+            if index == _END:
                 break
-            span = Span(self.line, start - self.line_start + 1)
-            if kind == "bad":
-                raise self.error(span, self.bad_character_message(match.group(kind)))
+            span = Span(line, start - line_start + 1)
+            if index == _BAD:
+                raise self.error(span, self.bad_character_message(match.group(index)))
             if top is not None:
                 raise self.error(
                     span,
                     "unexpected form after the top-level form; a file holds exactly one form,"
                     " (defsymphony ...)",
                 )
-            if kind == "open":
+            if index == _OPEN:
                 if len(stack) >= MAX_DEPTH:
                     raise self.error(
                         span, f"nesting deeper than {MAX_DEPTH} levels; flatten the strategy"
                     )
-                stack.append(_Frame(match.group(kind), span))
+                stack.append(_Frame(match.group(index), span))
                 continue
-            atom = self.atom(kind, match, span)
+            if index == _STRING:
+                end = match.end()
+                atom: Form = String(self.unescape(match.group(index), start), span)
+                if newlines := source.count("\n", start, end):
+                    line += newlines
+                    line_start = source.rfind("\n", start, end) + 1
+            else:
+                atom = self.atom(index, match.group(index), span)
             if stack:
                 stack[-1].items.append(atom)
             else:
@@ -250,13 +264,8 @@ class _Reader:
             seen[identity] = key.span
         return Map(pairs, frame.span)
 
-    def atom(self, kind: str, match: re.Match[str], span: Span) -> Form:
-        text = match.group(kind)
-        if kind == "string":
-            start = match.start(kind)
-            self.advance_lines(start, match.end())
-            return String(self.unescape(text, start), span)
-        if kind == "number":
+    def atom(self, index: int, text: str, span: Span) -> Form:
+        if index == _NUMBER_TOKEN:
             if not _NUMBER.fullmatch(text):
                 raise self.error(
                     span,
@@ -264,14 +273,14 @@ class _Reader:
                     " (no exponents, no leading or trailing dot)",
                 )
             return Number(Decimal(text), text, span)
-        if kind == "keyword":
+        if index == _KEYWORD_TOKEN:
             if not _KEYWORD.fullmatch(text):
                 raise self.error(
                     span,
                     f"invalid keyword `{text}`; keywords are `:` then letters, digits, `_`, `-`",
                 )
             return Keyword(text[1:], span)
-        if kind == "symbol":
+        if index == _SYMBOL_TOKEN:
             if text in _LITERALS:
                 return Nil(span) if text == "nil" else Bool(text == "true", span)
             return Symbol(text, span)
@@ -286,13 +295,8 @@ class _Reader:
             char = escape.group(1)
             if char in _ESCAPES:
                 return _ESCAPES[char]
-            at = offset + 1 + escape.start()
-            line = self.source.count("\n", 0, at) + 1
-            column = at - (self.source.rfind("\n", 0, at) + 1) + 1
-            raise DslSyntaxError(
-                self.file_name,
-                line,
-                column,
+            raise self.error(
+                self.span_at(offset + 1 + escape.start()),
                 f'invalid escape `\\{char}` in string; allowed: \\" \\\\ \\n \\t \\r',
             )
 
