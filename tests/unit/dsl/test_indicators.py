@@ -247,3 +247,68 @@ def test_group_metrics_are_nan_until_w_returns_exist_and_slide_after(indicator: 
 def test_price_indicators_cannot_score_a_group() -> None:
     with pytest.raises(ValueError, match="'current-price' cannot score a group"):
         group_metric_series("current-price", R, 3)
+
+
+def naive(indicator: str, closes: list[float], n: int) -> float:
+    """§3.3 written out for the last bar only, straight from the formula table."""
+    returns = [closes[i] / closes[i - 1] - 1 for i in range(1, len(closes))]
+    if indicator == "moving-average-price":
+        return sum(closes[-n:]) / n
+    if indicator == "cumulative-return":
+        return 100 * (closes[-1] / closes[-1 - n] - 1)
+    if indicator == "moving-average-return":
+        return 100 * sum(returns[-n:]) / n
+    if indicator == "stdev-return":
+        window = [100 * r for r in returns[-n:]]
+        mean = sum(window) / n
+        return math.sqrt(sum((x - mean) ** 2 for x in window) / n)
+    if indicator == "max-drawdown":
+        window = closes[-n:]
+        return 100 * max(1 - w / max(window[: k + 1]) for k, w in enumerate(window))
+    assert indicator == "exponential-moving-average-price"
+    alpha = 2 / (n + 1)
+    ema = closes[0]
+    for close in closes[1:]:
+        ema = alpha * close + (1 - alpha) * ema
+    return ema
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1.0, max_value=1000.0), min_size=12, max_size=30),
+    st.sampled_from(
+        [
+            "moving-average-price",
+            "exponential-moving-average-price",
+            "cumulative-return",
+            "moving-average-return",
+            "stdev-return",
+            "max-drawdown",
+        ]
+    ),
+    st.integers(min_value=2, max_value=10),
+)
+def test_vectorised_series_match_the_formulas_written_out(
+    closes: list[float], indicator: str, window: int
+) -> None:
+    value = last(indicator, np.array(closes), window)
+    assert value == pytest.approx(naive(indicator, closes, window), rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1.0, max_value=1000.0), min_size=8, max_size=30),
+    st.integers(min_value=2, max_value=6),
+)
+def test_a_group_holding_one_asset_scores_like_the_asset(closes: list[float], window: int) -> None:
+    prices = np.array(closes)
+    returns = np.concatenate([[np.nan], prices[1:] / prices[:-1] - 1])
+    for indicator, asset_window in (
+        ("cumulative-return", window),
+        ("moving-average-return", window),
+        ("stdev-return", window),
+        ("max-drawdown", window + 1),
+    ):
+        group = group_metric_series(indicator, returns, window)[window:]
+        asset = indicator_series(indicator, prices, asset_window)[window:]
+        np.testing.assert_allclose(group, asset, rtol=1e-9, atol=1e-9)
