@@ -30,9 +30,12 @@ CACHE_FORMAT_VERSION = 1
 
 
 def _parser_fingerprint() -> str:
+    """Changes whenever the reader, the compiler or the AST changes (bump the format version
+    by hand only for an installation without source files)."""
     digest = hashlib.sha256(f"format {CACHE_FORMAT_VERSION}".encode())
     for module in (ast, reader, compiler):
-        digest.update(Path(module.__file__ or "").read_bytes())
+        path = module.__file__
+        digest.update(Path(path).read_bytes() if path else module.__name__.encode())
     return digest.hexdigest()
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from services.strategy.dsl.ast import Span
-from services.strategy.dsl.errors import DslError, DslSyntaxError
+from services.strategy.dsl.errors import (
+    DslError,
+    DslEvaluationError,
+    DslStaticError,
+    DslSyntaxError,
+)
 from services.strategy.dsl.reader import (
     MAX_DEPTH,
     MAX_SOURCE_BYTES,
@@ -59,6 +66,20 @@ def test_error_string_is_file_line_column_message() -> None:
     assert error.file == "t.clj"
     assert str(error) == f"t.clj:1:8: {error.message}"
     assert isinstance(error, DslError)
+
+
+def test_errors_survive_pickling_with_their_fields() -> None:
+    for error in (
+        DslSyntaxError("a.clj", 1, 2, "bad"),
+        DslStaticError("a.clj", 3, 4, "worse"),
+        DslEvaluationError(
+            "a.clj", 5, 6, "no data", strategy="a.clj", symbol="SPY", as_of=date(2024, 1, 2)
+        ),
+    ):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert vars(copy) == vars(error)
 
 
 def test_missing_closer_names_the_innermost_opener_at_end_of_file() -> None:
