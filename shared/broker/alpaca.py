@@ -472,13 +472,17 @@ class AlpacaBroker:
                 terminal_state=error.state,
             )
         except BrokerError as error:
+            # 42210000 is Alpaca's code for any unprocessable request; the order itself says
+            # whether it had ended.
             if error.code != ALREADY_TERMINAL_CODE:
                 raise
             order = await self.get_order(order_id)
+            if order is None or not order.is_terminal:
+                raise
             return CancelResult(
                 order_id=order_id,
                 outcome=CancelOutcome.ALREADY_TERMINAL,
-                terminal_state=None if order is None else order.broker_status,
+                terminal_state=order.broker_status,
             )
         return CancelResult(order_id=order_id, outcome=CancelOutcome.REQUESTED)
 

@@ -62,6 +62,7 @@ class FaultKind(StrEnum):
     SERVER_ERROR = "server_error"
     HANG = "hang"
     LOSE_RESPONSE = "lose_response"
+    ANSWER = "answer"
 
 
 @dataclass
@@ -72,7 +73,8 @@ class Fault:
     `reset_in_s`, epoch seconds) when those are set. SERVER_ERROR answers 500 with `body` (an
     HTML page). HANG waits `hang_s` and answers 504 without doing anything; LOSE_RESPONSE does
     the work (an order is accepted and filled) and then waits `hang_s` before answering, so a
-    client with a shorter timeout never sees the answer."""
+    client with a shorter timeout never sees the answer. ANSWER replies `status` with `body`
+    as JSON, for any other error Alpaca can give."""
 
     method: str
     path: str
@@ -81,6 +83,7 @@ class Fault:
     retry_after_s: int | None = 1
     reset_in_s: int | None = None
     hang_s: float = 1.0
+    status: int = 500
     body: str = (
         "<html><head><title>500 Internal Server Error</title></head>"
         "<body><h1>Internal Server Error</h1></body></html>"
@@ -588,6 +591,8 @@ def build_app(world: AlpacaWorld) -> FastAPI:
                 status_code=429,
                 headers=headers,
             )
+        if fault.kind is FaultKind.ANSWER:
+            return Response(fault.body, status_code=fault.status, media_type="application/json")
         if fault.kind is FaultKind.SERVER_ERROR:
             return HTMLResponse(fault.body, status_code=500)
         if fault.kind is FaultKind.HANG:

@@ -523,3 +523,29 @@ async def test_without_retry_after_the_rate_limit_reset_time_sets_the_pause(
 
     [pause_s] = sleep.delays_s
     assert 20 < pause_s <= 31
+
+
+async def test_a_cancel_refused_with_42210000_is_already_terminal_only_if_the_order_ended(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    world = loopback.world
+    world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    world.set_fill(FillRule(FillMode.NEVER), "AAPL")
+    broker = _broker(loopback, sleep)
+    working = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:working"))
+    ended = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:ended"))
+    world.end_order("alc:ended", "expired")
+    refusal = '{"code": 42210000, "message": "order is not cancelable"}'
+    for order in (working, ended):
+        world.inject(
+            Fault(
+                "DELETE", f"{ORDERS}/{order.order_id}", FaultKind.ANSWER, status=422, body=refusal
+            )
+        )
+
+    with pytest.raises(BrokerError) as refused:
+        await broker.cancel_order(working.order_id)
+    result = await broker.cancel_order(ended.order_id)
+
+    assert refused.value.code == "42210000" and "not cancelable" in str(refused.value)
+    assert (result.outcome, result.terminal_state) == (CancelOutcome.ALREADY_TERMINAL, "expired")
