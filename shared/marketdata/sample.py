@@ -172,6 +172,15 @@ def ensure_sample(
         current = store.manifest()
         if not current.synthetic:
             return SampleResult("unchanged", current)
+        if current.source != SAMPLE_SOURCE:
+            # Another generator's bars would not line up with ours: regenerate, never splice.
+            everything = wanted | set(current.symbols)
+            manifest = store.write(
+                generate_sample(everything, sample_sessions(end_before)),
+                synthetic=True,
+                source=SAMPLE_SOURCE,
+            )
+            return SampleResult("created", manifest)
         sessions = sample_sessions(end_before, first=current.first_session)
         last = _as_date(sessions[-1]) if sessions.size else current.last_session
         if last <= current.last_session and wanted <= set(current.symbols):

@@ -121,6 +121,18 @@ def test_adding_a_symbol_keeps_a_store_that_ends_after_the_requested_end(tmp_pat
     assert result.manifest.last_session == date(2024, 7, 3)
 
 
+def test_a_synthetic_store_from_another_generator_is_regenerated_not_extended(
+    tmp_path: Path,
+) -> None:
+    BarStore(tmp_path).write(
+        bars_table([date(2024, 7, 1)], {"OLD": [5.0]}), synthetic=True, source="older generator"
+    )
+    result = ensure_sample(tmp_path, ["SPY"], AFTER_HOLIDAY)
+    assert result.action == "created"
+    assert result.manifest.symbols == ("OLD", "SPY")
+    assert result.manifest.sessions == SAMPLE_SESSIONS
+
+
 def test_ensure_sample_never_touches_imported_bars(tmp_path: Path) -> None:
     store = BarStore(tmp_path)
     kept = store.write(
