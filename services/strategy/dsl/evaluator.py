@@ -423,7 +423,8 @@ class _Run:
             totals = held.sum(axis=1)
             safe_totals = np.where(totals > 0.0, totals, 1.0)
             sigma_of_child[:, column] = (held * sigmas).sum(axis=1) / safe_totals
-        inverse = np.where(codes[:, None] == NO_FAILURE, 1.0 / sigma_of_child, 0.0)
+        usable = (codes[:, None] == NO_FAILURE) & (sigma_of_child > 0.0)
+        inverse = np.divide(1.0, sigma_of_child, out=np.zeros_like(sigma_of_child), where=usable)
         row_totals = inverse.sum(axis=1, keepdims=True)
         weights = np.divide(inverse, row_totals, out=np.zeros_like(inverse), where=row_totals > 0)
         labels = tuple(describe_block(child) for child in children)
