@@ -5,8 +5,11 @@ from __future__ import annotations
 import pickle
 from datetime import date
 from decimal import Decimal
+from typing import cast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.strategy.dsl.ast import Span
 from services.strategy.dsl.errors import (
@@ -248,3 +251,107 @@ def test_size_limit_counts_utf8_bytes_not_characters() -> None:
     source = '"' + "é" * (MAX_SOURCE_BYTES // 2) + '"'
     assert len(source) < MAX_SOURCE_BYTES
     assert "bytes; the limit is 10 MiB" in syntax_error(source).message
+
+
+SYMBOL_CHARS = "abcXYZ_><=!?+*/-"
+TRIVIA = st.sampled_from([" ", ",", "\n", "\r\n", "\t", " ;; note\n", "\u00a0"])
+
+
+def symbols() -> st.SearchStrategy[str]:
+    name = st.text(SYMBOL_CHARS, min_size=1, max_size=6).map(lambda s: s + "9" if s == "-" else s)
+    return name.filter(
+        lambda s: s not in {"true", "false", "nil"} and not (s[0] == "-" and s[1:2].isdigit())
+    )
+
+
+def atoms() -> st.SearchStrategy[tuple[object, ...]]:
+    return st.one_of(
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8).map(
+            lambda s: ("string", s)
+        ),
+        st.decimals(allow_nan=False, allow_infinity=False, places=3).map(lambda d: ("number", d)),
+        st.integers(-(10**20), 10**20).map(lambda i: ("number", Decimal(i))),
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,6}", fullmatch=True).map(
+            lambda k: ("keyword", k)
+        ),
+        symbols().map(lambda s: ("symbol", s)),
+        st.sampled_from([("bool", True), ("bool", False), ("nil",)]),
+    )
+
+
+def trees() -> st.SearchStrategy[tuple[object, ...]]:
+    return st.recursive(
+        atoms(),
+        lambda children: st.one_of(
+            st.lists(children, max_size=4).map(lambda items: ("list", *items)),
+            st.lists(children, max_size=4).map(lambda items: ("vector", *items)),
+        ),
+        max_leaves=20,
+    )
+
+
+def render(tree: tuple[object, ...], gap: str) -> str:
+    """Source text for a tree, with `gap` as the trivia between tokens."""
+    kind = tree[0]
+    if kind in ("list", "vector"):
+        opener, closer = ("(", ")") if kind == "list" else ("[", "]")
+        children = cast(tuple[tuple[object, ...], ...], tree[1:])
+        return opener + gap.join(render(child, gap) for child in children) + closer
+    if kind == "string":
+        text = str(tree[1])
+        for raw, escaped in (
+            ("\\", "\\\\"),
+            ('"', '\\"'),
+            ("\n", "\\n"),
+            ("\t", "\\t"),
+            ("\r", "\\r"),
+        ):
+            text = text.replace(raw, escaped)
+        return f'"{text}"'
+    if kind == "number":
+        return format(tree[1], "f")
+    if kind == "keyword":
+        return f":{tree[1]}"
+    if kind == "symbol":
+        return str(tree[1])
+    if kind == "bool":
+        return "true" if tree[1] else "false"
+    return "nil"
+
+
+def shape(form: Form) -> tuple[object, ...]:
+    """A form without its spans, in the same shape as the generated trees."""
+    if isinstance(form, List | Vector):
+        return ("list" if isinstance(form, List) else "vector", *(shape(i) for i in form.items))
+    if isinstance(form, String):
+        return ("string", form.value)
+    if isinstance(form, Number):
+        return ("number", form.value)
+    if isinstance(form, Keyword):
+        return ("keyword", form.name)
+    if isinstance(form, Symbol):
+        return ("symbol", form.name)
+    if isinstance(form, Bool):
+        return ("bool", form.value)
+    assert isinstance(form, Nil)
+    return ("nil",)
+
+
+def forms_with_spans(form: Form) -> list[Form]:
+    nested = form.items if isinstance(form, List | Vector) else ()
+    return [form, *(inner for item in nested for inner in forms_with_spans(item))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(tree=trees(), gap=TRIVIA)
+def test_rendered_trees_read_back_to_the_same_forms_with_spans_at_their_tokens(
+    tree: tuple[object, ...], gap: str
+) -> None:
+    source = render(tree, gap)
+    form = read(source)
+    assert shape(form) == tree
+    lines = source.split("\n")
+    for inner in forms_with_spans(form):
+        first = lines[inner.span.line - 1][inner.span.column - 1]
+        expected = render(shape(inner), gap)[0]
+        assert first == expected
