@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from services.commands.broker import broker_app
 from services.commands.data import data_app
 from services.commands.evaluate import evaluate
 from services.commands.serve import db_app, serve
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(broker_app, name="broker")
 app.command("evaluate")(evaluate)
 app.command("serve")(serve)
 app.add_typer(db_app, name="db")

@@ -52,14 +52,13 @@ from shared.broker.models import (
     TradingSession,
 )
 from shared.broker.simulated import fills, ledger
-from shared.broker.simulated.quotes import CENT, QUOTE_SIZE, derived_quote, last_price, shaped_quote
+from shared.broker.simulated.quotes import QUOTE_SIZE, derived_quote, last_price, shaped_quote
 from shared.broker.simulated.scenario import Scenario, SubmissionFault, SymbolFill
 from shared.broker.simulated.tables import sim_accounts, sim_fills, sim_orders, sim_positions
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import FillModel
 
-AVG_PRICE_PLACES = Decimal("0.000001")
 POOL_SIZE = 2
 ACCOUNT_STATUS = "ACTIVE"
 BUYING_POWER_CODE = "40310000"
@@ -628,9 +627,7 @@ class SimulatedBroker:
             .where(sim_orders.c.order_id == row.order_id)
             .values(
                 filled_qty=filled_qty,
-                filled_avg_price=((previous_value + qty * price) / filled_qty).quantize(
-                    AVG_PRICE_PLACES
-                ),
+                filled_avg_price=fills.average_price(previous_value + qty * price, filled_qty),
                 status="filled" if filled_qty >= row.qty else "partially_filled",
                 updated_at=now,
             )
@@ -700,9 +697,7 @@ class SimulatedBroker:
             )
             return
         total = held + qty
-        average = ((held * rows[0].avg_entry_price + qty * price) / total).quantize(
-            AVG_PRICE_PLACES
-        )
+        average = fills.average_price(held * rows[0].avg_entry_price + qty * price, total)
         await connection.execute(
             sa.update(sim_positions)
             .where(where)
@@ -728,7 +723,7 @@ class SimulatedBroker:
             symbol=row.symbol,
             qty=row.qty,
             qty_available=row.qty - held_for_sale,
-            market_value=(row.qty * row.last_price).quantize(CENT),
+            market_value=ledger.market_value(row),
             avg_entry_price=row.avg_entry_price,
             current_price=row.last_price,
         )

@@ -10,6 +10,8 @@ from shared.broker.models import OrderSide, OrderType, Quote
 
 WHOLE_SHARE = Decimal(1)
 HALF = Decimal("0.5")
+AVERAGE_EXPONENT = -6
+AVERAGE_PLACES = Decimal(1).scaleb(AVERAGE_EXPONENT)
 _HASH_SPACE = Decimal(2**64)
 
 
@@ -25,6 +27,15 @@ def partial_fill_qty(remaining_qty: Decimal, fraction: Decimal) -> Decimal:
     shares, and the whole remainder once that rounds to nothing, so every order ends."""
     qty = (remaining_qty * fraction).quantize(WHOLE_SHARE, rounding=ROUND_FLOOR)
     return remaining_qty if qty <= 0 else min(qty, remaining_qty)
+
+
+def average_price(total_value: Decimal, qty: Decimal) -> Decimal:
+    """Value per share, exact when it divides out (600.30), else to a millionth of a dollar."""
+    average = total_value / qty
+    exponent = average.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= AVERAGE_EXPONENT:
+        return average
+    return average.quantize(AVERAGE_PLACES)
 
 
 def market_price(side: OrderSide, quote: Quote | None, last: Decimal) -> Decimal:

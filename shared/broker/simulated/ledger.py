@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
@@ -30,6 +30,7 @@ STATUS_OF: dict[str, OrderStatus] = {
 }
 
 CLIENT_ORDER_ID_PREFIX = "alc:"
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class AccountState:
     account_id: str
     cash: Decimal
     buy_holds: Decimal
-    """What open BUY orders have set aside: remaining qty × the price held at submission."""
+    """What open BUY orders have set aside: remaining qty × the price held at submission, each
+    rounded up to the cent."""
     positions_value: Decimal
 
     @property
@@ -47,6 +49,12 @@ class AccountState:
     @property
     def equity(self) -> Decimal:
         return self.cash + self.positions_value
+
+
+def market_value(position: Row[tuple[object, ...]]) -> Decimal:
+    """A position at the last price it was marked at, to the cent as a broker reports it."""
+    value: Decimal = position.qty * position.last_price
+    return value.quantize(CENT)
 
 
 def workflow_of(client_order_id: str) -> str | None:
@@ -77,9 +85,13 @@ async def account_state(connection: AsyncConnection, account_id: str) -> Account
         account_id=account_id,
         cash=cash,
         buy_holds=sum(
-            ((row.qty - row.filled_qty) * row.hold_price for row in buys), start=Decimal(0)
+            (
+                ((row.qty - row.filled_qty) * row.hold_price).quantize(CENT, ROUND_CEILING)
+                for row in buys
+            ),
+            start=Decimal(0),
         ),
-        positions_value=sum((row.qty * row.last_price for row in positions), start=Decimal(0)),
+        positions_value=sum((market_value(row) for row in positions), start=Decimal(0)),
     )
 
 

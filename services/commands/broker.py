@@ -1,0 +1,166 @@
+"""`alchemiser broker orders|positions|account`: the simulated broker's state as stored in the
+database of ALCHEMISER_DATABASE_URL (trading spec §6.3), for people and for tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from shared.settings import Settings
+
+broker_app = typer.Typer(
+    help="The simulated broker's orders, positions and account, read from the database.",
+    no_args_is_help=True,
+)
+
+DEFAULT_ACCOUNT = "default"
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+WorkflowOption = Annotated[
+    str | None, typer.Option("--workflow", help="Only the orders of this workflow id.")
+]
+AccountOption = Annotated[str, typer.Option("--account", help="The simulated account.")]
+AllAccountsOption = Annotated[
+    str | None, typer.Option("--account", help="Only this simulated account (default: all).")
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
+
+
+def _settings() -> Settings:
+    from shared.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as error:
+        typer.echo(f"alchemiser: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _decimal(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _read(settings: Settings, query: Any) -> Any:
+    """Run `query(connection)` on the configured database; a database without the simulated
+    broker's tables is a one-line error naming the database and the fix."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.eventstore.migrations import describe
+
+    url = settings.resolved_database_url
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await query(connection)
+    except DBAPIError as error:
+        typer.echo(
+            f"alchemiser: cannot read the simulated broker's state in {describe(url)} "
+            f"({type(error.orig).__name__}: {error.orig}); run `alchemiser db upgrade` first "
+            "or check ALCHEMISER_DATABASE_URL",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    finally:
+        await engine.dispose()
+
+
+def _print(records: list[dict[str, Any]] | dict[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.JSON:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    rows = records if isinstance(records, list) else [records]
+    if not rows:
+        typer.echo("(none)")
+        return
+    columns = list(rows[0])
+    table = [columns] + [["-" if row[c] is None else str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+
+
+@broker_app.command("orders")
+def orders(workflow: WorkflowOption = None, output: FormatOption = OutputFormat.TEXT) -> None:
+    """Every order the simulated broker holds, in placement order."""
+    from shared.broker.simulated import ledger
+
+    async def query(connection: AsyncConnection) -> list[dict[str, Any]]:
+        rows = await ledger.order_rows(connection, workflow_id=workflow)
+        return [
+            {
+                "client_order_id": row.client_order_id,
+                "workflow_id": ledger.workflow_of(row.client_order_id),
+                "symbol": row.symbol,
+                "side": row.side,
+                "qty": _decimal(row.qty),
+                "status": ledger.STATUS_OF[row.status].value,
+                "filled_qty": _decimal(row.filled_qty),
+                "filled_avg_price": _decimal(row.filled_avg_price),
+            }
+            for row in rows
+        ]
+
+    _print(asyncio.run(_read(_settings(), query)), output)
+
+
+@broker_app.command("positions")
+def positions(account: AllAccountsOption = None, output: FormatOption = OutputFormat.TEXT) -> None:
+    """Open positions, valued at the last price the broker marked them at."""
+    from shared.broker.simulated import ledger
+
+    async def query(connection: AsyncConnection) -> list[dict[str, Any]]:
+        rows = await ledger.position_rows(connection, account)
+        return [
+            {
+                "account_id": row.account_id,
+                "symbol": row.symbol,
+                "qty": _decimal(row.qty),
+                "avg_entry_price": _decimal(row.avg_entry_price),
+                "market_value": _decimal(ledger.market_value(row)),
+            }
+            for row in rows
+        ]
+
+    _print(asyncio.run(_read(_settings(), query)), output)
+
+
+@broker_app.command("account")
+def account(
+    account: AccountOption = DEFAULT_ACCOUNT, output: FormatOption = OutputFormat.TEXT
+) -> None:
+    """Cash, equity and buying power; an account that never traded shows its starting cash."""
+    from shared.broker.simulated import ledger
+
+    settings = _settings()
+
+    async def query(connection: AsyncConnection) -> dict[str, Any]:
+        state = await ledger.account_state(connection, account)
+        if state is None:
+            state = ledger.AccountState(
+                account_id=account,
+                cash=settings.sim_starting_cash,
+                buy_holds=Decimal(0),
+                positions_value=Decimal(0),
+            )
+        return {
+            "account_id": state.account_id,
+            "cash": _decimal(state.cash),
+            "equity": _decimal(state.equity),
+            "buying_power": _decimal(state.buying_power),
+        }
+
+    _print(asyncio.run(_read(settings, query)), output)
