@@ -30,9 +30,15 @@ def decode(data: bytes | str | Mapping[str, Any]) -> Event:
 
 def decode_document(document: dict[str, Any]) -> Event:
     """As `decode`, for a freshly built dict the caller hands over (it may be modified)."""
-    event_id = _event_id(document)
     event_type = document.get("event_type")
     schema_version = document.get("schema_version")
+    cls = current_class(event_type) if isinstance(event_type, str) else None
+    if cls is not None and type(schema_version) is int and schema_version == cls.SCHEMA_VERSION:
+        try:
+            return cls.model_validate(document)
+        except ValidationError as error:
+            raise _invalid(document, cls, error) from error
+    event_id = _event_id(document)
     if not isinstance(event_type, str) or not event_type:
         raise MalformedEventError(f"event {event_id}: no event_type", event_id=event_id)
     if not isinstance(schema_version, int) or isinstance(schema_version, bool):
@@ -41,7 +47,6 @@ def decode_document(document: dict[str, Any]) -> Event:
             f"got {schema_version!r}",
             event_id=event_id,
         )
-    cls = current_class(event_type)
     if cls is None:
         raise UnknownEventError(
             f"event {event_id}: unknown event type {event_type!r} (schema_version "
@@ -53,11 +58,7 @@ def decode_document(document: dict[str, Any]) -> Event:
     try:
         return cls.model_validate(document)
     except ValidationError as error:
-        raise InvalidEventError(
-            f"event {event_id} ({event_type} v{cls.SCHEMA_VERSION}) is invalid: "
-            f"{_summarise(error)}",
-            event_id=event_id,
-        ) from error
+        raise _invalid(document, cls, error) from error
 
 
 def _parse(data: bytes | str) -> dict[str, Any]:
@@ -102,6 +103,15 @@ def _lift(
                 event_id=event_id,
             )
     return document
+
+
+def _invalid(document: Mapping[str, Any], cls: type[Event], error: ValidationError) -> Exception:
+    event_id = _event_id(document)
+    return InvalidEventError(
+        f"event {event_id} ({cls.EVENT_TYPE} v{cls.SCHEMA_VERSION}) is invalid: "
+        f"{_summarise(error)}",
+        event_id=event_id,
+    )
 
 
 def _summarise(error: ValidationError) -> str:

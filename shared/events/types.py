@@ -12,6 +12,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 def _as_utc(value: datetime) -> datetime:
     # A naive timestamp is read as UTC (trading spec, conventions); aware ones are normalised.
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, insert, select, text, update
+from sqlalchemy import Row, Select, Update, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -42,6 +42,12 @@ from shared.eventstore.schema import events as events_table
 from shared.settings import normalise_database_url
 
 _EXCLUDED_FROM_PAYLOAD = set(ENVELOPE_FIELDS)
+_APPEND_FUNCTION_CALL = text(
+    "SELECT o_first_position, o_stream_version FROM alchemiser_append("
+    ":stream_id, :expected_version, :event_ids, :event_types, :schema_versions, "
+    ":correlation_ids, :causation_ids, :account_ids, :occurred_at, :sources, :payloads, "
+    ":bodies, :recorded_at)"
+)
 _EVENT_COLUMNS = (
     events_table.c.position,
     events_table.c.stream_id,
@@ -66,15 +72,12 @@ class UnitOfWork:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
+        self._postgres = connection.dialect.name == "postgresql"
         self._holds_position_lock = False
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's last version; 0 for a stream with no events."""
-        result = await self._connection.execute(
-            select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
-                events_table.c.stream_id == stream_id
-            )
-        )
+        result = await self._connection.execute(_stream_version_query(stream_id))
         return int(result.scalar_one())
 
     async def append(
@@ -87,39 +90,20 @@ class UnitOfWork:
             return []
         if expected_version is not None and expected_version < 0:
             raise ValueError(f"stream {stream_id!r}: expected_version must be ≥ 0 or None")
-        count = len(events)
-        last_position = await self._bump_positions(count)
-        actual = await self.stream_version(stream_id)
-        if expected_version is not None and actual != expected_version:
-            # Give the positions back so the counter stays gap-free even if the caller catches
-            # the error and commits the rest of its work.
-            await self._bump_positions(-count)
-            raise ConcurrencyError(stream_id, expected_version, actual)
         recorded_at = datetime.now(UTC)
-        first_position = last_position - count + 1
-        recorded = [
+        if self._postgres:
+            first_position, actual = await self._append_postgres(
+                stream_id, expected_version, events, recorded_at
+            )
+        else:
+            first_position, actual = await self._append_portable(
+                stream_id, expected_version, events, recorded_at
+            )
+        self._holds_position_lock = True
+        return [
             RecordedEvent(first_position + index, stream_id, actual + 1 + index, event, recorded_at)
             for index, event in enumerate(events)
         ]
-        try:
-            await self._connection.execute(
-                insert(events_table), [_event_row(record) for record in recorded]
-            )
-            await self._connection.execute(
-                insert(outbox),
-                [
-                    {
-                        "event_id": record.event.event_id,
-                        "routing_key": record.event.event_type,
-                        "body": encode(record.event),
-                        "created_at": recorded_at,
-                    }
-                    for record in recorded
-                ],
-            )
-        except IntegrityError as error:
-            raise _append_conflict(error, stream_id, expected_version, actual, events) from error
-        return recorded
 
     async def seen(self, service: str, event_id: UUID) -> bool:
         """Whether `service` already processed `event_id` (a redelivery to acknowledge)."""
@@ -146,6 +130,90 @@ class UnitOfWork:
         except IntegrityError as error:
             raise DuplicateInboxError(service, event_id) from error
 
+    async def _append_postgres(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[Event],
+        recorded_at: datetime,
+    ) -> tuple[int, int]:
+        """One round trip: the `alchemiser_append` function of the migrations locks the
+        counter, checks the version and writes events and outbox rows."""
+        try:
+            result = await self._connection.execute(
+                _APPEND_FUNCTION_CALL,
+                {
+                    "stream_id": stream_id,
+                    "expected_version": expected_version,
+                    "event_ids": [event.event_id for event in events],
+                    "event_types": [event.event_type for event in events],
+                    "schema_versions": [event.schema_version for event in events],
+                    "correlation_ids": [event.correlation_id for event in events],
+                    "causation_ids": [event.causation_id for event in events],
+                    "account_ids": [event.account_id for event in events],
+                    "occurred_at": [event.occurred_at for event in events],
+                    "sources": [event.source for event in events],
+                    "payloads": [
+                        event.model_dump_json(exclude=_EXCLUDED_FROM_PAYLOAD) for event in events
+                    ],
+                    "bodies": [encode(event) for event in events],
+                    "recorded_at": recorded_at,
+                },
+            )
+        except IntegrityError as error:
+            raise _append_conflict(error, stream_id, expected_version, events) from error
+        first_position, actual = result.one()
+        if first_position is None:
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        return int(first_position), int(actual)
+
+    async def _append_portable(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[Event],
+        recorded_at: datetime,
+    ) -> tuple[int, int]:
+        """Statement by statement (SQLite, where a round trip is a function call)."""
+        count = len(events)
+        result = await self._connection.execute(
+            _bump(count).returning(
+                event_positions.c.last_position, _stream_version_query(stream_id).scalar_subquery()
+            )
+        )
+        last_position, actual = result.one()
+        self._holds_position_lock = True
+        if expected_version is not None and actual != expected_version:
+            # Give the positions back so the counter stays gap-free even if the caller catches
+            # the error and commits the rest of its work.
+            await self._connection.execute(_bump(-count))
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        first_position = last_position - count + 1
+        try:
+            await self._connection.execute(
+                insert(events_table),
+                [
+                    _event_row(event, stream_id, first_position + index, actual + 1 + index)
+                    | {"recorded_at": recorded_at}
+                    for index, event in enumerate(events)
+                ],
+            )
+            await self._connection.execute(
+                insert(outbox),
+                [
+                    {
+                        "event_id": event.event_id,
+                        "routing_key": event.event_type,
+                        "body": encode(event),
+                        "created_at": recorded_at,
+                    }
+                    for event in events
+                ],
+            )
+        except IntegrityError as error:
+            raise _append_conflict(error, stream_id, expected_version, events) from error
+        return first_position, actual
+
     async def _lock_positions(self) -> None:
         if self._holds_position_lock:
             return
@@ -155,16 +223,6 @@ class UnitOfWork:
             .with_for_update()
         )
         self._holds_position_lock = True
-
-    async def _bump_positions(self, count: int) -> int:
-        result = await self._connection.execute(
-            update(event_positions)
-            .where(event_positions.c.id == 1)
-            .values(last_position=event_positions.c.last_position + count)
-            .returning(event_positions.c.last_position)
-        )
-        self._holds_position_lock = True
-        return int(result.scalar_one())
 
 
 class SqlEventStore:
@@ -277,12 +335,25 @@ class SqlEventStore:
             return [_recorded(row) for row in result]
 
 
-def _event_row(record: RecordedEvent) -> dict[str, Any]:
-    event = record.event
+def _stream_version_query(stream_id: str) -> Select[int]:
+    return select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
+        events_table.c.stream_id == stream_id
+    )
+
+
+def _bump(count: int) -> Update:
+    return (
+        update(event_positions)
+        .where(event_positions.c.id == 1)
+        .values(last_position=event_positions.c.last_position + count)
+    )
+
+
+def _event_row(event: Event, stream_id: str, position: int, version: int) -> dict[str, Any]:
     return {
-        "position": record.position,
-        "stream_id": record.stream_id,
-        "stream_version": record.stream_version,
+        "position": position,
+        "stream_id": stream_id,
+        "stream_version": version,
         "event_id": event.event_id,
         "event_type": event.event_type,
         "schema_version": event.schema_version,
@@ -292,7 +363,6 @@ def _event_row(record: RecordedEvent) -> dict[str, Any]:
         "occurred_at": event.occurred_at,
         "source": event.source,
         "payload": event.model_dump(mode="json", exclude=_EXCLUDED_FROM_PAYLOAD),
-        "recorded_at": record.recorded_at,
     }
 
 
@@ -312,15 +382,13 @@ def _recorded(row: Row[Any]) -> RecordedEvent:
 
 
 def _append_conflict(
-    error: IntegrityError,
-    stream_id: str,
-    expected_version: int | None,
-    actual: int,
-    events: Sequence[Event],
+    error: IntegrityError, stream_id: str, expected_version: int | None, events: Sequence[Event]
 ) -> Exception:
     message = str(error.orig)
     if "uq_events_event_id" in message or "events.event_id" in message:
         return DuplicateEventError(", ".join(str(event.event_id) for event in events))
     if "uq_events_stream_version" in message or "events.stream_id" in message:
-        return ConcurrencyError(stream_id, expected_version, actual + len(events))
+        # Only a write that bypassed the position counter can get here; the version it
+        # collided with is the closest known lower bound of the stream's version.
+        return ConcurrencyError(stream_id, expected_version, expected_version or 0)
     return error
