@@ -117,7 +117,7 @@ _KIND_OF = {"(": "list", "[": "vector", "{": "map"}
 _LITERALS = {"true", "false", "nil"}
 
 
-def describe_character(char: str) -> str:
+def _describe_character(char: str) -> str:
     """Show a character so that invisible or confusable ones are still identifiable."""
     if char.isprintable() and not char.isspace() and char != "`":
         return f"`{char}`"
@@ -251,14 +251,14 @@ class _Reader:
         pairs = tuple(zip(items[::2], items[1::2], strict=True))
         seen: dict[object, Span] = {}
         for key, _ in pairs:
-            identity = map_key_identity(key)
+            identity = _map_key_identity(key)
             if identity is None:
                 continue
             if identity in seen:
                 first = seen[identity]
                 raise self.error(
                     key.span,
-                    f"duplicate map key {describe_key(key)}; first given at"
+                    f"duplicate map key {_describe_key(key)}; first given at"
                     f" {first.line}:{first.column}",
                 )
             seen[identity] = key.span
@@ -304,7 +304,7 @@ class _Reader:
 
     @staticmethod
     def bad_character_message(char: str) -> str:
-        message = f"unexpected character {describe_character(char)}"
+        message = f"unexpected character {_describe_character(char)}"
         if char == ".":
             return message + ' (tickers with dots must be strings, e.g. "BRK.B")'
         if char == "#":
@@ -312,7 +312,7 @@ class _Reader:
         return message
 
 
-def map_key_identity(key: Form) -> object | None:
+def _map_key_identity(key: Form) -> object | None:
     """What makes two map keys the same: `:window` ≡ `"window"`; composite keys never clash."""
     if isinstance(key, Keyword | String):
         return ("name", key.name if isinstance(key, Keyword) else key.value)
@@ -325,7 +325,7 @@ def map_key_identity(key: Form) -> object | None:
     return None
 
 
-def describe_key(key: Form) -> str:
+def _describe_key(key: Form) -> str:
     if isinstance(key, Keyword):
         return f"`:{key.name}`"
     if isinstance(key, String):
