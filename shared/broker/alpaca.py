@@ -6,23 +6,19 @@ none), so that retries happen here, where an order retry can first look the orde
 order id (trading spec §3.12): a retry can never double an order.
 
 Keys are held as `SecretStr` until the SDK client is built, and every message this module writes
-is passed through `_Redactor`, so a key can appear neither in a log nor in an error.
+is passed through `Redactor`, so a key can appear neither in a log nor in an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import random
-import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import requests
 import structlog
@@ -36,7 +32,6 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide as AlpacaOrderSide
 from alpaca.trading.enums import QueryOrderStatus, TimeInForce
 from alpaca.trading.models import Asset as AlpacaAsset
-from alpaca.trading.models import Calendar as AlpacaCalendar
 from alpaca.trading.models import ClosePositionResponse as AlpacaClosePositionResponse
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import Position as AlpacaPosition
@@ -50,12 +45,20 @@ from alpaca.trading.requests import (
 )
 from pydantic import SecretStr
 
+from shared.broker.alpaca_errors import ALREADY_TERMINAL_CODE, Redactor, broker_error_from_api
+from shared.broker.alpaca_mapping import (
+    NEW_YORK,
+    aware,
+    decimal_or_none,
+    enum_value,
+    order_from_alpaca,
+    position_from_alpaca,
+    session_from_alpaca,
+)
 from shared.broker.errors import (
     BrokerAuthError,
     BrokerError,
     DuplicateClientOrderIdError,
-    InsufficientBuyingPowerError,
-    InsufficientQtyAvailableError,
     InvalidOrderError,
     NotFoundError,
     OrderAlreadyTerminalError,
@@ -72,7 +75,6 @@ from shared.broker.models import (
     Order,
     OrderRequest,
     OrderSide,
-    OrderStatus,
     OrderType,
     Position,
     PositionClose,
@@ -84,29 +86,10 @@ from shared.settings import DataFeed, Settings, TradingMode
 
 T = TypeVar("T")
 
-NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_ACCOUNT_ID = "default"
 DEFAULT_TIMEOUT_S = 10.0
-ALREADY_TERMINAL_CODE = "42210000"
 BARS_EMPTY_RANGE_LIMIT_DAYS = 5
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-_STATUS_MAP = {
-    "new": OrderStatus.ACCEPTED,
-    "accepted": OrderStatus.ACCEPTED,
-    "pending_new": OrderStatus.ACCEPTED,
-    "partially_filled": OrderStatus.PARTIALLY_FILLED,
-    "filled": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELED,
-    "cancelled": OrderStatus.CANCELED,
-    "replaced": OrderStatus.CANCELED,
-    "expired": OrderStatus.REJECTED,
-    "rejected": OrderStatus.REJECTED,
-}
-_ALREADY_IN_STATE = re.compile(r'already in "?(?P<state>[a-z_]+)"? state', re.IGNORECASE)
-_REQUESTED_AVAILABLE = re.compile(
-    r"requested:\s*(?P<requested>[0-9.]+).*?available:\s*(?P<available>[0-9.]+)", re.IGNORECASE
-)
 
 log = structlog.get_logger(__name__)
 
@@ -132,68 +115,6 @@ def _without_sdk_retries(
     client._session = _TimeoutSession(timeout_s)
 
 
-class _Redactor:
-    def __init__(self, *secrets: SecretStr) -> None:
-        self._secrets = [s.get_secret_value() for s in secrets if s.get_secret_value()]
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
-def _decimal(value: str | float | int | None) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
-def _enum_value(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def _order_from_alpaca(order: AlpacaOrder) -> Order:
-    broker_status = _enum_value(order.status)
-    order_type = _enum_value(order.order_type or order.type or "market")
-    return Order(
-        order_id=str(order.id),
-        client_order_id=order.client_order_id,
-        symbol=order.symbol or "",
-        side=OrderSide(_enum_value(order.side or "buy")),
-        order_type=OrderType(order_type),
-        qty=_decimal(order.qty) or Decimal(0),
-        limit_price=_decimal(order.limit_price),
-        status=_STATUS_MAP.get(broker_status, OrderStatus.ACCEPTED),
-        broker_status=broker_status,
-        filled_qty=_decimal(order.filled_qty) or Decimal(0),
-        filled_avg_price=_decimal(order.filled_avg_price),
-        submitted_at=_aware(order.submitted_at),
-        updated_at=_aware(order.updated_at),
-    )
-
-
-def _position_from_alpaca(position: AlpacaPosition) -> Position:
-    qty = Decimal(position.qty)
-    return Position(
-        symbol=position.symbol,
-        qty=qty,
-        qty_available=_decimal(position.qty_available) if position.qty_available else qty,
-        market_value=_decimal(position.market_value) or Decimal(0),
-        avg_entry_price=Decimal(position.avg_entry_price),
-        current_price=_decimal(position.current_price),
-    )
-
-
-def _session_from_alpaca(day: AlpacaCalendar) -> TradingSession:
-    return TradingSession(
-        date=day.date,
-        open=day.open.replace(tzinfo=NEW_YORK),
-        close=day.close.replace(tzinfo=NEW_YORK),
-    )
-
-
 def _is_loopback(url: str) -> bool:
     return urlsplit(url).hostname in LOOPBACK_HOSTS
 
@@ -205,41 +126,6 @@ def _is_order_id(order_id: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _error_body(error: APIError) -> tuple[str | None, str | None, dict[str, Any]]:
-    """The broker's (code, message, fields); (None, None, {}) for a body that is not JSON."""
-    try:
-        body = json.loads(str(error))
-    except ValueError:
-        return None, None, {}
-    if not isinstance(body, dict):
-        return None, None, {}
-    code = body.get("code")
-    message = body.get("message")
-    return (
-        None if code is None else str(code),
-        None if message is None else str(message),
-        body,
-    )
-
-
-def _retry_after_s(error: APIError) -> float | None:
-    """Seconds to wait before the next call: `Retry-After`, else Alpaca's `X-RateLimit-Reset`
-    (the epoch second at which the rate window resets); None when the answer says neither."""
-    response = error.response
-    if response is None:
-        return None
-    retry_after = response.headers.get("Retry-After")
-    reset_at = response.headers.get("X-RateLimit-Reset")
-    try:
-        if retry_after is not None:
-            return max(float(retry_after), 0.0)
-        if reset_at is not None:
-            return max(float(reset_at) - time.time(), 0.0)
-    except ValueError:
-        return None
-    return None
 
 
 class AlpacaBroker:
@@ -288,7 +174,7 @@ class AlpacaBroker:
         self._timeout_s = timeout_s
         self._sleep = sleep
         self._jitter = jitter
-        self._redact = _Redactor(key_id, secret_key)
+        self._redact = Redactor(key_id, secret_key)
         self._trading = TradingClient(
             api_key=key_id.get_secret_value(),
             secret_key=secret_key.get_secret_value(),
@@ -333,17 +219,17 @@ class AlpacaBroker:
         assert isinstance(raw, AlpacaAccount)
         return Account(
             account_id=self._account_id,
-            cash=_decimal(raw.cash) or Decimal(0),
-            buying_power=_decimal(raw.buying_power) or Decimal(0),
-            equity=_decimal(raw.equity) or Decimal(0),
-            portfolio_value=_decimal(raw.portfolio_value or raw.equity) or Decimal(0),
-            status=_enum_value(raw.status),
+            cash=decimal_or_none(raw.cash) or Decimal(0),
+            buying_power=decimal_or_none(raw.buying_power) or Decimal(0),
+            equity=decimal_or_none(raw.equity) or Decimal(0),
+            portfolio_value=decimal_or_none(raw.portfolio_value or raw.equity) or Decimal(0),
+            status=enum_value(raw.status),
         )
 
     async def get_positions(self) -> list[Position]:
         raw = await self._call("list positions", self._trading.get_all_positions)
         assert isinstance(raw, list)
-        return [_position_from_alpaca(p) for p in raw]
+        return [position_from_alpaca(p) for p in raw]
 
     async def get_position(self, symbol: str) -> Position | None:
         try:
@@ -353,7 +239,7 @@ class AlpacaBroker:
         except NotFoundError:
             return None
         assert isinstance(raw, AlpacaPosition)
-        return _position_from_alpaca(raw)
+        return position_from_alpaca(raw)
 
     async def get_asset(self, symbol: str) -> Asset | None:
         try:
@@ -366,7 +252,7 @@ class AlpacaBroker:
             tradable=raw.tradable,
             fractionable=raw.fractionable,
             name=raw.name,
-            exchange=_enum_value(raw.exchange),
+            exchange=enum_value(raw.exchange),
         )
 
     # ------------------------------------------------------------------ orders
@@ -375,7 +261,7 @@ class AlpacaBroker:
         request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=False)
         raw = await self._call("list open orders", lambda: self._trading.get_orders(request))
         assert isinstance(raw, list)
-        return [_order_from_alpaca(o) for o in raw]
+        return [order_from_alpaca(o) for o in raw]
 
     async def get_order(self, order_id: str) -> Order | None:
         if not _is_order_id(order_id):
@@ -387,7 +273,7 @@ class AlpacaBroker:
         except NotFoundError:
             return None
         assert isinstance(raw, AlpacaOrder)
-        return _order_from_alpaca(raw)
+        return order_from_alpaca(raw)
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         try:
@@ -398,7 +284,7 @@ class AlpacaBroker:
         except NotFoundError:
             return None
         assert isinstance(raw, AlpacaOrder)
-        return _order_from_alpaca(raw)
+        return order_from_alpaca(raw)
 
     async def submit_order(self, request: OrderRequest) -> Order:
         side = AlpacaOrderSide(request.side.value)
@@ -495,7 +381,7 @@ class AlpacaBroker:
 
     def _position_close(self, item: AlpacaClosePositionResponse) -> PositionClose:
         if isinstance(item.body, AlpacaOrder):
-            return PositionClose(symbol=item.symbol or "", order=_order_from_alpaca(item.body))
+            return PositionClose(symbol=item.symbol or "", order=order_from_alpaca(item.body))
         return PositionClose(
             symbol=item.symbol or item.body.symbol,
             order=None,
@@ -520,7 +406,7 @@ class AlpacaBroker:
             ask=Decimal(str(quote.ask_price)),
             bid_size=Decimal(str(quote.bid_size)),
             ask_size=Decimal(str(quote.ask_size)),
-            timestamp=_aware(quote.timestamp),
+            timestamp=aware(quote.timestamp),
         )
 
     async def get_latest_trade(self, symbol: str) -> Trade | None:
@@ -537,16 +423,16 @@ class AlpacaBroker:
             symbol=symbol,
             price=Decimal(str(trade.price)),
             size=Decimal(str(trade.size)),
-            timestamp=_aware(trade.timestamp),
+            timestamp=aware(trade.timestamp),
         )
 
     async def get_clock(self) -> MarketClock:
         raw = await self._call("read the market clock", self._trading.get_clock)
         return MarketClock(
-            now=_aware(raw.timestamp),  # type: ignore[union-attr]
+            now=aware(raw.timestamp),  # type: ignore[union-attr]
             is_open=raw.is_open,  # type: ignore[union-attr]
-            next_open=_aware(raw.next_open),  # type: ignore[union-attr]
-            next_close=_aware(raw.next_close),  # type: ignore[union-attr]
+            next_open=aware(raw.next_open),  # type: ignore[union-attr]
+            next_close=aware(raw.next_close),  # type: ignore[union-attr]
         )
 
     async def get_calendar(self, start: dt.date, end: dt.date) -> list[TradingSession]:
@@ -555,7 +441,7 @@ class AlpacaBroker:
             f"read the calendar {start}..{end}", lambda: self._trading.get_calendar(request)
         )
         assert isinstance(raw, list)
-        return [_session_from_alpaca(day) for day in raw]
+        return [session_from_alpaca(day) for day in raw]
 
     async def get_daily_bars(
         self, symbols: Sequence[str], start: dt.date, end: dt.date
@@ -577,7 +463,7 @@ class AlpacaBroker:
             bar_set = self._data.get_stock_bars(request)
             rows = [
                 DailyBar(
-                    date=_aware(bar.timestamp).astimezone(NEW_YORK).date(),
+                    date=aware(bar.timestamp).astimezone(NEW_YORK).date(),
                     symbol=symbol,
                     open=Decimal(str(bar.open)),
                     high=Decimal(str(bar.high)),
@@ -653,7 +539,7 @@ class AlpacaBroker:
                 await self._pause(operation, attempt, error)
                 continue
             assert isinstance(raw, AlpacaOrder)
-            return _order_from_alpaca(raw)
+            return order_from_alpaca(raw)
 
     @staticmethod
     def _matching(order: Order, operation: str, expect: tuple[str, OrderSide] | None) -> Order:
@@ -687,7 +573,9 @@ class AlpacaBroker:
         try:
             return call()
         except APIError as error:
-            raise self._from_api_error(operation, error) from None
+            raise broker_error_from_api(
+                operation, error, redact=self._redact, trading_mode=self._trading_mode
+            ) from None
         except requests.Timeout:
             raise TransientBrokerError(
                 f"{operation}: Alpaca did not answer within {self._timeout_s} s; "
@@ -702,70 +590,3 @@ class AlpacaBroker:
                 ),
                 code="connection",
             ) from None
-
-    def _from_api_error(self, operation: str, error: APIError) -> BrokerError:
-        status = error.status_code
-        code, message, body = _error_body(error)
-        if message is None:
-            shown = "an HTML page" if "<" in str(error)[:200] else repr(str(error)[:200])
-        else:
-            shown = message
-        said = self._redact(f"{operation}: Alpaca answered HTTP {status}: {shown}")
-        if code is not None:
-            said += f" (code {code})"
-        lowered = (message or "").lower()
-        if status == 429:
-            retry_after_s = _retry_after_s(error)
-            wait = "a backoff" if retry_after_s is None else f"{retry_after_s:.3g} s"
-            return RateLimitedError(
-                f"{said}; retried after {wait}",
-                retry_after_s=retry_after_s,
-                code=code,
-            )
-        if status is not None and status >= 500:
-            return TransientBrokerError(f"{said}; retried", code=code, http_status=status)
-        if status == 401:
-            return BrokerAuthError(
-                f"{said}; check that ALCHEMISER_ALPACA_KEY_ID and ALCHEMISER_ALPACA_SECRET_KEY are "
-                f"{self._trading_mode.value} keys (ALCHEMISER_TRADING_MODE)",
-                code=code,
-                http_status=status,
-            )
-        if status == 404:
-            return NotFoundError(said, code=code, http_status=status)
-        if "insufficient qty available" in lowered:
-            parsed = _REQUESTED_AVAILABLE.search(message or "")
-            available = body.get("available")
-            return InsufficientQtyAvailableError(
-                f"{said}; sell at most the available quantity",
-                requested_qty=None if parsed is None else Decimal(parsed["requested"]),
-                available_qty=(
-                    Decimal(parsed["available"])
-                    if parsed is not None
-                    else _decimal(available)
-                    if isinstance(available, str | int | float)
-                    else None
-                ),
-                code=code,
-                http_status=status,
-            )
-        already = _ALREADY_IN_STATE.search(message or "")
-        if already is not None:
-            return OrderAlreadyTerminalError(
-                said, state=already["state"].lower(), code=code, http_status=status
-            )
-        if "client_order_id" in lowered and ("unique" in lowered or "duplicate" in lowered):
-            return DuplicateClientOrderIdError(said, code=code, http_status=status)
-        if status == 403 and "buying power" in lowered:
-            return InsufficientBuyingPowerError(
-                f"{said}; the order is not retried: reduce it or free cash first",
-                code=code,
-                http_status=status,
-            )
-        if status in (400, 422):
-            return InvalidOrderError(
-                f"{said}; the order is not retried: fix its quantity, price or symbol",
-                code=code,
-                http_status=status,
-            )
-        return BrokerError(said, code=code, http_status=status)
