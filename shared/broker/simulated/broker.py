@@ -122,6 +122,8 @@ class SimulatedBroker:
             database_url, pool_size=POOL_SIZE
         ).execution_options(**{WRITE_OPTION: True})
         self._last_prices: dict[tuple[str, dt.date], Decimal | None] = {}
+        self._unsettled: list[tuple[Decimal, int]] = []
+        """Sell proceeds not yet in buying power, with the account reads they still wait."""
 
     def __repr__(self) -> str:
         return f"SimulatedBroker(account_id={self._account_id!r}, mode=paper)"
@@ -142,10 +144,12 @@ class SimulatedBroker:
             await self._mark_positions(connection)
             state = await ledger.account_state(connection, self._account_id)
         assert state is not None, "the account row was created by _locked_account"
+        buying_power = state.buying_power - self._unsettled_proceeds()
+        self._unsettled = [(amount, reads - 1) for amount, reads in self._unsettled if reads > 1]
         return Account(
             account_id=self._account_id,
             cash=state.cash,
-            buying_power=state.buying_power,
+            buying_power=buying_power,
             equity=state.equity,
             portfolio_value=state.equity,
             status=ACCOUNT_STATUS,
@@ -388,6 +392,9 @@ class SimulatedBroker:
     def _now(self) -> dt.datetime:
         return self._clock()
 
+    def _unsettled_proceeds(self) -> Decimal:
+        return sum((amount for amount, _ in self._unsettled), start=Decimal(0))
+
     def _knows(self, symbol: str) -> bool:
         return symbol in self._bars.closes or self.scenario.knows(symbol)
 
@@ -557,10 +564,11 @@ class SimulatedBroker:
     ) -> None:
         state = await ledger.account_state(connection, self._account_id)
         assert state is not None
-        if cost > state.buying_power:
+        buying_power = state.buying_power - self._unsettled_proceeds()
+        if cost > buying_power:
             raise InsufficientBuyingPowerError(
                 f"{operation}: insufficient buying power: the order needs {cost:.2f}, "
-                f"account {self._account_id} has {state.buying_power:.2f}; "
+                f"account {self._account_id} has {buying_power:.2f}; "
                 "the order is not retried: reduce it or free cash first",
                 code=BUYING_POWER_CODE,
                 http_status=403,
@@ -644,6 +652,8 @@ class SimulatedBroker:
             )
         )
         cash_change = -qty * price if side is OrderSide.BUY else qty * price
+        if side is OrderSide.SELL and self.scenario.settlement_reads > 0:
+            self._unsettled.append((cash_change, self.scenario.settlement_reads))
         cash: Decimal = (
             await connection.execute(
                 sa.select(sim_accounts.c.cash).where(sim_accounts.c.account_id == self._account_id)

@@ -79,6 +79,9 @@ class Scenario:
     """Last prices given outright (the latest trade and the mark of positions)."""
     quote_shapes: dict[str, QuoteShape] = field(default_factory=dict)
     fills: dict[str, SymbolFill] = field(default_factory=dict)
+    settlement_reads: int = 0
+    """Sell proceeds reach cash at the fill but buying power only after this many account
+    reads (0: at once), to exercise the buying-power checks between the phases (§3.11)."""
     faults: deque[SubmissionFault] = field(default_factory=deque)
     """Faults met by the next submissions, one each, in order."""
 

@@ -435,3 +435,25 @@ async def test_a_sell_above_holdings_says_what_is_available(sqlite_url: str) -> 
 
     assert "insufficient qty available for order (requested: 4, available: 3)" in str(refused.value)
     assert refused.value.http_status == 403
+
+
+async def test_sell_proceeds_reach_buying_power_after_the_settlement_reads(
+    sqlite_url: str,
+) -> None:
+    scenario = Scenario()
+    broker = new_broker(sqlite_url, scenario=scenario)
+    try:
+        await broker.submit_order(market("SPY", OrderSide.BUY, "3", "alc:w1:SPY:b:1:1"))
+        scenario.settlement_reads = 2
+        await broker.submit_order(market("SPY", OrderSide.SELL, "1", "alc:w1:SPY:s:1:1"))
+        reads = [await broker.get_account() for _ in range(3)]
+    finally:
+        await broker.close()
+
+    cash = Decimal("100000") - 3 * Decimal("600.30") + Decimal("599.70")
+    assert [account.cash for account in reads] == [cash] * 3
+    assert [account.buying_power for account in reads] == [
+        cash - Decimal("599.70"),
+        cash - Decimal("599.70"),
+        cash,
+    ]
