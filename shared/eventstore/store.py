@@ -75,6 +75,12 @@ class UnitOfWork:
         self._postgres = connection.dialect.name == "postgresql"
         self._holds_position_lock = False
 
+    @property
+    def connection(self) -> AsyncConnection:
+        """The transaction's connection, for the tables a service keeps beside its events
+        (durable timers, service state) so they commit or roll back with them."""
+        return self._connection
+
     async def stream_version(self, stream_id: str) -> int:
         """The stream's last version; 0 for a stream with no events."""
         result = await self._connection.execute(_stream_version_query(stream_id))
