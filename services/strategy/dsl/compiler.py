@@ -65,6 +65,10 @@ WINDOW_INDICATORS: Final = frozenset(
     }
 )
 INDICATORS: Final = WINDOW_INDICATORS | {"current-price"}
+# The metrics a non-asset filter candidate can be scored by, on its return series (spec §3.7).
+SUBTREE_RANK_INDICATORS: Final = frozenset(
+    {"moving-average-return", "cumulative-return", "stdev-return", "rsi", "max-drawdown"}
+)
 COMPARISONS: Final = frozenset({">", "<", ">=", "<=", "="})
 BLOCK_OPERATORS: Final = frozenset(
     {
@@ -348,7 +352,17 @@ class _Compiler:
         )
         rank = self.rank_fn(args[0])
         select, count = self.selector(args[1])
-        return Filter(rank, select, count, self.block_vector(args[2], "filter"), form.span)
+        children = self.block_vector(args[2], "filter")
+        if rank.indicator not in SUBTREE_RANK_INDICATORS:
+            for child in children:
+                if not isinstance(child, Asset):
+                    self.fail(
+                        args[0].span,
+                        f"filter: {rank.indicator} cannot rank the non-asset candidate at"
+                        f" {child.span.line}:{child.span.column} (it has no price series); rank"
+                        f" blocks with one of {', '.join(sorted(SUBTREE_RANK_INDICATORS))}",
+                    )
+        return Filter(rank, select, count, children, form.span)
 
     def rank_fn(self, form: Form) -> RankFn:
         if not isinstance(form, List):

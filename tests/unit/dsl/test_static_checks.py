@@ -322,6 +322,41 @@ def test_filter_rank_function_is_checked(rank: str, offending: str, message: str
     assert error.message.startswith(message)
 
 
+@pytest.mark.parametrize(
+    "rank",
+    [
+        "(current-price)",
+        "(moving-average-price {:window 3})",
+        "(exponential-moving-average-price {:window 3})",
+    ],
+)
+def test_price_level_rank_functions_cannot_rank_groups(rank: str) -> None:
+    body = f'(filter {rank} (select-top 1) [(asset "A") (group "g" [(asset "B")])])'
+    error = static_error(body)
+    assert at(error) == (2, body.index(rank) + 1)
+    group_column = body.index("(group") + 1
+    assert error.message.startswith(
+        f"filter: {rank[1:].split(' ')[0].rstrip(')')} cannot rank the non-asset candidate"
+        f" at 2:{group_column}"
+    )
+
+
+@pytest.mark.parametrize(
+    "rank",
+    [
+        "(rsi {:window 3})",
+        "(cumulative-return {:window 3})",
+        "(moving-average-return {:window 3})",
+        "(stdev-return {:window 3})",
+        "(max-drawdown {:window 3})",
+    ],
+)
+def test_return_based_rank_functions_may_rank_groups_and_vectors(rank: str) -> None:
+    body = symphony(f'(filter {rank} (select-top 1) [[(asset "A")] (group "g" [(asset "B")])])')
+    assert isinstance(body.body, Filter)
+    assert [type(c) for c in body.body.children] == [BlockVector, Group]
+
+
 def test_filter_accepts_current_price_as_rank_function() -> None:
     body = symphony('(filter (current-price) (select-top 1) [(asset "A") (asset "B")])').body
     assert isinstance(body, Filter)
