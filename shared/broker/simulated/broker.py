@@ -101,6 +101,10 @@ def _plain(value: Decimal) -> str:
 
 
 class SimulatedBroker:
+    """One simulated account. `clock` (default: the standing simulated now) and `sleep` (the
+    latency wait) can be replaced so tests move time and never really wait; `scenario` is the
+    test's handle on assets, quotes, fills and faults."""
+
     def __init__(
         self,
         database_url: str,
