@@ -511,8 +511,10 @@ class AlpacaBroker:
         """Place an order at most once under `client_order_id`.
 
         Before every retry the order is looked up by its client order id and resubmitted only if
-        the broker lacks it (a timed-out or 5xx'd request may have been accepted). A duplicate-id
-        rejection is answered with the order already there."""
+        the broker lacks it (a timed-out or 5xx'd request may have been accepted); when the
+        retries are used up it is looked up once more, so a failure raised from here means the
+        broker did not show the order. A duplicate-id rejection is answered with the order
+        already there."""
         attempt = 0
         while True:
             if attempt > 0:
@@ -533,13 +535,31 @@ class AlpacaBroker:
                     raise
                 return self._matching(existing, operation, expect)
             except BrokerError as error:
-                if not error.retryable or attempt >= self._retries:
+                if not error.retryable:
                     raise
+                if attempt >= self._retries:
+                    existing = await self._last_look(client_order_id)
+                    if existing is None:
+                        raise
+                    return self._matching(existing, operation, expect)
                 attempt += 1
                 await self._pause(operation, attempt, error)
                 continue
             assert isinstance(raw, AlpacaOrder)
             return order_from_alpaca(raw)
+
+    async def _last_look(self, client_order_id: str) -> Order | None:
+        """One lookup without retries after the last failed placement; None if it fails too."""
+        try:
+            raw = await asyncio.to_thread(
+                self._translated,
+                f"look up order {client_order_id}",
+                lambda: self._trading.get_order_by_client_id(client_order_id),
+            )
+        except BrokerError:
+            return None
+        assert isinstance(raw, AlpacaOrder)
+        return order_from_alpaca(raw)
 
     @staticmethod
     def _matching(order: Order, operation: str, expect: tuple[str, OrderSide] | None) -> Order:

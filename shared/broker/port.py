@@ -49,8 +49,9 @@ class Broker(Protocol):
         """Place a DAY order. Idempotent per `client_order_id`: a retried or repeated submission
         returns the order already placed under that id and never places a second one.
 
-        A `TransientBrokerError` (retries used up) leaves the outcome unknown: the order may have
-        been accepted, so look it up by client order id before anything else."""
+        A `TransientBrokerError` (retries used up, and the order not found by its id afterwards)
+        still leaves the outcome unknown — the broker may yet show it — so reconcile by client
+        order id before placing anything else for it."""
         ...
 
     async def replace_order(

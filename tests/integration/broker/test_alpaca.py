@@ -549,3 +549,31 @@ async def test_a_cancel_refused_with_42210000_is_already_terminal_only_if_the_or
 
     assert refused.value.code == "42210000" and "not cancelable" in str(refused.value)
     assert (result.outcome, result.terminal_state) == (CancelOutcome.ALREADY_TERMINAL, "expired")
+
+
+async def test_with_retries_used_up_the_order_is_still_looked_up_before_failing(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    loopback.world.inject(Fault("POST", ORDERS, FaultKind.LOSE_RESPONSE, hang_s=TIMEOUT_S * 1.5))
+    broker = _broker(loopback, sleep, retries=0)
+
+    order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "2", "alc:wf:AAPL:b:1"))
+
+    assert order.filled_qty == Decimal("2")
+    assert loopback.world.creates("alc:wf:AAPL:b:1") == 1
+
+
+async def test_an_order_never_accepted_fails_transient_after_the_retries_and_a_last_look(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    loopback.world.inject(Fault("POST", ORDERS, FaultKind.SERVER_ERROR, times=3))
+    broker = _broker(loopback, sleep, retries=2)
+
+    with pytest.raises(TransientBrokerError):
+        await broker.submit_order(_market("AAPL", OrderSide.BUY, "2", "alc:wf:AAPL:b:1"))
+
+    assert loopback.world.creates("alc:wf:AAPL:b:1") == 0
+    assert loopback.world.calls("POST", ORDERS) == 3
+    assert loopback.world.calls("GET", "/v2/orders:by_client_order_id") == 3
