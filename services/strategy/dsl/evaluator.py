@@ -454,25 +454,25 @@ class _Run:
         )
         return SessionAllocation(sessions, union.tickers, weights, codes)
 
-    def trace(self, node: Block, session: int, as_of: date, entries: list[TraceEntry]) -> None:
+    def trace(self, node: Block, session: int, bar_day: str, entries: list[TraceEntry]) -> None:
         """Append the decisions of the taken path below `node` at `session`."""
         if isinstance(node, Asset):
             return
         if isinstance(node, BlockVector | Group | WeightEqual):
             for child in node.children:
-                self.trace(child, session, as_of, entries)
+                self.trace(child, session, bar_day, entries)
         elif isinstance(node, WeightSpecified):
             for weight, child in zip(node.weights, node.children, strict=True):
                 if weight > 0.0:
-                    self.trace(child, session, as_of, entries)
+                    self.trace(child, session, bar_day, entries)
         elif isinstance(node, If):
-            self._trace_if(node, session, as_of, entries)
+            self._trace_if(node, session, bar_day, entries)
         elif isinstance(node, Filter):
-            self._trace_filter(node, session, as_of, entries)
+            self._trace_filter(node, session, bar_day, entries)
         else:
-            self._trace_inverse_volatility(node, session, as_of, entries)
+            self._trace_inverse_volatility(node, session, bar_day, entries)
 
-    def _trace_if(self, node: If, session: int, as_of: date, entries: list[TraceEntry]) -> None:
+    def _trace_if(self, node: If, session: int, bar_day: str, entries: list[TraceEntry]) -> None:
         record = self.if_records[node]
         row = _rows(record.sessions, session)
         taken = bool(record.taken[row])
@@ -504,11 +504,11 @@ class _Run:
                 (condition.right, record.right[row]),
             ):
                 if isinstance(operand, IndicatorCall):
-                    entries.append(self._indicator_entry(operand, float(value), session, as_of))
-        self.trace(node.then if taken else node.otherwise, session, as_of, entries)
+                    entries.append(self._indicator_entry(operand, float(value), session, bar_day))
+        self.trace(node.then if taken else node.otherwise, session, bar_day, entries)
 
     def _indicator_entry(
-        self, call: IndicatorCall, value: float, session: int, as_of: date
+        self, call: IndicatorCall, value: float, session: int, bar_day: str
     ) -> TraceEntry:
         return {
             "node": "indicator",
@@ -517,12 +517,12 @@ class _Run:
             "indicator": call.indicator,
             "window": call.window,
             "value": value,
-            "as_of": self.market.session_date(session).isoformat(),
+            "as_of": bar_day,
             "bars_used": self.market.bars_used(call.ticker, call.indicator, call.window, session),
         }
 
     def _trace_filter(
-        self, node: Filter, session: int, as_of: date, entries: list[TraceEntry]
+        self, node: Filter, session: int, bar_day: str, entries: list[TraceEntry]
     ) -> None:
         record = self.filter_records[node]
         row = _rows(record.sessions, session)
@@ -550,10 +550,10 @@ class _Run:
             return
         for child, chosen in zip(node.children, selected, strict=True):
             if chosen:
-                self.trace(child, session, as_of, entries)
+                self.trace(child, session, bar_day, entries)
 
     def _trace_inverse_volatility(
-        self, node: WeightInverseVolatility, session: int, as_of: date, entries: list[TraceEntry]
+        self, node: WeightInverseVolatility, session: int, bar_day: str, entries: list[TraceEntry]
     ) -> None:
         record = self.volatility_records[node]
         row = _rows(record.sessions, session)
@@ -574,7 +574,7 @@ class _Run:
             }
         )
         for child in node.children:
-            self.trace(child, session, as_of, entries)
+            self.trace(child, session, bar_day, entries)
 
 
 def _weights_at(allocation: SessionAllocation, row: int, strategy: str) -> dict[str, float]:
@@ -639,7 +639,7 @@ def evaluate_symphony(
         decision_trace = None
         if trace:
             entries: list[TraceEntry] = []
-            run.trace(symphony.body, session, day, entries)
+            run.trace(symphony.body, session, run.market.session_date(session).isoformat(), entries)
             decision_trace = DecisionTrace(tuple(entries))
         weights = _weights_at(result, row, strategy)
         evaluations.append(Evaluation(strategy, day, weights, None, decision_trace))
