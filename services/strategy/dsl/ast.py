@@ -181,6 +181,8 @@ class Symphony(_PickledByFields):
     metadata. `tickers` holds every ticker the file mentions (assets and indicator calls), for
     the pre-flight universe check and data fetching. `warnings` are authoring slips that do not
     stop the file (e.g. weights summing to neither 1 nor 100), each `file:line:col: message`.
+    `options` are metadata only (spec §4), keyed without the colon: `asset-class` and
+    `rebalance-frequency` as str (`"daily"`), `rebalance-threshold` as an exact `Decimal`.
     """
 
     file_name: str
