@@ -155,6 +155,28 @@ class BarSnapshot:
             closes={symbol: _frozen(self.closes[symbol][present]) for symbol in wanted},
         )
 
+    def with_provisional_bar(self, day: date, closes: Mapping[str, float]) -> BarSnapshot:
+        """These bars plus a provisional session `day` (after the last one) whose closes are
+        live prices (dsl.md §3.1): a run in the close window decides on today's prices."""
+        if self.sessions.size and np.datetime64(day, "D") <= self.sessions[-1]:
+            raise BarDataError(
+                f"a provisional bar for {day} must come after the last session {self.last_session}"
+            )
+        unknown = sorted(set(closes) - set(self.closes))
+        if unknown:
+            raise BarDataError(f"live prices for symbols without bars: {', '.join(unknown)}")
+        for symbol, price in closes.items():
+            if not math.isfinite(price) or price <= 0:
+                raise BarDataError(f"live price of {symbol} on {day} is {price!r}; need > 0")
+        sessions = np.append(self.sessions, np.datetime64(day, "D"))
+        return BarSnapshot(
+            sessions=sessions,
+            closes={
+                symbol: _frozen(np.append(series, closes.get(symbol, np.nan)))
+                for symbol, series in self.closes.items()
+            },
+        )
+
     def _non_empty_sessions(self) -> NDArray[np.datetime64]:
         if self.sessions.size == 0:
             raise BarDataError("the snapshot holds no sessions")

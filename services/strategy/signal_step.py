@@ -1,0 +1,236 @@
+"""The strategy step of a workflow: `WorkflowStarted` in, `SignalGenerated` (or
+`WorkflowFailed(signal_generation)`) out.
+
+Everything a replay needs to reproduce the decision travels in the event: the as-of date, the
+hash of the bars used, the provisional bar's prices and the hash of the strategy files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from services.strategy.live_bar import LivePriceError, live_prices
+from services.strategy.signals import (
+    SignalDecision,
+    SignalGenerationError,
+    StrategySet,
+    decide,
+    decimal_text,
+    load_strategy_set,
+    stale_symbols,
+)
+from services.strategy.workflow_status import project_workflow
+from shared import market_clock
+from shared.broker.port import Broker
+from shared.events import Event
+from shared.events.ids import signal_fingerprint
+from shared.events.signals import (
+    ConsolidatedPortfolio,
+    DecisionStep,
+    SignalGenerated,
+    StrategySignal,
+)
+from shared.events.workflow import WorkflowFailed, WorkflowStarted
+from shared.marketdata.bars import BarDataError, BarSnapshot
+from shared.marketdata.barstore import BarStore, BarStoreMarketData
+from shared.marketdata.sample import ensure_sample
+from shared.messaging.consumer import HandlerContext
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+BrokerFor = Callable[[str], Awaitable[Broker]]
+
+
+def bundled_config() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("services.strategy.symphonies") / "allocation.prod.json"))
+
+
+@dataclass(frozen=True)
+class MarketMoment:
+    now: dt.datetime
+    session_open: bool
+    today: dt.date | None
+    last_completed: dt.date
+
+
+def market_moment(now: dt.datetime) -> MarketMoment:
+    """Whether the session is open at `now`, and the last session that has closed by then."""
+    day = now.astimezone(market_clock.NEW_YORK).date()
+    last_completed = day
+    while not (
+        market_clock.is_session(last_completed)
+        and market_clock.session_close(last_completed) <= now
+    ):
+        last_completed -= dt.timedelta(days=1)
+    return MarketMoment(
+        now=now,
+        session_open=market_clock.is_open_at(now),
+        today=market_clock.session_for(now),
+        last_completed=last_completed,
+    )
+
+
+class SignalStep:
+    """Holds what is worth keeping between workflows: the parsed strategy set."""
+
+    def __init__(self, settings: Settings, broker_for: BrokerFor) -> None:
+        self._settings = settings
+        self._broker_for = broker_for
+        self._bar_store = BarStore(settings.data_dir)
+        self._market_data = BarStoreMarketData(self._bar_store)
+        self._strategy_set: StrategySet | None = None
+
+    async def handle(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+        if not isinstance(event, WorkflowStarted):
+            return ()
+        history = [
+            recorded.event
+            for recorded in await context.store.read_correlation(event.correlation_id)
+        ]
+        view = project_workflow(history)
+        if view is not None and view.status != "running":
+            log.info("workflow already finished; start skipped", status=view.status)
+            return ()
+        try:
+            return [await self._signal(event, context)]
+        except (SignalGenerationError, BarDataError, LivePriceError) as error:
+            log.warning("signal generation failed", reason=str(error))
+            return [
+                context.follow_up(
+                    event,
+                    WorkflowFailed,
+                    failure_step="signal_generation",
+                    failure_reason=str(error),
+                    error_details={
+                        "original_event_type": event.event_type,
+                        "original_event_id": str(event.event_id),
+                    },
+                )
+            ]
+
+    async def _signal(self, event: WorkflowStarted, context: HandlerContext) -> SignalGenerated:
+        moment = await asyncio.to_thread(self._market_moment)
+        strategy_set = await asyncio.to_thread(self._strategies)
+        tickers = strategy_set.tickers
+        completed = await self._market_data.daily_bars(tickers, moment.last_completed)
+        stale = stale_symbols(completed, tickers, moment.last_completed)
+        if stale:
+            raise SignalGenerationError(
+                f"bars are older than the last completed session {moment.last_completed}: "
+                f"{', '.join(stale)}; refresh them (`alchemiser data fetch`) before trading"
+            )
+        bars, as_of, live = completed, moment.last_completed, {}
+        if moment.session_open and moment.today is not None:
+            broker = await self._broker_for(event.account_id)
+            live = await live_prices(broker, tickers)
+            bars = completed.with_provisional_bar(
+                moment.today, {symbol: float(price) for symbol, price in live.items()}
+            )
+            as_of = moment.today
+        decision = await asyncio.to_thread(decide, strategy_set, bars, as_of)
+        return self._event(event, context, decision, bars, live, strategy_set)
+
+    def _market_moment(self) -> MarketMoment:
+        """'Now' by the configured clock; a fresh installation gets the synthetic sample first."""
+        if not self._bar_store.exists():
+            ensure_sample(self._settings.data_dir, None, dt.datetime.now(dt.UTC))
+        now = market_clock.market_now(self._settings, self._bar_store.last_session())
+        return market_moment(now)
+
+    def _strategies(self) -> StrategySet:
+        if self._strategy_set is None:
+            config = self._settings.strategy_config or bundled_config()
+            self._strategy_set = load_strategy_set(config, self._settings.resolved_cache_dir)
+        return self._strategy_set
+
+    def _event(
+        self,
+        cause: WorkflowStarted,
+        context: HandlerContext,
+        decision: SignalDecision,
+        bars: BarSnapshot,
+        live: dict[str, Decimal],
+        strategy_set: StrategySet,
+    ) -> SignalGenerated:
+        target = {
+            symbol: Decimal(decimal_text(weight))
+            for symbol, weight in decision.target_weights.items()
+        }
+        strategies = tuple(
+            StrategySignal(
+                strategy=item.strategy,
+                weight=Decimal(decimal_text(item.weight)),
+                allocation={s: Decimal(decimal_text(w)) for s, w in item.allocation.items()},
+                trace=tuple(decision_steps(item.strategy, item.trace)),
+                trace_truncated=bool(item.trace.get("truncated")),
+            )
+            for item in decision.strategies
+        )
+        return context.follow_up(
+            cause,
+            SignalGenerated,
+            strategies=strategies,
+            consolidated_portfolio=ConsolidatedPortfolio(
+                target_allocations=target,
+                correlation_id=cause.correlation_id,
+                timestamp=dt.datetime.now(dt.UTC),
+                strategy_count=len(strategies),
+                source_strategies=tuple(item.strategy for item in decision.strategies),
+            ),
+            as_of=decision.as_of,
+            bars_hash=bars.content_hash,
+            live_bars=live,
+            strategy_files_hash=strategy_set.files_hash,
+            signal_fingerprint=signal_fingerprint(target),
+        )
+
+
+def decision_steps(strategy: str, compact: dict[str, Any] | Any) -> list[DecisionStep]:
+    """The compact trace as event steps: `if` with its operands and branch, filter winners
+    with their scores, inverse-volatility weights."""
+    steps: list[DecisionStep] = []
+    for entry in compact.get("path", []):
+        if "if" in entry:
+            steps.append(
+                DecisionStep(
+                    kind="if",
+                    span=f"{strategy}:{entry['if']}",
+                    condition=entry["condition"],
+                    branch=entry["branch"],
+                    values=_floats({"left": entry.get("left"), "right": entry.get("right")}),
+                )
+            )
+        elif "filter" in entry:
+            winners = entry.get("winners", [])
+            steps.append(
+                DecisionStep(
+                    kind="filter",
+                    span=f"{strategy}:{entry['filter']}",
+                    selected=tuple(str(w["candidate"]) for w in winners),
+                    values=_floats({str(w["candidate"]): w.get("score") for w in winners}),
+                )
+            )
+        elif "inverse_volatility" in entry:
+            steps.append(
+                DecisionStep(
+                    kind="weight-inverse-volatility",
+                    span=f"{strategy}:{entry['inverse_volatility']}",
+                    values=_floats(entry.get("weights", {})),
+                )
+            )
+    return steps
+
+
+def _floats(values: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in values.items() if isinstance(value, int | float)}
