@@ -242,8 +242,14 @@ class _Compiler:
         if isinstance(form, Vector):
             return BlockVector(self.block_elements(form, "a nested vector"), form.span)
         if not isinstance(form, List):
+            hint = ""
+            if isinstance(form, String):
+                hint = f'; for a ticker write (asset "{form.value}")'
+            elif isinstance(form, Symbol):
+                hint = f'; for a ticker write (asset "{form.name}")'
             self.fail(
-                form.span, f"expected a block ({_BLOCK_LIST} or a vector), got {describe(form)}"
+                form.span,
+                f"expected a block ({_BLOCK_LIST} or a vector), got {describe(form)}{hint}",
             )
         name = self.operator(form, f"a block ({_BLOCK_LIST})")
         compile_block = self.block_compilers.get(name)

@@ -201,7 +201,9 @@ def test_bare_symbol_as_a_value_is_an_error_with_the_fix() -> None:
 def test_a_non_block_where_a_block_is_expected_is_an_error() -> None:
     error = static_error('(weight-equal ["SPY"])')
     assert at(error) == (2, 16)
-    assert 'got the string "SPY"' in error.message
+    assert error.message.endswith('got the string "SPY"; for a ticker write (asset "SPY")')
+    error = static_error("(weight-equal [SPY])")
+    assert error.message.endswith('got the bare symbol `SPY`; for a ticker write (asset "SPY")')
     error = static_error('(weight-equal [(rsi "SPY" {:window 2})])')
     assert at(error) == (2, 16)
     assert "`rsi` is not a block here" in error.message
