@@ -32,6 +32,10 @@ from shared.settings import TradingMode
 
 ALREADY_TERMINAL_CODE = "42210000"
 ALREADY_IN_STATE = re.compile(r'already in "?(?P<state>[a-z_]+)"? state', re.IGNORECASE)
+# Alpaca has written both "client_order_id must be unique" and "client order id must be unique".
+DUPLICATE_CLIENT_ORDER_ID = re.compile(
+    r"client[\s_-]?order[\s_-]?id (must be unique|already exists)|duplicate client[\s_-]?order"
+)
 REQUESTED_AVAILABLE = re.compile(
     r"requested:\s*(?P<requested>[0-9.]+).*?available:\s*(?P<available>[0-9.]+)", re.IGNORECASE
 )
@@ -138,7 +142,7 @@ def broker_error_from_api(
         return OrderAlreadyTerminalError(
             said, state=already["state"].lower(), code=code, http_status=status
         )
-    if "client_order_id" in lowered and ("unique" in lowered or "duplicate" in lowered):
+    if DUPLICATE_CLIENT_ORDER_ID.search(lowered):
         return DuplicateClientOrderIdError(said, code=code, http_status=status)
     if status == 403 and "buying power" in lowered:
         return InsufficientBuyingPowerError(

@@ -577,3 +577,19 @@ async def test_an_order_never_accepted_fails_transient_after_the_retries_and_a_l
     assert loopback.world.creates("alc:wf:AAPL:b:1") == 0
     assert loopback.world.calls("POST", ORDERS) == 3
     assert loopback.world.calls("GET", "/v2/orders:by_client_order_id") == 3
+
+
+async def test_either_wording_of_alpacas_duplicate_id_refusal_resolves_to_the_placed_order(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    broker = _broker(loopback, sleep)
+    request = _market("AAPL", OrderSide.BUY, "1", "alc:wf:AAPL:b:1")
+    placed = await broker.submit_order(request)
+    refusal = '{"code": 40010001, "message": "client order id must be unique"}'
+    loopback.world.inject(Fault("POST", ORDERS, FaultKind.ANSWER, status=422, body=refusal))
+
+    again = await broker.submit_order(request)
+
+    assert again.order_id == placed.order_id
+    assert loopback.world.creates("alc:wf:AAPL:b:1") == 1
