@@ -597,8 +597,14 @@ class SimulatedBroker:
     async def _advance(self, connection: AsyncConnection, row: OrderRow, *, poll: bool) -> Order:
         """Let the fill model act on a working order: only while the session is open, at once
         (`immediate`, `reject-rate`) or a share per poll (`partial`), unless the scenario
-        says otherwise for the symbol."""
-        if row.status not in ledger.WORKING_STATUSES or not market_clock.is_open_at(self._now()):
+        says otherwise for the symbol. A DAY order still working at the close of the session it
+        was placed for (the next one, when placed outside a session) expires."""
+        if row.status not in ledger.WORKING_STATUSES:
+            return _order(row)
+        if self._now() >= market_clock.next_close(row.submitted_at):
+            await self._set_status(connection, row.order_id, "expired")
+            return _order(await self._reread(connection, row))
+        if not market_clock.is_open_at(self._now()):
             return _order(row)
         quote = self._quote(row.symbol)
         remaining = row.qty - row.filled_qty
@@ -669,6 +675,9 @@ class SimulatedBroker:
             .values(cash=cash + cash_change)
         )
         await self._move_position(connection, row.symbol, side, qty, price, last)
+        return await self._reread(connection, row)
+
+    async def _reread(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
         updated = await self._row(connection, order_id=row.order_id)
         assert updated is not None
         return updated

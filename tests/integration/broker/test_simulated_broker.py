@@ -457,3 +457,59 @@ async def test_sell_proceeds_reach_buying_power_after_the_settlement_reads(
         cash - Decimal("599.70"),
         cash,
     ]
+
+
+async def test_a_day_order_still_working_at_the_close_expires(sqlite_url: str) -> None:
+    now = [dt.datetime(2024, 11, 27, 15, 59, tzinfo=NEW_YORK)]
+    broker = SimulatedBroker(
+        sqlite_url,
+        "default",
+        sim_settings(),
+        bars(),
+        scenario=Scenario(fills={"SPY": SymbolFill.NEVER}),
+        clock=lambda: now[0],
+        sleep=RecordedSleep(),
+    )
+    try:
+        placed = await broker.submit_order(
+            limit("SPY", OrderSide.BUY, "1", "500", "alc:w1:SPY:b:1:1")
+        )
+        now[0] = dt.datetime(2024, 11, 27, 16, 0, tzinfo=NEW_YORK)
+        polled = await broker.get_order(placed.order_id)
+        account = await broker.get_account()
+    finally:
+        await broker.close()
+
+    assert placed.status is OrderStatus.ACCEPTED
+    assert polled is not None
+    assert (polled.status, polled.broker_status) == (OrderStatus.REJECTED, "expired")
+    assert account.buying_power == Decimal("100000")
+
+
+async def test_an_order_placed_on_a_holiday_works_until_the_next_sessions_close(
+    sqlite_url: str,
+) -> None:
+    now = [dt.datetime(2024, 11, 28, 15, 45, tzinfo=NEW_YORK)]
+    broker = SimulatedBroker(
+        sqlite_url,
+        "default",
+        sim_settings(),
+        bars(),
+        scenario=Scenario(fills={"SPY": SymbolFill.NEVER}),
+        clock=lambda: now[0],
+        sleep=RecordedSleep(),
+    )
+    try:
+        placed = await broker.submit_order(
+            limit("SPY", OrderSide.BUY, "1", "500", "alc:w1:SPY:b:1:1")
+        )
+        now[0] = dt.datetime(2024, 11, 29, 12, 59, tzinfo=NEW_YORK)
+        before_the_early_close = await broker.get_order(placed.order_id)
+        now[0] = dt.datetime(2024, 11, 29, 13, 0, tzinfo=NEW_YORK)
+        at_the_early_close = await broker.get_order(placed.order_id)
+    finally:
+        await broker.close()
+
+    assert before_the_early_close is not None
+    assert before_the_early_close.status is OrderStatus.ACCEPTED
+    assert at_the_early_close is not None and at_the_early_close.broker_status == "expired"
