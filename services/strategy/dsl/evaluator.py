@@ -157,6 +157,7 @@ class _Run:
         self.filter_records: dict[Filter, _FilterRecord] = {}
         self.volatility_records: dict[WeightInverseVolatility, _InverseVolatilityRecord] = {}
         self._ticker_rank: dict[str, int] = {}
+        self._memo: dict[Block, SessionAllocation] = {}
         self._evaluate_by_type: dict[type, Callable[[Any, SessionIndex], SessionAllocation]] = {
             Asset: self._asset,
             BlockVector: self._equal,
@@ -169,7 +170,17 @@ class _Run:
         }
 
     def evaluate(self, node: Block, sessions: SessionIndex) -> SessionAllocation:
-        return self._evaluate_by_type[type(node)](node, sessions)
+        """The node at `sessions`, memoised per node object: a node reached again (a tree that
+        shares a subtree) is re-evaluated only when it needs sessions it has not covered."""
+        known = self._memo.get(node)
+        if known is None:
+            result = self._evaluate_by_type[type(node)](node, sessions)
+            self._memo[node] = result
+            return result
+        if not np.isin(sessions, known.sessions, assume_unique=True).all():
+            known = self._evaluate_by_type[type(node)](node, np.union1d(sessions, known.sessions))
+            self._memo[node] = known
+        return restricted(known, sessions)
 
     def failure(
         self, node: Block | Operand, symbol: str | None, describe: Callable[[int], str]

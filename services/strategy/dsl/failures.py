@@ -29,10 +29,23 @@ class FailureTable:
 
     def __init__(self) -> None:
         self._failures: list[Failure] = []
+        self._restated: dict[tuple[int, int, str], int] = {}
 
     def add(self, failure: Failure) -> int:
         self._failures.append(failure)
         return len(self._failures) - 1
+
+    def restated(self, code: int, session: int, context: str) -> int:
+        """The failure `code` as it stood at an earlier `session` (inside a scoring window),
+        prefixed with `context`, for the later as-of dates that depend on it."""
+        key = (code, session, context)
+        if key not in self._restated:
+            failure = self._failures[code]
+            message = f"{context}: {failure.describe(session)}"
+            self._restated[key] = self.add(
+                Failure(failure.span, failure.symbol, lambda _session: message)
+            )
+        return self._restated[key]
 
     def error(self, code: int, *, file: str, session: int, as_of: date) -> DslEvaluationError:
         failure = self._failures[code]

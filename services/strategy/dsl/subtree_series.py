@@ -137,8 +137,14 @@ def candidate_scores(
         inside = first_in_window < failed_at.size
         positions = failed_at[np.minimum(first_in_window, failed_at.size - 1)]
         inside &= positions <= sessions
-        fresh = inside & (codes == NO_FAILURE)
-        codes[fresh] = dense_codes[positions[fresh]]
+        for row in np.flatnonzero(inside & (codes == NO_FAILURE)):
+            position = int(positions[row])
+            codes[row] = failures.restated(
+                int(dense_codes[position]),
+                position,
+                f"{label} cannot be scored over the {window} sessions before "
+                f"{market.session_date(int(sessions[row]))}",
+            )
     not_a_number = np.isnan(scores) & (codes == NO_FAILURE)
     if not_a_number.any():
         codes[not_a_number] = failures.add(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 
+from services.strategy.dsl.ast import Filter, WeightEqual
 from services.strategy.dsl.compiler import parse_symphony
 from services.strategy.dsl.errors import DslError, DslEvaluationError
 from services.strategy.dsl.evaluator import Evaluation, evaluate_symphony
@@ -375,3 +377,53 @@ def test_results_keep_the_requested_order_and_duplicates() -> None:
     assert [r.as_of for r in results] == [days[7], days[3], days[7]]
     assert results[0].weights == results[2].weights
     assert all(r.strategy == "t.clj" for r in results)
+
+
+def test_a_subtree_shared_by_two_parents_is_evaluated_consistently() -> None:
+    days = sessions(12)
+    closes = {
+        "A": [100.0, 103.0, 101.0, 104.0, 102.0, 107.0, 103.0, 108.0, 104.0, 109.0, 105.0, 111.0],
+        "B": [50.0, 51.0, 50.5, 51.5, 51.0, 52.0, 51.5, 52.5, 52.0, 53.0, 52.5, 53.5],
+        "C": [80.0, 80.5, 81.0, 81.5, 82.0, 82.5, 83.0, 83.5, 84.0, 84.5, 85.0, 85.5],
+    }
+    bars = BarSnapshot.from_closes(days, closes)
+    symphony = parse_symphony(
+        '(defsymphony "t" {} (filter (cumulative-return {:window 3}) (select-top 1) '
+        '[(group "g" [(if (> (rsi "A" {:window 2}) 50) (asset "A") (asset "B"))]) '
+        '(asset "C")]))',
+        "t.clj",
+    )
+    ranking = symphony.body
+    assert isinstance(ranking, Filter)
+    group = ranking.children[0]
+    shared = replace(
+        symphony, body=WeightEqual(children=(ranking, group, ranking), span=ranking.span)
+    )
+    combined = evaluate_symphony(shared, bars, days[5:])
+    alone = evaluate_symphony(symphony, bars, days[5:])
+    group_alone = evaluate_symphony(replace(symphony, body=group), bars, days[5:])
+    for result, filtered, held in zip(combined, alone, group_alone, strict=True):
+        assert result.weights is not None
+        assert filtered.weights is not None and held.weights is not None
+        expected: dict[str, float] = {}
+        for share, weights in ((2 / 3, filtered.weights), (1 / 3, held.weights)):
+            for ticker, weight in weights.items():
+                expected[ticker] = expected.get(ticker, 0.0) + share * weight
+        assert_weights(result.weights, expected)
+
+
+def test_failure_inside_a_scoring_window_names_the_session_where_it_happened() -> None:
+    closes = {"A": [100.0, 101.0, 103.0, 102.0, 104.0], "C": [80.0, 81.0, 80.5, 82.0, 83.0]}
+    body = (
+        "(filter (cumulative-return {:window 3}) (select-top 1) "
+        '[(group "g" [(if (> (rsi "A" {:window 2}) 50) (asset "A") (asset "C"))]) (asset "C")])'
+    )
+    [evaluation] = evaluate(body, closes)
+    error = evaluation.error
+    assert isinstance(error, DslEvaluationError)
+    assert error.symbol == "A" and error.as_of == date(2024, 1, 5)
+    assert error.message == (
+        'filter at 2:2: candidate group "g" cannot be scored over the 3 sessions before '
+        '2024-01-05: (rsi "A" {:window 2}): insufficient history: needs 3 closes, A has 2 up '
+        "to 2024-01-02"
+    )
