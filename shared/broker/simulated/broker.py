@@ -57,7 +57,7 @@ from shared.broker.simulated.scenario import Scenario, SubmissionFault, SymbolFi
 from shared.broker.simulated.tables import sim_accounts, sim_fills, sim_orders, sim_positions
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.marketdata.bars import BarSnapshot
-from shared.settings import FillModel
+from shared.settings import FillModel, Settings
 
 POOL_SIZE = 2
 ACCOUNT_STATUS = "ACTIVE"
@@ -128,6 +128,14 @@ class SimulatedBroker:
         self._last_prices: dict[tuple[str, dt.date], Decimal | None] = {}
         self._unsettled: list[tuple[Decimal, int]] = []
         """Sell proceeds not yet in buying power, with the account reads they still wait."""
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, account_id: str, bars: BarSnapshot, **overrides: Any
+    ) -> SimulatedBroker:
+        """The broker of `account_id` on the installation's database
+        (`ALCHEMISER_DATABASE_URL`, or the default SQLite file under the data directory)."""
+        return cls(settings.resolved_database_url, account_id, settings, bars, **overrides)
 
     def __repr__(self) -> str:
         return f"SimulatedBroker(account_id={self._account_id!r}, mode=paper)"

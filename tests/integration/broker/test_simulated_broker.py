@@ -513,3 +513,20 @@ async def test_an_order_placed_on_a_holiday_works_until_the_next_sessions_close(
     assert before_the_early_close is not None
     assert before_the_early_close.status is OrderStatus.ACCEPTED
     assert at_the_early_close is not None and at_the_early_close.broker_status == "expired"
+
+
+async def test_from_settings_uses_the_installations_database(sqlite_url: str) -> None:
+    settings = sim_settings(database_url=sqlite_url)
+    writer = SimulatedBroker.from_settings(settings, "default", bars(), sleep=RecordedSleep())
+    try:
+        await writer.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+    finally:
+        await writer.close()
+
+    reader = new_broker(sqlite_url)
+    try:
+        order = await reader.get_order_by_client_id("alc:w1:SPY:b:1:1")
+    finally:
+        await reader.close()
+
+    assert order is not None and order.status is OrderStatus.FILLED
