@@ -7,7 +7,7 @@ import asyncio
 import json
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -67,15 +67,23 @@ async def _read(settings: Settings, query: Any) -> Any:
         async with engine.connect() as connection:
             return await query(connection)
     except DBAPIError as error:
-        typer.echo(
-            f"alchemiser: cannot read the simulated broker's state in {describe(url)} "
+        _fail(
+            f"cannot read the simulated broker's state in {describe(url)} "
             f"({type(error.orig).__name__}: {error.orig}); run `alchemiser db upgrade` first "
-            "or check ALCHEMISER_DATABASE_URL",
-            err=True,
+            "or check ALCHEMISER_DATABASE_URL"
         )
-        raise typer.Exit(1) from None
+    except OSError as error:
+        _fail(
+            f"cannot reach {describe(url)} ({error}); check that the database server is up "
+            "and ALCHEMISER_DATABASE_URL"
+        )
     finally:
         await engine.dispose()
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"alchemiser: {message}", err=True)
+    raise typer.Exit(1)
 
 
 def _print(records: list[dict[str, Any]] | dict[str, Any], output: OutputFormat) -> None:
