@@ -310,12 +310,22 @@ class AlpacaBroker:
             f"submit order {request.client_order_id} "
             f"({request.side.value} {request.qty} {request.symbol} {request.order_type.value})"
         )
-        return await self._place_once(
+        order = await self._place_once(
             operation,
             request.client_order_id,
             lambda: self._trading.submit_order(alpaca_request),
             expect=(request.symbol, request.side),
         )
+        log.info(
+            "broker_order_placed",
+            client_order_id=order.client_order_id,
+            order_id=order.order_id,
+            symbol=order.symbol,
+            side=order.side.value,
+            qty=str(order.qty),
+            status=order.broker_status,
+        )
+        return order
 
     async def replace_order(
         self,
