@@ -11,7 +11,8 @@ from shared.eventstore.errors import (
 )
 from shared.eventstore.migrations import ensure_migrated, upgrade
 from shared.eventstore.records import OutboxMessage, RecordedEvent
-from shared.eventstore.store import SqlEventStore, UnitOfWork
+from shared.eventstore.store import SqlEventStore
+from shared.eventstore.unit_of_work import UnitOfWork
 
 __all__ = [
     "ConcurrencyError",
