@@ -44,8 +44,10 @@ from services.strategy.dsl.ast import (
     Group,
     If,
     IndicatorCall,
+    IndicatorName,
     NumberLiteral,
     Operand,
+    Span,
     Symphony,
     WeightEqual,
     WeightInverseVolatility,
@@ -515,21 +517,38 @@ class _Run:
                 (condition.right, record.right[row]),
             ):
                 if isinstance(operand, IndicatorCall):
-                    entries.append(self._indicator_entry(operand, float(value), session, bar_day))
+                    entries.append(
+                        self._indicator_entry(
+                            operand.span,
+                            operand.ticker,
+                            operand.indicator,
+                            operand.window,
+                            float(value),
+                            session,
+                            bar_day,
+                        )
+                    )
         self.trace(node.then if taken else node.otherwise, session, bar_day, entries)
 
     def _indicator_entry(
-        self, call: IndicatorCall, value: float, session: int, bar_day: str
+        self,
+        span: Span,
+        ticker: str,
+        indicator: IndicatorName,
+        window: int | None,
+        value: float,
+        session: int,
+        bar_day: str,
     ) -> TraceEntry:
         return {
             "node": "indicator",
-            "span": span_text(call),
-            "ticker": call.ticker,
-            "indicator": call.indicator,
-            "window": call.window,
+            "span": f"{span.line}:{span.column}",
+            "ticker": ticker,
+            "indicator": indicator,
+            "window": window,
             "value": value,
             "as_of": bar_day,
-            "bars_used": self.market.bars_used(call.ticker, call.indicator, call.window, session),
+            "bars_used": self.market.bars_used(ticker, indicator, window, session),
         }
 
     def _trace_filter(
@@ -557,7 +576,27 @@ class _Run:
                 ],
             }
         )
-        if all(isinstance(child, Asset) for child in node.children):
+        asset_form = all(isinstance(child, Asset) for child in node.children)
+        if record.scores is not None:
+            scored = (
+                record.labels
+                if asset_form
+                else [child.ticker if isinstance(child, Asset) else None for child in node.children]
+            )
+            for column, ticker in enumerate(scored):
+                if ticker is not None:
+                    entries.append(
+                        self._indicator_entry(
+                            node.rank.span,
+                            ticker,
+                            node.rank.indicator,
+                            node.rank.window,
+                            float(record.scores[row, column]),
+                            session,
+                            bar_day,
+                        )
+                    )
+        if asset_form:
             return
         for child, chosen in zip(node.children, selected, strict=True):
             if chosen:

@@ -293,11 +293,14 @@ def test_trace_records_the_taken_branch_with_operand_values_and_indicator_reads(
     assert decision["left"] == 107.0 and decision["right"] == 107.0
     assert decision["span"] == "3:4"
     reads = [e for e in entries if e["node"] == "indicator"]
-    assert [(r["ticker"], r["indicator"], r["window"]) for r in reads] == [
-        ("SPY", "current-price", None),
-        ("SPY", "moving-average-price", 3),
+    assert [(r["ticker"], r["indicator"], r["window"], r["bars_used"]) for r in reads] == [
+        ("SPY", "current-price", None, 1),
+        ("SPY", "moving-average-price", 3, 3),
+        ("SPY", "rsi", 3, 8),
+        ("TQQQ", "rsi", 3, 8),
     ]
-    assert reads[1]["bars_used"] == 3 and reads[1]["as_of"] == "2024-01-08"
+    assert {r["as_of"] for r in reads} == {"2024-01-08"}
+    assert reads[3]["value"] == pytest.approx(55.86279313965698, abs=1e-9)
     [ranking] = [e for e in entries if e["node"] == "filter"]
     assert ranking["selected"] == ["TQQQ"]
     scores = {c["candidate"]: c["score"] for c in ranking["candidates"]}
