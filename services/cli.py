@@ -9,6 +9,7 @@ from services.commands.broker import broker_app
 from services.commands.data import data_app
 from services.commands.evaluate import evaluate
 from services.commands.serve import db_app, serve
+from services.commands.trigger import trigger
 
 app = typer.Typer(
     name="alchemiser",
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.add_typer(broker_app, name="broker")
 app.command("evaluate")(evaluate)
 app.command("serve")(serve)
+app.command("trigger")(trigger)
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 

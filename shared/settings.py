@@ -93,6 +93,8 @@ class Settings(BaseSettings):
 
     # Strategy and workflow
     strategy_config: Path | None = None
+    strategy_url: str = "http://127.0.0.1:8001"
+    """Where `alchemiser trigger` finds the strategy service's workflow endpoint."""
     workflow_deadline_s: float = Field(default=600, gt=0)
 
     # Portfolio (trading spec §2)
