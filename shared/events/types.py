@@ -27,9 +27,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 """A timezone-aware UTC timestamp; naive input is taken to be UTC."""
 
 Symbol = Annotated[
-    str,
-    BeforeValidator(_normalise_symbol),
-    StringConstraints(min_length=1, max_length=10),
+    str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=10)
 ]
 """A ticker, stripped and upper-cased, 1–10 characters."""
 
