@@ -1,27 +1,30 @@
-"""The execution service's event shell: `RebalancePlanned` in, orders and `TradeExecuted` out."""
+"""The execution service's event shell: `RebalancePlanned` in, orders and `TradeExecuted` out,
+with the timer loop that drives the state machine between events (trading spec §3.16)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import partial
 
-from shared.events import Event
-from shared.messaging.consumer import HandlerContext
-from shared.service.runtime import ServiceDefinition
+from services.execution import timer_loop
+from services.execution.executor import Executor
+from shared.broker.factory import broker_for
+from shared.service.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
 
 DEFAULT_PORT = 8003
 
 
-async def handle(event: Event, context: HandlerContext) -> Sequence[Event]:
-    """Execution arrives with the execution issue; until then the service consumes its input
-    exactly once (the inbox records it) and emits nothing."""
-    return ()
-
-
 def definition(settings: Settings) -> ServiceDefinition:
+    executor = Executor(settings, partial(broker_for, settings))
+
+    async def run_timers(runtime: ServiceRuntime) -> None:
+        executor.on_commit = runtime.relay.wake
+        await timer_loop.run(executor, runtime.store, settings.timer_poll_s)
+
     return ServiceDefinition(
         name="execution",
         default_port=DEFAULT_PORT,
         event_types=("RebalancePlanned",),
-        handler=handle,
+        handler=executor.handle,
+        background=(run_timers,),
     )

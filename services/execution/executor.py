@@ -1,0 +1,232 @@
+"""Execution's shell around the state machine: the `RebalancePlanned` handler that starts a
+workflow's execution, and `fire`, which runs one timer's step and commits what it reports.
+
+Every step has the same shape (trading spec §3.16): read the state → broker I/O outside any
+transaction → ONE transaction that appends the events, saves the state (optimistic version
+check), arms the next timers and deletes the timer that fired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from services.execution.machine import (
+    SERVICE,
+    WORKFLOW_SCOPE,
+    StepResult,
+    TimerKind,
+    TimerRequest,
+    default_jitter,
+    finish,
+    open_phase,
+)
+from services.execution.state import (
+    OpenOrderSeen,
+    PlanLine,
+    WorkflowExecution,
+    WorkflowPhase,
+    from_document,
+    to_document,
+)
+from services.execution.steps import ChainSteps
+from shared.broker.errors import BrokerError
+from shared.broker.port import Broker
+from shared.events import CLIENT_ORDER_ID_PREFIX, Event, RebalancePlanned, parse_client_order_id
+from shared.eventstore import service_state, timers
+from shared.eventstore.service_state import StateVersionConflictError
+from shared.eventstore.store import SqlEventStore, UnitOfWork
+from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+FINISHED_TYPES = frozenset({"WorkflowCompleted", "WorkflowFailed"})
+
+
+def plan_key(plan_id: str) -> str:
+    return f"plan:{plan_id}"
+
+
+class Executor:
+    """Holds one broker per account (made on first use by `brokers`) and steps workflows."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        brokers: Callable[[str], Broker],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = default_jitter,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._make_broker = brokers
+        self._brokers: dict[str, Broker] = {}
+        self._clock = clock
+        self._jitter = jitter
+        self.on_commit = on_commit
+
+    def broker(self, account_id: str) -> Broker:
+        if account_id not in self._brokers:
+            self._brokers[account_id] = self._make_broker(account_id)
+        return self._brokers[account_id]
+
+    async def close(self) -> None:
+        for broker in self._brokers.values():
+            close = getattr(broker, "close", None)
+            if close is not None:
+                await close()
+        self._brokers.clear()
+
+    # ------------------------------------------------------------------ RebalancePlanned
+
+    async def handle(
+        self, event: Event, context: HandlerContext
+    ) -> Sequence[Event] | HandlerOutcome:
+        """Start executing a plan (§3.1, §3.2 step 1). A finished workflow, a workflow already
+        executing and a plan id already executed are skipped with no broker call."""
+        if not isinstance(event, RebalancePlanned):
+            return ()
+        store = context.store
+        workflow_id = event.correlation_id
+        history = await store.read_correlation(workflow_id)
+        if any(recorded.event.event_type in FINISHED_TYPES for recorded in history):
+            log.info("workflow already finished; plan skipped", workflow_id=workflow_id)
+            return ()
+        plan_id = str(event.plan_id)
+        if await service_state.load(store, SERVICE, workflow_id) is not None or (
+            await service_state.load(store, SERVICE, plan_key(plan_id)) is not None
+        ):
+            log.warning("second plan for the workflow ignored (§1.5)", plan_id=plan_id)
+            return ()
+        now = self._clock()
+        started_at = next(
+            (
+                recorded.event.occurred_at
+                for recorded in history
+                if recorded.event.event_type == "WorkflowStarted"
+            ),
+            event.occurred_at,
+        )
+        state = WorkflowExecution(
+            workflow_id=workflow_id,
+            account_id=event.account_id,
+            plan_id=plan_id,
+            plan_event_id=str(event.event_id),
+            phase=WorkflowPhase.CANCELLING_STALE,
+            lines=tuple(
+                PlanLine(item.symbol, item.action, item.trade_amount, item.target_weight)
+                for item in event.items
+            ),
+            started_at=started_at,
+        )
+        if not event.trades_required:
+            result = finish(state, now, self.settings)
+        else:
+            result = await self._cancel_stale(state, now)
+        return HandlerOutcome(
+            events=result.events,
+            in_transaction=lambda uow: self._record_start(uow, result),
+        )
+
+    async def _cancel_stale(self, state: WorkflowExecution, now: datetime) -> StepResult:
+        """§3.2 step 1: cancel this system's open orders of earlier workflows; leave foreign
+        ones alone and note them for the report."""
+        broker = self.broker(state.account_id)
+        stale: list[OpenOrderSeen] = []
+        foreign: list[OpenOrderSeen] = []
+        for order in await broker.get_open_orders():
+            key = parse_client_order_id(order.client_order_id)
+            own = order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+            seen = OpenOrderSeen(
+                broker_order_id=order.order_id,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side="BUY" if order.side.value == "buy" else "SELL",
+                qty=order.qty,
+                filled_qty=order.filled_qty,
+                status=order.broker_status,
+                own=own,
+            )
+            if not own:
+                foreign.append(seen)
+            elif key is None or key.workflow_id != state.workflow_id:
+                try:
+                    await broker.cancel_order(order.order_id)
+                except BrokerError as error:
+                    log.warning("stale order cancel failed", error=error.message)
+                stale.append(seen)
+        state = replace(
+            state,
+            stale_cancelled=tuple(stale),
+            foreign_open_orders=tuple(foreign),
+            stale_deadline=now + timedelta(seconds=self.settings.exec_cancel_confirm_s),
+        )
+        if not stale:
+            return open_phase(state, "SELL", now, self.settings)
+        return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
+
+    async def _record_start(self, uow: UnitOfWork, result: StepResult) -> None:
+        state = result.state
+        await service_state.save(uow, SERVICE, state.workflow_id, to_document(state), 0)
+        await service_state.save(
+            uow, SERVICE, plan_key(state.plan_id), {"workflow_id": state.workflow_id}, 0
+        )
+        await self._arm(uow, state.workflow_id, result.timers)
+
+    # ------------------------------------------------------------------ timers
+
+    async def fire(self, store: SqlEventStore, timer: timers.Timer) -> None:
+        """Run one timer's step and commit its outcome with the timer's deletion. Losing a race
+        with another replica on the same workflow gives the timer back to run again."""
+        stored = await service_state.load(store, SERVICE, timer.workflow_id)
+        if stored is None:
+            async with store.unit_of_work() as uow:
+                await timers.complete(uow, timer.id)
+            return
+        state = from_document(stored.document)
+        steps = ChainSteps(
+            self.broker(state.account_id), self.settings, clock=self._clock, jitter=self._jitter
+        )
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=timer.workflow_id, chain=timer.chain, timer=timer.kind
+        ):
+            result = await steps.fire(state, timer.chain, TimerKind(timer.kind), timer.payload)
+            try:
+                async with store.unit_of_work() as uow:
+                    if result.events:
+                        await uow.append(stream_of(SERVICE, state.workflow_id), None, result.events)
+                    if result.events or result.state != state:
+                        await service_state.save(
+                            uow,
+                            SERVICE,
+                            state.workflow_id,
+                            to_document(result.state),
+                            stored.version,
+                        )
+                    await self._arm(uow, state.workflow_id, result.timers)
+                    await timers.complete(uow, timer.id)
+            except StateVersionConflictError:
+                log.info("another step changed the workflow first; the timer runs again")
+                await timers.release(store, timer.id)
+                return
+        if result.events and self.on_commit is not None:
+            self.on_commit()
+
+    async def _arm(
+        self, uow: UnitOfWork, workflow_id: str, requests: Sequence[TimerRequest]
+    ) -> None:
+        for request in requests:
+            await timers.schedule(
+                uow,
+                service=SERVICE,
+                workflow_id=workflow_id,
+                chain=request.chain,
+                kind=request.kind.value,
+                due_at=request.due_at,
+                payload=request.payload,
+            )

@@ -1,0 +1,338 @@
+"""The workflow half of the execution state machine (trading spec §3.16), pure: which phase
+comes next, which chains and timers it opens, and the verdict events that end it.
+
+No I/O and no clock: `now` and the settings are passed in, and every function returns a new
+state plus what to record, so the transitions are tested without a broker or a database.
+The chain half, which needs the broker's answers, is in `steps.py`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from services.execution.classification import OrderOutcome, classify_execution
+from services.execution.state import (
+    Chain,
+    ChainState,
+    OpenOrderSeen,
+    Side,
+    WorkflowExecution,
+    WorkflowPhase,
+)
+from shared.events import Event, OpenOrder
+from shared.events.trades import (
+    ExecutionData,
+    OrderAttempt,
+    OrderResult,
+    SkippedItem,
+    TradeExecuted,
+)
+from shared.events.workflow import CompletionSummary, WorkflowCompleted, WorkflowFailed
+from shared.settings import Settings
+
+SERVICE = "execution"
+WORKFLOW_SCOPE = ""
+"""The `chain` of a timer that belongs to the workflow rather than to one order chain."""
+QUOTE_ATTEMPTS = 3
+QUOTE_PAUSE_S = 0.3
+BACKOFF_JITTER = 0.2
+
+E = TypeVar("E", bound=Event)
+
+
+class TimerKind(StrEnum):
+    STALE_CHECK = "stale_check"
+    """Have the stale own orders we cancelled ended yet (§3.2 step 1)."""
+    BP_CHECK = "bp_check"
+    """Buying power between the phases (§3.11)."""
+    PRICE = "price"
+    """Quote, size and price a chain's first order (§3.3-3.6)."""
+    MARKET_BP = "market_bp"
+    """Buying power before a market BUY (§3.9 step 2)."""
+    SUBMIT = "submit"
+    """Send the recorded intent (or find it at the broker)."""
+    POLL = "poll"
+    CANCEL_CHECK = "cancel_check"
+
+
+@dataclass(frozen=True)
+class TimerRequest:
+    chain: str
+    kind: TimerKind
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step records, in one transaction: events, the new state and the next timers."""
+
+    state: WorkflowExecution
+    events: tuple[Event, ...] = ()
+    timers: tuple[TimerRequest, ...] = ()
+
+    def then(self, other: StepResult) -> StepResult:
+        return StepResult(other.state, self.events + other.events, self.timers + other.timers)
+
+
+@dataclass
+class Emitter:
+    """Builds this workflow's events with the envelope filled in (§1.4: causation = the event
+    that caused it)."""
+
+    state: WorkflowExecution
+    now: datetime
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, event_class: type[E], causation_id: str, **payload: Any) -> E:
+        event = event_class(
+            correlation_id=self.state.workflow_id,
+            causation_id=causation_id,
+            account_id=self.state.account_id,
+            occurred_at=self.now,
+            source=SERVICE,
+            **payload,
+        )
+        self.events.append(event)
+        return event
+
+
+def backoff_s(attempt: int, retry_after_s: float | None, jitter: Callable[[], float]) -> float:
+    """1·2^(n−1) s plus up to 20 % jitter, or the broker's Retry-After when longer (§3.12)."""
+    base = float(2 ** (attempt - 1)) * (1 + BACKOFF_JITTER * jitter())
+    return max(base, retry_after_s or 0.0)
+
+
+def doubling_wait_s(checks_made: int) -> float:
+    """1, 2, 4, 8 s between buying-power checks (§3.9, §3.11)."""
+    return float(2 ** max(checks_made - 1, 0))
+
+
+def default_jitter() -> float:
+    return random.random()
+
+
+def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
+    """One chain per plan item of the phase, in plan order (§3.2 step 3); HOLDs have none."""
+    return tuple(
+        Chain(
+            key=f"{side}:{line.symbol}",
+            symbol=line.symbol,
+            side=side,
+            trade_amount=line.trade_amount,
+            liquidation=side == "SELL" and line.target_weight == 0,
+        )
+        for line in state.lines
+        if line.action == side
+    )
+
+
+def open_phase(
+    state: WorkflowExecution, side: Side, now: datetime, settings: Settings
+) -> StepResult:
+    """Start the SELL or BUY phase: its chains are priced in plan order, each on a timer due now;
+    a phase without items moves straight on."""
+    chains = chains_for(state, side)
+    if not chains:
+        if side == "SELL":
+            return open_phase(state, "BUY", now, settings)
+        return finish(replace(state, phase=WorkflowPhase.BUYING), now, settings)
+    phase = WorkflowPhase.SELLING if side == "SELL" else WorkflowPhase.BUYING
+    started = tuple(replace(chain, pricing_started_at=now) for chain in chains)
+    return StepResult(
+        replace(state, phase=phase, chains=state.chains + started),
+        timers=tuple(TimerRequest(chain.key, TimerKind.PRICE, now) for chain in started),
+    )
+
+
+def advance(state: WorkflowExecution, now: datetime, settings: Settings) -> StepResult:
+    """After a chain step: end the phase once none of its chains is working (§3.2)."""
+    if state.phase is WorkflowPhase.SELLING and all(
+        chain.ended for chain in state.phase_chains("SELL")
+    ):
+        sold = [
+            chain
+            for chain in state.phase_chains("SELL")
+            if chain.state is ChainState.FILLED and chain.filled_qty > 0
+        ]
+        if not sold:
+            return open_phase(state, "BUY", now, settings)
+        released = sum((chain.filled_value for chain in sold), Decimal(0))
+        return StepResult(
+            replace(state, phase=WorkflowPhase.SETTLING, released=released, settle_checks=0),
+            timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.BP_CHECK, now),),
+        )
+    if state.phase is WorkflowPhase.BUYING and all(
+        chain.ended for chain in state.phase_chains("BUY")
+    ):
+        return finish(state, now, settings)
+    return StepResult(state)
+
+
+def after_settle_check(
+    state: WorkflowExecution, buying_power: Decimal | None, now: datetime, settings: Settings
+) -> StepResult:
+    """§3.11: the BUY phase starts once buying power covers the released proceeds or the checks
+    are used up (the shortfall is only logged); `None` is a failed read, which counts."""
+    checks = state.settle_checks + 1
+    covered = buying_power is not None and buying_power >= state.released
+    if covered or checks >= settings.exec_settle_checks:
+        return open_phase(replace(state, settle_checks=checks), "BUY", now, settings)
+    return StepResult(
+        replace(state, settle_checks=checks),
+        timers=(
+            TimerRequest(
+                WORKFLOW_SCOPE,
+                TimerKind.BP_CHECK,
+                now + timedelta(seconds=doubling_wait_s(checks)),
+            ),
+        ),
+    )
+
+
+def finish(state: WorkflowExecution, now: datetime, settings: Settings) -> StepResult:
+    """Classify (§3.13) and record `TradeExecuted`, then `WorkflowCompleted` or
+    `WorkflowFailed(trade_execution)`; the workflow is `done`."""
+    emitter = Emitter(state, now)
+    chains = state.chains
+    verdict = classify_execution(
+        [
+            OrderOutcome(
+                symbol=chain.symbol,
+                trade_amount=chain.trade_amount,
+                skipped=chain.state is ChainState.SKIPPED,
+                filled=chain.state is ChainState.FILLED,
+            )
+            for chain in chains
+        ],
+        settings.treat_partial_as_failure,
+    )
+    if not chains:
+        verdict = replace(verdict, success=True, raw_success=True, failure_reason=None)
+    trade = emitter.emit(
+        TradeExecuted,
+        state.plan_event_id,
+        success=verdict.success,
+        orders_placed=verdict.orders_placed,
+        orders_succeeded=verdict.orders_succeeded,
+        failure_reason=verdict.failure_reason,
+        failed_symbols=verdict.failed_symbols,
+        execution_data=ExecutionData(
+            plan_id=UUID(state.plan_id),
+            orders_placed=verdict.orders_placed,
+            orders_succeeded=verdict.orders_succeeded,
+            total_trade_value=verdict.total_trade_value,
+            execution_timestamp=now,
+            success=verdict.raw_success,
+            orders=tuple(order_result(chain, now) for chain in chains if not _skipped(chain)),
+        ),
+        skipped=tuple(
+            SkippedItem(symbol=chain.symbol, action=chain.side, reason=chain.error_message)
+            for chain in chains
+            if _skipped(chain) and chain.error_message
+        ),
+        stale_orders_cancelled=tuple(open_order(order) for order in state.stale_cancelled),
+        foreign_open_orders=tuple(open_order(order) for order in state.foreign_open_orders),
+    )
+    if verdict.success:
+        emitter.emit(
+            WorkflowCompleted,
+            str(trade.event_id),
+            workflow_duration_ms=max(int((now - state.started_at).total_seconds() * 1000), 0),
+            summary=CompletionSummary(
+                orders_placed=verdict.orders_placed,
+                orders_succeeded=verdict.orders_succeeded,
+                total_trade_value=verdict.total_trade_value,
+                execution_plan_id=UUID(state.plan_id),
+            ),
+        )
+    else:
+        emitter.emit(
+            WorkflowFailed,
+            str(trade.event_id),
+            failure_reason=verdict.failure_reason or "trade execution failed",
+            failure_step="trade_execution",
+            error_details={
+                "original_event_type": "RebalancePlanned",
+                "original_event_id": state.plan_event_id,
+            },
+        )
+    return StepResult(
+        replace(state, phase=WorkflowPhase.DONE, trade_event_id=str(trade.event_id)),
+        events=tuple(emitter.events),
+    )
+
+
+def _skipped(chain: Chain) -> bool:
+    return chain.state is ChainState.SKIPPED
+
+
+def order_result(chain: Chain, now: datetime) -> OrderResult:
+    """One item of `TradeExecuted.execution_data.orders` (§1.3)."""
+    filled = chain.state is ChainState.FILLED
+    last_attempt = chain.attempts[-1] if chain.attempts else None
+    order = chain.order
+    limit_price = order.limit_price if order is not None else None
+    order_type = "MARKET" if (order is None or order.kind == "market") else "LIMIT"
+    return OrderResult(
+        symbol=chain.symbol,
+        action=chain.side,
+        trade_amount=chain.trade_amount,
+        shares=chain.requested_qty,
+        price=chain.avg_fill_price or limit_price,
+        order_id=(order.broker_order_id if order is not None else None)
+        or (last_attempt.broker_order_id if last_attempt else None),
+        success=filled,
+        error_message=None if filled else chain.error_message,
+        timestamp=chain.ended_at or now,
+        order_type=order_type,
+        filled_at=chain.ended_at if filled else None,
+        client_order_id=order.client_order_id if order is not None else None,
+        requested_qty=chain.requested_qty,
+        filled_qty=chain.filled_qty,
+        avg_fill_price=chain.avg_fill_price,
+        final_status=final_status(chain),
+        attempts=tuple(
+            OrderAttempt(
+                kind=attempt.kind,
+                limit_price=attempt.limit_price,
+                broker_order_id=attempt.broker_order_id,
+                status=attempt.status,
+            )
+            for attempt in chain.attempts
+        ),
+    )
+
+
+def final_status(chain: Chain) -> str:
+    if chain.state is ChainState.FILLED:
+        return "filled" if chain.filled_qty >= chain.requested_qty else "partially_filled"
+    if chain.state is ChainState.SKIPPED:
+        return "skipped"
+    return "rejected" if chain.state is ChainState.FAILED else chain.state.value
+
+
+def open_order(order: OpenOrderSeen) -> OpenOrder:
+    return OpenOrder(
+        broker_order_id=order.broker_order_id,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=order.qty,
+        filled_qty=order.filled_qty,
+        status=order.status,
+        own=order.own,
+    )
+
+
+def stale_wait_over(state: WorkflowExecution, all_ended: bool, now: datetime) -> bool:
+    """§3.16: the SELL phase starts once every stale own order we cancelled has ended, or the
+    cancel confirmation wait has passed."""
+    return all_ended or state.stale_deadline is None or now >= state.stale_deadline

@@ -1,0 +1,215 @@
+"""What execution remembers between steps (trading spec §3.16): one document per workflow
+holding the workflow's phase and every order chain.
+
+Frozen dataclasses, changed with `dataclasses.replace`; `to_document`/`from_document` are the
+JSON round trip through pydantic (Decimals as strings, timestamps as ISO-8601), so the document
+saved beside the events reads back to an equal value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+Side = Literal["BUY", "SELL"]
+AttemptKind = Literal["limit", "repeg", "market"]
+RequestReason = Literal["initial", "repeg", "escalation", "fallback", "residual"]
+CancelPurpose = Literal["repeg", "escalation"]
+
+
+class WorkflowPhase(StrEnum):
+    CANCELLING_STALE = "cancelling_stale"
+    SELLING = "selling"
+    SETTLING = "settling"
+    BUYING = "buying"
+    DONE = "done"
+
+
+class ChainState(StrEnum):
+    PRICING = "pricing"
+    """Waiting for a quote, or for buying power before a market BUY."""
+    REQUESTED = "requested"
+    """The intent is recorded; the broker has not confirmed it yet."""
+    WORKING = "working"
+    CANCELLING = "cancelling"
+    FILLED = "filled"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+ENDED = frozenset({ChainState.FILLED, ChainState.SKIPPED, ChainState.FAILED})
+
+
+@dataclass(frozen=True)
+class QuoteSeen:
+    """The quote an order was priced from, as `OrderRequested.quote` reports it."""
+
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal
+    ask_size: Decimal
+    as_of: datetime
+    source: Literal["stream", "rest"] = "rest"
+
+    @property
+    def mid(self) -> Decimal | None:
+        if self.bid > 0 and self.ask > 0:
+            return (self.bid + self.ask) / 2
+        side = max(self.bid, self.ask)
+        return side if side > 0 else None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One broker order of a chain, for `TradeExecuted.orders[].attempts`."""
+
+    kind: AttemptKind
+    client_order_id: str
+    limit_price: Decimal | None
+    broker_order_id: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """The chain's current order: recorded as `OrderRequested` before the broker sees it."""
+
+    client_order_id: str
+    attempt: int
+    kind: AttemptKind
+    qty: Decimal
+    limit_price: Decimal | None
+    reason: RequestReason
+    requested_event_id: str
+    broker_order_id: str | None = None
+    placed_at: datetime | None = None
+    submit_tries: int = 0
+    filled_qty: Decimal = Decimal(0)
+    """What the broker reported filled on this order so far."""
+    filled_avg_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One plan item's orders (§3.16): the current one and what the ended ones filled."""
+
+    key: str
+    symbol: str
+    side: Side
+    trade_amount: Decimal
+    liquidation: bool
+    state: ChainState = ChainState.PRICING
+    requested_qty: Decimal = Decimal(0)
+    fractionable: bool = False
+    asset_known: bool = False
+    order: OrderIntent | None = None
+    closed_filled_qty: Decimal = Decimal(0)
+    """Σ filled of the chain's ended orders; the current order's fill comes on top."""
+    closed_filled_value: Decimal = Decimal(0)
+    anchor: Decimal | None = None
+    price_history: tuple[Decimal, ...] = ()
+    checks: int = 0
+    """Re-peg checks made (a skipped one counts), §3.16."""
+    quote_attempts: int = 0
+    bp_checks: int = 0
+    pricing_started_at: datetime | None = None
+    cancel_purpose: CancelPurpose | None = None
+    cancel_deadline: datetime | None = None
+    qty_retry_used: bool = False
+    quote: QuoteSeen | None = None
+    attempts: tuple[AttemptRecord, ...] = ()
+    error_message: str | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def filled_qty(self) -> Decimal:
+        current = self.order.filled_qty if self.order is not None else Decimal(0)
+        return self.closed_filled_qty + current
+
+    @property
+    def filled_value(self) -> Decimal:
+        order = self.order
+        current = (
+            order.filled_qty * order.filled_avg_price
+            if order is not None and order.filled_avg_price is not None
+            else Decimal(0)
+        )
+        return self.closed_filled_value + current
+
+    @property
+    def avg_fill_price(self) -> Decimal | None:
+        filled = self.filled_qty
+        return (self.filled_value / filled).quantize(Decimal("0.000001")) if filled > 0 else None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+
+@dataclass(frozen=True)
+class OpenOrderSeen:
+    """An order open at the broker when execution started (§3.2), own or foreign."""
+
+    broker_order_id: str
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    qty: Decimal
+    filled_qty: Decimal
+    status: str
+    own: bool
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    symbol: str
+    action: Literal["BUY", "SELL", "HOLD"]
+    trade_amount: Decimal
+    target_weight: Decimal
+
+
+@dataclass(frozen=True)
+class WorkflowExecution:
+    workflow_id: str
+    account_id: str
+    plan_id: str
+    plan_event_id: str
+    phase: WorkflowPhase
+    lines: tuple[PlanLine, ...]
+    started_at: datetime
+    stale_cancelled: tuple[OpenOrderSeen, ...] = ()
+    foreign_open_orders: tuple[OpenOrderSeen, ...] = ()
+    stale_deadline: datetime | None = None
+    chains: tuple[Chain, ...] = ()
+    released: Decimal = Decimal(0)
+    settle_checks: int = 0
+    trade_event_id: str | None = None
+
+    def chain(self, key: str) -> Chain | None:
+        return next((chain for chain in self.chains if chain.key == key), None)
+
+    def with_chain(self, updated: Chain) -> WorkflowExecution:
+        return replace(
+            self,
+            chains=tuple(updated if chain.key == updated.key else chain for chain in self.chains),
+        )
+
+    def phase_chains(self, side: Side) -> tuple[Chain, ...]:
+        return tuple(chain for chain in self.chains if chain.side == side)
+
+
+_ADAPTER: TypeAdapter[WorkflowExecution] = TypeAdapter(WorkflowExecution)
+
+
+def to_document(state: WorkflowExecution) -> dict[str, Any]:
+    document: dict[str, Any] = _ADAPTER.dump_python(state, mode="json")
+    return document
+
+
+def from_document(document: dict[str, Any]) -> WorkflowExecution:
+    return _ADAPTER.validate_python(document)

@@ -1,0 +1,262 @@
+"""The execution state machine's transitions (trading spec §3.7-3.13, §3.16, §8), run in memory
+against a hand-written broker on a fake clock."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from services.execution.state import ChainState, WorkflowPhase, from_document, to_document
+from shared.broker.errors import (
+    InsufficientBuyingPowerError,
+    InvalidOrderError,
+    RateLimitedError,
+)
+from shared.events import (
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderRequested,
+    OrderSubmitted,
+)
+from shared.events.trades import TradeExecuted
+from shared.events.workflow import WorkflowCompleted, WorkflowFailed
+from tests.unit.execution.broker_fake import FakeBroker, Fill
+from tests.unit.execution.machine_run import MachineRun, line
+
+QUOTE = (Decimal("100.00"), Decimal("100.50"))
+
+
+def broker_for(**fills: Fill) -> FakeBroker:
+    return FakeBroker(quotes={symbol: QUOTE for symbol in fills}, fills=dict(fills))
+
+
+async def test_passive_limit_that_never_fills_is_repegged_once_then_sent_to_market() -> None:
+    broker = broker_for(AAA=Fill.MARKET_ONLY)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    requests = run.of(OrderRequested)
+    assert [(r.reason, r.order_type, r.attempt) for r in requests] == [
+        ("initial", "LIMIT", 1),
+        ("repeg", "LIMIT", 2),
+        ("escalation", "MARKET", 3),
+    ]
+    assert requests[0].limit_price == Decimal("100.01")
+    assert requests[1].limit_price == Decimal("100.52")
+    cancels = run.of(OrderCancelled)
+    assert [c.reason for c in cancels] == ["repeg", "escalation"]
+    repeg_time = next(t for t, timer in run.fired if timer.kind == "poll" and run.seconds(t) >= 10)
+    assert run.seconds(repeg_time) == 10
+    assert len(broker.orders) == 3
+    market = broker.orders_of("AAA")[-1]
+    assert market.qty == requests[0].qty and market.filled_qty == market.qty
+    assert run.of(TradeExecuted)[0].success
+    assert len(run.of(WorkflowCompleted)) == 1
+
+
+async def test_cancel_that_races_a_fill_ends_the_chain_filled_without_a_repeg() -> None:
+    broker = broker_for(AAA=Fill.ON_CANCEL)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    assert [r.reason for r in run.of(OrderRequested)] == ["initial"]
+    assert len(broker.orders) == 1
+    filled = run.of(OrderFilled)
+    assert len(filled) == 1 and filled[0].complete
+    assert run.of(OrderCancelled) == []
+    assert run.state.chains[0].state is ChainState.FILLED
+    assert run.of(TradeExecuted)[0].success
+
+
+async def test_partial_fill_then_stall_chases_only_the_remainder_and_never_exceeds_requested() -> (
+    None
+):
+    broker = broker_for(AAA=Fill.HALF_THEN_STALL)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    requests = run.of(OrderRequested)
+    requested = requests[0].qty
+    assert [r.reason for r in requests] == ["initial", "repeg"]
+    first, second = broker.orders_of("AAA")
+    assert second.qty == requested - first.filled_qty
+    total_filled = sum((order.filled_qty for order in broker.orders.values()), Decimal(0))
+    assert total_filled == requested
+    chain = run.state.chains[0]
+    assert chain.filled_qty == requested
+    cancelled = run.of(OrderCancelled)
+    assert cancelled[0].filled_qty == first.filled_qty
+    result = run.of(TradeExecuted)[0].execution_data.orders[0]
+    assert result.filled_qty == requested and result.requested_qty == requested
+    assert [a.kind for a in result.attempts] == ["limit", "repeg"]
+
+
+async def test_remainder_worth_less_than_the_minimum_completes_the_chain() -> None:
+    broker = broker_for(AAA=Fill.ALL_BUT_CRUMB)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    assert len(broker.orders) == 1
+    assert [c.reason for c in run.of(OrderCancelled)] == ["repeg"]
+    assert [r.reason for r in run.of(OrderRequested)] == ["initial"]
+    assert run.state.chains[0].state is ChainState.FILLED
+    assert run.of(TradeExecuted)[0].success
+
+
+async def test_limit_rejected_at_submission_falls_back_to_a_market_order() -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    broker.submit_faults.append(InvalidOrderError("limit price out of band", code="42210000"))
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    rejected = run.of(OrderRejected)
+    assert len(rejected) == 1
+    assert (rejected[0].broker_code, rejected[0].retryable) == ("42210000", False)
+    requests = run.of(OrderRequested)
+    assert [(r.order_type, r.reason) for r in requests] == [
+        ("LIMIT", "initial"),
+        ("MARKET", "fallback"),
+    ]
+    assert len(broker.orders) == 1
+    assert run.of(TradeExecuted)[0].success
+
+
+async def test_insufficient_buying_power_rejects_for_good_and_fails_the_workflow() -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    broker.buying_power = Decimal("10")
+    broker.submit_faults.append(
+        InsufficientBuyingPowerError("insufficient buying power", code="40310000")
+    )
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    rejected = run.of(OrderRejected)
+    assert len(rejected) == 1 and rejected[0].retryable is False
+    assert broker.account_reads == 5
+    bp_waits = [run.seconds(t) for t, timer in run.fired if timer.kind == "market_bp"]
+    assert bp_waits == [1, 3, 7, 15]
+    assert broker.orders == {}
+    trade = run.of(TradeExecuted)[0]
+    assert not trade.success
+    assert "insufficient buying power for AAA" in (
+        trade.execution_data.orders[0].error_message or ""
+    )
+    failed = run.of(WorkflowFailed)
+    assert len(failed) == 1 and failed[0].failure_step == "trade_execution"
+    assert failed[0].failure_reason == "trade execution failed: 0/1 orders succeeded"
+
+
+async def test_rate_limited_submission_is_retried_after_looking_the_order_up() -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    broker.submit_faults.append(RateLimitedError("429 too many requests", retry_after_s=3.0))
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    client_order_id = run.of(OrderRequested)[0].client_order_id
+    assert broker.submissions == [client_order_id, client_order_id]
+    submits = [run.seconds(t) for t, timer in run.fired if timer.kind == "submit"]
+    assert submits == [0, 3]
+    assert len(broker.orders) == 1
+    assert len(run.of(OrderSubmitted)) == 1
+    assert run.of(TradeExecuted)[0].success
+
+
+async def test_lost_submission_answer_finds_the_order_instead_of_placing_it_again() -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    broker.submit_faults.append("lost")
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    assert len(broker.submissions) == 1
+    assert len(broker.orders) == 1
+    assert len(run.of(OrderSubmitted)) == 1
+    assert run.of(TradeExecuted)[0].success
+
+
+async def test_sells_end_before_buying_power_is_checked_and_buys_start() -> None:
+    broker = broker_for(SSS=Fill.IMMEDIATE, BBB=Fill.IMMEDIATE)
+    broker.positions["SSS"] = Decimal("20")
+    run = MachineRun.start(
+        broker, [line("BBB", "BUY", "1005"), line("SSS", "SELL", "-1005", "0.1")]
+    )
+
+    await run.run_to_end()
+
+    sides = [r.side for r in run.of(OrderRequested)]
+    assert sides == ["SELL", "BUY"]
+    kinds = [timer.kind for _, timer in run.fired]
+    assert kinds.index("bp_check") < kinds.index("price", 1)
+    assert run.of(TradeExecuted)[0].orders_placed == 2
+
+
+async def test_liquidation_sells_the_whole_position_whatever_the_price() -> None:
+    broker = broker_for(SSS=Fill.IMMEDIATE)
+    broker.positions["SSS"] = Decimal("7.5")
+    run = MachineRun.start(broker, [line("SSS", "SELL", "-10", "0")])
+
+    await run.run_to_end()
+
+    assert run.of(OrderRequested)[0].qty == Decimal("7.5")
+    assert broker.positions["SSS"] == 0
+
+
+async def test_one_failed_symbol_makes_a_partial_execution_that_fails_the_workflow() -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005"), line("NOQ", "BUY", "500")])
+
+    await run.run_to_end()
+
+    trade = run.of(TradeExecuted)[0]
+    assert (trade.orders_placed, trade.orders_succeeded) == (2, 1)
+    assert trade.failed_symbols == ("NOQ",)
+    assert not trade.success and not trade.execution_data.success
+    assert run.of(WorkflowFailed)[0].failure_reason == (
+        "trade execution partially failed: 1/2 orders succeeded. Failed symbols: NOQ"
+    )
+
+
+async def test_partial_execution_completes_when_partial_is_not_a_failure() -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    run = MachineRun.start(
+        broker,
+        [line("AAA", "BUY", "1005"), line("NOQ", "BUY", "500")],
+        treat_partial_as_failure=False,
+    )
+
+    await run.run_to_end()
+
+    trade = run.of(TradeExecuted)[0]
+    assert trade.success and not trade.execution_data.success
+    assert len(run.of(WorkflowCompleted)) == 1 and run.of(WorkflowFailed) == []
+
+
+async def test_micro_buy_is_skipped_and_not_placed() -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005"), line("AAA2", "BUY", "0.50")])
+    broker.quotes["AAA2"] = QUOTE
+
+    await run.run_to_end()
+
+    trade = run.of(TradeExecuted)[0]
+    assert trade.orders_placed == 1 and trade.orders_succeeded == 1
+    assert [s.reason for s in trade.skipped] == ["skipped: estimated notional below minimum"]
+    assert "AAA2" not in {order.symbol for order in broker.orders.values()}
+
+
+async def test_state_document_round_trips_mid_workflow() -> None:
+    broker = broker_for(AAA=Fill.HALF_THEN_STALL)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run.timers.sort(key=lambda timer: timer.due_at)
+
+    await run.run_to_end()
+
+    assert run.state.phase is WorkflowPhase.DONE
+    assert from_document(to_document(run.state)) == run.state
