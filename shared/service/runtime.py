@@ -37,6 +37,8 @@ class ServiceDefinition:
     handler: EventHandler
     routers: Callable[[ServiceRuntime], Sequence[APIRouter]] = lambda runtime: ()
     background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = field(default=())
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default=())
+    """Releases what the service's steps hold (broker connections), after its loops stopped."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,17 @@ class ServiceRuntime:
         metrics: ServiceMetrics | None = None,
         *,
         connect_retry_s: float = 1.0,
+        shared_relay: OutboxRelay | None = None,
     ) -> None:
+        """`shared_relay`: in the embedded process the services share one store, one bus and
+        one relay that the composition runs and closes; each runtime then only wakes it."""
         self.definition = definition
         self.settings = settings
         self.store = store
         self.bus = bus
         self.metrics = metrics or ServiceMetrics()
-        self.relay = OutboxRelay(store, bus, self.metrics)
+        self._owns_transports = shared_relay is None
+        self.relay = shared_relay or OutboxRelay(store, bus, self.metrics)
         self.consumer = Consumer(
             definition.name,
             store,
@@ -83,7 +89,8 @@ class ServiceRuntime:
         """Return at once; the bus is attached in the background so a broker outage at start-up
         leaves the process alive and reporting 503 on /readyz instead of crash-looping."""
         self._spawn(self._attach_bus(), "attach-bus")
-        self._spawn(self.relay.run(), "outbox-relay")
+        if self._owns_transports:
+            self._spawn(self.relay.run(), "outbox-relay")
         for loop in self.definition.background:
             self._spawn(loop(self), getattr(loop, "__name__", "background"))
 
@@ -118,8 +125,11 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.bus.close()
-        await self.store.close()
+        for release in self.definition.on_stop:
+            await release()
+        if self._owns_transports:
+            await self.bus.close()
+            await self.store.close()
 
     async def readiness(self) -> Readiness:
         try:
