@@ -21,6 +21,11 @@ _upcasters: dict[tuple[str, int], Upcaster] = {}
 
 def register_event(cls: type[Event]) -> type[Event]:
     """Make `cls` the current version of its event type."""
+    if not isinstance(cls.EVENT_TYPE, str) or not isinstance(cls.SCHEMA_VERSION, int):
+        raise ValueError(
+            f"{cls.__name__} must pin event_type and schema_version with Literal defaults, e.g. "
+            f'event_type: Literal["{cls.__name__}"] = "{cls.__name__}"'
+        )
     existing = _classes.get(cls.EVENT_TYPE)
     if existing is not None and existing is not cls:
         raise ValueError(f"event type {cls.EVENT_TYPE} is already registered to {existing}")

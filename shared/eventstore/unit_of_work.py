@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import Event, encode
-from shared.eventstore.documents import PAYLOAD_EXCLUDES, payload_json
+from shared.eventstore.documents import payload_json
 from shared.eventstore.errors import ConcurrencyError, DuplicateEventError, DuplicateInboxError
 from shared.eventstore.records import RecordedEvent
 from shared.eventstore.schema import event_positions, inbox, outbox
@@ -214,7 +214,7 @@ def _event_row(event: Event, stream_id: str, position: int, version: int) -> dic
         "account_id": event.account_id,
         "occurred_at": event.occurred_at,
         "source": event.source,
-        "payload": event.model_dump(mode="json", exclude=PAYLOAD_EXCLUDES),
+        "payload": event.payload(),
     }
 
 

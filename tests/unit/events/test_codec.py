@@ -11,11 +11,13 @@ from shared.events import (
     EventDecodeError,
     InvalidEventError,
     MalformedEventError,
+    OrderEvent,
     OrderFilled,
     UnknownEventError,
     WorkflowFailed,
     decode,
     encode,
+    register_event,
 )
 from tests.unit.events.examples import every_event, order_filled, workflow_failed
 
@@ -130,3 +132,8 @@ def test_non_finite_amounts_are_rejected(value: str):
     document["avg_fill_price"] = value
     with pytest.raises(InvalidEventError):
         decode(document)
+
+
+def test_registering_an_event_class_without_pinned_type_is_refused():
+    with pytest.raises(ValueError, match="Literal"):
+        register_event(OrderEvent)
