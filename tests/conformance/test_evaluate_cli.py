@@ -127,7 +127,7 @@ def test_failed_evaluation_prints_an_error_line_and_exits_1(workspace: Path) -> 
         "strategy": "short.clj",
         "as_of": "2024-01-08",
         "error": 'short.clj:2:10: (rsi "SPY" {:window 14}): insufficient history: needs 15 '
-        "closes, SPY has 8 up to 2024-01-08",
+        "closes, SPY has 8 up to 2024-01-08; load older bars or choose a later as-of date",
     }
     assert succeeded["weights"] == {"SPY": 1.0}
 

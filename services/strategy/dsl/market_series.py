@@ -141,7 +141,8 @@ class MarketSeries:
                     return f"{subject}: value is NaN as of {self.session_date(session)}"
                 return (
                     f"{subject}: insufficient history: needs {required} closes, {ticker} has "
-                    f"{available} up to {self.session_date(session)}"
+                    f"{available} up to {self.session_date(session)}; load older bars or "
+                    "choose a later as-of date"
                 )
 
             codes[short] = failures.add(Failure(span, ticker, insufficient))

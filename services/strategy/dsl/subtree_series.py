@@ -125,9 +125,9 @@ def candidate_scores(
                 span,
                 None,
                 lambda session: (
-                    f"{label} cannot be scored: {indicator} {window} needs "
-                    f"{window} daily returns before {market.session_date(session)}, the bar data "
-                    f"holds {session}"
+                    f"{label} cannot be scored: {indicator} {window} needs {window} sessions "
+                    f"before {market.session_date(session)} and the bar data has {session}; "
+                    "load older bars or choose a later as-of date"
                 ),
             )
         )

@@ -328,7 +328,7 @@ def test_insufficient_history_names_file_position_symbol_and_date() -> None:
     assert error.symbol == "SPY" and error.as_of == date(2024, 1, 8)
     assert str(error) == (
         't.clj:2:9: (rsi "SPY" {:window 14}): insufficient history: needs 15 closes, '
-        "SPY has 8 up to 2024-01-08"
+        "SPY has 8 up to 2024-01-08; load older bars or choose a later as-of date"
     )
     assert evaluation.weights is None
 
@@ -428,5 +428,5 @@ def test_failure_inside_a_scoring_window_names_the_session_where_it_happened() -
     assert error.message == (
         'filter at 2:2: candidate group "g" cannot be scored over the 3 sessions before '
         '2024-01-05: (rsi "A" {:window 2}): insufficient history: needs 3 closes, A has 2 up '
-        "to 2024-01-02"
+        "to 2024-01-02; load older bars or choose a later as-of date"
     )
