@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 
 from services.strategy.signal_step import SignalStep
+from services.strategy.watchdog import watchdog
 from services.strategy.workflows_api import workflow_router
 from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import broker_for
@@ -24,5 +25,6 @@ def definition(settings: Settings) -> ServiceDefinition:
         event_types=("WorkflowStarted",),
         handler=step.handle,
         routers=lambda runtime: [workflow_router(runtime)],
+        background=(watchdog,),
         on_stop=(brokers.close,),
     )

@@ -3,15 +3,22 @@ store's events say it (`services.strategy.trigger` holds the rules of starting).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.strategy.trigger import TriggerRefused, TriggerRejected, start_workflow
+from services.strategy.trigger import (
+    DAY_STREAM_PREFIX,
+    TriggerRefused,
+    TriggerRejected,
+    start_workflow,
+)
 from services.strategy.workflow_status import project_workflow
 from shared import market_clock
+from shared.eventstore.workflow_queries import started_in_streams
 from shared.marketdata.barstore import BarStore
 from shared.service.auth import BearerAuth, resolve_api_token
 from shared.service.runtime import ServiceRuntime
@@ -78,6 +85,17 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
             {"id": outcome.workflow_id, "status": outcome.status},
             status_code=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK,
         )
+
+    @router.get("", responses={422: {"description": "date is not YYYY-MM-DD"}})
+    async def list_workflows(date: dt.date) -> list[dict[str, object]]:
+        """The runs of one trading date, every account, oldest first."""
+        views = []
+        for workflow_id in await started_in_streams(store, f"{DAY_STREAM_PREFIX}%:{date}"):
+            history = await store.read_correlation(workflow_id)
+            view = project_workflow([recorded.event for recorded in history])
+            if view is not None:
+                views.append(view.as_json())
+        return views
 
     @router.get("/{workflow_id}", responses={404: {"description": "no such workflow"}})
     async def get_workflow(workflow_id: str) -> dict[str, object]:

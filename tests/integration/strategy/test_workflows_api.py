@@ -112,3 +112,13 @@ async def test_the_alpaca_broker_serves_only_the_default_account(tmp_path: Path)
 async def test_an_unknown_field_in_the_body_is_refused(client: httpx.AsyncClient) -> None:
     answer = await client.post("/v1/workflows", json={"forse": True})
     assert answer.status_code == 422
+
+
+async def test_the_runs_of_a_trading_date_are_listed(client: httpx.AsyncClient) -> None:
+    first = (await client.post("/v1/workflows")).json()["id"]
+    second = (await client.post("/v1/workflows", json={"force": True})).json()["id"]
+    listed = await client.get("/v1/workflows", params={"date": "2024-11-26"})
+    assert listed.status_code == 200
+    assert [run["id"] for run in listed.json()] == [first, second]
+    assert (await client.get("/v1/workflows", params={"date": "2024-11-25"})).json() == []
+    assert (await client.get("/v1/workflows", params={"date": "yesterday"})).status_code == 422
