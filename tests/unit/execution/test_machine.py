@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from services.execution.machine import TimerKind
 from services.execution.state import ChainState, WorkflowPhase, from_document, to_document
 from shared.broker.errors import (
     InsufficientBuyingPowerError,
@@ -193,7 +194,7 @@ async def test_sells_end_before_buying_power_is_checked_and_buys_start() -> None
     sides = [r.side for r in run.of(OrderRequested)]
     assert sides == ["SELL", "BUY"]
     kinds = [timer.kind for _, timer in run.fired]
-    assert kinds.index("bp_check") < kinds.index("price", 1)
+    assert kinds.index(TimerKind.BP_CHECK) < kinds.index(TimerKind.PRICE, 1)
     assert run.of(TradeExecuted)[0].orders_placed == 2
 
 

@@ -1,0 +1,166 @@
+"""Execution end to end on a real event store (SQLite and PostgreSQL) with the simulated
+broker: a plan in, orders at the broker, `TradeExecuted` and the workflow verdict out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from shared.events import OrderCancelled, OrderRequested
+from shared.events.trades import TradeExecuted
+from shared.eventstore import timers
+from shared.eventstore.migrations import upgrade
+from tests.eventually import eventually
+from tests.integration.execution.world import (
+    CLOSED_SIM_NOW,
+    fast_settings,
+    migrated_sqlite,
+    plan_event,
+    running_execution,
+)
+from tests.servers import create_postgres_database, drop_postgres_database
+
+TOLERANCE = Decimal("0.01")
+"""Positions may differ from the plan's dollars by the spread and share rounding: 1 %."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated event store on each backend (PostgreSQL: a fresh database, dropped after)."""
+    if request.param == "sqlite":
+        yield await migrated_sqlite(tmp_path)
+        return
+    url = await create_postgres_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+async def test_plan_is_executed_into_positions_and_completes_the_workflow(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(database_url, tmp_path)
+    plan = [("SPY", "BUY", "40000", "0.4"), ("QQQ", "BUY", "30000", "0.3")]
+    async with running_execution(settings) as execution:
+        await execution.deliver(plan_event("wf-buy", plan))
+        await eventually(lambda: execution.finished("wf-buy"), message="workflow not finished")
+
+        types = await execution.event_types("wf-buy")
+        assert types.count("TradeExecuted") == 1
+        assert types.count("WorkflowCompleted") == 1 and "WorkflowFailed" not in types
+        assert types.count("OrderRequested") == 2 and types.count("OrderFilled") == 2
+        positions = {p.symbol: p for p in await execution.broker().get_positions()}
+        for symbol, _, amount, _ in plan:
+            value = positions[symbol].qty * positions[symbol].avg_entry_price
+            assert abs(value - Decimal(amount)) <= Decimal(amount) * TOLERANCE
+        assert await timers.pending(execution.store, "execution", "wf-buy") == []
+
+
+async def test_sells_are_executed_before_the_buys_they_pay_for(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(database_url, tmp_path, sim_starting_cash=Decimal("50000"))
+    async with running_execution(settings) as execution:
+        await execution.deliver(plan_event("wf-1", [("SPY", "BUY", "45000", "0.9")]))
+        await eventually(lambda: execution.finished("wf-1"))
+        await execution.deliver(
+            plan_event("wf-2", [("SPY", "SELL", "-45000", "0"), ("GLD", "BUY", "44000", "0.9")])
+        )
+        await eventually(lambda: execution.finished("wf-2"))
+
+        recorded = await execution.store.read_correlation("wf-2")
+        requested = [r.event for r in recorded if isinstance(r.event, OrderRequested)]
+        assert [(e.symbol, e.side) for e in requested] == [("SPY", "SELL"), ("GLD", "BUY")]
+        positions = {p.symbol: p.qty for p in await execution.broker().get_positions()}
+        assert "SPY" not in positions
+        assert positions["GLD"] * Decimal(244) == pytest.approx(Decimal(44000), rel=Decimal("0.01"))
+        assert "WorkflowCompleted" in [r.event.event_type for r in recorded]
+
+
+async def test_no_trade_plan_completes_at_once_without_a_broker_call(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(database_url, tmp_path)
+    async with running_execution(settings) as execution:
+        await execution.deliver(plan_event("wf-hold", [("SPY", "HOLD", "0", "0.5")]))
+
+        types = await execution.event_types("wf-hold")
+        assert types == ["TradeExecuted", "WorkflowCompleted"]
+        trade = (await execution.store.read_correlation("wf-hold"))[0].event
+        assert isinstance(trade, TradeExecuted)
+        assert trade.success and trade.orders_placed == 0
+        assert execution.brokers_made == []
+
+
+async def test_second_plan_for_a_workflow_places_no_orders(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(database_url, tmp_path)
+    async with running_execution(settings) as execution:
+        await execution.deliver(plan_event("wf-dup", [("TLT", "BUY", "9000", "0.1")]))
+        await eventually(lambda: execution.finished("wf-dup"))
+        await execution.deliver(plan_event("wf-dup", [("QQQ", "BUY", "9000", "0.1")]))
+
+        types = await execution.event_types("wf-dup")
+        assert types.count("OrderRequested") == 1 and types.count("TradeExecuted") == 1
+        symbols = {p.symbol for p in await execution.broker().get_positions()}
+        assert symbols == {"TLT"}
+
+
+async def test_orders_that_never_fill_are_repegged_escalated_and_cancelled(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
+    async with running_execution(settings) as execution:
+        await execution.deliver(plan_event("wf-closed", [("SPY", "BUY", "6000", "0.06")]))
+        await eventually(lambda: execution.finished("wf-closed"), timeout_s=15)
+
+        recorded = await execution.store.read_correlation("wf-closed")
+        requested = [r.event for r in recorded if isinstance(r.event, OrderRequested)]
+        assert [e.reason for e in requested] == ["initial", "repeg", "escalation"]
+        cancelled = [r.event for r in recorded if isinstance(r.event, OrderCancelled)]
+        assert [e.reason for e in cancelled] == ["repeg", "escalation", "leftover"]
+        assert [r.event.event_type for r in recorded][-1] == "WorkflowFailed"
+        assert await execution.broker().get_open_orders() == []
+
+
+async def test_own_stale_orders_are_cancelled_and_foreign_ones_reported(
+    database_url: str, tmp_path: Path
+) -> None:
+    from shared.broker.models import OrderRequest, OrderSide, OrderType
+
+    settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
+    async with running_execution(settings) as execution:
+        broker = execution.broker()
+        for client_order_id in ("alc:wf-old:SPY:b:buy:1", "manual-7"):
+            await broker.submit_order(
+                OrderRequest(
+                    symbol="SPY",
+                    side=OrderSide.BUY,
+                    qty=Decimal(1),
+                    order_type=OrderType.LIMIT,
+                    limit_price=Decimal("500"),
+                    client_order_id=client_order_id,
+                )
+            )
+        await execution.deliver(
+            plan_event("wf-new", [("SPY", "HOLD", "0", "0.5"), ("QQQ", "BUY", "500", "0.01")])
+        )
+        await eventually(lambda: execution.finished("wf-new"), timeout_s=15)
+
+        trade = next(
+            r.event
+            for r in await execution.store.read_correlation("wf-new")
+            if isinstance(r.event, TradeExecuted)
+        )
+        assert [o.client_order_id for o in trade.stale_orders_cancelled] == [
+            "alc:wf-old:SPY:b:buy:1"
+        ]
+        assert [o.client_order_id for o in trade.foreign_open_orders] == ["manual-7"]
+        still_open = [o.client_order_id for o in await broker.get_open_orders()]
+        assert still_open == ["manual-7"]
