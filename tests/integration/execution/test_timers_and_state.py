@@ -1,0 +1,158 @@
+"""Durable timers and service state on SQLite and PostgreSQL: what the execution state machine
+relies on to survive a restart and to share work between replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.eventstore import service_state, timers
+from shared.eventstore.errors import ConcurrencyError
+from shared.eventstore.migrations import upgrade
+from shared.eventstore.store import SqlEventStore
+from tests.integration.execution.world import migrated_sqlite
+from tests.servers import create_postgres_database, drop_postgres_database
+
+T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlEventStore]:
+    if request.param == "sqlite":
+        url = await migrated_sqlite(tmp_path)
+        store = SqlEventStore(url)
+        yield store
+        await store.close()
+        return
+    url = await create_postgres_database()
+    store = SqlEventStore(url)
+    try:
+        await upgrade(url)
+        yield store
+    finally:
+        await store.close()
+        await drop_postgres_database(url)
+
+
+async def arm(store: SqlEventStore, kind: str, due_at: datetime, workflow: str = "wf") -> None:
+    async with store.unit_of_work() as uow:
+        await timers.schedule(
+            uow,
+            service="execution",
+            workflow_id=workflow,
+            chain="BUY:SPY",
+            kind=kind,
+            due_at=due_at,
+            payload={"reason": "fallback"},
+        )
+
+
+async def test_only_due_timers_are_claimed_oldest_first(store: SqlEventStore) -> None:
+    await arm(store, "poll", T0 + timedelta(seconds=2))
+    await arm(store, "submit", T0)
+    await arm(store, "later", T0 + timedelta(seconds=60))
+
+    claimed = await timers.claim_due(store, "execution", T0 + timedelta(seconds=5), 10.0)
+
+    assert [timer.kind for timer in claimed] == ["submit", "poll"]
+    assert claimed[0].payload == {"reason": "fallback"}
+    assert claimed[0].due_at == T0
+
+
+async def test_a_leased_timer_is_not_claimed_again_until_its_lease_expires(
+    store: SqlEventStore,
+) -> None:
+    await arm(store, "poll", T0)
+    first = await timers.claim_due(store, "execution", T0, 10.0)
+
+    during_lease = await timers.claim_due(store, "execution", T0 + timedelta(seconds=9), 10.0)
+    after_lease = await timers.claim_due(store, "execution", T0 + timedelta(seconds=11), 10.0)
+
+    assert len(first) == 1 and during_lease == []
+    assert [timer.id for timer in after_lease] == [first[0].id]
+
+
+async def test_a_completed_timer_is_gone_and_a_released_one_fires_again(
+    store: SqlEventStore,
+) -> None:
+    await arm(store, "poll", T0)
+    await arm(store, "submit", T0)
+    poll, submit = await timers.claim_due(store, "execution", T0, 10.0)
+
+    async with store.unit_of_work() as uow:
+        await timers.complete(uow, poll.id)
+    await timers.release(store, submit.id)
+
+    again = await timers.claim_due(store, "execution", T0 + timedelta(seconds=1), 10.0)
+    assert [timer.id for timer in again] == [submit.id]
+
+
+async def test_a_timer_armed_in_a_rolled_back_transaction_does_not_exist(
+    store: SqlEventStore,
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.unit_of_work() as uow:
+            await timers.schedule(
+                uow, service="execution", workflow_id="wf", chain="", kind="x", due_at=T0
+            )
+            raise RuntimeError("step failed after arming")
+
+    assert await timers.pending(store, "execution", "wf") == []
+
+
+async def test_timers_of_other_services_are_not_claimed(store: SqlEventStore) -> None:
+    async with store.unit_of_work() as uow:
+        await timers.schedule(
+            uow, service="notify", workflow_id="wf", chain="", kind="x", due_at=T0
+        )
+
+    assert await timers.claim_due(store, "execution", T0, 10.0) == []
+
+
+async def test_state_is_saved_and_versioned(store: SqlEventStore) -> None:
+    async with store.unit_of_work() as uow:
+        assert await service_state.save(uow, "execution", "wf", {"phase": "selling"}, 0) == 1
+    async with store.unit_of_work() as uow:
+        assert await service_state.save(uow, "execution", "wf", {"phase": "buying"}, 1) == 2
+
+    loaded = await service_state.load(store, "execution", "wf")
+
+    assert loaded == service_state.StoredState(2, {"phase": "buying"})
+    assert await service_state.load(store, "execution", "other") is None
+
+
+async def test_a_stale_version_is_a_concurrency_error_and_writes_nothing(
+    store: SqlEventStore,
+) -> None:
+    async with store.unit_of_work() as uow:
+        await service_state.save(uow, "execution", "wf", {"phase": "selling"}, 0)
+    async with store.unit_of_work() as uow:
+        await service_state.save(uow, "execution", "wf", {"phase": "settling"}, 1)
+
+    with pytest.raises(ConcurrencyError, match=r"execution/'wf'.*expected version 1.*version 2"):
+        async with store.unit_of_work() as uow:
+            await service_state.save(uow, "execution", "wf", {"phase": "buying"}, 1)
+    with pytest.raises(ConcurrencyError, match="expected version 0"):
+        async with store.unit_of_work() as uow:
+            await service_state.save(uow, "execution", "wf", {"phase": "buying"}, 0)
+
+    loaded = await service_state.load(store, "execution", "wf")
+    assert loaded is not None and loaded.document == {"phase": "settling"}
+
+
+async def test_replicas_claiming_at_once_never_share_a_timer(store: SqlEventStore) -> None:
+    for index in range(20):
+        await arm(store, f"poll-{index}", T0, workflow=f"wf-{index}")
+
+    first, second = await asyncio.gather(
+        timers.claim_due(store, "execution", T0, 10.0, limit=15),
+        timers.claim_due(store, "execution", T0, 10.0, limit=15),
+    )
+
+    first_ids, second_ids = {t.id for t in first}, {t.id for t in second}
+    assert first_ids.isdisjoint(second_ids)
+    assert len(first_ids | second_ids) == 20
