@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import structlog
 
-from shared.events import Event
-from shared.messaging.consumer import HandlerContext
+from services.notify.channels.port import Notifier
+from services.notify.channels.smtp import SmtpNotifier
+from services.notify.channels.webhook import WebhookNotifier
+from services.notify.notify_step import NotifyStep
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_PORT = 8004
 
 
-async def handle(event: Event, context: HandlerContext) -> Sequence[Event]:
-    """Reports arrive with the workflow issue; until then the service consumes its input
-    exactly once (the inbox records it) and emits nothing."""
-    return ()
+def configured_notifiers(settings: Settings) -> list[Notifier]:
+    """The channels the settings turn on; says once, at start, which are off and why."""
+    notifiers: list[Notifier] = []
+    if settings.smtp_host:
+        notifiers.append(SmtpNotifier(settings))
+    else:
+        log.info("email disabled: ALCHEMISER_SMTP_HOST is not set")
+    if settings.webhook_url:
+        notifiers.append(WebhookNotifier(settings.webhook_url))
+    return notifiers
 
 
 def definition(settings: Settings) -> ServiceDefinition:
+    step = NotifyStep(settings, configured_notifiers(settings))
     return ServiceDefinition(
         name="notify",
         default_port=DEFAULT_PORT,
         event_types=("#",),
-        handler=handle,
+        handler=step.handle,
     )

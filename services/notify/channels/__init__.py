@@ -1,0 +1,1 @@
+"""Where a report goes: one `Notifier` port, one adapter per channel."""

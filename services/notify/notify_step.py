@@ -1,0 +1,106 @@
+"""The notify step: on `WorkflowCompleted` or `WorkflowFailed` (deadline included), one report
+per configured channel, built from the workflow's events in the store, and one
+`NotificationSent` per channel (trading spec §4.1).
+
+Exactly one email per workflow: a channel that already has a `NotificationSent` in the
+workflow's events is not sent again, whether the second trigger is a late failure after a
+completion or a redelivery. Within one process, a channel is also claimed before it is sent, so
+two triggers handled at the same time (or a send whose event then failed to commit) cannot
+send twice either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import structlog
+
+from services.notify.channels.port import Notifier
+from services.notify.delivery import BACKOFF_S, DELIVERY_ATTEMPTS, Sleep, deliver
+from services.notify.rendering import render_workflow
+from services.notify.report import channels_notified
+from shared.events import Event, NotificationSent, WorkflowCompleted, WorkflowFailed
+from shared.messaging.consumer import HandlerContext
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+CLAIMS_KEPT = 10_000
+"""Recent (workflow, channel) claims remembered in memory; older ones are in the store."""
+
+
+class NotifyStep:
+    def __init__(
+        self,
+        settings: Settings,
+        notifiers: Sequence[Notifier],
+        *,
+        sleep: Sleep = asyncio.sleep,
+        attempts: int = DELIVERY_ATTEMPTS,
+        backoff_s: float = BACKOFF_S,
+    ) -> None:
+        self._settings = settings
+        self._notifiers = tuple(notifiers)
+        self._sleep = sleep
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def handle(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+        if not isinstance(event, WorkflowCompleted | WorkflowFailed) or not self._notifiers:
+            return ()
+        history = [
+            recorded.event
+            for recorded in await context.store.read_correlation(event.correlation_id)
+        ]
+        if all(recorded.event_id != event.event_id for recorded in history):
+            history.append(event)
+        notified = channels_notified(history)
+        pending = [
+            notifier
+            for notifier in self._notifiers
+            if notifier.channel not in notified and self._claim(event.correlation_id, notifier)
+        ]
+        if not pending:
+            log.info("workflow already notified", event_type=event.event_type)
+            return ()
+        report = render_workflow(
+            history,
+            neutral=self._settings.email_neutral_mode,
+            default_live=self._settings.is_live,
+        )
+        deliveries = await asyncio.gather(
+            *(
+                deliver(
+                    notifier,
+                    report,
+                    attempts=self._attempts,
+                    backoff_s=self._backoff_s,
+                    sleep=self._sleep,
+                )
+                for notifier in pending
+            )
+        )
+        return [
+            context.follow_up(
+                event,
+                NotificationSent,
+                channel=delivery.channel,
+                status=delivery.status,
+                attempts=delivery.attempts,
+                error=delivery.error,
+                metadata={"report": "minimal"} if report.fallback else None,
+            )
+            for delivery in deliveries
+        ]
+
+    def _claim(self, workflow_id: str, notifier: Notifier) -> bool:
+        key = (workflow_id, notifier.channel)
+        if key in self._claimed:
+            return False
+        self._claimed[key] = None
+        if len(self._claimed) > CLAIMS_KEPT:
+            self._claimed.popitem(last=False)
+        return True

@@ -1,0 +1,264 @@
+"""One rendering path for a workflow's report: subject, HTML and plain text (trading spec §4.3,
+§4.4), used alike by the email, the webhook and the files `alchemiser run` writes.
+
+Templates run with `StrictUndefined`, so a missing field raises instead of printing an empty
+cell; any failure while building or rendering the report falls back to the minimal report of
+§4.4, built without templates, so the owner still hears how the run ended.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+
+import structlog
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from services.notify import formatting
+from services.notify.report import STEP_NAMES, TraceLine, WorkflowReport, build_report
+from shared.events import (
+    Event,
+    TradeExecuted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+)
+
+log = structlog.get_logger(__name__)
+
+APP_NAME = "Alchemiser"
+
+RECOMMENDED_ACTIONS: tuple[str, ...] = (
+    "Read the logs for the correlation id (`alchemiser events --workflow ID` shows its events).",
+    "Verify broker connectivity and credentials.",
+    "Check that the account is active and funded.",
+    "Review the strategy configuration and limits.",
+    "Check market hours and trading halts.",
+    "If it persists, escalate quoting the correlation id.",
+)
+"""The failure email's list (§4.4), in order."""
+
+_ORDER_STATUSES = {
+    "filled": "Filled",
+    "partially_filled": "Partial Fill",
+    "canceled": "Cancelled",
+    "cancelled": "Cancelled",
+    "expired": "Expired",
+    "rejected": "Rejected",
+    "new": "Pending",
+    "accepted": "Pending",
+    "pending_new": "Pending",
+}
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    subject: str
+    html: str
+    text: str
+    summary: str
+    """A few lines for chat channels (the webhook), where the whole report is too long."""
+    fallback: bool = False
+    """True when this is the minimal report sent because the full one could not be rendered."""
+
+
+def subject(report: WorkflowReport) -> str:
+    if report.failure is None:
+        return f"[SUCCESS] {APP_NAME} - {report.mode} Trading Report"
+    code = f"[{report.failure.code}]" if report.failure.code else ""
+    return f"[FAILURE]{code} {APP_NAME} - {report.mode} Trading Report"
+
+
+def step_text(step: TraceLine) -> str:
+    """One decision step in words: the condition with its operand values and the branch taken,
+    the filter's winners with their scores, or the inverse-volatility weights."""
+    values = dict(step.values)
+    if step.kind == "if":
+        operands = ", ".join(f"{name} {formatting.indicator(v)}" for name, v in step.values)
+        shown = f" ({operands})" if operands else ""
+        return f"if {step.condition or 'condition'}{shown} → {step.branch or 'no'} branch"
+    if step.kind == "filter":
+        winners = step.selected or tuple(values)
+        scored = ", ".join(
+            f"{symbol} (score {formatting.indicator(values[symbol])})"
+            if symbol in values
+            else symbol
+            for symbol in winners
+        )
+        return f"filter selected {scored or 'nothing'}"
+    if step.kind == "weight-inverse-volatility":
+        weights = ", ".join(
+            f"{symbol} {formatting.percent(Decimal(str(v)))}"
+            if Decimal(str(v)).is_finite()
+            else f"{symbol} n/a"
+            for symbol, v in step.values
+        )
+        return f"inverse-volatility weights: {weights}"
+    details = ", ".join(f"{name} {formatting.indicator(v)}" for name, v in step.values)
+    return f"{step.kind}: {details}" if details else step.kind
+
+
+def order_status(status: str) -> str:
+    return _ORDER_STATUSES.get(status.lower(), status.replace("_", " ").capitalize())
+
+
+def step_name(step: str | None) -> str:
+    return formatting.MISSING if step is None else STEP_NAMES.get(step, step)
+
+
+@cache
+def templates() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("services.notify", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters.update(
+        money=formatting.money,
+        signed_money=formatting.signed_money,
+        qty=formatting.quantity,
+        pct=formatting.percent,
+        ts=formatting.timestamp,
+        step_text=step_text,
+        step_name=step_name,
+        status=order_status,
+    )
+    return environment
+
+
+def _context_rows(report: WorkflowReport) -> list[tuple[str, str]]:
+    """The failure email's execution context; rows with no value are left out (§4.4)."""
+    rows: list[tuple[str, str]] = []
+    if report.execution is not None:
+        rows.append(("Orders Placed", str(report.execution.orders_placed)))
+        rows.append(("Orders Succeeded", str(report.execution.orders_succeeded)))
+    rows.append(("Correlation ID", report.workflow_id))
+    if report.execution is not None and report.execution.failed_symbols:
+        rows.append(("Failed Symbols", ", ".join(report.execution.failed_symbols)))
+    return rows
+
+
+def _summary(report: WorkflowReport, title: str, neutral: bool) -> str:
+    lines = [f"*{title}* ({formatting.timestamp(report.finished_at)})"]
+    if report.failure is not None:
+        lines.append(f"Failed in {step_name(report.failure.step)}: {report.failure.reason}")
+    execution = report.execution
+    if execution is not None and execution.orders_placed:
+        lines.append(
+            f"{execution.orders_succeeded} of {execution.orders_placed} order(s) succeeded, "
+            f"{formatting.money(execution.total_trade_value)} traded"
+        )
+    elif report.failure is None:
+        lines.append("No rebalancing was required")
+    if report.portfolio is not None and report.portfolio.after_known and not neutral:
+        lines.append(f"Portfolio value {formatting.money(report.portfolio.total_after)}")
+    lines.append(f"Workflow {report.workflow_id}")
+    return "\n".join(lines)
+
+
+def render_report(
+    report: WorkflowReport, *, neutral: bool, environment: Environment | None = None
+) -> RenderedReport:
+    environment = environment or templates()
+    if report.failure is None:
+        title, status_text = (
+            f"{report.mode} Multi-Strategy Execution Report",
+            "Completed Successfully",
+        )
+    else:
+        title, status_text = f"{report.mode} Trading Execution Failed", "Failed"
+    variables = {
+        "app": APP_NAME,
+        "report": report,
+        "neutral": neutral,
+        "title": title,
+        "status_text": status_text,
+        "subject": subject(report),
+        "context_rows": _context_rows(report),
+        "actions": RECOMMENDED_ACTIONS,
+    }
+    return RenderedReport(
+        subject=subject(report),
+        html=environment.get_template("report.html.j2").render(variables),
+        text=environment.get_template("report.txt.j2").render(variables),
+        summary=_summary(report, title, neutral),
+    )
+
+
+def render_fallback(events: Sequence[Event], *, default_live: bool) -> RenderedReport:
+    """The minimal report of §4.4 (mode, status, orders placed and succeeded, total trade value,
+    correlation id, timestamp), read straight off the events with no template."""
+    terminal = next(
+        (event for event in events if isinstance(event, WorkflowCompleted | WorkflowFailed)),
+        None,
+    )
+    executed = next((event for event in events if isinstance(event, TradeExecuted)), None)
+    started_live = next(
+        (
+            event.configuration.live_trading
+            for event in events
+            if isinstance(event, WorkflowStarted)
+        ),
+        default_live,
+    )
+    mode = "LIVE" if started_live else "PAPER"
+    succeeded = isinstance(terminal, WorkflowCompleted)
+    status = "Completed Successfully" if succeeded else "Failed"
+    placed = str(executed.orders_placed) if executed else "0"
+    ok = str(executed.orders_succeeded) if executed else "0"
+    total = formatting.money(executed.execution_data.total_trade_value if executed else Decimal(0))
+    workflow_id = (
+        terminal.correlation_id if terminal else (events[0].correlation_id if events else "")
+    )
+    moment = formatting.timestamp(terminal.occurred_at) if terminal else formatting.MISSING
+    rows = [
+        ("Mode", mode),
+        ("Status", status),
+        ("Orders placed", placed),
+        ("Orders succeeded", ok),
+        ("Total trade value", total),
+        ("Correlation ID", workflow_id),
+        ("Timestamp", moment),
+    ]
+    cells = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td></tr>"
+        for label, value in rows
+    )
+    outcome = "SUCCESS" if succeeded else "FAILURE"
+    return RenderedReport(
+        subject=f"[{outcome}] {APP_NAME} - {mode} Trading Report",
+        html=(
+            f"<!DOCTYPE html><html><body><h1>{APP_NAME} {mode} Trading Report</h1>"
+            f"<table>{cells}</table><p>The full report could not be rendered; this is the "
+            "minimal one. This report is informational and not investment advice.</p>"
+            "</body></html>"
+        ),
+        text=(
+            f"Trading execution completed. Success: {succeeded}\n\n"
+            + "".join(f"{label}: {value}\n" for label, value in rows)
+        ),
+        summary=f"*{APP_NAME} {mode} trading report*: {status}, workflow {workflow_id}",
+        fallback=True,
+    )
+
+
+def render_workflow(
+    events: Sequence[Event],
+    *,
+    neutral: bool,
+    default_live: bool,
+    environment: Environment | None = None,
+) -> RenderedReport:
+    """The full report, or the minimal one when building or rendering the full one fails."""
+    try:
+        report = build_report(events, default_live=default_live)
+        return render_report(report, neutral=neutral, environment=environment)
+    except Exception:
+        log.exception("report rendering failed; sending the minimal report")
+        return render_fallback(events, default_live=default_live)
