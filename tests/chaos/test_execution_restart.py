@@ -1,0 +1,194 @@
+"""Exactly once across a SIGKILL (trading spec §3.16, §8 #46): the execution service runs as
+its own process (`alchemiser serve execution`) on the real PostgreSQL and RabbitMQ, is killed
+at the worst moments, restarted, and must leave each order once at the broker and one
+`TradeExecuted`.
+
+(a) killed right after the broker accepted an order and before the commit that records it
+    (the test-only crash point `ALCHEMISER_TEST_CRASH_AT=after_submit`);
+(b) killed from outside while a working limit order waits on its re-peg timer (the simulated
+    market is closed, so nothing fills and the chain runs to its leftover cancel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.events import OrderCancelled, OrderRequested
+from shared.eventstore.migrations import upgrade
+from shared.eventstore.store import SqlEventStore
+from shared.marketdata.sample import ensure_sample
+from shared.messaging.consumer import stream_of
+from tests.eventually import eventually
+from tests.integration.execution.world import CLOSED_SIM_NOW, plan_event
+from tests.servers import delete_bus_namespace, unique_bus_namespace
+
+pytestmark = pytest.mark.chaos
+
+ALCHEMISER = [sys.executable, "-m", "services.cli"]
+SAMPLE_END = datetime(2024, 11, 27, 21, 30, tzinfo=UTC)
+"""The sample ends with the session of 2024-11-27, so the default simulated now is its close
+window (open) and CLOSED_SIM_NOW (the Saturday after) has the same prices."""
+
+
+@pytest.fixture
+async def world(
+    postgres_url: str, rabbitmq_url: str, tmp_path: Path
+) -> AsyncIterator[dict[str, Any]]:
+    await upgrade(postgres_url)
+    data_dir = tmp_path / "data"
+    ensure_sample(data_dir, {"SPY", "QQQ"}, SAMPLE_END)
+    namespace = unique_bus_namespace()
+    store = SqlEventStore(postgres_url)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ALCHEMISER_")}
+    env.update(
+        {
+            "ALCHEMISER_DATABASE_URL": postgres_url,
+            "ALCHEMISER_RABBITMQ_URL": rabbitmq_url,
+            "ALCHEMISER_BUS_NAMESPACE": namespace,
+            "ALCHEMISER_DATA_DIR": str(data_dir),
+            "ALCHEMISER_TIMER_POLL_S": "0.05",
+            "ALCHEMISER_EXEC_POLL_S": "0.5",
+            "ALCHEMISER_EXEC_FILL_WAIT_S": "1",
+            "ALCHEMISER_EXEC_CANCEL_CONFIRM_S": "1",
+            "ALCHEMISER_EXEC_FINAL_WAIT_S": "1",
+            "ALCHEMISER_LOG_LEVEL": "WARNING",
+        }
+    )
+    try:
+        yield {"env": env, "store": store}
+    finally:
+        await store.close()
+        await delete_bus_namespace(namespace)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def execution_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [*ALCHEMISER, "serve", "execution", "--port", str(free_port())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+async def publish_plan(
+    store: SqlEventStore, workflow_id: str, items: list[tuple[str, str, str, str]]
+) -> None:
+    """Record the plan as the portfolio service would; the execution process's outbox relay
+    publishes it to RabbitMQ and its consumer picks it up."""
+    async with store.unit_of_work() as uow:
+        await uow.append(
+            stream_of("portfolio", workflow_id), None, [plan_event(workflow_id, items)]
+        )
+
+
+def broker_orders(env: dict[str, str], workflow_id: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [*ALCHEMISER, "broker", "orders", "--workflow", workflow_id, "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    orders: list[dict[str, Any]] = json.loads(result.stdout)
+    return orders
+
+
+async def event_types(store: SqlEventStore, workflow_id: str) -> list[str]:
+    return [r.event.event_type for r in await store.read_correlation(workflow_id)]
+
+
+async def finished(store: SqlEventStore, workflow_id: str) -> bool:
+    types = await event_types(store, workflow_id)
+    return "WorkflowCompleted" in types or "WorkflowFailed" in types
+
+
+async def test_kill_after_the_broker_accepted_an_order_never_places_it_twice(
+    world: dict[str, Any],
+) -> None:
+    env, store = world["env"], world["store"]
+    workflow_id = "chaos-after-submit"
+    with execution_process({**env, "ALCHEMISER_TEST_CRASH_AT": "after_submit"}) as first:
+        await publish_plan(store, workflow_id, [("SPY", "BUY", "5000", "0.05")])
+        await eventually(lambda: first.poll() is not None, timeout_s=60, message="no crash")
+        assert first.returncode == -signal.SIGKILL
+
+    types = await event_types(store, workflow_id)
+    assert "OrderRequested" in types and "OrderSubmitted" not in types
+    assert len(broker_orders(env, workflow_id)) == 1
+
+    with execution_process(env):
+        await eventually(lambda: finished(store, workflow_id), timeout_s=60)
+
+    orders = broker_orders(env, workflow_id)
+    assert len(orders) == 1 and orders[0]["status"] == "filled"
+    types = await event_types(store, workflow_id)
+    assert types.count("OrderSubmitted") == 1
+    assert types.count("TradeExecuted") == 1 and types.count("WorkflowCompleted") == 1
+
+
+async def test_kill_while_waiting_on_the_repeg_timer_resumes_it_once(
+    world: dict[str, Any],
+) -> None:
+    env = {**world["env"], "ALCHEMISER_SIM_NOW": CLOSED_SIM_NOW, "ALCHEMISER_EXEC_FILL_WAIT_S": "3"}
+    store = world["store"]
+    workflow_id = "chaos-repeg-wait"
+    with execution_process(env) as first:
+        await publish_plan(store, workflow_id, [("QQQ", "BUY", "5000", "0.05")])
+        await eventually(
+            lambda: _has(store, workflow_id, "OrderSubmitted"), timeout_s=60, message="no order"
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    assert "OrderCancelled" not in await event_types(store, workflow_id)
+
+    with execution_process(env):
+        await eventually(lambda: finished(store, workflow_id), timeout_s=60)
+
+    orders = broker_orders(env, workflow_id)
+    counts = Counter(order["client_order_id"] for order in orders)
+    assert len(orders) == 3 and set(counts.values()) == {1}
+    assert all(order["status"] == "canceled" for order in orders)
+    recorded = [r.event for r in await store.read_correlation(workflow_id)]
+    assert [e.reason for e in recorded if isinstance(e, OrderRequested)] == [
+        "initial",
+        "repeg",
+        "escalation",
+    ]
+    assert [e.reason for e in recorded if isinstance(e, OrderCancelled)] == [
+        "repeg",
+        "escalation",
+        "leftover",
+    ]
+    types = [e.event_type for e in recorded]
+    assert types.count("TradeExecuted") == 1 and types[-1] == "WorkflowFailed"
+
+
+async def _has(store: SqlEventStore, workflow_id: str, event_type: str) -> bool:
+    return event_type in await event_types(store, workflow_id)
