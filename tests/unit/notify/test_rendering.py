@@ -36,6 +36,15 @@ def test_no_template_leftovers_in_any_ending(ending: str, neutral: bool) -> None
         assert LEFTOVERS.search(body) is None, LEFTOVERS.search(body)
 
 
+def test_a_missing_indicator_value_reads_n_a() -> None:
+    workflow = workflows.Workflow().started().signal(missing_score=True)
+    workflow.failed("portfolio_analysis", "Invalid price for SOXL")
+    report = rendered(workflow)
+
+    assert "filter selected TQQQ (score 12.35), SOXL (score n/a)" in report.text
+    assert LEFTOVERS.search(report.html) is None and LEFTOVERS.search(report.text) is None
+
+
 def test_success_subject_banner_and_status_line() -> None:
     report = rendered(workflows.success())
 

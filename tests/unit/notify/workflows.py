@@ -85,7 +85,9 @@ class Workflow:
         )
         return self
 
-    def signal(self) -> Workflow:
+    def signal(self, *, missing_score: bool = False) -> Workflow:
+        """`missing_score` gives a filter candidate a NaN score (too little history); such an
+        event only lives in memory: NaN does not survive the JSON round trip of the store."""
         strategies = (
             StrategySignal(
                 strategy="1-KMLM",
@@ -102,8 +104,8 @@ class Workflow:
                     DecisionStep(
                         kind="filter",
                         span="1-KMLM:20:7",
-                        selected=("TQQQ",),
-                        values={"TQQQ": 12.3456, "SOXL": float("nan")},
+                        selected=("TQQQ", "SOXL") if missing_score else ("TQQQ",),
+                        values={"TQQQ": 12.3456, "SOXL": float("nan") if missing_score else 9.5},
                     ),
                 ),
             ),
