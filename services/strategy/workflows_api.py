@@ -4,7 +4,7 @@ store's events say it (`services.strategy.trigger` holds the rules of starting).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, status
 from fastapi.responses import JSONResponse
@@ -16,6 +16,7 @@ from services.strategy.trigger import (
     TriggerRejected,
     start_workflow,
 )
+from services.strategy.why import explain
 from services.strategy.workflow_status import project_workflow
 from shared import market_clock
 from shared.eventstore.workflow_queries import started_in_streams
@@ -105,5 +106,14 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
         if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
         return view.as_json()
+
+    @router.get("/{workflow_id}/why/{symbol}", responses={404: {"description": "no such workflow"}})
+    async def why(workflow_id: str, symbol: str) -> dict[str, Any]:
+        """Why `symbol` was bought, sold or held: orders, plan item, and the strategies'
+        decisions (branches and indicator values) that put it in the target."""
+        history = [recorded.event for recorded in await store.read_correlation(workflow_id)]
+        if not history:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
+        return explain(history, symbol)
 
     return router

@@ -1,0 +1,40 @@
+"""`alchemiser run`: one forced workflow through the four services in this process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.commands.serve import secret_values, settings_or_exit
+
+
+def run(
+    account: Annotated[str, typer.Option(help="The account to run for.")] = "default",
+    out: Annotated[Path, typer.Option(help="Where the rendered email is written.")] = Path("out"),
+) -> None:
+    """Run the whole system embedded — in-memory bus, the configured store (SQLite under
+    ALCHEMISER_DATA_DIR by default), the simulated broker on the simulated clock unless
+    ALCHEMISER_BROKER=alpaca — show progress, print the summary, write the email to OUT.
+    Exits 1 when the workflow fails."""
+    import asyncio
+
+    from services.embedded import prepare_data, print_summary, run_once
+    from shared.logs import configure_logging
+
+    settings = settings_or_exit()
+    # Progress lines are for a person; JSON logs only when asked for with ALCHEMISER_LOG_LEVEL.
+    level = settings.log_level if "ALCHEMISER_LOG_LEVEL" in os.environ else "WARNING"
+    configure_logging(level, secrets=secret_values(settings))
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    prepare_data(settings, progress)
+    result = asyncio.run(run_once(settings, account_id=account, out_dir=out, progress=progress))
+    print_summary(result)
+    if result.view.status != "completed":
+        raise typer.Exit(1)

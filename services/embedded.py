@@ -1,0 +1,198 @@
+"""`alchemiser run`: the four services in one process — the same handlers as production over an
+in-memory bus, one SQLite (or configured) event store and the simulated broker on the simulated
+clock (or Alpaca on the real clock) — running one forced workflow to its end.
+
+This module is the composition root of the embedded mode; like the CLI it may import every
+service, which the services themselves never do of each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from services.execution.service import definition as execution_definition
+from services.notify.service import definition as notify_definition
+from services.portfolio.service import definition as portfolio_definition
+from services.strategy.service import definition as strategy_definition
+from services.strategy.trigger import start_workflow
+from services.strategy.workflow_status import WorkflowView, project_workflow
+from shared import market_clock
+from shared.bus.memory import InMemoryBus
+from shared.events import Event
+from shared.eventstore.migrations import upgrade
+from shared.eventstore.store import SqlEventStore
+from shared.marketdata.barstore import BarStore
+from shared.marketdata.sample import ensure_sample
+from shared.messaging.relay import OutboxRelay
+from shared.service.runtime import ServiceRuntime
+from shared.settings import BrokerKind, Settings
+
+POLL_S = 0.1
+
+#: What each step's event says, for the progress lines.
+STEP_NAMES = {
+    "WorkflowStarted": "workflow started",
+    "SignalGenerated": "strategies evaluated",
+    "RebalancePlanned": "rebalance planned",
+    "OrderRequested": "order requested",
+    "OrderSubmitted": "order submitted",
+    "OrderFilled": "order filled",
+    "OrderCancelled": "order cancelled",
+    "OrderRejected": "order rejected",
+    "TradeExecuted": "trades executed",
+    "WorkflowCompleted": "workflow completed",
+    "WorkflowFailed": "workflow failed",
+    "NotificationSent": "notification sent",
+}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    view: WorkflowView
+    events: tuple[Event, ...]
+    report_files: tuple[Path, Path]
+
+
+class EmbeddedSystem:
+    """The four services sharing one store, one in-memory bus and one outbox relay."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = SqlEventStore(settings.resolved_database_url)
+        self.bus = InMemoryBus()
+        self.relay = OutboxRelay(self.store, self.bus)
+        self.runtimes = [
+            ServiceRuntime(
+                definition(settings), settings, self.store, self.bus, shared_relay=self.relay
+            )
+            for definition in (
+                strategy_definition,
+                portfolio_definition,
+                execution_definition,
+                notify_definition,
+            )
+        ]
+        self._relay_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.bus.connect()
+        for runtime in self.runtimes:
+            await runtime.start()
+        self._relay_task = asyncio.create_task(self.relay.run(), name="embedded:outbox-relay")
+
+        async def attached() -> bool:
+            return all([(await runtime.readiness()).ready for runtime in self.runtimes])
+
+        deadline = time.monotonic() + 30
+        while not await attached():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the embedded services did not attach to the in-memory bus")
+            await asyncio.sleep(POLL_S)
+
+    async def stop(self) -> None:
+        for runtime in self.runtimes:
+            await runtime.stop()
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            await asyncio.gather(self._relay_task, return_exceptions=True)
+        await self.bus.close()
+        await self.store.close()
+
+
+def prepare_data(settings: Settings, progress: Callable[[str], None]) -> None:
+    """The store's schema and, with the simulated broker, bars to trade on (the synthetic
+    sample, generated atomically on first use)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(upgrade(settings.resolved_database_url))
+    if settings.broker is BrokerKind.SIMULATED and not BarStore(settings.data_dir).exists():
+        progress("generating the synthetic sample bar store (labelled synthetic) ...")
+        ensure_sample(settings.data_dir, None, market_clock.simulated_now(settings.sim_now, None))
+
+
+async def run_once(
+    settings: Settings,
+    *,
+    account_id: str,
+    out_dir: Path,
+    progress: Callable[[str], None],
+) -> RunResult:
+    from services.notify.files import write_report_files
+
+    system = EmbeddedSystem(settings)
+    await system.start()
+    try:
+        now = market_clock.market_now(settings, BarStore(settings.data_dir).last_session())
+        outcome = await start_workflow(
+            system.store,
+            settings,
+            now=now,
+            force=True,
+            account_id=account_id,
+            requested_by="alchemiser run",
+        )
+        system.relay.wake()
+        progress(f"workflow {outcome.workflow_id} for account {account_id} at {now.isoformat()}")
+        events = await _follow(system.store, outcome.workflow_id, settings, progress)
+    finally:
+        await system.stop()
+    view = project_workflow(events)
+    assert view is not None
+    files = write_report_files(events, out_dir, settings)
+    return RunResult(view=view, events=tuple(events), report_files=files)
+
+
+async def _follow(
+    store: SqlEventStore, workflow_id: str, settings: Settings, progress: Callable[[str], None]
+) -> list[Event]:
+    """Show each new event until the workflow ends and its notification is recorded (or the
+    deadline passes with nothing new)."""
+    shown = 0
+    last_progress = time.monotonic()
+    finished_at: float | None = None
+    while True:
+        events = [recorded.event for recorded in await store.read_correlation(workflow_id)]
+        for event in events[shown:]:
+            progress(f"  {STEP_NAMES.get(event.event_type, event.event_type)}{_detail(event)}")
+            last_progress = time.monotonic()
+        shown = len(events)
+        view = project_workflow(events)
+        if view is not None and view.status != "running":
+            finished_at = finished_at or time.monotonic()
+            notified = any(e.event_type == "NotificationSent" for e in events)
+            if (
+                notified
+                or not _notification_expected(settings)
+                or (time.monotonic() - finished_at > 30)
+            ):
+                return events
+        if time.monotonic() - last_progress > settings.workflow_deadline_s:
+            progress(f"no progress for {settings.workflow_deadline_s:.0f} s; giving up")
+            return events
+        await asyncio.sleep(POLL_S)
+
+
+def _notification_expected(settings: Settings) -> bool:
+    return bool(settings.smtp_host or settings.webhook_url)
+
+
+def _detail(event: Event) -> str:
+    symbol = getattr(event, "symbol", None)
+    side = getattr(event, "side", None)
+    if symbol and side:
+        return f": {side} {symbol}"
+    reason = getattr(event, "failure_reason", None)
+    return f": {reason}" if reason else ""
+
+
+def print_summary(result: RunResult, stream: TextIO = sys.stdout) -> None:
+    """The run as tables: signals, plan, orders and fills, and the portfolio afterwards."""
+    from services.run_summary import summary_lines
+
+    for line in summary_lines(result.view, result.events, result.report_files):
+        print(line, file=stream)

@@ -1,0 +1,145 @@
+"""The tables `alchemiser run` ends with — signals, plan, orders and fills, portfolio — drawn
+from the same report model as the email, so the console and the email never disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from services.notify.formatting import money, percent, quantity, signed_money
+from services.notify.report import ReportError, WorkflowReport, build_report
+from services.strategy.workflow_status import WorkflowView
+from shared.events import Event
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [
+        max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)
+    ]
+    line = "  ".join(f"{{:<{width}}}" for width in widths)
+    return [
+        ("  " + line.format(*cells)).rstrip()
+        for cells in (headers, ["-" * width for width in widths], *rows)
+    ]
+
+
+def summary_lines(
+    view: WorkflowView, events: Sequence[Event], report_files: tuple[Path, Path]
+) -> Iterator[str]:
+    elapsed = (
+        f" in {(view.finished_at - view.started_at).total_seconds():.1f} s"
+        if view.finished_at and view.started_at
+        else ""
+    )
+    yield f"Workflow {view.id} (account {view.account_id}): {view.status.upper()}{elapsed}"
+    if view.failure_reason:
+        yield f"  reason: {view.failure_reason}"
+    try:
+        report = build_report(events)
+    except ReportError as error:
+        yield f"  no report: {error}"
+        return
+    yield from _signals(report)
+    yield from _plan(report)
+    yield from _orders(report)
+    yield from _portfolio(report)
+    html, text = report_files
+    yield ""
+    yield f"Email written to {html} and {text}"
+
+
+def _signals(report: WorkflowReport) -> Iterator[str]:
+    if not report.strategies:
+        return
+    yield ""
+    yield "Signals"
+    rows = [
+        [
+            strategy.strategy,
+            percent(strategy.weight),
+            ", ".join(f"{symbol} {percent(weight)}" for symbol, weight in strategy.allocation),
+        ]
+        for strategy in report.strategies
+    ]
+    rows.append(
+        ["consolidated", "", ", ".join(f"{s} {percent(w)}" for s, w in report.consolidated)]
+    )
+    yield from table(["strategy", "weight", "allocation"], rows)
+
+
+def _plan(report: WorkflowReport) -> Iterator[str]:
+    if not report.plan:
+        return
+    yield ""
+    yield "Plan"
+    yield from table(
+        ["symbol", "action", "target", "current", "target $", "current $", "trade $"],
+        [
+            [
+                row.symbol,
+                row.action,
+                percent(row.target_weight),
+                percent(row.current_weight),
+                money(row.target_value),
+                money(row.current_value),
+                signed_money(row.trade_amount),
+            ]
+            for row in report.plan
+        ],
+    )
+
+
+def _orders(report: WorkflowReport) -> Iterator[str]:
+    execution = report.execution
+    if execution is None:
+        return
+    yield ""
+    yield (
+        f"Orders: {execution.orders_succeeded}/{execution.orders_placed} filled, "
+        f"traded {money(execution.total_trade_value)}"
+    )
+    if execution.orders:
+        yield from table(
+            ["symbol", "side", "asked", "filled", "avg price", "status", "attempts"],
+            [
+                [
+                    order.symbol,
+                    order.side,
+                    quantity(order.requested_qty),
+                    quantity(order.filled_qty),
+                    money(order.avg_fill_price),
+                    order.final_status,
+                    str(order.attempts),
+                ]
+                for order in execution.orders
+            ],
+        )
+    for skipped in execution.skipped:
+        yield f"  skipped {skipped.side} {skipped.symbol}: {skipped.reason}"
+
+
+def _portfolio(report: WorkflowReport) -> Iterator[str]:
+    portfolio = report.portfolio
+    if portfolio is None:
+        return
+    yield ""
+    yield (
+        f"Portfolio: {money(portfolio.total_before)} before, "
+        f"{money(portfolio.total_after) if portfolio.after_known else 'unknown'} after; "
+        f"cash {money(portfolio.cash_before)} -> {money(portfolio.cash_after)}"
+    )
+    if portfolio.holdings:
+        yield from table(
+            ["symbol", "qty before", "value before", "qty after", "value after", "weight"],
+            [
+                [
+                    row.symbol,
+                    quantity(row.qty_before),
+                    money(row.value_before),
+                    quantity(row.qty_after),
+                    money(row.value_after),
+                    percent(row.weight_after),
+                ]
+                for row in portfolio.holdings
+            ],
+        )
