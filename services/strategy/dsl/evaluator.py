@@ -131,14 +131,12 @@ def _constant(message: str) -> Callable[[int], str]:
     return lambda _session: message
 
 
-def _flat_volatility(
-    window: int, ticker: str, sigma: Series, market: MarketSeries
-) -> Callable[[int], str]:
+def _zero_volatility(window: int, ticker: str, market: MarketSeries) -> Callable[[int], str]:
     def describe(session: int) -> str:
         return (
-            f"weight-inverse-volatility {window}: {ticker} has volatility {sigma[session]!r} "
-            f"as of {market.session_date(session)}; inverse volatility needs a positive value "
-            "(a flat price series usually means stale bar data)"
+            f"weight-inverse-volatility {window}: {ticker} has zero volatility "
+            f"(stdev-return {window} = 0) as of {market.session_date(session)}; inverse "
+            "volatility needs a positive value (a flat price series usually means stale bar data)"
         )
 
     return describe
@@ -403,11 +401,8 @@ class _Run:
             codes = first_failure(codes, np.where(holding, ticker_codes, NO_FAILURE))
             flat = holding & (ticker_codes == NO_FAILURE) & ~(values > 0.0)
             if flat.any():
-                series = self.market.indicator(ticker, "stdev-return", node.window)
                 code = self.failure(
-                    node,
-                    ticker,
-                    _flat_volatility(node.window, ticker, series, self.market),
+                    node, ticker, _zero_volatility(node.window, ticker, self.market)
                 )
                 codes = first_failure(codes, np.where(flat, code, NO_FAILURE))
             sigmas[:, column] = np.where(holding & (values > 0.0), values, 1.0)

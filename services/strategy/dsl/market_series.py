@@ -33,6 +33,18 @@ class TickerHistory:
     end: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    """An indicator computed over sessions `start` … `stop - 1` (NaN elsewhere)."""
+
+    start: int
+    stop: int
+    values: Series
+
+
+_WHOLE_HISTORY = frozenset({"rsi", "exponential-moving-average-price"})
+
+
 def describe_call(indicator: str, ticker: str, window: int | None) -> str:
     if window is None:
         return f'({indicator} "{ticker}")'
@@ -46,7 +58,7 @@ class MarketSeries:
         self.bars = bars
         self.session_count = int(bars.sessions.size)
         self._histories: dict[str, TickerHistory | None] = {}
-        self._series: dict[tuple[str, str, int | None], Series] = {}
+        self._series: dict[tuple[str, str, int | None], _Computed] = {}
 
     def session_date(self, session: int) -> date:
         day: date = self.bars.sessions[session].astype(object)
@@ -70,19 +82,36 @@ class MarketSeries:
         end = first + int(defects[0]) if defects.size else self.session_count
         return TickerHistory(closes=closes, first=first, end=end)
 
-    def indicator(self, ticker: str, indicator: IndicatorName, window: int | None) -> Series:
-        """The indicator at every session (NaN where it cannot be computed)."""
-        key = (ticker, indicator, window)
-        cached = self._series.get(key)
-        if cached is not None:
-            return cached
-        values = np.full(self.session_count, np.nan, dtype=np.float64)
+    def _values(
+        self, ticker: str, indicator: IndicatorName, window: int | None, sessions: SessionIndex
+    ) -> Series:
+        """The indicator at `sessions` (ascending), NaN where it cannot be computed.
+
+        RSI and EMA are computed once over the whole history (they depend on where the series
+        starts); the windowed indicators only over the stretch the requested sessions can see,
+        which gives the same values. Each (ticker, indicator, window) keeps one computed stretch,
+        widened when a later request reaches outside it.
+        """
         history = self.history(ticker)
-        if history is not None and history.end > history.first:
-            usable = history.closes[history.first : history.end]
-            values[history.first : history.end] = indicator_series(indicator, usable, window)
-        self._series[key] = values
-        return values
+        if history is None or sessions.size == 0:
+            return np.full(sessions.size, np.nan)
+        if indicator in _WHOLE_HISTORY:
+            start, stop = history.first, history.end
+        else:
+            start = max(history.first, int(sessions[0]) - needs(indicator, window) + 1)
+            stop = min(int(sessions[-1]) + 1, history.end)
+        if stop <= start:
+            return np.full(sessions.size, np.nan)
+        key = (ticker, indicator, window)
+        computed = self._series.get(key)
+        if computed is None or start < computed.start or stop > computed.stop:
+            if computed is not None:
+                start, stop = min(start, computed.start), max(stop, computed.stop)
+            values = np.full(self.session_count, np.nan, dtype=np.float64)
+            values[start:stop] = indicator_series(indicator, history.closes[start:stop], window)
+            computed = _Computed(start, stop, values)
+            self._series[key] = computed
+        return computed.values[sessions]
 
     def read(
         self,
@@ -96,7 +125,7 @@ class MarketSeries:
         context: str | None = None,
     ) -> tuple[Series, FailureCodes]:
         """Indicator values at `sessions`, with a failure code where a value is unusable."""
-        values = self.indicator(ticker, indicator, window)[sessions]
+        values = self._values(ticker, indicator, window, sessions)
         codes = np.full(sessions.size, NO_FAILURE, dtype=np.int64)
         missing = np.isnan(values)
         if not missing.any():
@@ -152,7 +181,7 @@ class MarketSeries:
         self, ticker: str, indicator: IndicatorName, window: int | None, session: int
     ) -> int:
         """Closes an indicator value rests on (the whole history for RSI and EMA)."""
-        if indicator in ("rsi", "exponential-moving-average-price"):
+        if indicator in _WHOLE_HISTORY:
             history = self.history(ticker)
             return 0 if history is None else session - history.first + 1
         return needs(indicator, window)

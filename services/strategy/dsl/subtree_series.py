@@ -48,11 +48,11 @@ def _daily_returns(
     label: str,
     failures: FailureTable,
 ) -> tuple[Series, FailureCodes]:
-    """Dense (one entry per session) returns and failure codes; zero where not needed."""
+    """Dense (one entry per session) returns, and the failures of the returns themselves (a held
+    ticker without a usable close); zero and no failure where a return is not computed."""
     count = market.session_count
     returns = np.zeros(count, dtype=np.float64)
     codes = np.full(count, NO_FAILURE, dtype=np.int64)
-    codes[allocation.sessions] = allocation.failures
     sessions = allocation.sessions
     follows = np.flatnonzero(sessions[1:] == sessions[:-1] + 1)
     if follows.size == 0:
@@ -111,7 +111,7 @@ def candidate_scores(
 ) -> tuple[Series, FailureCodes]:
     """The rank-fn of a candidate's synthetic returns over the `window` returns ending at each
     of `sessions`; a failure anywhere in that window fails the score."""
-    returns, dense_codes = _daily_returns(allocation, market, span, label, failures)
+    returns, return_codes = _daily_returns(allocation, market, span, label, failures)
     # Only the windows ending at `sessions` matter: score that stretch, not the whole history.
     start = max(0, int(sessions[0]) - window)
     stretch = returns[start : int(sessions[-1]) + 1]
@@ -131,19 +131,24 @@ def candidate_scores(
                 ),
             )
         )
-    failed_at = np.flatnonzero(dense_codes != NO_FAILURE)
-    if failed_at.size:
-        first_in_window = np.searchsorted(failed_at, sessions - window)
-        inside = first_in_window < failed_at.size
-        positions = failed_at[np.minimum(first_in_window, failed_at.size - 1)]
-        inside &= positions <= sessions
+    # A score needs the allocations decided at T−w … T (the last one is what the filter holds)
+    # and the returns of sessions T−w+1 … T; the first failure among them fails it.
+    decided = np.full(market.session_count, NO_FAILURE, dtype=np.int64)
+    decided[allocation.sessions] = allocation.failures
+    context = f"{label} cannot be scored over the {window} sessions before"
+    for dense, lowest in ((decided, sessions - window), (return_codes, sessions - window + 1)):
+        failed_at = np.flatnonzero(dense != NO_FAILURE)
+        if failed_at.size == 0:
+            continue
+        first_in_window = np.minimum(np.searchsorted(failed_at, lowest), failed_at.size - 1)
+        positions = failed_at[first_in_window]
+        inside = (positions >= lowest) & (positions <= sessions)
         for row in np.flatnonzero(inside & (codes == NO_FAILURE)):
             position = int(positions[row])
             codes[row] = failures.restated(
-                int(dense_codes[position]),
+                int(dense[position]),
                 position,
-                f"{label} cannot be scored over the {window} sessions before "
-                f"{market.session_date(int(sessions[row]))}",
+                f"{context} {market.session_date(int(sessions[row]))}",
             )
     not_a_number = np.isnan(scores) & (codes == NO_FAILURE)
     if not_a_number.any():
