@@ -180,39 +180,46 @@ class Executor:
 
     # ------------------------------------------------------------------ timers
 
-    async def fire(self, store: SqlEventStore, timer: timers.Timer) -> None:
-        """Run one timer's step and commit its outcome with the timer's deletion. Losing a race
-        with another replica on the same workflow gives the timer back to run again."""
-        stored = await service_state.load(store, SERVICE, timer.workflow_id)
+    async def fire(
+        self, store: SqlEventStore, workflow_id: str, due: Sequence[timers.Timer]
+    ) -> None:
+        """Run the due timers of one workflow, in order, on its state, and commit what they
+        report in ONE transaction with their deletion (a 100-symbol phase opens with 100 price
+        steps: one commit, not a hundred). Timers armed by these steps fire only after that
+        commit, so an intent is always recorded before its submission. Losing a race with
+        another replica on the same workflow gives the timers back to run again."""
+        stored = await service_state.load(store, SERVICE, workflow_id)
+        timer_ids = [timer.id for timer in due]
         if stored is None:
             async with store.unit_of_work() as uow:
-                await timers.complete(uow, timer.id)
+                await timers.complete(uow, *timer_ids)
             return
         state = from_document(stored.document)
         steps = ChainSteps(
             self.broker(state.account_id), self.settings, clock=self._clock, jitter=self._jitter
         )
-        with structlog.contextvars.bound_contextvars(
-            correlation_id=timer.workflow_id, chain=timer.chain, timer=timer.kind
-        ):
-            result = await steps.fire(state, timer.chain, TimerKind(timer.kind), timer.payload)
+        result = StepResult(state)
+        with structlog.contextvars.bound_contextvars(correlation_id=workflow_id):
+            for timer in due:
+                with structlog.contextvars.bound_contextvars(chain=timer.chain, timer=timer.kind):
+                    result = result.then(
+                        await steps.fire(
+                            result.state, timer.chain, TimerKind(timer.kind), timer.payload
+                        )
+                    )
             try:
                 async with store.unit_of_work() as uow:
                     if result.events:
-                        await uow.append(stream_of(SERVICE, state.workflow_id), None, result.events)
+                        await uow.append(stream_of(SERVICE, workflow_id), None, result.events)
                     if result.events or result.state != state:
                         await service_state.save(
-                            uow,
-                            SERVICE,
-                            state.workflow_id,
-                            to_document(result.state),
-                            stored.version,
+                            uow, SERVICE, workflow_id, to_document(result.state), stored.version
                         )
-                    await self._arm(uow, state.workflow_id, result.timers)
-                    await timers.complete(uow, timer.id)
+                    await self._arm(uow, workflow_id, result.timers)
+                    await timers.complete(uow, *timer_ids)
             except StateVersionConflictError:
-                log.info("another step changed the workflow first; the timer runs again")
-                await timers.release(store, timer.id)
+                log.info("another step changed the workflow first; its timers run again")
+                await timers.release(store, *timer_ids)
                 return
         if result.events and self.on_commit is not None:
             self.on_commit()

@@ -2,7 +2,8 @@
 
 Every `ALCHEMISER_TIMER_POLL_S` it claims the due timers (a short lease, so replicas share the
 work without firing one timer twice at once) and runs them: workflows side by side, each
-workflow's timers one after another, because they all save the same state document. On start
+workflow's timers one after another on its state, committed together, because they all
+save the same state document. On start
 the first claim picks up every overdue timer, which is the restart reconciliation: each submit
 and poll step looks its order up by client order id before acting.
 """
@@ -51,18 +52,17 @@ async def fire_due(
 async def _fire_in_order(
     executor: Executor, store: SqlEventStore, workflow_timers: list[timers.Timer]
 ) -> None:
-    for timer in workflow_timers:
-        try:
-            await executor.fire(store, timer)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception(
-                "timer step failed; it runs again when its lease expires",
-                workflow_id=timer.workflow_id,
-                chain=timer.chain,
-                kind=timer.kind,
-            )
+    workflow_id = workflow_timers[0].workflow_id
+    try:
+        await executor.fire(store, workflow_id, workflow_timers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception(
+            "timer steps failed; they run again when their lease expires",
+            workflow_id=workflow_id,
+            kinds=[timer.kind for timer in workflow_timers],
+        )
 
 
 async def run(executor: Executor, store: SqlEventStore, poll_s: float) -> None:

@@ -88,9 +88,9 @@ async def schedule(
     )
 
 
-async def complete(uow: UnitOfWork, timer_id: int) -> None:
-    """Delete a fired timer in the transaction that records what it did."""
-    await uow.connection.execute(delete(timers).where(timers.c.id == timer_id))
+async def complete(uow: UnitOfWork, *timer_ids: int) -> None:
+    """Delete fired timers in the transaction that records what they did."""
+    await uow.connection.execute(delete(timers).where(timers.c.id.in_(timer_ids)))
 
 
 async def claim_due(
@@ -141,14 +141,14 @@ async def claim_due(
     ]
 
 
-async def release(store: SqlEventStore, timer_id: int) -> None:
-    """Give a claimed timer back at once (its step lost a race and should run again soon)."""
+async def release(store: SqlEventStore, *timer_ids: int) -> None:
+    """Give claimed timers back at once (their step lost a race and should run again soon)."""
     async with store.engine.connect() as connection:
         if store.is_sqlite:
             await connection.execution_options(**{WRITE_OPTION: True})
         async with connection.begin():
             await connection.execute(
-                update(timers).where(timers.c.id == timer_id).values(lease_until=None)
+                update(timers).where(timers.c.id.in_(timer_ids)).values(lease_until=None)
             )
 
 
