@@ -17,7 +17,11 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
-from services.execution.classification import OrderOutcome, classify_execution
+from services.execution.classification import (
+    OrderOutcome,
+    classify_execution,
+    no_trades_verdict,
+)
 from services.execution.state import (
     Chain,
     ChainState,
@@ -202,20 +206,22 @@ def finish(state: WorkflowExecution, now: datetime, settings: Settings) -> StepR
     `WorkflowFailed(trade_execution)`; the workflow is `done`."""
     emitter = Emitter(state, now)
     chains = state.chains
-    verdict = classify_execution(
-        [
-            OrderOutcome(
-                symbol=chain.symbol,
-                trade_amount=chain.trade_amount,
-                skipped=chain.state is ChainState.SKIPPED,
-                filled=chain.state is ChainState.FILLED,
-            )
-            for chain in chains
-        ],
-        settings.treat_partial_as_failure,
+    verdict = (
+        classify_execution(
+            [
+                OrderOutcome(
+                    symbol=chain.symbol,
+                    trade_amount=chain.trade_amount,
+                    skipped=chain.state is ChainState.SKIPPED,
+                    filled=chain.state is ChainState.FILLED,
+                )
+                for chain in chains
+            ],
+            settings.treat_partial_as_failure,
+        )
+        if chains
+        else no_trades_verdict()
     )
-    if not chains:
-        verdict = replace(verdict, success=True, raw_success=True, failure_reason=None)
     trade = emitter.emit(
         TradeExecuted,
         state.plan_event_id,

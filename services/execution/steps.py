@@ -760,14 +760,17 @@ class ChainSteps:
     def _filled_event(self, chain: Chain, emitter: Emitter, current: Order, complete: bool) -> None:
         order = chain.order
         assert order is not None
-        if current.filled_qty <= 0:
+        price = current.filled_avg_price or order.limit_price
+        if current.filled_qty <= 0 or price is None:
+            if current.filled_qty > 0:
+                log.warning("fill reported without a price; OrderFilled not recorded")
             return
         emitter.emit(
             OrderFilled,
             order.requested_event_id,
             **self._order_fields(chain, emitter.state.workflow_id, order.attempt, current.order_id),
             filled_qty=current.filled_qty,
-            avg_fill_price=current.filled_avg_price or order.limit_price or Decimal("0.01"),
+            avg_fill_price=price,
             complete=complete,
         )
 

@@ -164,3 +164,31 @@ async def test_own_stale_orders_are_cancelled_and_foreign_ones_reported(
         assert [o.client_order_id for o in trade.foreign_open_orders] == ["manual-7"]
         still_open = [o.client_order_id for o in await broker.get_open_orders()]
         assert still_open == ["manual-7"]
+
+
+async def test_plan_of_a_workflow_that_already_failed_is_skipped(
+    database_url: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.events.workflow import WorkflowFailed
+
+    settings = fast_settings(database_url, tmp_path)
+    async with running_execution(settings) as execution:
+        failure = WorkflowFailed(
+            correlation_id="wf-dead",
+            account_id="default",
+            occurred_at=datetime.now(UTC),
+            source="strategy",
+            failure_reason="no event for 600 s",
+            failure_step="portfolio_analysis",
+            deadline_exceeded=True,
+            stalled_step="portfolio_analysis",
+        )
+        async with execution.store.unit_of_work() as uow:
+            await uow.append("wf-dead/strategy", None, [failure])
+
+        await execution.deliver(plan_event("wf-dead", [("SPY", "BUY", "6000", "0.06")]))
+
+        assert await execution.event_types("wf-dead") == ["WorkflowFailed"]
+        assert execution.brokers_made == []

@@ -261,3 +261,20 @@ async def test_state_document_round_trips_mid_workflow() -> None:
 
     assert run.state.phase is WorkflowPhase.DONE
     assert from_document(to_document(run.state)) == run.state
+
+
+async def test_submission_that_stays_rate_limited_is_rejected_as_retryable_then_falls_back() -> (
+    None
+):
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    broker.submit_faults.extend(RateLimitedError("429", retry_after_s=None) for _ in range(4))
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")], broker_retries=3)
+
+    await run.run_to_end()
+
+    submits = [run.seconds(t) for t, timer in run.fired if timer.kind == TimerKind.SUBMIT]
+    assert submits[:4] == [0, 1, 3, 7]
+    rejected = run.of(OrderRejected)
+    assert len(rejected) == 1 and rejected[0].retryable is True
+    assert [r.order_type for r in run.of(OrderRequested)] == ["LIMIT", "MARKET"]
+    assert len(broker.orders) == 1 and run.of(TradeExecuted)[0].success
