@@ -40,6 +40,10 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
+# The example report email, docs/email-example.html and .png (needs Debian's chromium; not in CI).
+docs: $(STAMP)
+	$(BIN)/python scripts/render_example_email.py
+
 # Regenerates requirements.lock from what pyproject.toml resolves to today.
 lock:
 	rm -rf /tmp/alchemiser-lock && $(PYTHON) -m venv /tmp/alchemiser-lock
