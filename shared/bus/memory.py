@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import structlog
 
 from shared.bus.dead_letter import dead_letter_headers, failure_reason
+from shared.bus.drain import wait_until_idle
 from shared.bus.errors import BusConnectionError, UnknownQueueError, UnroutableMessageError
 from shared.bus.port import BusHealth, DeadLetterHook, Handler, Message, OutgoingMessage
 from shared.bus.topic import topic_matches
@@ -24,8 +26,24 @@ class _Queue:
 
     name: str
     bindings: set[str] = field(default_factory=set)
-    ready: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    ready: deque[Message] = field(default_factory=deque)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
     dead: list[Message] = field(default_factory=list)
+
+    def put(self, message: Message) -> None:
+        self.ready.append(message)
+        self.arrived.set()
+
+    def requeue(self, message: Message) -> None:
+        """Back at the head, as a broker returns an unacknowledged message to its queue."""
+        self.ready.appendleft(message)
+        self.arrived.set()
+
+    async def take(self) -> Message:
+        while not self.ready:
+            self.arrived.clear()
+            await self.arrived.wait()
+        return self.ready.popleft()
 
 
 @dataclass
@@ -34,26 +52,43 @@ class _Consumer:
     handler: Handler
     on_dead_letter: DeadLetterHook | None
     worker: asyncio.Task[None] | None = None
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: Message | None = None
 
 
 class InMemoryBus:
     """Queues outlive `close()` like durable queues on a broker; consumers do not."""
 
-    def __init__(self, *, exchange: str = "alchemiser.events", max_deliveries: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        exchange: str = "alchemiser.events",
+        max_deliveries: int = 5,
+        drain_timeout_s: float = 10.0,
+    ) -> None:
         if max_deliveries < 1:
             raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}")
         self._exchange = exchange
         self._max_deliveries = max_deliveries
+        self._drain_timeout_s = drain_timeout_s
         self._queues: dict[str, _Queue] = {}
         self._consumers: list[_Consumer] = []
         self._connected = False
+        self._draining = False
 
     async def connect(self, *, timeout_s: float = 10.0) -> None:
         self._connected = True
+        self._draining = False
         for consumer in self._consumers:
             self._start(consumer)
 
     async def close(self) -> None:
+        """Lets each handler finish the message it holds (up to `drain_timeout_s`); a message
+        still held after that goes back to the head of its queue, never lost."""
+        self._draining = True
+        await wait_until_idle(
+            [c.idle for c in self._consumers if c.worker is not None], self._drain_timeout_s
+        )
         self._connected = False
         workers = [c.worker for c in self._consumers if c.worker is not None]
         for worker in workers:
@@ -87,7 +122,7 @@ class InMemoryBus:
             delivery_count=0,
         )
         for queue in targets:
-            queue.ready.put_nowait(message)
+            queue.put(message)
 
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
         for outgoing in messages:
@@ -148,24 +183,38 @@ class InMemoryBus:
         """Retries the head message in place until it succeeds or is dead-lettered, so the queue
         stays FIFO and one poison message cannot block the ones behind it for long."""
         queue = consumer.queue
+        while not self._draining:
+            consumer.idle.set()
+            message = await queue.take()
+            consumer.idle.clear()
+            try:
+                await self._handle(consumer, message)
+            except asyncio.CancelledError:
+                queue.requeue(consumer.in_flight or message)
+                raise
+            finally:
+                consumer.in_flight = None
+        consumer.idle.set()
+
+    async def _handle(self, consumer: _Consumer, message: Message) -> None:
+        queue = consumer.queue
         while True:
-            message = await queue.ready.get()
-            while True:
-                message = replace(message, delivery_count=message.delivery_count + 1)
-                try:
-                    await consumer.handler(message)
-                except Exception as error:
-                    if message.delivery_count < self._max_deliveries:
-                        log.warning(
-                            "bus.handler_failed",
-                            queue=queue.name,
-                            event_id=message.message_id,
-                            delivery_count=message.delivery_count,
-                            error=failure_reason(error),
-                        )
-                        continue
-                    await self._dead_letter(consumer, message, failure_reason(error))
-                break
+            message = replace(message, delivery_count=message.delivery_count + 1)
+            consumer.in_flight = message
+            try:
+                await consumer.handler(message)
+            except Exception as error:
+                if message.delivery_count < self._max_deliveries:
+                    log.warning(
+                        "bus.handler_failed",
+                        queue=queue.name,
+                        event_id=message.message_id,
+                        delivery_count=message.delivery_count,
+                        error=failure_reason(error),
+                    )
+                    continue
+                await self._dead_letter(consumer, message, failure_reason(error))
+            return
 
     async def _dead_letter(self, consumer: _Consumer, message: Message, reason: str) -> None:
         queue = consumer.queue

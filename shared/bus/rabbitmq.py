@@ -41,6 +41,7 @@ from shared.bus.dead_letter import (
     dead_letter_headers,
     failure_reason,
 )
+from shared.bus.drain import wait_until_idle
 from shared.bus.errors import (
     BusConnectionError,
     BusError,
@@ -78,6 +79,7 @@ class _Subscription:
     attached: bool = False
     missing_ticks: int = 0
     worker: asyncio.Task[None] | None = None
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class RabbitMqBus:
@@ -99,6 +101,7 @@ class RabbitMqBus:
         reconnect_interval_s: float = 1.0,
         supervise_interval_s: float = 1.0,
         publish_timeout_s: float = 30.0,
+        drain_timeout_s: float = 10.0,
     ) -> None:
         if max_deliveries < 1:
             raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}")
@@ -119,6 +122,8 @@ class RabbitMqBus:
         self._reconnect_interval_s = reconnect_interval_s
         self._supervise_interval_s = supervise_interval_s
         self._publish_timeout_s = publish_timeout_s
+        self._drain_timeout_s = drain_timeout_s
+        self._draining = False
 
         self._subscriptions: list[_Subscription] = []
         self._connection: AbstractRobustConnection | None = None
@@ -150,6 +155,7 @@ class RabbitMqBus:
         in the background so `health()` turns ready once the broker is back."""
         if self._supervisor is None or self._supervisor.done():
             self._topology_error = None
+            self._draining = False
             self._opened.clear()
             self._reason = f"connecting to {self._safe_url}"
             self._supervisor = asyncio.create_task(self._supervise(), name="bus-supervisor")
@@ -167,11 +173,26 @@ class RabbitMqBus:
             raise self._topology_error
 
     async def close(self) -> None:
+        """Stops deliveries, lets each handler finish the message it holds (up to
+        `drain_timeout_s`), then closes; whatever was delivered but not acknowledged goes back
+        to its queue on the broker."""
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
+        self._draining = True
+        if self._is_connected():
+            # Only on a live connection: on one being re-established, aio-pika would wait for it.
+            for subscription in self._subscriptions:
+                if subscription.amqp_queue is not None and subscription.consumer_tag is not None:
+                    with contextlib.suppress(*_CONNECTION_ERRORS):
+                        await subscription.amqp_queue.cancel(
+                            subscription.consumer_tag, timeout=self._drain_timeout_s
+                        )
+        await wait_until_idle(
+            [s.idle for s in self._subscriptions if s.worker is not None], self._drain_timeout_s
+        )
         workers = [s.worker for s in self._subscriptions if s.worker is not None]
         for worker in workers:
             worker.cancel()
@@ -349,7 +370,10 @@ class RabbitMqBus:
                 self._reason = None
                 self._opened.set()
             else:
-                await self._check_consumers()
+                try:
+                    await self._check_consumers()
+                except Exception:
+                    log.exception("bus.consumer_check_failed", url=self._safe_url)
             await asyncio.sleep(self._supervise_interval_s)
 
     async def _open(self) -> None:
@@ -485,9 +509,11 @@ class RabbitMqBus:
         try:
             if stale_tag is not None:
                 with contextlib.suppress(*_CONNECTION_ERRORS):
-                    await amqp_queue.cancel(stale_tag)
+                    await amqp_queue.cancel(stale_tag, timeout=self._publish_timeout_s)
             subscription.consumer_tag = await amqp_queue.consume(
-                partial(self._on_delivery, subscription), no_ack=False
+                partial(self._on_delivery, subscription),
+                no_ack=False,
+                timeout=self._publish_timeout_s,
             )
         except _CONNECTION_ERRORS as error:
             log.warning(
@@ -500,14 +526,17 @@ class RabbitMqBus:
     async def _consume(self, subscription: _Subscription) -> None:
         """One message at a time per subscription, in delivery order; prefetch only keeps the
         next ones on the wire. Nothing a message does can stop this loop."""
-        while True:
+        while not self._draining:
+            subscription.idle.set()
             incoming = await subscription.inbox.get()
+            subscription.idle.clear()
             try:
                 await self._deliver(subscription, incoming)
             except Exception:
                 log.exception(
                     "bus.delivery_failed", queue=subscription.queue, event_id=incoming.message_id
                 )
+        subscription.idle.set()
 
     async def _deliver(
         self, subscription: _Subscription, incoming: AbstractIncomingMessage

@@ -23,6 +23,7 @@ class TcpProxy:
         """Refuses new connections and cuts the open ones."""
         if self._server is not None:
             self._server.close()
+            self.drop()
             await self._server.wait_closed()
             self._server = None
         self.drop()

@@ -279,3 +279,27 @@ async def test_broker_dead_letters_a_message_whose_consumer_keeps_dying_past_the
     assert dead.message_id == "plan-1"
     assert dead.routing_key == "RebalancePlanned"
     assert [m.delivery_count for m in deliveries] == [1, 2, 3]
+
+
+async def test_close_returns_while_the_broker_is_unreachable(
+    rabbitmq_url: str, names: Names, proxy: TcpProxy
+) -> None:
+    bus = RabbitMqBus(
+        through(proxy, rabbitmq_url),
+        exchange=names.exchange,
+        reconnect_interval_s=0.2,
+        supervise_interval_s=0.2,
+    )
+    try:
+        await bus.connect(timeout_s=10)
+        await bus.subscribe(names.queue("notify"), ["#"], Recorder())
+        await proxy.stop()
+        await eventually(lambda: not bus.health().connected)
+
+        # A guard against hanging, not a timing: close must not wait for the broker.
+        await asyncio.wait_for(bus.close(), timeout=30)
+
+        assert bus.health().reason == "closed"
+    finally:
+        await bus.close()
+        await delete_topology(rabbitmq_url, names)

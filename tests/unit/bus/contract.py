@@ -3,6 +3,7 @@ RabbitMQ under tests/integration/bus), each providing the `make_bus` fixture."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -291,6 +292,37 @@ class BusContract:
         assert not health.connected
         assert not health.ready
         assert health.reason
+
+    async def test_close_lets_the_running_handler_finish_and_acknowledge(
+        self, make_bus: BusFactory, names: Names
+    ) -> None:
+        bus = await make_bus()
+        queue = names.queue("execution")
+        release = asyncio.Event()
+        started: list[str] = []
+        finished: list[str] = []
+
+        async def slow_handler(message: Message) -> None:
+            started.append(message.message_id)
+            await release.wait()
+            finished.append(message.message_id)
+
+        await bus.subscribe(queue, ["RebalancePlanned"], slow_handler)
+        await bus.publish("RebalancePlanned", b"{}", message_id="plan-1")
+        await eventually(lambda: started == ["plan-1"])
+
+        closing = asyncio.create_task(bus.close())
+        release.set()
+        await closing
+        assert finished == ["plan-1"]
+
+        # Had plan-1 gone back to the queue unacknowledged, it would arrive before the marker.
+        await bus.connect()
+        recorder = Recorder()
+        await bus.subscribe(queue, ["RebalancePlanned"], recorder)
+        await bus.publish("RebalancePlanned", b"{}", message_id="marker")
+        await eventually(lambda: recorder.handled_ids() == ["marker"])
+        assert [m.message_id for m in recorder.deliveries] == ["marker"]
 
     async def test_dead_letters_of_a_queue_never_declared_is_an_error_naming_it(
         self, make_bus: BusFactory, names: Names
