@@ -1,0 +1,200 @@
+"""The distributed system as separate processes on this machine: the four services, each
+`alchemiser serve <name>` under uvicorn, against the real RabbitMQ and PostgreSQL, sharing one
+data dir (bar store) — for end-to-end, fault and load tests. Every cluster has a database and
+a bus namespace of its own, removed when it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.events import Event
+from shared.eventstore.store import SqlEventStore
+from shared.marketdata.sample import ensure_sample
+from tests.servers import (
+    RABBITMQ_URL,
+    SERVICES,
+    create_postgres_database,
+    delete_bus_namespace,
+    drop_postgres_database,
+    require_server,
+    unique_bus_namespace,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "e2e-paper-token-not-a-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sample_bars(cache: Path) -> Path:
+    """The bundled sample bar store, generated once per test session into `cache`."""
+    if not (cache / "bars").exists():
+        ensure_sample(cache, None, dt.datetime(2024, 11, 27, 0, 0, tzinfo=dt.UTC))
+    return cache
+
+
+@dataclass
+class Cluster:
+    work_dir: Path
+    bars: Path
+    settings: Mapping[str, str] = field(default_factory=dict)
+    database_url: str = ""
+    namespace: str = ""
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    store: SqlEventStore | None = None
+
+    async def __aenter__(self) -> Cluster:
+        require_server("RabbitMQ", RABBITMQ_URL)
+        self.database_url = await create_postgres_database()
+        self.namespace = unique_bus_namespace()
+        data_dir = self.work_dir / "data"
+        shutil.copytree(self.bars, data_dir, dirs_exist_ok=True)
+        self.ports = {service: free_port() for service in SERVICES}
+        result = await self._alchemiser("db", "upgrade")
+        if result.returncode != 0:
+            raise AssertionError(f"db upgrade failed: {result.stderr.decode()[-2000:]}")
+        self.store = SqlEventStore(self.database_url)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for service in list(self.processes):
+            self.stop(service)
+        if self.store is not None:
+            await self.store.close()
+        await delete_bus_namespace(self.namespace)
+        await drop_postgres_database(self.database_url)
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALCHEMISER_")}
+        env.update(
+            {
+                "PYTHONPATH": str(REPO),
+                "ALCHEMISER_DATABASE_URL": self.database_url,
+                "ALCHEMISER_RABBITMQ_URL": RABBITMQ_URL,
+                "ALCHEMISER_BUS_NAMESPACE": self.namespace,
+                "ALCHEMISER_DATA_DIR": str(self.work_dir / "data"),
+                "ALCHEMISER_API_TOKEN": TOKEN,
+                "ALCHEMISER_STRATEGY_URL": self.url("strategy"),
+                **self.settings,
+            }
+        )
+        return env
+
+    async def _alchemiser(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.cli",
+            *args,
+            env=self.environment(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+        return subprocess.CompletedProcess(args, process.returncode or 0, stdout, stderr)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def log_path(self, service: str) -> Path:
+        return self.work_dir / f"{service}.log"
+
+    def start(self, service: str) -> None:
+        log = self.log_path(service).open("ab")
+        self.processes[service] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "serve",
+                service,
+                "--port",
+                str(self.ports[service]),
+            ],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, service: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(service, None)
+        if process is None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    async def start_all(self, services: Iterable[str] = SERVICES) -> None:
+        for service in services:
+            self.start(service)
+        for service in services:
+            await self.wait_ready(service)
+
+    async def wait_ready(self, service: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                process = self.processes[service]
+                if process.poll() is not None:
+                    raise AssertionError(
+                        f"{service} exited with {process.returncode}: "
+                        f"{self.log_path(service).read_text()[-3000:]}"
+                    )
+                try:
+                    if (await client.get(f"{self.url(service)}/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{service} not ready within {timeout_s} s")
+
+    async def trigger(
+        self, body: dict[str, Any] | None = None, token: str | None = TOKEN
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await client.post(
+                f"{self.url('strategy')}/v1/workflows", json=body or {}, headers=headers
+            )
+
+    async def workflow(self, workflow_id: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.get(f"{self.url('strategy')}/v1/workflows/{workflow_id}")
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+
+    async def finished(self, workflow_id: str, timeout_s: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            view = await self.workflow(workflow_id)
+            if view["status"] != "running":
+                return view
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"workflow {workflow_id} still running after {timeout_s} s")
+
+    async def events(self, workflow_id: str) -> list[Event]:
+        assert self.store is not None
+        return [recorded.event for recorded in await self.store.read_correlation(workflow_id)]
