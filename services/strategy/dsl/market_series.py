@@ -1,10 +1,12 @@
-"""Indicator series of one evaluation run, computed once per (ticker, indicator, window).
+"""Indicator values of one evaluation run, each (ticker, indicator, window) computed once.
 
-Every indicator is computed over the ticker's whole history in the snapshot (RSI and EMA depend
-on where the series starts, §3.3) and then read at any number of sessions by indexing. A
-ticker's usable history runs from its first bar up to (not including) its first missing or
-non-positive close: sessions after such a defect fail with the date of the defect, sessions
-before the first bar or too close to it fail as insufficient history.
+RSI and EMA depend on where the series starts (§3.3), so they are computed over the ticker's
+whole history; the windowed indicators only over the stretch that the requested sessions can
+see, which gives the same values for far less work when few dates are asked for. Values are then
+read at any number of sessions by indexing. A ticker's usable history runs from its first bar up
+to (not including) its first missing or non-positive close: sessions after such a defect fail
+with the date of the defect, sessions before the first bar or too close to it fail as
+insufficient history.
 """
 
 from __future__ import annotations

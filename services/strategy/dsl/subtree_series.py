@@ -32,10 +32,22 @@ def scoring_sessions(sessions: SessionIndex, window: int) -> SessionIndex:
 
 
 def _broken_close(label: str, ticker: str, market: MarketSeries) -> Callable[[int], str]:
-    def describe(session: int) -> str:
+    """Why a held ticker has no return for session `day`: no bars, no bar yet, or a defect."""
+
+    def describe(day: int) -> str:
+        history = market.history(ticker)
+        if history is None:
+            reason = f"{ticker} has no bars in the bar data"
+        elif day - 1 < history.first:
+            reason = f"{ticker} has no bars before {market.session_date(history.first)}"
+        else:
+            reason = (
+                f"{ticker} has no valid close on {market.session_date(history.end)} (missing or "
+                "not positive) and no return can be computed from then on"
+            )
         return (
-            f"{label}: cannot compute its daily return series: {ticker} has no valid close "
-            f"in the scoring window before {market.session_date(session)}; repair the bar data"
+            f"{label}: cannot compute its return of {market.session_date(day)}: {reason}; "
+            "repair the bar data or choose a later as-of date"
         )
 
     return describe

@@ -430,3 +430,29 @@ def test_failure_inside_a_scoring_window_names_the_session_where_it_happened() -
         '2024-01-05: (rsi "A" {:window 2}): insufficient history: needs 3 closes, A has 2 up '
         "to 2024-01-02; load older bars or choose a later as-of date"
     )
+
+
+def test_missing_close_of_a_held_ticker_fails_the_group_score_naming_the_defect() -> None:
+    closes = {
+        "A": [100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0],
+        "B": [50.0, 51.0, float("nan"), 52.0, 53.0, 54.0, 55.0],
+        "C": [80.0, 81.0, 82.0, 83.0, 84.0, 85.0, 86.0],
+    }
+    body = (
+        "(filter (cumulative-return {:window 2}) (select-top 1) "
+        '[(group "g" [(weight-equal [(asset "A") (asset "B")])]) (asset "C")])'
+    )
+    days = sessions(7)
+    together = evaluate(body, closes, [days[1], days[6]])
+    alone = evaluate(body, closes, [days[6]])
+    error = together[1].error
+    assert isinstance(error, DslEvaluationError)
+    assert str(error) == str(alone[0].error)
+    assert error.symbol == "B"
+    assert error.message.endswith(
+        "cannot compute its return of 2024-01-06: B has no valid close on 2024-01-03 (missing or "
+        "not positive) and no return can be computed from then on; repair the bar data or "
+        "choose a later as-of date"
+    )
+    assert isinstance(together[0].error, DslEvaluationError)
+    assert "needs 2 sessions before 2024-01-02" in together[0].error.message
