@@ -101,6 +101,12 @@ def step_text(step: TraceLine) -> str:
     return f"{step.kind}: {details}" if details else step.kind
 
 
+def strategy_label(strategy: str) -> str:
+    """`1-KMLM.clj` reads `1-KMLM` in capitals (§4.4 item 5): the file name without the
+    extension every strategy file shares."""
+    return strategy.removesuffix(".clj").upper()
+
+
 def order_status(status: str) -> str:
     return _ORDER_STATUSES.get(status.lower(), status.replace("_", " ").capitalize())
 
@@ -128,6 +134,7 @@ def templates() -> Environment:
         step_text=step_text,
         step_name=step_name,
         status=order_status,
+        strategy_label=strategy_label,
     )
     return environment
 

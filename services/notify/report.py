@@ -107,9 +107,10 @@ class HoldingRow:
 
 @dataclass(frozen=True)
 class Portfolio:
-    """Before = the plan's snapshot; after = before plus the recorded fills, each position valued
-    at its average fill price when it traded, else at the snapshot price (no new quote is asked
-    for: the report only says what the events say)."""
+    """Before = the plan's snapshot; after = before plus the recorded fills, a position that
+    traded valued at its average fill price, one that did not at its snapshot market value, so
+    a run without fills ends where it started (no new quote is asked for: the report only says
+    what the events say)."""
 
     holdings: tuple[HoldingRow, ...]
     cash_before: Decimal
@@ -299,7 +300,7 @@ def _portfolio(
     snapshot = planned.snapshot
     qty_before = {position.symbol: position.qty for position in snapshot.positions}
     value_before = {position.symbol: position.market_value for position in snapshot.positions}
-    price = {position.symbol: position.price for position in snapshot.positions}
+    fill_price: dict[str, Decimal] = {}
     qty_after = dict(qty_before)
     cash_after = snapshot.cash
     fills = executed.execution_data.orders if executed is not None else ()
@@ -309,9 +310,10 @@ def _portfolio(
         signed = order.filled_qty if order.action == "BUY" else -order.filled_qty
         qty_after[order.symbol] = qty_after.get(order.symbol, Decimal(0)) + signed
         cash_after -= signed * order.avg_fill_price
-        price[order.symbol] = order.avg_fill_price
+        fill_price[order.symbol] = order.avg_fill_price
     values_after = {
-        symbol: qty * price.get(symbol, Decimal(0)) for symbol, qty in qty_after.items()
+        symbol: qty * fill_price[symbol] if symbol in fill_price else value_before[symbol]
+        for symbol, qty in qty_after.items()
     }
     total_after = cash_after + sum(values_after.values(), Decimal(0))
     holdings = tuple(

@@ -8,7 +8,7 @@ import re
 import pytest
 from jinja2 import DictLoader, Environment, StrictUndefined
 
-from services.notify.rendering import RenderedReport, render_workflow
+from services.notify.rendering import RenderedReport, render_workflow, strategy_label
 from tests.unit.notify import workflows
 
 LEFTOVERS = re.compile(r"\{\{|\}\}|\{%|%\}|\bNone\b|\bnan\b|\bUndefined\b", re.IGNORECASE)
@@ -69,6 +69,11 @@ def test_success_sections_show_signals_decisions_plan_orders_and_portfolio() -> 
     assert "Skipped BUY XLK: quantity rounds to zero" in html
     assert "informational and not investment advice" in html
     assert "Recommended actions" not in html
+
+
+def test_strategy_files_read_in_capitals_without_the_extension() -> None:
+    assert strategy_label("1-KMLM.clj") == "1-KMLM"
+    assert strategy_label("2-Nuclear") == "2-NUCLEAR"
 
 
 def test_text_part_has_the_same_sections() -> None:

@@ -45,6 +45,15 @@ def test_portfolio_after_is_before_plus_fills_at_fill_prices() -> None:
     assert portfolio.total_after == Decimal("100020.00")
 
 
+def test_without_fills_the_portfolio_after_is_the_portfolio_before() -> None:
+    report = build_report(workflows.no_trade().events)
+
+    assert report.portfolio is not None
+    assert all(row.value_after == row.value_before for row in report.portfolio.holdings)
+    assert report.portfolio.cash_after == report.portfolio.cash_before
+    assert report.portfolio.total_after == Decimal("100000.00")
+
+
 def test_unfilled_order_leaves_the_position_and_cash_alone() -> None:
     report = build_report(workflows.partial_failure().events)
 
