@@ -51,6 +51,8 @@ _ORDER_STATUSES = {
     "new": "Pending",
     "accepted": "Pending",
     "pending_new": "Pending",
+    "requested": "Requested",
+    "submitted": "Pending",
 }
 
 

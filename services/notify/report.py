@@ -8,7 +8,7 @@ and a report can be rebuilt from the store at any time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, TypeVar
@@ -18,7 +18,12 @@ from shared.events import (
     Event,
     NotificationSent,
     OpenOrder,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
     OrderRejected,
+    OrderRequested,
+    OrderSubmitted,
     RebalancePlanned,
     SignalGenerated,
     TradeExecuted,
@@ -157,6 +162,9 @@ class WorkflowReport:
     portfolio: Portfolio | None
     foreign_open_orders: tuple[OpenOrder, ...]
     failure: Failure | None
+    order_activity: tuple[OrderRow, ...] = ()
+    """Orders as the per-order events recorded them, when the workflow ended without a
+    `TradeExecuted` (execution failed or stalled mid-way): what reached the broker."""
 
     @property
     def succeeded(self) -> bool:
@@ -205,6 +213,7 @@ def build_report(events: Sequence[Event], *, default_live: bool = False) -> Work
         portfolio=_portfolio(planned, executed),
         foreign_open_orders=_foreign_orders(planned, executed),
         failure=_failure(terminal, [e.reason for e in events if isinstance(e, OrderRejected)]),
+        order_activity=_order_activity(events) if executed is None else (),
     )
 
 
@@ -290,6 +299,58 @@ def _execution(executed: TradeExecuted | None) -> Execution | None:
             for item in executed.skipped
         ),
     )
+
+
+@dataclass
+class _Chain:
+    """One symbol's orders on one side, folded from its per-order events."""
+
+    requested_qty: Decimal | None = None
+    attempts: int = 0
+    status: str = "requested"
+    error: str | None = None
+    fills: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    """Per client order id, the broker order's cumulative fill and its average price."""
+
+
+def _order_activity(events: Sequence[Event]) -> tuple[OrderRow, ...]:
+    chains: dict[tuple[str, str], _Chain] = {}
+    for event in events:
+        if not isinstance(event, OrderEvent):
+            continue
+        chain = chains.setdefault((event.symbol, event.side), _Chain())
+        if isinstance(event, OrderRequested):
+            chain.attempts += 1
+            chain.requested_qty = chain.requested_qty or event.qty
+            chain.status = "requested"
+        elif isinstance(event, OrderSubmitted):
+            chain.status = "submitted"
+        elif isinstance(event, OrderFilled):
+            chain.fills[event.client_order_id] = (event.filled_qty, event.avg_fill_price)
+            chain.status = "filled" if event.complete else "partially_filled"
+        elif isinstance(event, OrderCancelled):
+            chain.status = "canceled"
+        elif isinstance(event, OrderRejected):
+            chain.status, chain.error = "rejected", event.reason
+    rows = []
+    for (symbol, side), chain in chains.items():
+        fills = list(chain.fills.values())
+        filled = sum((qty for qty, _ in fills), Decimal(0))
+        cost = sum((qty * price for qty, price in fills), Decimal(0))
+        rows.append(
+            OrderRow(
+                symbol=symbol,
+                side=side,
+                requested_qty=chain.requested_qty or Decimal(0),
+                filled_qty=filled,
+                avg_fill_price=(cost / filled).quantize(Decimal("0.0001")) if filled else None,
+                final_status=chain.status,
+                attempts=chain.attempts,
+                success=chain.status == "filled",
+                error_message=chain.error,
+            )
+        )
+    return tuple(rows)
 
 
 def _portfolio(

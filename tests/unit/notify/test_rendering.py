@@ -19,6 +19,7 @@ ENDINGS = {
     "partial_failure": workflows.partial_failure,
     "strategy_failure": workflows.strategy_failure,
     "deadline_failure": workflows.deadline_failure,
+    "execution_stalled": workflows.execution_stalled,
 }
 
 
@@ -128,6 +129,14 @@ def test_deadline_failure_names_the_stalled_step_and_keeps_earlier_sections() ->
     assert "it stalled in: Trade execution (execution service)" in report.text
     assert "REBALANCE PLAN" in report.text
     assert "the portfolio after the run is not known" in report.text
+
+
+def test_orders_of_a_stalled_execution_are_shown_with_their_fills() -> None:
+    report = rendered(workflows.execution_stalled())
+
+    assert "Orders recorded before the failure" in report.html
+    assert "SELL TLT    asked 200.00, filled 200.00 at $100.01, Filled, 2 attempt(s)" in report.text
+    assert "BUY  TQQQ   asked 400.50, filled — at —, Pending, 1 attempt(s)" in report.text
 
 
 def test_live_mode_reads_live_in_subject_and_banner() -> None:

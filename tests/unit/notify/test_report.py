@@ -86,6 +86,22 @@ def test_deadline_failure_names_the_stalled_step_and_maps_to_an_order_timeout() 
     assert report.portfolio is not None and not report.portfolio.after_known
 
 
+def test_orders_of_a_stalled_execution_are_folded_from_their_own_events() -> None:
+    report = build_report(workflows.execution_stalled().events)
+
+    assert report.execution is None
+    rows = {row.symbol: row for row in report.order_activity}
+    assert rows["TLT"].requested_qty == Decimal(200)
+    assert rows["TLT"].filled_qty == Decimal(200)
+    assert rows["TLT"].avg_fill_price == Decimal("100.0120")
+    assert (rows["TLT"].final_status, rows["TLT"].attempts) == ("filled", 2)
+    assert (rows["TQQQ"].final_status, rows["TQQQ"].filled_qty) == ("submitted", Decimal(0))
+
+
+def test_no_order_activity_when_execution_reported() -> None:
+    assert build_report(workflows.partial_failure().events).order_activity == ()
+
+
 def test_rejection_for_buying_power_gives_its_catalogue_code() -> None:
     report = build_report(workflows.partial_failure().events)
 

@@ -20,8 +20,11 @@ from shared.events import (
     ExecutionData,
     OpenOrder,
     OrderAttempt,
+    OrderFilled,
     OrderRejected,
+    OrderRequested,
     OrderResult,
+    OrderSubmitted,
     PlanItem,
     PlanMetadata,
     PositionSnapshot,
@@ -270,6 +273,51 @@ class Workflow:
         )
         return self
 
+    def orders_in_flight(self) -> Workflow:
+        """TLT sold in two broker orders (a partial fill, then a re-peg for the rest); the TQQQ
+        buy accepted by the broker and still working when execution stopped."""
+
+        def fields(symbol: str, side: Side, attempt: int) -> dict[str, object]:
+            return {
+                **self._envelope("execution"),
+                "client_order_id": client_order_id(self.id, symbol, side, side, attempt),
+                "symbol": symbol,
+                "side": side,
+                "phase": side,
+                "attempt": attempt,
+            }
+
+        for attempt, qty, filled, price in ((1, "200", "120", "100.02"), (2, "80", "80", "100.00")):
+            self.add(
+                OrderRequested(
+                    **fields("TLT", "SELL", attempt),
+                    qty=Decimal(qty),
+                    order_type="LIMIT",
+                    limit_price=Decimal(price),
+                    reason="initial" if attempt == 1 else "repeg",
+                )
+            )
+            self.add(OrderSubmitted(**fields("TLT", "SELL", attempt), status="accepted"))
+            self.add(
+                OrderFilled(
+                    **fields("TLT", "SELL", attempt),
+                    filled_qty=Decimal(filled),
+                    avg_fill_price=Decimal(price),
+                    complete=attempt == 2,
+                )
+            )
+        self.add(
+            OrderRequested(
+                **fields("TQQQ", "BUY", 1),
+                qty=Decimal("400.5"),
+                order_type="LIMIT",
+                limit_price=Decimal("74.91"),
+                reason="initial",
+            )
+        )
+        self.add(OrderSubmitted(**fields("TQQQ", "BUY", 1), status="accepted"))
+        return self
+
     def _order(
         self,
         symbol: str,
@@ -371,6 +419,21 @@ def strategy_failure() -> Workflow:
         .failed(
             "signal_generation",
             "bars are older than the last completed session 2026-02-27: SPY; refresh them",
+        )
+    )
+
+
+def execution_stalled() -> Workflow:
+    return (
+        Workflow()
+        .started()
+        .signal()
+        .planned()
+        .orders_in_flight()
+        .failed(
+            "trade_execution",
+            "no event for 600 s after OrderSubmitted",
+            stalled="trade_execution",
         )
     )
 
