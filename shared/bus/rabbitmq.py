@@ -491,7 +491,7 @@ class RabbitMqBus:
             subscription.missing_ticks += 1
             if subscription.missing_ticks < _MISSING_TICKS_BEFORE_REATTACH:
                 continue
-            if getattr(connection, "reconnecting", False):
+            if connection.reconnecting:
                 continue
             await self._reattach(subscription)
 
