@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 APP_NAME = "Alchemiser"
 
 RECOMMENDED_ACTIONS: tuple[str, ...] = (
-    "Read the logs for the correlation id (`alchemiser events --workflow ID` shows its events).",
+    "Read the logs for the correlation id; alchemiser events --workflow ID lists its events.",
     "Verify broker connectivity and credentials.",
     "Check that the account is active and funded.",
     "Review the strategy configuration and limits.",
