@@ -8,6 +8,7 @@ check), arms the next timers and deletes the timer that fired.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from services.execution.machine import (
     StepResult,
     TimerKind,
     TimerRequest,
+    advance,
     default_jitter,
     finish,
     open_phase,
@@ -45,6 +47,9 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 FINISHED_TYPES = frozenset({"WorkflowCompleted", "WorkflowFailed"})
+CONCURRENT_CHAIN_STEPS = 16
+"""Chains of one workflow whose reads run at once; bounded so one big plan cannot exhaust the
+broker's rate limit or connection pool."""
 
 
 def plan_key(plan_id: str) -> str:
@@ -198,15 +203,8 @@ class Executor:
         steps = ChainSteps(
             self.broker(state.account_id), self.settings, clock=self._clock, jitter=self._jitter
         )
-        result = StepResult(state)
         with structlog.contextvars.bound_contextvars(correlation_id=workflow_id):
-            for timer in due:
-                with structlog.contextvars.bound_contextvars(chain=timer.chain, timer=timer.kind):
-                    result = result.then(
-                        await steps.fire(
-                            result.state, timer.chain, TimerKind(timer.kind), timer.payload
-                        )
-                    )
+            result = await self._run_steps(steps, state, due)
             try:
                 async with store.unit_of_work() as uow:
                     if result.events:
@@ -223,6 +221,66 @@ class Executor:
                 return
         if result.events and self.on_commit is not None:
             self.on_commit()
+
+    async def _run_steps(
+        self, steps: ChainSteps, state: WorkflowExecution, due: Sequence[timers.Timer]
+    ) -> StepResult:
+        """Reads and cancels of different chains run side by side (bounded), since they touch
+        only their own chain, and so do the look-ups that precede each submission; the
+        submissions themselves run one by one in plan order, so orders reach the broker in turn
+        (§3.2). The phase advances once, then the workflow's own timers run."""
+        now = self._clock()
+        chain_timers = [timer for timer in due if timer.chain != WORKFLOW_SCOPE]
+        side_by_side: dict[str, timers.Timer] = {}
+        in_turn: list[timers.Timer] = []
+        for timer in chain_timers:
+            if timer.kind == TimerKind.SUBMIT.value or timer.chain in side_by_side:
+                in_turn.append(timer)
+            else:
+                side_by_side[timer.chain] = timer
+        gate = asyncio.Semaphore(CONCURRENT_CHAIN_STEPS)
+
+        async def step(timer: timers.Timer) -> StepResult:
+            async with gate:
+                return await steps.step_chain(
+                    state, timer.chain, TimerKind(timer.kind), timer.payload, now
+                )
+
+        async def look_up(client_order_id: str) -> None:
+            async with gate:
+                await steps.look_up(client_order_id)
+
+        intents = [
+            chain.order.client_order_id
+            for timer in in_turn
+            if timer.kind == TimerKind.SUBMIT.value
+            and (chain := state.chain(timer.chain)) is not None
+            and chain.order is not None
+        ]
+        result = StepResult(state)
+        stepped, _ = await asyncio.gather(
+            asyncio.gather(*(step(timer) for timer in side_by_side.values())),
+            asyncio.gather(*(look_up(client_order_id) for client_order_id in intents)),
+        )
+        for timer, outcome in zip(side_by_side.values(), stepped, strict=True):
+            chain = outcome.state.chain(timer.chain)
+            merged = result.state.with_chain(chain) if chain is not None else result.state
+            result = result.then(StepResult(merged, outcome.events, outcome.timers))
+        for timer in in_turn:
+            result = result.then(
+                await steps.step_chain(
+                    result.state, timer.chain, TimerKind(timer.kind), timer.payload, now
+                )
+            )
+        result = result.then(advance(result.state, now, self.settings))
+        for timer in due:
+            if timer.chain == WORKFLOW_SCOPE:
+                result = result.then(
+                    await steps.fire(
+                        result.state, timer.chain, TimerKind(timer.kind), timer.payload
+                    )
+                )
+        return result
 
     async def _arm(
         self, uow: UnitOfWork, workflow_id: str, requests: Sequence[TimerRequest]

@@ -101,6 +101,7 @@ class ChainSteps:
         self._settings = settings
         self._clock = clock
         self._jitter = jitter
+        self._looked_up: dict[str, Order | None] = {}
 
     # ------------------------------------------------------------------ dispatch
 
@@ -118,8 +119,21 @@ class ChainSteps:
             if kind is TimerKind.BP_CHECK and state.phase is WorkflowPhase.SETTLING:
                 return await self.settle_check(state, now)
             return StepResult(state)
+        stepped = await self.step_chain(state, chain_key, kind, payload, now)
+        return stepped.then(advance(stepped.state, now, self._settings))
+
+    async def step_chain(
+        self,
+        state: WorkflowExecution,
+        chain_key: str,
+        kind: TimerKind,
+        payload: dict[str, str],
+        now: datetime,
+    ) -> StepResult:
+        """One chain's step without the workflow's phase change (`advance`), so the executor
+        can run independent chains side by side and advance once."""
         chain = state.chain(chain_key)
-        if chain is None:
+        if chain is None or state.phase is WorkflowPhase.DONE:
             return StepResult(state)
         expected = {
             TimerKind.PRICE: ChainState.PRICING,
@@ -144,8 +158,12 @@ class ChainSteps:
             chain, timers = await self.cancel_check(chain, emitter, now)
         if chain.ended and chain.ended_at is None:
             chain = replace(chain, ended_at=now)
-        stepped = StepResult(state.with_chain(chain), tuple(emitter.events), timers)
-        return stepped.then(advance(stepped.state, now, self._settings))
+        return StepResult(state.with_chain(chain), tuple(emitter.events), timers)
+
+    async def look_up(self, client_order_id_: str) -> None:
+        """Look an intent up ahead of its submit step (the executor does a batch's lookups side
+        by side, then submits one by one); the submit step uses the answer once."""
+        self._looked_up[client_order_id_] = await self._lookup(client_order_id_)
 
     # ------------------------------------------------------------------ workflow steps
 
@@ -308,7 +326,10 @@ class ChainSteps:
         lost answer the broker may already hold it, and it must never be placed twice."""
         order = chain.order
         assert order is not None, "a requested chain has an intent"
-        found = await self._lookup(order.client_order_id)
+        if order.client_order_id in self._looked_up:
+            found = self._looked_up.pop(order.client_order_id)
+        else:
+            found = await self._lookup(order.client_order_id)
         if found is not None:
             return self._accepted(chain, emitter, now, found)
         request = OrderRequest(
