@@ -91,7 +91,7 @@ async def test_with_execution_stopped_the_deadline_fails_the_run_and_the_email_s
     tmp_path: Path, bars: Path
 ) -> None:
     async with smtp_server() as (port, mailbox):
-        settings = smtp_settings(port, ALCHEMISER_WORKFLOW_DEADLINE_S="4")
+        settings = smtp_settings(port, ALCHEMISER_WORKFLOW_DEADLINE_S="15")
         async with Cluster(tmp_path, bars, settings) as cluster:
             await cluster.start_all(["strategy", "portfolio", "notify"])
             workflow_id = (await cluster.trigger()).json()["id"]
