@@ -21,7 +21,13 @@ from services.notify.channels.port import Notifier
 from services.notify.delivery import BACKOFF_S, DELIVERY_ATTEMPTS, Sleep, deliver
 from services.notify.rendering import render_workflow
 from services.notify.report import channels_notified
-from shared.events import Event, NotificationSent, WorkflowCompleted, WorkflowFailed
+from shared.events import (
+    Event,
+    EventDecodeError,
+    NotificationSent,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
 from shared.messaging.consumer import HandlerContext
 from shared.settings import Settings
 
@@ -51,10 +57,7 @@ class NotifyStep:
     async def handle(self, event: Event, context: HandlerContext) -> Sequence[Event]:
         if not isinstance(event, WorkflowCompleted | WorkflowFailed) or not self._notifiers:
             return ()
-        history = [
-            recorded.event
-            for recorded in await context.store.read_correlation(event.correlation_id)
-        ]
+        history = await self._history(event, context)
         if all(recorded.event_id != event.event_id for recorded in history):
             history.append(event)
         notified = channels_notified(history)
@@ -95,6 +98,20 @@ class NotifyStep:
             )
             for delivery in deliveries
         ]
+
+    async def _history(self, event: Event, context: HandlerContext) -> list[Event]:
+        """The workflow's recorded events; when one of them cannot be read back, only the ending
+        itself, so the owner still gets told how the run ended instead of nothing."""
+        try:
+            records = await context.store.read_correlation(event.correlation_id)
+        except EventDecodeError as error:
+            log.error(
+                "workflow events unreadable; reporting from the ending alone",
+                unreadable_event_id=error.event_id,
+                error=str(error),
+            )
+            return [event]
+        return [recorded.event for recorded in records]
 
     def _claim(self, workflow_id: str, notifier: Notifier) -> bool:
         key = (workflow_id, notifier.channel)

@@ -173,3 +173,17 @@ async def test_duplicate_completion_and_late_failure_send_one_email(store: SqlEv
     notifications = [e for e in recorded if isinstance(e, NotificationSent)]
     assert [(e.channel, e.status) for e in notifications] == [("email", "sent")]
     assert notifications[0].causation_id == str(completion.event_id)
+
+
+async def test_an_unreadable_workflow_event_still_gets_the_ending_reported(
+    store: SqlEventStore,
+) -> None:
+    # A NaN indicator value in a trace is stored as null and no longer validates when read back.
+    workflow = workflows.Workflow().started().signal(missing_score=True).planned().executed()
+    workflow.completed()
+    async with smtp_server() as (port, mailbox):
+        settings = smtp_settings(port)
+        sent, _ = await notify(store, workflow, settings, SmtpNotifier(settings))
+
+    assert [(e.channel, e.status) for e in sent] == [("email", "sent")]
+    assert mailbox.messages[0]["Subject"] == "[SUCCESS] Alchemiser - PAPER Trading Report"
