@@ -305,3 +305,18 @@ def test_live_differs_from_paper_only_in_the_listed_ways() -> None:
         paper[settings]["data"][name] = live[settings]["data"][name]
     for key in set(live):
         assert paper[key] == live[key], f"{key} differs between the paper and live overlays"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_referenced_secret_and_key_is_documented_in_operations(overlay: str) -> None:
+    guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    for _, container in containers(overlay):
+        for variable in container.get("env", []):
+            reference = variable.get("valueFrom", {}).get("secretKeyRef")
+            if reference:
+                row = next(
+                    (line for line in guide.splitlines() if f"| `{reference['name']}` |" in line),
+                    None,
+                )
+                assert row is not None, f"docs/operations.md: no row for {reference['name']}"
+                assert f"`{reference['key']}`" in row, (reference, row)
