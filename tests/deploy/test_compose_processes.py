@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from tests.servers import RABBITMQ_URL, delete_bus_namespace, unique_bus_namespa
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALCHEMISER = str(Path(sys.executable).parent / "alchemiser")
-SERVICES = ("strategy", "portfolio", "execution", "notify")
+SERVICES = {"strategy": 8001, "portfolio": 8002, "execution": 8003, "notify": 8004}
+MAILPIT_SMTP_PORT = 1025
 ONE_SHOTS = ("migrate", "bars")
 COMPOSE_HOSTS = {"postgres", "rabbitmq", "mailpit", "strategy"}
 COMPOSE_DATA_DIR = "/data"
@@ -100,8 +102,31 @@ def published_port(service: ComposeService) -> int:
     return int(str(mapping).rsplit(":", 1)[1])
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @pytest.fixture
-def smtp_inbox() -> Iterator[list[str]]:
+async def compose_ports_free() -> None:
+    """The ports compose publishes are fixed; on a shared machine another run may hold them for a
+    while, so wait, then fail naming the port rather than with a confusing bind error."""
+    for port in (MAILPIT_SMTP_PORT, *SERVICES.values()):
+        await eventually(
+            lambda port=port: port_is_free(port),
+            timeout_s=60,
+            interval_s=0.5,
+            message=f"port {port} (compose publishes it) to be free on 127.0.0.1",
+        )
+
+
+@pytest.fixture
+def smtp_inbox(compose_ports_free: None) -> Iterator[list[str]]:
     """Mailpit's SMTP port as compose writes it (1025), served by aiosmtpd on loopback."""
     subjects: list[str] = []
 
@@ -109,7 +134,7 @@ def smtp_inbox() -> Iterator[list[str]]:
         def handle_message(self, message: Message) -> None:
             subjects.append(str(message["Subject"]))
 
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=1025)
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=MAILPIT_SMTP_PORT)
     controller.start()
     try:
         yield subjects
@@ -166,7 +191,7 @@ async def test_compose_services_run_a_forced_workflow_to_completion_on_the_real_
         assert one_shot.returncode == 0, f"{name}: {output.decode(errors='replace')}"
 
     ports = {name: listen_port(services[name]) for name in SERVICES}
-    assert sorted(ports.values()) == [8001, 8002, 8003, 8004]
+    assert ports == SERVICES
     assert {name: published_port(services[name]) for name in SERVICES} == ports
 
     processes: dict[str, asyncio.subprocess.Process] = {}
