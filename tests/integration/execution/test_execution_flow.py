@@ -192,3 +192,39 @@ async def test_plan_of_a_workflow_that_already_failed_is_skipped(
 
         assert await execution.event_types("wf-dead") == ["WorkflowFailed"]
         assert execution.brokers_made == []
+
+
+async def test_two_replicas_sharing_the_timers_place_each_order_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    import asyncio
+    import contextlib
+    from collections import Counter
+
+    from services.execution import timer_loop
+    from services.execution.executor import Executor
+    from shared.broker.factory import broker_for
+    from tests.integration.execution.world import bars
+
+    settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
+    plan = [(symbol, "BUY", "5000", "0.05") for symbol in ("SPY", "QQQ", "TLT", "GLD")]
+    async with running_execution(settings) as execution:
+        replica = Executor(settings, lambda account: broker_for(settings, account, bars=bars()))
+        second_loop = asyncio.create_task(
+            timer_loop.run(replica, execution.store, settings.timer_poll_s)
+        )
+        try:
+            await execution.deliver(plan_event("wf-replicas", plan))
+            await eventually(lambda: execution.finished("wf-replicas"), timeout_s=30)
+        finally:
+            second_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await second_loop
+
+        recorded = [r.event for r in await execution.store.read_correlation("wf-replicas")]
+        requested = Counter(e.client_order_id for e in recorded if isinstance(e, OrderRequested))
+        assert len(requested) == 12 and set(requested.values()) == {1}
+        assert [e.event_type for e in recorded].count("TradeExecuted") == 1
+        broker = execution.broker()
+        for client_order_id in requested:
+            assert await broker.get_order_by_client_id(client_order_id) is not None
