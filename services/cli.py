@@ -9,6 +9,7 @@ from services.commands.broker import broker_app
 from services.commands.data import data_app
 from services.commands.evaluate import evaluate
 from services.commands.events import events
+from services.commands.replay import replay
 from services.commands.run import run
 from services.commands.serve import db_app, serve
 from services.commands.trigger import trigger
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(broker_app, name="broker")
 app.command("evaluate")(evaluate)
 app.command("events")(events)
+app.command("replay")(replay)
 app.command("run")(run)
 app.command("serve")(serve)
 app.command("trigger")(trigger)

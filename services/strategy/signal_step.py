@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -233,4 +234,10 @@ def decision_steps(strategy: str, compact: dict[str, Any] | Any) -> list[Decisio
 
 
 def _floats(values: dict[str, Any]) -> dict[str, float]:
-    return {key: float(value) for key, value in values.items() if isinstance(value, int | float)}
+    """Finite numbers only: a score that could not be computed is left out, not sent as NaN
+    (JSON has no NaN, and the event must read back)."""
+    return {
+        key: float(value)
+        for key, value in values.items()
+        if isinstance(value, int | float) and math.isfinite(value)
+    }

@@ -1,0 +1,230 @@
+"""`alchemiser replay`: re-derive a recorded workflow's decisions from its recorded inputs —
+the bars named by `bars_hash` plus the recorded live bar, the account snapshot the plan was made
+from, the quotes each order was priced on — and compare them with what was recorded. With other
+strategy files (shadow mode) it shows how their plan would have differed on that day.
+
+It never calls a broker for orders: the comparison is of decisions (signal, plan, order sizes),
+which is what must be reproducible; the asset metadata comes from the simulated broker unless
+`--live` is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from services.execution import sizing
+from services.portfolio import snapshot as domain
+from services.portfolio.planner import plan_rebalance
+from services.strategy.signal_step import bundled_config
+from services.strategy.signals import decide, decimal_text, load_strategy_set
+from shared.broker.port import Broker
+from shared.events import Event
+from shared.events.orders import OrderRequested
+from shared.events.plans import RebalancePlanned
+from shared.events.signals import SignalGenerated
+from shared.marketdata.bars import BarSnapshot
+from shared.marketdata.barstore import BarStore
+from shared.settings import Settings
+
+
+class ReplayError(Exception):
+    """The recording cannot be replayed as asked; the message says what is missing."""
+
+
+@dataclass(frozen=True, order=True)
+class Decision:
+    symbol: str
+    action: str
+    amount: Decimal
+    """Trade dollars for a plan line, shares for an order."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    workflow_id: str
+    started_from: str
+    targets: dict[str, Decimal]
+    recorded_targets: dict[str, Decimal]
+    plan: tuple[Decision, ...]
+    recorded_plan: tuple[Decision, ...]
+    orders: tuple[Decision, ...]
+    recorded_orders: tuple[Decision, ...]
+
+    @property
+    def differences(self) -> list[str]:
+        found: list[str] = []
+        for name, replayed, recorded in (
+            ("plan", self.plan, self.recorded_plan),
+            ("orders", self.orders, self.recorded_orders),
+        ):
+            for line in sorted(set(replayed) ^ set(recorded)):
+                where = "replay only" if line in replayed else "recorded only"
+                found.append(f"{name}: {line.action} {line.symbol} {line.amount} ({where})")
+        return found
+
+
+def _first(events: Sequence[Event], kind: type[Event]) -> Event | None:
+    return next((event for event in events if isinstance(event, kind)), None)
+
+
+def replay_bars(
+    settings: Settings, signal: SignalGenerated, tickers: frozenset[str]
+) -> BarSnapshot:
+    """The bars the recorded run decided on: the store's completed sessions before `as_of`
+    plus the recorded provisional bar, or the store's sessions up to `as_of`."""
+    stored = BarStore(settings.data_dir).load()
+    if signal.live_bars:
+        completed = stored.view(tickers, signal.as_of - dt.timedelta(days=1))
+        live = {
+            symbol: float(price)
+            for symbol, price in signal.live_bars.items()
+            if symbol in completed.symbols
+        }
+        return completed.with_provisional_bar(signal.as_of, live)
+    return stored.view(tickers, signal.as_of)
+
+
+async def replay_workflow(
+    events: Sequence[Event],
+    settings: Settings,
+    broker: Broker,
+    *,
+    from_event: str | None = None,
+    strategies_dir: Path | None = None,
+) -> ReplayResult:
+    if not events:
+        raise ReplayError("no events recorded for that workflow")
+    signal = _first(events, SignalGenerated)
+    plan = _first(events, RebalancePlanned)
+    if not isinstance(signal, SignalGenerated) or not isinstance(plan, RebalancePlanned):
+        raise ReplayError(
+            f"workflow {events[0].correlation_id} has no recorded signal and plan to replay "
+            "(it failed before planning)"
+        )
+    ids = {str(event.event_id): event for event in events}
+    start = ids.get(from_event or str(events[0].event_id))
+    if start is None:
+        raise ReplayError(f"event {from_event} is not part of workflow {events[0].correlation_id}")
+    recorded_targets = dict(signal.consolidated_portfolio.target_allocations)
+    if strategies_dir is not None or start.event_type == "WorkflowStarted":
+        targets = _replayed_targets(settings, signal, strategies_dir)
+    else:
+        targets = recorded_targets
+    if start.event_type in ("WorkflowStarted", "SignalGenerated") or strategies_dir is not None:
+        plan_lines = await _plan_lines(plan, targets, settings, broker)
+    else:
+        plan_lines = _recorded_plan(plan)
+    orders = await _orders(events, plan, plan_lines, broker, settings)
+    return ReplayResult(
+        workflow_id=events[0].correlation_id,
+        started_from=start.event_type,
+        targets=targets,
+        recorded_targets=recorded_targets,
+        plan=tuple(sorted(line for line in plan_lines if line.action != "HOLD")),
+        recorded_plan=tuple(sorted(d for d in _recorded_plan(plan) if d.action != "HOLD")),
+        orders=tuple(sorted(orders)),
+        recorded_orders=tuple(
+            sorted(
+                Decision(event.symbol, event.side, event.qty)
+                for event in events
+                if isinstance(event, OrderRequested) and event.reason == "initial"
+            )
+        ),
+    )
+
+
+def _replayed_targets(
+    settings: Settings, signal: SignalGenerated, strategies_dir: Path | None
+) -> dict[str, Decimal]:
+    if strategies_dir is not None:
+        config = strategies_dir / "allocation.json"
+        if not config.exists():
+            raise ReplayError(f"{config}: shadow mode needs an allocation.json beside the files")
+    else:
+        config = settings.strategy_config or bundled_config()
+    strategy_set = load_strategy_set(config, settings.resolved_cache_dir)
+    if strategies_dir is None and strategy_set.files_hash != signal.strategy_files_hash:
+        raise ReplayError(
+            "the strategy files changed since this workflow ran (strategy_files_hash differs); "
+            "replay with --strategies DIR to compare other files"
+        )
+    bars = replay_bars(settings, signal, strategy_set.tickers)
+    if strategies_dir is None and bars.content_hash != signal.bars_hash:
+        raise ReplayError(
+            f"the bar store no longer holds the bars this workflow used (bars_hash "
+            f"{signal.bars_hash[:12]}…, now {bars.content_hash[:12]}…); restore them to replay"
+        )
+    decision = decide(strategy_set, bars, signal.as_of)
+    return {s: Decimal(decimal_text(w)) for s, w in decision.target_weights.items()}
+
+
+async def _plan_lines(
+    recorded: RebalancePlanned, targets: dict[str, Decimal], settings: Settings, broker: Broker
+) -> list[Decision]:
+    """Plan from the recorded account snapshot; a symbol the recording never priced (shadow
+    mode's new targets) is priced by the simulated broker's quote."""
+    snapshot = recorded.snapshot
+    quotes = {q.symbol: domain.PlanningQuote(bid=q.bid, ask=q.ask) for q in snapshot.quotes}
+    for symbol in sorted(set(targets) - set(quotes)):
+        quote = await broker.get_latest_quote(symbol)
+        if quote is not None:
+            quotes[symbol] = domain.PlanningQuote(bid=quote.bid, ask=quote.ask)
+    facts = domain.AccountSnapshot(
+        cash=snapshot.cash,
+        portfolio_value=snapshot.portfolio_value,
+        positions={p.symbol: p.qty for p in snapshot.positions},
+        quotes=quotes,
+    )
+    try:
+        plan = plan_rebalance(facts, targets, settings.cash_reserve)
+    except domain.PlanningError as error:
+        raise ReplayError(f"the replayed plan fails: {error}") from None
+    return [Decision(i.symbol, i.action.value, i.trade_amount) for i in plan.items]
+
+
+def _recorded_plan(recorded: RebalancePlanned) -> list[Decision]:
+    return [Decision(i.symbol, i.action, i.trade_amount) for i in recorded.items]
+
+
+async def _orders(
+    events: Sequence[Event],
+    recorded: RebalancePlanned,
+    plan_lines: Sequence[Decision],
+    broker: Broker,
+    settings: Settings,
+) -> list[Decision]:
+    """Size each BUY/SELL line on the quote its recorded order was priced on (else the plan's
+    snapshot quote), as execution does."""
+    order_quotes = {
+        event.symbol: event.quote
+        for event in events
+        if isinstance(event, OrderRequested) and event.reason == "initial" and event.quote
+    }
+    snapshot_quotes = {quote.symbol: quote for quote in recorded.snapshot.quotes}
+    held = {position.symbol: position.qty for position in recorded.snapshot.positions}
+    targets = {item.symbol: item.target_weight for item in recorded.items}
+    orders: list[Decision] = []
+    for line in plan_lines:
+        if line.action == "HOLD":
+            continue
+        quote = order_quotes.get(line.symbol) or snapshot_quotes.get(line.symbol)
+        sides = [side for side in ((quote.bid, quote.ask) if quote else ()) if side > 0]
+        mid = sum(sides, Decimal(0)) / len(sides) if sides else None
+        asset = await broker.get_asset(line.symbol)
+        sized = sizing.size_order(
+            side=sizing.OrderSide(line.action),
+            trade_amount=line.amount,
+            liquidation=line.action == "SELL" and targets.get(line.symbol, Decimal(0)) == 0,
+            price=mid,
+            position_qty=held.get(line.symbol),
+            qty_available=held.get(line.symbol),
+            asset=sizing.AssetInfo(asset.tradable, asset.fractionable) if asset else None,
+            min_notional_usd=settings.exec_min_notional_usd,
+        )
+        if sized.outcome is sizing.SizingOutcome.SIZED:
+            orders.append(Decision(line.symbol, line.action, sized.qty))
+    return orders
