@@ -527,7 +527,8 @@ class ChainSteps:
             return chain, ()
         if current.filled_qty > 0:
             self._filled_event(chain, emitter, current, complete=False)
-        if current.status is OrderStatus.CANCELED:
+        expired = current.broker_status.strip().lower() == "expired"
+        if current.status is OrderStatus.CANCELED or expired:
             emitter.emit(
                 OrderCancelled,
                 order.requested_event_id,
@@ -535,7 +536,7 @@ class ChainSteps:
                     chain, emitter.state.workflow_id, order.attempt, current.order_id
                 ),
                 filled_qty=current.filled_qty,
-                reason="expired" if current.broker_status == "expired" else "broker",
+                reason="expired" if expired else "broker",
             )
         else:
             emitter.emit(

@@ -7,11 +7,13 @@ from decimal import Decimal
 
 from services.execution.machine import TimerKind
 from services.execution.state import ChainState, WorkflowPhase, from_document, to_document
+from services.execution.steps import ChainSteps
 from shared.broker.errors import (
     InsufficientBuyingPowerError,
     InvalidOrderError,
     RateLimitedError,
 )
+from shared.broker.models import OrderStatus
 from shared.events import (
     OrderCancelled,
     OrderFilled,
@@ -278,3 +280,29 @@ async def test_submission_that_stays_rate_limited_is_rejected_as_retryable_then_
     assert len(rejected) == 1 and rejected[0].retryable is True
     assert [r.order_type for r in run.of(OrderRequested)] == ["LIMIT", "MARKET"]
     assert len(broker.orders) == 1 and run.of(TradeExecuted)[0].success
+
+
+async def test_limit_ended_by_the_broker_sends_the_remainder_to_market() -> None:
+    broker = broker_for(AAA=Fill.NEVER)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run.timers.sort(key=lambda timer: timer.due_at)
+    for _ in range(2):
+        run.apply(
+            await ChainSteps(broker, run.settings, clock=lambda: run.now).fire(
+                run.state, run.timers[0].chain, run.timers.pop(0).kind, {}
+            )
+        )
+    (limit,) = broker.orders.values()
+    broker.orders[limit.order_id] = limit.model_copy(
+        update={"status": OrderStatus.REJECTED, "broker_status": "expired"}
+    )
+    broker.fills["AAA"] = Fill.IMMEDIATE
+
+    await run.run_to_end()
+
+    assert [c.reason for c in run.of(OrderCancelled)] == ["expired"]
+    assert [(r.order_type, r.reason) for r in run.of(OrderRequested)] == [
+        ("LIMIT", "initial"),
+        ("MARKET", "residual"),
+    ]
+    assert run.of(TradeExecuted)[0].success
