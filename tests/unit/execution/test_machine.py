@@ -10,6 +10,7 @@ from services.execution.state import ChainState, WorkflowPhase, from_document, t
 from services.execution.steps import ChainSteps
 from shared.broker.errors import (
     InsufficientBuyingPowerError,
+    InsufficientQtyAvailableError,
     InvalidOrderError,
     RateLimitedError,
 )
@@ -306,3 +307,28 @@ async def test_limit_ended_by_the_broker_sends_the_remainder_to_market() -> None
         ("MARKET", "residual"),
     ]
     assert run.of(TradeExecuted)[0].success
+
+
+async def test_repeg_refused_for_insufficient_qty_is_resubmitted_once_with_the_available_qty() -> (
+    None
+):
+    broker = broker_for(SSS=Fill.MARKET_ONLY)
+    broker.positions["SSS"] = Decimal(10)
+    refusal = InsufficientQtyAvailableError(
+        "insufficient qty available for order (requested: 10, available: 4)",
+        requested_qty=Decimal(10),
+        available_qty=Decimal(4),
+        code="40310000",
+    )
+    broker.submit_faults.extend(["ok", refusal])
+    run = MachineRun.start(broker, [line("SSS", "SELL", "-1005", "0.1")])
+
+    await run.run_to_end()
+
+    requests = run.of(OrderRequested)
+    assert [(r.reason, r.qty) for r in requests][:3] == [
+        ("initial", Decimal(10)),
+        ("repeg", Decimal(10)),
+        ("repeg", Decimal(4)),
+    ]
+    assert run.of(OrderRejected)[0].reason.startswith("insufficient qty available")
