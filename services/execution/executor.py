@@ -1,9 +1,10 @@
 """Execution's shell around the state machine: the `RebalancePlanned` handler that starts a
-workflow's execution, and `fire`, which runs one timer's step and commits what it reports.
+workflow's execution, and `fire`, which runs a workflow's due timers and commits what they
+report.
 
 Every step has the same shape (trading spec §3.16): read the state → broker I/O outside any
 transaction → ONE transaction that appends the events, saves the state (optimistic version
-check), arms the next timers and deletes the timer that fired.
+check), arms the next timers and deletes the timers that fired.
 """
 
 from __future__ import annotations
