@@ -21,6 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 
+from services.commands.trigger import REFUSED_EXIT_CODE
 from tests.deploy.compose_file import ComposeService, application_services, load_compose
 from tests.eventually import eventually
 from tests.servers import RABBITMQ_URL, delete_bus_namespace, unique_bus_namespace
@@ -31,7 +32,6 @@ ALCHEMISER = str(Path(sys.executable).parent / "alchemiser")
 SERVICES = {"strategy": 8001, "portfolio": 8002, "execution": 8003, "notify": 8004}
 MAILPIT_SMTP_PORT = 1025
 ONE_SHOTS = ("migrate", "bars")
-COMPOSE_HOSTS = {"postgres", "rabbitmq", "mailpit", "strategy"}
 COMPOSE_DATA_DIR = "/data"
 
 
@@ -77,7 +77,7 @@ def local_environment(service: ComposeService, servers: LocalServers) -> dict[st
         userinfo=local.netloc.rsplit("@", 1)[0] if "@" in local.netloc else None,
         path=local.path,
     )
-    assert env["ALCHEMISER_SMTP_HOST"] in COMPOSE_HOSTS
+    assert env["ALCHEMISER_SMTP_HOST"] == "mailpit"
     env["ALCHEMISER_SMTP_HOST"] = "127.0.0.1"
     strategy = urlsplit(env["ALCHEMISER_STRATEGY_URL"])
     assert strategy.hostname == "strategy" and strategy.port is not None
@@ -251,5 +251,19 @@ async def test_compose_services_run_a_forced_workflow_to_completion_on_the_real_
         }
         await eventually(lambda: smtp_inbox, timeout_s=30, message="the run email in Mailpit")
         assert "PAPER" in smtp_inbox[0], smtp_inbox
+        # The scheduler's call, with its environment, once the forced run is over (two runs at
+        # once would share the simulated account's cash): 0 when it starts or finds the day's run
+        # (the simulated clock may sit in the close window), 3 when refused outside the window;
+        # anything else means its URL or token is wrong.
+        scheduled = await asyncio.create_subprocess_exec(
+            ALCHEMISER,
+            "trigger",
+            env=local_environment(services["scheduler"], servers),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(scheduled.communicate(), timeout=60)
+        assert scheduled.returncode in {0, REFUSED_EXIT_CODE}, output.decode(errors="replace")
     finally:
         await stop(processes)
