@@ -320,3 +320,75 @@ def test_every_referenced_secret_and_key_is_documented_in_operations(overlay: st
                 )
                 assert row is not None, f"docs/operations.md: no row for {reference['name']}"
                 assert f"`{reference['key']}`" in row, (reference, row)
+
+
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def restricted_violations(manifest: dict[str, Any]) -> list[str]:
+    """The rules of the `restricted` Pod Security Standard our namespaces enforce: a pod that
+    breaks one is refused by the API server, so the Deployment would never start."""
+    spec = pod_spec(manifest)
+    pod_security = spec.get("securityContext", {})
+    found = []
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            found.append(key)
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            found.append(f"volume {volume['name']}: {sorted(kinds)}")
+    for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        security = container.get("securityContext", {})
+        name = container["name"]
+        if security.get("privileged"):
+            found.append(f"{name}: privileged")
+        if security.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation must be false")
+        if security.get("capabilities", {}).get("drop") != ["ALL"]:
+            found.append(f"{name}: capabilities.drop must be [ALL]")
+        if not security.get("runAsNonRoot", pod_security.get("runAsNonRoot")):
+            found.append(f"{name}: runAsNonRoot")
+        if security.get("runAsUser", pod_security.get("runAsUser")) == 0:
+            found.append(f"{name}: runAsUser 0")
+        seccomp = security.get("seccompProfile", pod_security.get("seccompProfile", {}))
+        if seccomp.get("type") not in {"RuntimeDefault", "Localhost"}:
+            found.append(f"{name}: seccompProfile")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: hostPort")
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_meets_the_restricted_pod_security_standard_its_namespace_enforces(
+    overlay: str,
+) -> None:
+    (namespace,) = [m for m in manifests(overlay) if m["kind"] == "Namespace"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    workloads = [m for m in manifests(overlay) if m["kind"] in POD_TEMPLATE_KINDS]
+    assert workloads
+    for workload in workloads:
+        assert restricted_violations(workload) == [], workload["metadata"]["name"]
+
+
+def test_the_restricted_check_finds_a_root_container_without_a_seccomp_profile() -> None:
+    deployment = named("live", "Deployment", "alchemiser-notify")
+    template = deployment["spec"]["template"]["spec"]
+    template["securityContext"] = {}
+    template["containers"][0]["securityContext"] = {"runAsUser": 0}
+    assert restricted_violations(deployment) == [
+        "notify: allowPrivilegeEscalation must be false",
+        "notify: capabilities.drop must be [ALL]",
+        "notify: runAsNonRoot",
+        "notify: runAsUser 0",
+        "notify: seccompProfile",
+    ]
