@@ -101,6 +101,18 @@ async def claim_due(
     Timers whose lease has expired are claimable again, so a replica that died mid-step does
     not strand its timers.
     """
+    claimable = and_(
+        timers.c.service == service,
+        timers.c.due_at <= now,
+        or_(timers.c.lease_until.is_(None), timers.c.lease_until <= now),
+    )
+    async with store.engine.connect() as connection:
+        # A plain read first: most polls find nothing due and then take no write lock, which
+        # matters on SQLite where every writer of the process queues behind one lock.
+        if (
+            await connection.execute(select(timers.c.id).where(claimable).limit(1))
+        ).first() is None:
+            return []
     lease_until = now + timedelta(seconds=lease_s)
     async with store.engine.connect() as connection:
         if store.is_sqlite:
@@ -109,13 +121,7 @@ async def claim_due(
             rows = (
                 await connection.execute(
                     select(timers)
-                    .where(
-                        and_(
-                            timers.c.service == service,
-                            timers.c.due_at <= now,
-                            or_(timers.c.lease_until.is_(None), timers.c.lease_until <= now),
-                        )
-                    )
+                    .where(claimable)
                     .order_by(timers.c.due_at, timers.c.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
