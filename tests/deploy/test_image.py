@@ -86,3 +86,13 @@ def test_dockerignore_keeps_tests_docs_secrets_and_local_state_out() -> None:
         assert entry in ignored, entry
     for entry in ("**/__pycache__", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"):
         assert entry in ignored, entry
+
+
+def test_every_source_folder_is_a_package_so_the_install_ships_it() -> None:
+    """setuptools' package finder skips a folder without `__init__.py` (the migration scripts,
+    say), and the image would then lack it."""
+    for folder in ("services", "shared"):
+        for directory in (REPO / folder).rglob("*"):
+            holds_files = directory.is_dir() and any(p.is_file() for p in directory.iterdir())
+            if holds_files and directory.name != "__pycache__":
+                assert (directory / "__init__.py").is_file(), directory
