@@ -84,7 +84,12 @@ def serve(
     except (DatabaseNotMigratedError, EventStoreUnavailableError, MissingApiTokenError) as error:
         typer.echo(f"alchemiser serve {service.value}: {error}", err=True)
         raise typer.Exit(1) from None
-    bus = RabbitMqBus(settings.rabbitmq_url, exchange=settings.bus_exchange)
+    bus = RabbitMqBus(
+        settings.rabbitmq_url,
+        exchange=settings.bus_exchange,
+        handlers_per_queue=settings.bus_handlers_per_queue,
+        prefetch=max(32, 2 * settings.bus_handlers_per_queue),
+    )
     runtime = ServiceRuntime(definition, settings, SqlEventStore(database_url), bus)
     uvicorn.run(
         create_app(runtime),

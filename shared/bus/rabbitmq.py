@@ -78,8 +78,8 @@ class _Subscription:
     consumer_tag: str | None = None
     attached: bool = False
     missing_ticks: int = 0
-    worker: asyncio.Task[None] | None = None
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    idle_flags: list[asyncio.Event] = field(default_factory=list)
 
 
 class RabbitMqBus:
@@ -102,7 +102,13 @@ class RabbitMqBus:
         supervise_interval_s: float = 1.0,
         publish_timeout_s: float = 30.0,
         drain_timeout_s: float = 10.0,
+        handlers_per_queue: int = 1,
     ) -> None:
+        """`handlers_per_queue` > 1 handles that many messages of a queue at once (each handler
+        call is I/O-bound: a database commit, a broker call); order is then not kept, which the
+        services' handlers do not need — each reads its workflow's history from the store."""
+        if handlers_per_queue < 1:
+            raise ValueError(f"handlers_per_queue must be at least 1, got {handlers_per_queue}")
         if max_deliveries < 1:
             raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}")
         delivery_limit = broker_delivery_limit or 2 * max_deliveries
@@ -123,6 +129,7 @@ class RabbitMqBus:
         self._supervise_interval_s = supervise_interval_s
         self._publish_timeout_s = publish_timeout_s
         self._drain_timeout_s = drain_timeout_s
+        self._handlers_per_queue = handlers_per_queue
         self._draining = False
 
         self._subscriptions: list[_Subscription] = []
@@ -191,9 +198,9 @@ class RabbitMqBus:
                             subscription.consumer_tag, timeout=self._drain_timeout_s
                         )
         await wait_until_idle(
-            [s.idle for s in self._subscriptions if s.worker is not None], self._drain_timeout_s
+            [flag for s in self._subscriptions for flag in s.idle_flags], self._drain_timeout_s
         )
-        workers = [s.worker for s in self._subscriptions if s.worker is not None]
+        workers = [worker for s in self._subscriptions for worker in s.workers]
         for worker in workers:
             worker.cancel()
         for worker in workers:
@@ -283,9 +290,14 @@ class RabbitMqBus:
         if not routing_keys:
             raise ValueError(f"subscription to queue {queue!r} needs at least one routing key")
         subscription = _Subscription(queue, tuple(routing_keys), handler, on_dead_letter)
-        subscription.worker = asyncio.create_task(
-            self._consume(subscription), name=f"bus-consumer-{queue}"
-        )
+        for number in range(self._handlers_per_queue):
+            idle = asyncio.Event()
+            subscription.idle_flags.append(idle)
+            subscription.workers.append(
+                asyncio.create_task(
+                    self._consume(subscription, idle), name=f"bus-consumer-{queue}-{number}"
+                )
+            )
         self._subscriptions.append(subscription)
         if self._connection is None:
             return
@@ -293,7 +305,8 @@ class RabbitMqBus:
             await self._attach(subscription)
         except BaseException as error:
             self._subscriptions.remove(subscription)
-            subscription.worker.cancel()
+            for worker in subscription.workers:
+                worker.cancel()
             if isinstance(error, _CONNECTION_ERRORS):
                 raise BusConnectionError(
                     f"cannot subscribe queue {queue!r} on RabbitMQ at {self._safe_url}: "
@@ -523,20 +536,21 @@ class RabbitMqBus:
         subscription.attached = True
         subscription.missing_ticks = 0
 
-    async def _consume(self, subscription: _Subscription) -> None:
-        """One message at a time per subscription, in delivery order; prefetch only keeps the
-        next ones on the wire. Nothing a message does can stop this loop."""
+    async def _consume(self, subscription: _Subscription, idle: asyncio.Event) -> None:
+        """One of the subscription's `handlers_per_queue` workers: each handles one message at
+        a time (with one worker, in delivery order); prefetch keeps the next ones on the wire.
+        Nothing a message does can stop this loop."""
         while not self._draining:
-            subscription.idle.set()
+            idle.set()
             incoming = await subscription.inbox.get()
-            subscription.idle.clear()
+            idle.clear()
             try:
                 await self._deliver(subscription, incoming)
             except Exception:
                 log.exception(
                     "bus.delivery_failed", queue=subscription.queue, event_id=incoming.message_id
                 )
-        subscription.idle.set()
+        idle.set()
 
     async def _deliver(
         self, subscription: _Subscription, incoming: AbstractIncomingMessage
