@@ -16,6 +16,7 @@ from shared.eventstore.migrations import upgrade
 from tests.eventually import eventually
 from tests.integration.execution.world import (
     CLOSED_SIM_NOW,
+    RunningExecution,
     fast_settings,
     migrated_sqlite,
     plan_event,
@@ -228,3 +229,32 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
         broker = execution.broker()
         for client_order_id in requested:
             assert await broker.get_order_by_client_id(client_order_id) is not None
+
+
+async def test_a_new_executor_resumes_a_workflow_from_its_state_and_timers(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(
+        database_url, tmp_path, sim_now=CLOSED_SIM_NOW, exec_fill_wait_s=1.0, exec_poll_s=0.5
+    )
+    plan = plan_event("wf-resume", [("SPY", "BUY", "6000", "0.06")])
+    async with running_execution(settings) as first:
+        await first.deliver(plan)
+        await eventually(lambda: _has(first, "wf-resume", "OrderSubmitted"))
+    assert "OrderCancelled" not in await first.event_types("wf-resume")
+
+    async with running_execution(settings) as second:
+        await eventually(lambda: second.finished("wf-resume"), timeout_s=30)
+
+        recorded = [r.event for r in await second.store.read_correlation("wf-resume")]
+        assert [e.reason for e in recorded if isinstance(e, OrderRequested)] == [
+            "initial",
+            "repeg",
+            "escalation",
+        ]
+        assert [e.event_type for e in recorded].count("TradeExecuted") == 1
+        assert await timers.pending(second.store, "execution", "wf-resume") == []
+
+
+async def _has(execution: RunningExecution, workflow_id: str, event_type: str) -> bool:
+    return event_type in await execution.event_types(workflow_id)
