@@ -502,8 +502,13 @@ class ChainSteps:
         except BrokerError as error:
             log.warning("cancel failed; the check is skipped", error=error.message)
             return chain, (self._next_poll(chain, now),)
+        chain = replace(chain, cancel_purpose=purpose)
         if cancel.outcome is CancelOutcome.ALREADY_TERMINAL:
-            return await self._confirm_cancel(replace(chain, cancel_purpose=purpose), emitter, now)
+            return await self._confirm_cancel(chain, emitter, now)
+        current = await self._read(order.broker_order_id or "")
+        if current is not None and current.is_terminal:
+            # Most cancels are confirmed at once; only an unconfirmed one waits on a timer.
+            return await self._confirm_cancel(chain, emitter, now, current)
         deadline = now + timedelta(seconds=self._settings.exec_cancel_confirm_s)
         return replace(
             chain, state=ChainState.CANCELLING, cancel_purpose=purpose, cancel_deadline=deadline
@@ -555,13 +560,15 @@ class ChainSteps:
         self, chain: Chain, emitter: Emitter, now: datetime
     ) -> tuple[Chain, tuple[TimerRequest, ...]]:
         """§3.10 step 7: a market order still working after EXEC_FINAL_WAIT_S is cancelled; the
-        chain is filled if anything filled, else failed."""
+        chain is filled if anything filled, else failed. A cancel the broker did not take is
+        tried again at the next poll: the chain never ends while its order may still work."""
         order = chain.order
         assert order is not None and order.broker_order_id is not None
         try:
             await self._broker.cancel_order(order.broker_order_id)
         except BrokerError as error:
-            log.warning("leftover cancel failed", error=error.message)
+            log.warning("leftover cancel failed; retried at the next poll", error=error.message)
+            return chain, (self._next_poll(chain, now),)
         current = await self._read(order.broker_order_id)
         if current is not None:
             order = replace(

@@ -58,6 +58,9 @@ class FakeBroker:
     orders: dict[str, Order] = field(default_factory=dict)
     submissions: list[str] = field(default_factory=list)
     account_reads: int = 0
+    cancel_delays: dict[str, int] = field(default_factory=dict)
+    """Per symbol, how many reads of an order a requested cancel takes to show (0: at once)."""
+    pending_cancels: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -165,13 +168,26 @@ class FakeBroker:
                 outcome=CancelOutcome.ALREADY_TERMINAL,
                 terminal_state=order.broker_status,
             )
-        self.orders[order_id] = order.model_copy(
-            update={"status": OrderStatus.CANCELED, "broker_status": "canceled"}
-        )
+        delay = self.cancel_delays.get(order.symbol, 0)
+        if delay > 0:
+            self.pending_cancels.setdefault(order_id, delay)
+        else:
+            self._cancel_now(order)
         return CancelResult(order_id=order_id, outcome=CancelOutcome.REQUESTED)
 
     async def get_order(self, order_id: str) -> Order | None:
+        if order_id in self.pending_cancels:
+            self.pending_cancels[order_id] -= 1
+            if self.pending_cancels[order_id] <= 0:
+                del self.pending_cancels[order_id]
+                self._cancel_now(self.orders[order_id])
         return self.orders.get(order_id)
+
+    def _cancel_now(self, order: Order) -> None:
+        if not order.is_terminal:
+            self.orders[order.order_id] = order.model_copy(
+                update={"status": OrderStatus.CANCELED, "broker_status": "canceled"}
+            )
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         return next((o for o in self.orders.values() if o.client_order_id == client_order_id), None)

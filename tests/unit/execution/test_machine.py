@@ -50,8 +50,7 @@ async def test_passive_limit_that_never_fills_is_repegged_once_then_sent_to_mark
     assert requests[1].limit_price == Decimal("100.52")
     cancels = run.of(OrderCancelled)
     assert [c.reason for c in cancels] == ["repeg", "escalation"]
-    repeg_time = next(t for t, timer in run.fired if timer.kind == "poll" and run.seconds(t) >= 10)
-    assert run.seconds(repeg_time) == 10
+    assert [run.seconds(r.occurred_at) for r in requests] == [0, 10, 20]
     assert len(broker.orders) == 3
     market = broker.orders_of("AAA")[-1]
     assert market.qty == requests[0].qty and market.filled_qty == market.qty
@@ -332,3 +331,54 @@ async def test_repeg_refused_for_insufficient_qty_is_resubmitted_once_with_the_a
         ("repeg", Decimal(4)),
     ]
     assert run.of(OrderRejected)[0].reason.startswith("insufficient qty available")
+
+
+async def test_market_order_still_working_after_the_final_wait_is_cancelled_and_fails() -> None:
+    broker = broker_for(AAA=Fill.NEVER)
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    cancelled = run.of(OrderCancelled)
+    assert [c.reason for c in cancelled] == ["repeg", "escalation", "leftover"]
+    market_requested = [r for r in run.of(OrderRequested) if r.order_type == "MARKET"]
+    leftover_at = next(t for t, timer in reversed(run.fired) if timer.kind == TimerKind.POLL)
+    assert run.seconds(leftover_at) == 20 + run.settings.exec_final_wait_s == 50
+    assert len(market_requested) == 1
+    assert all(order.is_terminal for order in broker.orders.values())
+    trade = run.of(TradeExecuted)[0]
+    assert not trade.success and trade.execution_data.orders[0].final_status == "rejected"
+    assert trade.execution_data.orders[0].error_message is None
+
+
+async def test_cancel_confirmed_late_is_awaited_on_a_timer_before_the_repeg() -> None:
+    broker = broker_for(AAA=Fill.MARKET_ONLY)
+    broker.cancel_delays["AAA"] = 3
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    cancel_checks = [
+        run.seconds(t) for t, timer in run.fired if timer.kind == TimerKind.CANCEL_CHECK
+    ]
+    assert cancel_checks[:2] == [12, 14]
+    requests = run.of(OrderRequested)
+    assert [r.reason for r in requests] == ["initial", "repeg", "escalation"]
+    assert run.seconds(requests[1].occurred_at) == 14
+    assert run.of(TradeExecuted)[0].success
+
+
+async def test_unconfirmed_cancel_skips_the_repeg_and_counts_as_a_check() -> None:
+    broker = broker_for(AAA=Fill.MARKET_ONLY)
+    broker.cancel_delays["AAA"] = 10**6
+    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    requests = run.of(OrderRequested)
+    assert [(r.reason, r.order_type) for r in requests] == [
+        ("initial", "LIMIT"),
+        ("escalation", "MARKET"),
+    ]
+    assert run.seconds(requests[1].occurred_at) == 10 + 10 + 10 + 2
+    assert run.state.chains[0].checks == 2
