@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import version
 
 import aio_pika
@@ -164,7 +165,70 @@ async def _delete_topology(url: str, exchange: str, queue: str) -> None:
         await connection.close()
 
 
-PATHS: list[BenchmarkPath] = [raw_aio_pika, bus_rabbitmq, bus_in_memory]
+async def outbox_to_inbox(url: str, messages: int, batch: int) -> PathResult:
+    """The path every service event takes: events committed with their outbox rows on
+    PostgreSQL, the relay publishing them with confirms, a consumer recording each in its inbox
+    in its own transaction before the ack. Appending is done before the clock starts."""
+    from shared.events.notifications import NotificationSent
+    from shared.eventstore.migrations import upgrade
+    from shared.eventstore.store import SqlEventStore
+    from shared.messaging.consumer import Consumer, HandlerContext
+    from shared.messaging.relay import OutboxRelay
+    from tests.servers import create_postgres_database, drop_postgres_database
+
+    database_url = await create_postgres_database()
+    exchange_name, queue_name = _names()
+    store = SqlEventStore(database_url)
+    bus = RabbitMqBus(url, exchange=exchange_name, prefetch=PREFETCH, handlers_per_queue=8)
+    try:
+        await upgrade(database_url)
+        now = datetime.now(UTC)
+        for chunk in _chunks(messages, batch):
+            async with store.unit_of_work() as uow:
+                await uow.append(
+                    f"bench/{chunk.start}",
+                    0,
+                    [
+                        NotificationSent(
+                            correlation_id=f"wf-{n}",
+                            account_id="default",
+                            occurred_at=now,
+                            source="notify",
+                            channel="email",
+                            status="sent",
+                            attempts=1,
+                        )
+                        for n in chunk
+                    ],
+                )
+        await bus.connect()
+        received = 0
+        done = asyncio.Event()
+
+        async def handler(event: object, context: HandlerContext) -> list[object]:
+            nonlocal received
+            received += 1
+            if received == messages:
+                done.set()
+            return []
+
+        consumer = Consumer("bench", store, bus, handler, ["#"], queue=queue_name)  # type: ignore[arg-type]
+        await consumer.start()
+        relay = OutboxRelay(store, bus, batch_size=batch)
+        started = time.perf_counter()
+        while await relay.publish_pending():
+            pass
+        await done.wait()
+        elapsed = time.perf_counter() - started
+    finally:
+        await bus.close()
+        await store.close()
+        await _delete_topology(url, exchange_name, queue_name)
+        await drop_postgres_database(database_url)
+    return PathResult("outbox (PostgreSQL) -> RabbitMQ -> inbox", messages, elapsed)
+
+
+PATHS: list[BenchmarkPath] = [raw_aio_pika, bus_rabbitmq, outbox_to_inbox, bus_in_memory]
 
 
 async def _broker_version(url: str) -> str:

@@ -105,14 +105,15 @@ class EmbeddedSystem:
         await self.store.close()
 
 
-def prepare_data(settings: Settings, progress: Callable[[str], None]) -> None:
+async def prepare_data(settings: Settings, progress: Callable[[str], None]) -> None:
     """The store's schema and, with the simulated broker, bars to trade on (the synthetic
     sample, generated atomically on first use)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(upgrade(settings.resolved_database_url))
+    await upgrade(settings.resolved_database_url)
     if settings.broker is BrokerKind.SIMULATED and not BarStore(settings.data_dir).exists():
         progress("generating the synthetic sample bar store (labelled synthetic) ...")
-        ensure_sample(settings.data_dir, None, market_clock.simulated_now(settings.sim_now, None))
+        end_before = market_clock.simulated_now(settings.sim_now, None)
+        await asyncio.to_thread(ensure_sample, settings.data_dir, None, end_before)
 
 
 async def run_once(

@@ -22,7 +22,7 @@ def run(
     Exits 1 when the workflow fails."""
     import asyncio
 
-    from services.embedded import prepare_data, print_summary, run_once
+    from services.embedded import RunResult, prepare_data, print_summary, run_once
     from shared.logs import configure_logging
 
     settings = settings_or_exit()
@@ -33,8 +33,11 @@ def run(
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    prepare_data(settings, progress)
-    result = asyncio.run(run_once(settings, account_id=account, out_dir=out, progress=progress))
+    async def prepared_run() -> RunResult:
+        await prepare_data(settings, progress)
+        return await run_once(settings, account_id=account, out_dir=out, progress=progress)
+
+    result = asyncio.run(prepared_run())
     print_summary(result)
     if result.view.status != "completed":
         raise typer.Exit(1)
