@@ -15,18 +15,19 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
 APPLICATION_IMAGE = "alchemiser:local"
 
-_VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\})"
+# The innermost `${...}`: its default holds no `$`, `{` or `}`, so nested defaults such as
+# `${URL:-postgresql://${USER:-alchemiser}@postgres}` resolve from the inside out.
+_INNERMOST = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^${}]*))?\}"
 )
+_ESCAPED_DOLLAR = "\0"
 
 
 def interpolate(text: str, variables: Mapping[str, str]) -> str:
     """Compose's substitution: `$$` is a literal `$`; `${V:-d}` takes d when V is unset or empty,
-    `${V-d}` only when unset; a bare `${V}` unset is the empty string."""
+    `${V-d}` only when unset; a bare `${V}` unset is the empty string; defaults may nest."""
 
     def substitute(match: re.Match[str]) -> str:
-        if match["escaped"]:
-            return "$"
         value = variables.get(match["name"])
         if match["op"] == ":-" and not value:
             return match["default"]
@@ -34,7 +35,10 @@ def interpolate(text: str, variables: Mapping[str, str]) -> str:
             return match["default"]
         return value or ""
 
-    return _VARIABLE.sub(substitute, text)
+    resolved = text.replace("$$", _ESCAPED_DOLLAR)
+    while (substituted := _INNERMOST.sub(substitute, resolved)) != resolved:
+        resolved = substituted
+    return resolved.replace(_ESCAPED_DOLLAR, "$")
 
 
 def _interpolated(node: Any, variables: Mapping[str, str]) -> Any:

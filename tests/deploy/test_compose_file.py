@@ -94,6 +94,17 @@ def test_interpolation_follows_compose_rules() -> None:
     variables = {"SET": "x", "EMPTY": ""}
     assert interpolate("${SET:-d} ${EMPTY:-d} ${UNSET:-d} $$HOME", variables) == "x d d $HOME"
     assert interpolate("${EMPTY-d}|${UNSET-d}|${UNSET}", variables) == "|d|"
+    assert interpolate("${UNSET:-a${SET:-b}c}|${SET:-a${UNSET:-b}c}", variables) == "axc|x"
+
+
+def test_an_env_file_url_replaces_the_bundled_servers() -> None:
+    external = {
+        "ALCHEMISER_DATABASE_URL": "postgresql://u:p@db.example.com:5432/alc",
+        "ALCHEMISER_RABBITMQ_URL": "amqps://u:p@mq.example.com:5671/",
+    }
+    environment = application_services(load_compose(external))["execution"].environment
+    assert environment["ALCHEMISER_DATABASE_URL"] == external["ALCHEMISER_DATABASE_URL"]
+    assert environment["ALCHEMISER_RABBITMQ_URL"] == external["ALCHEMISER_RABBITMQ_URL"]
 
 
 def documented_settings() -> dict[str, str]:
