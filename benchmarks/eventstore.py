@@ -105,11 +105,13 @@ class Stopwatch:
         self.label = label
         self.count = 0
         self.elapsed_s = 0.0
+        self.cpu_s = 0.0
 
     async def run(self, count: int, body: Callable[[], Awaitable[None]]) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await body()
         self.elapsed_s += time.perf_counter() - started
+        self.cpu_s += time.process_time() - cpu_started
         self.count += count
 
     @property
@@ -119,7 +121,7 @@ class Stopwatch:
     def print(self) -> None:
         print(
             f"  {self.label:<44} {self.count:>8} in {self.elapsed_s:8.2f} s"
-            f"  {self.rate:>10,.0f} /s",
+            f"  {self.rate:>10,.0f} /s  {self.cpu_s / self.count * 1e6:7.0f} µs client CPU each",
             flush=True,
         )
 
