@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from services.execution.assets import AssetCache
 from services.execution.machine import (
     SERVICE,
     WORKFLOW_SCOPE,
@@ -72,6 +73,7 @@ class Executor:
         self.settings = settings
         self._make_broker = brokers
         self._brokers: dict[str, Broker] = {}
+        self._assets: dict[str, AssetCache] = {}
         self._clock = clock
         self._jitter = jitter
         self.on_commit = on_commit
@@ -201,8 +203,15 @@ class Executor:
                 await timers.complete(uow, *timer_ids)
             return
         state = from_document(stored.document)
+        assets = self._assets.setdefault(
+            state.account_id, AssetCache(self.settings.asset_cache_s, self._clock)
+        )
         steps = ChainSteps(
-            self.broker(state.account_id), self.settings, clock=self._clock, jitter=self._jitter
+            self.broker(state.account_id),
+            self.settings,
+            clock=self._clock,
+            jitter=self._jitter,
+            assets=assets,
         )
         with structlog.contextvars.bound_contextvars(correlation_id=workflow_id):
             result = await self._run_steps(steps, state, due)

@@ -19,6 +19,7 @@ from decimal import Decimal
 import structlog
 
 from services.execution import pricing, sizing
+from services.execution.assets import AssetCache
 from services.execution.machine import (
     QUOTE_ATTEMPTS,
     QUOTE_PAUSE_S,
@@ -96,11 +97,13 @@ class ChainSteps:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = default_jitter,
+        assets: AssetCache | None = None,
     ) -> None:
         self._broker = broker
         self._settings = settings
         self._clock = clock
         self._jitter = jitter
+        self._assets = assets if assets is not None else AssetCache(settings.asset_cache_s, clock)
         self._looked_up: dict[str, Order | None] = {}
 
     # ------------------------------------------------------------------ dispatch
@@ -859,11 +862,7 @@ class ChainSteps:
         )
 
     async def _asset(self, symbol: str) -> sizing.AssetInfo | None:
-        try:
-            asset = await self._broker.get_asset(symbol)
-        except BrokerError:
-            return None
-        return None if asset is None else sizing.AssetInfo(asset.tradable, asset.fractionable)
+        return await self._assets.get(self._broker, symbol)
 
     async def _holding(self, chain: Chain) -> tuple[Decimal | None, Decimal | None]:
         if chain.side == "BUY":
