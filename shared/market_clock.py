@@ -157,6 +157,14 @@ def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [stamp.date() for stamp in found]
 
 
+def last_completed_session(moment: dt.datetime) -> dt.date:
+    """The latest session whose close is at or before `moment`: the newest complete daily bar."""
+    day = _aware(moment).astimezone(NEW_YORK).date()
+    while not (is_session(day) and session_close(day) <= moment):
+        day -= dt.timedelta(days=1)
+    return day
+
+
 def default_sim_now(last_bar_session: dt.date) -> dt.datetime:
     """15 minutes before that session's close, in New York time: the start of its close
     window (15:45 on a normal day, 12:45 on an early close)."""

@@ -23,7 +23,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 data_app = typer.Typer(
     name="data",
-    help="The local bar store: import bars from CSV, or generate the synthetic sample.",
+    help="The local bar store: fetch from Alpaca, import a CSV, or generate the synthetic sample.",
     no_args_is_help=True,
 )
 
@@ -74,6 +74,79 @@ def import_bars(
     except BarDataError as error:
         _fail(str(error), 1)
     print(f"imported {file} into {store.path}: {_describe(manifest)}")
+
+
+@data_app.command("fetch")
+def fetch(
+    data_dir: DataDirOption = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated symbols (default: every ticker of the strategy set)."),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="First date of a full fetch, YYYY-MM-DD (default: 8 years back)."),
+    ] = None,
+) -> None:
+    """Fetch adjusted daily bars from Alpaca (feed ALCHEMISER_ALPACA_DATA_FEED) into the bar
+    store, incrementally, up to the last completed session."""
+    import asyncio
+
+    from shared import market_clock
+    from shared.broker.alpaca import AlpacaBroker
+    from shared.broker.errors import BrokerError
+    from shared.marketdata.barstore import BarStore
+    from shared.marketdata.fetch import fetch_into_store
+
+    settings = _settings()
+    try:
+        first_day = date.fromisoformat(start) if start else None
+    except ValueError:
+        _fail(f"--start {start!r}: expected a date YYYY-MM-DD", 2)
+    wanted = _fetch_symbols(settings, symbols)
+    try:
+        broker = AlpacaBroker.from_settings(settings)
+    except BrokerError as error:
+        _fail(str(error), 2)
+    store = BarStore(data_dir or settings.data_dir)
+    end = market_clock.last_completed_session(datetime.now(UTC))
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        result = asyncio.run(
+            fetch_into_store(
+                store,
+                broker,
+                wanted,
+                end,
+                start=first_day,
+                source_name=f"alpaca {settings.alpaca_data_feed.value}",
+                progress=progress,
+            )
+        )
+    except (BrokerError, ValueError) as error:
+        _fail(str(error), 1)
+    print(
+        f"fetched {result.rows_fetched} bars of {result.symbols} symbols into {store.path}: "
+        f"{_describe(store.manifest())}"
+    )
+
+
+def _fetch_symbols(settings: Settings, symbols: str | None) -> list[str]:
+    if symbols:
+        return sorted({part.strip().upper() for part in symbols.split(",") if part.strip()})
+    from services.strategy.signal_step import bundled_config
+    from services.strategy.signals import SignalGenerationError, load_strategy_set
+
+    try:
+        strategy_set = load_strategy_set(
+            settings.strategy_config or bundled_config(), settings.resolved_cache_dir
+        )
+    except SignalGenerationError as error:
+        _fail(str(error), 1)
+    return sorted(strategy_set.tickers | {"SPY"})
 
 
 @data_app.command("sample")

@@ -67,18 +67,11 @@ class MarketMoment:
 
 def market_moment(now: dt.datetime) -> MarketMoment:
     """Whether the session is open at `now`, and the last session that has closed by then."""
-    day = now.astimezone(market_clock.NEW_YORK).date()
-    last_completed = day
-    while not (
-        market_clock.is_session(last_completed)
-        and market_clock.session_close(last_completed) <= now
-    ):
-        last_completed -= dt.timedelta(days=1)
     return MarketMoment(
         now=now,
         session_open=market_clock.is_open_at(now),
         today=market_clock.session_for(now),
-        last_completed=last_completed,
+        last_completed=market_clock.last_completed_session(now),
     )
 
 
