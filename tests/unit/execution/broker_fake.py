@@ -53,6 +53,8 @@ class FakeBroker:
     positions: dict[str, Decimal] = field(default_factory=dict)
     buying_power: Decimal = Decimal("1000000")
     non_fractionable: set[str] = field(default_factory=set)
+    no_quotes: set[str] = field(default_factory=set)
+    """Symbols whose latest quote is missing (orders still fill at the `quotes` price)."""
     submit_faults: deque[BrokerError | str] = field(default_factory=deque)
     """Raised by the next submissions in turn; "lost" places the order and loses the answer."""
     orders: dict[str, Order] = field(default_factory=dict)
@@ -196,7 +198,7 @@ class FakeBroker:
         raise NotImplementedError("execution never closes all positions")
 
     async def get_latest_quote(self, symbol: str) -> Quote | None:
-        if symbol not in self.quotes:
+        if symbol not in self.quotes or symbol in self.no_quotes:
             return None
         bid, ask = self.quotes[symbol]
         return Quote(

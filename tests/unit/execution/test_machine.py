@@ -382,3 +382,20 @@ async def test_unconfirmed_cancel_skips_the_repeg_and_counts_as_a_check() -> Non
     ]
     assert run.seconds(requests[1].occurred_at) == 10 + 10 + 10 + 2
     assert run.state.chains[0].checks == 2
+
+
+async def test_no_quote_after_three_attempts_sends_a_liquidation_to_market() -> None:
+    broker = broker_for(SSS=Fill.IMMEDIATE)
+    broker.positions["SSS"] = Decimal(4)
+    broker.no_quotes.add("SSS")
+    run = MachineRun.start(broker, [line("SSS", "SELL", "-400", "0")])
+
+    await run.run_to_end()
+
+    attempts = [run.seconds(t) for t, timer in run.fired if timer.kind == TimerKind.PRICE]
+    assert attempts == [0, 0.3, 0.9]
+    requests = run.of(OrderRequested)
+    assert [(r.order_type, r.reason, r.qty, r.quote) for r in requests] == [
+        ("MARKET", "fallback", Decimal(4), None)
+    ]
+    assert run.of(TradeExecuted)[0].success
