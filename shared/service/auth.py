@@ -17,6 +17,8 @@ from fastapi import HTTPException, Request, status
 from shared.settings import Settings
 
 TOKEN_FILE_NAME = "api-token"
+PAPER_ONLY_PREFIX = "paper-only"
+"""compose.yaml's documented default token starts so; it is public, so live mode refuses it."""
 log = structlog.get_logger(__name__)
 
 
@@ -31,7 +33,13 @@ def token_file(settings: Settings) -> Path:
 def resolve_api_token(settings: Settings) -> str:
     """The configured token, or in paper mode the generated one persisted under the data dir."""
     if settings.api_token is not None and settings.api_token.get_secret_value():
-        return settings.api_token.get_secret_value()
+        token = settings.api_token.get_secret_value()
+        if settings.is_live and token.startswith(PAPER_ONLY_PREFIX):
+            raise MissingApiTokenError(
+                "ALCHEMISER_API_TOKEN: the public paper-only default cannot guard live trading; "
+                "set it to a long random secret"
+            )
+        return token
     if settings.is_live:
         raise MissingApiTokenError(
             "ALCHEMISER_API_TOKEN: required in live mode; set it to a long random secret"

@@ -9,13 +9,6 @@ from shared.settings import load_settings
 from tests.deploy.compose_file import application_services, load_compose
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "shared/service/auth.py accepts any configured token in live mode; it should refuse the "
-        "public paper-only default of compose.yaml (owner of shared/service asked in the report)"
-    ),
-)
 def test_live_mode_refuses_the_compose_paper_only_default_token() -> None:
     default = application_services(load_compose())["strategy"].environment["ALCHEMISER_API_TOKEN"]
     settings = load_settings(

@@ -58,3 +58,11 @@ def test_mutating_endpoint_accepts_the_token() -> None:
     client = _guarded_app("right-token")
     response = client.post("/mutate", headers={"Authorization": "Bearer right-token"})
     assert response.status_code == 200
+
+
+def test_live_mode_refuses_the_public_paper_only_token(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, broker="alpaca", trading_mode="live", api_token="paper-only-token-x"
+    )
+    with pytest.raises(MissingApiTokenError, match="paper-only"):
+        resolve_api_token(settings)
