@@ -69,7 +69,7 @@ class Cluster:
         data_dir = self.work_dir / "data"
         shutil.copytree(self.bars, data_dir, dirs_exist_ok=True)
         self.ports = {service: free_port() for service in SERVICES}
-        result = await self._alchemiser("db", "upgrade")
+        result = await self.alchemiser("db", "upgrade")
         if result.returncode != 0:
             raise AssertionError(f"db upgrade failed: {result.stderr.decode()[-2000:]}")
         self.store = SqlEventStore(self.database_url)
@@ -99,7 +99,7 @@ class Cluster:
         )
         return env
 
-    async def _alchemiser(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+    async def alchemiser(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -5,6 +5,8 @@ arrives; with the execution service stopped, the deadline fails the run and says
 from __future__ import annotations
 
 import asyncio
+import json
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -79,6 +81,21 @@ async def test_a_trigger_over_http_completes_the_day_and_the_email_arrives(
             assert bought in part
             assert "1-KMLM.clj" in part
             assert "{{" not in part
+
+        # Positions afterwards match the target within the spec's tolerance (§2.5 inv. 4).
+        account = json.loads(
+            (await cluster.alchemiser("broker", "account", "--format", "json")).stdout
+        )
+        positions = json.loads(
+            (await cluster.alchemiser("broker", "positions", "--format", "json")).stdout
+        )
+        equity = Decimal(account["equity"])
+        held = {row["symbol"]: Decimal(row["market_value"]) / equity for row in positions}
+        signal = next(e for e in events if e.event_type == "SignalGenerated")
+        targets = signal.consolidated_portfolio.target_allocations
+        assert set(held) == set(targets)
+        for symbol, weight in targets.items():
+            assert abs(held[symbol] - Decimal("0.99") * weight) < Decimal("0.01"), symbol
 
         async with httpx.AsyncClient(base_url=cluster.url("strategy")) as client:
             why = (await client.get(f"/v1/workflows/{workflow_id}/why/{bought}")).json()
