@@ -14,6 +14,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.service.runtime import ServiceRuntime
 
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+"""The largest request body any endpoint accepts; a bigger one is answered 413 before it is read
+in full (by its Content-Length, or as the streamed bytes pass the limit). The largest legitimate
+body, a trigger's `{"force", "account_id"}`, is under 200 bytes."""
+
 
 def create_app(runtime: ServiceRuntime) -> FastAPI:
     @asynccontextmanager
@@ -28,6 +33,7 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
         title=f"Alchemiser {runtime.name} service",
         version="0.1.0",
         lifespan=lifespan,
+        max_body_size=MAX_REQUEST_BODY_BYTES,
     )
     app.state.runtime = runtime
 
