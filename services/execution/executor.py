@@ -10,7 +10,9 @@ check), arms the next timers and deletes the timers that fired.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +76,7 @@ class Executor:
         self._make_broker = brokers
         self._brokers: dict[str, Broker] = {}
         self._assets: dict[str, AssetCache] = {}
+        self._in_flight: Counter[str] = Counter()
         self._clock = clock
         self._jitter = jitter
         self.on_commit = on_commit
@@ -85,10 +88,29 @@ class Executor:
 
     async def close(self) -> None:
         for broker in self._brokers.values():
-            close = getattr(broker, "close", None)
-            if close is not None:
-                await close()
+            await _close(broker)
         self._brokers.clear()
+
+    @asynccontextmanager
+    async def _borrowed(self, account_id: str) -> AsyncIterator[Broker]:
+        self._in_flight[account_id] += 1
+        try:
+            yield self.broker(account_id)
+        finally:
+            self._in_flight[account_id] -= 1
+
+    async def _retire_if_idle(self, account_id: str) -> None:
+        """Close an account's broker once one of its workflows is done and no step is using
+        it: a simulated broker holds its own connection pool, and a service that trades for
+        many accounts must not keep one open per account it ever served. The next workflow of
+        the account makes a new one."""
+        if self._in_flight[account_id] > 0:
+            return
+        del self._in_flight[account_id]
+        self._assets.pop(account_id, None)
+        broker = self._brokers.pop(account_id, None)
+        if broker is not None:
+            await _close(broker)
 
     # ------------------------------------------------------------------ RebalancePlanned
 
@@ -144,7 +166,12 @@ class Executor:
     async def _cancel_stale(self, state: WorkflowExecution, now: datetime) -> StepResult:
         """§3.2 step 1: cancel this system's open orders of earlier workflows; leave foreign
         ones alone and note them for the report."""
-        broker = self.broker(state.account_id)
+        async with self._borrowed(state.account_id) as broker:
+            return await self._cancel_stale_with(broker, state, now)
+
+    async def _cancel_stale_with(
+        self, broker: Broker, state: WorkflowExecution, now: datetime
+    ) -> StepResult:
         stale: list[OpenOrderSeen] = []
         foreign: list[OpenOrderSeen] = []
         for order in await broker.get_open_orders():
@@ -206,15 +233,12 @@ class Executor:
         assets = self._assets.setdefault(
             state.account_id, AssetCache(self.settings.asset_cache_s, self._clock)
         )
-        steps = ChainSteps(
-            self.broker(state.account_id),
-            self.settings,
-            clock=self._clock,
-            jitter=self._jitter,
-            assets=assets,
-        )
         with structlog.contextvars.bound_contextvars(correlation_id=workflow_id):
-            result = await self._run_steps(steps, state, due)
+            async with self._borrowed(state.account_id) as broker:
+                steps = ChainSteps(
+                    broker, self.settings, clock=self._clock, jitter=self._jitter, assets=assets
+                )
+                result = await self._run_steps(steps, state, due)
             try:
                 async with store.unit_of_work() as uow:
                     if result.events:
@@ -231,6 +255,8 @@ class Executor:
                 return
         if result.events and self.on_commit is not None:
             self.on_commit()
+        if result.state.phase is WorkflowPhase.DONE:
+            await self._retire_if_idle(state.account_id)
 
     async def _run_steps(
         self, steps: ChainSteps, state: WorkflowExecution, due: Sequence[timers.Timer]
@@ -305,3 +331,11 @@ class Executor:
                 due_at=request.due_at,
                 payload=request.payload,
             )
+
+
+async def _close(broker: Broker) -> None:
+    """Brokers that hold resources (the simulated broker's connection pool) have `close`; the
+    port itself does not require it."""
+    close = getattr(broker, "close", None)
+    if close is not None:
+        await close()

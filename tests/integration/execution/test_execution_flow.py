@@ -73,6 +73,7 @@ async def test_sells_are_executed_before_the_buys_they_pay_for(
             plan_event("wf-2", [("SPY", "SELL", "-45000", "0"), ("GLD", "BUY", "44000", "0.9")])
         )
         await eventually(lambda: execution.finished("wf-2"))
+        assert execution.brokers_made == ["default", "default"]
 
         recorded = await execution.store.read_correlation("wf-2")
         requested = [r.event for r in recorded if isinstance(r.event, OrderRequested)]
