@@ -133,7 +133,9 @@ class Consumer:
                         await uow.append(stream_id, None, outcome.events)
                     if outcome.in_transaction is not None:
                         await outcome.in_transaction(uow)
-                    await uow.record_inbox(self.service, cause.event_id)
+                    await uow.record_inbox(
+                        self.service, cause.event_id, appends_nothing=not outcome.events
+                    )
             except DuplicateInboxError:
                 return False
             except ConcurrencyError:

@@ -303,3 +303,26 @@ async def test_a_handlers_own_writes_commit_or_roll_back_with_its_events(
     assert len(writes) == 2  # the failed attempt rolled back its events and inbox row
     assert len(emitted) == 1
     assert await inbox_count(store, "portfolio", started.event_id) == 1
+
+
+async def test_a_handler_that_emits_nothing_still_consumes_each_event_once(
+    store: SqlEventStore, bus: Bus, namespace: str
+) -> None:
+    calls = 0
+
+    async def handler(event: Event, context: HandlerContext) -> Sequence[Event]:
+        nonlocal calls
+        calls += 1
+        return ()
+
+    consumer = Consumer(
+        "notify", store, bus, handler, ["WorkflowStarted"], queue=f"{namespace}.notify"
+    )
+    await consumer.start()
+    started = started_event()
+    for _ in range(3):
+        await bus.publish("WorkflowStarted", encode(started), message_id=str(started.event_id))
+
+    await eventually(lambda: inbox_count(store, "notify", started.event_id))
+    await eventually(lambda: calls >= 1)
+    assert calls == 1
