@@ -3,11 +3,9 @@ with the timer loop that drives the state machine between events (trading spec Â
 
 from __future__ import annotations
 
-from functools import partial
-
 from services.execution import timer_loop
 from services.execution.executor import Executor
-from shared.broker.factory import broker_for
+from shared.broker.factory import BrokerFactory
 from shared.service.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
 
@@ -15,7 +13,8 @@ DEFAULT_PORT = 8003
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    executor = Executor(settings, partial(broker_for, settings))
+    factory = BrokerFactory(settings)
+    executor = Executor(settings, factory)
 
     async def run_timers(runtime: ServiceRuntime) -> None:
         executor.on_commit = runtime.relay.wake
@@ -27,4 +26,5 @@ def definition(settings: Settings) -> ServiceDefinition:
         event_types=("RebalancePlanned",),
         handler=executor.handle,
         background=(run_timers,),
+        on_stop=(executor.close, factory.close),
     )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from services.portfolio.plan_step import PlanStep
 from shared.broker.accounts import BrokerAccounts
-from shared.broker.factory import broker_for
+from shared.broker.factory import BrokerFactory
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 
@@ -14,12 +12,13 @@ DEFAULT_PORT = 8002
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    brokers = BrokerAccounts(partial(broker_for, settings))
+    factory = BrokerFactory(settings)
+    brokers = BrokerAccounts(factory)
     step = PlanStep(settings, brokers.get)
     return ServiceDefinition(
         name="portfolio",
         default_port=DEFAULT_PORT,
         event_types=("SignalGenerated",),
         handler=step.handle,
-        on_stop=(brokers.close,),
+        on_stop=(brokers.close, factory.close),
     )

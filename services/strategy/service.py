@@ -3,13 +3,11 @@ endpoints and status."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from services.strategy.signal_step import SignalStep
 from services.strategy.watchdog import watchdog
 from services.strategy.workflows_api import workflow_router
 from shared.broker.accounts import BrokerAccounts
-from shared.broker.factory import broker_for
+from shared.broker.factory import BrokerFactory
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 
@@ -17,7 +15,8 @@ DEFAULT_PORT = 8001
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    brokers = BrokerAccounts(partial(broker_for, settings))
+    factory = BrokerFactory(settings)
+    brokers = BrokerAccounts(factory)
     step = SignalStep(settings, brokers.get)
     return ServiceDefinition(
         name="strategy",
@@ -26,5 +25,5 @@ def definition(settings: Settings) -> ServiceDefinition:
         handler=step.handle,
         routers=lambda runtime: [workflow_router(runtime)],
         background=(watchdog,),
-        on_stop=(brokers.close,),
+        on_stop=(brokers.close, factory.close),
     )

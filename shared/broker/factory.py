@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from shared import market_clock
 from shared.broker.port import Broker
 from shared.broker.simulated import Scenario, SimulatedBroker
+from shared.eventstore.engine import create_store_engine
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.marketdata.sample import ensure_sample
 from shared.settings import BrokerKind, Settings
+
+SHARED_POOL_SIZE = 5
 
 
 def broker_for(
@@ -41,3 +46,37 @@ def bar_store_snapshot(settings: Settings) -> BarSnapshot:
         end_before = market_clock.simulated_now(settings.sim_now, None)
         ensure_sample(settings.data_dir, None, end_before)
     return store.load()
+
+
+class BrokerFactory:
+    """The brokers of one service process, one per account on request. With the simulated
+    world they share one database engine and one bar snapshot: an engine and a parsed bar store
+    per account would, with a few hundred accounts, exhaust the database's connections and the
+    process's memory."""
+
+    def __init__(self, settings: Settings, *, bars: BarSnapshot | None = None) -> None:
+        self._settings = settings
+        self._bars = bars
+        self._engine: AsyncEngine | None = None
+
+    def __call__(self, account_id: str) -> Broker:
+        if self._settings.broker is BrokerKind.ALPACA:
+            return broker_for(self._settings, account_id)
+        if self._bars is None:
+            self._bars = bar_store_snapshot(self._settings)
+        if self._engine is None:
+            self._engine = create_store_engine(
+                self._settings.resolved_database_url, pool_size=SHARED_POOL_SIZE
+            )
+        return SimulatedBroker(
+            self._settings.resolved_database_url,
+            account_id,
+            self._settings,
+            self._bars,
+            engine=self._engine,
+        )
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()

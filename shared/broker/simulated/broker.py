@@ -115,15 +115,19 @@ class SimulatedBroker:
         scenario: Scenario | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        engine: AsyncEngine | None = None,
     ) -> None:
+        """`engine`: a database engine shared by the brokers of many accounts (see
+        `shared.broker.factory.BrokerFactory`); closing the broker then leaves it to its owner."""
         self._account_id = account_id
         self._settings = settings
         self._bars = bars
         self.scenario = scenario if scenario is not None else Scenario()
         self._clock: Callable[[], dt.datetime] = clock or _standing_clock(settings, bars)
         self._sleep = sleep
-        self._engine: AsyncEngine = create_store_engine(
-            database_url, pool_size=POOL_SIZE
+        self._owns_engine = engine is None
+        self._engine: AsyncEngine = (
+            engine or create_store_engine(database_url, pool_size=POOL_SIZE)
         ).execution_options(**{WRITE_OPTION: True})
         self._last_prices: dict[tuple[str, dt.date], Decimal | None] = {}
         self._unsettled: list[tuple[Decimal, int]] = []
@@ -145,8 +149,9 @@ class SimulatedBroker:
         return self._account_id
 
     async def close(self) -> None:
-        """Release the broker's own database connections."""
-        await self._engine.dispose()
+        """Release the broker's own database connections (a shared engine stays open)."""
+        if self._owns_engine:
+            await self._engine.dispose()
 
     # ------------------------------------------------------------------ account and positions
 
