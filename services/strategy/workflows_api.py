@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.strategy.trigger import (
+    ACCOUNT_ID,
     DAY_STREAM_PREFIX,
     TriggerRefused,
     TriggerRejected,
@@ -29,7 +30,7 @@ class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     force: bool = False
-    account_id: str = Field(default="default", min_length=1, max_length=64)
+    account_id: str = Field(default="default", pattern=ACCOUNT_ID.pattern)
 
 
 class TriggerResponse(BaseModel):

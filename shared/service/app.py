@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.service.runtime import ServiceRuntime
@@ -34,6 +34,10 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=MAX_REQUEST_BODY_BYTES,
+        responses={
+            400: {"description": "the body could not be read (not UTF-8 or malformed)"},
+            413: {"description": f"the body is over {MAX_REQUEST_BODY_BYTES} bytes"},
+        },
     )
     app.state.runtime = runtime
 
@@ -56,7 +60,7 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> Response:
         with contextlib.suppress(Exception):  # metrics must answer even with the database away
             runtime.metrics.outbox_lag.set(await runtime.store.outbox_lag())
