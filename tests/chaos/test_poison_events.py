@@ -1,0 +1,294 @@
+"""Poison and malformed events on the real bus of a running cluster (issue "Reliability and
+security", item 4): four service processes on RabbitMQ and PostgreSQL, an SMTP sink.
+
+Bad messages are published straight onto the cluster's exchange with the routing key the
+portfolio service consumes (`SignalGenerated`; the notify service, bound to `#`, gets them too):
+not JSON, an unknown event type, an unknown schema version, a payload that fails validation, and
+one with a routing key only notify consumes. Each must land in the consuming services' DLQs with
+the reason in `x-alchemiser-error`; each that names its workflow and account must fail that
+workflow exactly once, as `portfolio_analysis`, and the owner must get the failure email;
+notify dead-letters what it cannot read without failing anything; and a normal workflow
+triggered afterwards must still complete — no consumer crashed or stalled.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+
+from shared.bus.dead_letter import ATTEMPTS_HEADER, ERROR_HEADER, QUEUE_HEADER
+from shared.bus.port import Message
+from shared.bus.rabbitmq import RabbitMqBus
+from shared.events import WorkflowFailed
+from tests.e2e.cluster import Cluster, sample_bars
+from tests.eventually import eventually
+from tests.integration.notify.sinks import smtp_server
+from tests.servers import RABBITMQ_URL
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample_bars(tmp_path_factory.mktemp("sample-bars"))
+
+
+def smtp_settings(port: int) -> dict[str, str]:
+    return {
+        "ALCHEMISER_SMTP_HOST": "127.0.0.1",
+        "ALCHEMISER_SMTP_PORT": str(port),
+        "ALCHEMISER_SMTP_STARTTLS": "false",
+        "ALCHEMISER_EMAIL_FROM": "alchemiser@example.org",
+        "ALCHEMISER_EMAIL_TO": "owner@example.org",
+    }
+
+
+def envelope(event_type: str, workflow_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "schema_version": 1,
+        "correlation_id": workflow_id,
+        "causation_id": None,
+        "account_id": "default",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": "strategy",
+        **fields,
+    }
+
+
+def valid_signal_payload() -> dict[str, Any]:
+    return {
+        "strategies": [],
+        "consolidated_portfolio": {
+            "target_allocations": {"SPY": "1"},
+            "correlation_id": "x",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "strategy_count": 1,
+            "source_strategies": ["x"],
+        },
+    }
+
+
+class Poison:
+    """One bad message: what is published, and what the consumers must say about it."""
+
+    def __init__(
+        self, name: str, routing_key: str, body: bytes, error: str, workflow_id: str | None
+    ) -> None:
+        self.name = name
+        self.routing_key = routing_key
+        self.body = body
+        self.error = error
+        self.workflow_id = workflow_id
+        self.message_id = f"poison-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def poisons() -> list[Poison]:
+    unknown_type, old_version, invalid, notify_only = (f"wf-{uuid.uuid4()}" for _ in range(4))
+    return [
+        Poison(
+            "not-json",
+            "SignalGenerated",
+            b'{"event_type": "SignalGenerated", "correlation_id": "wf-cut-off',
+            "MalformedEventError",
+            None,
+        ),
+        Poison(
+            "unknown-type",
+            "SignalGenerated",
+            json.dumps(envelope("SignalGeneratedV9", unknown_type)).encode(),
+            "UnknownEventError",
+            unknown_type,
+        ),
+        Poison(
+            "unknown-version",
+            "SignalGenerated",
+            json.dumps(
+                envelope("SignalGenerated", old_version, schema_version=99) | valid_signal_payload()
+            ).encode(),
+            "UnknownEventError",
+            old_version,
+        ),
+        Poison(
+            "invalid-payload",
+            "SignalGenerated",
+            json.dumps(
+                envelope("SignalGenerated", invalid, strategies="not a list", as_of=42)
+            ).encode(),
+            "InvalidEventError",
+            invalid,
+        ),
+        Poison(
+            "notify-only",
+            "NoSuchEvent",
+            json.dumps(envelope("NoSuchEvent", notify_only)).encode(),
+            "UnknownEventError",
+            None,
+        ),
+    ]
+
+
+async def publish_raw(exchange_name: str, poison: Poison) -> None:
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(exchange_name, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                poison.body,
+                message_id=poison.message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=poison.routing_key,
+        )
+    finally:
+        await connection.close()
+
+
+class DeadLetters:
+    """What a queue's DLQ has held so far (reading it acknowledges, so reads accumulate)."""
+
+    def __init__(self, bus: RabbitMqBus, queue: str) -> None:
+        self._bus = bus
+        self.queue = queue
+        self.messages: dict[str, Message] = {}
+
+    async def holds(self, message_ids: set[str]) -> bool:
+        for message in await self._bus.dead_letters(self.queue):
+            self.messages[message.message_id] = message
+        return message_ids <= self.messages.keys()
+
+
+def failures_of(events: list[Any]) -> list[WorkflowFailed]:
+    return [event for event in events if isinstance(event, WorkflowFailed)]
+
+
+def plain_text(message: Any) -> str:
+    return str(message.get_body(preferencelist=("plain",)).get_content())
+
+
+async def test_poison_messages_are_dead_lettered_fail_their_workflow_once_and_nothing_stalls(
+    tmp_path: Path, bars: Path
+) -> None:
+    bad = poisons()
+    on_portfolio = [p for p in bad if p.routing_key == "SignalGenerated"]
+    failing = [p for p in bad if p.workflow_id is not None]
+    async with (
+        smtp_server() as (port, mailbox),
+        Cluster(tmp_path, bars, smtp_settings(port)) as cluster,
+    ):
+        await cluster.start_all()
+        for poison in bad:
+            await publish_raw(f"{cluster.namespace}.events", poison)
+
+        bus = RabbitMqBus(RABBITMQ_URL, exchange=f"{cluster.namespace}.events")
+        await bus.connect()
+        try:
+            portfolio_dlq = DeadLetters(bus, f"{cluster.namespace}.portfolio")
+            notify_dlq = DeadLetters(bus, f"{cluster.namespace}.notify")
+            await eventually(
+                lambda: portfolio_dlq.holds({p.message_id for p in on_portfolio}),
+                timeout_s=60,
+                message="portfolio DLQ holds every poison message routed to it",
+            )
+            await eventually(
+                lambda: notify_dlq.holds({p.message_id for p in bad}),
+                timeout_s=60,
+                message="notify DLQ holds every poison message",
+            )
+        finally:
+            await bus.close()
+
+        for dlq, expected in ((portfolio_dlq, on_portfolio), (notify_dlq, bad)):
+            assert len(dlq.messages) == len(expected), dlq.messages.keys()
+            for poison in expected:
+                dead = dlq.messages[poison.message_id]
+                assert dead.body == poison.body
+                assert dead.routing_key == poison.routing_key
+                assert dead.headers[ERROR_HEADER].startswith(poison.error), (
+                    poison.name,
+                    dead.headers[ERROR_HEADER],
+                )
+                assert dead.headers[QUEUE_HEADER] == dlq.queue
+                assert int(dead.headers[ATTEMPTS_HEADER]) >= 1
+
+        for poison in failing:
+            assert poison.workflow_id is not None
+            failure = (
+                await eventually(
+                    lambda p=poison: _failures(cluster, p.workflow_id),
+                    timeout_s=30,
+                    message=f"WorkflowFailed for the {poison.name} message",
+                )
+            )[0]
+            assert failure.failure_step == "portfolio_analysis"
+            assert failure.source == "portfolio"
+            assert failure.account_id == "default"
+            assert failure.causation_id == poison.message_id
+            assert failure.error_details is not None
+            assert failure.error_details.original_event_type == "SignalGenerated"
+            assert failure.error_details.original_event_id == poison.message_id
+            assert poison.error in failure.failure_reason
+
+        await eventually(lambda: len(mailbox.messages) == len(failing), timeout_s=30)
+        reported: dict[str, str] = {}
+        for message in mailbox.messages:
+            assert message["Subject"].startswith("[FAILURE]"), message["Subject"]
+            text = plain_text(message)
+            assert "Portfolio analysis" in text, text
+            assert "dead-letter queue" in text, text
+            for poison in failing:
+                if poison.message_id in text:
+                    reported[poison.name] = text
+        assert sorted(reported) == sorted(p.name for p in failing)
+
+        started = await cluster.trigger()
+        assert started.status_code == 202, started.text
+        workflow_id = started.json()["id"]
+        view = await cluster.finished(workflow_id)
+        assert view["status"] == "completed", view["failure_reason"]
+        await eventually(lambda: len(mailbox.messages) == len(failing) + 1, timeout_s=30)
+        assert mailbox.messages[-1]["Subject"].startswith("[SUCCESS]")
+
+        for poison in failing:
+            assert poison.workflow_id is not None
+            assert len(failures_of(await cluster.events(poison.workflow_id))) == 1
+        notify_only = next(p for p in bad if p.name == "notify-only")
+        assert notify_only.workflow_id is None
+        assert await cluster.events(_named_workflow(notify_only)) == []
+        for service, process in cluster.processes.items():
+            assert process.poll() is None, f"{service} exited"
+        dead_lettered = await _dead_lettered_counts(cluster)
+        assert dead_lettered["portfolio"] == len(on_portfolio)
+        assert dead_lettered["notify"] == len(bad)
+
+
+async def _failures(cluster: Cluster, workflow_id: str | None) -> list[WorkflowFailed]:
+    assert workflow_id is not None
+    return failures_of(await cluster.events(workflow_id))
+
+
+def _named_workflow(poison: Poison) -> str:
+    document: Mapping[str, Any] = json.loads(poison.body)
+    return str(document["correlation_id"])
+
+
+async def _dead_lettered_counts(cluster: Cluster) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    async with httpx.AsyncClient(timeout=10) as client:
+        for service in cluster.processes:
+            metrics = (await client.get(f"{cluster.url(service)}/metrics")).text
+            for line in metrics.splitlines():
+                if line.startswith("alchemiser_events_dead_lettered_total{"):
+                    counts[service] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
