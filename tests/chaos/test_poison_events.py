@@ -1,12 +1,14 @@
 """Poison and malformed events on the real bus of a running cluster (issue "Reliability and
 security", item 4): four service processes on RabbitMQ and PostgreSQL, an SMTP sink.
 
-Bad messages are published straight onto the cluster's exchange with the routing key the
-portfolio service consumes (`SignalGenerated`; the notify service, bound to `#`, gets them too):
-not JSON, an unknown event type, an unknown schema version, a payload that fails validation, and
-one with a routing key only notify consumes. Each must land in the consuming services' DLQs with
-the reason in `x-alchemiser-error`; each that names its workflow and account must fail that
-workflow exactly once, as `portfolio_analysis`, and the owner must get the failure email;
+Bad messages are published straight onto the cluster's exchange with routing keys the step
+services consume (the notify service, bound to `#`, gets them too): on `SignalGenerated`
+(portfolio) one not JSON, one of an unknown event type, one of an unknown schema version and one
+failing validation; an invalid `WorkflowStarted` (strategy) and `RebalancePlanned` (execution);
+and one with a routing key only notify consumes. Each must land in every consuming service's DLQ
+with the reason in `x-alchemiser-error`; each that names its workflow and account must fail that
+workflow exactly once, as the step of the service that consumed it, and the owner must get the
+failure email;
 notify dead-letters what it cannot read without failing anything; and a normal workflow
 triggered afterwards must still complete — no consumer crashed or stalled.
 """
@@ -79,6 +81,14 @@ def valid_signal_payload() -> dict[str, Any]:
     }
 
 
+CONSUMER = {
+    "WorkflowStarted": ("strategy", "signal_generation", "Signal generation"),
+    "SignalGenerated": ("portfolio", "portfolio_analysis", "Portfolio analysis"),
+    "RebalancePlanned": ("execution", "trade_execution", "Trade execution"),
+}
+"""Routing key -> the step service consuming it, its failure step and how the email names it."""
+
+
 class Poison:
     """One bad message: what is published, and what the consumers must say about it."""
 
@@ -94,7 +104,9 @@ class Poison:
 
 
 def poisons() -> list[Poison]:
-    unknown_type, old_version, invalid, notify_only = (f"wf-{uuid.uuid4()}" for _ in range(4))
+    unknown_type, old_version, invalid, notify_only, start, plan = (
+        f"wf-{uuid.uuid4()}" for _ in range(6)
+    )
     return [
         Poison(
             "not-json",
@@ -127,6 +139,20 @@ def poisons() -> list[Poison]:
             ).encode(),
             "InvalidEventError",
             invalid,
+        ),
+        Poison(
+            "invalid-start",
+            "WorkflowStarted",
+            json.dumps(envelope("WorkflowStarted", start, trading_date="yesterday")).encode(),
+            "InvalidEventError",
+            start,
+        ),
+        Poison(
+            "invalid-plan",
+            "RebalancePlanned",
+            json.dumps(envelope("RebalancePlanned", plan, source="portfolio")).encode(),
+            "InvalidEventError",
+            plan,
         ),
         Poison(
             "notify-only",
@@ -181,8 +207,12 @@ async def test_poison_messages_are_dead_lettered_fail_their_workflow_once_and_no
     tmp_path: Path, bars: Path
 ) -> None:
     bad = poisons()
-    on_portfolio = [p for p in bad if p.routing_key == "SignalGenerated"]
     failing = [p for p in bad if p.workflow_id is not None]
+    expected_dead = {
+        service: [p for p in bad if CONSUMER.get(p.routing_key, ("",))[0] == service]
+        for service in ("strategy", "portfolio", "execution")
+    }
+    expected_dead["notify"] = bad
     async with (
         smtp_server() as (port, mailbox),
         Cluster(tmp_path, bars, smtp_settings(port)) as cluster,
@@ -193,25 +223,24 @@ async def test_poison_messages_are_dead_lettered_fail_their_workflow_once_and_no
 
         bus = RabbitMqBus(RABBITMQ_URL, exchange=f"{cluster.namespace}.events")
         await bus.connect()
+        dlqs = {
+            service: DeadLetters(bus, f"{cluster.namespace}.{service}") for service in expected_dead
+        }
         try:
-            portfolio_dlq = DeadLetters(bus, f"{cluster.namespace}.portfolio")
-            notify_dlq = DeadLetters(bus, f"{cluster.namespace}.notify")
-            await eventually(
-                lambda: portfolio_dlq.holds({p.message_id for p in on_portfolio}),
-                timeout_s=60,
-                message="portfolio DLQ holds every poison message routed to it",
-            )
-            await eventually(
-                lambda: notify_dlq.holds({p.message_id for p in bad}),
-                timeout_s=60,
-                message="notify DLQ holds every poison message",
-            )
+            for service, dlq in dlqs.items():
+                await eventually(
+                    lambda dlq=dlq, service=service: dlq.holds(
+                        {p.message_id for p in expected_dead[service]}
+                    ),
+                    timeout_s=60,
+                    message=f"{service} DLQ holds every poison message routed to it",
+                )
         finally:
             await bus.close()
 
-        for dlq, expected in ((portfolio_dlq, on_portfolio), (notify_dlq, bad)):
-            assert len(dlq.messages) == len(expected), dlq.messages.keys()
-            for poison in expected:
+        for service, dlq in dlqs.items():
+            assert len(dlq.messages) == len(expected_dead[service]), dlq.messages.keys()
+            for poison in expected_dead[service]:
                 dead = dlq.messages[poison.message_id]
                 assert dead.body == poison.body
                 assert dead.routing_key == poison.routing_key
@@ -231,12 +260,13 @@ async def test_poison_messages_are_dead_lettered_fail_their_workflow_once_and_no
                     message=f"WorkflowFailed for the {poison.name} message",
                 )
             )[0]
-            assert failure.failure_step == "portfolio_analysis"
-            assert failure.source == "portfolio"
+            service, step, _ = CONSUMER[poison.routing_key]
+            assert failure.failure_step == step
+            assert failure.source == service
             assert failure.account_id == "default"
             assert failure.causation_id == poison.message_id
             assert failure.error_details is not None
-            assert failure.error_details.original_event_type == "SignalGenerated"
+            assert failure.error_details.original_event_type == poison.routing_key
             assert failure.error_details.original_event_id == poison.message_id
             assert poison.error in failure.failure_reason
 
@@ -245,10 +275,10 @@ async def test_poison_messages_are_dead_lettered_fail_their_workflow_once_and_no
         for message in mailbox.messages:
             assert message["Subject"].startswith("[FAILURE]"), message["Subject"]
             text = plain_text(message)
-            assert "Portfolio analysis" in text, text
             assert "dead-letter queue" in text, text
             for poison in failing:
                 if poison.message_id in text:
+                    assert CONSUMER[poison.routing_key][2] in text, text
                     reported[poison.name] = text
         assert sorted(reported) == sorted(p.name for p in failing)
 
@@ -269,8 +299,7 @@ async def test_poison_messages_are_dead_lettered_fail_their_workflow_once_and_no
         for service, process in cluster.processes.items():
             assert process.poll() is None, f"{service} exited"
         dead_lettered = await _dead_lettered_counts(cluster)
-        assert dead_lettered["portfolio"] == len(on_portfolio)
-        assert dead_lettered["notify"] == len(bad)
+        assert dead_lettered == {s: len(expected) for s, expected in expected_dead.items()}
 
 
 async def _failures(cluster: Cluster, workflow_id: str | None) -> list[WorkflowFailed]:
