@@ -11,9 +11,11 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
+from services.portfolio import liquidation
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import RebalancePlan, plan_rebalance
 from shared.broker.errors import BrokerError
@@ -32,7 +34,9 @@ from shared.events.plans import (
 from shared.events.plans import RebalancePlan as PlanDocument
 from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowFailed
-from shared.messaging.consumer import HandlerContext
+from shared.eventstore import timers
+from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
+from shared.service.runtime import ServiceRuntime
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -46,36 +50,90 @@ class PlanStep:
         self._settings = settings
         self._broker_for = broker_for
 
-    async def handle(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+    async def handle(
+        self, event: Event, context: HandlerContext
+    ) -> Sequence[Event] | HandlerOutcome:
         if not isinstance(event, SignalGenerated):
             return ()
-        history = await context.store.read_correlation(event.correlation_id)
-        types = {recorded.event.event_type for recorded in history}
-        if types & {"WorkflowCompleted", "WorkflowFailed"}:
-            log.info("workflow already finished; planning skipped")
-            return ()
-        if "RebalancePlanned" in types:
-            log.info("workflow already planned; duplicate signal ignored")
+        if await self._settled(event.correlation_id, context):
             return ()
         try:
-            return [await self._plan(event, context)]
+            broker = await self._broker_for(event.account_id)
+            cash = (await broker.get_account()).cash
+            if cash <= 0 and self._settings.liquidate_on_non_positive_cash:
+                return await self._liquidate(event, broker, cash)
+            return [await self._plan(event, context, broker)]
         except (domain.PlanningError, BrokerError) as error:
-            log.warning("planning failed", reason=str(error))
-            return [
-                context.follow_up(
-                    event,
-                    WorkflowFailed,
-                    failure_step="portfolio_analysis",
-                    failure_reason=str(error),
-                    error_details={
-                        "original_event_type": event.event_type,
-                        "original_event_id": str(event.event_id),
-                    },
-                )
-            ]
+            return [_failure(event, context, str(error))]
 
-    async def _plan(self, signal: SignalGenerated, context: HandlerContext) -> RebalancePlanned:
-        broker = await self._broker_for(signal.account_id)
+    async def check_liquidation(
+        self, timer: timers.Timer, payload: dict[str, Any], runtime: ServiceRuntime
+    ) -> None:
+        """One account check after a close-all: plan once cash is positive, fail at the
+        deadline, else check again in 2 s; the outcome commits with the timer's removal."""
+        context = HandlerContext(service=liquidation.SERVICE, store=runtime.store)
+        history = [r.event for r in await runtime.store.read_correlation(timer.workflow_id)]
+        signal = next((e for e in history if str(e.event_id) == payload["signal_event_id"]), None)
+        emitted: list[Event] = []
+        next_check = None
+        if isinstance(signal, SignalGenerated) and not await self._settled(
+            timer.workflow_id, context
+        ):
+            try:
+                broker = await self._broker_for(signal.account_id)
+                cash = (await broker.get_account()).cash
+                if cash > 0:
+                    emitted.append(await self._plan(signal, context, broker))
+                elif dt.datetime.now(dt.UTC) >= dt.datetime.fromisoformat(payload["deadline"]):
+                    emitted.append(
+                        _failure(signal, context, f"cash is ${cash:,.2f} after liquidation")
+                    )
+                else:
+                    next_check = liquidation.arm_check(
+                        timer.workflow_id,
+                        payload["signal_event_id"],
+                        dt.datetime.fromisoformat(payload["deadline"]),
+                        Decimal(payload["cash_before"]),
+                    )
+            except (domain.PlanningError, BrokerError) as error:
+                emitted.append(_failure(signal, context, str(error)))
+        async with runtime.store.unit_of_work() as uow:
+            if emitted:
+                await uow.append(stream_of(liquidation.SERVICE, timer.workflow_id), None, emitted)
+            if next_check is not None:
+                await next_check(uow)
+            await timers.complete(uow, timer.id)
+        runtime.relay.wake()
+
+    async def _settled(self, workflow_id: str, context: HandlerContext) -> bool:
+        """Finished or already planned: nothing more to plan for this workflow."""
+        history = await context.store.read_correlation(workflow_id)
+        types = {recorded.event.event_type for recorded in history}
+        if types & {"WorkflowCompleted", "WorkflowFailed", "RebalancePlanned"}:
+            log.info("workflow already planned or finished; signal ignored")
+            return True
+        return False
+
+    async def _liquidate(
+        self, signal: SignalGenerated, broker: Broker, cash: Decimal
+    ) -> HandlerOutcome:
+        """Close everything (one broker call) and arm the first account check."""
+        closes = await broker.close_all_positions()
+        refused = [f"{c.symbol}: {c.error}" for c in closes if c.error]
+        if not closes or refused:
+            reason = "; ".join(refused) if refused else "nothing was held to close"
+            raise domain.PlanningError(f"cash is ${cash:,.2f} and liquidation failed: {reason}")
+        log.warning("non-positive cash: all positions closed", cash=str(cash), count=len(closes))
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self._settings.liquidation_wait_s)
+        return HandlerOutcome(
+            in_transaction=liquidation.arm_check(
+                signal.correlation_id, str(signal.event_id), deadline, cash
+            )
+        )
+
+    async def _plan(
+        self, signal: SignalGenerated, context: HandlerContext, broker: Broker
+    ) -> RebalancePlanned:
         account = await broker.get_account()
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
@@ -112,6 +170,20 @@ class PlanStep:
             open_orders=tuple(_open_order_fact(order) for order in open_orders),
             signal_fingerprint=signal.signal_fingerprint,
         )
+
+
+def _failure(cause: SignalGenerated, context: HandlerContext, reason: str) -> WorkflowFailed:
+    log.warning("planning failed", reason=reason)
+    return context.follow_up(
+        cause,
+        WorkflowFailed,
+        failure_step="portfolio_analysis",
+        failure_reason=reason,
+        error_details={
+            "original_event_type": cause.event_type,
+            "original_event_id": str(cause.event_id),
+        },
+    )
 
 
 async def _quotes(broker: Broker, symbols: list[str]) -> dict[str, Quote | None]:
