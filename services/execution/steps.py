@@ -574,15 +574,11 @@ class ChainSteps:
             return chain, (self._next_poll(chain, now),)
         current = await self._read(order.broker_order_id)
         if current is not None:
-            order = replace(
-                order, filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
-            )
-            chain = replace(chain, order=order)
-            if current.status is OrderStatus.FILLED:
-                self._filled_event(chain, emitter, current, complete=True)
-                return self._end(self._close(chain, "filled"), None), ()
-            if current.filled_qty > 0:
-                self._filled_event(chain, emitter, current, complete=False)
+            chain, ended = self._absorb_fills(chain, emitter, current)
+            if ended is not None:
+                return ended, ()
+            assert chain.order is not None
+            order = chain.order
         emitter.emit(
             OrderCancelled,
             order.requested_event_id,
@@ -628,15 +624,11 @@ class ChainSteps:
             current = await self._read(order.broker_order_id)
         if current is None:
             return self._end(self._close(chain, "rejected"), "order not found at the broker"), ()
-        order = replace(
-            order, filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
-        )
-        chain = replace(chain, order=order)
-        if current.status is OrderStatus.FILLED:
-            self._filled_event(chain, emitter, current, complete=True)
-            return self._end(self._close(chain, "filled"), None), ()
-        if current.filled_qty > 0:
-            self._filled_event(chain, emitter, current, complete=False)
+        chain, ended = self._absorb_fills(chain, emitter, current)
+        if ended is not None:
+            return ended, ()
+        assert chain.order is not None
+        order = chain.order
         purpose = chain.cancel_purpose or "escalation"
         emitter.emit(
             OrderCancelled,
@@ -788,6 +780,23 @@ class ChainSteps:
         return pricing.remaining_is_negligible(
             remaining, chain.fractionable, price, self._settings.exec_min_notional_usd
         )
+
+    def _absorb_fills(
+        self, chain: Chain, emitter: Emitter, current: Order
+    ) -> tuple[Chain, Chain | None]:
+        """Carry the broker's fills of the working order onto the chain (reporting them); the
+        second value is the ended chain when the order is completely filled."""
+        assert chain.order is not None
+        order = replace(
+            chain.order, filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
+        )
+        chain = replace(chain, order=order)
+        if current.status is OrderStatus.FILLED:
+            self._filled_event(chain, emitter, current, complete=True)
+            return chain, self._end(self._close(chain, "filled"), None)
+        if current.filled_qty > 0:
+            self._filled_event(chain, emitter, current, complete=False)
+        return chain, None
 
     def _filled_event(self, chain: Chain, emitter: Emitter, current: Order, complete: bool) -> None:
         order = chain.order

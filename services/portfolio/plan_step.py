@@ -174,16 +174,7 @@ class PlanStep:
 
 def _failure(cause: SignalGenerated, context: HandlerContext, reason: str) -> WorkflowFailed:
     log.warning("planning failed", reason=reason)
-    return context.follow_up(
-        cause,
-        WorkflowFailed,
-        failure_step="portfolio_analysis",
-        failure_reason=reason,
-        error_details={
-            "original_event_type": cause.event_type,
-            "original_event_id": str(cause.event_id),
-        },
-    )
+    return context.failure(cause, "portfolio_analysis", reason)
 
 
 async def _quotes(broker: Broker, symbols: list[str]) -> dict[str, Quote | None]:

@@ -39,7 +39,7 @@ from shared.events.signals import (
     SignalGenerated,
     StrategySignal,
 )
-from shared.events.workflow import WorkflowFailed, WorkflowStarted
+from shared.events.workflow import WorkflowStarted
 from shared.marketdata.bars import BarDataError, BarSnapshot
 from shared.marketdata.barstore import BarStore, BarStoreMarketData
 from shared.marketdata.sample import ensure_sample
@@ -100,18 +100,7 @@ class SignalStep:
             return [await self._signal(event, context)]
         except (SignalGenerationError, BarDataError, LivePriceError) as error:
             log.warning("signal generation failed", reason=str(error))
-            return [
-                context.follow_up(
-                    event,
-                    WorkflowFailed,
-                    failure_step="signal_generation",
-                    failure_reason=str(error),
-                    error_details={
-                        "original_event_type": event.event_type,
-                        "original_event_id": str(event.event_id),
-                    },
-                )
-            ]
+            return [context.failure(event, "signal_generation", str(error))]
 
     async def _signal(self, event: WorkflowStarted, context: HandlerContext) -> SignalGenerated:
         moment = await asyncio.to_thread(self._market_moment)

@@ -51,6 +51,20 @@ class HandlerContext:
             **cause.caused(source=self.service, occurred_at=datetime.now(UTC)), **payload
         )
 
+    def failure(self, cause: Event, step: str, reason: str) -> WorkflowFailed:
+        """The workflow's failure at `step` (signal_generation, portfolio_analysis,
+        trade_execution), caused by `cause`, with the real cause in words."""
+        return self.follow_up(
+            cause,
+            WorkflowFailed,
+            failure_step=step,
+            failure_reason=reason,
+            error_details={
+                "original_event_type": cause.event_type,
+                "original_event_id": str(cause.event_id),
+            },
+        )
+
 
 @dataclass(frozen=True)
 class HandlerOutcome:
