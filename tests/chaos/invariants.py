@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
+import aio_pika
 import sqlalchemy as sa
 
 from services.commands.serve import ServiceName, service_definition
 from shared.broker.simulated import ledger
-from shared.bus.memory import topic_matches
+from shared.bus.topic import topic_matches
 from shared.events import (
     Event,
     OrderEvent,
@@ -33,7 +34,7 @@ from shared.eventstore.store import SqlEventStore
 from shared.eventstore.timers import timers
 from shared.settings import Settings
 from tests.e2e.cluster import Cluster
-from tests.servers import SERVICES
+from tests.servers import RABBITMQ_URL, SERVICES
 
 TERMINAL = ("WorkflowCompleted", "WorkflowFailed")
 ONCE_PER_WORKFLOW = ("WorkflowStarted", "SignalGenerated", "RebalancePlanned", "TradeExecuted")
@@ -231,16 +232,39 @@ async def broker_findings(
     return findings
 
 
+async def dead_letters(namespace: str) -> dict[str, int]:
+    """Messages waiting in each service's dead-letter queue: an event a service gave up on."""
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        counts: dict[str, int] = {}
+        for service in SERVICES:
+            queue = await channel.declare_queue(f"{namespace}.{service}.dlq", passive=True)
+            counts[service] = queue.declaration_result.message_count or 0
+        return counts
+    finally:
+        await connection.close()
+
+
 async def violations(
     cluster: Cluster,
     workflow_id: str,
     account_id: str,
     bound: Mapping[str, Sequence[str]],
+    dead_before: Mapping[str, int],
     timeout_s: float = 120,
 ) -> list[str]:
-    """Every invariant broken by one finished (or stuck) workflow."""
+    """Every invariant broken by one finished (or stuck) workflow; `dead_before` is
+    `dead_letters` as it was before the workflow started."""
     assert cluster.store is not None
     findings = await wait_settled(cluster.store, workflow_id, bound, timeout_s)
+    dead_now = await dead_letters(cluster.namespace)
+    findings += [
+        f"{dead_now[service] - dead_before.get(service, 0)} message(s) dead-lettered by {service} "
+        f"(see {cluster.log_path(service)})"
+        for service in SERVICES
+        if dead_now[service] > dead_before.get(service, 0)
+    ]
     events = await cluster.events(workflow_id)
     findings += event_counts(events)
     if any(event.event_type == "RebalancePlanned" for event in events):

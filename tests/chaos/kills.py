@@ -34,10 +34,11 @@ CHAOS_SETTINGS = {
     "ALCHEMISER_EXEC_CANCEL_CONFIRM_S": "1",
     "ALCHEMISER_EXEC_FINAL_WAIT_S": "1",
     "ALCHEMISER_WORKFLOW_DEADLINE_S": "300",
-    "ALCHEMISER_LOG_LEVEL": "WARNING",
+    "ALCHEMISER_LOG_LEVEL": "INFO",
 }
 """Short execution waits so a run takes seconds; a deadline far beyond a kill-and-restart, so
-a restarted service is never mistaken for a stalled one."""
+a restarted service is never mistaken for a stalled one; INFO logs (`<service>.log` in the
+test's directory) so a broken run can be read back."""
 
 
 @dataclass(frozen=True)

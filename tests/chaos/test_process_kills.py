@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.accounts import last_close, open_holding
-from tests.chaos.invariants import bindings, violations
+from tests.chaos.invariants import bindings, dead_letters, violations
 from tests.chaos.kills import CHAOS_SETTINGS, draw_kill, inject
 from tests.chaos.scale import chaos_seed, runs
 from tests.e2e.cluster import Cluster
@@ -55,12 +55,13 @@ async def test_a_service_killed_at_any_point_of_a_workflow_loses_nothing_and_dou
                     qty=Decimal(40),
                     price=spy_price,
                 )
+            dead_before = await dead_letters(cluster.namespace)
             started = time.monotonic()
             response = await cluster.trigger({"force": True, "account_id": account_id})
             assert response.status_code == 202, response.text
             workflow_id = response.json()["id"]
             what = await inject(cluster, workflow_id, kill)
-            found = await violations(cluster, workflow_id, account_id, bound)
+            found = await violations(cluster, workflow_id, account_id, bound, dead_before)
             durations.append(time.monotonic() - started)
             print(f"run {run}: {what}; {'OK' if not found else 'BROKEN'}")
             if found:

@@ -1,0 +1,148 @@
+"""Taking the real RabbitMQ and PostgreSQL on this machine down for a few seconds, and always
+bringing them back: every outage restores its server in a `finally` and waits until it answers,
+so a failing test never leaves the server down for the rest of the suite (or for anyone else
+testing on the machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+
+from tests.e2e.cluster import Cluster
+from tests.servers import POSTGRES_ADMIN_URL, RABBITMQ_URL, SERVICES, in_ci
+
+COMMAND_TIMEOUT_S = 120.0
+ANSWER_TIMEOUT_S = 120.0
+POSTGRES_CLUSTERS = Path("/etc/postgresql")
+
+
+def require_tool(name: str) -> str:
+    """The server's control tool on this machine; skipped (CI: failed) when it is absent."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not on PATH: this test controls the local server with it"
+        if in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+async def run_tool(*command: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT_S)
+    if process.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {process.returncode}: {output.decode()}")
+
+
+async def _rabbitmq_answers() -> bool:
+    try:
+        connection = await aio_pika.connect(RABBITMQ_URL, timeout=2)
+    except Exception:
+        return False
+    await connection.close()
+    return True
+
+
+async def _postgres_answers() -> bool:
+    try:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=2)
+    except Exception:
+        return False
+    await connection.close()
+    return True
+
+
+async def _until_answers(name: str, probe: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while not await probe():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{name} does not answer {ANSWER_TIMEOUT_S} s after its restart")
+        await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def rabbitmq_stopped() -> AsyncIterator[None]:
+    """RabbitMQ's application stopped (the Erlang node stays up) for the body of the block."""
+    rabbitmqctl = require_tool("rabbitmqctl")
+    try:
+        await run_tool(rabbitmqctl, "stop_app")
+        yield
+    finally:
+        await run_tool(rabbitmqctl, "start_app")
+        await run_tool(rabbitmqctl, "await_startup")
+        await _until_answers("RabbitMQ", _rabbitmq_answers)
+
+
+def postgres_version() -> str:
+    """The one PostgreSQL version installed (Debian's layout: /etc/postgresql/<version>)."""
+    versions = sorted(path.name for path in POSTGRES_CLUSTERS.iterdir())
+    if len(versions) != 1:
+        pytest.skip(f"expected one PostgreSQL version under {POSTGRES_CLUSTERS}, found {versions}")
+    return versions[0]
+
+
+async def restart_postgres() -> None:
+    """`pg_ctlcluster <version> main restart`; whatever happens, the cluster is started and
+    answering again on return."""
+    pg_ctlcluster = require_tool("pg_ctlcluster")
+    version = postgres_version()
+    try:
+        await run_tool(pg_ctlcluster, "--skip-systemctl-redirect", version, "main", "restart")
+    finally:
+        if not await _postgres_answers():
+            await run_tool(pg_ctlcluster, "--skip-systemctl-redirect", version, "main", "start")
+        await _until_answers("PostgreSQL", _postgres_answers)
+
+
+async def readiness(cluster: Cluster) -> dict[str, int]:
+    """Each service's /readyz status code; 0 when it does not answer at all."""
+
+    async def one(client: httpx.AsyncClient, service: str) -> int:
+        try:
+            return (await client.get(f"{cluster.url(service)}/readyz")).status_code
+        except httpx.HTTPError:
+            return 0
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        codes = await asyncio.gather(*(one(client, service) for service in SERVICES))
+    return dict(zip(SERVICES, codes, strict=True))
+
+
+async def all_ready_after(cluster: Cluster, since: float, timeout_s: float = 120) -> float:
+    """Seconds from `since` (monotonic) until every service's /readyz answers 200."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        codes = await readiness(cluster)
+        if all(code == 200 for code in codes.values()):
+            return time.monotonic() - since
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"services not ready {timeout_s} s after the outage: {codes}")
+        await asyncio.sleep(0.1)
+
+
+async def each_reported_not_ready(cluster: Cluster, timeout_s: float) -> None:
+    """Poll every /readyz until each service has answered 503 at least once."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        codes = await readiness(cluster)
+        seen.update(service for service, code in codes.items() if code == 503)
+        if seen == set(SERVICES):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"/readyz did not answer 503 within {timeout_s} s for "
+                f"{sorted(set(SERVICES) - seen)} (last codes {codes})"
+            )
+        await asyncio.sleep(0.1)
