@@ -1,4 +1,4 @@
-"""Event reads on SQLite, through SQLAlchemy Core."""
+"""The columns the store reads and how a row becomes a RecordedEvent."""
 
 from __future__ import annotations
 
