@@ -59,24 +59,28 @@ class RunResult:
     report_files: tuple[Path, Path]
 
 
-class EmbeddedSystem:
-    """The four services sharing one store, one in-memory bus and one outbox relay."""
+DEFINITIONS = {
+    "strategy": strategy_definition,
+    "portfolio": portfolio_definition,
+    "execution": execution_definition,
+    "notify": notify_definition,
+}
 
-    def __init__(self, settings: Settings) -> None:
+
+class EmbeddedSystem:
+    """The services (all four unless told) sharing one store, one in-memory bus and one outbox
+    relay."""
+
+    def __init__(self, settings: Settings, services: tuple[str, ...] = tuple(DEFINITIONS)) -> None:
         self.settings = settings
         self.store = SqlEventStore(settings.resolved_database_url)
         self.bus = InMemoryBus()
         self.relay = OutboxRelay(self.store, self.bus)
         self.runtimes = [
             ServiceRuntime(
-                definition(settings), settings, self.store, self.bus, shared_relay=self.relay
+                DEFINITIONS[name](settings), settings, self.store, self.bus, shared_relay=self.relay
             )
-            for definition in (
-                strategy_definition,
-                portfolio_definition,
-                execution_definition,
-                notify_definition,
-            )
+            for name in services
         ]
         self._relay_task: asyncio.Task[None] | None = None
 

@@ -3,29 +3,39 @@ the bars named by `bars_hash` plus the recorded live bar, the account snapshot t
 from, the quotes each order was priced on — and compare them with what was recorded. With other
 strategy files (shadow mode) it shows how their plan would have differed on that day.
 
-It never calls a broker for orders: the comparison is of decisions (signal, plan, order sizes),
-which is what must be reproducible; the asset metadata comes from the simulated broker unless
-`--live` is given.
+The re-derivation calls no broker for orders. `redrive` then plays the day again under a new
+workflow id on a fresh simulated account opened with the recorded account snapshot: the portfolio
+and execution services plan and trade it as they did, and its plan and orders are compared too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from services.embedded import EmbeddedSystem
 from services.execution import sizing
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from services.strategy.signal_step import bundled_config
 from services.strategy.signals import decide, decimal_text, load_strategy_set
+from services.strategy.workflow_status import project_workflow
+from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
+from shared.broker.simulated import SimulatedBroker
 from shared.events import Event
+from shared.events.ids import signal_fingerprint
 from shared.events.orders import OrderRequested
 from shared.events.plans import RebalancePlanned
 from shared.events.signals import SignalGenerated
+from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
+from shared.eventstore.store import SqlEventStore
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
@@ -56,15 +66,20 @@ class ReplayResult:
 
     @property
     def differences(self) -> list[str]:
-        found: list[str] = []
-        for name, replayed, recorded in (
-            ("plan", self.plan, self.recorded_plan),
-            ("orders", self.orders, self.recorded_orders),
-        ):
-            for line in sorted(set(replayed) ^ set(recorded)):
-                where = "replay only" if line in replayed else "recorded only"
-                found.append(f"{name}: {line.action} {line.symbol} {line.amount} ({where})")
-        return found
+        return differences("plan", self.plan, self.recorded_plan) + differences(
+            "orders", self.orders, self.recorded_orders
+        )
+
+
+def differences(
+    name: str, replayed: tuple[Decision, ...], recorded: tuple[Decision, ...]
+) -> list[str]:
+    """One line per decision only one side has."""
+    return [
+        f"{name}: {line.action} {line.symbol} {line.amount} "
+        f"({'replay only' if line in replayed else 'recorded only'})"
+        for line in sorted(set(replayed) ^ set(recorded))
+    ]
 
 
 def _first(events: Sequence[Event], kind: type[Event]) -> Event | None:
@@ -127,13 +142,7 @@ async def replay_workflow(
         plan=tuple(sorted(line for line in plan_lines if line.action != "HOLD")),
         recorded_plan=tuple(sorted(d for d in _recorded_plan(plan) if d.action != "HOLD")),
         orders=tuple(sorted(orders)),
-        recorded_orders=tuple(
-            sorted(
-                Decision(event.symbol, event.side, event.qty)
-                for event in events
-                if isinstance(event, OrderRequested) and event.reason == "initial"
-            )
-        ),
+        recorded_orders=_initial_orders(events),
     )
 
 
@@ -228,3 +237,108 @@ async def _orders(
         if sized.outcome is sizing.SizingOutcome.SIZED:
             orders.append(Decision(line.symbol, line.action, sized.qty))
     return orders
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """The recorded day played again under a new workflow on a simulated account opened with
+    the recorded account snapshot."""
+
+    workflow_id: str
+    account_id: str
+    status: str
+    plan: tuple[Decision, ...]
+    orders: tuple[Decision, ...]
+
+
+async def redrive(events: Sequence[Event], result: ReplayResult, settings: Settings) -> Redrive:
+    """Start a new workflow from the re-derived signal on a fresh simulated account holding the
+    recorded snapshot, and let the portfolio and execution services run it to its end."""
+    signal = _first(events, SignalGenerated)
+    plan = _first(events, RebalancePlanned)
+    recorded_start = _first(events, WorkflowStarted)
+    assert isinstance(signal, SignalGenerated) and isinstance(plan, RebalancePlanned)
+    assert isinstance(recorded_start, WorkflowStarted)
+    workflow_id = str(uuid.uuid4())
+    account_id = f"replay-{workflow_id[:8]}"
+    factory = BrokerFactory(settings)
+    broker = factory(account_id)
+    try:
+        if not isinstance(broker, SimulatedBroker):
+            raise ReplayError("a replay re-drives on the simulated broker only")
+        await broker.open_account(
+            plan.snapshot.cash, {p.symbol: (p.qty, p.price) for p in plan.snapshot.positions}
+        )
+    finally:
+        await factory.close()
+    now = dt.datetime.now(dt.UTC)
+    lineage = {"replay_of": recorded_start.correlation_id}
+    start = WorkflowStarted(
+        correlation_id=workflow_id,
+        account_id=account_id,
+        occurred_at=now,
+        source="replay",
+        requested_by=f"alchemiser replay of {recorded_start.correlation_id}",
+        configuration=WorkflowConfiguration(live_trading=False),
+        trading_date=recorded_start.trading_date,
+        force=True,
+        idempotency_key=f"replay:{workflow_id}",
+        metadata=lineage,
+    )
+    replayed_signal = signal.model_copy(
+        update={
+            "event_id": uuid.uuid4(),
+            "correlation_id": workflow_id,
+            "causation_id": str(start.event_id),
+            "account_id": account_id,
+            "occurred_at": now,
+            "source": "replay",
+            "metadata": lineage,
+            "consolidated_portfolio": signal.consolidated_portfolio.model_copy(
+                update={"target_allocations": result.targets, "correlation_id": workflow_id}
+            ),
+            "signal_fingerprint": signal_fingerprint(result.targets),
+        }
+    )
+    system = EmbeddedSystem(settings, services=("portfolio", "execution", "notify"))
+    await system.start()
+    try:
+        async with system.store.unit_of_work() as uow:
+            await uow.append(f"replay/{workflow_id}", 0, [start, replayed_signal])
+        system.relay.wake()
+        replayed = await _until_finished(system.store, workflow_id, settings.workflow_deadline_s)
+    finally:
+        await system.stop()
+    view = project_workflow(replayed)
+    new_plan = _first(replayed, RebalancePlanned)
+    return Redrive(
+        workflow_id=workflow_id,
+        account_id=account_id,
+        status=view.status if view else "running",
+        plan=tuple(
+            sorted(d for d in _recorded_plan(new_plan) if d.action != "HOLD")
+            if isinstance(new_plan, RebalancePlanned)
+            else ()
+        ),
+        orders=_initial_orders(replayed),
+    )
+
+
+async def _until_finished(store: SqlEventStore, workflow_id: str, deadline_s: float) -> list[Event]:
+    give_up = time.monotonic() + deadline_s
+    while True:
+        events = [item.event for item in await store.read_correlation(workflow_id)]
+        view = project_workflow(events)
+        if (view is not None and view.status != "running") or time.monotonic() > give_up:
+            return events
+        await asyncio.sleep(0.1)
+
+
+def _initial_orders(events: Sequence[Event]) -> tuple[Decision, ...]:
+    return tuple(
+        sorted(
+            Decision(event.symbol, event.side, event.qty)
+            for event in events
+            if isinstance(event, OrderRequested) and event.reason == "initial"
+        )
+    )

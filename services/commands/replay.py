@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from services.commands.serve import settings_or_exit
+
+if TYPE_CHECKING:
+    from services.replay import Decision
 
 
 def replay(
@@ -21,48 +24,89 @@ def replay(
         typer.Option(help="Shadow mode: a folder with allocation.json and strategy files."),
     ] = None,
     live: Annotated[
-        bool, typer.Option(help="Read asset metadata from the configured live broker.")
+        bool, typer.Option(help="Re-drive against the configured live broker (not supported).")
     ] = False,
 ) -> None:
-    """Re-derive a recorded workflow's signal, plan and orders from its recorded inputs and
-    show what differs; exits 1 on any difference (none is expected without --strategies)."""
+    """Re-derive a recorded workflow's signal, plan and orders from its recorded inputs, then
+    play it again under a new workflow id on a simulated account opened with the recorded
+    account snapshot; show what differs from the recording and exit 1 on any difference.
+    With --strategies (shadow mode) only the re-derivation runs, with the other files."""
     import asyncio
 
-    from services.replay import ReplayError, ReplayResult, replay_workflow
+    from services.replay import (
+        Redrive,
+        ReplayError,
+        ReplayResult,
+        redrive,
+        replay_workflow,
+    )
+    from services.replay import differences as compare
     from services.strategy.signals import SignalGenerationError
     from shared.broker.factory import broker_for
     from shared.eventstore.store import SqlEventStore
+    from shared.logs import configure_logging
     from shared.settings import BrokerKind
 
     settings = settings_or_exit()
-    if not live and settings.broker is not BrokerKind.SIMULATED:
-        settings = settings.model_copy(update={"broker": BrokerKind.SIMULATED})
+    configure_logging("WARNING")
+    if live:
+        typer.echo(
+            "alchemiser replay: re-driving against a live broker is not supported; "
+            "replay re-drives on the simulated broker (drop --live)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    settings = settings.model_copy(update={"broker": BrokerKind.SIMULATED})
 
-    async def run() -> ReplayResult:
+    async def run() -> tuple[ReplayResult, Redrive | None]:
         store = SqlEventStore(settings.resolved_database_url)
         try:
             events = [item.event for item in await store.read_correlation(workflow)]
-            account = events[0].account_id if events else "default"
-            broker = broker_for(settings, account)
-            return await replay_workflow(
-                events, settings, broker, from_event=from_event, strategies_dir=strategies
-            )
         finally:
             await store.close()
+        account = events[0].account_id if events else "default"
+        broker = broker_for(settings, account)
+        result = await replay_workflow(
+            events, settings, broker, from_event=from_event, strategies_dir=strategies
+        )
+        if strategies is not None:
+            return result, None
+        return result, await redrive(events, result, settings)
 
     try:
-        result = asyncio.run(run())
+        result, played = asyncio.run(run())
     except (ReplayError, SignalGenerationError) as error:
         typer.echo(f"alchemiser replay: {error}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"replayed workflow {result.workflow_id} from {result.started_from}")
-    typer.echo(
-        "plan:   " + ", ".join(f"{d.action} {d.symbol} ${d.amount:,.2f}" for d in result.plan)
-    )
-    typer.echo("orders: " + ", ".join(f"{d.action} {d.amount} {d.symbol}" for d in result.orders))
-    if result.differences:
+    typer.echo(f"re-derived workflow {result.workflow_id} from {result.started_from}")
+    typer.echo("plan:   " + _plan_text(result.plan))
+    typer.echo("orders: " + _order_text(result.orders))
+    found = list(result.differences)
+    if played is not None:
+        typer.echo(
+            f"re-driven as workflow {played.workflow_id} on simulated account "
+            f"{played.account_id}: {played.status}"
+        )
+        typer.echo("plan:   " + _plan_text(played.plan))
+        typer.echo("orders: " + _order_text(played.orders))
+        if played.status != "completed":
+            found.append(f"the re-driven workflow ended {played.status}")
+        found += [
+            f"re-driven {line}"
+            for line in compare("plan", played.plan, result.recorded_plan)
+            + compare("orders", played.orders, result.recorded_orders)
+        ]
+    if found:
         typer.echo("differs from the recording:")
-        for line in result.differences:
+        for line in found:
             typer.echo(f"  {line}")
         raise typer.Exit(1)
     typer.echo("identical to the recording: same plan and same orders")
+
+
+def _plan_text(lines: tuple[Decision, ...]) -> str:
+    return ", ".join(f"{d.action} {d.symbol} ${d.amount:,.2f}" for d in lines)
+
+
+def _order_text(lines: tuple[Decision, ...]) -> str:
+    return ", ".join(f"{d.action} {d.amount} {d.symbol}" for d in lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,22 @@ def test_replaying_a_recorded_workflow_reproduces_its_plan_and_orders(
     result = alchemiser(home, "replay", "--workflow", workflow_id)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical to the recording" in result.stdout
-    assert "BUY" in result.stdout
+    redriven = re.search(
+        r"re-driven as workflow (\S+) on simulated account (\S+): completed", result.stdout
+    )
+    assert redriven, result.stdout
+    new_id, account = redriven.groups()
+    assert new_id != workflow_id
+    assert account.startswith("replay-")
+    orders = json.loads(
+        alchemiser(home, "broker", "orders", "--workflow", new_id, "--format", "json").stdout
+    )
+    recorded = json.loads(
+        alchemiser(home, "broker", "orders", "--workflow", workflow_id, "--format", "json").stdout
+    )
+    assert sorted((o["symbol"], o["side"], o["qty"]) for o in orders) == sorted(
+        (o["symbol"], o["side"], o["qty"]) for o in recorded
+    )
 
 
 def test_replaying_from_the_signal_reproduces_the_plan(recorded: tuple[Path, str]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, Protocol
@@ -152,6 +152,40 @@ class SimulatedBroker:
         """Release the broker's own database connections (a shared engine stays open)."""
         if self._owns_engine:
             await self._engine.dispose()
+
+    async def open_account(
+        self, cash: Decimal, positions: Mapping[str, tuple[Decimal, Decimal]]
+    ) -> None:
+        """Open this (unused) account with `cash` and `positions` (symbol → (qty, price)) instead
+        of the starting cash: a replay re-drives a recorded day from the account it saw."""
+        now = self._now()
+        async with self._engine.begin() as connection:
+            existing = await connection.execute(
+                sa.select(sim_accounts.c.account_id).where(
+                    sim_accounts.c.account_id == self._account_id
+                )
+            )
+            if existing.first() is not None:
+                raise ValueError(
+                    f"simulated account {self._account_id!r} exists already; "
+                    "open_account only opens a new one"
+                )
+            await connection.execute(
+                sa.insert(sim_accounts).values(
+                    account_id=self._account_id, cash=cash, created_at=now
+                )
+            )
+            for symbol, (qty, price) in sorted(positions.items()):
+                await connection.execute(
+                    sa.insert(sim_positions).values(
+                        account_id=self._account_id,
+                        symbol=_symbol(symbol),
+                        qty=qty,
+                        avg_entry_price=price,
+                        last_price=price,
+                        updated_at=now,
+                    )
+                )
 
     # ------------------------------------------------------------------ account and positions
 
