@@ -69,7 +69,7 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
                 requested_by="api",
             )
         except TriggerRejected as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         except TriggerRefused as error:
             return JSONResponse(
                 {
