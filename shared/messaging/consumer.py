@@ -9,6 +9,7 @@ transaction commit; the other's emitted events roll back with it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,11 +18,16 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from shared.bus.port import Bus, Message
 from shared.events import Event, decode
 from shared.events.workflow import WorkflowFailed
-from shared.eventstore.errors import ConcurrencyError, DuplicateInboxError
+from shared.eventstore.errors import (
+    ConcurrencyError,
+    DuplicateInboxError,
+    EventStoreUnavailableError,
+)
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.service.metrics import ServiceMetrics
 
@@ -36,6 +42,17 @@ FAILURE_STEP = {
     "execution": "trade_execution",
 }
 _APPEND_ATTEMPTS = 5
+DATABASE_RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """A lost or refused database connection — worth waiting for — as opposed to an error of
+    the message or the handler."""
+    if isinstance(error, EventStoreUnavailableError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 @dataclass(frozen=True)
@@ -113,8 +130,28 @@ class Consumer:
         )
 
     async def handle_message(self, message: Message) -> None:
-        started = time.perf_counter()
+        """Handle one delivery. While the database is unreachable the delivery is held and
+        retried here with backoff (about a minute in all) instead of being failed at once: a
+        restarting database must not burn a message's delivery attempts in milliseconds and
+        dead-letter a healthy event."""
         event = decode(message.body)
+        for pause_s in (*DATABASE_RETRY_PAUSES_S, None):
+            try:
+                await self._handle(event)
+                return
+            except Exception as error:
+                if pause_s is None or not is_database_unavailable(error):
+                    raise
+                log.warning(
+                    "database unavailable; delivery held and retried",
+                    event_type=event.event_type,
+                    retry_in_s=pause_s,
+                    error=str(error),
+                )
+                await asyncio.sleep(pause_s)
+
+    async def _handle(self, event: Event) -> None:
+        started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
             correlation_id=event.correlation_id, event_id=str(event.event_id)
         ):

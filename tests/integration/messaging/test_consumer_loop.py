@@ -326,3 +326,40 @@ async def test_a_handler_that_emits_nothing_still_consumes_each_event_once(
     await eventually(lambda: inbox_count(store, "notify", started.event_id))
     await eventually(lambda: calls >= 1)
     assert calls == 1
+
+
+async def test_a_delivery_is_held_while_the_database_is_unreachable_not_dead_lettered(
+    store: SqlEventStore, bus: Bus, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.messaging import consumer as consumer_module
+
+    monkeypatch.setattr(consumer_module, "DATABASE_RETRY_PAUSES_S", (0.01,) * 10)
+    outage_left = 6  # more failures than the bus allows deliveries (3)
+    calls = 0
+
+    async def handler(event: Event, context: HandlerContext) -> Sequence[Event]:
+        nonlocal outage_left, calls
+        calls += 1
+        if outage_left:
+            outage_left -= 1
+            raise ConnectionRefusedError("the database is restarting")
+        return ()
+
+    consumer = Consumer(
+        "portfolio", store, bus, handler, ["WorkflowStarted"], queue=f"{namespace}.portfolio"
+    )
+    deliveries: list[int] = []
+    handle = consumer.handle_message
+
+    async def counting(message: Message) -> None:
+        deliveries.append(message.delivery_count)
+        await handle(message)
+
+    await bus.subscribe(consumer.queue, ["WorkflowStarted"], counting)
+    started = started_event()
+    await bus.publish("WorkflowStarted", encode(started), message_id=str(started.event_id))
+
+    await eventually(lambda: inbox_count(store, "portfolio", started.event_id))
+    assert deliveries == [1]  # held and retried in place: no redelivery, nothing dead-lettered
+    assert calls == 7
+    assert await bus.dead_letters(consumer.queue) == []
