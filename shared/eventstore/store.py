@@ -1,5 +1,5 @@
 """The event store (DESIGN §4) over SQLAlchemy 2 async Core: PostgreSQL (asyncpg) and SQLite
-(aiosqlite).
+(aiosqlite). Event reads on PostgreSQL go to asyncpg directly (see `postgres`).
 
 Global positions are gap-free and in commit order. Every append first updates the one-row
 `event_positions` counter (`UPDATE … RETURNING`), which holds that row's lock until the
@@ -26,7 +26,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.eventstore import rows
+from shared.eventstore import postgres, sqlite
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.eventstore.errors import EventStoreUnavailableError
 from shared.eventstore.migrations import describe
@@ -53,6 +53,10 @@ class SqlEventStore:
         return self._engine
 
     @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
@@ -76,17 +80,25 @@ class SqlEventStore:
         return self._unit_of_work()
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
-        return await self._select(events.c.stream_id == stream_id, order_by=events.c.stream_version)
+        if self.is_postgres:
+            return await self._fetch_postgres(postgres.READ_STREAM, stream_id)
+        return await self._select_sqlite(
+            events.c.stream_id == stream_id, order_by=events.c.stream_version
+        )
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """Up to `limit` events with position > `after_position`, in position order."""
-        return await self._select(
+        if self.is_postgres:
+            return await self._fetch_postgres(postgres.READ_ALL, after_position, limit)
+        return await self._select_sqlite(
             events.c.position > after_position, order_by=events.c.position, limit=limit
         )
 
     async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
         """Every event of one workflow, in position (commit) order."""
-        return await self._select(
+        if self.is_postgres:
+            return await self._fetch_postgres(postgres.READ_CORRELATION, correlation_id)
+        return await self._select_sqlite(
             events.c.correlation_id == correlation_id, order_by=events.c.position
         )
 
@@ -134,10 +146,23 @@ class SqlEventStore:
                 await connection.execution_options(**{WRITE_OPTION: True})
             yield connection
 
-    async def _select(
+    async def _fetch_postgres(self, query: str, *arguments: Any) -> list[RecordedEvent]:
+        async with self.engine.connect() as connection:
+            driver = await _asyncpg_connection(connection)
+            rows = await driver.fetch(query, *arguments)
+        return [postgres.from_record(row) for row in rows]
+
+    async def _select_sqlite(
         self, condition: Any, *, order_by: Any, limit: int | None = None
     ) -> list[RecordedEvent]:
-        query = select(*rows.EVENT_COLUMNS).where(condition).order_by(order_by).limit(limit)
+        query = select(*sqlite.EVENT_COLUMNS).where(condition).order_by(order_by).limit(limit)
         async with self.engine.connect() as connection:
             result = await connection.execute(query)
-            return [rows.from_row(row) for row in result]
+            return [sqlite.from_row(row) for row in result]
+
+
+async def _asyncpg_connection(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under a pooled SQLAlchemy connection that has not begun a
+    transaction: a single read statement runs in autocommit."""
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection

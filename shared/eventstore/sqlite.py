@@ -1,4 +1,4 @@
-"""The columns the store reads and how a row becomes a RecordedEvent."""
+"""Event reads on SQLite, through SQLAlchemy Core."""
 
 from __future__ import annotations
 
