@@ -16,6 +16,7 @@ no consumer crashed or stalled.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -327,3 +328,74 @@ async def _dead_lettered_counts(cluster: Cluster) -> Counter[str]:
                 if line.startswith("alchemiser_events_dead_lettered_total{"):
                     counts[service] += int(float(line.rsplit(" ", 1)[1]))
     return counts
+
+
+BURST = {"ci": 20, "full": 200}.get(os.environ.get("ALCHEMISER_CHAOS_SCALE", "ci"), 20)
+MUTATIONS: tuple[tuple[str, Any, str], ...] = (
+    ("schema_version", "1", "MalformedEventError"),
+    ("event_type", None, "MalformedEventError"),
+    ("event_id", "not-a-uuid", "InvalidEventError"),
+    ("occurred_at", "yesterday", "InvalidEventError"),
+    ("strategies", 42, "InvalidEventError"),
+    ("consolidated_portfolio", None, "InvalidEventError"),
+    ("schema_version", 0, "UnknownEventError"),
+)
+
+
+def burst(count: int) -> list[Poison]:
+    """`count` SignalGenerated documents, each naming its own workflow, each broken one way."""
+    poisons = []
+    for number in range(count):
+        field, value, error = MUTATIONS[number % len(MUTATIONS)]
+        workflow_id = f"wf-burst-{number}-{uuid.uuid4().hex[:6]}"
+        document = envelope("SignalGenerated", workflow_id) | valid_signal_payload()
+        document[field] = value
+        poisons.append(
+            Poison(
+                f"burst-{number}",
+                "SignalGenerated",
+                json.dumps(document).encode(),
+                error,
+                workflow_id,
+            )
+        )
+    return poisons
+
+
+async def test_a_burst_of_malformed_events_fails_each_workflow_once_while_a_run_completes(
+    tmp_path: Path, bars: Path
+) -> None:
+    bad = burst(BURST)
+    async with Cluster(tmp_path, bars) as cluster:
+        await cluster.start_all()
+        for poison in bad[: BURST // 2]:
+            await publish_raw(f"{cluster.namespace}.events", poison)
+        started = await cluster.trigger()
+        assert started.status_code == 202, started.text
+        for poison in bad[BURST // 2 :]:
+            await publish_raw(f"{cluster.namespace}.events", poison)
+        view = await cluster.finished(started.json()["id"])
+        assert view["status"] == "completed", view["failure_reason"]
+
+        bus = RabbitMqBus(RABBITMQ_URL, exchange=f"{cluster.namespace}.events")
+        await bus.connect()
+        try:
+            dlq = DeadLetters(bus, f"{cluster.namespace}.portfolio")
+            await eventually(
+                lambda: dlq.holds({p.message_id for p in bad}),
+                timeout_s=120,
+                message="portfolio DLQ holds the whole burst",
+            )
+        finally:
+            await bus.close()
+        for poison in bad:
+            assert dlq.messages[poison.message_id].headers[ERROR_HEADER].startswith(poison.error)
+
+        async def each_failed_once() -> bool:
+            counts = [len(await _failures(cluster, p.workflow_id)) for p in bad]
+            assert all(count <= 1 for count in counts), counts
+            return all(count == 1 for count in counts)
+
+        await eventually(each_failed_once, timeout_s=60, interval_s=0.5)
+        for service, process in cluster.processes.items():
+            assert process.poll() is None, f"{service} exited"
