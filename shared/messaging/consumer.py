@@ -216,7 +216,7 @@ class Consumer:
             return
         failure = WorkflowFailed(
             correlation_id=envelope["correlation_id"],
-            causation_id=message.message_id,
+            causation_id=message.message_id or None,
             account_id=envelope["account_id"],
             source=self.service,
             occurred_at=datetime.now(UTC),
@@ -228,7 +228,7 @@ class Consumer:
             ),
             error_details={
                 "original_event_type": message.routing_key,
-                "original_event_id": message.message_id,
+                "original_event_id": message.message_id or None,
             },
         )
         async with self._store.unit_of_work() as uow:

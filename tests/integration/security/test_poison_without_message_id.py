@@ -1,12 +1,5 @@
 """A poison message without an AMQP `message_id` (a hand-published or foreign message) that names
-its workflow and account must still fail that workflow. Today the consumer's dead-letter hook
-builds `WorkflowFailed(causation_id="")`, which the envelope refuses, so the bus logs
-`bus.dead_letter_hook_failed` and the workflow waits for the deadline instead.
-
-Requested fix, in `shared/messaging/consumer.py` `Consumer.dead_lettered` (not this test's
-owner's file): `causation_id=message.message_id or None` and
-`original_event_id=message.message_id or None`. The test is a strict xfail until then, so it
-fails the build the day the fix lands and the marker must go."""
+its workflow and account still fails that workflow, rather than leaving it to the deadline."""
 
 from __future__ import annotations
 
@@ -15,7 +8,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from shared.bus.memory import InMemoryBus
 from shared.bus.port import Message
@@ -38,12 +30,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlEventStore]:
     await the_store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValidationError,
-    reason="Consumer.dead_lettered sets causation_id to the empty message id, which "
-    "WorkflowFailed refuses; fix requested in shared/messaging/consumer.py",
-)
 async def test_a_poison_message_without_a_message_id_still_fails_its_workflow(
     store: SqlEventStore,
 ) -> None:

@@ -1,11 +1,23 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
+from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from shared.logs import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_logging() -> Iterator[None]:
+    """These tests point logging at pytest's captured stderr; put structlog back on its
+    defaults afterwards so later tests never write to a closed stream."""
+    yield
+    structlog.reset_defaults()
+    logging.basicConfig(stream=sys.stderr, force=True)
 
 
 def test_log_lines_are_json_with_bound_correlation_and_event_ids(
