@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -92,17 +92,37 @@ def postgres_version() -> str:
     return versions[0]
 
 
-async def restart_postgres() -> None:
-    """`pg_ctlcluster <version> main restart`; whatever happens, the cluster is started and
-    answering again on return."""
+@asynccontextmanager
+async def postgres_stopped() -> AsyncIterator[None]:
+    """PostgreSQL stopped (`pg_ctlcluster <version> main stop`, fast shutdown) for the body of
+    the block; started again on the way out, whatever happened, and answering on return."""
     pg_ctlcluster = require_tool("pg_ctlcluster")
     version = postgres_version()
     try:
-        await run_tool(pg_ctlcluster, "--skip-systemctl-redirect", version, "main", "restart")
+        await run_tool(pg_ctlcluster, "--skip-systemctl-redirect", version, "main", "stop")
+        yield
     finally:
         if not await _postgres_answers():
             await run_tool(pg_ctlcluster, "--skip-systemctl-redirect", version, "main", "start")
         await _until_answers("PostgreSQL", _postgres_answers)
+
+
+async def republish(namespace: str, messages: Sequence[tuple[str, bytes, str]]) -> None:
+    """Publish (routing key, body, message id) again on a namespace's exchange, as the outbox
+    relay does when it crashed between publishing a row and marking it sent."""
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(f"{namespace}.events")
+        for routing_key, body, message_id in messages:
+            await exchange.publish(
+                aio_pika.Message(
+                    body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                ),
+                routing_key,
+            )
+    finally:
+        await connection.close()
 
 
 async def readiness(cluster: Cluster) -> dict[str, int]:
