@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.accounts import last_close, open_holding
+from tests.chaos.diagnostics import diagnose
 from tests.chaos.invariants import bindings, dead_letters, violations
 from tests.chaos.kills import CHAOS_SETTINGS, draw_kill, inject
 from tests.chaos.scale import chaos_seed, runs
@@ -70,6 +71,7 @@ async def test_a_service_killed_at_any_point_of_a_workflow_loses_nothing_and_dou
             durations.append(time.monotonic() - started)
             print(f"run {run}: {what}; {'OK' if not found else 'BROKEN'}")
             if found:
+                found += ["diagnostics:", *await diagnose(cluster)]
                 failures.append(
                     f"seed {seed} run {run} workflow {workflow_id} account {account_id}: "
                     f"{what}\n  " + "\n  ".join(found)
