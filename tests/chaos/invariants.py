@@ -119,11 +119,11 @@ async def delivery(
         for service in consumers_of(event.event_type, bound)
         if (service, event.event_id) not in consumed
     ]
+    type_of = {event.event_id: event.event_type for event in events}
     strays = [
-        f"{service} consumed {event_id} it is not bound to"
+        f"{service} consumed {type_of[event_id]} {event_id}, which it is not bound to"
         for service, event_id in consumed
-        if service
-        not in consumers_of(next(e.event_type for e in events if e.event_id == event_id), bound)
+        if service not in consumers_of(type_of[event_id], bound)
     ]
     timers_left = [f"{row.service} timer {row.kind} chain {row.chain!r}" for row in armed]
     return Delivery(unsent, undelivered + strays, timers_left)
