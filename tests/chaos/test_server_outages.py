@@ -28,7 +28,6 @@ from tests.chaos.outages import (
     republish,
 )
 from tests.e2e.cluster import Cluster
-from tests.eventually import eventually
 from tests.servers import SERVICES
 
 pytestmark = pytest.mark.chaos
@@ -42,14 +41,19 @@ POSTGRES_DOWN_S = 2.0
 """About as long as `pg_ctlcluster ... restart` keeps it down on this machine (2.4 s measured)."""
 DETACH_TIMEOUT_S = 30.0
 RECOVERY_TIMEOUT_S = 120.0
+REACH_TIMEOUT_S = 60.0
 
 
 async def reached(store: SqlEventStore, workflow_id: str, event_type: str) -> None:
-    async def recorded() -> bool:
+    """Until the workflow has recorded `event_type` (or already completed)."""
+    deadline = time.monotonic() + REACH_TIMEOUT_S
+    while True:
         types = {r.event.event_type for r in await store.read_correlation(workflow_id)}
-        return event_type in types or "WorkflowCompleted" in types
-
-    await eventually(recorded, timeout_s=60, message=f"{event_type} of {workflow_id}")
+        if event_type in types or "WorkflowCompleted" in types:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{workflow_id} did not reach {event_type} in {REACH_TIMEOUT_S} s")
+        await asyncio.sleep(0.02)
 
 
 async def ended_after(store: SqlEventStore, workflow_id: str, since: float) -> float | None:
