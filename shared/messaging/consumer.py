@@ -45,6 +45,25 @@ _APPEND_ATTEMPTS = 5
 DATABASE_RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
+async def while_database_unavailable(operation: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run `operation`, retrying it with backoff while the database is unreachable; any other
+    error, or an outage longer than the pauses, propagates."""
+    for pause_s in (*DATABASE_RETRY_PAUSES_S, None):
+        try:
+            await operation()
+            return
+        except Exception as error:
+            if pause_s is None or not is_database_unavailable(error):
+                raise
+            log.warning(
+                "database unavailable; held and retried",
+                event_type=what,
+                retry_in_s=pause_s,
+                error=str(error),
+            )
+            await asyncio.sleep(pause_s)
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """A lost or refused database connection — worth waiting for — as opposed to an error of
     the message or the handler."""
@@ -135,20 +154,7 @@ class Consumer:
         restarting database must not burn a message's delivery attempts in milliseconds and
         dead-letter a healthy event."""
         event = decode(message.body)
-        for pause_s in (*DATABASE_RETRY_PAUSES_S, None):
-            try:
-                await self._handle(event)
-                return
-            except Exception as error:
-                if pause_s is None or not is_database_unavailable(error):
-                    raise
-                log.warning(
-                    "database unavailable; delivery held and retried",
-                    event_type=event.event_type,
-                    retry_in_s=pause_s,
-                    error=str(error),
-                )
-                await asyncio.sleep(pause_s)
+        await while_database_unavailable(lambda: self._handle(event), event.event_type)
 
     async def _handle(self, event: Event) -> None:
         started = time.perf_counter()
@@ -231,8 +237,12 @@ class Consumer:
                 "original_event_id": message.message_id or None,
             },
         )
-        async with self._store.unit_of_work() as uow:
-            await uow.append(stream_of(self.service, failure.correlation_id), None, [failure])
+
+        async def record() -> None:
+            async with self._store.unit_of_work() as uow:
+                await uow.append(stream_of(self.service, failure.correlation_id), None, [failure])
+
+        await while_database_unavailable(record, "WorkflowFailed")
         if self._on_commit is not None:
             self._on_commit()
 
