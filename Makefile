@@ -38,7 +38,7 @@ chaos: $(STAMP)
 	ALCHEMISER_CHAOS_SCALE=full $(PYTEST) -m chaos -q -p no:cacheprovider
 
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/*.py; do PYTHONPATH=. $(BIN)/python $$b || exit 1; done
 
 # The example report email, docs/email-example.html and .png (needs Debian's chromium; not in CI).
 docs: $(STAMP)

@@ -1,7 +1,7 @@
 """Execution throughput: one 100-symbol rebalance executed on the simulated broker, from the
 `RebalancePlanned` delivery to `WorkflowCompleted`; prints figures, asserts nothing about speed.
 
-    .venv/bin/python benchmarks/execution.py [--symbols 100] [--workflows 3]
+    PYTHONPATH=. .venv/bin/python benchmarks/execution.py [--symbols 100] [--workflows 3]
         [--backend sqlite|postgres|both] [--latency-ms 0,50]
 
 Each workflow is a fresh account buying `--symbols` symbols (the plan is built here, as the
@@ -29,8 +29,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.execution import timer_loop
@@ -52,10 +50,8 @@ from shared.eventstore import SqlEventStore, upgrade
 from shared.marketdata.bars import BarSnapshot
 from shared.messaging.consumer import Consumer
 from shared.settings import load_settings
+from tests.servers import create_postgres_database, drop_postgres_database
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "ALCHEMISER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SIM_NOW = "2024-11-27T15:45:00"
 SESSIONS = [dt.date(2024, 11, day) for day in (21, 22, 25, 26, 27)]
 AT = dt.datetime(2024, 11, 27, 20, 45, tzinfo=dt.UTC)
@@ -170,25 +166,6 @@ async def run_config(
     }
 
 
-async def postgres_database() -> str:
-    name = f"alc_bench_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}"
-
-
-async def drop_postgres(url: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=100)
@@ -215,7 +192,7 @@ async def main() -> None:
                 if backend == "sqlite":
                     url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
                 else:
-                    url = await postgres_database()
+                    url = await create_postgres_database()
                 try:
                     await upgrade(url)
                     figures = await run_config(
@@ -223,7 +200,7 @@ async def main() -> None:
                     )
                 finally:
                     if backend == "postgres":
-                        await drop_postgres(url)
+                        await drop_postgres_database(url)
             print(
                 f"| {backend} | {latency_ms} ms | {figures['workflows']} | {figures['events']} | "
                 f"{figures['wall_s_mean']:.2f} ({figures['wall_s_min']:.2f}–"

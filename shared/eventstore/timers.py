@@ -133,18 +133,7 @@ async def claim_due(
                     .where(timers.c.id.in_([row.id for row in rows]))
                     .values(lease_until=lease_until)
                 )
-    return [
-        Timer(
-            id=row.id,
-            service=row.service,
-            workflow_id=row.workflow_id,
-            chain=row.chain,
-            kind=row.kind,
-            due_at=row.due_at,
-            payload=dict(row.payload),
-        )
-        for row in rows
-    ]
+    return [_timer(row) for row in rows]
 
 
 async def release(store: SqlEventStore, *timer_ids: int) -> None:
@@ -168,15 +157,16 @@ async def pending(store: SqlEventStore, service: str, workflow_id: str) -> list[
                 .order_by(timers.c.due_at, timers.c.id)
             )
         ).all()
-    return [
-        Timer(
-            id=row.id,
-            service=row.service,
-            workflow_id=row.workflow_id,
-            chain=row.chain,
-            kind=row.kind,
-            due_at=row.due_at,
-            payload=dict(row.payload),
-        )
-        for row in rows
-    ]
+    return [_timer(row) for row in rows]
+
+
+def _timer(row: Any) -> Timer:
+    return Timer(
+        id=row.id,
+        service=row.service,
+        workflow_id=row.workflow_id,
+        chain=row.chain,
+        kind=row.kind,
+        due_at=row.due_at,
+        payload=dict(row.payload),
+    )
