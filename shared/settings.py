@@ -6,6 +6,7 @@ pydantic's multi-line report into `SettingsError` with exactly that line.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -138,6 +139,19 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("sim_now")
+    @classmethod
+    def _iso_moment(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    "not an ISO datetime; write it like 2024-11-29T12:45:00 (New York time) "
+                    "or 2024-11-29T17:45:00+00:00"
+                ) from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -137,8 +137,6 @@ def test_market_now_with_alpaca_is_the_real_clock() -> None:
     assert before <= now <= dt.datetime.now(dt.UTC)
 
 
-def test_a_bad_sim_now_names_the_variable_and_the_format() -> None:
-    settings = load_settings(broker=BrokerKind.SIMULATED, sim_now="friday afternoon")
-
+def test_a_bad_sim_now_names_the_variable_and_the_format_at_start() -> None:
     with pytest.raises(SettingsError, match="ALCHEMISER_SIM_NOW: not an ISO datetime"):
-        market_now(settings, None)
+        load_settings(broker=BrokerKind.SIMULATED, sim_now="friday afternoon")

@@ -83,3 +83,13 @@ def test_email_recipients_default_to_the_sender(monkeypatch: pytest.MonkeyPatch)
     assert load_settings().email_recipients == ["me@example.org"]
     monkeypatch.setenv("ALCHEMISER_EMAIL_TO", "a@example.org, b@example.org")
     assert load_settings().email_recipients == ["a@example.org", "b@example.org"]
+
+
+def test_a_simulated_now_that_is_not_a_datetime_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_SIM_NOW", "garbage")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value).startswith("ALCHEMISER_SIM_NOW: not an ISO datetime")
+    assert "\n" not in str(error.value)
