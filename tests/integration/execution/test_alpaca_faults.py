@@ -1,0 +1,153 @@
+"""The execution service against the loopback Alpaca server under Alpaca's faults: bursts of
+429s and 500s on order creation, an answer lost to a timeout, and an order that fills while the
+execution service is down — each order exists once at Alpaca, and the workflow completes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from services.execution import timer_loop
+from services.execution.executor import Executor
+from shared.broker.alpaca import AlpacaBroker
+from shared.broker.port import Broker
+from shared.bus.memory import InMemoryBus
+from shared.eventstore.store import SqlEventStore
+from shared.messaging.consumer import Consumer
+from tests.eventually import eventually
+from tests.fakes.alpaca_server import (
+    AlpacaLoopback,
+    Fault,
+    FaultKind,
+    FillMode,
+    FillRule,
+    running_alpaca,
+)
+from tests.integration.execution.world import fast_settings, message, migrated_sqlite, plan_event
+
+OPEN = dt.datetime(2024, 11, 27, 20, 45, tzinfo=dt.UTC)  # 15:45 New York, session open
+PLAN = [("SPY", "BUY", "40000", "0.4"), ("QQQ", "BUY", "30000", "0.3")]
+
+
+@pytest.fixture
+def loopback() -> Iterator[AlpacaLoopback]:
+    with running_alpaca() as server:
+        server.world.set_now(OPEN)
+        server.world.set_quote("SPY", Decimal("599.70"), Decimal("600.30"))
+        server.world.set_quote("QQQ", Decimal("503.70"), Decimal("504.30"))
+        yield server
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[str]:
+    yield await migrated_sqlite(tmp_path)
+
+
+class Execution:
+    """The execution service's consumer and timer loop with the Alpaca adapter."""
+
+    def __init__(self, database: str, tmp_path: Path, loopback: AlpacaLoopback) -> None:
+        self.settings = fast_settings(database, tmp_path, broker="alpaca", broker_retries=5)
+        self.store = SqlEventStore(database)
+
+        async def no_sleep(delay_s: float) -> None:
+            return None
+
+        def alpaca(account_id: str) -> Broker:
+            return AlpacaBroker(
+                key_id=SecretStr(loopback.world.key_id),
+                secret_key=SecretStr(loopback.world.secret_key),
+                sleep=no_sleep,
+                timeout_s=0.5,
+                base_url_override=loopback.base_url,
+            )
+
+        self.executor = Executor(self.settings, alpaca)
+        self.consumer = Consumer(
+            "execution", self.store, InMemoryBus(), self.executor.handle, ["RebalancePlanned"]
+        )
+
+    async def timers_until(self, workflow_id: str, event_type: str) -> None:
+        async def reached() -> bool:
+            await timer_loop.fire_due(self.executor, self.store)
+            return event_type in await self.types(workflow_id)
+
+        await eventually(reached, timeout_s=30, message=f"{event_type} not recorded")
+
+    async def types(self, workflow_id: str) -> list[str]:
+        return [r.event.event_type for r in await self.store.read_correlation(workflow_id)]
+
+    async def close(self) -> None:
+        await self.executor.close()
+        await self.store.close()
+
+
+def client_order_ids(loopback: AlpacaLoopback) -> list[str]:
+    with loopback.world.lock:
+        return [order.client_order_id for order in loopback.world.orders.values()]
+
+
+async def test_bursts_of_429_and_500_on_order_creation_never_double_an_order(
+    loopback: AlpacaLoopback, database: str, tmp_path: Path
+) -> None:
+    loopback.world.inject(
+        Fault("POST", "/v2/orders", FaultKind.RATE_LIMIT, times=3, retry_after_s=1)
+    )
+    loopback.world.inject(Fault("POST", "/v2/orders", FaultKind.SERVER_ERROR, times=2))
+    execution = Execution(database, tmp_path, loopback)
+    try:
+        await execution.consumer.handle_message(message(plan_event("wf-faults", PLAN)))
+        await execution.timers_until("wf-faults", "WorkflowCompleted")
+        types = await execution.types("wf-faults")
+        assert types.count("WorkflowCompleted") == 1 and "WorkflowFailed" not in types
+        ids = client_order_ids(loopback)
+        assert sorted({i.split(":")[2] for i in ids}) == ["QQQ", "SPY"]
+        assert all(loopback.world.creates(i) == 1 for i in ids)
+        # the five faults were met and retried: more order POSTs than orders created
+        assert loopback.world.calls("POST", "/v2/orders") == len(ids) + 5
+    finally:
+        await execution.close()
+
+
+async def test_an_answer_lost_to_a_timeout_is_found_by_client_order_id_not_resubmitted(
+    loopback: AlpacaLoopback, database: str, tmp_path: Path
+) -> None:
+    loopback.world.inject(Fault("POST", "/v2/orders", FaultKind.LOSE_RESPONSE, times=1, hang_s=1.5))
+    execution = Execution(database, tmp_path, loopback)
+    try:
+        await execution.consumer.handle_message(message(plan_event("wf-lost", PLAN)))
+        await execution.timers_until("wf-lost", "WorkflowCompleted")
+        ids = client_order_ids(loopback)
+        assert len(ids) == 2
+        assert all(loopback.world.creates(i) == 1 for i in ids)
+        assert loopback.world.calls("GET", "/v2/orders:by_client_order_id") >= 1
+    finally:
+        await execution.close()
+
+
+async def test_an_order_that_fills_while_execution_is_down_is_reconciled_not_resubmitted(
+    loopback: AlpacaLoopback, database: str, tmp_path: Path
+) -> None:
+    loopback.world.set_fill(FillRule(FillMode.NEVER), "SPY")
+    first = Execution(database, tmp_path, loopback)
+    plan = plan_event("wf-down", [("SPY", "BUY", "40000", "0.4")])
+    await first.consumer.handle_message(message(plan))
+    await first.timers_until("wf-down", "OrderSubmitted")
+    await first.close()  # the execution service stops with the limit order working
+
+    loopback.world.set_fill(FillRule(FillMode.AFTER_READS, reads=1), "SPY")  # fills meanwhile
+    restarted = Execution(database, tmp_path, loopback)
+    try:
+        await restarted.timers_until("wf-down", "WorkflowCompleted")
+        types = await restarted.types("wf-down")
+        assert types.count("OrderRequested") == 1
+        assert types.count("OrderFilled") >= 1
+        [order_id] = client_order_ids(loopback)
+        assert loopback.world.creates(order_id) == 1
+    finally:
+        await restarted.close()
