@@ -37,19 +37,14 @@ from shared.broker.factory import broker_for
 from shared.bus.memory import InMemoryBus
 from shared.bus.port import Message
 from shared.events import (
-    AccountSnapshot,
-    AllocationComparison,
-    PlanItem,
-    PlanMetadata,
-    RebalancePlan,
     RebalancePlanned,
     encode,
-    plan_id,
 )
 from shared.eventstore import SqlEventStore, upgrade
 from shared.marketdata.bars import BarSnapshot
 from shared.messaging.consumer import Consumer
 from shared.settings import load_settings
+from tests.integration.execution.world import plan_event
 from tests.servers import create_postgres_database, drop_postgres_database
 
 SIM_NOW = "2024-11-27T15:45:00"
@@ -70,48 +65,14 @@ def bars(tickers: list[str]) -> BarSnapshot:
 
 
 def plan(workflow_id: str, account_id: str, tickers: list[str]) -> RebalancePlanned:
+    """Buy every ticker for an equal share of 95 % of the account."""
     amount = (CASH * Decimal("0.95") / len(tickers)).quantize(Decimal("0.01"))
     weight = (Decimal("0.95") / len(tickers)).quantize(Decimal("0.0001"))
-    items = tuple(
-        PlanItem(
-            symbol=ticker,
-            current_weight=Decimal(0),
-            target_weight=weight,
-            weight_diff=weight,
-            target_value=amount,
-            current_value=Decimal(0),
-            trade_amount=amount,
-            action="BUY",
-            priority=1,
-        )
-        for ticker in tickers
-    )
-    return RebalancePlanned(
-        correlation_id=workflow_id,
-        causation_id=str(uuid.uuid4()),
+    return plan_event(
+        workflow_id,
+        [(ticker, "BUY", str(amount), str(weight)) for ticker in tickers],
         account_id=account_id,
-        occurred_at=AT,
-        source="portfolio",
-        rebalance_plan=RebalancePlan(
-            correlation_id=workflow_id,
-            causation_id=str(uuid.uuid4()),
-            timestamp=AT,
-            plan_id=plan_id(workflow_id),
-            items=items,
-            total_portfolio_value=CASH,
-            total_trade_value=amount * len(items),
-            metadata=PlanMetadata(
-                portfolio_value=CASH,
-                cash_balance=CASH,
-                position_count=0,
-                min_trade_threshold=CASH / 100,
-                strategy_name="benchmark",
-            ),
-        ),
-        allocation_comparison=AllocationComparison(target_values={}, current_values={}, deltas={}),
-        trades_required=True,
-        snapshot=AccountSnapshot(cash=CASH, portfolio_value=CASH, as_of=AT),
-        signal_fingerprint="benchmark",
+        portfolio_value=str(CASH),
     )
 
 
