@@ -49,7 +49,6 @@ from tests.servers import create_postgres_database, drop_postgres_database
 
 SIM_NOW = "2024-11-27T15:45:00"
 SESSIONS = [dt.date(2024, 11, day) for day in (21, 22, 25, 26, 27)]
-AT = dt.datetime(2024, 11, 27, 20, 45, tzinfo=dt.UTC)
 CASH = Decimal(100000)
 
 
