@@ -120,7 +120,7 @@ class TradeLedger:
         return cls(data["last_position"], fills, attribution)
 
     async def catch_up(self, store: SqlEventStore) -> None:
-        while page := await store.read_all(self.last_position, PAGE_SIZE):
+        async for page in store.replay(self.last_position, PAGE_SIZE):
             for recorded in page:
                 self.apply(recorded)
 

@@ -303,8 +303,7 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
     system = EmbeddedSystem(settings, services=("portfolio", "execution", "notify"))
     await system.start()
     try:
-        async with system.store.unit_of_work() as uow:
-            await uow.append(f"replay/{workflow_id}", 0, [start, replayed_signal])
+        await system.store.append(f"replay/{workflow_id}", 0, [start, replayed_signal])
         system.relay.wake()
         replayed = await _until_finished(system.store, workflow_id, settings.workflow_deadline_s)
     finally:

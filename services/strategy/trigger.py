@@ -104,8 +104,7 @@ async def start_workflow(
     )
     day_stream = f"{DAY_STREAM_PREFIX}{key}"
     try:
-        async with store.unit_of_work() as uow:
-            await uow.append(day_stream, None if force else 0, [started])
+        await store.append(day_stream, None if force else 0, [started])
     except ConcurrencyError:
         latest = (await store.read_stream(day_stream))[-1].event
         history = await store.read_correlation(latest.correlation_id)

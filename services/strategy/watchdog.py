@@ -71,8 +71,7 @@ async def fail_overdue(store: SqlEventStore, deadline_s: float, now: dt.datetime
         events = [item.event for item in await store.read_correlation(workflow.workflow_id)]
         failure = deadline_failure(events, deadline_s, now)
         try:
-            async with store.unit_of_work() as uow:
-                await uow.append(f"deadline/{workflow.workflow_id}", 0, [failure])
+            await store.append(f"deadline/{workflow.workflow_id}", 0, [failure])
         except ConcurrencyError:
             continue  # another replica recorded it first
         log.warning(

@@ -3,7 +3,16 @@ driver exceptions never escape for the conflicts a caller is expected to handle.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from shared.events import Event
+    from shared.eventstore.records import InboxEntry
+
+INBOX_PRIMARY_KEY = "inbox_pkey"
+EVENT_ID_UNIQUE = "uq_events_event_id"
 
 
 class EventStoreError(Exception):
@@ -52,3 +61,20 @@ class DatabaseNotMigratedError(EventStoreError):
 
 class EventStoreUnavailableError(EventStoreError):
     """The database cannot be reached; the message names it without credentials."""
+
+
+def unique_violation(
+    constraint: str | None,
+    stream_id: str,
+    expected_version: int | None,
+    events: Sequence[Event],
+    inbox: InboxEntry | None = None,
+) -> EventStoreError:
+    """The store's error for the unique constraint an append ran into, by constraint name."""
+    if inbox is not None and constraint == INBOX_PRIMARY_KEY:
+        return DuplicateInboxError(inbox.service, inbox.event_id)
+    if constraint == EVENT_ID_UNIQUE:
+        return DuplicateEventError(", ".join(str(event.event_id) for event in events))
+    # Only a write that bypassed the position counter can collide on a stream version; the
+    # version it expected is the best known lower bound of the stream's real one.
+    return ConcurrencyError(stream_id, expected_version, expected_version or 0)

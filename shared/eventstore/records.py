@@ -27,3 +27,12 @@ class OutboxMessage:
     """The event type (DESIGN §5: routing key = event type)."""
     body: bytes
     """The encoded event, published as is."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """A delivery a service has processed: recorded with the events it caused, so a redelivery
+    finds it and is acknowledged without effect."""
+
+    service: str
+    event_id: UUID

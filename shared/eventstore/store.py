@@ -17,22 +17,26 @@ constraint stays as the last line of defence.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.events import Event
 from shared.eventstore import postgres, sqlite
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.eventstore.errors import EventStoreUnavailableError
 from shared.eventstore.migrations import describe
-from shared.eventstore.records import OutboxMessage, RecordedEvent
+from shared.eventstore.records import InboxEntry, OutboxMessage, RecordedEvent
 from shared.eventstore.schema import events, outbox
-from shared.eventstore.unit_of_work import UnitOfWork
+from shared.eventstore.unit_of_work import UnitOfWork, check_expected_version, recorded_events
 
 __all__ = ["SqlEventStore", "UnitOfWork"]
 from shared.settings import normalise_database_url
@@ -43,8 +47,10 @@ class SqlEventStore:
 
     def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
         self._database_url = normalise_database_url(database_url)
+        self._description = describe(self._database_url)
         self._pool_size = pool_size
         self._engine: AsyncEngine | None = None
+        self._statements: postgres.StatementPool | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -60,7 +66,19 @@ class SqlEventStore:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def statements(self) -> postgres.StatementPool:
+        """On PostgreSQL, the connections for single statements (appends, inbox, reads)."""
+        if self._statements is None:
+            self._statements = postgres.StatementPool(
+                self.engine, self._pool_size, self._description
+            )
+        return self._statements
+
     async def close(self) -> None:
+        if self._statements is not None:
+            await self._statements.close()
+            self._statements = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -72,12 +90,52 @@ class SqlEventStore:
                 await connection.execute(text("SELECT 1"))
         except (DBAPIError, OSError) as error:
             raise EventStoreUnavailableError(
-                f"event store {describe(self._database_url)} is unreachable: {error}"
+                f"event store {self._description} is unreachable: {error}"
             ) from error
 
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """One transaction: committed when the block exits, rolled back when it raises."""
         return self._unit_of_work()
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[Event],
+        *,
+        inbox: InboxEntry | None = None,
+    ) -> list[RecordedEvent]:
+        """Append `events` (as `UnitOfWork.append`) and record `inbox`, the delivery that caused
+        them, in one transaction of their own: the way a service commits what it handled when
+        nothing else has to commit with it. On PostgreSQL this is a single statement, one round
+        trip. Raises ConcurrencyError, DuplicateEventError or DuplicateInboxError (nothing is
+        written then). With no events, only the inbox row is recorded."""
+        if not self.is_postgres:
+            async with self.unit_of_work() as uow:
+                if inbox is not None:
+                    await uow.record_inbox(
+                        inbox.service, inbox.event_id, appends_nothing=not events
+                    )
+                return await uow.append(stream_id, expected_version, events)
+        check_expected_version(stream_id, expected_version)
+        recorded_at = datetime.now(UTC)
+        async with self.statements.connection() as driver:
+            if not events:
+                if inbox is not None:
+                    await postgres.record_inbox(driver, inbox, recorded_at)
+                return []
+            first_position, version = await postgres.append_handled(
+                driver, stream_id, expected_version, events, recorded_at, inbox
+            )
+        return recorded_events(stream_id, first_position, version, events, recorded_at)
+
+    async def seen(self, service: str, event_id: UUID) -> bool:
+        """Whether `service` already processed `event_id`, read outside any transaction."""
+        if not self.is_postgres:
+            async with self.unit_of_work() as uow:
+                return await uow.seen(service, event_id)
+        async with self.statements.connection() as driver:
+            return await postgres.seen(driver, service, event_id)
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         if self.is_postgres:
@@ -93,6 +151,37 @@ class SqlEventStore:
         return await self._select_sqlite(
             events.c.position > after_position, order_by=events.c.position, limit=limit
         )
+
+    async def replay(
+        self, after_position: int = 0, page_size: int = 1000
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Every event after `after_position`, in position order, a page at a time: what a
+        projection rebuilds from. On PostgreSQL the next page is already requested while this
+        one is decoded and handed over, so the database reads while the client decodes."""
+        if not self.is_postgres:
+            while page := await self.read_all(after_position, page_size):
+                yield page
+                after_position = page[-1].position
+            return
+        async with self.statements.connection() as driver:
+            next_rows = await self._request(driver, after_position, page_size)
+            try:
+                while rows := await next_rows:
+                    next_rows = await self._request(driver, rows[-1][0], page_size)
+                    yield [postgres.from_record(row) for row in rows]
+            finally:
+                # A caller that stops early leaves a read in flight; the connection must go
+                # back to the pool idle.
+                if not next_rows.done():
+                    with contextlib.suppress(Exception):
+                        await next_rows
+
+    @staticmethod
+    async def _request(driver: Any, after_position: int, page_size: int) -> asyncio.Task[Any]:
+        """Sends a page's query and returns without waiting for the rows."""
+        fetch = asyncio.create_task(driver.fetch(postgres.READ_ALL, after_position, page_size))
+        await asyncio.sleep(0)  # let the task write the query before the caller decodes
+        return fetch
 
     async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
         """Every event of one workflow, in position (commit) order."""
@@ -147,8 +236,7 @@ class SqlEventStore:
             yield connection
 
     async def _fetch_postgres(self, query: str, *arguments: Any) -> list[RecordedEvent]:
-        async with self.engine.connect() as connection:
-            driver = await _asyncpg_connection(connection)
+        async with self.statements.connection() as driver:
             rows = await driver.fetch(query, *arguments)
         return [postgres.from_record(row) for row in rows]
 
@@ -159,10 +247,3 @@ class SqlEventStore:
         async with self.engine.connect() as connection:
             result = await connection.execute(query)
             return [sqlite.from_row(row) for row in result]
-
-
-async def _asyncpg_connection(connection: AsyncConnection) -> Any:
-    """The asyncpg connection under a pooled SQLAlchemy connection that has not begun a
-    transaction: a single read statement runs in autocommit."""
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection

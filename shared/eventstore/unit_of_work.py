@@ -12,19 +12,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import Event, encode
-from shared.eventstore.documents import payload_json
-from shared.eventstore.errors import ConcurrencyError, DuplicateEventError, DuplicateInboxError
+from shared.eventstore import postgres
+from shared.eventstore.errors import (
+    EVENT_ID_UNIQUE,
+    ConcurrencyError,
+    DuplicateInboxError,
+    unique_violation,
+)
 from shared.eventstore.records import RecordedEvent
 from shared.eventstore.schema import event_positions, inbox, outbox
 from shared.eventstore.schema import events as events_table
 
-# One round trip on PostgreSQL: the function of the first migration locks the position counter,
-# reads the stream version with a fresh snapshot, and writes the events and their outbox rows.
+# One round trip on PostgreSQL: the function (migration 0003) locks the position counter, reads
+# the stream version with a fresh snapshot, and writes the events and their outbox rows; the
+# unit of work records its inbox row itself.
 _APPEND_FUNCTION_CALL = text(
-    "SELECT o_first_position, o_stream_version FROM alchemiser_append("
-    ":stream_id, :expected_version, :event_ids, :event_types, :schema_versions, "
-    ":correlation_ids, :causation_ids, :account_ids, :occurred_at, :sources, :payloads, "
-    ":bodies, :recorded_at)"
+    "SELECT o_first_position, o_stream_version FROM alchemiser_append_handled(:stream_id, "
+    f":expected_version, {', '.join(f':{name}' for name in postgres.APPEND_PARAMETERS)}, "
+    ":recorded_at, NULL, NULL)"
 )
 
 
@@ -59,22 +64,13 @@ class UnitOfWork:
         is at, 0 for a new one; None: at its current end) with one outbox row per event, in this
         transaction. Another version raises ConcurrencyError; nothing is ever overwritten. An
         event_id already stored raises DuplicateEventError."""
-        if expected_version is not None and expected_version < 0:
-            raise ValueError(
-                f"stream {stream_id!r}: expected_version must be ≥ 0 (0 = new stream) or None, "
-                f"got {expected_version}"
-            )
+        check_expected_version(stream_id, expected_version)
         if not events:
             return []
         recorded_at = datetime.now(UTC)
         append = self._append_postgres if self._postgres else self._append_sqlite
         first_position, version = await append(stream_id, expected_version, events, recorded_at)
-        return [
-            RecordedEvent(
-                first_position + index, stream_id, version + 1 + index, event, recorded_at
-            )
-            for index, event in enumerate(events)
-        ]
+        return recorded_events(stream_id, first_position, version, events, recorded_at)
 
     async def seen(self, service: str, event_id: UUID) -> bool:
         """Whether `service` already processed `event_id` (a redelivery to acknowledge)."""
@@ -118,22 +114,14 @@ class UnitOfWork:
         events: Sequence[Event],
         recorded_at: datetime,
     ) -> tuple[int, int]:
+        arrays = dict(zip(postgres.APPEND_PARAMETERS, postgres.event_arrays(events), strict=True))
         try:
             result = await self._connection.execute(
                 _APPEND_FUNCTION_CALL,
                 {
                     "stream_id": stream_id,
                     "expected_version": expected_version,
-                    "event_ids": [event.event_id for event in events],
-                    "event_types": [event.event_type for event in events],
-                    "schema_versions": [event.schema_version for event in events],
-                    "correlation_ids": [event.correlation_id for event in events],
-                    "causation_ids": [event.causation_id for event in events],
-                    "account_ids": [event.account_id for event in events],
-                    "occurred_at": [event.occurred_at for event in events],
-                    "sources": [event.source for event in events],
-                    "payloads": [payload_json(event) for event in events],
-                    "bodies": [encode(event) for event in events],
+                    **arrays,
                     "recorded_at": recorded_at,
                 },
             )
@@ -192,6 +180,29 @@ class UnitOfWork:
         return first_position, version
 
 
+def check_expected_version(stream_id: str, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version < 0:
+        raise ValueError(
+            f"stream {stream_id!r}: expected_version must be ≥ 0 (0 = new stream) or None, "
+            f"got {expected_version}"
+        )
+
+
+def recorded_events(
+    stream_id: str,
+    first_position: int,
+    version: int,
+    events: Sequence[Event],
+    recorded_at: datetime,
+) -> list[RecordedEvent]:
+    """The appended `events` as stored: positions from `first_position`, versions after
+    `version` (the stream's version before them)."""
+    return [
+        RecordedEvent(first_position + index, stream_id, version + 1 + index, event, recorded_at)
+        for index, event in enumerate(events)
+    ]
+
+
 def _stream_version_query(stream_id: str) -> Select[int]:
     return select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
         events_table.c.stream_id == stream_id
@@ -226,9 +237,8 @@ def _event_row(event: Event, stream_id: str, position: int, version: int) -> dic
 def _unique_violation(
     error: IntegrityError, stream_id: str, expected_version: int | None, events: Sequence[Event]
 ) -> Exception:
-    message = str(error.orig)
-    if "uq_events_event_id" in message or "events.event_id" in message:
-        return DuplicateEventError(", ".join(str(event.event_id) for event in events))
-    # Only a write that bypassed the position counter can collide on a stream version; the
-    # version it expected is the best known lower bound of the stream's real one.
-    return ConcurrencyError(stream_id, expected_version, expected_version or 0)
+    driver_error = error.orig.__cause__ if error.orig is not None else None
+    constraint = getattr(driver_error, "constraint_name", None)
+    if constraint is None and "events.event_id" in str(error.orig):  # SQLite names columns
+        constraint = EVENT_ID_UNIQUE
+    return unique_violation(constraint, stream_id, expected_version, events)

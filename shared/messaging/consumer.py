@@ -28,6 +28,7 @@ from shared.eventstore.errors import (
     DuplicateInboxError,
     EventStoreUnavailableError,
 )
+from shared.eventstore.records import InboxEntry
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.service.metrics import ServiceMetrics
 
@@ -175,24 +176,24 @@ class Consumer:
                 ).observe(time.perf_counter() - started)
 
     async def _seen(self, event: Event) -> bool:
-        async with self._store.unit_of_work() as uow:
-            return await uow.seen(self.service, event.event_id)
+        return await self._store.seen(self.service, event.event_id)
 
     async def _commit(self, cause: Event, outcome: HandlerOutcome) -> bool:
         """Append and record the inbox row atomically; False when another delivery won."""
         stream_id = stream_of(self.service, cause.correlation_id)
+        handled = InboxEntry(self.service, cause.event_id)
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
             try:
-                async with self._store.unit_of_work() as uow:
-                    if await uow.seen(self.service, cause.event_id):
-                        return False
-                    if outcome.events:
-                        await uow.append(stream_id, None, outcome.events)
-                    if outcome.in_transaction is not None:
+                if outcome.in_transaction is None:
+                    await self._store.append(stream_id, None, outcome.events, inbox=handled)
+                else:
+                    async with self._store.unit_of_work() as uow:
+                        if outcome.events:
+                            await uow.append(stream_id, None, outcome.events)
                         await outcome.in_transaction(uow)
-                    await uow.record_inbox(
-                        self.service, cause.event_id, appends_nothing=not outcome.events
-                    )
+                        await uow.record_inbox(
+                            self.service, cause.event_id, appends_nothing=not outcome.events
+                        )
             except DuplicateInboxError:
                 return False
             except ConcurrencyError:
@@ -239,8 +240,9 @@ class Consumer:
         )
 
         async def record() -> None:
-            async with self._store.unit_of_work() as uow:
-                await uow.append(stream_of(self.service, failure.correlation_id), None, [failure])
+            await self._store.append(
+                stream_of(self.service, failure.correlation_id), None, [failure]
+            )
 
         await while_database_unavailable(record, "WorkflowFailed")
         if self._on_commit is not None:

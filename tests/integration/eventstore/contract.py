@@ -22,6 +22,7 @@ from shared.eventstore import (
     ensure_migrated,
     upgrade,
 )
+from shared.eventstore.records import InboxEntry
 from shared.eventstore.schema import events as events_table
 from tests.unit.events.examples import every_event, order_filled, workflow_failed
 
@@ -96,6 +97,22 @@ class EventStoreContract:
         assert positions == list(range(1, 13))
         assert [len(first_page), len(second_page), len(rest)] == [5, 5, 2]
         assert await store.read_all(after_position=12) == []
+
+    async def test_replay_pages_every_event_in_position_order(self, store: SqlEventStore):
+        for stream in ("a", "b", "c"):
+            await store.append(stream, 0, [order_filled() for _ in range(4)])
+        pages = [page async for page in store.replay(after_position=1, page_size=5)]
+        assert [len(page) for page in pages] == [5, 5, 1]
+        positions = [record.position for page in pages for record in page]
+        assert positions == list(range(2, 13))
+
+    async def test_a_replay_stopped_early_leaves_the_store_usable(self, store: SqlEventStore):
+        await store.append("a", 0, [order_filled() for _ in range(6)])
+        async for page in store.replay(page_size=2):
+            assert [record.position for record in page] == [1, 2]
+            break
+        assert len(await store.read_all()) == 6
+        assert [len(page) async for page in store.replay(page_size=4)] == [4, 2]
 
     async def test_read_correlation_returns_one_workflow_in_position_order(
         self, store: SqlEventStore
@@ -196,6 +213,56 @@ class EventStoreContract:
         filled = [record.event for record in read]
         assert all(isinstance(event, OrderFilled) for event in filled)
         assert [str(event.filled_qty) for event in filled] == [str(a) for a in amounts]  # type: ignore[attr-defined]
+
+    async def test_store_append_commits_the_events_outbox_and_inbox_row_together(
+        self, store: SqlEventStore
+    ):
+        cause = uuid4()
+        appended = [order_filled(), order_filled()]
+        recorded = await store.append("s", 0, appended, inbox=InboxEntry("portfolio", cause))
+        assert [(r.position, r.stream_version) for r in recorded] == [(1, 1), (2, 2)]
+        assert [r.event for r in await store.read_stream("s")] == appended
+        assert [m.event_id for m in await store.pending_outbox()] == [e.event_id for e in appended]
+        assert await store.seen("portfolio", cause)
+        assert not await store.seen("execution", cause)
+
+    async def test_store_append_of_a_handled_delivery_writes_nothing(self, store: SqlEventStore):
+        cause = uuid4()
+        await store.append("s", 0, [order_filled()], inbox=InboxEntry("portfolio", cause))
+        with pytest.raises(DuplicateInboxError, match="portfolio"):
+            await store.append("s", None, [order_filled()], inbox=InboxEntry("portfolio", cause))
+        assert len(await store.read_stream("s")) == 1
+        assert len(await store.pending_outbox()) == 1
+        later = await store.append("t", 0, [order_filled()])
+        assert later[0].position == 2, "the refused append gave its position back"
+
+    async def test_store_append_conflict_records_no_inbox_row(self, store: SqlEventStore):
+        cause = uuid4()
+        await store.append("s", 0, [order_filled()])
+        with pytest.raises(ConcurrencyError) as error:
+            await store.append("s", 0, [order_filled()], inbox=InboxEntry("portfolio", cause))
+        assert error.value.actual_version == 1
+        assert not await store.seen("portfolio", cause)
+        assert [r.position for r in await store.read_all()] == [1]
+
+    async def test_store_append_of_a_stored_event_is_a_duplicate_event_error(
+        self, store: SqlEventStore
+    ):
+        event = order_filled()
+        await store.append("a", 0, [event])
+        with pytest.raises(DuplicateEventError, match=str(event.event_id)):
+            await store.append("b", 0, [event], inbox=InboxEntry("portfolio", uuid4()))
+        assert await store.read_stream("b") == []
+
+    async def test_store_append_without_events_records_only_the_inbox_row(
+        self, store: SqlEventStore
+    ):
+        cause = uuid4()
+        assert await store.append("s", None, [], inbox=InboxEntry("notify", cause)) == []
+        assert await store.seen("notify", cause)
+        assert await store.read_all() == []
+        with pytest.raises(DuplicateInboxError, match="notify"):
+            await store.append("s", None, [], inbox=InboxEntry("notify", cause))
 
     async def test_an_old_schema_version_is_upcast_when_read(self, store: SqlEventStore):
         v1 = workflow_failed().model_dump(mode="json")

@@ -5,10 +5,18 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
 
 from shared.events import OrderFilled
-from shared.eventstore import ConcurrencyError, DuplicateInboxError, SqlEventStore, upgrade
+from shared.eventstore import (
+    ConcurrencyError,
+    DuplicateInboxError,
+    EventStoreUnavailableError,
+    SqlEventStore,
+    upgrade,
+)
+from shared.eventstore.records import InboxEntry
 from tests.integration.eventstore.contract import EventStoreContract
 from tests.unit.events.examples import order_filled
 
@@ -33,14 +41,18 @@ async def postgres_store(postgres_url: str) -> AsyncIterator[SqlEventStore]:
         await store.close()
 
 
+@pytest.mark.parametrize("through", ["unit_of_work", "store.append"])
 async def test_racing_appends_of_one_version_have_exactly_one_winner(
-    postgres_store: SqlEventStore,
+    postgres_store: SqlEventStore, through: str
 ):
     async def append(version: int, writer: int) -> OrderFilled | ConcurrencyError:
         event = order_filled(qty=Decimal(writer), price=Decimal(version + 1))
         try:
-            async with postgres_store.unit_of_work() as uow:
-                await uow.append("raced", version, [event])
+            if through == "store.append":
+                await postgres_store.append("raced", version, [event])
+            else:
+                async with postgres_store.unit_of_work() as uow:
+                    await uow.append("raced", version, [event])
         except ConcurrencyError as error:
             return error
         return event
@@ -114,3 +126,34 @@ async def test_redelivered_event_handled_twice_at_once_commits_once(
         outcomes = await asyncio.gather(handle(event_id, True), handle(event_id, False))
         assert sorted(outcomes) in (["committed", "duplicate"], ["committed", "skipped"])
         assert len(await postgres_store.read_stream(f"wf-{event_id}")) == 1
+
+
+async def test_a_connection_lost_under_a_statement_is_unavailable_and_replaced(
+    postgres_store: SqlEventStore, postgres_url: str
+):
+    """The store's single statements run on asyncpg connections of their own; a backend that
+    dies under a statement (a database restart) must surface as EventStoreUnavailableError,
+    which consumers wait out, and the next statement must get a live connection."""
+    event_id = uuid4()
+    await postgres_store.append("s", 0, [], inbox=InboxEntry("portfolio", event_id))
+
+    async def sleep_on_the_database() -> None:
+        async with postgres_store.statements.connection() as connection:
+            await connection.execute("SELECT pg_sleep(30)")
+
+    sleeping = asyncio.create_task(sleep_on_the_database())
+    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        for _ in range(100):
+            terminated = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query = 'SELECT pg_sleep(30)'"
+            )
+            if terminated:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+    with pytest.raises(EventStoreUnavailableError, match="connection was lost"):
+        await sleeping
+    assert await postgres_store.seen("portfolio", event_id)
