@@ -23,9 +23,12 @@ from importlib.metadata import version
 import aio_pika
 
 from shared.bus import InMemoryBus, Message, OutgoingMessage, RabbitMqBus
+from shared.settings import Settings
 
 DEFAULT_URL = os.environ.get("ALCHEMISER_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PREFETCH = 32
+HANDLERS_PER_QUEUE = Settings.model_fields["bus_handlers_per_queue"].default
+"""What a service runs with by default (ALCHEMISER_BUS_HANDLERS_PER_QUEUE)."""
 # About the size of a serialised OrderFilled event.
 BODY = (
     b'{"event_type": "OrderFilled", "schema_version": 1, "symbol": "SPY", "side": "BUY", '
@@ -168,7 +171,8 @@ async def _delete_topology(url: str, exchange: str, queue: str) -> None:
 async def outbox_to_inbox(url: str, messages: int, batch: int) -> PathResult:
     """The path every service event takes: events committed with their outbox rows on
     PostgreSQL, the relay publishing them with confirms, a consumer recording each in its inbox
-    in its own transaction before the ack. Appending is done before the clock starts."""
+    (group-committed with the other deliveries in flight) before the ack, with a service's
+    default handlers per queue. Appending is done before the clock starts."""
     from shared.events.notifications import NotificationSent
     from shared.eventstore.migrations import upgrade
     from shared.eventstore.store import SqlEventStore
@@ -179,7 +183,9 @@ async def outbox_to_inbox(url: str, messages: int, batch: int) -> PathResult:
     database_url = await create_postgres_database()
     exchange_name, queue_name = _names()
     store = SqlEventStore(database_url)
-    bus = RabbitMqBus(url, exchange=exchange_name, prefetch=PREFETCH, handlers_per_queue=8)
+    bus = RabbitMqBus(
+        url, exchange=exchange_name, prefetch=PREFETCH, handlers_per_queue=HANDLERS_PER_QUEUE
+    )
     try:
         await upgrade(database_url)
         now = datetime.now(UTC)
@@ -257,7 +263,10 @@ async def main(url: str, messages: int, batch: int) -> None:
     print("Bus benchmark: publish with confirms -> broker -> consume + ack, end to end")
     print(f"  machine : {platform.platform()}, {os.cpu_count()} CPUs, {_cpu_model()}")
     print(f"  python  : {platform.python_version()}, aio-pika {version('aio-pika')}")
-    print(f"  broker  : RabbitMQ {await _broker_version(url)} (quorum queue, prefetch {PREFETCH})")
+    print(
+        f"  broker  : RabbitMQ {await _broker_version(url)} (quorum queue, prefetch {PREFETCH}; "
+        f"the full path with {HANDLERS_PER_QUEUE} handlers per queue)"
+    )
     print(f"  workload: {messages} messages of {len(BODY)} bytes, published in batches of {batch}")
     results = []
     for path in PATHS:

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     bus_namespace: str = Field(default="alchemiser", pattern=r"^[a-z][a-z0-9_.-]{0,62}$")
-    bus_handlers_per_queue: int = Field(default=8, ge=1, le=256)
+    bus_handlers_per_queue: int = Field(default=32, ge=1, le=256)
     """Messages a service handles at once from its queue (each waits on I/O, not the CPU)."""
     log_level: str = "INFO"
     data_dir: Path = Path("data")

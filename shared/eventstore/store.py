@@ -19,23 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.events import Event
 from shared.eventstore import postgres, sqlite
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
-from shared.eventstore.errors import EventStoreUnavailableError
+from shared.eventstore.errors import DuplicateInboxError, EventStoreUnavailableError
 from shared.eventstore.migrations import describe
 from shared.eventstore.records import InboxEntry, OutboxMessage, RecordedEvent
-from shared.eventstore.schema import events, outbox
+from shared.eventstore.schema import events, inbox, outbox
 from shared.eventstore.unit_of_work import UnitOfWork, check_expected_version, recorded_events
 
 __all__ = ["SqlEventStore", "UnitOfWork"]
@@ -110,32 +110,50 @@ class SqlEventStore:
         nothing else has to commit with it. On PostgreSQL this is a single statement, one round
         trip. Raises ConcurrencyError, DuplicateEventError or DuplicateInboxError (nothing is
         written then). With no events, only the inbox row is recorded."""
+        if not events:
+            if inbox is not None and not await self.record_handled(inbox.service, [inbox.event_id]):
+                raise DuplicateInboxError(inbox.service, inbox.event_id)
+            return []
         if not self.is_postgres:
             async with self.unit_of_work() as uow:
                 if inbox is not None:
-                    await uow.record_inbox(
-                        inbox.service, inbox.event_id, appends_nothing=not events
-                    )
+                    await uow.record_inbox(inbox.service, inbox.event_id)
                 return await uow.append(stream_id, expected_version, events)
         check_expected_version(stream_id, expected_version)
         recorded_at = datetime.now(UTC)
         async with self.statements.connection() as driver:
-            if not events:
-                if inbox is not None:
-                    await postgres.record_inbox(driver, inbox, recorded_at)
-                return []
             first_position, version = await postgres.append_handled(
                 driver, stream_id, expected_version, events, recorded_at, inbox
             )
         return recorded_events(stream_id, first_position, version, events, recorded_at)
 
-    async def seen(self, service: str, event_id: UUID) -> bool:
-        """Whether `service` already processed `event_id`, read outside any transaction."""
-        if not self.is_postgres:
-            async with self.unit_of_work() as uow:
-                return await uow.seen(service, event_id)
-        async with self.statements.connection() as driver:
-            return await postgres.seen(driver, service, event_id)
+    async def seen_among(self, service: str, event_ids: Collection[UUID]) -> set[UUID]:
+        """Which of `event_ids` `service` already processed; one read, outside any transaction."""
+        if self.is_postgres:
+            async with self.statements.connection() as driver:
+                return await postgres.seen_among(driver, service, list(event_ids))
+        async with self.engine.connect() as connection:
+            return await _inbox_hits(connection, service, event_ids)
+
+    async def record_handled(self, service: str, event_ids: Collection[UUID]) -> set[UUID]:
+        """Record, in one transaction, that `service` processed `event_ids` and they caused no
+        event; returns those recorded now. The others were recorded before: redeliveries, to
+        acknowledge without effect."""
+        recorded_at = datetime.now(UTC)
+        if self.is_postgres:
+            async with self.statements.connection() as driver:
+                return await postgres.record_handled(driver, service, list(event_ids), recorded_at)
+        async with self.unit_of_work() as uow:  # BEGIN IMMEDIATE: no other writer in between
+            new = set(event_ids) - await _inbox_hits(uow.connection, service, event_ids)
+            if new:
+                await uow.connection.execute(
+                    insert(inbox),
+                    [
+                        {"service": service, "event_id": event_id, "processed_at": recorded_at}
+                        for event_id in new
+                    ],
+                )
+            return new
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         if self.is_postgres:
@@ -247,3 +265,14 @@ class SqlEventStore:
         async with self.engine.connect() as connection:
             result = await connection.execute(query)
             return [sqlite.from_row(row) for row in result]
+
+
+async def _inbox_hits(
+    connection: AsyncConnection, service: str, event_ids: Collection[UUID]
+) -> set[UUID]:
+    result = await connection.execute(
+        select(inbox.c.event_id).where(
+            inbox.c.service == service, inbox.c.event_id.in_(list(event_ids))
+        )
+    )
+    return {row.event_id for row in result}

@@ -30,6 +30,7 @@ from shared.eventstore.errors import (
 )
 from shared.eventstore.records import InboxEntry
 from shared.eventstore.store import SqlEventStore, UnitOfWork
+from shared.messaging.inbox_batch import InboxBatch
 from shared.service.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
@@ -143,6 +144,7 @@ class Consumer:
         self._metrics = metrics
         self._on_commit = on_commit
         self._context = HandlerContext(service=service, store=store)
+        self._inbox = InboxBatch(store, service)
 
     async def start(self) -> None:
         await self._bus.subscribe(
@@ -176,12 +178,17 @@ class Consumer:
                 ).observe(time.perf_counter() - started)
 
     async def _seen(self, event: Event) -> bool:
-        return await self._store.seen(self.service, event.event_id)
+        return await self._inbox.seen(event.event_id)
 
     async def _commit(self, cause: Event, outcome: HandlerOutcome) -> bool:
         """Append and record the inbox row atomically; False when another delivery won."""
         stream_id = stream_of(self.service, cause.correlation_id)
         handled = InboxEntry(self.service, cause.event_id)
+        if not outcome.events and outcome.in_transaction is None:
+            recorded = await self._inbox.record(cause.event_id)
+            if recorded and self._on_commit is not None:
+                self._on_commit()
+            return recorded
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
             try:
                 if outcome.in_transaction is None:

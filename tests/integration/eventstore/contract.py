@@ -223,8 +223,8 @@ class EventStoreContract:
         assert [(r.position, r.stream_version) for r in recorded] == [(1, 1), (2, 2)]
         assert [r.event for r in await store.read_stream("s")] == appended
         assert [m.event_id for m in await store.pending_outbox()] == [e.event_id for e in appended]
-        assert await store.seen("portfolio", cause)
-        assert not await store.seen("execution", cause)
+        assert cause in await store.seen_among("portfolio", [cause])
+        assert cause not in await store.seen_among("execution", [cause])
 
     async def test_store_append_of_a_handled_delivery_writes_nothing(self, store: SqlEventStore):
         cause = uuid4()
@@ -242,7 +242,7 @@ class EventStoreContract:
         with pytest.raises(ConcurrencyError) as error:
             await store.append("s", 0, [order_filled()], inbox=InboxEntry("portfolio", cause))
         assert error.value.actual_version == 1
-        assert not await store.seen("portfolio", cause)
+        assert cause not in await store.seen_among("portfolio", [cause])
         assert [r.position for r in await store.read_all()] == [1]
 
     async def test_store_append_of_a_stored_event_is_a_duplicate_event_error(
@@ -259,10 +259,23 @@ class EventStoreContract:
     ):
         cause = uuid4()
         assert await store.append("s", None, [], inbox=InboxEntry("notify", cause)) == []
-        assert await store.seen("notify", cause)
+        assert cause in await store.seen_among("notify", [cause])
         assert await store.read_all() == []
         with pytest.raises(DuplicateInboxError, match="notify"):
             await store.append("s", None, [], inbox=InboxEntry("notify", cause))
+
+    async def test_record_handled_records_each_new_delivery_once(self, store: SqlEventStore):
+        before, first, second = uuid4(), uuid4(), uuid4()
+        assert await store.record_handled("notify", [before]) == {before}
+        recorded = await store.record_handled("notify", [before, first, second])
+        assert recorded == {first, second}
+        assert await store.record_handled("notify", [first]) == set()
+        assert await store.seen_among("notify", [before, first, second, uuid4()]) == {
+            before,
+            first,
+            second,
+        }
+        assert await store.seen_among("portfolio", [before]) == set()
 
     async def test_an_old_schema_version_is_upcast_when_read(self, store: SqlEventStore):
         v1 = workflow_failed().model_dump(mode="json")

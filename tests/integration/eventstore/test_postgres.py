@@ -156,4 +156,15 @@ async def test_a_connection_lost_under_a_statement_is_unavailable_and_replaced(
         await admin.close()
     with pytest.raises(EventStoreUnavailableError, match="connection was lost"):
         await sleeping
-    assert await postgres_store.seen("portfolio", event_id)
+    assert event_id in await postgres_store.seen_among("portfolio", [event_id])
+
+
+async def test_an_unreachable_database_is_unavailable_to_the_store_s_statements() -> None:
+    store = SqlEventStore("postgresql://postgres@127.0.0.1:1/nowhere")
+    try:
+        with pytest.raises(EventStoreUnavailableError, match="127.0.0.1:1/nowhere"):
+            await store.seen_among("portfolio", [uuid4()])
+        with pytest.raises(EventStoreUnavailableError):
+            await store.append("s", None, [order_filled()])
+    finally:
+        await store.close()
