@@ -37,8 +37,12 @@ def _sqlite_engine(database_url: str, pool_size: int) -> AsyncEngine:
         # The driver's own implicit BEGIN is disabled so that `begin` below decides the mode.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Switching to WAL needs a lock the busy timeout does not wait for, so a connection
+        # opened while another one writes failed with "database is locked": switch only once.
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0] != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit survives power loss in WAL mode too (NORMAL may lose the last ones).
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()

@@ -4,7 +4,11 @@ emits together with the inbox row in ONE transaction, and only then acknowledge.
 The handler runs before the transaction opens, so no database transaction is ever held across
 a broker call or any other I/O a handler makes. Should two deliveries of one event race (a
 redelivery while the first is still being handled), the inbox's primary key lets exactly one
-transaction commit; the other's emitted events roll back with it.
+transaction commit; the other's emitted events roll back with it. The inbox read, and the
+commit of a delivery that emitted nothing, are group-committed with the other deliveries in
+flight (`shared.messaging.inbox_batch`); a delivery that emitted events commits alone, as one
+statement (`SqlEventStore.append`) or, when the handler writes tables of its own, one unit of
+work.
 """
 
 from __future__ import annotations
