@@ -41,9 +41,11 @@ READ_CORRELATION = _SELECT_EVENTS + "WHERE correlation_id = $1 ORDER BY position
 SEEN_AMONG = "SELECT event_id FROM inbox WHERE service = $1 AND event_id = ANY($2::uuid[])"
 RECORD_HANDLED = (
     "INSERT INTO inbox (service, event_id, processed_at) "
-    "SELECT $1, event_id, $3 FROM unnest($2::uuid[]) AS event_id "
+    "SELECT $1, event_id, $3 FROM unnest($2::uuid[]) AS event_id ORDER BY event_id "
     "ON CONFLICT DO NOTHING RETURNING event_id"
 )
+"""Rows go in sorted, so two batches holding the same redelivered ids (competing replicas)
+wait on one another in one order instead of deadlocking."""
 APPEND_HANDLED = (
     "SELECT o_first_position, o_stream_version FROM alchemiser_append_handled("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -110,6 +112,7 @@ class StatementPool:
         self._database = database
         self._slots = asyncio.Semaphore(size)
         self._idle: list[asyncpg.Connection] = []
+        self._closed = False
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
@@ -135,6 +138,8 @@ class StatementPool:
             self._give_back(connection)
 
     async def close(self) -> None:
+        """Closes the idle connections; one still in use is closed when it comes back."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.close()
@@ -147,7 +152,9 @@ class StatementPool:
         return await asyncpg.connect(**self._connect_arguments)
 
     def _give_back(self, connection: Any) -> None:
-        if not connection.is_closed():
+        if self._closed:
+            connection.terminate()
+        elif not connection.is_closed():
             self._idle.append(connection)
 
     def _lost(self, error: BaseException) -> EventStoreUnavailableError:
