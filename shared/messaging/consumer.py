@@ -199,12 +199,15 @@ class Consumer:
                     await self._store.append(stream_id, None, outcome.events, inbox=handled)
                 else:
                     async with self._store.unit_of_work() as uow:
-                        if outcome.events:
-                            await uow.append(stream_id, None, outcome.events)
-                        await outcome.in_transaction(uow)
+                        # The inbox row first: a second delivery handled side by side waits on
+                        # it and is refused as a duplicate before the handler's own writes
+                        # (service state, timers) can conflict with the first one's.
                         await uow.record_inbox(
                             self.service, cause.event_id, appends_nothing=not outcome.events
                         )
+                        if outcome.events:
+                            await uow.append(stream_id, None, outcome.events)
+                        await outcome.in_transaction(uow)
             except DuplicateInboxError:
                 return False
             except ConcurrencyError:

@@ -162,7 +162,7 @@ async def test_a_connection_lost_under_a_statement_is_unavailable_and_replaced(
 async def test_an_unreachable_database_is_unavailable_to_the_store_s_statements() -> None:
     store = SqlEventStore("postgresql://postgres@127.0.0.1:1/nowhere")
     try:
-        with pytest.raises(EventStoreUnavailableError, match="127.0.0.1:1/nowhere"):
+        with pytest.raises(EventStoreUnavailableError, match=r"127\.0\.0\.1:1/nowhere"):
             await store.seen_among("portfolio", [uuid4()])
         with pytest.raises(EventStoreUnavailableError):
             await store.append("s", None, [order_filled()])

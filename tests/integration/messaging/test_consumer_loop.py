@@ -3,6 +3,7 @@ happen once, whatever the bus delivers twice, and a poison message never stalls 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from shared.bus.rabbitmq import RabbitMqBus
 from shared.events import Event, encode
 from shared.events.notifications import NotificationSent
 from shared.events.workflow import WorkflowFailed, WorkflowStarted
+from shared.eventstore import service_state
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.messaging.consumer import Consumer, HandlerContext, HandlerOutcome, stream_of
@@ -363,3 +365,32 @@ async def test_a_delivery_is_held_while_the_database_is_unreachable_not_dead_let
     assert deliveries == [1]  # held and retried in place: no redelivery, nothing dead-lettered
     assert calls == 7
     assert await bus.dead_letters(consumer.queue) == []
+
+
+async def test_two_deliveries_handled_side_by_side_commit_once_and_the_other_is_a_duplicate(
+    store: SqlEventStore,
+) -> None:
+    """Both deliveries pass the inbox check before either commits (a relay that published twice,
+    a redelivery during the first attempt); the handler writes state of its own at version 0.
+    The second must be refused as a duplicate — acknowledged, no error — not fail on the state
+    write and burn a delivery attempt."""
+    both_handling = asyncio.Barrier(2)
+
+    async def handler(event: Event, context: HandlerContext) -> HandlerOutcome:
+        await both_handling.wait()
+
+        async def create_state(uow: UnitOfWork) -> None:
+            await service_state.save(uow, "portfolio", event.correlation_id, {"step": 1}, 0)
+
+        follow_up = context.follow_up(
+            event, NotificationSent, channel="email", status="sent", attempts=1
+        )
+        return HandlerOutcome(events=[follow_up], in_transaction=create_state)
+
+    consumer = Consumer("portfolio", store, InMemoryBus(), handler, ["WorkflowStarted"])
+    started = started_event()
+    message = Message("WorkflowStarted", encode(started), str(started.event_id), {}, 1)
+    await asyncio.gather(consumer.handle_message(message), consumer.handle_message(message))
+
+    assert len(await effects(store, started.correlation_id, "portfolio")) == 1
+    assert await inbox_count(store, "portfolio", started.event_id) == 1
