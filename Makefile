@@ -30,12 +30,13 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(PYTEST) -m "not chaos" -q -p no:cacheprovider
 
-# Bounded fault runs for CI (under 30 minutes); `make chaos` runs the same suite bigger.
+# Bounded fault runs for CI (under 30 minutes); `make chaos` runs the same suite bigger. -rP prints
+# what passing fault runs printed (the seed, each run, the timings).
 chaos-ci: $(STAMP)
-	ALCHEMISER_CHAOS_SCALE=ci $(PYTEST) -m chaos -q -p no:cacheprovider
+	ALCHEMISER_CHAOS_SCALE=ci $(PYTEST) -m chaos -q -rP -p no:cacheprovider
 
 chaos: $(STAMP)
-	ALCHEMISER_CHAOS_SCALE=full $(PYTEST) -m chaos -q -p no:cacheprovider
+	ALCHEMISER_CHAOS_SCALE=full $(PYTEST) -m chaos -q -rP -p no:cacheprovider
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do PYTHONPATH=. $(BIN)/python $$b || exit 1; done
