@@ -162,7 +162,8 @@ class StatementPool:
         for connection in idle:
             connection.terminate()
         return EventStoreUnavailableError(
-            f"event store {self._database}: the connection was lost ({error})"
+            f"event store {self._database} is unreachable or dropped the connection ({error}); "
+            f"check that the database is up"
         )
 
 

@@ -154,7 +154,7 @@ async def test_a_connection_lost_under_a_statement_is_unavailable_and_replaced(
             await asyncio.sleep(0.02)
     finally:
         await admin.close()
-    with pytest.raises(EventStoreUnavailableError, match="connection was lost"):
+    with pytest.raises(EventStoreUnavailableError, match="unreachable or dropped the connection"):
         await sleeping
     assert event_id in await postgres_store.seen_among("portfolio", [event_id])
 
