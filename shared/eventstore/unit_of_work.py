@@ -34,7 +34,7 @@ _APPEND_FUNCTION_CALL = text(
 
 
 class UnitOfWork:
-    """One database transaction: read stream versions, check the inbox, append events with
+    """One database transaction: read stream versions, record the inbox row, append events with
     their outbox rows. Obtained from `SqlEventStore.unit_of_work()`; never shared across tasks.
 
     Every writing call locks the global position counter first (see `shared.eventstore.store`),
@@ -71,13 +71,6 @@ class UnitOfWork:
         append = self._append_postgres if self._postgres else self._append_sqlite
         first_position, version = await append(stream_id, expected_version, events, recorded_at)
         return recorded_events(stream_id, first_position, version, events, recorded_at)
-
-    async def seen(self, service: str, event_id: UUID) -> bool:
-        """Whether `service` already processed `event_id` (a redelivery to acknowledge)."""
-        result = await self._connection.execute(
-            select(inbox.c.event_id).where(inbox.c.service == service, inbox.c.event_id == event_id)
-        )
-        return result.first() is not None
 
     async def record_inbox(
         self, service: str, event_id: UUID, *, appends_nothing: bool = False

@@ -155,12 +155,11 @@ class EventStoreContract:
 
     async def test_inbox_records_what_a_service_processed(self, store: SqlEventStore):
         event_id = uuid4()
+        assert await store.seen_among("portfolio", [event_id]) == set()
         async with store.unit_of_work() as uow:
-            assert not await uow.seen("portfolio", event_id)
             await uow.record_inbox("portfolio", event_id)
-        async with store.unit_of_work() as uow:
-            assert await uow.seen("portfolio", event_id)
-            assert not await uow.seen("execution", event_id)
+        assert await store.seen_among("portfolio", [event_id]) == {event_id}
+        assert await store.seen_among("execution", [event_id]) == set()
 
     async def test_recording_the_same_inbox_entry_twice_is_our_error(self, store: SqlEventStore):
         event_id = uuid4()
@@ -178,9 +177,7 @@ class EventStoreContract:
         async with store.unit_of_work() as uow:
             await uow.record_inbox("portfolio", second)
             await uow.append("s", 1, [order_filled()])
-        async with store.unit_of_work() as uow:
-            assert await uow.seen("portfolio", first)
-            assert await uow.seen("portfolio", second)
+        assert await store.seen_among("portfolio", [first, second]) == {first, second}
         assert len(await store.read_stream("s")) == 2
 
     async def test_an_error_rolls_back_events_outbox_and_inbox(self, store: SqlEventStore):

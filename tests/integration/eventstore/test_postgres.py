@@ -107,10 +107,10 @@ async def test_redelivered_event_handled_twice_at_once_commits_once(
     postgres_store: SqlEventStore,
 ):
     async def handle(event_id: UUID, inbox_first: bool) -> str:
+        if await postgres_store.seen_among("portfolio", [event_id]):
+            return "skipped"
         try:
             async with postgres_store.unit_of_work() as uow:
-                if await uow.seen("portfolio", event_id):
-                    return "skipped"
                 if inbox_first:
                     await uow.record_inbox("portfolio", event_id)
                     await uow.append(f"wf-{event_id}", None, [order_filled()])

@@ -68,8 +68,7 @@ async def effects(store: SqlEventStore, workflow_id: str, service: str) -> list[
 
 
 async def inbox_count(store: SqlEventStore, service: str, event_id: uuid.UUID) -> int:
-    async with store.unit_of_work() as uow:
-        return int(await uow.seen(service, event_id))
+    return len(await store.seen_among(service, [event_id]))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -69,8 +69,7 @@ async def test_a_completed_workflow_is_mailed_once_over_the_real_bus(
                 await bus.publish(late.event_type, encode(late), message_id=str(late.event_id))
 
                 async def both_endings_seen() -> bool:
-                    async with store.unit_of_work() as uow:
-                        return await uow.seen("notify", late.event_id)
+                    return late.event_id in await store.seen_among("notify", [late.event_id])
 
                 await eventually(both_endings_seen, message="the late failure was consumed")
             finally:
