@@ -32,7 +32,7 @@ from shared.bus.dead_letter import ATTEMPTS_HEADER, ERROR_HEADER, QUEUE_HEADER
 from shared.bus.port import Message
 from shared.bus.rabbitmq import RabbitMqBus
 from shared.events import WorkflowFailed
-from tests.e2e.cluster import Cluster, sample_bars
+from tests.e2e.cluster import Cluster, sample_bars, smtp_settings
 from tests.eventually import eventually
 from tests.integration.notify.sinks import smtp_server
 from tests.servers import RABBITMQ_URL
@@ -43,16 +43,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="session")
 def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_bars(tmp_path_factory.mktemp("sample-bars"))
-
-
-def smtp_settings(port: int) -> dict[str, str]:
-    return {
-        "ALCHEMISER_SMTP_HOST": "127.0.0.1",
-        "ALCHEMISER_SMTP_PORT": str(port),
-        "ALCHEMISER_SMTP_STARTTLS": "false",
-        "ALCHEMISER_EMAIL_FROM": "alchemiser@example.org",
-        "ALCHEMISER_EMAIL_TO": "owner@example.org",
-    }
 
 
 def envelope(event_type: str, workflow_id: str, **fields: Any) -> dict[str, Any]:

@@ -44,6 +44,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def smtp_settings(port: int, **extra: str) -> dict[str, str]:
+    """Settings that send the services' email to an SMTP sink on loopback `port`."""
+    return {
+        "ALCHEMISER_SMTP_HOST": "127.0.0.1",
+        "ALCHEMISER_SMTP_PORT": str(port),
+        "ALCHEMISER_SMTP_STARTTLS": "false",
+        "ALCHEMISER_EMAIL_FROM": "alchemiser@example.org",
+        "ALCHEMISER_EMAIL_TO": "owner@example.org",
+        **extra,
+    }
+
+
 def sample_bars(cache: Path) -> Path:
     """The bundled sample bar store, generated once per test session into `cache`."""
     if not (cache / "bars").exists():

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.cluster import Cluster, sample_bars
+from tests.e2e.cluster import Cluster, sample_bars, smtp_settings
 from tests.eventually import eventually
 from tests.integration.notify.sinks import smtp_server
 
@@ -22,17 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="session")
 def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_bars(tmp_path_factory.mktemp("sample-bars"))
-
-
-def smtp_settings(port: int, **extra: str) -> dict[str, str]:
-    return {
-        "ALCHEMISER_SMTP_HOST": "127.0.0.1",
-        "ALCHEMISER_SMTP_PORT": str(port),
-        "ALCHEMISER_SMTP_STARTTLS": "false",
-        "ALCHEMISER_EMAIL_FROM": "alchemiser@example.org",
-        "ALCHEMISER_EMAIL_TO": "owner@example.org",
-        **extra,
-    }
 
 
 async def test_a_trigger_over_http_completes_the_day_and_the_email_arrives(

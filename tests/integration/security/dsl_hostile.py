@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from services.strategy.dsl.compiler import parse_symphony
+from services.strategy.dsl.compiler import WINDOW_INDICATORS, parse_symphony
 from services.strategy.dsl.errors import DslError
 from services.strategy.dsl.evaluator import evaluate_symphony
 from shared.marketdata.bars import BarSnapshot
@@ -34,15 +34,7 @@ TICKER = re.compile(r'\(asset "([^"]+)"')
 
 tickers = st.sampled_from([*HELD, HELD[0], HELD[1], MISSING])
 hostile_windows = st.sampled_from(["0", "1", "2", "3", "14", "200", "99999", "-3"])
-INDICATORS = (
-    "rsi",
-    "moving-average-price",
-    "exponential-moving-average-price",
-    "cumulative-return",
-    "moving-average-return",
-    "stdev-return",
-    "max-drawdown",
-)
+INDICATORS = tuple(sorted(WINDOW_INDICATORS))
 
 
 @st.composite
