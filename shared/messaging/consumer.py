@@ -186,13 +186,11 @@ class Consumer:
 
     async def _commit(self, cause: Event, outcome: HandlerOutcome) -> bool:
         """Append and record the inbox row atomically; False when another delivery won."""
+        if not outcome.events and outcome.in_transaction is None:
+            # Only the inbox row: nothing for the relay to publish, so it is not woken.
+            return await self._inbox.record(cause.event_id)
         stream_id = stream_of(self.service, cause.correlation_id)
         handled = InboxEntry(self.service, cause.event_id)
-        if not outcome.events and outcome.in_transaction is None:
-            recorded = await self._inbox.record(cause.event_id)
-            if recorded and self._on_commit is not None:
-                self._on_commit()
-            return recorded
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
             try:
                 if outcome.in_transaction is None:
