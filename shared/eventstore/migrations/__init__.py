@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.eventstore.engine import create_store_engine
 from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
 from shared.settings import normalise_database_url
 
@@ -55,7 +56,9 @@ async def upgrade(database_url: str) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    engine = create_async_engine(url)
+    # The store's engine: on SQLite its first connection switches the new file to WAL, so the
+    # services' connections never race each other to switch it ("database is locked").
+    engine = create_store_engine(url, pool_size=1)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(run)

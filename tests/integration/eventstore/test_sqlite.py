@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,12 @@ async def test_concurrent_sqlite_writers_queue_instead_of_failing(tmp_path: Path
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_new_sqlite_database_is_in_wal_mode_before_any_service_connects(tmp_path: Path):
+    """Two engines opening a new file at once both tried to switch it to WAL, and the loser
+    failed with "database is locked" (the switch does not wait on the busy timeout)."""
+    path = tmp_path / "new.db"
+    await upgrade(f"sqlite+aiosqlite:///{path}")
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
