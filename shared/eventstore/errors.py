@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 INBOX_PRIMARY_KEY = "inbox_pkey"
 EVENT_ID_UNIQUE = "uq_events_event_id"
+STREAM_VERSION_UNIQUE = "uq_events_stream_version"
 
 
 class EventStoreError(Exception):
@@ -75,6 +76,6 @@ def unique_violation(
         return DuplicateInboxError(inbox.service, inbox.event_id)
     if constraint == EVENT_ID_UNIQUE:
         return DuplicateEventError(", ".join(str(event.event_id) for event in events))
-    # Only a write that bypassed the position counter can collide on a stream version; the
-    # version it expected is the best known lower bound of the stream's real one.
+    # A stream version collision that was not retried (see `postgres.APPEND_HANDLED`): the
+    # version the caller expected is the best known lower bound of the stream's real one.
     return ConcurrencyError(stream_id, expected_version, expected_version or 0)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Update, func, insert, select, text, update
+from sqlalchemy import Select, Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,15 +22,6 @@ from shared.eventstore.errors import (
 from shared.eventstore.records import RecordedEvent
 from shared.eventstore.schema import event_positions, inbox, outbox
 from shared.eventstore.schema import events as events_table
-
-# One round trip on PostgreSQL: the function (migration 0003) locks the position counter, reads
-# the stream version with a fresh snapshot, and writes the events and their outbox rows; the
-# unit of work records its inbox row itself.
-_APPEND_FUNCTION_CALL = text(
-    "SELECT o_first_position, o_stream_version FROM alchemiser_append_handled(:stream_id, "
-    f":expected_version, {', '.join(f':{name}' for name in postgres.APPEND_PARAMETERS)}, "
-    ":recorded_at, NULL, NULL)"
-)
 
 
 class UnitOfWork:
@@ -84,13 +75,8 @@ class UnitOfWork:
         that global lock, so consumers that emit nothing (most of notify's deliveries) commit
         side by side instead of one fsync at a time.
         """
-        if self._postgres and not self._holds_position_lock and not appends_nothing:
-            await self._connection.execute(
-                select(event_positions.c.last_position)
-                .where(event_positions.c.id == 1)
-                .with_for_update()
-            )
-            self._holds_position_lock = True
+        if self._postgres and not appends_nothing:
+            await self._lock_positions()
         try:
             await self._connection.execute(
                 insert(inbox).values(
@@ -107,24 +93,23 @@ class UnitOfWork:
         events: Sequence[Event],
         recorded_at: datetime,
     ) -> tuple[int, int]:
-        arrays = dict(zip(postgres.APPEND_PARAMETERS, postgres.event_arrays(events), strict=True))
-        try:
-            result = await self._connection.execute(
-                _APPEND_FUNCTION_CALL,
-                {
-                    "stream_id": stream_id,
-                    "expected_version": expected_version,
-                    **arrays,
-                    "recorded_at": recorded_at,
-                },
+        """The store's one-statement append, on this transaction's connection. The position
+        lock is taken by a statement of its own first, so the append's snapshot, taken after
+        it, sees every append committed before (see `postgres.APPEND_HANDLED`)."""
+        await self._lock_positions()
+        raw = await self._connection.get_raw_connection()
+        return await postgres.append_handled(
+            raw.driver_connection, stream_id, expected_version, events, recorded_at, None
+        )
+
+    async def _lock_positions(self) -> None:
+        if not self._holds_position_lock:
+            await self._connection.execute(
+                select(event_positions.c.last_position)
+                .where(event_positions.c.id == 1)
+                .with_for_update()
             )
-        except IntegrityError as error:
-            raise _unique_violation(error, stream_id, expected_version, events) from error
-        self._holds_position_lock = True
-        first_position, version = result.one()
-        if first_position is None:
-            raise ConcurrencyError(stream_id, expected_version, version)
-        return int(first_position), int(version)
+            self._holds_position_lock = True
 
     async def _append_sqlite(
         self,

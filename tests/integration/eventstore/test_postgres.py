@@ -76,6 +76,32 @@ async def test_racing_appends_of_one_version_have_exactly_one_winner(
     assert await postgres_store.outbox_lag() == RACES
 
 
+@pytest.mark.parametrize("through", ["unit_of_work", "store.append"])
+async def test_appends_to_the_end_of_one_stream_at_once_all_land_in_order(
+    postgres_store: SqlEventStore, through: str
+):
+    """`store.append`'s statement reads the stream version on a snapshot taken before it waits
+    for the position lock, so it can miss an append committed meanwhile: it must retry, not
+    fail, when the caller asked for the end of the stream."""
+    writers, appends_each = 4, 25
+
+    async def write() -> None:
+        for _ in range(appends_each):
+            if through == "store.append":
+                await postgres_store.append("contended", None, [order_filled()])
+            else:
+                async with postgres_store.unit_of_work() as uow:
+                    await uow.append("contended", None, [order_filled()])
+
+    await asyncio.gather(*(write() for _ in range(writers)))
+    stream = await postgres_store.read_stream("contended")
+    assert [record.stream_version for record in stream] == list(
+        range(1, writers * appends_each + 1)
+    )
+    assert [record.position for record in stream] == list(range(1, writers * appends_each + 1))
+    assert await postgres_store.outbox_lag() == writers * appends_each
+
+
 async def test_a_reader_paging_during_concurrent_appends_skips_nothing(
     postgres_store: SqlEventStore,
 ):
