@@ -1,11 +1,11 @@
 """Statements the store sends straight to asyncpg on PostgreSQL, on connections of its own.
 
 Each one is a single statement outside any explicit transaction, so it is its own transaction;
-units of work, which hold a transaction across several statements, stay on SQLAlchemy. The hot
-paths are here because of what SQLAlchemy's layers cost per call: a one-event append through a
-unit of work took ~900 µs of client CPU against ~300 µs for the same function call straight on
-asyncpg, and a decoded replayed event 32–48 µs against 22–30 µs from asyncpg rows
-(docs/performance.md).
+units of work, which hold a transaction across several statements, stay on SQLAlchemy and send
+only the append statement on their connection's asyncpg driver. The hot paths are here because
+of what SQLAlchemy's layers cost per call: a one-event append through a unit of work took
+~900 µs of client CPU against ~300 µs for the same call straight on asyncpg, and a decoded
+replayed event 32–48 µs against 22–30 µs from asyncpg rows (docs/performance.md).
 """
 
 from __future__ import annotations
