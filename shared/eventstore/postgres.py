@@ -95,7 +95,7 @@ _SQLALCHEMY_CONNECT_ARGUMENTS = (
     "prepared_statement_name_func",
 )
 """Connect arguments SQLAlchemy's asyncpg dialect consumes itself; asyncpg would refuse them."""
-_CONNECTION_LOST = (
+CONNECTION_LOST = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.AdminShutdownError,
@@ -147,11 +147,11 @@ class StatementPool:
         async with self._slots:
             try:
                 connection = await self._checkout()
-            except _CONNECTION_LOST as error:
+            except CONNECTION_LOST as error:
                 raise self._lost(error) from error
             try:
                 yield connection
-            except _CONNECTION_LOST as error:
+            except CONNECTION_LOST as error:
                 connection.terminate()
                 raise self._lost(error) from error
             except Exception:
@@ -186,10 +186,14 @@ class StatementPool:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.terminate()
-        return EventStoreUnavailableError(
-            f"event store {self._database} is unreachable or dropped the connection ({error}); "
-            f"check that the database is up"
-        )
+        return unavailable(self._database, error)
+
+
+def unavailable(database: str, error: BaseException) -> EventStoreUnavailableError:
+    return EventStoreUnavailableError(
+        f"event store {database} is unreachable or dropped the connection ({error}); "
+        f"check that the database is up"
+    )
 
 
 async def append_handled(

@@ -19,6 +19,7 @@ from shared.eventstore.errors import (
     DuplicateInboxError,
     unique_violation,
 )
+from shared.eventstore.migrations import describe
 from shared.eventstore.records import RecordedEvent
 from shared.eventstore.schema import event_positions, inbox, outbox
 from shared.eventstore.schema import events as events_table
@@ -98,9 +99,16 @@ class UnitOfWork:
         it, sees every append committed before (see `postgres.APPEND_HANDLED`)."""
         await self._lock_positions()
         raw = await self._connection.get_raw_connection()
-        return await postgres.append_handled(
-            raw.driver_connection, stream_id, expected_version, events, recorded_at, None
-        )
+        try:
+            return await postgres.append_handled(
+                raw.driver_connection, stream_id, expected_version, events, recorded_at, None
+            )
+        except postgres.CONNECTION_LOST as error:
+            # SQLAlchemy did not see the driver fail: the pool must not hand the dead
+            # connection out again, and the consumer must wait the outage out.
+            await self._connection.invalidate()
+            database = describe(str(self._connection.engine.url))
+            raise postgres.unavailable(database, error) from error
 
     async def _lock_positions(self) -> None:
         if not self._holds_position_lock:

@@ -185,6 +185,31 @@ async def test_a_connection_lost_under_a_statement_is_unavailable_and_replaced(
     assert event_id in await postgres_store.seen_among("portfolio", [event_id])
 
 
+async def test_a_unit_of_work_whose_connection_dies_before_its_append_is_unavailable(
+    postgres_store: SqlEventStore, postgres_url: str
+):
+    """A consumer's unit of work records its inbox row (taking the position lock) and only then
+    appends, on its connection's driver: a database restart in between must surface as
+    EventStoreUnavailableError, which consumers wait out, not as a failed delivery attempt."""
+    event_id = uuid4()
+    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        with pytest.raises(EventStoreUnavailableError, match="dropped the connection"):
+            async with postgres_store.unit_of_work() as uow:
+                await uow.record_inbox("portfolio", event_id)
+                raw = await uow.connection.get_raw_connection()
+                assert await admin.fetchval(
+                    "SELECT pg_terminate_backend($1)", raw.driver_connection.get_server_pid()
+                )
+                await uow.append("s", None, [order_filled()])
+    finally:
+        await admin.close()
+    async with postgres_store.unit_of_work() as uow:
+        await uow.record_inbox("portfolio", event_id)
+        await uow.append("s", None, [order_filled()])
+    assert len(await postgres_store.read_stream("s")) == 1
+
+
 async def test_an_unreachable_database_is_unavailable_to_the_store_s_statements() -> None:
     store = SqlEventStore("postgresql://postgres@127.0.0.1:1/nowhere")
     try:
