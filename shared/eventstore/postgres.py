@@ -78,8 +78,8 @@ WITH stream AS (
 SELECT counter.first_position, stream.version FROM stream LEFT JOIN counter ON true
 """
 """A delivery's events, their outbox rows and its inbox row as one plain statement: one plan
-and one snapshot, where the PL/pgSQL function of migration 0003 paid a snapshot and an executor
-start per statement (≈ 30 % of an append's server time). The counter row's lock orders appends,
+and one snapshot, where the PL/pgSQL function it replaces (dropped by migration 0003) paid a
+snapshot and an executor start per statement. The counter row's lock orders appends,
 so positions commit in order and stay gap-free (a version mismatch leaves the counter alone; a
 failed statement rolls it back). One statement has one snapshot, taken before it waits for
 that lock: the stream version it reads can miss an append committed meanwhile. Its events then

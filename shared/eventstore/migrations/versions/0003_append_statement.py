@@ -1,7 +1,7 @@
 """append as one plain statement: drop the PL/pgSQL append function
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-26
 """
 
@@ -10,22 +10,22 @@ from importlib import import_module
 
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0003"
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The store now sends `shared.eventstore.postgres.APPEND_HANDLED`, one statement with
-# data-modifying CTEs, instead of calling `alchemiser_append_handled`: the function paid a
-# snapshot and an executor start for each of its five statements.
+# data-modifying CTEs that also records the inbox row, instead of calling `alchemiser_append`:
+# the function paid a snapshot and an executor start for each of its statements.
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION alchemiser_append_handled")
+        op.execute("DROP FUNCTION alchemiser_append")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        third = import_module("shared.eventstore.migrations.versions.0003_append_handled")
-        op.execute(third.APPEND_HANDLED_FUNCTION)
+        first = import_module("shared.eventstore.migrations.versions.0001_event_store")
+        op.execute(first.APPEND_FUNCTION)
