@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Update, func, insert, select, update
+from sqlalchemy import Select, Update, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -112,11 +112,7 @@ class UnitOfWork:
 
     async def _lock_positions(self) -> None:
         if not self._holds_position_lock:
-            await self._connection.execute(
-                select(event_positions.c.last_position)
-                .where(event_positions.c.id == 1)
-                .with_for_update()
-            )
+            await self._connection.execute(text(postgres.LOCK_POSITIONS))
             self._holds_position_lock = True
 
     async def _append_sqlite(
@@ -223,8 +219,6 @@ def _event_row(event: Event, stream_id: str, position: int, version: int) -> dic
 def _unique_violation(
     error: IntegrityError, stream_id: str, expected_version: int | None, events: Sequence[Event]
 ) -> Exception:
-    driver_error = error.orig.__cause__ if error.orig is not None else None
-    constraint = getattr(driver_error, "constraint_name", None)
-    if constraint is None and "events.event_id" in str(error.orig):  # SQLite names columns
-        constraint = EVENT_ID_UNIQUE
+    # SQLite names the column, not the constraint.
+    constraint = EVENT_ID_UNIQUE if "events.event_id" in str(error.orig) else None
     return unique_violation(constraint, stream_id, expected_version, events)
