@@ -32,11 +32,12 @@ from shared.marketdata.sample import ensure_sample
 from shared.messaging.relay import OutboxRelay
 from shared.service.runtime import ServiceRuntime
 from shared.settings import BrokerKind, Settings
+from shared.workflow import is_finished
 
 POLL_S = 0.1
 
-#: What each step's event says, for the progress lines.
-STEP_NAMES = {
+#: What each event says in a progress line.
+PROGRESS_WORDS = {
     "WorkflowStarted": "workflow started",
     "SignalGenerated": "strategies evaluated",
     "RebalancePlanned": "rebalance planned",
@@ -163,11 +164,10 @@ async def _follow(
     while True:
         events = [recorded.event for recorded in await store.read_correlation(workflow_id)]
         for event in events[shown:]:
-            progress(f"  {STEP_NAMES.get(event.event_type, event.event_type)}{_detail(event)}")
+            progress(f"  {PROGRESS_WORDS.get(event.event_type, event.event_type)}{_detail(event)}")
             last_progress = time.monotonic()
         shown = len(events)
-        view = project_workflow(events)
-        if view is not None and view.status != "running":
+        if is_finished(events):
             finished_at = finished_at or time.monotonic()
             notified = any(e.event_type == "NotificationSent" for e in events)
             if (

@@ -25,7 +25,6 @@ from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from services.strategy.signal_step import bundled_config
 from services.strategy.signals import decide, decimal_text, load_strategy_set
-from services.strategy.workflow_status import project_workflow
 from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
 from shared.broker.simulated import SimulatedBroker
@@ -39,6 +38,7 @@ from shared.eventstore.store import SqlEventStore
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
+from shared.workflow import is_finished, workflow_state
 
 
 class ReplayError(Exception):
@@ -308,12 +308,12 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
         replayed = await _until_finished(system.store, workflow_id, settings.workflow_deadline_s)
     finally:
         await system.stop()
-    view = project_workflow(replayed)
+    state = workflow_state(replayed)
     new_plan = _first(replayed, RebalancePlanned)
     return Redrive(
         workflow_id=workflow_id,
         account_id=account_id,
-        status=view.status if view else "running",
+        status=state.status if state else "running",
         plan=tuple(
             sorted(d for d in _recorded_plan(new_plan) if d.action != "HOLD")
             if isinstance(new_plan, RebalancePlanned)
@@ -327,8 +327,7 @@ async def _until_finished(store: SqlEventStore, workflow_id: str, deadline_s: fl
     give_up = time.monotonic() + deadline_s
     while True:
         events = [item.event for item in await store.read_correlation(workflow_id)]
-        view = project_workflow(events)
-        if (view is not None and view.status != "running") or time.monotonic() > give_up:
+        if is_finished(events) or time.monotonic() > give_up:
             return events
         await asyncio.sleep(0.1)
 

@@ -38,6 +38,7 @@ from shared.eventstore import timers
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.service.runtime import ServiceRuntime
 from shared.settings import Settings
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -108,8 +109,8 @@ class PlanStep:
     async def _settled(self, workflow_id: str, context: HandlerContext) -> bool:
         """Finished or already planned: nothing more to plan for this workflow."""
         history = await context.store.read_correlation(workflow_id)
-        types = {recorded.event.event_type for recorded in history}
-        if types & {"WorkflowCompleted", "WorkflowFailed", "RebalancePlanned"}:
+        state = workflow_state([recorded.event for recorded in history])
+        if state is not None and state.is_past("portfolio_analysis"):
             log.info("workflow already planned or finished; signal ignored")
             return True
         return False
