@@ -76,12 +76,17 @@ class EmbeddedSystem:
         self.settings = settings
         self.store = SqlEventStore(settings.resolved_database_url)
         self.bus = InMemoryBus()
-        self.relay = OutboxRelay(self.store, self.bus)
+        definitions = [DEFINITIONS[name](settings) for name in services]
+        # Only what the services running here consume is published: a replay runs without
+        # strategy, so its WorkflowStarted has no queue to go to.
+        self.relay = OutboxRelay(
+            self.store,
+            self.bus,
+            routed={event_type for each in definitions for event_type in each.event_types},
+        )
         self.runtimes = [
-            ServiceRuntime(
-                DEFINITIONS[name](settings), settings, self.store, self.bus, shared_relay=self.relay
-            )
-            for name in services
+            ServiceRuntime(each, settings, self.store, self.bus, shared_relay=self.relay)
+            for each in definitions
         ]
         self._relay_task: asyncio.Task[None] | None = None
 

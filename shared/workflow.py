@@ -45,15 +45,24 @@ class Step:
         return self.name
 
 
+SIGNAL_GENERATION = Step("signal_generation", "strategy", ("WorkflowStarted",))
+PORTFOLIO_ANALYSIS = Step("portfolio_analysis", "portfolio", ("SignalGenerated",))
+TRADE_EXECUTION = Step("trade_execution", "execution", ("RebalancePlanned",))
+NOTIFICATION = Step("notification", "notify", ("WorkflowCompleted", "WorkflowFailed"))
+"""Reports how the workflow ended; it reads the rest of the workflow from the store, so it
+answers only the two endings."""
+
 STEPS: dict[WorkflowKind, tuple[Step, ...]] = {
-    WorkflowKind.DAILY: (
-        Step("signal_generation", "strategy", ("WorkflowStarted",)),
-        Step("portfolio_analysis", "portfolio", ("SignalGenerated",)),
-        Step("trade_execution", "execution", ("RebalancePlanned",)),
-        Step("notification", "notify", ("WorkflowCompleted", "WorkflowFailed")),
-    ),
+    WorkflowKind.DAILY: (SIGNAL_GENERATION, PORTFOLIO_ANALYSIS, TRADE_EXECUTION, NOTIFICATION),
 }
 """The steps of each kind, in the order a workflow goes through them."""
+
+ANSWERED_EVENT_TYPES = frozenset(
+    event_type for steps in STEPS.values() for step in steps for event_type in step.follows
+)
+"""The events some step answers: the only ones that must reach a queue. The others (orders,
+`TradeExecuted`, `NotificationSent`) are facts for the store, read from it by whoever needs
+them."""
 
 TERMINAL_EVENT_TYPES = ("WorkflowCompleted", "WorkflowFailed")
 """The events that finish a workflow; the first one recorded decides how it ended."""

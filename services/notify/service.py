@@ -1,4 +1,6 @@
-"""The notify service's event shell: every event in, one report per workflow out."""
+"""The notify service's event shell: a workflow's ending in, one report per workflow out. The
+report's other sections are read from the store when the ending arrives, so notify is bound to
+the two endings only."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from services.notify.channels.webhook import WebhookNotifier
 from services.notify.notify_step import NotifyStep
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
+from shared.workflow import NOTIFICATION
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +36,6 @@ def definition(settings: Settings) -> ServiceDefinition:
     return ServiceDefinition(
         name="notify",
         default_port=DEFAULT_PORT,
-        event_types=("#",),
+        event_types=NOTIFICATION.follows,
         handler=step.handle,
     )
