@@ -16,10 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from services.execution.service import definition as execution_definition
-from services.notify.service import definition as notify_definition
-from services.portfolio.service import definition as portfolio_definition
-from services.strategy.service import definition as strategy_definition
+from services.registry import SERVICES, ServiceName
 from services.strategy.trigger import start_workflow
 from services.strategy.workflow_status import WorkflowView, project_workflow
 from shared import market_clock
@@ -60,23 +57,17 @@ class RunResult:
     report_files: tuple[Path, Path]
 
 
-DEFINITIONS = {
-    "strategy": strategy_definition,
-    "portfolio": portfolio_definition,
-    "execution": execution_definition,
-    "notify": notify_definition,
-}
-
-
 class EmbeddedSystem:
     """The services (all four unless told) sharing one store, one in-memory bus and one outbox
     relay."""
 
-    def __init__(self, settings: Settings, services: tuple[str, ...] = tuple(DEFINITIONS)) -> None:
+    def __init__(
+        self, settings: Settings, services: tuple[ServiceName, ...] = tuple(SERVICES)
+    ) -> None:
         self.settings = settings
         self.store = SqlEventStore(settings.resolved_database_url)
         self.bus = InMemoryBus()
-        definitions = [DEFINITIONS[name](settings) for name in services]
+        definitions = [SERVICES[name].definition(settings) for name in services]
         # Only what the services running here consume is published: a replay runs without
         # strategy, so its WorkflowStarted has no queue to go to.
         self.relay = OutboxRelay(

@@ -23,6 +23,7 @@ from services.embedded import EmbeddedSystem
 from services.execution import sizing
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
+from services.registry import ServiceName
 from services.strategy.signal_step import bundled_config
 from services.strategy.signals import decide, decimal_text, load_strategy_set
 from shared.broker.factory import BrokerFactory
@@ -300,7 +301,9 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
             "signal_fingerprint": signal_fingerprint(result.targets),
         }
     )
-    system = EmbeddedSystem(settings, services=("portfolio", "execution", "notify"))
+    system = EmbeddedSystem(
+        settings, services=(ServiceName.PORTFOLIO, ServiceName.EXECUTION, ServiceName.NOTIFY)
+    )
     await system.start()
     try:
         await system.store.append(f"replay/{workflow_id}", 0, [start, replayed_signal])

@@ -16,8 +16,6 @@ from shared.workflow import NOTIFICATION
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PORT = 8004
-
 
 def configured_notifiers(settings: Settings) -> list[Notifier]:
     """The channels the settings turn on; says once, at start, which are off and why."""
@@ -35,7 +33,6 @@ def definition(settings: Settings) -> ServiceDefinition:
     step = NotifyStep(settings, configured_notifiers(settings))
     return ServiceDefinition(
         name="notify",
-        default_port=DEFAULT_PORT,
         event_types=NOTIFICATION.follows,
         handler=step.handle,
     )

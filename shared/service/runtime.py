@@ -33,7 +33,6 @@ class ServiceDefinition:
     """What makes one service different from another; everything else is shared runtime."""
 
     name: str
-    default_port: int
     event_types: tuple[str, ...]
     handler: EventHandler
     routers: Callable[[ServiceRuntime], Sequence[APIRouter]] = lambda runtime: ()
