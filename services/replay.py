@@ -21,6 +21,8 @@ from pathlib import Path
 
 from services.embedded import EmbeddedSystem
 from services.execution import sizing
+from services.execution.assets import AssetCache
+from services.portfolio import plan_mapping
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from services.registry import ServiceName
@@ -125,7 +127,7 @@ async def replay_workflow(
     start = ids.get(from_event or str(events[0].event_id))
     if start is None:
         raise ReplayError(f"event {from_event} is not part of workflow {events[0].correlation_id}")
-    recorded_targets = dict(signal.consolidated_portfolio.target_allocations)
+    recorded_targets = plan_mapping.target_weights(signal)
     if strategies_dir is not None or start.event_type == "WorkflowStarted":
         targets = _replayed_targets(settings, signal, strategies_dir)
     else:
@@ -177,17 +179,10 @@ async def _plan_lines(
 ) -> list[Decision]:
     """Plan from the recorded account snapshot; a symbol the recording never priced (shadow
     mode's new targets) is priced by the simulated broker's quote."""
-    snapshot = recorded.snapshot
-    quotes = {q.symbol: domain.PlanningQuote(bid=q.bid, ask=q.ask) for q in snapshot.quotes}
-    for symbol in sorted(set(targets) - set(quotes)):
-        quote = await broker.get_latest_quote(symbol)
-        if quote is not None:
-            quotes[symbol] = domain.PlanningQuote(bid=quote.bid, ask=quote.ask)
-    facts = domain.AccountSnapshot(
-        cash=snapshot.cash,
-        portfolio_value=snapshot.portfolio_value,
-        positions={p.symbol: p.qty for p in snapshot.positions},
-        quotes=quotes,
+    priced = {quote.symbol for quote in recorded.snapshot.quotes}
+    fetched = [await broker.get_latest_quote(symbol) for symbol in sorted(set(targets) - priced)]
+    facts = plan_mapping.recorded_account(
+        recorded.snapshot, [quote for quote in fetched if quote is not None]
     )
     try:
         plan = plan_rebalance(facts, targets, settings.cash_reserve)
@@ -208,31 +203,32 @@ async def _orders(
     settings: Settings,
 ) -> list[Decision]:
     """Size each BUY/SELL line on the quote its recorded order was priced on (else the plan's
-    snapshot quote), as execution does."""
+    snapshot quote) with execution's own sizing rules."""
     order_quotes = {
         event.symbol: event.quote
         for event in events
         if isinstance(event, OrderRequested) and event.reason == "initial" and event.quote
     }
     snapshot_quotes = {quote.symbol: quote for quote in recorded.snapshot.quotes}
-    held = {position.symbol: position.qty for position in recorded.snapshot.positions}
+    held = plan_mapping.recorded_account(recorded.snapshot).positions
     targets = {item.symbol: item.target_weight for item in recorded.items}
+    assets = AssetCache(settings.asset_cache_s)
     orders: list[Decision] = []
     for line in plan_lines:
         if line.action == "HOLD":
             continue
+        order_side = sizing.OrderSide(line.action)
         quote = order_quotes.get(line.symbol) or snapshot_quotes.get(line.symbol)
         sides = [side for side in ((quote.bid, quote.ask) if quote else ()) if side > 0]
         mid = sum(sides, Decimal(0)) / len(sides) if sides else None
-        asset = await broker.get_asset(line.symbol)
         sized = sizing.size_order(
-            side=sizing.OrderSide(line.action),
+            side=order_side,
             trade_amount=line.amount,
-            liquidation=line.action == "SELL" and targets.get(line.symbol, Decimal(0)) == 0,
+            liquidation=sizing.is_liquidation(order_side, targets.get(line.symbol, Decimal(0))),
             price=mid,
             position_qty=held.get(line.symbol),
             qty_available=held.get(line.symbol),
-            asset=sizing.AssetInfo(asset.tradable, asset.fractionable) if asset else None,
+            asset=await assets.get(broker, line.symbol),
             min_notional_usd=settings.exec_min_notional_usd,
         )
         if sized.outcome is sizing.SizingOutcome.SIZED:
