@@ -45,10 +45,13 @@ class Step:
         return self.name
 
 
+TERMINAL_EVENT_TYPES = ("WorkflowCompleted", "WorkflowFailed")
+"""The events that finish a workflow; the first one recorded decides how it ended."""
+
 SIGNAL_GENERATION = Step("signal_generation", "strategy", ("WorkflowStarted",))
 PORTFOLIO_ANALYSIS = Step("portfolio_analysis", "portfolio", ("SignalGenerated",))
 TRADE_EXECUTION = Step("trade_execution", "execution", ("RebalancePlanned",))
-NOTIFICATION = Step("notification", "notify", ("WorkflowCompleted", "WorkflowFailed"))
+NOTIFICATION = Step("notification", "notify", TERMINAL_EVENT_TYPES)
 """Reports how the workflow ended; it reads the rest of the workflow from the store, so it
 answers only the two endings."""
 
@@ -63,9 +66,6 @@ ANSWERED_EVENT_TYPES = frozenset(
 """The events some step answers: the only ones that must reach a queue. The others (orders,
 `TradeExecuted`, `NotificationSent`) are facts for the store, read from it by whoever needs
 them."""
-
-TERMINAL_EVENT_TYPES = ("WorkflowCompleted", "WorkflowFailed")
-"""The events that finish a workflow; the first one recorded decides how it ended."""
 
 
 def step_named(name: str, kind: WorkflowKind = WorkflowKind.DAILY) -> Step | None:
