@@ -16,10 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from services.execution.service import definition as execution_definition
-from services.notify.service import definition as notify_definition
-from services.portfolio.service import definition as portfolio_definition
-from services.strategy.service import definition as strategy_definition
+from services.registry import SERVICES, ServiceName
 from services.strategy.trigger import start_workflow
 from services.strategy.workflow_status import WorkflowView, project_workflow
 from shared import market_clock
@@ -32,11 +29,12 @@ from shared.marketdata.sample import ensure_sample
 from shared.messaging.relay import OutboxRelay
 from shared.service.runtime import ServiceRuntime
 from shared.settings import BrokerKind, Settings
+from shared.workflow import is_finished
 
 POLL_S = 0.1
 
-#: What each step's event says, for the progress lines.
-STEP_NAMES = {
+#: What each event says in a progress line.
+PROGRESS_WORDS = {
     "WorkflowStarted": "workflow started",
     "SignalGenerated": "strategies evaluated",
     "RebalancePlanned": "rebalance planned",
@@ -59,28 +57,27 @@ class RunResult:
     report_files: tuple[Path, Path]
 
 
-DEFINITIONS = {
-    "strategy": strategy_definition,
-    "portfolio": portfolio_definition,
-    "execution": execution_definition,
-    "notify": notify_definition,
-}
-
-
 class EmbeddedSystem:
     """The services (all four unless told) sharing one store, one in-memory bus and one outbox
     relay."""
 
-    def __init__(self, settings: Settings, services: tuple[str, ...] = tuple(DEFINITIONS)) -> None:
+    def __init__(
+        self, settings: Settings, services: tuple[ServiceName, ...] = tuple(SERVICES)
+    ) -> None:
         self.settings = settings
         self.store = SqlEventStore(settings.resolved_database_url)
         self.bus = InMemoryBus()
-        self.relay = OutboxRelay(self.store, self.bus)
+        definitions = [SERVICES[name].definition(settings) for name in services]
+        # Only what the services running here consume is published: a replay runs without
+        # strategy, so its WorkflowStarted has no queue to go to.
+        self.relay = OutboxRelay(
+            self.store,
+            self.bus,
+            routed={event_type for each in definitions for event_type in each.event_types},
+        )
         self.runtimes = [
-            ServiceRuntime(
-                DEFINITIONS[name](settings), settings, self.store, self.bus, shared_relay=self.relay
-            )
-            for name in services
+            ServiceRuntime(each, settings, self.store, self.bus, shared_relay=self.relay)
+            for each in definitions
         ]
         self._relay_task: asyncio.Task[None] | None = None
 
@@ -163,11 +160,10 @@ async def _follow(
     while True:
         events = [recorded.event for recorded in await store.read_correlation(workflow_id)]
         for event in events[shown:]:
-            progress(f"  {STEP_NAMES.get(event.event_type, event.event_type)}{_detail(event)}")
+            progress(f"  {PROGRESS_WORDS.get(event.event_type, event.event_type)}{_detail(event)}")
             last_progress = time.monotonic()
         shown = len(events)
-        view = project_workflow(events)
-        if view is not None and view.status != "running":
+        if is_finished(events):
             finished_at = finished_at or time.monotonic()
             notified = any(e.event_type == "NotificationSent" for e in events)
             if (

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from services.commands.serve import settings_or_exit
+from services.commands.settings import settings_or_exit
 
 if TYPE_CHECKING:
     from services.replay import Decision

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from services.commands.serve import secret_values, settings_or_exit
+from services.commands.settings import secret_values, settings_or_exit
 
 
 def run(

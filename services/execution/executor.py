@@ -47,10 +47,10 @@ from shared.eventstore.service_state import StateVersionConflictError
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.settings import Settings
+from shared.workflow import is_finished
 
 log = structlog.get_logger(__name__)
 
-FINISHED_TYPES = frozenset({"WorkflowCompleted", "WorkflowFailed"})
 CONCURRENT_CHAIN_STEPS = 16
 """Chains of one workflow whose reads run at once; bounded so one big plan cannot exhaust the
 broker's rate limit or connection pool."""
@@ -124,7 +124,7 @@ class Executor:
         store = context.store
         workflow_id = event.correlation_id
         history = await store.read_correlation(workflow_id)
-        if any(recorded.event.event_type in FINISHED_TYPES for recorded in history):
+        if is_finished([recorded.event for recorded in history]):
             log.info("workflow already finished; plan skipped", workflow_id=workflow_id)
             return ()
         plan_id = str(event.plan_id)

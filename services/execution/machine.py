@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
+from services.execution import sizing
 from services.execution.classification import (
     OrderOutcome,
     classify_execution,
@@ -131,7 +132,7 @@ def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
             symbol=line.symbol,
             side=side,
             trade_amount=line.trade_amount,
-            liquidation=side == "SELL" and line.target_weight == 0,
+            liquidation=sizing.is_liquidation(sizing.OrderSide(side), line.target_weight),
         )
         for line in state.lines
         if line.action == side

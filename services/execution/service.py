@@ -8,8 +8,7 @@ from services.execution.executor import Executor
 from shared.broker.factory import BrokerFactory
 from shared.service.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
-
-DEFAULT_PORT = 8003
+from shared.workflow import TRADE_EXECUTION
 
 
 def definition(settings: Settings) -> ServiceDefinition:
@@ -22,8 +21,7 @@ def definition(settings: Settings) -> ServiceDefinition:
 
     return ServiceDefinition(
         name="execution",
-        default_port=DEFAULT_PORT,
-        event_types=("RebalancePlanned",),
+        event_types=TRADE_EXECUTION.follows,
         handler=executor.handle,
         background=(run_timers,),
         on_stop=(executor.close, factory.close),

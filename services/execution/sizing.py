@@ -49,6 +49,12 @@ class SizedOrder:
     reason: str | None = None
 
 
+def is_liquidation(side: OrderSide, target_weight: Decimal) -> bool:
+    """A SELL down to a target weight of 0 closes the position: it sells every share held,
+    whatever the price."""
+    return side is OrderSide.SELL and target_weight == 0
+
+
 def size_order(
     *,
     side: OrderSide,

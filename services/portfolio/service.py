@@ -8,8 +8,7 @@ from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
 from shared.service.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
-
-DEFAULT_PORT = 8002
+from shared.workflow import PORTFOLIO_ANALYSIS
 
 
 def definition(settings: Settings) -> ServiceDefinition:
@@ -24,8 +23,7 @@ def definition(settings: Settings) -> ServiceDefinition:
 
     return ServiceDefinition(
         name="portfolio",
-        default_port=DEFAULT_PORT,
-        event_types=("SignalGenerated",),
+        event_types=PORTFOLIO_ANALYSIS.follows,
         handler=step.handle,
         background=(liquidation_checks,),
         on_stop=(brokers.close, factory.close),

@@ -10,8 +10,7 @@ from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
-
-DEFAULT_PORT = 8001
+from shared.workflow import SIGNAL_GENERATION
 
 
 def definition(settings: Settings) -> ServiceDefinition:
@@ -20,8 +19,7 @@ def definition(settings: Settings) -> ServiceDefinition:
     step = SignalStep(settings, brokers.get)
     return ServiceDefinition(
         name="strategy",
-        default_port=DEFAULT_PORT,
-        event_types=("WorkflowStarted",),
+        event_types=SIGNAL_GENERATION.follows,
         handler=step.handle,
         routers=lambda runtime: [workflow_router(runtime)],
         background=(watchdog,),

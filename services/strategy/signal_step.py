@@ -28,7 +28,6 @@ from services.strategy.signals import (
     load_strategy_set,
     stale_symbols,
 )
-from services.strategy.workflow_status import project_workflow
 from shared import market_clock
 from shared.broker.port import Broker
 from shared.events import Event
@@ -45,6 +44,7 @@ from shared.marketdata.barstore import BarStore, BarStoreMarketData
 from shared.marketdata.sample import ensure_sample
 from shared.messaging.consumer import HandlerContext
 from shared.settings import Settings
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -92,9 +92,9 @@ class SignalStep:
             recorded.event
             for recorded in await context.store.read_correlation(event.correlation_id)
         ]
-        view = project_workflow(history)
-        if view is not None and view.status != "running":
-            log.info("workflow already finished; start skipped", status=view.status)
+        state = workflow_state(history)
+        if state is not None and state.finished:
+            log.info("workflow already finished; start skipped", status=state.status)
             return ()
         try:
             return [await self._signal(event, context)]

@@ -1,6 +1,6 @@
 """The deadline watchdog: a running workflow with no new event for
-`ALCHEMISER_WORKFLOW_DEADLINE_S` fails, naming the step that should have answered its last
-event (trading spec §5.1), so a stopped service never leaves a run hanging unreported.
+`ALCHEMISER_WORKFLOW_DEADLINE_S` fails, naming the step it was waiting on and the service that
+runs it, so a stopped service never leaves a run hanging unreported.
 
 The failure is appended to the workflow's `deadline/` stream expecting it to be empty, so with
 several strategy replicas exactly one records it.
@@ -19,39 +19,37 @@ from shared.eventstore.errors import ConcurrencyError
 from shared.eventstore.store import SqlEventStore
 from shared.eventstore.workflow_queries import unfinished_since
 from shared.service.runtime import ServiceRuntime
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
-#: The step that should answer each kind of last event, and the service that runs it.
-NEXT_STEP = {
-    "WorkflowStarted": ("signal_generation", "strategy"),
-    "SignalGenerated": ("portfolio_analysis", "portfolio"),
-}
-EXECUTION_STEP = ("trade_execution", "execution")
 LOOKBACK = dt.timedelta(days=7)
 MAX_CHECK_INTERVAL_S = 5.0
 
 
-def stalled_step(last: Event) -> tuple[str, str]:
-    return NEXT_STEP.get(last.event_type, EXECUTION_STEP)
-
-
-def deadline_failure(events: list[Event], deadline_s: float, now: dt.datetime) -> WorkflowFailed:
-    last = events[-1]
-    step, service = stalled_step(last)
+def deadline_failure(
+    events: list[Event], deadline_s: float, now: dt.datetime
+) -> WorkflowFailed | None:
+    """The failure naming the step the workflow waits on; None when it finished after it was
+    found overdue."""
+    state = workflow_state(events)
+    stalled = state.awaiting.failure_step if state is not None else None
+    if state is None or state.finished or stalled is None:
+        return None
+    last, step = events[-1], state.awaiting
     return WorkflowFailed(
         correlation_id=last.correlation_id,
         causation_id=str(last.event_id),
         account_id=last.account_id,
         source="strategy",
         occurred_at=now,
-        failure_step=step,
+        failure_step=stalled,
         deadline_exceeded=True,
-        stalled_step=step,
+        stalled_step=stalled,
         failure_reason=(
             f"no progress for {deadline_s:.0f} s after {last.event_type} at "
-            f"{last.occurred_at.isoformat()}: the {service} service did not answer "
-            f"({step}); check that it is running and read its logs for workflow "
+            f"{last.occurred_at.isoformat()}: the {step.service} service did not answer "
+            f"({stalled}); check that it is running and read its logs for workflow "
             f"{last.correlation_id}"
         ),
         error_details={
@@ -70,6 +68,8 @@ async def fail_overdue(store: SqlEventStore, deadline_s: float, now: dt.datetime
             continue
         events = [item.event for item in await store.read_correlation(workflow.workflow_id)]
         failure = deadline_failure(events, deadline_s, now)
+        if failure is None:
+            continue
         try:
             await store.append(f"deadline/{workflow.workflow_id}", 0, [failure])
         except ConcurrencyError:

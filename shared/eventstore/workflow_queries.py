@@ -11,8 +11,7 @@ from sqlalchemy import and_, case, func, select
 
 from shared.eventstore.schema import events
 from shared.eventstore.store import SqlEventStore
-
-TERMINAL_TYPES = ("WorkflowCompleted", "WorkflowFailed")
+from shared.workflow import TERMINAL_EVENT_TYPES
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ async def unfinished_since(
         .where(events.c.event_type == "WorkflowStarted", events.c.recorded_at > started_after)
         .scalar_subquery()
     )
-    finished = func.sum(case((events.c.event_type.in_(TERMINAL_TYPES), 1), else_=0))
+    finished = func.sum(case((events.c.event_type.in_(TERMINAL_EVENT_TYPES), 1), else_=0))
     query = (
         select(
             events.c.correlation_id,

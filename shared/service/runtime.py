@@ -18,6 +18,7 @@ from shared.messaging.consumer import Consumer, EventHandler
 from shared.messaging.relay import OutboxRelay
 from shared.service.metrics import ServiceMetrics
 from shared.settings import Settings
+from shared.workflow import ANSWERED_EVENT_TYPES
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -32,7 +33,6 @@ class ServiceDefinition:
     """What makes one service different from another; everything else is shared runtime."""
 
     name: str
-    default_port: int
     event_types: tuple[str, ...]
     handler: EventHandler
     routers: Callable[[ServiceRuntime], Sequence[APIRouter]] = lambda runtime: ()
@@ -67,7 +67,9 @@ class ServiceRuntime:
         self.bus = bus
         self.metrics = metrics or ServiceMetrics()
         self._owns_transports = shared_relay is None
-        self.relay = shared_relay or OutboxRelay(store, bus, self.metrics)
+        self.relay = shared_relay or OutboxRelay(
+            store, bus, self.metrics, routed=ANSWERED_EVENT_TYPES
+        )
         self.consumer = Consumer(
             definition.name,
             store,

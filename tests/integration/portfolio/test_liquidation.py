@@ -84,7 +84,7 @@ async def test_with_liquidation_on_everything_is_closed_then_the_plan_is_made(
     [armed] = await timers.pending(store, liquidation.SERVICE, cause.correlation_id)
     assert armed.kind == liquidation.KIND
 
-    definition = ServiceDefinition("portfolio", 0, ("SignalGenerated",), step.handle)
+    definition = ServiceDefinition("portfolio", ("SignalGenerated",), step.handle)
     runtime = ServiceRuntime(definition, settings, store, InMemoryBus())
     await step.check_liquidation(armed, armed.payload, runtime)
 

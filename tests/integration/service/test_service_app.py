@@ -43,7 +43,7 @@ async def running(
     bus_url: str, store: SqlEventStore, namespace: str, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     definition = ServiceDefinition(
-        name="portfolio", default_port=0, event_types=("SignalGenerated",), handler=consume_only
+        name="portfolio", event_types=("SignalGenerated",), handler=consume_only
     )
     settings = Settings(data_dir=tmp_path, bus_namespace=namespace)
     bus = RabbitMqBus(bus_url, exchange=settings.bus_exchange, reconnect_interval_s=0.2)

@@ -14,6 +14,7 @@ from services.execution.sizing import (
     PreflightCode,
     SizedOrder,
     SizingOutcome,
+    is_liquidation,
     market_buy_shortfall,
     preflight,
     remaining_quantity,
@@ -211,3 +212,9 @@ def test_8_19_market_buy_short_of_buying_power_names_cost_and_available() -> Non
 def test_market_buy_within_buying_power_or_without_price_passes() -> None:
     assert market_buy_shortfall("AAA", Decimal(10), Decimal(100), Decimal(1000)) is None
     assert market_buy_shortfall("AAA", Decimal(10), None, Decimal(0)) is None
+
+
+def test_only_a_sell_to_a_zero_target_is_a_liquidation() -> None:
+    assert is_liquidation(OrderSide.SELL, Decimal(0))
+    assert not is_liquidation(OrderSide.SELL, Decimal("0.1"))
+    assert not is_liquidation(OrderSide.BUY, Decimal(0))
