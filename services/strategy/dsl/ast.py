@@ -12,16 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, cast
 
-IndicatorName: TypeAlias = Literal[
-    "current-price",
-    "moving-average-price",
-    "exponential-moving-average-price",
-    "rsi",
-    "cumulative-return",
-    "moving-average-return",
-    "stdev-return",
-    "max-drawdown",
-]
+from services.strategy.dsl.indicators import IndicatorName
+
 ComparisonOp: TypeAlias = Literal[">", "<", ">=", "<=", "="]
 
 
