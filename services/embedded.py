@@ -20,6 +20,7 @@ from services.execution.service import definition as execution_definition
 from services.notify.service import definition as notify_definition
 from services.portfolio.service import definition as portfolio_definition
 from services.strategy.service import definition as strategy_definition
+from services.strategy.signal_step import bundled_symbols
 from services.strategy.trigger import start_workflow
 from services.strategy.workflow_status import WorkflowView, project_workflow
 from shared import market_clock
@@ -117,7 +118,8 @@ async def prepare_data(settings: Settings, progress: Callable[[str], None]) -> N
     if settings.broker is BrokerKind.SIMULATED and not BarStore(settings.data_dir).exists():
         progress("generating the synthetic sample bar store (labelled synthetic) ...")
         end_before = market_clock.simulated_now(settings.sim_now, None)
-        await asyncio.to_thread(ensure_sample, settings.data_dir, None, end_before)
+        symbols = await asyncio.to_thread(bundled_symbols, settings.resolved_cache_dir)
+        await asyncio.to_thread(ensure_sample, settings.data_dir, symbols, end_before)
 
 
 async def run_once(

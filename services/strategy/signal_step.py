@@ -51,10 +51,25 @@ log = structlog.get_logger(__name__)
 BrokerFor = Callable[[str], Awaitable[Broker]]
 
 
+SAMPLE_BASELINE_SYMBOL = "SPY"
+"""Always in the synthetic sample, whatever the strategies hold: the market's own benchmark."""
+
+
 def bundled_config() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("services.strategy.symphonies") / "allocation.prod.json"))
+
+
+def bundled_symbols(cache_dir: Path | None) -> frozenset[str]:
+    """Every ticker of every bundled strategy file (the configured ones or not), plus SPY: what
+    the synthetic sample holds, so any bundled file runs on a fresh installation."""
+    from services.strategy.dsl.parse_cache import load_symphony
+
+    files = sorted(bundled_config().parent.glob("*.clj"))
+    return frozenset({SAMPLE_BASELINE_SYMBOL}).union(
+        *(load_symphony(path, cache_dir).tickers for path in files)
+    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,8 @@ class SignalStep:
     def _market_moment(self) -> MarketMoment:
         """'Now' by the configured clock; a fresh installation gets the synthetic sample first."""
         if not self._bar_store.exists():
-            ensure_sample(self._settings.data_dir, None, dt.datetime.now(dt.UTC))
+            symbols = bundled_symbols(self._settings.resolved_cache_dir)
+            ensure_sample(self._settings.data_dir, symbols, dt.datetime.now(dt.UTC))
         now = market_clock.market_now(self._settings, self._bar_store.last_session())
         return market_moment(now)
 
