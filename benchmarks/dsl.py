@@ -26,8 +26,9 @@ from services.strategy.dsl.ast import Symphony
 from services.strategy.dsl.compiler import parse_symphony
 from services.strategy.dsl.evaluator import evaluate_symphony
 from services.strategy.dsl.market_series import MarketSeries
-from services.strategy.dsl.parse_cache import load_symphony
-from shared.marketdata.bars import BarSnapshot, load_bars
+from services.strategy.parse_cache import load_symphony
+from shared.marketdata.bars import BarSnapshot
+from shared.marketdata.bars_file import load_bars
 
 REPO = Path(__file__).resolve().parents[1]
 SYMPHONIES = REPO / "services" / "strategy" / "symphonies"

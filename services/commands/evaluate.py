@@ -110,7 +110,7 @@ def _load_strategy(path: Path, bars: BarSnapshot, cache_dir: Path) -> Symphony |
     """The parsed, universe-checked file, or the message to report for every date."""
     from services.strategy.dsl.compiler import check_universe
     from services.strategy.dsl.errors import DslError
-    from services.strategy.dsl.parse_cache import load_symphony
+    from services.strategy.parse_cache import load_symphony
 
     try:
         symphony = load_symphony(path, cache_dir)
@@ -237,7 +237,8 @@ def _evaluate_files(
     )
     from services.strategy.dsl.evaluator import evaluate_symphony
     from services.strategy.dsl.market_series import MarketSeries
-    from shared.marketdata.bars import BarDataError, load_bars
+    from shared.marketdata.bars import BarDataError
+    from shared.marketdata.bars_file import load_bars
 
     allocation_config = None
     if config is not None:

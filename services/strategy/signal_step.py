@@ -64,7 +64,7 @@ def bundled_config() -> Path:
 def bundled_symbols(cache_dir: Path | None) -> frozenset[str]:
     """Every ticker of every bundled strategy file (the configured ones or not), plus SPY: what
     the synthetic sample holds, so any bundled file runs on a fresh installation."""
-    from services.strategy.dsl.parse_cache import load_symphony
+    from services.strategy.parse_cache import load_symphony
 
     files = sorted(bundled_config().parent.glob("*.clj"))
     return frozenset({SAMPLE_BASELINE_SYMBOL}).union(

@@ -66,7 +66,7 @@ class SignalDecision:
 
 def load_strategy_set(config_path: Path, cache_dir: Path | None) -> StrategySet:
     """Parse (through the disk cache) and statically check every file the config activates."""
-    from services.strategy.dsl.parse_cache import load_symphony
+    from services.strategy.parse_cache import load_symphony
 
     try:
         config = load_allocation_config(config_path)

@@ -20,8 +20,9 @@ ComparisonOp: TypeAlias = Literal[">", "<", ">=", "<=", "="]
 class _PickledByFields:
     """Pickles as `cls(*field values)`.
 
-    Compiled trees are cached on disk (parse_cache); the default pickling of slotted dataclasses
-    looks the fields up again for every object and makes loading a large tree twice as slow.
+    Compiled trees are cached on disk (services.strategy.parse_cache); the default pickling of
+    slotted dataclasses looks the fields up again for every object and makes loading a large tree
+    twice as slow.
     """
 
     __slots__ = ()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from services.strategy.dsl import parse_cache
+from services.strategy import parse_cache
 from services.strategy.dsl.ast import (
     Asset,
     Block,
@@ -29,7 +29,7 @@ from services.strategy.dsl.ast import (
 )
 from services.strategy.dsl.compiler import check_universe, parse_symphony
 from services.strategy.dsl.errors import DslSyntaxError
-from services.strategy.dsl.parse_cache import cache_key, load_symphony
+from services.strategy.parse_cache import cache_key, load_symphony
 from services.strategy.signal_step import bundled_symbols
 
 SYMPHONIES = Path(__file__).parents[3] / "services" / "strategy" / "symphonies"
