@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -215,7 +215,12 @@ def decide(strategy_set: StrategySet, bars: BarSnapshot, as_of: date) -> SignalD
         raise SignalGenerationError(
             f"{strategy_set.config.path}: no strategy file has a positive weight"
         )
-    decisions = [o for o in dated.strategies.values() if isinstance(o, StrategyDecision)]
+    # The event names each file as the config lists it.
+    decisions = [
+        replace(outcome, strategy=name)
+        for name, outcome in dated.strategies.items()
+        if isinstance(outcome, StrategyDecision)
+    ]
     return SignalDecision(as_of, tuple(decisions), dated.target_weights)
 
 

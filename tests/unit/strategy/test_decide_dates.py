@@ -142,3 +142,12 @@ def test_decide_returns_the_configured_files_and_the_target() -> None:
     decision = decide(strategy_set(BRANCH, EQUAL), BARS, DAYS[7])
     assert [item.strategy for item in decision.strategies] == ["branch.clj", "equal.clj"]
     assert decision.target_weights == pytest.approx({"SPY": 0.25, "TLT": 0.75}, abs=1e-12)
+
+
+def test_decide_names_each_file_as_the_config_lists_it() -> None:
+    config = AllocationConfig(
+        Path("allocation.json"), ("sub/equal.clj",), {"sub/equal.clj": 1.0}, ()
+    )
+    listed = StrategySet(config=config, symphonies={"sub/equal.clj": EQUAL}, files_hash="unused")
+    [item] = decide(listed, BARS, DAYS[7]).strategies
+    assert item.strategy == "sub/equal.clj"
