@@ -123,10 +123,18 @@ def _load_strategy(path: Path, cache_dir: Path) -> Symphony | StrategyFailure:
     return symphony
 
 
-def _line(strategy: str, day: date, weights: Mapping[str, float] | None, error: str | None) -> str:
+def _line(
+    strategy: str,
+    day: date,
+    weights: Mapping[str, float] | None,
+    error: str | None,
+    trace: list[dict[str, Any]] | None = None,
+) -> str:
     record: dict[str, Any] = {"strategy": strategy, "as_of": day.isoformat()}
     if error is None:
         record["weights"] = weights
+        if trace is not None:
+            record["trace"] = trace
     else:
         record["error"] = error
     return json.dumps(record)
@@ -137,14 +145,8 @@ def _outcome_line(outcome: StrategyDecision | StrategyFailure, day: date, with_t
 
     if isinstance(outcome, StrategyFailure):
         return _line(outcome.strategy, day, None, outcome.message)
-    record: dict[str, Any] = {
-        "strategy": outcome.strategy,
-        "as_of": day.isoformat(),
-        "weights": outcome.allocation,
-    }
-    if with_trace and outcome.trace is not None:
-        record["trace"] = outcome.trace.full()
-    return json.dumps(record)
+    trace = outcome.trace.full() if with_trace and outcome.trace is not None else None
+    return _line(outcome.strategy, day, outcome.allocation, None, trace)
 
 
 def evaluate(
