@@ -45,7 +45,7 @@ BrokerFor = Callable[[str], Awaitable[Broker]]
 
 
 SAMPLE_BASELINE_SYMBOL = "SPY"
-"""Always in the synthetic sample, whatever the strategies hold: the market's own benchmark."""
+"""Always in the synthetic sample, whatever the strategy files name: the broad-market reference."""
 
 
 def bundled_config() -> Path:
