@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from services.registry import SERVICES, ServiceName
+from services.strategy.signal_step import bundled_symbols
 from services.strategy.trigger import start_workflow
 from services.strategy.workflow_status import WorkflowView, project_workflow
 from shared import market_clock
@@ -114,7 +115,8 @@ async def prepare_data(settings: Settings, progress: Callable[[str], None]) -> N
     if settings.broker is BrokerKind.SIMULATED and not BarStore(settings.data_dir).exists():
         progress("generating the synthetic sample bar store (labelled synthetic) ...")
         end_before = market_clock.simulated_now(settings.sim_now, None)
-        await asyncio.to_thread(ensure_sample, settings.data_dir, None, end_before)
+        symbols = await asyncio.to_thread(bundled_symbols, settings.resolved_cache_dir)
+        await asyncio.to_thread(ensure_sample, settings.data_dir, symbols, end_before)
 
 
 async def run_once(
