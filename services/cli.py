@@ -3,8 +3,6 @@ so `alchemiser evaluate` starts without loading any service framework."""
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from services.commands.broker import broker_app
@@ -16,7 +14,6 @@ from services.commands.replay import replay
 from services.commands.run import run
 from services.commands.serve import serve
 from services.commands.trigger import trigger
-from services.registry import ServiceName
 
 app = typer.Typer(
     name="alchemiser",
@@ -38,12 +35,6 @@ app.add_typer(data_app, name="data")
 
 def main() -> None:
     app()
-
-
-def serve_main(service: ServiceName) -> None:
-    """`python -m services.<name>`: the same as `alchemiser serve <name>` with its options."""
-    sys.argv = ["alchemiser", "serve", service.value, *sys.argv[1:]]
-    main()
 
 
 if __name__ == "__main__":

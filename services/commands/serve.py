@@ -10,11 +10,24 @@ import typer
 from services.commands.settings import secret_values, settings_or_exit
 from services.registry import SERVICES, ServiceName
 
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int | None, typer.Option(help="Port; default 8001-8004 by service.")]
+
+
+def serve_main(service: ServiceName) -> None:
+    """`python -m services.<name>`: `alchemiser serve <name>` with the same options. It imports
+    only this module, so a service package's entry point depends on no other service."""
+
+    def serve_this(host: Host = "127.0.0.1", port: Port = None) -> None:
+        serve(service, host, port)
+
+    typer.run(serve_this)
+
 
 def serve(
     service: Annotated[ServiceName, typer.Argument(help="Which service this process runs.")],
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port; default 8001-8004 by service.")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = None,
 ) -> None:
     """Run one service under uvicorn until SIGTERM."""
     import uvicorn

@@ -1,6 +1,6 @@
 """`python -m services.execution`: the same as `alchemiser serve execution`."""
 
-from services.cli import serve_main
+from services.commands.serve import serve_main
 from services.registry import ServiceName
 
 serve_main(ServiceName.EXECUTION)
