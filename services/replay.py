@@ -39,6 +39,7 @@ from shared.eventstore.store import SqlEventStore
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
+from shared.trading import Side
 
 
 class ReplayError(Exception):
@@ -177,11 +178,11 @@ async def _plan_lines(
     """Plan from the recorded account snapshot; a symbol the recording never priced (shadow
     mode's new targets) is priced by the simulated broker's quote."""
     snapshot = recorded.snapshot
-    quotes = {q.symbol: domain.PlanningQuote(bid=q.bid, ask=q.ask) for q in snapshot.quotes}
+    quotes = {q.symbol: q for q in snapshot.quotes}
     for symbol in sorted(set(targets) - set(quotes)):
         quote = await broker.get_latest_quote(symbol)
         if quote is not None:
-            quotes[symbol] = domain.PlanningQuote(bid=quote.bid, ask=quote.ask)
+            quotes[symbol] = quote
     facts = domain.AccountSnapshot(
         cash=snapshot.cash,
         portfolio_value=snapshot.portfolio_value,
@@ -221,11 +222,10 @@ async def _orders(
         if line.action == "HOLD":
             continue
         quote = order_quotes.get(line.symbol) or snapshot_quotes.get(line.symbol)
-        sides = [side for side in ((quote.bid, quote.ask) if quote else ()) if side > 0]
-        mid = sum(sides, Decimal(0)) / len(sides) if sides else None
+        mid = quote.mid() if quote else None
         asset = await broker.get_asset(line.symbol)
         sized = sizing.size_order(
-            side=sizing.OrderSide(line.action),
+            side=Side(line.action),
             trade_amount=line.amount,
             liquidation=line.action == "SELL" and targets.get(line.symbol, Decimal(0)) == 0,
             price=mid,

@@ -47,6 +47,7 @@ from shared.eventstore.service_state import StateVersionConflictError
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.settings import Settings
+from shared.trading import Side
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +182,7 @@ class Executor:
                 broker_order_id=order.order_id,
                 client_order_id=order.client_order_id,
                 symbol=order.symbol,
-                side="BUY" if order.side.value == "buy" else "SELL",
+                side=order.side,
                 qty=order.qty,
                 filled_qty=order.filled_qty,
                 status=order.broker_status,
@@ -202,7 +203,7 @@ class Executor:
             stale_deadline=now + timedelta(seconds=self.settings.exec_cancel_confirm_s),
         )
         if not stale:
-            return open_phase(state, "SELL", now, self.settings)
+            return open_phase(state, Side.SELL, now, self.settings)
         return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
 
     async def _record_start(self, uow: UnitOfWork, result: StepResult) -> None:

@@ -26,7 +26,6 @@ from services.execution.state import (
     Chain,
     ChainState,
     OpenOrderSeen,
-    Side,
     WorkflowExecution,
     WorkflowPhase,
 )
@@ -40,6 +39,7 @@ from shared.events.trades import (
 )
 from shared.events.workflow import CompletionSummary, WorkflowCompleted, WorkflowFailed
 from shared.settings import Settings
+from shared.trading import Side
 
 SERVICE = "execution"
 WORKFLOW_SCOPE = ""
@@ -131,7 +131,7 @@ def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
             symbol=line.symbol,
             side=side,
             trade_amount=line.trade_amount,
-            liquidation=side == "SELL" and line.target_weight == 0,
+            liquidation=side is Side.SELL and line.target_weight == 0,
         )
         for line in state.lines
         if line.action == side
@@ -145,10 +145,10 @@ def open_phase(
     a phase without items moves straight on."""
     chains = chains_for(state, side)
     if not chains:
-        if side == "SELL":
-            return open_phase(state, "BUY", now, settings)
+        if side is Side.SELL:
+            return open_phase(state, Side.BUY, now, settings)
         return finish(replace(state, phase=WorkflowPhase.BUYING), now, settings)
-    phase = WorkflowPhase.SELLING if side == "SELL" else WorkflowPhase.BUYING
+    phase = WorkflowPhase.SELLING if side is Side.SELL else WorkflowPhase.BUYING
     started = tuple(replace(chain, pricing_started_at=now) for chain in chains)
     return StepResult(
         replace(state, phase=phase, chains=state.chains + started),
@@ -159,22 +159,22 @@ def open_phase(
 def advance(state: WorkflowExecution, now: datetime, settings: Settings) -> StepResult:
     """After a chain step: end the phase once none of its chains is working (§3.2)."""
     if state.phase is WorkflowPhase.SELLING and all(
-        chain.ended for chain in state.phase_chains("SELL")
+        chain.ended for chain in state.phase_chains(Side.SELL)
     ):
         sold = [
             chain
-            for chain in state.phase_chains("SELL")
+            for chain in state.phase_chains(Side.SELL)
             if chain.state is ChainState.FILLED and chain.filled_qty > 0
         ]
         if not sold:
-            return open_phase(state, "BUY", now, settings)
+            return open_phase(state, Side.BUY, now, settings)
         released = sum((chain.filled_value for chain in sold), Decimal(0))
         return StepResult(
             replace(state, phase=WorkflowPhase.SETTLING, released=released, settle_checks=0),
             timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.BP_CHECK, now),),
         )
     if state.phase is WorkflowPhase.BUYING and all(
-        chain.ended for chain in state.phase_chains("BUY")
+        chain.ended for chain in state.phase_chains(Side.BUY)
     ):
         return finish(state, now, settings)
     return StepResult(state)
@@ -188,7 +188,7 @@ def after_settle_check(
     checks = state.settle_checks + 1
     covered = buying_power is not None and buying_power >= state.released
     if covered or checks >= settings.exec_settle_checks:
-        return open_phase(replace(state, settle_checks=checks), "BUY", now, settings)
+        return open_phase(replace(state, settle_checks=checks), Side.BUY, now, settings)
     return StepResult(
         replace(state, settle_checks=checks),
         timers=(

@@ -43,7 +43,6 @@ from services.execution.state import (
     Chain,
     ChainState,
     OrderIntent,
-    QuoteSeen,
     RequestReason,
     WorkflowExecution,
     WorkflowPhase,
@@ -57,7 +56,6 @@ from shared.broker.models import (
     CancelOutcome,
     Order,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
 )
@@ -70,8 +68,8 @@ from shared.events import (
     OrderSubmitted,
     client_order_id,
 )
-from shared.events.market import Quote as QuoteEvent
 from shared.settings import Settings
+from shared.trading import Quote, Side
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +179,7 @@ class ChainSteps:
             if order is not None and not order.is_terminal:
                 ended = False
         if stale_wait_over(state, ended, now):
-            return open_phase(state, "SELL", now, self._settings)
+            return open_phase(state, Side.SELL, now, self._settings)
         return StepResult(
             state,
             timers=(
@@ -227,9 +225,9 @@ class ChainSteps:
             )
         asset = await self._asset(chain.symbol)
         position_qty, qty_available = await self._holding(chain)
-        mid = quote.mid if quote is not None else None
+        mid = quote.mid() if quote is not None else None
         sized = sizing.size_order(
-            side=sizing.OrderSide(chain.side),
+            side=chain.side,
             trade_amount=chain.trade_amount,
             liquidation=chain.liquidation,
             price=mid,
@@ -270,9 +268,7 @@ class ChainSteps:
             return replace(chain, state=ChainState.FAILED, error_message=checked.message), ()
         chain = replace(chain, requested_qty=checked.qty)
         limit = (
-            pricing.initial_limit_price(
-                sizing.OrderSide(chain.side), _pricing_quote(quote), checked.qty
-            )
+            pricing.initial_limit_price(chain.side, quote, checked.qty)
             if quote is not None
             else None
         )
@@ -291,9 +287,9 @@ class ChainSteps:
         checked = sizing.preflight(chain.symbol, remaining, asset)
         if not checked.valid:
             return self._end_without_order(chain, checked.message or "invalid order"), ()
-        if chain.side == "BUY":
+        if chain.side is Side.BUY:
             quote = await self._quote(chain.symbol) or chain.quote
-            mid = quote.mid if quote is not None else None
+            mid = quote.mid() if quote is not None else None
             try:
                 buying_power: Decimal | None = (await self._broker.get_account()).buying_power
             except BrokerError:
@@ -337,7 +333,7 @@ class ChainSteps:
             return self._accepted(chain, emitter, now, found)
         request = OrderRequest(
             symbol=chain.symbol,
-            side=OrderSide.BUY if chain.side == "BUY" else OrderSide.SELL,
+            side=chain.side,
             qty=order.qty,
             order_type=OrderType.MARKET if order.kind == "market" else OrderType.LIMIT,
             client_order_id=order.client_order_id,
@@ -645,12 +641,7 @@ class ChainSteps:
         if self._negligible(chain, remaining, quote):
             return self._end(chain, None), ()
         price = (
-            pricing.repeg_price(
-                sizing.OrderSide(chain.side),
-                chain.anchor,
-                _pricing_quote(quote),
-                chain.price_history,
-            )
+            pricing.repeg_price(chain.side, chain.anchor, quote, chain.price_history)
             if quote is not None
             else None
         )
@@ -708,17 +699,7 @@ class ChainSteps:
             order_type="MARKET" if kind == "market" else "LIMIT",
             limit_price=limit_price if kind != "market" else None,
             reason=reason,
-            quote=QuoteEvent(
-                symbol=chain.symbol,
-                bid=quote.bid,
-                ask=quote.ask,
-                bid_size=quote.bid_size,
-                ask_size=quote.ask_size,
-                as_of=quote.as_of,
-                source=quote.source,
-            )
-            if quote is not None
-            else None,
+            quote=quote,
         )
         intent = OrderIntent(
             client_order_id=client_order_id(
@@ -772,11 +753,8 @@ class ChainSteps:
             return replace(chain, state=ChainState.FILLED)
         return replace(chain, state=ChainState.FAILED, error_message=message)
 
-    def _negligible(self, chain: Chain, remaining: Decimal, quote: QuoteSeen | None) -> bool:
-        pq = _pricing_quote(quote) if quote is not None else None
-        price = pricing.remainder_reference_price(
-            sizing.OrderSide(chain.side), pq, quote.mid if quote is not None else None
-        )
+    def _negligible(self, chain: Chain, remaining: Decimal, quote: Quote | None) -> bool:
+        price = pricing.remainder_reference_price(chain.side, quote)
         return pricing.remaining_is_negligible(
             remaining, chain.fractionable, price, self._settings.exec_min_notional_usd
         )
@@ -851,30 +829,23 @@ class ChainSteps:
 
     # ------------------------------------------------------------------ broker reads
 
-    async def _quote(self, symbol: str) -> QuoteSeen | None:
+    async def _quote(self, symbol: str) -> Quote | None:
         try:
             raw = await self._broker.get_latest_quote(symbol)
         except BrokerError:
             return None
         if raw is None:
             return None
-        quote = pricing.rest_quote(raw.bid, raw.ask, raw.bid_size, raw.ask_size, raw.timestamp)
+        quote = pricing.rest_quote(raw)
         if quote is None or not pricing.is_valid_quote(quote):
             return None
-        return QuoteSeen(
-            bid=quote.bid,
-            ask=quote.ask,
-            bid_size=quote.bid_size,
-            ask_size=quote.ask_size,
-            as_of=quote.as_of,
-            source="rest",
-        )
+        return quote
 
     async def _asset(self, symbol: str) -> sizing.AssetInfo | None:
         return await self._assets.get(self._broker, symbol)
 
     async def _holding(self, chain: Chain) -> tuple[Decimal | None, Decimal | None]:
-        if chain.side == "BUY":
+        if chain.side is Side.BUY:
             return None, None
         try:
             position = await self._broker.get_position(chain.symbol)
@@ -895,14 +866,3 @@ class ChainSteps:
             return await self._broker.get_order(broker_order_id)
         except BrokerError:
             return None
-
-
-def _pricing_quote(quote: QuoteSeen) -> pricing.Quote:
-    return pricing.Quote(
-        bid=quote.bid,
-        ask=quote.ask,
-        bid_size=quote.bid_size,
-        ask_size=quote.ask_size,
-        as_of=quote.as_of,
-        source=pricing.QuoteSource(quote.source),
-    )

@@ -19,12 +19,11 @@ from services.portfolio import liquidation
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import RebalancePlan, plan_rebalance
 from shared.broker.errors import BrokerError
-from shared.broker.models import Order, Position, Quote
+from shared.broker.models import Order, Position
 from shared.broker.port import Broker
 from shared.events import Event
 from shared.events.ids import CLIENT_ORDER_ID_PREFIX, plan_id
 from shared.events.market import AccountSnapshot, OpenOrder, PositionSnapshot
-from shared.events.market import Quote as QuoteFact
 from shared.events.plans import (
     AllocationComparison,
     PlanItem,
@@ -38,6 +37,7 @@ from shared.eventstore import timers
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.service.runtime import ServiceRuntime
 from shared.settings import Settings
+from shared.trading import Quote
 
 log = structlog.get_logger(__name__)
 
@@ -145,11 +145,7 @@ class PlanStep:
             cash=cash,
             portfolio_value=account.portfolio_value,
             positions={symbol: position.qty for symbol, position in held.items()},
-            quotes={
-                symbol: domain.PlanningQuote(bid=quote.bid, ask=quote.ask)
-                for symbol, quote in quotes.items()
-                if quote is not None
-            },
+            quotes={symbol: quote for symbol, quote in quotes.items() if quote is not None},
         )
         plan = plan_rebalance(facts, targets, self._settings.cash_reserve)
         now = dt.datetime.now(dt.UTC)
@@ -164,7 +160,7 @@ class PlanStep:
                 portfolio_value=account.portfolio_value,
                 buying_power=account.buying_power,
                 positions=tuple(_position_fact(p, plan) for p in positions),
-                quotes=tuple(_quote_fact(q) for q in quotes.values() if q is not None),
+                quotes=tuple(q for q in quotes.values() if q is not None),
                 as_of=now,
             ),
             open_orders=tuple(_open_order_fact(order) for order in open_orders),
@@ -245,24 +241,12 @@ def _position_fact(position: Position, plan: RebalancePlan) -> PositionSnapshot:
     )
 
 
-def _quote_fact(quote: Quote) -> QuoteFact:
-    return QuoteFact(
-        symbol=quote.symbol,
-        bid=quote.bid,
-        ask=quote.ask,
-        bid_size=quote.bid_size,
-        ask_size=quote.ask_size,
-        as_of=quote.timestamp,
-        source="rest",
-    )
-
-
 def _open_order_fact(order: Order) -> OpenOrder:
     return OpenOrder(
         broker_order_id=order.order_id,
         client_order_id=order.client_order_id or None,
         symbol=order.symbol,
-        side=order.side.value.upper(),
+        side=order.side,
         qty=order.qty,
         filled_qty=order.filled_qty,
         status=order.broker_status,

@@ -14,6 +14,7 @@ from services.execution.state import PlanLine, WorkflowExecution, WorkflowPhase
 from services.execution.steps import ChainSteps
 from shared.events import Event
 from shared.settings import Settings, load_settings
+from shared.trading import Side
 from tests.unit.execution.broker_fake import FakeBroker
 
 T0 = datetime(2026, 11, 25, 20, 45, tzinfo=UTC)
@@ -49,7 +50,7 @@ class MachineRun:
             started_at=T0 - timedelta(seconds=5),
         )
         run = cls(broker, load_settings(**settings), state)
-        run.apply(open_phase(state, "SELL", T0, run.settings))
+        run.apply(open_phase(state, Side.SELL, T0, run.settings))
         return run
 
     def apply(self, result: StepResult) -> None:

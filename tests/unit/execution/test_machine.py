@@ -3,6 +3,7 @@ against a hand-written broker on a fake clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from services.execution.machine import TimerKind
@@ -24,8 +25,9 @@ from shared.events import (
 )
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted, WorkflowFailed
+from shared.trading import Quote, QuoteSource
 from tests.unit.execution.broker_fake import FakeBroker, Fill
-from tests.unit.execution.machine_run import MachineRun, line
+from tests.unit.execution.machine_run import T0, MachineRun, line
 
 QUOTE = (Decimal("100.00"), Decimal("100.50"))
 
@@ -263,6 +265,24 @@ async def test_state_document_round_trips_mid_workflow() -> None:
 
     assert run.state.phase is WorkflowPhase.DONE
     assert from_document(to_document(run.state)) == run.state
+
+
+def test_state_document_saved_before_quotes_carried_a_symbol_reads_back() -> None:
+    run = MachineRun.start(broker_for(AAA=Fill.NEVER), [line("AAA", "BUY", "1005")])
+    quoted = Quote(
+        symbol="AAA",
+        bid=QUOTE[0],
+        ask=QUOTE[1],
+        bid_size=Decimal(100),
+        ask_size=Decimal(100),
+        as_of=T0,
+        source=QuoteSource.REST,
+    )
+    state = run.state.with_chain(replace(run.state.chains[0], quote=quoted))
+    document = to_document(state)
+    del document["chains"][0]["quote"]["symbol"]
+
+    assert from_document(document) == state
 
 
 async def test_submission_that_stays_rate_limited_is_rejected_as_retryable_then_falls_back() -> (

@@ -19,6 +19,7 @@ from services.execution.state import ChainState, WorkflowPhase
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted
 from shared.settings import load_settings
+from shared.trading import Side
 from tests.unit.execution.broker_fake import FakeBroker
 from tests.unit.execution.machine_run import T0, MachineRun, line
 
@@ -125,6 +126,6 @@ def test_backoff_doubles_and_honours_retry_after() -> None:
 def test_open_phase_of_a_plan_without_items_of_either_side_finishes() -> None:
     run = planned(("HHH", "HOLD", "0", "1"))
 
-    result = open_phase(replace(run.state, chains=()), "SELL", T0, SETTINGS)
+    result = open_phase(replace(run.state, chains=()), Side.SELL, T0, SETTINGS)
 
     assert result.state.phase is WorkflowPhase.DONE
