@@ -10,6 +10,7 @@ check), arms the next timers and deletes the timers that fired.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -26,10 +27,10 @@ from services.execution.machine import (
     TimerKind,
     TimerRequest,
     advance,
-    default_jitter,
     finish,
     open_phase,
 )
+from services.execution.policy import ExecutionPolicy
 from services.execution.state import (
     OpenOrderSeen,
     PlanLine,
@@ -70,10 +71,11 @@ class Executor:
         brokers: Callable[[str], Broker],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        jitter: Callable[[], float] = default_jitter,
+        jitter: Callable[[], float] = random.random,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._policy = ExecutionPolicy.from_settings(settings)
         self._make_broker = brokers
         self._brokers: dict[str, Broker] = {}
         self._assets: dict[str, AssetCache] = {}
@@ -156,7 +158,7 @@ class Executor:
             started_at=started_at,
         )
         if not event.trades_required:
-            result = finish(state, now, self.settings)
+            result = finish(state, now, self._policy)
         else:
             result = await self._cancel_stale(state, now)
         return HandlerOutcome(
@@ -203,7 +205,7 @@ class Executor:
             stale_deadline=now + timedelta(seconds=self.settings.exec_cancel_confirm_s),
         )
         if not stale:
-            return open_phase(state, Side.SELL, now, self.settings)
+            return open_phase(state, Side.SELL, now, self._policy)
         return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
 
     async def _record_start(self, uow: UnitOfWork, result: StepResult) -> None:
@@ -283,9 +285,9 @@ class Executor:
                     state, timer.chain, TimerKind(timer.kind), timer.payload, now
                 )
 
-        async def look_up(client_order_id: str) -> None:
+        async def look_up_ahead(client_order_id: str) -> None:
             async with gate:
-                await steps.look_up(client_order_id)
+                await steps.look_up_ahead(client_order_id)
 
         intents = [
             chain.order.client_order_id
@@ -297,7 +299,7 @@ class Executor:
         result = StepResult(state)
         stepped, _ = await asyncio.gather(
             asyncio.gather(*(step(timer) for timer in side_by_side.values())),
-            asyncio.gather(*(look_up(client_order_id) for client_order_id in intents)),
+            asyncio.gather(*(look_up_ahead(client_order_id) for client_order_id in intents)),
         )
         for timer, outcome in zip(side_by_side.values(), stepped, strict=True):
             chain = outcome.state.chain(timer.chain)
@@ -309,7 +311,7 @@ class Executor:
                     result.state, timer.chain, TimerKind(timer.kind), timer.payload, now
                 )
             )
-        result = result.then(advance(result.state, now, self.settings))
+        result = result.then(advance(result.state, now, self._policy))
         for timer in due:
             if timer.chain == WORKFLOW_SCOPE:
                 result = result.then(

@@ -1,15 +1,15 @@
 """The workflow half of the execution state machine (trading spec §3.16), pure: which phase
 comes next, which chains and timers it opens, and the verdict events that end it.
 
-No I/O and no clock: `now` and the settings are passed in, and every function returns a new
-state plus what to record, so the transitions are tested without a broker or a database.
-The chain half, which needs the broker's answers, is in `steps.py`.
+No I/O and no clock: each function takes the workflow's state, what was observed (a chain's
+step, the stale orders' fate, the buying power), `now` and the policy, and returns the new
+state plus the events to record and the timers to arm, so the transitions are tested without a
+broker or a database. The chain half is `chain.py`; the shell that reads the broker is
+`steps.py`.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,6 +22,7 @@ from services.execution.classification import (
     classify_execution,
     no_trades_verdict,
 )
+from services.execution.policy import ExecutionPolicy
 from services.execution.state import (
     Chain,
     ChainState,
@@ -38,7 +39,6 @@ from shared.events.trades import (
     TradeExecuted,
 )
 from shared.events.workflow import CompletionSummary, WorkflowCompleted, WorkflowFailed
-from shared.settings import Settings
 from shared.trading import Side
 
 SERVICE = "execution"
@@ -108,19 +108,16 @@ class Emitter:
         return event
 
 
-def backoff_s(attempt: int, retry_after_s: float | None, jitter: Callable[[], float]) -> float:
-    """1·2^(n−1) s plus up to 20 % jitter, or the broker's Retry-After when longer (§3.12)."""
-    base = float(2 ** (attempt - 1)) * (1 + BACKOFF_JITTER * jitter())
+def backoff_s(attempt: int, retry_after_s: float | None, jitter: float) -> float:
+    """1·2^(n−1) s plus up to 20 % jitter (`jitter` is a draw in [0, 1)), or the broker's
+    Retry-After when longer (§3.12)."""
+    base = float(2 ** (attempt - 1)) * (1 + BACKOFF_JITTER * jitter)
     return max(base, retry_after_s or 0.0)
 
 
 def doubling_wait_s(checks_made: int) -> float:
     """1, 2, 4, 8 s between buying-power checks (§3.9, §3.11)."""
     return float(2 ** max(checks_made - 1, 0))
-
-
-def default_jitter() -> float:
-    return random.random()
 
 
 def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
@@ -139,15 +136,15 @@ def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
 
 
 def open_phase(
-    state: WorkflowExecution, side: Side, now: datetime, settings: Settings
+    state: WorkflowExecution, side: Side, now: datetime, policy: ExecutionPolicy
 ) -> StepResult:
     """Start the SELL or BUY phase: its chains are priced in plan order, each on a timer due now;
     a phase without items moves straight on."""
     chains = chains_for(state, side)
     if not chains:
         if side is Side.SELL:
-            return open_phase(state, Side.BUY, now, settings)
-        return finish(replace(state, phase=WorkflowPhase.BUYING), now, settings)
+            return open_phase(state, Side.BUY, now, policy)
+        return finish(replace(state, phase=WorkflowPhase.BUYING), now, policy)
     phase = WorkflowPhase.SELLING if side is Side.SELL else WorkflowPhase.BUYING
     started = tuple(replace(chain, pricing_started_at=now) for chain in chains)
     return StepResult(
@@ -156,7 +153,7 @@ def open_phase(
     )
 
 
-def advance(state: WorkflowExecution, now: datetime, settings: Settings) -> StepResult:
+def advance(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> StepResult:
     """After a chain step: end the phase once none of its chains is working (§3.2)."""
     if state.phase is WorkflowPhase.SELLING and all(
         chain.ended for chain in state.phase_chains(Side.SELL)
@@ -167,7 +164,7 @@ def advance(state: WorkflowExecution, now: datetime, settings: Settings) -> Step
             if chain.state is ChainState.FILLED and chain.filled_qty > 0
         ]
         if not sold:
-            return open_phase(state, Side.BUY, now, settings)
+            return open_phase(state, Side.BUY, now, policy)
         released = sum((chain.filled_value for chain in sold), Decimal(0))
         return StepResult(
             replace(state, phase=WorkflowPhase.SETTLING, released=released, settle_checks=0),
@@ -176,19 +173,37 @@ def advance(state: WorkflowExecution, now: datetime, settings: Settings) -> Step
     if state.phase is WorkflowPhase.BUYING and all(
         chain.ended for chain in state.phase_chains(Side.BUY)
     ):
-        return finish(state, now, settings)
+        return finish(state, now, policy)
     return StepResult(state)
 
 
+def after_stale_check(
+    state: WorkflowExecution, all_ended: bool, now: datetime, policy: ExecutionPolicy
+) -> StepResult:
+    """§3.16: the SELL phase starts once every stale own order we cancelled has ended (a failed
+    read counts as not ended), or the cancel confirmation wait has passed; until then the check
+    repeats every EXEC_POLL_S."""
+    if all_ended or state.stale_deadline is None or now >= state.stale_deadline:
+        return open_phase(state, Side.SELL, now, policy)
+    return StepResult(
+        state,
+        timers=(
+            TimerRequest(
+                WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now + timedelta(seconds=policy.poll_s)
+            ),
+        ),
+    )
+
+
 def after_settle_check(
-    state: WorkflowExecution, buying_power: Decimal | None, now: datetime, settings: Settings
+    state: WorkflowExecution, buying_power: Decimal | None, now: datetime, policy: ExecutionPolicy
 ) -> StepResult:
     """§3.11: the BUY phase starts once buying power covers the released proceeds or the checks
     are used up (the shortfall is only logged); `None` is a failed read, which counts."""
     checks = state.settle_checks + 1
     covered = buying_power is not None and buying_power >= state.released
-    if covered or checks >= settings.exec_settle_checks:
-        return open_phase(replace(state, settle_checks=checks), Side.BUY, now, settings)
+    if covered or checks >= policy.settle_checks:
+        return open_phase(replace(state, settle_checks=checks), Side.BUY, now, policy)
     return StepResult(
         replace(state, settle_checks=checks),
         timers=(
@@ -201,7 +216,7 @@ def after_settle_check(
     )
 
 
-def finish(state: WorkflowExecution, now: datetime, settings: Settings) -> StepResult:
+def finish(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> StepResult:
     """Classify (§3.13) and record `TradeExecuted`, then `WorkflowCompleted` or
     `WorkflowFailed(trade_execution)`; the workflow is `done`."""
     emitter = Emitter(state, now)
@@ -217,7 +232,7 @@ def finish(state: WorkflowExecution, now: datetime, settings: Settings) -> StepR
                 )
                 for chain in chains
             ],
-            settings.treat_partial_as_failure,
+            policy.treat_partial_as_failure,
         )
         if chains
         else no_trades_verdict()
@@ -336,9 +351,3 @@ def open_order(order: OpenOrderSeen) -> OpenOrder:
         status=order.status,
         own=order.own,
     )
-
-
-def stale_wait_over(state: WorkflowExecution, all_ended: bool, now: datetime) -> bool:
-    """§3.16: the SELL phase starts once every stale own order we cancelled has ended, or the
-    cancel confirmation wait has passed."""
-    return all_ended or state.stale_deadline is None or now >= state.stale_deadline

@@ -43,6 +43,13 @@ def rest_quote(quote: Quote) -> Quote | None:
     )
 
 
+def usable_quote(quote: Quote | None) -> Quote | None:
+    """The broker's latest quote as execution prices from it: a one-sided quote mirrored, and
+    None unless the result is valid."""
+    mirrored = rest_quote(quote) if quote is not None else None
+    return mirrored if mirrored is not None and is_valid_quote(mirrored) else None
+
+
 def is_valid_quote(quote: Quote) -> bool:
     """Some side is positive and, when both are, the book is not crossed."""
     if quote.bid <= 0 and quote.ask <= 0:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from services.execution.machine import StepResult, TimerRequest, open_phase
+from services.execution.policy import ExecutionPolicy
 from services.execution.state import PlanLine, WorkflowExecution, WorkflowPhase
 from services.execution.steps import ChainSteps
 from shared.events import Event
@@ -50,7 +51,7 @@ class MachineRun:
             started_at=T0 - timedelta(seconds=5),
         )
         run = cls(broker, load_settings(**settings), state)
-        run.apply(open_phase(state, Side.SELL, T0, run.settings))
+        run.apply(open_phase(state, Side.SELL, T0, ExecutionPolicy.from_settings(run.settings)))
         return run
 
     def apply(self, result: StepResult) -> None:

@@ -15,6 +15,7 @@ from services.execution.machine import (
     finish,
     open_phase,
 )
+from services.execution.policy import ExecutionPolicy
 from services.execution.state import ChainState, WorkflowPhase
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted
@@ -23,7 +24,7 @@ from shared.trading import Side
 from tests.unit.execution.broker_fake import FakeBroker
 from tests.unit.execution.machine_run import T0, MachineRun, line
 
-SETTINGS = load_settings()
+POLICY = ExecutionPolicy.from_settings(load_settings())
 
 
 def planned(*lines: tuple[str, str, str, str]) -> MachineRun:
@@ -60,7 +61,7 @@ def test_filled_sells_move_to_settling_with_the_released_proceeds() -> None:
         closed_filled_value=Decimal("501.25"),
     )
 
-    result = advance(run.state.with_chain(sold), T0, SETTINGS)
+    result = advance(run.state.with_chain(sold), T0, POLICY)
 
     assert result.state.phase is WorkflowPhase.SETTLING
     assert result.state.released == Decimal("501.25")
@@ -71,7 +72,7 @@ def test_sells_that_all_failed_skip_the_settle_checks() -> None:
     run = planned(("AAA", "SELL", "-500", "0"), ("BBB", "BUY", "500", "0.1"))
     failed = replace(run.state.chains[0], state=ChainState.FAILED)
 
-    result = advance(run.state.with_chain(failed), T0, SETTINGS)
+    result = advance(run.state.with_chain(failed), T0, POLICY)
 
     assert result.state.phase is WorkflowPhase.BUYING
     assert [t.chain for t in result.timers] == ["BUY:BBB"]
@@ -82,8 +83,8 @@ def test_settle_checks_wait_1_2_4_s_then_buy_whatever_the_buying_power() -> None
     state = replace(run.state, phase=WorkflowPhase.SETTLING, released=Decimal(500))
     waits = []
     now = T0
-    for _ in range(SETTINGS.exec_settle_checks):
-        result = after_settle_check(state, Decimal(100), now, SETTINGS)
+    for _ in range(POLICY.settle_checks):
+        result = after_settle_check(state, Decimal(100), now, POLICY)
         state = result.state
         if state.phase is WorkflowPhase.BUYING:
             break
@@ -98,7 +99,7 @@ def test_enough_buying_power_ends_the_settle_checks_at_once() -> None:
     run = planned(("AAA", "SELL", "-500", "0"), ("BBB", "BUY", "500", "0.1"))
     state = replace(run.state, phase=WorkflowPhase.SETTLING, released=Decimal(500))
 
-    result = after_settle_check(state, Decimal(500), T0, SETTINGS)
+    result = after_settle_check(state, Decimal(500), T0, POLICY)
 
     assert result.state.phase is WorkflowPhase.BUYING
 
@@ -107,7 +108,7 @@ def test_a_plan_without_trades_finishes_successfully_with_nothing_placed() -> No
     run = planned(("HHH", "HOLD", "0", "1"))
     state = replace(run.state, chains=())
 
-    result = finish(state, T0 + timedelta(seconds=2), SETTINGS)
+    result = finish(state, T0 + timedelta(seconds=2), POLICY)
 
     trade, completed = result.events
     assert isinstance(trade, TradeExecuted) and isinstance(completed, WorkflowCompleted)
@@ -118,14 +119,14 @@ def test_a_plan_without_trades_finishes_successfully_with_nothing_placed() -> No
 
 
 def test_backoff_doubles_and_honours_retry_after() -> None:
-    assert [backoff_s(n, None, lambda: 0.0) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
-    assert backoff_s(1, None, lambda: 1.0) == 1.2
-    assert backoff_s(1, 5.0, lambda: 0.0) == 5.0
+    assert [backoff_s(n, None, 0.0) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
+    assert backoff_s(1, None, 1.0) == 1.2
+    assert backoff_s(1, 5.0, 0.0) == 5.0
 
 
 def test_open_phase_of_a_plan_without_items_of_either_side_finishes() -> None:
     run = planned(("HHH", "HOLD", "0", "1"))
 
-    result = open_phase(replace(run.state, chains=()), Side.SELL, T0, SETTINGS)
+    result = open_phase(replace(run.state, chains=()), Side.SELL, T0, POLICY)
 
     assert result.state.phase is WorkflowPhase.DONE
