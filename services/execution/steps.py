@@ -10,9 +10,7 @@ keyed by the client order id and every step starts from the broker's answer, not
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -54,21 +52,15 @@ from shared.broker.errors import BrokerError
 from shared.broker.models import Order
 from shared.broker.port import Broker
 from shared.events import Event
+from shared.faults import FaultInjector, installed
 from shared.settings import Settings
 from shared.trading import Quote
 
 log = structlog.get_logger(__name__)
 
-CRASH_POINT_VARIABLE = "ALCHEMISER_TEST_CRASH_AT"
-"""TEST-ONLY: names a crash point (`after_submit`) at which the process SIGKILLs itself, so the
-chaos tests can kill execution between the broker's acceptance and the commit that records it.
-Never set it outside tests."""
-
-
-def crash_point(name: str) -> None:
-    if os.environ.get(CRASH_POINT_VARIABLE) == name:
-        log.warning("test crash point reached; killing the process", crash_point=name)
-        os.kill(os.getpid(), signal.SIGKILL)
+AFTER_SUBMIT = "after_submit"
+"""The fault point between the broker's acceptance of an order and the commit that records it:
+the worst moment to die, which the restart must recover from without a second order."""
 
 
 class ChainSteps:
@@ -82,8 +74,10 @@ class ChainSteps:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
         assets: AssetCache | None = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         self._broker = broker
+        self._faults = faults if faults is not None else installed()
         self._policy = ExecutionPolicy.from_settings(settings)
         self._clock = clock
         self._jitter = jitter
@@ -203,7 +197,7 @@ class ChainSteps:
                     placed = await self._broker.submit_order(command.request)
                 except BrokerError as error:
                     return SubmitAnswered(command, error=error)
-                crash_point("after_submit")
+                self._faults.reached(AFTER_SUBMIT)
                 return SubmitAnswered(command, placed)
             case ReadOrder():
                 try:

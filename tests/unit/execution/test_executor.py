@@ -4,14 +4,20 @@ and committed once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from services.execution.state import ChainState, WorkflowPhase
+from services.execution.steps import AFTER_SUBMIT
+from shared import faults
 from shared.events import OrderFilled, OrderRequested, OrderSubmitted
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted
 from tests.unit.execution.broker_fake import FakeBroker, Fill
-from tests.unit.execution.machine_run import Machine, MachineRun, line
+from tests.unit.execution.machine_run import LEASE_S, Machine, MachineRun, line
 
 QUOTE = (Decimal("100.00"), Decimal("100.50"))
 
@@ -102,3 +108,47 @@ async def test_sells_ended_in_one_batch_release_their_proceeds_together(machine:
     assert run.state.phase is WorkflowPhase.SETTLING
     assert run.state.released == sum((chain.filled_value for chain in sold), Decimal(0)) > 0
     assert await armed(run) == [("", "bp_check")]
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAt:
+    """Ends the step at the fault point as a SIGKILL would end the process: nothing after it
+    runs, nothing is committed."""
+
+    def __init__(self, point: str) -> None:
+        self.point = point
+
+    def reached(self, point: str) -> None:
+        if point == self.point:
+            raise Killed(point)
+
+
+@pytest.fixture
+def killed_after_submit() -> Iterator[None]:
+    faults.install(KillAt(AFTER_SUBMIT))
+    try:
+        yield
+    finally:
+        faults.install(faults.NoFaults())
+
+
+async def test_a_step_killed_after_the_broker_took_the_order_never_places_it_twice(
+    machine: Machine, killed_after_submit: None
+) -> None:
+    broker = broker_for(AAA=Fill.IMMEDIATE)
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
+    await run.step()
+
+    with pytest.raises(Killed):
+        await run.step()
+
+    await run.refresh()
+    assert len(broker.orders) == 1 and run.of(OrderSubmitted) == []
+    faults.install(faults.NoFaults())
+    run.now += timedelta(seconds=LEASE_S)
+    await run.run_to_end()
+    assert broker.submissions == [run.of(OrderRequested)[0].client_order_id]
+    assert len(run.of(OrderSubmitted)) == 1 and run.state.phase is WorkflowPhase.DONE
