@@ -517,14 +517,7 @@ def _rejected_on_acceptance(chain: Chain, placed: Order, step: _Step) -> Decisio
     rest at once; a market order ends the chain."""
     order = _intent(chain)
     reason = f"order {order.client_order_id} rejected by the broker ({placed.broker_status})"
-    step.emitter.emit(
-        OrderRejected,
-        order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, placed.order_id),
-        reason=reason,
-        broker_code=None,
-        retryable=False,
-    )
+    _record_rejection(chain, step, reason, broker_order_id=placed.order_id)
     chain = _close(
         replace(chain, order=replace(order, broker_order_id=placed.order_id)), "rejected"
     )
@@ -540,14 +533,7 @@ def _rejected(
     """A refused submission is an `OrderRejected`; a limit falls back to the market path, a
     market order ends the chain."""
     order = _intent(chain)
-    step.emitter.emit(
-        OrderRejected,
-        order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, None),
-        reason=reason,
-        broker_code=code,
-        retryable=retryable,
-    )
+    _record_rejection(chain, step, reason, code=code, retryable=retryable)
     chain = _close(chain, "rejected")
     if order.kind != "market":
         return _market_path(chain, "fallback", step)
@@ -558,14 +544,7 @@ def _insufficient_qty(chain: Chain, error: InsufficientQtyAvailableError, step: 
     """An "insufficient qty available" refusal: resubmit once with the available quantity;
     none left, or a second refusal, ends the chain."""
     order = _intent(chain)
-    step.emitter.emit(
-        OrderRejected,
-        order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, None),
-        reason=error.message,
-        broker_code=error.code,
-        retryable=False,
-    )
+    _record_rejection(chain, step, error.message, code=error.code)
     chain = _close(chain, "rejected")
     available = error.available_qty
     if available is not None and available <= pricing.EXHAUSTED_QTY:
@@ -635,13 +614,8 @@ def _observe(chain: Chain, current: Order, step: _Step) -> Decision:
             reason="expired" if expired else "broker",
         )
     else:
-        step.emitter.emit(
-            OrderRejected,
-            order.requested_event_id,
-            **_order_fields(chain, step, order.attempt, current.order_id),
-            reason=f"order rejected by the broker ({current.broker_status})",
-            retryable=False,
-        )
+        reason = f"order rejected by the broker ({current.broker_status})"
+        _record_rejection(chain, step, reason, broker_order_id=current.order_id)
     chain = _close(chain, current.broker_status)
     return _remainder(chain, order.kind, step)
 
@@ -825,6 +799,26 @@ def _request(
     return _done(
         replace(chain, state=ChainState.REQUESTED, order=intent),
         TimerRequest(chain.key, TimerKind.SUBMIT, step.now),
+    )
+
+
+def _record_rejection(
+    chain: Chain,
+    step: _Step,
+    reason: str,
+    *,
+    code: str | None = None,
+    retryable: bool = False,
+    broker_order_id: str | None = None,
+) -> None:
+    order = _intent(chain)
+    step.emitter.emit(
+        OrderRejected,
+        order.requested_event_id,
+        **_order_fields(chain, step, order.attempt, broker_order_id),
+        reason=reason,
+        broker_code=code,
+        retryable=retryable,
     )
 
 

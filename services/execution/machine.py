@@ -109,8 +109,8 @@ class Emitter:
 
 
 def backoff_s(attempt: int, retry_after_s: float | None, jitter: float) -> float:
-    """1·2^(n−1) s plus up to 20 % jitter (`jitter` is a draw in [0, 1)), or the broker's
-    Retry-After when longer (§3.12)."""
+    """A retried submission waits 1·2^(n−1) s plus up to 20 % jitter (`jitter` is a draw in
+    [0, 1)), or the broker's Retry-After when that is longer."""
     base = float(2 ** (attempt - 1)) * (1 + BACKOFF_JITTER * jitter)
     return max(base, retry_after_s or 0.0)
 
@@ -180,8 +180,8 @@ def advance(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) ->
 def after_stale_check(
     state: WorkflowExecution, all_ended: bool, now: datetime, policy: ExecutionPolicy
 ) -> StepResult:
-    """§3.16: the SELL phase starts once every stale own order we cancelled has ended (a failed
-    read counts as not ended), or the cancel confirmation wait has passed; until then the check
+    """The SELL phase starts once every stale own order we cancelled has ended (a failed read
+    counts as not ended), or the cancel confirmation wait has passed; until then the check
     repeats every EXEC_POLL_S."""
     if all_ended or state.stale_deadline is None or now >= state.stale_deadline:
         return open_phase(state, Side.SELL, now, policy)

@@ -31,7 +31,8 @@ def cents(price: Decimal) -> Decimal:
 
 
 def rest_quote(quote: Quote) -> Quote | None:
-    """The broker's latest quote with a one-sided quote mirrored (§3.5 step 3); none → None."""
+    """The broker's latest quote with a one-sided quote mirrored (its one side on both sides);
+    a quote with no side is no quote."""
     present = [side for side in (quote.bid, quote.ask) if side > 0]
     if not present:
         return None
@@ -100,8 +101,8 @@ def initial_limit_price(side: Side, quote: Quote, qty: Decimal) -> Decimal | Non
 
 
 def rest_limit_price(side: Side, quote: Quote) -> Decimal:
-    """§3.6 B: one cent inside the touch, never past the mid of a two-sided quote, never
-    crossing the far side."""
+    """The price from a REST quote: one cent inside the touch, never past the mid of a two-sided
+    quote, never crossing the far side."""
     bid, ask = quote.bid, quote.ask
     mid = quote.mid() if bid > 0 and ask > 0 else None
     if side is Side.BUY:
@@ -194,8 +195,8 @@ def repeg_price(
 
 
 def remainder_reference_price(side: Side, quote: Quote | None) -> Decimal | None:
-    """The price a remainder is valued at (§3.7 step 4.2): the side we would trade against,
-    else the quote's mid."""
+    """The price a remainder is valued at, to judge whether it is worth chasing: the side we
+    would trade against, else the quote's mid."""
     if quote is None:
         return None
     if is_valid_quote(quote):

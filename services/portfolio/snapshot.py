@@ -59,7 +59,7 @@ def format_dollars(amount: Decimal) -> str:
 
 
 def mid_price(symbol: str, quote: Quote | None) -> Decimal:
-    """The planning price of §2.2 step 6: the quote's mid, once the quote is checked usable.
+    """The price a symbol is planned at: the quote's mid, once the quote is checked usable.
 
     A side of exactly 0 is how Alpaca reports "no bid/ask", so it counts as absent and the
     quote is checked with it mirrored; a negative side is present and refused.

@@ -36,6 +36,21 @@ def line(symbol: str, action: str, amount: str, target_weight: str = "0.5") -> P
     return PlanLine(symbol, action, Decimal(amount), Decimal(target_weight))  # type: ignore[arg-type]
 
 
+def workflow(
+    *lines: PlanLine, phase: WorkflowPhase = WorkflowPhase.CANCELLING_STALE
+) -> WorkflowExecution:
+    """A workflow's state as the executor's plan handler makes it, for the pure rules."""
+    return WorkflowExecution(
+        workflow_id=WORKFLOW,
+        account_id="default",
+        plan_id="7f1b5a7e-0d38-5c5f-9b6e-2f4f9e0c1a11",
+        plan_event_id="8d5c0f3e-7a43-4c1d-9a3e-1b2c3d4e5f60",
+        phase=phase,
+        lines=lines,
+        started_at=T0 - timedelta(seconds=5),
+    )
+
+
 @dataclass
 class Machine:
     """Starts a run on one migrated store (each test has its own)."""

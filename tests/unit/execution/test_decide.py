@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -36,7 +36,7 @@ from services.execution.chain import (
 from services.execution.machine import TimerKind
 from services.execution.policy import ExecutionPolicy
 from services.execution.sizing import AssetInfo
-from services.execution.state import Chain, ChainState, WorkflowExecution, WorkflowPhase
+from services.execution.state import Chain, ChainState, WorkflowPhase
 from shared.broker.errors import (
     BrokerError,
     InsufficientQtyAvailableError,
@@ -54,17 +54,9 @@ from shared.broker.models import (
 )
 from shared.events import Event
 from shared.trading import Quote, QuoteSource, Side
+from tests.unit.execution.machine_run import T0, workflow
 
-T0 = datetime(2026, 11, 25, 20, 45, tzinfo=UTC)
-WORKFLOW = WorkflowExecution(
-    workflow_id="wf-1",
-    account_id="default",
-    plan_id="7f1b5a7e-0d38-5c5f-9b6e-2f4f9e0c1a11",
-    plan_event_id="8d5c0f3e-7a43-4c1d-9a3e-1b2c3d4e5f60",
-    phase=WorkflowPhase.BUYING,
-    lines=(),
-    started_at=T0,
-)
+WORKFLOW = workflow(phase=WorkflowPhase.BUYING)
 POLICY = ExecutionPolicy(
     poll_s=2,
     fill_wait_s=10,

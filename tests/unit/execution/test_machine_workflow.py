@@ -17,28 +17,19 @@ from services.execution.machine import (
     open_phase,
 )
 from services.execution.policy import ExecutionPolicy
-from services.execution.state import ChainState, WorkflowExecution, WorkflowPhase
+from services.execution.state import ChainState, WorkflowPhase
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted
 from shared.settings import load_settings
 from shared.trading import Side
-from tests.unit.execution.machine_run import T0, line
+from tests.unit.execution.machine_run import T0, line, workflow
 
 POLICY = ExecutionPolicy.from_settings(load_settings())
 
 
 def planned(*lines: tuple[str, str, str, str]) -> StepResult:
     """A workflow of these plan lines with its first phase opened at T0."""
-    state = WorkflowExecution(
-        workflow_id="wf-1",
-        account_id="default",
-        plan_id="7f1b5a7e-0d38-5c5f-9b6e-2f4f9e0c1a11",
-        plan_event_id="8d5c0f3e-7a43-4c1d-9a3e-1b2c3d4e5f60",
-        phase=WorkflowPhase.CANCELLING_STALE,
-        lines=tuple(line(*item) for item in lines),
-        started_at=T0 - timedelta(seconds=5),
-    )
-    return open_phase(state, Side.SELL, T0, POLICY)
+    return open_phase(workflow(*(line(*item) for item in lines)), Side.SELL, T0, POLICY)
 
 
 def test_a_plan_with_sells_opens_the_sell_phase_with_one_price_timer_per_sell() -> None:
