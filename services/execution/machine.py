@@ -10,6 +10,7 @@ broker or a database. The chain half is `chain.py`; the shell that reads the bro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,7 +31,13 @@ from services.execution.state import (
     WorkflowExecution,
     WorkflowPhase,
 )
-from shared.events import Event, OpenOrder
+from shared.broker.models import Order
+from shared.events import (
+    CLIENT_ORDER_ID_PREFIX,
+    Event,
+    OpenOrder,
+    parse_client_order_id,
+)
 from shared.events.trades import (
     ExecutionData,
     OrderAttempt,
@@ -175,6 +182,54 @@ def advance(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) ->
     ):
         return finish(state, now, policy)
     return StepResult(state)
+
+
+def stale_and_foreign(
+    workflow_id: str, open_orders: Sequence[Order]
+) -> tuple[tuple[OpenOrderSeen, ...], tuple[OpenOrderSeen, ...]]:
+    """The orders open when a workflow starts: this system's own of earlier workflows are stale
+    (to cancel), the rest of the world's are foreign (left alone, reported); the workflow's own
+    are neither."""
+    stale: list[OpenOrderSeen] = []
+    foreign: list[OpenOrderSeen] = []
+    for order in open_orders:
+        own = order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+        seen = OpenOrderSeen(
+            broker_order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            filled_qty=order.filled_qty,
+            status=order.broker_status,
+            own=own,
+        )
+        key = parse_client_order_id(order.client_order_id)
+        if not own:
+            foreign.append(seen)
+        elif key is None or key.workflow_id != workflow_id:
+            stale.append(seen)
+    return tuple(stale), tuple(foreign)
+
+
+def after_stale_cancel(
+    state: WorkflowExecution,
+    stale: tuple[OpenOrderSeen, ...],
+    foreign: tuple[OpenOrderSeen, ...],
+    now: datetime,
+    policy: ExecutionPolicy,
+) -> StepResult:
+    """With the stale orders' cancels asked, the SELL phase opens at once if there were none;
+    else it waits for them to end, checked from now on, for at most EXEC_CANCEL_CONFIRM_S."""
+    state = replace(
+        state,
+        stale_cancelled=stale,
+        foreign_open_orders=foreign,
+        stale_deadline=now + timedelta(seconds=policy.cancel_confirm_s),
+    )
+    if not stale:
+        return open_phase(state, Side.SELL, now, policy)
+    return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
 
 
 def after_stale_check(

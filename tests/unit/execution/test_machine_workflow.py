@@ -12,12 +12,15 @@ from services.execution.machine import (
     TimerKind,
     advance,
     after_settle_check,
+    after_stale_cancel,
     backoff_s,
     finish,
     open_phase,
+    stale_and_foreign,
 )
 from services.execution.policy import ExecutionPolicy
 from services.execution.state import ChainState, WorkflowPhase
+from shared.broker.models import Order, OrderStatus, OrderType
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted
 from shared.settings import load_settings
@@ -131,3 +134,49 @@ def test_open_phase_of_a_plan_without_items_of_either_side_finishes() -> None:
     result = open_phase(replace(run.state, chains=()), Side.SELL, T0, POLICY)
 
     assert result.state.phase is WorkflowPhase.DONE
+
+
+def open_order(order_id: str, client_order_id: str) -> Order:
+    return Order(
+        order_id=order_id,
+        client_order_id=client_order_id,
+        symbol="AAA",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        qty=Decimal(1),
+        limit_price=Decimal(10),
+        status=OrderStatus.ACCEPTED,
+        broker_status="new",
+        filled_qty=Decimal(0),
+        filled_avg_price=None,
+        submitted_at=T0,
+        updated_at=T0,
+    )
+
+
+def test_open_orders_of_earlier_workflows_are_stale_and_others_foreign() -> None:
+    orders = [
+        open_order("o-1", "alc:wf-0:AAA:b:buy:1"),
+        open_order("o-2", "manual-7"),
+        open_order("o-3", "alc:wf-1:AAA:b:buy:1"),
+        open_order("o-4", "alc:unreadable"),
+    ]
+
+    stale, foreign = stale_and_foreign("wf-1", orders)
+
+    assert [order.broker_order_id for order in stale] == ["o-1", "o-4"]
+    assert [order.broker_order_id for order in foreign] == ["o-2"]
+    assert all(order.own for order in stale) and not foreign[0].own
+
+
+def test_stale_orders_hold_the_sell_phase_until_checked_and_none_open_it_at_once() -> None:
+    state = workflow(line("AAA", "SELL", "-500", "0"))
+    stale, foreign = stale_and_foreign("wf-1", [open_order("o-1", "alc:wf-0:AAA:b:buy:1")])
+
+    waiting = after_stale_cancel(state, stale, foreign, T0, POLICY)
+    started = after_stale_cancel(state, (), foreign, T0, POLICY)
+
+    assert waiting.state.phase is WorkflowPhase.CANCELLING_STALE
+    assert waiting.state.stale_deadline == T0 + timedelta(seconds=POLICY.cancel_confirm_s)
+    assert [(t.kind, t.due_at) for t in waiting.timers] == [(TimerKind.STALE_CHECK, T0)]
+    assert started.state.phase is WorkflowPhase.SELLING
