@@ -41,6 +41,7 @@ from shared.eventstore.store import SqlEventStore
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
+from shared.trading import Side
 from shared.workflow import is_finished, workflow_state
 
 
@@ -217,10 +218,9 @@ async def _orders(
     for line in plan_lines:
         if line.action == "HOLD":
             continue
-        order_side = sizing.OrderSide(line.action)
+        order_side = Side(line.action)
         quote = order_quotes.get(line.symbol) or snapshot_quotes.get(line.symbol)
-        sides = [side for side in ((quote.bid, quote.ask) if quote else ()) if side > 0]
-        mid = sum(sides, Decimal(0)) / len(sides) if sides else None
+        mid = quote.mid() if quote else None
         sized = sizing.size_order(
             side=order_side,
             trade_amount=line.amount,

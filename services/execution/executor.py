@@ -10,11 +10,11 @@ check), arms the next timers and deletes the timers that fired.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
 
@@ -26,12 +26,12 @@ from services.execution.machine import (
     TimerKind,
     TimerRequest,
     advance,
-    default_jitter,
+    after_stale_cancel,
     finish,
-    open_phase,
+    stale_and_foreign,
 )
+from services.execution.policy import ExecutionPolicy
 from services.execution.state import (
-    OpenOrderSeen,
     PlanLine,
     WorkflowExecution,
     WorkflowPhase,
@@ -41,7 +41,7 @@ from services.execution.state import (
 from services.execution.steps import ChainSteps
 from shared.broker.errors import BrokerError
 from shared.broker.port import Broker
-from shared.events import CLIENT_ORDER_ID_PREFIX, Event, RebalancePlanned, parse_client_order_id
+from shared.events import Event, RebalancePlanned
 from shared.eventstore import service_state, timers
 from shared.eventstore.service_state import StateVersionConflictError
 from shared.eventstore.store import SqlEventStore, UnitOfWork
@@ -69,10 +69,11 @@ class Executor:
         brokers: Callable[[str], Broker],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        jitter: Callable[[], float] = default_jitter,
+        jitter: Callable[[], float] = random.random,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._policy = ExecutionPolicy.from_settings(settings)
         self._make_broker = brokers
         self._brokers: dict[str, Broker] = {}
         self._assets: dict[str, AssetCache] = {}
@@ -155,7 +156,7 @@ class Executor:
             started_at=started_at,
         )
         if not event.trades_required:
-            result = finish(state, now, self.settings)
+            result = finish(state, now, self._policy)
         else:
             result = await self._cancel_stale(state, now)
         return HandlerOutcome(
@@ -164,46 +165,16 @@ class Executor:
         )
 
     async def _cancel_stale(self, state: WorkflowExecution, now: datetime) -> StepResult:
-        """§3.2 step 1: cancel this system's open orders of earlier workflows; leave foreign
-        ones alone and note them for the report."""
+        """Before the first phase, cancel this system's orders left open by earlier workflows;
+        foreign orders are left alone and reported."""
         async with self._borrowed(state.account_id) as broker:
-            return await self._cancel_stale_with(broker, state, now)
-
-    async def _cancel_stale_with(
-        self, broker: Broker, state: WorkflowExecution, now: datetime
-    ) -> StepResult:
-        stale: list[OpenOrderSeen] = []
-        foreign: list[OpenOrderSeen] = []
-        for order in await broker.get_open_orders():
-            key = parse_client_order_id(order.client_order_id)
-            own = order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
-            seen = OpenOrderSeen(
-                broker_order_id=order.order_id,
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side="BUY" if order.side.value == "buy" else "SELL",
-                qty=order.qty,
-                filled_qty=order.filled_qty,
-                status=order.broker_status,
-                own=own,
-            )
-            if not own:
-                foreign.append(seen)
-            elif key is None or key.workflow_id != state.workflow_id:
+            stale, foreign = stale_and_foreign(state.workflow_id, await broker.get_open_orders())
+            for order in stale:
                 try:
-                    await broker.cancel_order(order.order_id)
+                    await broker.cancel_order(order.broker_order_id)
                 except BrokerError as error:
                     log.warning("stale order cancel failed", error=error.message)
-                stale.append(seen)
-        state = replace(
-            state,
-            stale_cancelled=tuple(stale),
-            foreign_open_orders=tuple(foreign),
-            stale_deadline=now + timedelta(seconds=self.settings.exec_cancel_confirm_s),
-        )
-        if not stale:
-            return open_phase(state, "SELL", now, self.settings)
-        return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
+        return after_stale_cancel(state, stale, foreign, now, self._policy)
 
     async def _record_start(self, uow: UnitOfWork, result: StepResult) -> None:
         state = result.state
@@ -282,9 +253,9 @@ class Executor:
                     state, timer.chain, TimerKind(timer.kind), timer.payload, now
                 )
 
-        async def look_up(client_order_id: str) -> None:
+        async def look_up_ahead(client_order_id: str) -> None:
             async with gate:
-                await steps.look_up(client_order_id)
+                await steps.look_up_ahead(client_order_id)
 
         intents = [
             chain.order.client_order_id
@@ -296,7 +267,7 @@ class Executor:
         result = StepResult(state)
         stepped, _ = await asyncio.gather(
             asyncio.gather(*(step(timer) for timer in side_by_side.values())),
-            asyncio.gather(*(look_up(client_order_id) for client_order_id in intents)),
+            asyncio.gather(*(look_up_ahead(client_order_id) for client_order_id in intents)),
         )
         for timer, outcome in zip(side_by_side.values(), stepped, strict=True):
             chain = outcome.state.chain(timer.chain)
@@ -308,7 +279,7 @@ class Executor:
                     result.state, timer.chain, TimerKind(timer.kind), timer.payload, now
                 )
             )
-        result = result.then(advance(result.state, now, self.settings))
+        result = result.then(advance(result.state, now, self._policy))
         for timer in due:
             if timer.chain == WORKFLOW_SCOPE:
                 result = result.then(

@@ -10,28 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Protocol
 
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import RebalancePlan
-from shared.broker.models import Order, Position, Quote
+from shared.broker.models import Order, Position
 from shared.events.ids import CLIENT_ORDER_ID_PREFIX, plan_id
 from shared.events.market import AccountSnapshot, OpenOrder, PositionSnapshot
-from shared.events.market import Quote as QuoteFact
 from shared.events.plans import AllocationComparison, PlanItem, PlanMetadata
 from shared.events.plans import RebalancePlan as PlanDocument
 from shared.events.signals import SignalGenerated
-
-
-class PricedQuote(Protocol):
-    """A quote as the broker returns it or as a plan recorded it."""
-
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def bid(self) -> Decimal: ...
-    @property
-    def ask(self) -> Decimal: ...
+from shared.trading import Quote
 
 
 def target_weights(signal: SignalGenerated) -> dict[str, Decimal]:
@@ -42,7 +30,7 @@ def planning_account(
     cash: Decimal,
     portfolio_value: Decimal,
     positions: Mapping[str, Decimal],
-    quotes: Iterable[PricedQuote],
+    quotes: Iterable[Quote],
 ) -> domain.AccountSnapshot:
     """The account the planner plans from: quantities held and raw quotes (the mid rule is the
     planner's), whatever read them."""
@@ -50,14 +38,12 @@ def planning_account(
         cash=cash,
         portfolio_value=portfolio_value,
         positions=dict(positions),
-        quotes={
-            quote.symbol: domain.PlanningQuote(bid=quote.bid, ask=quote.ask) for quote in quotes
-        },
+        quotes={quote.symbol: quote for quote in quotes},
     )
 
 
 def recorded_account(
-    snapshot: AccountSnapshot, more_quotes: Iterable[PricedQuote] = ()
+    snapshot: AccountSnapshot, more_quotes: Iterable[Quote] = ()
 ) -> domain.AccountSnapshot:
     """The account a plan was made from, as its `RebalancePlanned` recorded it; `more_quotes`
     price symbols the recording never priced."""
@@ -128,24 +114,12 @@ def position_fact(position: Position, plan: RebalancePlan) -> PositionSnapshot:
     )
 
 
-def quote_fact(quote: Quote) -> QuoteFact:
-    return QuoteFact(
-        symbol=quote.symbol,
-        bid=quote.bid,
-        ask=quote.ask,
-        bid_size=quote.bid_size,
-        ask_size=quote.ask_size,
-        as_of=quote.timestamp,
-        source="rest",
-    )
-
-
 def open_order_fact(order: Order) -> OpenOrder:
     return OpenOrder(
         broker_order_id=order.order_id,
         client_order_id=order.client_order_id or None,
         symbol=order.symbol,
-        side=order.side.value.upper(),
+        side=order.side,
         qty=order.qty,
         filled_qty=order.filled_qty,
         status=order.broker_status,

@@ -19,7 +19,6 @@ from services.portfolio import liquidation, plan_mapping
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from shared.broker.errors import BrokerError
-from shared.broker.models import Quote
 from shared.broker.port import Broker
 from shared.events import Event
 from shared.events.market import AccountSnapshot
@@ -30,6 +29,7 @@ from shared.eventstore import timers
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.service.runtime import ServiceRuntime
 from shared.settings import Settings
+from shared.trading import Quote
 from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
@@ -154,7 +154,7 @@ class PlanStep:
                 portfolio_value=account.portfolio_value,
                 buying_power=account.buying_power,
                 positions=tuple(plan_mapping.position_fact(p, plan) for p in positions),
-                quotes=tuple(plan_mapping.quote_fact(q) for q in priced),
+                quotes=tuple(priced),
                 as_of=now,
             ),
             open_orders=tuple(plan_mapping.open_order_fact(order) for order in open_orders),

@@ -134,7 +134,8 @@ async def test_orders_that_never_fill_are_repegged_escalated_and_cancelled(
 async def test_own_stale_orders_are_cancelled_and_foreign_ones_reported(
     database_url: str, tmp_path: Path
 ) -> None:
-    from shared.broker.models import OrderRequest, OrderSide, OrderType
+    from shared.broker.models import OrderRequest, OrderType
+    from shared.trading import Side
 
     settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
     async with running_execution(settings) as execution:
@@ -143,7 +144,7 @@ async def test_own_stale_orders_are_cancelled_and_foreign_ones_reported(
             await broker.submit_order(
                 OrderRequest(
                     symbol="SPY",
-                    side=OrderSide.BUY,
+                    side=Side.BUY,
                     qty=Decimal(1),
                     order_type=OrderType.LIMIT,
                     limit_price=Decimal("500"),

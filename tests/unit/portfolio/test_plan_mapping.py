@@ -8,8 +8,9 @@ from decimal import Decimal
 
 from services.portfolio import plan_mapping
 from services.portfolio.planner import plan_rebalance
-from shared.broker.models import Position, Quote
+from shared.broker.models import Position
 from shared.events.market import AccountSnapshot
+from shared.trading import Quote, QuoteSource
 from tests.unit.events.examples import signal_generated
 
 NOW = dt.datetime(2026, 3, 2, 20, 46, tzinfo=dt.UTC)
@@ -23,7 +24,8 @@ def broker_quote(symbol: str, bid: str, ask: str) -> Quote:
         ask=Decimal(ask),
         bid_size=Decimal(100),
         ask_size=Decimal(100),
-        timestamp=NOW,
+        as_of=NOW,
+        source=QuoteSource.REST,
     )
 
 
@@ -46,7 +48,7 @@ def test_a_recorded_snapshot_plans_exactly_as_the_broker_reads_it_was_made_from(
         cash=Decimal("5000"),
         portfolio_value=Decimal("10000"),
         positions=(plan_mapping.position_fact(held, live_plan),),
-        quotes=tuple(plan_mapping.quote_fact(quote) for quote in quotes),
+        quotes=tuple(quotes),
         as_of=NOW,
     )
 
@@ -64,7 +66,7 @@ def test_quotes_the_recording_lacks_are_added_without_replacing_recorded_ones() 
     recorded = AccountSnapshot(
         cash=Decimal("1000"),
         portfolio_value=Decimal("1000"),
-        quotes=(plan_mapping.quote_fact(broker_quote("SPY", "500.00", "500.10")),),
+        quotes=(broker_quote("SPY", "500.00", "500.10"),),
         as_of=NOW,
     )
 
