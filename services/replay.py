@@ -26,8 +26,9 @@ from services.portfolio import plan_mapping
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from services.registry import ServiceName
+from services.strategy.signal_events import recorded_signal, target_allocations
 from services.strategy.signal_step import bundled_config
-from services.strategy.signals import decide, decimal_text, load_strategy_set
+from services.strategy.signals import decide, load_strategy_set
 from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
 from shared.broker.simulated import SimulatedBroker
@@ -96,12 +97,11 @@ def replay_bars(
     """The bars the recorded run decided on: the store's completed sessions before `as_of`
     plus the recorded provisional bar, or the store's sessions up to `as_of`."""
     stored = BarStore(settings.data_dir).load()
-    if signal.live_bars:
+    live_closes = recorded_signal(signal).live_closes
+    if live_closes:
         completed = stored.view(tickers, signal.as_of - dt.timedelta(days=1))
         live = {
-            symbol: float(price)
-            for symbol, price in signal.live_bars.items()
-            if symbol in completed.symbols
+            symbol: price for symbol, price in live_closes.items() if symbol in completed.symbols
         }
         return completed.with_provisional_bar(signal.as_of, live)
     return stored.view(tickers, signal.as_of)
@@ -172,7 +172,7 @@ def _replayed_targets(
             f"{signal.bars_hash[:12]}…, now {bars.content_hash[:12]}…); restore them to replay"
         )
     decision = decide(strategy_set, bars, signal.as_of)
-    return {s: Decimal(decimal_text(w)) for s, w in decision.target_weights.items()}
+    return target_allocations(decision.target_weights)
 
 
 async def _plan_lines(
