@@ -17,7 +17,6 @@ from shared.events import Event
 from shared.events.workflow import WorkflowFailed
 from shared.eventstore.errors import ConcurrencyError
 from shared.eventstore.store import SqlEventStore
-from shared.eventstore.workflow_queries import unfinished_since
 from shared.service.runtime import ServiceRuntime
 
 log = structlog.get_logger(__name__)
@@ -65,7 +64,7 @@ async def fail_overdue(store: SqlEventStore, deadline_s: float, now: dt.datetime
     """Record the deadline failure of every overdue running workflow; returns how many."""
     recorded = 0
     horizon = now - max(LOOKBACK, dt.timedelta(seconds=2 * deadline_s))
-    for workflow in await unfinished_since(store, horizon):
+    for workflow in await store.unfinished_workflows(horizon):
         if (now - workflow.last_event_at).total_seconds() < deadline_s:
             continue
         events = [item.event for item in await store.read_correlation(workflow.workflow_id)]
