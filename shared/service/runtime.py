@@ -272,7 +272,7 @@ class ServiceRuntime:
         self._tasks.append(task)
 
     def _supervise(self, task: asyncio.Task[None], until_done: bool) -> None:
-        if self._stopping or self.failure is not None:
+        if self._stopping:
             return
         error: BaseException | None = None
         if task.cancelled():
@@ -283,7 +283,8 @@ class ServiceRuntime:
             return
         else:
             reason = "returned although it should run until the service stops"
-        self.failure = f"background task {task.get_name()!r} died: {reason}"
+        if self.failure is None:
+            self.failure = f"background task {task.get_name()!r} died: {reason}"
         log.error(
             "service task died; the service is not ready and stops",
             service=self.name,
