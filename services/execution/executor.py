@@ -1,6 +1,6 @@
 """Execution's shell around the state machine: the `RebalancePlanned` handler that starts a
-workflow's execution, and `fire`, which runs a workflow's due timers and commits what they
-report.
+workflow's execution, and `fire`, which runs a workflow's due timers and returns what they
+report for the runtime to commit.
 
 Every step has the same shape (trading spec §3.16): read the state → broker I/O outside any
 transaction → ONE transaction that appends the events, saves the state (optimistic version
@@ -43,9 +43,10 @@ from shared.broker.errors import BrokerError
 from shared.broker.port import Broker
 from shared.events import Event, RebalancePlanned
 from shared.eventstore import service_state, timers
-from shared.eventstore.service_state import StateVersionConflictError
-from shared.eventstore.store import SqlEventStore, UnitOfWork
+from shared.eventstore.port import EventStoreReader
+from shared.eventstore.store import UnitOfWork
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
+from shared.service.runtime import PeriodicOutcome
 from shared.settings import Settings
 from shared.workflow import is_finished
 
@@ -70,7 +71,6 @@ class Executor:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
-        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self._policy = ExecutionPolicy.from_settings(settings)
@@ -80,7 +80,6 @@ class Executor:
         self._in_flight: Counter[str] = Counter()
         self._clock = clock
         self._jitter = jitter
-        self.on_commit = on_commit
 
     def broker(self, account_id: str) -> Broker:
         if account_id not in self._brokers:
@@ -187,19 +186,18 @@ class Executor:
     # ------------------------------------------------------------------ timers
 
     async def fire(
-        self, store: SqlEventStore, workflow_id: str, due: Sequence[timers.Timer]
-    ) -> None:
-        """Run the due timers of one workflow, in order, on its state, and commit what they
-        report in ONE transaction with their deletion (a 100-symbol phase opens with 100 price
-        steps: one commit, not a hundred). Timers armed by these steps fire only after that
-        commit, so an intent is always recorded before its submission. Losing a race with
-        another replica on the same workflow gives the timers back to run again."""
+        self, store: EventStoreReader, workflow_id: str, due: Sequence[timers.Timer]
+    ) -> PeriodicOutcome:
+        """Run the due timers of one workflow, in order, on its state, and return what they
+        report, to be recorded in ONE transaction with their deletion (a 100-symbol phase opens
+        with 100 price steps: one commit, not a hundred). Timers armed by these steps fire only
+        after that commit, so an intent is always recorded before its submission. Losing a race
+        with another replica on the same workflow (the state document's version) gives the
+        timers back to run again."""
+        stream_id = stream_of(SERVICE, workflow_id)
         stored = await service_state.load(store, SERVICE, workflow_id)
-        timer_ids = [timer.id for timer in due]
         if stored is None:
-            async with store.unit_of_work() as uow:
-                await timers.complete(uow, *timer_ids)
-            return
+            return PeriodicOutcome(stream_id, fired=due)
         state = from_document(stored.document)
         assets = self._assets.setdefault(
             state.account_id, AssetCache(self.settings.asset_cache_s, self._clock)
@@ -210,24 +208,17 @@ class Executor:
                     broker, self.settings, clock=self._clock, jitter=self._jitter, assets=assets
                 )
                 result = await self._run_steps(steps, state, due)
-            try:
-                async with store.unit_of_work() as uow:
-                    if result.events:
-                        await uow.append(stream_of(SERVICE, workflow_id), None, result.events)
-                    if result.events or result.state != state:
-                        await service_state.save(
-                            uow, SERVICE, workflow_id, to_document(result.state), stored.version
-                        )
-                    await self._arm(uow, workflow_id, result.timers)
-                    await timers.complete(uow, *timer_ids)
-            except StateVersionConflictError:
-                log.info("another step changed the workflow first; its timers run again")
-                await timers.release(store, *timer_ids)
-                return
-        if result.events and self.on_commit is not None:
-            self.on_commit()
+
+        async def record(uow: UnitOfWork) -> None:
+            if result.events or result.state != state:
+                await service_state.save(
+                    uow, SERVICE, workflow_id, to_document(result.state), stored.version
+                )
+            await self._arm(uow, workflow_id, result.timers)
+
         if result.state.phase is WorkflowPhase.DONE:
             await self._retire_if_idle(state.account_id)
+        return PeriodicOutcome(stream_id, result.events, in_transaction=record, fired=due)
 
     async def _run_steps(
         self, steps: ChainSteps, state: WorkflowExecution, due: Sequence[timers.Timer]

@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any
 
 import structlog
 
@@ -26,8 +25,9 @@ from shared.events.plans import RebalancePlanned
 from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowFailed
 from shared.eventstore import timers
+from shared.eventstore.port import EventStoreReader
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
-from shared.service.runtime import ServiceRuntime
+from shared.service.runtime import PeriodicOutcome
 from shared.settings import Settings
 from shared.trading import Quote
 from shared.workflow import workflow_state
@@ -60,12 +60,13 @@ class PlanStep:
             return [_failure(event, context, str(error))]
 
     async def check_liquidation(
-        self, timer: timers.Timer, payload: dict[str, Any], runtime: ServiceRuntime
-    ) -> None:
+        self, timer: timers.Timer, store: EventStoreReader
+    ) -> PeriodicOutcome:
         """One account check after a close-all: plan once cash is positive, fail at the
         deadline, else check again in 2 s; the outcome commits with the timer's removal."""
-        context = HandlerContext(service=liquidation.SERVICE, store=runtime.store)
-        history = [r.event for r in await runtime.store.read_correlation(timer.workflow_id)]
+        context = HandlerContext(service=liquidation.SERVICE, store=store)
+        payload = timer.payload
+        history = [r.event for r in await store.read_correlation(timer.workflow_id)]
         signal = next((e for e in history if str(e.event_id) == payload["signal_event_id"]), None)
         emitted: list[Event] = []
         next_check = None
@@ -90,13 +91,12 @@ class PlanStep:
                     )
             except (domain.PlanningError, BrokerError) as error:
                 emitted.append(_failure(signal, context, str(error)))
-        async with runtime.store.unit_of_work() as uow:
-            if emitted:
-                await uow.append(stream_of(liquidation.SERVICE, timer.workflow_id), None, emitted)
-            if next_check is not None:
-                await next_check(uow)
-            await timers.complete(uow, timer.id)
-        runtime.relay.wake()
+        return PeriodicOutcome(
+            stream_of(liquidation.SERVICE, timer.workflow_id),
+            emitted,
+            in_transaction=next_check,
+            fired=(timer,),
+        )
 
     async def _settled(self, workflow_id: str, context: HandlerContext) -> bool:
         """Finished or already planned: nothing more to plan for this workflow."""

@@ -6,7 +6,7 @@ from services.portfolio import liquidation
 from services.portfolio.plan_step import PlanStep
 from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
-from shared.service.runtime import ServiceDefinition, ServiceRuntime
+from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 from shared.workflow import PORTFOLIO_ANALYSIS
 
@@ -15,16 +15,10 @@ def definition(settings: Settings) -> ServiceDefinition:
     factory = BrokerFactory(settings)
     brokers = BrokerAccounts(factory)
     step = PlanStep(settings, brokers.get)
-
-    async def liquidation_checks(runtime: ServiceRuntime) -> None:
-        await liquidation.check_loop(
-            runtime, lambda timer, payload: step.check_liquidation(timer, payload, runtime)
-        )
-
     return ServiceDefinition(
         name="portfolio",
         event_types=PORTFOLIO_ANALYSIS.follows,
         handler=step.handle,
-        background=(liquidation_checks,),
+        periodic=(liquidation.due_checks(step.check_liquidation, settings.timer_poll_s),),
         on_stop=(brokers.close, factory.close),
     )

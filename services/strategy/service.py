@@ -4,7 +4,7 @@ endpoints and status."""
 from __future__ import annotations
 
 from services.strategy.signal_step import SignalStep
-from services.strategy.watchdog import watchdog
+from services.strategy.watchdog import deadline_watchdog
 from services.strategy.workflows_api import workflow_router
 from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
@@ -22,6 +22,6 @@ def definition(settings: Settings) -> ServiceDefinition:
         event_types=SIGNAL_GENERATION.follows,
         handler=step.handle,
         routers=lambda runtime: [workflow_router(runtime)],
-        background=(watchdog,),
+        periodic=(deadline_watchdog(settings.workflow_deadline_s),),
         on_stop=(brokers.close, factory.close),
     )

@@ -8,17 +8,14 @@ several strategy replicas exactly one records it.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+from collections.abc import AsyncGenerator, Callable
 
 import structlog
 
 from shared.events import Event
 from shared.events.workflow import WorkflowFailed
-from shared.eventstore.errors import ConcurrencyError
-from shared.eventstore.store import SqlEventStore
-from shared.eventstore.workflow_queries import unfinished_since
-from shared.service.runtime import ServiceRuntime
+from shared.service.runtime import Periodic, PeriodicContext, PeriodicOutcome
 from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
@@ -59,39 +56,29 @@ def deadline_failure(
     )
 
 
-async def fail_overdue(store: SqlEventStore, deadline_s: float, now: dt.datetime) -> int:
-    """Record the deadline failure of every overdue running workflow; returns how many."""
-    recorded = 0
-    horizon = now - max(LOOKBACK, dt.timedelta(seconds=2 * deadline_s))
-    for workflow in await unfinished_since(store, horizon):
-        if (now - workflow.last_event_at).total_seconds() < deadline_s:
-            continue
-        events = [item.event for item in await store.read_correlation(workflow.workflow_id)]
-        failure = deadline_failure(events, deadline_s, now)
-        if failure is None:
-            continue
-        try:
-            await store.append(f"deadline/{workflow.workflow_id}", 0, [failure])
-        except ConcurrencyError:
-            continue  # another replica recorded it first
-        log.warning(
-            "workflow deadline exceeded",
-            correlation_id=workflow.workflow_id,
-            stalled_step=failure.stalled_step,
-        )
-        recorded += 1
-    return recorded
+def deadline_watchdog(
+    deadline_s: float, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+) -> Periodic:
+    """The check, run by the runtime about four times per deadline (at most every 5 s)."""
 
+    async def fail_overdue(context: PeriodicContext) -> AsyncGenerator[PeriodicOutcome, None]:
+        """The deadline failure of every overdue running workflow."""
+        now = clock()
+        horizon = now - max(LOOKBACK, dt.timedelta(seconds=2 * deadline_s))
+        for workflow in await context.store.unfinished_workflows(horizon):
+            if (now - workflow.last_event_at).total_seconds() < deadline_s:
+                continue
+            events = [
+                item.event for item in await context.store.read_correlation(workflow.workflow_id)
+            ]
+            failure = deadline_failure(events, deadline_s, now)
+            if failure is None:
+                continue
+            log.warning(
+                "workflow deadline exceeded",
+                correlation_id=workflow.workflow_id,
+                stalled_step=failure.stalled_step,
+            )
+            yield PeriodicOutcome(f"deadline/{workflow.workflow_id}", [failure], expected_version=0)
 
-async def watchdog(runtime: ServiceRuntime) -> None:
-    deadline_s = runtime.settings.workflow_deadline_s
-    interval_s = min(deadline_s / 4, MAX_CHECK_INTERVAL_S)
-    while True:
-        try:
-            if await fail_overdue(runtime.store, deadline_s, dt.datetime.now(dt.UTC)):
-                runtime.relay.wake()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # the database is away; the next round tries again
-            log.warning("deadline check failed; retrying", error=str(error))
-        await asyncio.sleep(interval_s)
+    return Periodic("deadline-watchdog", min(deadline_s / 4, MAX_CHECK_INTERVAL_S), fail_overdue)

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore.schema import events
-from shared.eventstore.store import SqlEventStore
 from shared.workflow import TERMINAL_EVENT_TYPES
+
+if TYPE_CHECKING:
+    from shared.eventstore.store import SqlEventStore
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,11 @@ async def started_in_streams(store: SqlEventStore, stream_pattern: str) -> list[
 
 
 async def unfinished_since(
-    store: SqlEventStore, started_after: datetime
+    connection: AsyncConnection, started_after: datetime
 ) -> list[UnfinishedWorkflow]:
     """Workflows started (recorded) after `started_after` with no terminal event yet, with the
-    time of their latest event — what the deadline watchdog looks at."""
+    time of their latest event — what the deadline watchdog looks at (through
+    `EventStoreReader.unfinished_workflows`)."""
     started = (
         select(events.c.correlation_id)
         .where(events.c.event_type == "WorkflowStarted", events.c.recorded_at > started_after)
@@ -52,6 +57,5 @@ async def unfinished_since(
         .group_by(events.c.correlation_id)
         .having(finished == 0)
     )
-    async with store.engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
+    rows = (await connection.execute(query)).all()
     return [UnfinishedWorkflow(str(row[0]), row[1]) for row in rows]

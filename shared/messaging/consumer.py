@@ -32,6 +32,7 @@ from shared.eventstore.errors import (
     DuplicateInboxError,
     EventStoreUnavailableError,
 )
+from shared.eventstore.port import EventStoreReader
 from shared.eventstore.records import InboxEntry
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.messaging.inbox_batch import InboxBatch
@@ -77,10 +78,11 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class HandlerContext:
-    """What a handler may use: the service's identity and read access to the store."""
+    """What a handler may use: the service's identity and read access to the store. A handler
+    writes nothing itself; what it returns is committed for it, with the inbox row."""
 
     service: str
-    store: SqlEventStore
+    store: EventStoreReader
 
     def follow_up(self, cause: Event, event_class: type[E], **payload: Any) -> E:
         """A new event of the cause's workflow, caused by it and sourced from this service."""

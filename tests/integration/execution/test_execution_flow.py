@@ -207,6 +207,7 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
     from services.execution import timer_loop
     from services.execution.executor import Executor
     from shared.broker.factory import broker_for
+    from shared.service.runtime import PeriodicRunner
     from tests.integration.execution.world import bars
 
     settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
@@ -214,7 +215,9 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
     async with running_execution(settings) as execution:
         replica = Executor(settings, lambda account: broker_for(settings, account, bars=bars()))
         second_loop = asyncio.create_task(
-            timer_loop.run(replica, execution.store, settings.timer_poll_s)
+            PeriodicRunner("execution", execution.store).run(
+                timer_loop.due_timers(replica, settings.timer_poll_s)
+            )
         )
         try:
             await execution.deliver(plan_event("wf-replicas", plan))
@@ -223,6 +226,7 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
             second_loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await second_loop
+            await replica.close()
 
         recorded = [r.event for r in await execution.store.read_correlation("wf-replicas")]
         requested = Counter(e.client_order_id for e in recorded if isinstance(e, OrderRequested))

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from services.strategy.watchdog import deadline_failure, fail_overdue
+from services.strategy.watchdog import deadline_failure, deadline_watchdog
 from services.strategy.workflow_status import project_workflow
 from shared.events.workflow import WorkflowFailed, WorkflowStarted
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
+from shared.service.runtime import PeriodicRunner
 from tests.servers import create_postgres_database, drop_postgres_database
 from tests.unit.events.examples import (
     order_events,
@@ -40,6 +41,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await event_store.close()
     if on_postgres:
         await drop_postgres_database(url)
+
+
+async def fail_overdue(store: SqlEventStore, deadline_s: float, now: dt.datetime) -> int:
+    """One round of the watchdog at `now`, committed as the runtime commits it."""
+    watchdog = deadline_watchdog(deadline_s, clock=lambda: now)
+    return await PeriodicRunner("strategy", store).run_once(watchdog)
 
 
 async def started(store: SqlEventStore) -> WorkflowStarted:

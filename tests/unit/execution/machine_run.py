@@ -1,9 +1,9 @@
 """Runs the production execution shell in unit tests: the `Executor` itself (its `handle`, and
-its `fire`, which runs a workflow's due timers side by side, merges them and commits once) over
-a SQLite event store in the test's temporary directory, against a `FakeBroker`, on a fake clock
-that jumps to the next due timer. So a 30-second supervision runs in milliseconds, its times can
-be asserted, and what the tests exercise is the code that trades; only the timer loop's polling
-is left out."""
+its `fire`, which runs a workflow's due timers side by side and merges them, committed once by
+the runtime's `PeriodicRunner`) over a SQLite event store in the test's temporary directory,
+against a `FakeBroker`, on a fake clock that jumps to the next due timer. So a 30-second
+supervision runs in milliseconds, its times can be asserted, and what the tests exercise is the
+code that trades; only the timer loop's polling is left out."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from shared.events import Event
 from shared.eventstore import service_state, timers
 from shared.eventstore.store import SqlEventStore
 from shared.messaging.consumer import Consumer
+from shared.service.runtime import PeriodicRunner
 from shared.settings import Settings, load_settings
 from tests.integration.execution.world import message, plan_event
 from tests.unit.execution.broker_fake import FakeBroker
@@ -102,7 +103,9 @@ class MachineRun:
         self.now = max(self.now, armed[0].due_at)
         due = await timers.claim_due(self.store, SERVICE, self.now, LEASE_S)
         self.fired.extend((self.now, timer) for timer in due)
-        await self.executor.fire(self.store, WORKFLOW, due)
+        await PeriodicRunner(SERVICE, self.store).record(
+            await self.executor.fire(self.store, WORKFLOW, due)
+        )
         await self.refresh()
         return True
 
