@@ -58,6 +58,10 @@ class RunResult:
     report_files: tuple[Path, Path]
 
 
+class ServiceTaskDiedError(Exception):
+    """A service's background task died during the run; the message names the task and why."""
+
+
 class EmbeddedSystem:
     """The services (all four unless told) sharing one store, one in-memory bus and one outbox
     relay."""
@@ -93,9 +97,25 @@ class EmbeddedSystem:
 
         deadline = time.monotonic() + 30
         while not await attached():
+            if self.failure is not None:
+                raise ServiceTaskDiedError(f"the embedded services could not start: {self.failure}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the embedded services did not attach to the in-memory bus")
             await asyncio.sleep(POLL_S)
+
+    @property
+    def failure(self) -> str | None:
+        """The first service task that died, as its runtime reports it."""
+        return next((runtime.failure for runtime in self.runtimes if runtime.failure), None)
+
+    def check_alive(self, workflow_id: str) -> None:
+        """A service that has lost a task cannot finish the workflow, so whoever waits for it
+        stops at once instead of waiting out the deadline."""
+        if self.failure is not None:
+            raise ServiceTaskDiedError(
+                f"workflow {workflow_id} cannot finish: {self.failure}; the log above has the "
+                "traceback"
+            )
 
     async def stop(self) -> None:
         for runtime in self.runtimes:
@@ -129,8 +149,8 @@ async def run_once(
     from services.notify.files import write_report_files
 
     system = EmbeddedSystem(settings)
-    await system.start()
     try:
+        await system.start()
         now = market_clock.market_now(settings, BarStore(settings.data_dir).last_session())
         outcome = await start_workflow(
             system.store,
@@ -142,7 +162,7 @@ async def run_once(
         )
         system.relay.wake()
         progress(f"workflow {outcome.workflow_id} for account {account_id} at {now.isoformat()}")
-        events = await _follow(system.store, outcome.workflow_id, settings, progress)
+        events = await _follow(system, outcome.workflow_id, settings, progress)
     finally:
         await system.stop()
     view = project_workflow(events)
@@ -152,15 +172,19 @@ async def run_once(
 
 
 async def _follow(
-    store: SqlEventStore, workflow_id: str, settings: Settings, progress: Callable[[str], None]
+    system: EmbeddedSystem,
+    workflow_id: str,
+    settings: Settings,
+    progress: Callable[[str], None],
 ) -> list[Event]:
     """Show each new event until the workflow ends and its notification is recorded (or the
-    deadline passes with nothing new)."""
+    deadline passes with nothing new, or a service task dies)."""
     shown = 0
     last_progress = time.monotonic()
     finished_at: float | None = None
     while True:
-        events = [recorded.event for recorded in await store.read_correlation(workflow_id)]
+        system.check_alive(workflow_id)
+        events = [recorded.event for recorded in await system.store.read_correlation(workflow_id)]
         for event in events[shown:]:
             progress(f"  {PROGRESS_WORDS.get(event.event_type, event.event_type)}{_detail(event)}")
             last_progress = time.monotonic()

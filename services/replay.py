@@ -38,7 +38,6 @@ from shared.events.orders import OrderRequested
 from shared.events.plans import RebalancePlanned
 from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
-from shared.eventstore.store import SqlEventStore
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
@@ -300,11 +299,11 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
     system = EmbeddedSystem(
         settings, services=(ServiceName.PORTFOLIO, ServiceName.EXECUTION, ServiceName.NOTIFY)
     )
-    await system.start()
     try:
+        await system.start()
         await system.store.append(f"replay/{workflow_id}", 0, [start, replayed_signal])
         system.relay.wake()
-        replayed = await _until_finished(system.store, workflow_id, settings.workflow_deadline_s)
+        replayed = await _until_finished(system, workflow_id, settings.workflow_deadline_s)
     finally:
         await system.stop()
     state = workflow_state(replayed)
@@ -322,10 +321,13 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
     )
 
 
-async def _until_finished(store: SqlEventStore, workflow_id: str, deadline_s: float) -> list[Event]:
+async def _until_finished(
+    system: EmbeddedSystem, workflow_id: str, deadline_s: float
+) -> list[Event]:
     give_up = time.monotonic() + deadline_s
     while True:
-        events = [item.event for item in await store.read_correlation(workflow_id)]
+        system.check_alive(workflow_id)
+        events = [item.event for item in await system.store.read_correlation(workflow_id)]
         if is_finished(events) or time.monotonic() > give_up:
             return events
         await asyncio.sleep(0.1)

@@ -33,6 +33,7 @@ def replay(
     With --strategies (shadow mode) only the re-derivation runs, with the other files."""
     import asyncio
 
+    from services.embedded import ServiceTaskDiedError
     from services.replay import (
         Redrive,
         ReplayError,
@@ -75,7 +76,7 @@ def replay(
 
     try:
         result, played = asyncio.run(run())
-    except (ReplayError, SignalGenerationError) as error:
+    except (ReplayError, SignalGenerationError, ServiceTaskDiedError) as error:
         typer.echo(f"alchemiser replay: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"re-derived workflow {result.workflow_id} from {result.started_from}")
