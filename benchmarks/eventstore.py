@@ -14,7 +14,7 @@ store's, not the event constructors'.
 On PostgreSQL the single and batched appends and the replay run twice, side by side: with the
 adapter's asyncpg statement path, and with the same statements sent through SQLAlchemy instead
 (`PostgresThroughSqlalchemy` below) — what the adapter would be without that path
-(docs/decisions.md, "The asyncpg statement path").
+(docs/decisions.md, "The asyncpg statement path stays, inside the PostgreSQL adapter only").
 PostgreSQL runs on a fresh database created and dropped on ALCHEMISER_TEST_POSTGRES_URL's server
 (default 127.0.0.1:5432); SQLite on a temporary file.
 """

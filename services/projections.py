@@ -1,6 +1,6 @@
-"""The trade ledger (trading spec §3.14): read models folded from the event store — one entry
-per filled order with its real fill and the strategies it is attributed to, net positions per
-account from those fills, and traded dollars per strategy.
+"""The trade ledger (docs/trading-rules.md, Trade ledger): read models folded from the event store —
+one entry per filled order with its real fill and the strategies it is attributed to, net positions
+per account from those fills, and traded dollars per strategy.
 
 A projection is only a fold: `rebuild` reads every event from the first position; a maintained
 copy applies new events as they come and checkpoints itself as JSON with the last position it

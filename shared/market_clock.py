@@ -1,4 +1,5 @@
-"""What time it is for trading, and when the exchange is open (trading spec §6.3, §7).
+"""What time it is for trading, and when the exchange is open
+(docs/trading-rules.md, Market hours / Simulated clock).
 
 Sessions, early closes and holidays come from the XNYS exchange calendar. With the simulated
 broker "now" is `ALCHEMISER_SIM_NOW` (or 15 minutes before the close of the bar store's last

@@ -1,4 +1,4 @@
-"""Every `ALCHEMISER_*` setting of the trading spec's target summary, validated once at start.
+"""Every `ALCHEMISER_*` setting (docs/trading-rules.md, Settings), validated once at start.
 
 A bad value must stop the process with one line naming the variable, so `load_settings` turns
 pydantic's multi-line report into `SettingsError` with exactly that line.
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     alpaca_secret_key: SecretStr | None = None
     alpaca_data_feed: DataFeed = DataFeed.IEX
 
-    # Simulated world (trading spec §6.3)
+    # Simulated world (docs/trading-rules.md, Simulated world)
     sim_now: str | None = None
     sim_starting_cash: Decimal = Field(default=Decimal("100000"), ge=0)
     sim_spread_bps: Decimal = Field(default=Decimal("10"), ge=0, lt=10000)
@@ -100,12 +100,12 @@ class Settings(BaseSettings):
     """Where `alchemiser trigger` finds the strategy service's workflow endpoint."""
     workflow_deadline_s: float = Field(default=600, gt=0)
 
-    # Portfolio (trading spec §2)
+    # Portfolio (docs/trading-rules.md, Planning)
     cash_reserve: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
     liquidate_on_non_positive_cash: bool = False
     liquidation_wait_s: float = Field(default=30, gt=0)
 
-    # Execution (trading spec §3; every wait is a durable timer)
+    # Execution (docs/trading-rules.md, Execution; every wait is a durable timer)
     exec_poll_s: float = Field(default=2, gt=0)
     exec_fill_wait_s: float = Field(default=10, gt=0)
     exec_max_repegs: int = Field(default=1, ge=0)
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     treat_partial_as_failure: bool = True
     asset_cache_s: float = Field(default=300, ge=0)
 
-    # Notify (trading spec §4)
+    # Notify (docs/trading-rules.md, Notifications)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, gt=0, lt=65536)
     smtp_starttls: bool = True

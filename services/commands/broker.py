@@ -1,5 +1,6 @@
 """`alchemiser broker orders|positions|account`: the simulated broker's state as stored in the
-database of ALCHEMISER_DATABASE_URL (trading spec §6.3), for people and for tools."""
+database of ALCHEMISER_DATABASE_URL (docs/trading-rules.md, Simulated state), for people and for
+tools."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """`alchemiser evaluate`: strategy files against a bars file, one JSON line per (strategy, date).
 
-Other tools (conformance checks, backtests, notebooks) read its stdout, so stdout carries only
-the JSONL contract of dsl.md §5 and everything else — warnings, progress, logs — goes to stderr.
-numpy, pyarrow and the engine are imported inside the command so the CLI starts fast and never
-loads a service framework.
+Other tools (conformance checks, backtests, notebooks) read its stdout, so stdout carries only the
+JSONL contract (docs/strategy-language.md, The evaluate command) and everything else — warnings,
+progress, logs — goes to stderr. numpy, pyarrow and the engine are imported inside the command so
+the CLI starts fast and never loads a service framework.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Asset metadata (tradable, fractionable) kept for `ALCHEMISER_ASSET_CACHE_S` (trading spec
-§3.3), so a 100-symbol phase asks the broker once per symbol rather than once per step."""
+"""Asset metadata (tradable, fractionable) kept for `ALCHEMISER_ASSET_CACHE_S`
+(docs/trading-rules.md, Sizing), so a 100-symbol phase asks the broker once per symbol rather than
+once per step."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from shared.broker.port import Broker
 
 class AssetCache:
     """One account's asset metadata. A failed lookup is not cached: the next step asks again,
-    and meanwhile the asset counts as unknown (whole shares, no further checks, §3.4)."""
+    and meanwhile the asset counts as unknown: whole shares, no further checks
+    (docs/trading-rules.md, Pre-flight checks)."""
 
     def __init__(
         self, ttl_s: float, clock: Callable[[], datetime] = lambda: datetime.now(UTC)

@@ -1,5 +1,6 @@
-"""How orders and executions are judged: an order's final status (§3.10 steps 3-4) and the
-verdict on an execution, its counts, status, workflow outcome and reason (§3.13).
+"""How orders and executions are judged: an order's final status
+(docs/trading-rules.md, Alpaca statuses / Partial fills) and the verdict on an execution, its
+counts, status, workflow outcome and reason (docs/trading-rules.md, Outcome classification).
 
 The reason strings keep the numbers and symbols the notification and the operator rely on;
 tests pin them so a wording change is a deliberate one.
@@ -89,7 +90,8 @@ def classify_execution(
 
 
 def no_trades_verdict() -> ExecutionVerdict:
-    """The verdict of a plan with nothing to trade (§3.1): success without a broker call."""
+    """The verdict of a plan with nothing to trade: success without a broker call
+    (docs/trading-rules.md, Execution entry)."""
     return ExecutionVerdict(
         status=ExecutionStatus.SUCCESS,
         orders_placed=0,
@@ -141,7 +143,8 @@ FINAL_ERROR_TEXTS = {
 
 
 def final_order_status(broker_status: str | None) -> FinalOrderStatus:
-    """The finalisation map of §3.10 step 3; `None` stands for an order that could not be read.
+    """The broker's status mapped to a final one (docs/trading-rules.md, Alpaca statuses); `None`
+    stands for an order that could not be read.
 
     An unknown status counts as still accepted (not filled), and an unreadable order as
     rejected: neither may be reported as a fill.
@@ -152,7 +155,7 @@ def final_order_status(broker_status: str | None) -> FinalOrderStatus:
 
 
 def is_filled(status: FinalOrderStatus) -> bool:
-    """A partially filled final order counts as filled (§3.8)."""
+    """A partially filled final order counts as filled (docs/trading-rules.md, Partial fills)."""
     return status in (FinalOrderStatus.FILLED, FinalOrderStatus.PARTIALLY_FILLED)
 
 

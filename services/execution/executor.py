@@ -2,9 +2,9 @@
 workflow's execution, and `fire`, which runs a workflow's due timers and returns what they
 report for the runtime to commit.
 
-Every step has the same shape (trading spec §3.16): read the state → broker I/O outside any
-transaction → ONE transaction that appends the events, saves the state (optimistic version
-check), arms the next timers and deletes the timers that fired.
+Every step has the same shape (docs/trading-rules.md, Execution state machine): read the state →
+broker I/O outside any transaction → ONE transaction that appends the events, saves the state
+(optimistic version check), arms the next timers and deletes the timers that fired.
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ class Executor:
     async def handle(
         self, event: Event, context: HandlerContext
     ) -> Sequence[Event] | HandlerOutcome:
-        """Start executing a plan (§3.1, §3.2 step 1). A finished workflow, a workflow already
-        executing and a plan id already executed are skipped with no broker call."""
+        """Start executing a plan (docs/trading-rules.md, Execution entry / Stale orders). A
+        finished workflow, a workflow already executing and a plan id already executed are skipped
+        with no broker call: a workflow executes one plan (docs/trading-rules.md, Step gating)."""
         if not isinstance(event, RebalancePlanned):
             return ()
         store = context.store
@@ -131,7 +132,10 @@ class Executor:
         if await service_state.load(store, SERVICE, workflow_id) is not None or (
             await service_state.load(store, SERVICE, plan_key(plan_id)) is not None
         ):
-            log.warning("second plan for the workflow ignored (§1.5)", plan_id=plan_id)
+            log.warning(
+                "second plan for the workflow ignored: a workflow executes one plan",
+                plan_id=plan_id,
+            )
             return ()
         now = self._clock()
         started_at = next(
@@ -223,10 +227,11 @@ class Executor:
     async def _run_steps(
         self, steps: ChainSteps, state: WorkflowExecution, due: Sequence[timers.Timer]
     ) -> StepResult:
-        """Reads and cancels of different chains run side by side (bounded), since they touch
-        only their own chain, and so do the look-ups that precede each submission; the
-        submissions themselves run one by one in plan order, so orders reach the broker in turn
-        (§3.2). The phase advances once, then the workflow's own timers run."""
+        """Reads and cancels of different chains run side by side (bounded), since they touch only
+        their own chain, and so do the look-ups that precede each submission; the submissions
+        themselves run one by one in plan order, so orders reach the broker in turn
+        (docs/trading-rules.md, Execution state machine). The phase advances once, then the
+        workflow's own timers run."""
         now = self._clock()
         chain_timers = [timer for timer in due if timer.chain != WORKFLOW_SCOPE]
         side_by_side: dict[str, timers.Timer] = {}

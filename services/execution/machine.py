@@ -1,5 +1,6 @@
-"""The workflow half of the execution state machine (trading spec §3.16), pure: which phase
-comes next, which chains and timers it opens, and the verdict events that end it.
+"""The workflow half of the execution state machine
+(docs/trading-rules.md, Execution state machine), pure: which phase comes next, which chains and
+timers it opens, and the verdict events that end it.
 
 No I/O and no clock: each function takes the workflow's state, what was observed (a chain's
 step, the stale orders' fate, the buying power), `now` and the policy, and returns the new
@@ -61,13 +62,14 @@ E = TypeVar("E", bound=Event)
 
 class TimerKind(StrEnum):
     STALE_CHECK = "stale_check"
-    """Have the stale own orders we cancelled ended yet (§3.2 step 1)."""
+    """Have the stale own orders we cancelled ended yet (docs/trading-rules.md, Stale orders)."""
     BP_CHECK = "bp_check"
-    """Buying power between the phases (§3.11)."""
+    """Buying power between the phases (docs/trading-rules.md, Settlement)."""
     PRICE = "price"
-    """Quote, size and price a chain's first order (§3.3-3.6)."""
+    """Quote, size, check and price a chain's first order
+    (docs/trading-rules.md, Quotes / Sizing / Pre-flight checks / Limit pricing)."""
     MARKET_BP = "market_bp"
-    """Buying power before a market BUY (§3.9 step 2)."""
+    """Buying power before a market BUY (docs/trading-rules.md, Market path)."""
     SUBMIT = "submit"
     """Send the recorded intent (or find it at the broker)."""
     POLL = "poll"
@@ -96,8 +98,8 @@ class StepResult:
 
 @dataclass
 class Emitter:
-    """Builds this workflow's events with the envelope filled in (§1.4: causation = the event
-    that caused it)."""
+    """Builds this workflow's events with the envelope filled in: causation = the event that
+    caused it (docs/trading-rules.md, Causation)."""
 
     state: WorkflowExecution
     now: datetime
@@ -124,12 +126,14 @@ def backoff_s(attempt: int, retry_after_s: float | None, jitter: float) -> float
 
 
 def doubling_wait_s(checks_made: int) -> float:
-    """1, 2, 4, 8 s between buying-power checks (§3.9, §3.11)."""
+    """1, 2, 4, 8 s between buying-power checks
+    (docs/trading-rules.md, Market path / Settlement)."""
     return float(2 ** max(checks_made - 1, 0))
 
 
 def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
-    """One chain per plan item of the phase, in plan order (§3.2 step 3); HOLDs have none."""
+    """One chain per plan item of the phase, in plan order (docs/trading-rules.md, Phases); HOLDs
+    have none."""
     return tuple(
         Chain(
             key=f"{side}:{line.symbol}",
@@ -162,7 +166,8 @@ def open_phase(
 
 
 def advance(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> StepResult:
-    """After a chain step: end the phase once none of its chains is working (§3.2)."""
+    """After a chain step: end the phase once none of its chains is working
+    (docs/trading-rules.md, Phases)."""
     if state.phase is WorkflowPhase.SELLING and all(
         chain.ended for chain in state.phase_chains(Side.SELL)
     ):
@@ -254,8 +259,9 @@ def after_stale_check(
 def after_settle_check(
     state: WorkflowExecution, buying_power: Decimal | None, now: datetime, policy: ExecutionPolicy
 ) -> StepResult:
-    """§3.11: the BUY phase starts once buying power covers the released proceeds or the checks
-    are used up (the shortfall is only logged); `None` is a failed read, which counts."""
+    """The BUY phase starts once buying power covers the released proceeds or the checks are
+    used up (the shortfall is only logged); `None` is a failed read, which counts
+    (docs/trading-rules.md, Settlement)."""
     checks = state.settle_checks + 1
     covered = buying_power is not None and buying_power >= state.released
     if covered or checks >= policy.settle_checks:
@@ -273,8 +279,8 @@ def after_settle_check(
 
 
 def finish(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> StepResult:
-    """Classify (§3.13) and record `TradeExecuted`, then `WorkflowCompleted` or
-    `WorkflowFailed(trade_execution)`; the workflow is `done`."""
+    """Classify (docs/trading-rules.md, Outcome classification) and record `TradeExecuted`, then
+    `WorkflowCompleted` or `WorkflowFailed(trade_execution)`; the workflow is `done`."""
     emitter = Emitter(state, now)
     chains = state.chains
     verdict = (
@@ -352,7 +358,7 @@ def _skipped(chain: Chain) -> bool:
 
 
 def order_result(chain: Chain, now: datetime) -> OrderResult:
-    """One item of `TradeExecuted.execution_data.orders` (§1.3)."""
+    """One item of `TradeExecuted.execution_data.orders` (docs/trading-rules.md, Event payloads)."""
     filled = chain.state is ChainState.FILLED
     last_attempt = chain.attempts[-1] if chain.attempts else None
     order = chain.order

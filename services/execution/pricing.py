@@ -1,7 +1,8 @@
 """Limit pricing: which quote to trust, the first limit price, and the re-peg price.
 
-Trading spec §3.5-3.7. Prices are cents, quantised half-even; every function is pure so the
-execution state machine can recompute a price from its recorded quote on replay.
+Rules: docs/trading-rules.md, Quotes / Stream quotes / Limit pricing / Re-pegging. Prices are cents,
+quantised half-even; every function is pure so the execution state machine can recompute a price
+from its recorded quote on replay.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def is_valid_quote(quote: Quote) -> bool:
 
 
 def is_suspicious(quote: Quote) -> bool:
-    """The §3.5 step 2 checks: negative, sub-cent, inverted, or a spread over 10 % of the ask."""
+    """The suspicious-quote checks: negative, sub-cent, inverted, or a spread over 10 % of the
+    ask (docs/trading-rules.md, Stream quotes)."""
     bid, ask = quote.bid, quote.ask
     if bid < 0 or ask < 0 or 0 < bid < CENT or 0 < ask < CENT:
         return True
@@ -71,7 +73,8 @@ def is_suspicious(quote: Quote) -> bool:
 def choose_quote(
     stream: Quote | None, rest: Quote | None, now: datetime, max_age_s: float
 ) -> Quote | None:
-    """Pick the quote to price from (§3.5): REST by default, a stream quote only when better.
+    """Pick the quote to price from (docs/trading-rules.md, Stream quotes): REST by default, a
+    stream quote only when better.
 
     The stream quote wins when it is valid, newer than the REST quote and at most `max_age_s`
     old; a suspicious one still yields to a sane REST quote.
@@ -89,7 +92,8 @@ def choose_quote(
 
 
 def initial_limit_price(side: Side, quote: Quote, qty: Decimal) -> Decimal | None:
-    """The first limit price (§3.6): sizes-aware from a stream quote, inside-spread from REST.
+    """The first limit price (docs/trading-rules.md, Limit pricing): sizes-aware from a stream
+    quote, inside-spread from REST.
 
     None means no positive side to price from, so the order goes to the market path.
     """
@@ -121,10 +125,11 @@ def rest_limit_price(side: Side, quote: Quote) -> Decimal:
 
 
 def stream_limit_price(side: Side, quote: Quote, qty: Decimal) -> Decimal:
-    """§3.6 A: step towards the far side as the order eats more of the displayed size.
+    """Step towards the far side as the order eats more of the displayed size: the
+    stream-quote price of docs/trading-rules.md, Limit pricing.
 
-    The BUY ratio uses `bid_size` and the SELL ratio `ask_size`, as the spec (and the reference)
-    define it. Both sides are priced so a SELL is never priced below the BUY.
+    The BUY ratio uses `bid_size` and the SELL ratio `ask_size`, as that rule defines it. Both
+    sides are priced so a SELL is never priced below the BUY.
     """
     buy = stream_buy_price(quote, qty)
     sell = max(stream_sell_price(quote, qty), buy)
@@ -167,13 +172,15 @@ def repeg_price(
     quote: Quote,
     price_history: Sequence[Decimal],
 ) -> Decimal | None:
-    """The crossing re-peg price of §3.7 step 4.4; None means stop tracking, no re-peg.
+    """The crossing re-peg price (docs/trading-rules.md, Re-pegging); None means stop tracking, no
+    re-peg.
 
     Half-way from the anchor to the far side, but at least 0.02 through it, so the re-peg is
     expected to fill. The candidate is quantised before it is compared with the price history
     (which holds cent prices), so a repeated price is caught even when the midpoint had more
-    digits than a cent; the bump repeats until the price is new, where the spec bumps once
-    (the same with one re-peg, and never a repeated price with more).
+    digits than a cent; the bump repeats until the price is new rather than bumping once (the
+    same with one re-peg, and never a repeated price with more;
+    docs/decisions.md, "Re-peg prices are rounded before the duplicate-price check").
     """
     if side is Side.BUY:
         price = (
@@ -212,7 +219,7 @@ def remaining_is_negligible(
     price: Decimal | None,
     min_notional_usd: Decimal,
 ) -> bool:
-    """Whether what is left of an order is too small to chase (§3.7 step 4.2, §8 #24).
+    """Whether what is left of an order is too small to chase (docs/trading-rules.md, Remainders).
 
     A fractionable remainder is worth less than the minimum notional; a whole-share (or unknown)
     remainder rounds to no share. Without a price a fractionable remainder is chased unless it
@@ -246,7 +253,8 @@ def is_insufficient_qty(message: str) -> bool:
 
 
 def after_insufficient_qty(message: str) -> InsufficientQtyDecision:
-    """What a re-peg does after "insufficient qty available … available: n" (§3.7 step 4.5).
+    """What a re-peg does after "insufficient qty available … available: n"
+    (docs/trading-rules.md, Broker errors).
 
     n ≤ 0.01 means the rest was sold meanwhile (complete); otherwise retry once with n; a
     message without a readable n fails the re-peg.

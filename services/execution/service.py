@@ -1,5 +1,6 @@
 """The execution service's event shell: `RebalancePlanned` in, orders and `TradeExecuted` out,
-with the due timers that drive the state machine between events (trading spec §3.16)."""
+with the due timers that drive the state machine between events
+(docs/trading-rules.md, Durable timers)."""
 
 from __future__ import annotations
 

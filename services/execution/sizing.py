@@ -1,9 +1,10 @@
 """From a plan item's dollars to a share quantity, and the checks before an order is sent.
 
-Trading spec §3.3 (sizing), §3.4 (pre-flight), §3.8 (what a chain may still ask for) and the
-market-path buying-power check of §3.9. The plan holds dollars; shares are decided
-here against the quote of the moment, so a quantity that the broker would refuse (zero, more
-than is available, fractional for a whole-share asset) is caught before it reaches the broker.
+Sizing, the pre-flight checks, what a chain may still ask for after partial fills, and the
+market-path buying-power check. The plan holds dollars; shares are decided here against the quote
+of the moment, so a quantity that the broker would refuse (zero, more than is available, fractional
+for a whole-share asset) is caught before it reaches the broker. The rules:
+docs/trading-rules.md, Sizing / Pre-flight checks / Partial fills / Market path.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def size_order(
     asset: AssetInfo | None,
     min_notional_usd: Decimal,
 ) -> SizedOrder:
-    """Size one plan item (§3.3).
+    """Size one plan item (docs/trading-rules.md, Sizing).
 
     `liquidation` is a SELL whose target weight is 0: it sells the whole position whatever the
     price. Every SELL is capped at `qty_available` (shares not held by other open orders), so a
@@ -123,7 +124,8 @@ class PreflightResult:
 
 
 def preflight(symbol: str, qty: Decimal, asset: AssetInfo | None) -> PreflightResult:
-    """The §3.4 table, checked on both the limit and the market path.
+    """The table of docs/trading-rules.md, Pre-flight checks, checked on both the limit and the
+    market path.
 
     Beyond the table, a quantity ≤ 0 is refused even when the asset is unknown: such an order
     can only be a bug, and the broker would reject it anyway.
@@ -160,7 +162,8 @@ def preflight(symbol: str, qty: Decimal, asset: AssetInfo | None) -> PreflightRe
 
 
 def remaining_quantity(requested: Decimal, filled_total: Decimal) -> Decimal:
-    """What a re-peg or market order of a chain may still ask for (§3.8).
+    """What a re-peg or market order of a chain may still ask for
+    (docs/trading-rules.md, Partial fills).
 
     `filled_total` is the cumulative fill of every order in the chain, so the chain never asks
     for more than was requested, whatever each child order reports.
@@ -171,9 +174,11 @@ def remaining_quantity(requested: Decimal, filled_total: Decimal) -> Decimal:
 def market_buy_shortfall(
     symbol: str, qty: Decimal, mid: Decimal | None, buying_power: Decimal
 ) -> str | None:
-    """The market-path BUY check of §3.9 step 2: the failure text, or None when affordable.
+    """The market-path BUY check (docs/trading-rules.md, Market path): the failure text, or None
+    when affordable.
 
-    Without a price the cost is unknown and the check is skipped, as the spec decides.
+    Without a price the cost is unknown, so the check is skipped and the broker has the last
+    word.
     """
     if mid is None:
         return None

@@ -1,5 +1,5 @@
-"""What execution remembers between steps (trading spec §3.16): one document per workflow
-holding the workflow's phase and every order chain.
+"""What execution remembers between steps (docs/trading-rules.md, Execution state machine):
+one document per workflow holding the workflow's phase and every order chain.
 
 Frozen dataclasses, changed with `dataclasses.replace`; `to_document`/`from_document` are the
 JSON round trip through pydantic (Decimals as strings, timestamps as ISO-8601), so the document
@@ -78,7 +78,8 @@ class OrderIntent:
 
 @dataclass(frozen=True)
 class Chain:
-    """One plan item's orders (§3.16): the current one and what the ended ones filled."""
+    """One plan item's orders (docs/trading-rules.md, Order chains): the current one and what the
+    ended ones filled."""
 
     key: str
     symbol: str
@@ -96,7 +97,8 @@ class Chain:
     anchor: Decimal | None = None
     price_history: tuple[Decimal, ...] = ()
     checks: int = 0
-    """Re-peg checks made (a skipped one counts), §3.16."""
+    """Re-peg checks made; one that came to nothing counts too, so every chain reaches its
+    market order after a bounded number of checks (docs/trading-rules.md, Supervision)."""
     quote_attempts: int = 0
     bp_checks: int = 0
     pricing_started_at: datetime | None = None
@@ -136,7 +138,8 @@ class Chain:
 
 @dataclass(frozen=True)
 class OpenOrderSeen:
-    """An order open at the broker when execution started (§3.2), own or foreign."""
+    """An order open at the broker when execution started, own or foreign
+    (docs/trading-rules.md, Stale orders)."""
 
     broker_order_id: str
     client_order_id: str | None

@@ -1,4 +1,5 @@
-"""Execution's due timers, fired as the runtime's periodic work (trading spec §3.16).
+"""Execution's due timers, fired as the runtime's periodic work
+(docs/trading-rules.md, Durable timers).
 
 Every `ALCHEMISER_TIMER_POLL_S` the runtime claims the due timers (a short lease, so replicas
 share the work without firing one timer twice at once) and this runs them: workflows side by

@@ -1,5 +1,5 @@
-"""Delivery with retries (trading spec §4.2, §8 #39): three attempts with backoff, then a
-verdict that is recorded in `NotificationSent` — a failure is reported, never lost, and never
+"""Delivery with retries (docs/trading-rules.md, Delivery retries): three attempts with backoff,
+then a verdict that is recorded in `NotificationSent` — a failure is reported, never lost, and never
 fails the workflow."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The report as files, `out/<workflow_id>.html` and `.txt`: what `alchemiser run` leaves
-behind whether or not SMTP is configured (trading spec §0)."""
+behind whether or not SMTP is configured (docs/trading-rules.md, Triggers)."""
 
 from __future__ import annotations
 

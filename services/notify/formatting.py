@@ -1,6 +1,6 @@
-"""How amounts read in a report (trading spec §4.4): the owner compares them with the broker's
-statement, so money always has two decimals and thousands separators, and nothing ever prints
-as `None` or `nan`."""
+"""How amounts read in a report (docs/trading-rules.md, Report contents): the owner compares them
+with the broker's statement, so money always has two decimals and thousands separators, and nothing
+ever prints as `None` or `nan`."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def signed_money(value: Decimal | None) -> str:
 
 
 def quantity(value: Decimal | None) -> str:
-    """Shares per §4.4 item 6: two decimals from 1 up, else up to six with trailing zeros
-    trimmed; zero (or unknown) is a dash."""
+    """Shares: two decimals from 1 up, else up to six with trailing zeros trimmed; zero (or
+    unknown) is a dash (docs/trading-rules.md, Report contents)."""
     if value is None or not value.is_finite() or value.is_zero():
         return MISSING
     if abs(value) >= 1:

@@ -1,6 +1,6 @@
 """The notify step: on `WorkflowCompleted` or `WorkflowFailed` (deadline included), one report
 per configured channel, built from the workflow's events in the store, and one
-`NotificationSent` per channel (trading spec §4.1).
+`NotificationSent` per channel (docs/trading-rules.md, Report trigger).
 
 Exactly one email per workflow: a channel that already has a `NotificationSent` in the
 workflow's events is not sent again, whether the second trigger is a late failure after a

@@ -1,9 +1,11 @@
-"""One rendering path for a workflow's report: subject, HTML and plain text (trading spec §4.3,
-§4.4), used alike by the email, the webhook and the files `alchemiser run` writes.
+"""One rendering path for a workflow's report: subject, HTML and plain text
+(docs/trading-rules.md, Subjects / Report contents), used alike by the email, the webhook and the
+files `alchemiser run` writes.
 
-Templates run with `StrictUndefined`, so a missing field raises instead of printing an empty
-cell; any failure while building or rendering the report falls back to the minimal report of
-§4.4, built without templates, so the owner still hears how the run ended.
+Templates run with `StrictUndefined`, so a missing field raises instead of printing an empty cell;
+any failure while building or rendering the report falls back to the minimal report
+(docs/trading-rules.md, Minimal report), built without templates, so the owner still hears how the
+run ended.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ RECOMMENDED_ACTIONS: tuple[str, ...] = (
     "Check market hours and trading halts.",
     "If it persists, escalate quoting the correlation id.",
 )
-"""The failure email's list (§4.4), in order."""
+"""The failure email's list, in order (docs/trading-rules.md, Report contents)."""
 
 _ORDER_STATUSES = {
     "filled": "Filled",
@@ -104,8 +106,8 @@ def step_text(step: TraceLine) -> str:
 
 
 def strategy_label(strategy: str) -> str:
-    """`1-KMLM.clj` reads `1-KMLM` in capitals (§4.4 item 5): the file name without the
-    extension every strategy file shares."""
+    """`1-KMLM.clj` reads `1-KMLM` in capitals: the file name without the extension every
+    strategy file shares (docs/trading-rules.md, Report contents)."""
     return strategy.removesuffix(".clj").upper()
 
 
@@ -149,7 +151,8 @@ def templates() -> Environment:
 
 
 def _context_rows(report: WorkflowReport) -> list[tuple[str, str]]:
-    """The failure email's execution context; rows with no value are left out (§4.4)."""
+    """The failure email's execution context; rows with no value are left out
+    (docs/trading-rules.md, Report contents)."""
     rows: list[tuple[str, str]] = []
     if report.execution is not None:
         rows.append(("Orders Placed", str(report.execution.orders_placed)))
@@ -208,8 +211,9 @@ def render_report(
 
 
 def render_fallback(events: Sequence[Event], *, default_live: bool) -> RenderedReport:
-    """The minimal report of §4.4 (mode, status, orders placed and succeeded, total trade value,
-    correlation id, timestamp), read straight off the events with no template."""
+    """The minimal report (docs/trading-rules.md, Minimal report): mode, status, orders placed and
+    succeeded, total trade value, correlation id and timestamp, read straight off the events with
+    no template."""
     state = workflow_state(events)
     terminal = state.ending if state is not None else None
     executed = next((event for event in events if isinstance(event, TradeExecuted)), None)

@@ -1,4 +1,5 @@
-"""The report of one workflow, built from its recorded events alone (trading spec §4.4).
+"""The report of one workflow, built from its recorded events alone
+(docs/trading-rules.md, Report contents).
 
 Pure: no I/O, no clock, no settings object. The same events always give the same report, so the
 email, the webhook post and the `out/<workflow>.html` file of `alchemiser run` say the same thing,
@@ -128,7 +129,8 @@ class Failure:
     deadline_exceeded: bool
     stalled_step: str | None
     code: str | None
-    """The error catalogue code (§4.5) the failure maps to, for the subject line."""
+    """The error catalogue code (docs/trading-rules.md, Error codes) the failure maps to, for the
+    subject line."""
 
 
 @dataclass(frozen=True)
@@ -420,8 +422,9 @@ _CODES_BY_WORDING: tuple[tuple[str, str], ...] = (
 
 
 def failure_code(terminal: WorkflowFailed, rejections: Sequence[str]) -> str | None:
-    """The catalogue code of §4.5 the failure's own words (then the broker's rejections) point
-    to; a stalled execution is an order timeout; None when nothing maps."""
+    """The catalogue code the failure's own words (then the broker's rejections) point to; a
+    stalled execution is an order timeout; None when nothing maps
+    (docs/trading-rules.md, Error codes)."""
     for text in (terminal.failure_reason, *rejections):
         lowered = text.lower()
         for wording, code in _CODES_BY_WORDING:

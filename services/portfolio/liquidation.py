@@ -1,7 +1,8 @@
-"""Non-positive cash with `ALCHEMISER_LIQUIDATE_ON_NON_POSITIVE_CASH=true` (trading spec §2.3):
-close every position (open orders cancelled first, one broker call), then check the account
-every 2 s — a durable timer, never a sleep — for up to `ALCHEMISER_LIQUIDATION_WAIT_S` until
-cash is positive, and plan from the re-read account; still not positive by then fails the step.
+"""Non-positive cash with `ALCHEMISER_LIQUIDATE_ON_NON_POSITIVE_CASH=true`
+(docs/trading-rules.md, Non-positive cash): close every position (open orders cancelled first, one
+broker call), then check the account every 2 s — a durable timer, never a sleep — for up to
+`ALCHEMISER_LIQUIDATION_WAIT_S` until cash is positive, and plan from the re-read account; still not
+positive by then fails the step.
 """
 
 from __future__ import annotations

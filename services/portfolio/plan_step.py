@@ -130,7 +130,9 @@ class PlanStep:
         account = await broker.get_account()
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
-        cash = (await broker.get_account()).cash  # read again, as §2.2 step 4 says
+        # Cash is read again after the positions and open orders so the plan uses the latest
+        # cash (docs/trading-rules.md, Account reading).
+        cash = (await broker.get_account()).cash
         targets = plan_mapping.target_weights(signal)
         held = {position.symbol: position for position in positions}
         quotes = await _quotes(broker, sorted(set(targets) | set(held)))

@@ -1,4 +1,5 @@
-"""Target weights and an account snapshot in, a dollar rebalance plan out (trading spec §2.4).
+"""Target weights and an account snapshot in, a dollar rebalance plan out
+(docs/trading-rules.md, Plan formulas).
 
 The plan holds dollars, not shares: execution sizes the orders against fresh quotes. Every rule
 below is a pure function of its inputs so a replay of the recorded snapshot re-creates the plan.
@@ -30,7 +31,8 @@ LOWEST_PRIORITY = 5
 
 
 class InvalidTargetError(PlanningError):
-    """The target weights break the `SignalGenerated` contract (trading spec §1.3)."""
+    """The target weights break the `SignalGenerated` contract
+    (docs/trading-rules.md, Event payloads)."""
 
 
 class ZeroEquityError(PlanningError):
@@ -89,7 +91,8 @@ def plan_rebalance(
     target_weights: Mapping[str, Decimal],
     cash_reserve: Decimal,
 ) -> RebalancePlan:
-    """Build the plan of §2.4: order, suppress below θ, then fit the BUYs into the budget.
+    """Build the plan: order, suppress below θ, then fit the BUYs into the budget
+    (docs/trading-rules.md, Plan formulas / Minimum trade / Buy budget).
 
     The budget rule (invariant 3, decided) makes "buys ≤ cash + sells − reserve" exact: the
     formulas alone can overshoot by suppressed sells, by Σw above 1, or by the broker's PV
@@ -138,7 +141,8 @@ def plan_rebalance(
 
 
 def validated_targets(target_weights: Mapping[str, Decimal]) -> dict[str, Decimal]:
-    """Re-check the `SignalGenerated` contract (§1.3) and keep the strictly positive weights."""
+    """Re-check the `SignalGenerated` contract (docs/trading-rules.md, Event payloads) and keep the
+    strictly positive weights."""
     if not target_weights:
         raise InvalidTargetError("target weights are empty; the signal must name at least one")
     targets: dict[str, Decimal] = {}

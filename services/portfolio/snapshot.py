@@ -21,7 +21,7 @@ class PlanningError(Exception):
 
 
 class InvalidPriceError(PlanningError):
-    """A symbol to be planned has no usable quote (trading spec §2.2 step 6)."""
+    """A symbol to be planned has no usable quote (docs/trading-rules.md, Planning prices)."""
 
     def __init__(self, symbol: str, detail: str) -> None:
         super().__init__(f"Invalid price for {symbol}: {detail}")
@@ -33,7 +33,8 @@ class InvalidSnapshotError(PlanningError):
 
 
 class NonPositiveCashError(PlanningError):
-    """Cash is zero or negative and the liquidation switch is off (trading spec §2.3)."""
+    """Cash is zero or negative and the liquidation switch is off
+    (docs/trading-rules.md, Non-positive cash)."""
 
     def __init__(self, cash: Decimal) -> None:
         super().__init__(
@@ -81,7 +82,8 @@ def mid_price(symbol: str, quote: Quote | None) -> Decimal:
 
 
 def held_quantities(snapshot: AccountSnapshot) -> dict[str, Decimal]:
-    """Positions with a non-zero quantity; a short position stops planning (§2.2 step 7)."""
+    """Positions with a non-zero quantity; a short position stops planning
+    (docs/trading-rules.md, Account reading)."""
     held: dict[str, Decimal] = {}
     for symbol, qty in snapshot.positions.items():
         if qty < 0:
@@ -95,7 +97,8 @@ def held_quantities(snapshot: AccountSnapshot) -> dict[str, Decimal]:
 
 
 def check_account(snapshot: AccountSnapshot) -> None:
-    """Cash first (§2.2 step 4), then equity: the planner's formulas assume PV ≥ 0."""
+    """Cash first, then equity (docs/trading-rules.md, Account reading): the planner's formulas
+    assume PV ≥ 0."""
     if snapshot.cash <= 0:
         raise NonPositiveCashError(snapshot.cash)
     if snapshot.portfolio_value < 0:

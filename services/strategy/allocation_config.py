@@ -1,4 +1,5 @@
-"""The allocation JSON that combines strategy files into one portfolio (dsl.md §5).
+"""The allocation JSON that combines strategy files into one portfolio
+(docs/strategy-language.md, Combining strategy files).
 
 `{"files": ["a.clj", "b.clj"], "allocations": {"a.clj": 0.6, "b.clj": 0.4}}`: every listed file
 has exactly one weight, weights are finite and ≥ 0 with a positive sum, and are normalised to the
@@ -72,7 +73,8 @@ def load_allocation_config(path: Path) -> AllocationConfig:
 
 
 def parse_allocation_config(data: object, path: Path) -> AllocationConfig:
-    """Validate already-decoded JSON (§5 rule 1); `path` locates the files and the messages."""
+    """Validate already-decoded JSON (docs/strategy-language.md, Combining strategy files); `path`
+    locates the files and the messages."""
     if not isinstance(data, dict):
         raise AllocationConfigError(
             f'{path}: expected a JSON object {{"files": [...], "allocations": {{...}}}}'
@@ -148,7 +150,8 @@ def consolidate(
     file_weights: Mapping[str, float], allocations: Mapping[str, Mapping[str, float]]
 ) -> dict[str, float]:
     """`W(t) = Σ_f a_f · A_f(t)` over the files with a positive weight, sorted by ticker, zero
-    weights left out (§5 rule 3). Every such file must have an allocation."""
+    weights left out (docs/strategy-language.md, Combining strategy files). Every such file must
+    have an allocation."""
     combined: dict[str, float] = {}
     for name, file_weight in file_weights.items():
         if file_weight <= 0.0:

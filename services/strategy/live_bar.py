@@ -1,5 +1,6 @@
-"""Today's provisional bar (dsl.md §3.1): during the session the strategy decides on today's
-prices — the latest trade, or the quote mid when there is no trade — as Composer does."""
+"""Today's provisional bar (docs/strategy-language.md, Provisional bar): during the session the
+strategy decides on today's prices — the latest trade, or the quote mid when there is no trade — as
+Composer does."""
 
 from __future__ import annotations
 

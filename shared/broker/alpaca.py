@@ -3,7 +3,7 @@
 Each SDK call runs in a worker thread (`asyncio.to_thread`). The SDK's own retry loop (3 silent
 attempts on 429/504, 3 s apart) is switched off and its HTTP session gets a timeout (the SDK sets
 none), so that retries happen here, where an order retry can first look the order up by its client
-order id (trading spec §3.12): a retry can never double an order.
+order id (docs/trading-rules.md, Retries): a retry can never double an order.
 
 Keys are held as `SecretStr` until the SDK client is built, and every message this module writes
 is passed through `Redactor`, so a key can appear neither in a log nor in an error.
@@ -428,7 +428,7 @@ class AlpacaBroker:
     ) -> list[DailyBar]:
         """Adjusted (splits and dividends) daily bars of the configured feed, one row per symbol
         and session, ordered by symbol then date. An empty answer for a range over 5 days is
-        treated as a transient failure and retried (trading spec §6.1)."""
+        treated as a transient failure and retried (docs/trading-rules.md, Alpaca calls)."""
         operation = f"fetch daily bars of {', '.join(symbols)} {start}..{end}"
         request = StockBarsRequest(
             symbol_or_symbols=list(symbols),

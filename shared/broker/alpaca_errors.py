@@ -91,7 +91,8 @@ def retry_after_s(error: APIError) -> float | None:
 def broker_error_from_api(
     operation: str, error: APIError, *, redact: Redactor, trading_mode: TradingMode
 ) -> BrokerError:
-    """Classify an Alpaca error answer by status, then by its code and words (§3.12)."""
+    """Classify an Alpaca error answer by status, then by its code and words
+    (docs/trading-rules.md, Broker errors)."""
     status = error.status_code
     code, message, body = error_body(error)
     if message is None:

@@ -1,5 +1,6 @@
-"""Alpaca's SDK models into ours: orders (with the status map of trading spec §3.10), positions
-and calendar sessions. Quantities and prices come as strings or floats and leave as `Decimal`."""
+"""Alpaca's SDK models into ours: orders (with the status map of
+docs/trading-rules.md, Alpaca statuses), positions and calendar sessions. Quantities and prices come
+as strings or floats and leave as `Decimal`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One hierarchy for everything a broker can refuse or fail at (trading spec §3.12).
+"""One hierarchy for everything a broker can refuse or fail at
+(docs/trading-rules.md, Broker errors).
 
 Callers decide on `retryable` and the class, never on message text: the adapter has already read
 the broker's code and words. `code` is the broker's own error code as a string (Alpaca's

@@ -1,5 +1,5 @@
 """Which broker a service talks to: the simulated world unless `ALCHEMISER_BROKER=alpaca`
-(trading spec §0). One instance per account; callers keep and close it."""
+(docs/trading-rules.md, Settings). One instance per account; callers keep and close it."""
 
 from __future__ import annotations
 

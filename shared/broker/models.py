@@ -33,7 +33,8 @@ class OrderType(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """The finalisation map of trading spec §3.10 (the broker's own word is kept on the order).
+    """The final statuses an order can reach (docs/trading-rules.md, Alpaca statuses); the broker's
+    own word is kept on the order.
 
     new / accepted / pending_new and anything unknown are ACCEPTED (still working); `expired` is
     REJECTED. `replaced` is CANCELED: the order stopped working and its replacement carries on.
@@ -76,7 +77,8 @@ class Asset(_Frozen):
 
 
 class OrderRequest(_Frozen):
-    """A quantity-based DAY order; the client order id is what makes a retry safe (§1.5)."""
+    """A quantity-based DAY order; the client order id is what makes a retry safe
+    (docs/trading-rules.md, Client order ids)."""
 
     symbol: str = Field(min_length=1, max_length=10)
     side: Side

@@ -1,4 +1,4 @@
-"""The message bus: moves opaque event messages between services (DESIGN.md §5)."""
+"""The message bus: moves opaque event messages between services (docs/architecture.md, Bus)."""
 
 from shared.bus.dead_letter import (
     ATTEMPTS_HEADER,

@@ -1,4 +1,5 @@
-"""The event contract between the four services (DESIGN §3, trading spec §1)."""
+"""The event contract between the four services
+(docs/architecture.md, Event contract; docs/trading-rules.md, Events)."""
 
 from shared.events.catalogue import EVENT_TYPES
 from shared.events.codec import decode, decode_document, encode

@@ -1,4 +1,5 @@
-"""The event types of DESIGN §3 registered as current, and the upcasters of older versions."""
+"""The event types registered as current, and the upcasters of older versions
+(docs/architecture.md, Event contract; docs/trading-rules.md, Event catalogue)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The envelope every event carries (DESIGN §3, trading spec §1.1) and the frozen base model.
+"""The envelope every event carries
+(docs/architecture.md, Event contract; docs/trading-rules.md, Envelope) and the frozen base model.
 
 Events are flat documents: envelope fields and payload fields side by side, so that a consumer
 reads `event.account_id` and `event.rebalance_plan` the same way. Each subclass pins its
@@ -61,7 +62,8 @@ class Event(Frozen):
 
     def caused(self, **fields: Any) -> dict[str, Any]:
         """Envelope fields for an event caused by this one: same workflow and account, causation
-        pointing here (trading spec §1.4). The caller adds `source`, `occurred_at` and the payload.
+        pointing here (docs/trading-rules.md, Causation). The caller adds `source`, `occurred_at`
+        and the payload.
         """
         return {
             "correlation_id": self.correlation_id,

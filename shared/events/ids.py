@@ -1,5 +1,6 @@
-"""Deterministic keys of trading spec §1.5: the same inputs always give the same id, so a retry,
-a redelivery or a restart finds the existing plan, order or run instead of making a second one.
+"""Deterministic keys (docs/trading-rules.md, Idempotency keys): the same inputs always give the
+same id, so a retry, a redelivery or a restart finds the existing plan, order or run instead of
+making a second one.
 """
 
 from __future__ import annotations

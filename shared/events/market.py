@@ -1,5 +1,6 @@
 """Account and market facts captured inside events: quotes, positions, open orders. Recorded so
-that a replay plans and prices from exactly what the live run saw (trading spec §1.3)."""
+that a replay plans and prices from exactly what the live run saw
+(docs/trading-rules.md, Event payloads)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class PositionSnapshot(Frozen):
 
 class OpenOrder(Frozen):
     """An order open at the broker; `own` when its client order id carries this system's `alc:`
-    prefix (§1.5), foreign otherwise (left alone and reported, §3.2)."""
+    prefix (docs/trading-rules.md, Client order ids), foreign otherwise: left alone and reported
+    (docs/trading-rules.md, Stale orders)."""
 
     broker_order_id: NonEmptyStr
     client_order_id: str | None = None

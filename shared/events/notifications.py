@@ -1,4 +1,5 @@
-"""`NotificationSent`: one per channel per workflow, after that channel's retries end (§4.1)."""
+"""`NotificationSent`: one per channel per workflow, after that channel's retries end
+(docs/trading-rules.md, Report trigger / Delivery retries)."""
 
 from __future__ import annotations
 

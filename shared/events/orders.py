@@ -1,6 +1,7 @@
-"""Per-order events of the execution state machine (trading spec §1.3, §3.16). The intent
-(`OrderRequested`) is recorded before the broker is called, under a deterministic
-`client_order_id`, so a restart can look the order up instead of placing it twice."""
+"""Per-order events of the execution state machine
+(docs/trading-rules.md, Event payloads / Execution state machine). The intent (`OrderRequested`) is
+recorded before the broker is called, under a deterministic `client_order_id`, so a restart can look
+the order up instead of placing it twice."""
 
 from __future__ import annotations
 

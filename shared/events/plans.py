@@ -1,5 +1,5 @@
 """`RebalancePlanned`: the plan in dollars per symbol and the account it was made from
-(trading spec §1.3, §2)."""
+(docs/trading-rules.md, Event payloads / Planning)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Event classes by `(event_type, schema_version)`, and upcasters that lift older payloads.
 
 Only the current version of each type has a class; an older document is lifted one version at a
-time by registered upcasters (plain functions over the JSON document) until it reaches the
-current version, then validated (DESIGN §3, trading spec §1.6).
+time by registered upcasters (plain functions over the JSON document) until it reaches the current
+version, then validated (docs/architecture.md, Event contract;
+docs/trading-rules.md, Schema versions).
 """
 
 from __future__ import annotations

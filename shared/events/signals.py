@@ -1,5 +1,6 @@
 """`SignalGenerated`: the consolidated target portfolio with each strategy's decision trace, and
-the inputs a replay needs to reproduce it (trading spec §1.3, dsl.md §2.14)."""
+the inputs a replay needs to reproduce it
+(docs/trading-rules.md, Event payloads; docs/strategy-language.md, Decision trace)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ class SignalGenerated(Event):
     as_of: date
     bars_hash: NonEmptyStr
     live_bars: SymbolAmounts = Field(default_factory=dict)
-    """Close of the provisional bar per symbol (dsl.md §3.1); empty outside the session."""
+    """Close of the provisional bar per symbol (docs/strategy-language.md, Provisional bar); empty
+    outside the session."""
     strategy_files_hash: NonEmptyStr
     signal_fingerprint: NonEmptyStr

@@ -1,5 +1,5 @@
-"""`TradeExecuted`: the outcome of both phases, one result per plan item (trading spec §1.3,
-§3.13)."""
+"""`TradeExecuted`: the outcome of both phases, one result per plan item
+(docs/trading-rules.md, Event payloads / Outcome classification)."""
 
 from __future__ import annotations
 

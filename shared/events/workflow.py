@@ -1,4 +1,5 @@
-"""Workflow lifecycle events: start, completion and failure (trading spec §1.3, §5.1)."""
+"""Workflow lifecycle events: start, completion and failure
+(docs/trading-rules.md, Event payloads / Workflow status / Failure steps)."""
 
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ class FailureDetails(Frozen):
 
 
 class WorkflowFailed(Event):
-    """Version 2 adds `deadline_exceeded` and `stalled_step` for the watchdog (§5.1); version 1
-    documents are lifted by the upcaster in `shared.events.catalogue`."""
+    """Version 2 adds `deadline_exceeded` and `stalled_step` for the watchdog
+    (docs/trading-rules.md, Deadline watchdog); version 1 documents are lifted by the upcaster in
+    `shared.events.catalogue`."""
 
     event_type: Literal["WorkflowFailed"] = "WorkflowFailed"
     schema_version: Literal[2] = 2

@@ -1,5 +1,5 @@
 """The event store: append-only events with a transactional outbox and a consumer inbox
-(DESIGN §4)."""
+(docs/architecture.md, Event store)."""
 
 from shared.eventstore.errors import (
     ConcurrencyError,

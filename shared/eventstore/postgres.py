@@ -6,7 +6,8 @@ the adapter's own (`StatementPool`): each is a single statement outside any expl
 transaction, so it is its own transaction. Units of work, which hold a transaction across
 several statements, stay on SQLAlchemy and send only the append statement on their
 connection's asyncpg driver. The hot paths are here because of what SQLAlchemy's layers cost
-per call (docs/decisions.md, "The asyncpg statement path").
+per call
+(docs/decisions.md, "The asyncpg statement path stays, inside the PostgreSQL adapter only").
 """
 
 from __future__ import annotations

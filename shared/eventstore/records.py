@@ -24,7 +24,7 @@ class OutboxMessage:
     id: int
     event_id: UUID
     routing_key: str
-    """The event type (DESIGN §5: routing key = event type)."""
+    """The event type (routing key = event type: docs/architecture.md, Bus)."""
     body: bytes
     """The encoded event, published as is."""
 

@@ -1,9 +1,10 @@
 """A service's own state documents beside the event store, with optimistic concurrency.
 
-Execution keeps one JSON document per workflow (its state machine, trading spec §3.16). It is
-saved in the transaction that appends the events reporting the change, so the document and the
-events never disagree; `expected_version` makes a second writer of the same key fail instead of
-overwriting (two replicas stepping one workflow at once: one wins, the other retries).
+Execution keeps one JSON document per workflow, its state machine
+(docs/trading-rules.md, Execution state machine). It is saved in the transaction that appends the
+events reporting the change, so the document and the events never disagree; `expected_version`
+makes a second writer of the same key fail instead of overwriting (two replicas stepping one
+workflow at once: one wins, the other retries).
 """
 
 from __future__ import annotations

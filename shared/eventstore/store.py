@@ -1,15 +1,15 @@
-"""The event store (DESIGN §4) over SQLAlchemy 2 async Core: one adapter per database,
-PostgreSQL (asyncpg, `shared.eventstore.postgres`) and SQLite (aiosqlite,
-`shared.eventstore.sqlite`), on the common base here. `SqlEventStore(url)` opens the adapter of
-the URL's database, as `pathlib.Path(...)` opens the path class of the platform.
+"""The event store (docs/architecture.md, Event store) over SQLAlchemy 2 async Core: one adapter per
+database, PostgreSQL (asyncpg, `shared.eventstore.postgres`) and SQLite (aiosqlite,
+`shared.eventstore.sqlite`), on the common base here. `SqlEventStore(url)` opens the adapter of the
+URL's database, as `pathlib.Path(...)` opens the path class of the platform.
 
 Global positions are gap-free and in commit order. Every append first takes the one-row
-`event_positions` counter, which holds that row's lock until the transaction ends, so appends
-are serialised: positions are handed out in the order the transactions commit, and a
-transaction that rolls back (or hits a version conflict) gives its positions back. A reader
-paging `read_all(after_position)` therefore never skips an event that commits later with a
-lower position. The price is one writing transaction at a time per database — an append
-transaction is short, and no broker call is ever made inside one (trading spec §3.16).
+`event_positions` counter, which holds that row's lock until the transaction ends, so appends are
+serialised: positions are handed out in the order the transactions commit, and a transaction that
+rolls back (or hits a version conflict) gives its positions back. A reader paging
+`read_all(after_position)` therefore never skips an event that commits later with a lower position.
+The price is one writing transaction at a time per database — an append transaction is short, and no
+broker call is ever made inside one (docs/trading-rules.md, Execution state machine).
 
 The stream's version is read after the counter lock is held, so the optimistic check against
 `expected_version` sees every committed append; the unique `(stream_id, stream_version)`

@@ -135,7 +135,8 @@ class BarSnapshot:
 
     def with_provisional_bar(self, day: date, closes: Mapping[str, float]) -> BarSnapshot:
         """These bars plus a provisional session `day` (after the last one) whose closes are
-        live prices (dsl.md §3.1): a run in the close window decides on today's prices."""
+        live prices (docs/strategy-language.md, Provisional bar): a run in the close window decides
+        on today's prices."""
         if self.sessions.size and np.datetime64(day, "D") <= self.sessions[-1]:
             raise BarDataError(
                 f"a provisional bar for {day} must come after the last session {self.last_session}"

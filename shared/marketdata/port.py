@@ -1,4 +1,5 @@
-"""The `MarketData` port: daily bars for a set of symbols up to a market date (DESIGN.md §7).
+"""The `MarketData` port: daily bars for a set of symbols up to a market date
+(docs/architecture.md, Broker and market data).
 
 Adapters: the local bar store (`shared.marketdata.barstore.BarStoreMarketData`) and a fixed
 snapshot held in memory (tests and replay, which feed recorded bars).

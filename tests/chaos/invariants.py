@@ -40,9 +40,10 @@ TERMINAL = ("WorkflowCompleted", "WorkflowFailed")
 ONCE_PER_WORKFLOW = ("WorkflowStarted", "SignalGenerated", "RebalancePlanned", "TradeExecuted")
 ONCE_PER_ORDER = ("OrderRequested", "OrderSubmitted")
 RESERVE = Decimal("0.01")
-"""The cash reserve r of trading spec §2.4: targets are w·(1 − r)·PV."""
+"""The cash reserve r: targets are w·(1 − r)·PV (docs/trading-rules.md, Plan formulas)."""
 WEIGHT_TOLERANCE = Decimal("0.01")
-"""Trading spec §2.5 invariant 4: |C′/PV − (1 − r)·w| < 0.01 (+ p/PV for whole shares)."""
+"""After ideal execution |C′/PV − (1 − r)·w| < 0.01 (+ p/PV for whole shares)
+(docs/trading-rules.md, Plan invariants, item 4)."""
 
 
 def bindings() -> dict[str, tuple[str, ...]]:
@@ -191,7 +192,7 @@ async def broker_findings(
     store: SqlEventStore, events: Sequence[Event], account_id: str
 ) -> list[str]:
     """Each intent once at the broker, never more filled than the chain asked for, and the
-    account at the plan's target weights (trading spec §2.5 invariant 4)."""
+    account at the plan's target weights (docs/trading-rules.md, Plan invariants, item 4)."""
     workflow_id = events[0].correlation_id
     plan = next(e for e in events if isinstance(e, RebalancePlanned)).rebalance_plan
     requested = [e for e in events if isinstance(e, OrderRequested)]

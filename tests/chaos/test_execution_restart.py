@@ -1,6 +1,6 @@
-"""Exactly once across a SIGKILL (trading spec §3.16, §8 #46): the execution service runs as
-its own process (`alchemiser serve execution`) on the real PostgreSQL and RabbitMQ, is killed
-at the worst moments, restarted, and must leave each order once at the broker and one
+"""Exactly once across a SIGKILL (docs/trading-rules.md, Restart reconciliation): the execution
+service runs as its own process (`alchemiser serve execution`) on the real PostgreSQL and RabbitMQ,
+is killed at the worst moments, restarted, and must leave each order once at the broker and one
 `TradeExecuted`.
 
 (a) killed right after the broker accepted an order and before the commit that records it

@@ -1,8 +1,9 @@
-"""Process faults (issue "Reliability and security", item 1; trading spec §3.16, §8 #46): one
-cluster of four service processes on the real RabbitMQ and PostgreSQL runs workflow after
-workflow, each on a fresh simulated account; during each, a randomly chosen service is
-SIGKILLed at a random point and restarted. After every run the invariants of
-`tests/chaos/invariants.py` must hold. The seed is printed; ALCHEMISER_CHAOS_SEED replays it.
+"""Process faults (issue "Reliability and security", item 1;
+docs/trading-rules.md, Restart reconciliation): one cluster of four service processes on the real
+RabbitMQ and PostgreSQL runs workflow after workflow, each on a fresh simulated account; during
+each, a randomly chosen service is SIGKILLed at a random point and restarted. After every run the
+invariants of `tests/chaos/invariants.py` must hold. The seed is printed; ALCHEMISER_CHAOS_SEED
+replays it.
 
 Every other run starts its account holding SPY, which no bundled strategy wants, so the run
 sells, settles and then buys; the rest start in cash and only buy."""

@@ -1,4 +1,5 @@
-"""The `alchemiser evaluate` contract (dsl.md §5) other tools rely on, run as a real process."""
+"""The `alchemiser evaluate` contract other tools rely on, run as a real process
+(docs/strategy-language.md, The evaluate command)."""
 
 from __future__ import annotations
 

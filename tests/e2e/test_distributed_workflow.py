@@ -71,7 +71,8 @@ async def test_a_trigger_over_http_completes_the_day_and_the_email_arrives(
             assert "1-KMLM.clj" in part
             assert "{{" not in part
 
-        # Positions afterwards match the target within the spec's tolerance (§2.5 inv. 4).
+        # Positions afterwards match the target within 1 % of PV (plus one share's price)
+        # (docs/trading-rules.md, Plan invariants, item 4).
         account = json.loads(
             (await cluster.alchemiser("broker", "account", "--format", "json")).stdout
         )

@@ -1,5 +1,5 @@
-"""Email over SMTP with aiosmtplib (trading spec §4.2): one `multipart/alternative` message,
-plain text first, HTML second. STARTTLS and login are used only when the settings ask."""
+"""Email over SMTP with aiosmtplib (docs/trading-rules.md, Channels): one `multipart/alternative`
+message, plain text first, HTML second. STARTTLS and login are used only when the settings ask."""
 
 from __future__ import annotations
 

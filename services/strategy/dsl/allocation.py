@@ -3,7 +3,8 @@
 The evaluator computes every node over all the sessions it is needed at in one pass, so an
 allocation is a matrix (sessions × tickers) rather than one weight map. Columns are kept in
 alphabetical ticker order: sums over tickers then run in the same order for every node, which
-makes equal holdings give bit-identical synthetic returns (§3.7 ties are exact comparisons).
+makes equal holdings give bit-identical synthetic returns (filter ties are exact
+comparisons: docs/strategy-language.md, Filter ties).
 
 A row can fail instead of holding weights (insufficient history, NaN, zero volatility at that
 session): `failures[row]` is then an index into the run's failure table, and the row's weights

@@ -1,6 +1,6 @@
 """The compiled symphony: a typed tree that the evaluator walks.
 
-The compiler guarantees every invariant the spec checks statically (arity, argument types,
+The compiler guarantees every invariant checked statically (arity, argument types,
 windows, tickers, weights), so the evaluator never re-validates the shape. Nodes are frozen and
 compare by identity (`eq=False`): a large file has ~60k nodes and evaluators memoise per node
 object, which structural hashing would make slow.
@@ -171,10 +171,10 @@ class Symphony(_PickledByFields):
     """One statically checked strategy file.
 
     `file_name` is the strategy's identity (base name, e.g. `1-KMLM.clj`); `name` is display
-    metadata. `tickers` holds every ticker the file mentions (assets and indicator calls), for
-    the pre-flight universe check and data fetching. `warnings` are authoring slips that do not
-    stop the file (e.g. weights summing to neither 1 nor 100), each `file:line:col: message`.
-    `options` are metadata only (spec §4), keyed without the colon: `asset-class` and
+    metadata. `tickers` holds every ticker the file mentions (assets and indicator calls), for the
+    pre-flight universe check and data fetching. `warnings` are authoring slips that do not stop the
+    file (e.g. weights summing to neither 1 nor 100), each `file:line:col: message`. `options` are
+    metadata only (docs/strategy-language.md, Options), keyed without the colon: `asset-class` and
     `rebalance-frequency` as str (`"daily"`), `rebalance-threshold` as an exact `Decimal`.
     """
 

@@ -1,4 +1,5 @@
-"""The compiler: reader forms → the typed AST, with every static check of spec §2.2, §3.2 and §4.
+"""The compiler: reader forms → the typed AST, with every static check
+(docs/strategy-language.md, Node reference / Indicator calls / Options).
 
 Everything a user can get wrong in a file is caught here, before any market data is read: unknown
 or unsupported operators, arity, argument types, windows, selectors, weights, tickers and
@@ -598,7 +599,8 @@ class _Compiler:
 
 
 def compile_form(form: Form, file_name: str, source_sha256: str) -> Symphony:
-    """Check a read form statically and build its AST (spec §1.5, §2.2, §3.2, §4)."""
+    """Check a read form statically and build its AST
+    (docs/strategy-language.md, Symphony grammar / Node reference / Indicator calls / Options)."""
     compiler = _Compiler(file_name)
     name, options, body = compiler.symphony(form)
     return Symphony(
@@ -636,7 +638,8 @@ def _ticker_nodes(block: Block) -> Iterator[Asset | IndicatorCall]:
 
 
 def check_universe(symphony: Symphony, known: Collection[str]) -> None:
-    """Pre-flight (spec §6): fail at the first asset or indicator whose ticker is not tradable."""
+    """Pre-flight: fail at the first asset or indicator whose ticker is not tradable
+    (docs/strategy-language.md, Signal generation / Errors)."""
     universe = frozenset(known)
     if symphony.tickers <= universe:
         return

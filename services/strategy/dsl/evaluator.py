@@ -1,4 +1,5 @@
-"""Evaluate a symphony at many as-of dates in one pass over the tree (dsl.md §2, §3.7).
+"""Evaluate a symphony at many as-of dates in one pass over the tree
+(docs/strategy-language.md, Evaluation / Block scoring).
 
 Each node is computed once, over every session it is needed at: the requested as-of bars, and
 for the candidates of a filter that ranks non-asset blocks also the sessions of the scoring
@@ -449,7 +450,8 @@ class _Run:
         allocations: list[SessionAllocation],
     ) -> SessionAllocation:
         """Assets (or assets mixed with blocks): every distinct ticker held by any child gets
-        `(1/σ_t) / Σ (1/σ)`; the blocks' internal weights are not used (§2.8)."""
+        `(1/σ_t) / Σ (1/σ)`; the blocks' internal weights are not used
+        (docs/strategy-language.md, weight-inverse-volatility)."""
         union = combine(sessions, [WeightedPart(1.0, a) for a in allocations])
         sigmas, sigma_codes = self._sigmas(node, union, sessions)
         codes = first_failure(union.failures, sigma_codes)

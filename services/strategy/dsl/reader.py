@@ -1,10 +1,10 @@
 """The reader: symphony source text → forms (lists, vectors, maps, atoms) with source spans.
 
-The reader knows nothing about operators; it only enforces the lexical syntax and bracket
-structure of spec §1 and reports every problem as a `DslSyntaxError` at `line:col`. Bundled files
-reach 2.2 MB, so lexing is one compiled regex scanned over the whole text, and line numbers are
-tracked incrementally from the newlines inside discarded trivia and strings (no per-character
-Python loop).
+The reader knows nothing about operators; it only enforces the lexical syntax and bracket structure
+(docs/strategy-language.md, Tokens / Reader grammar) and reports every problem as a `DslSyntaxError`
+at `line:col`. Bundled files reach 2.2 MB, so lexing is one compiled regex scanned over the whole
+text, and line numbers are tracked incrementally from the newlines inside discarded trivia and
+strings (no per-character Python loop).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Scores of non-asset filter candidates from their synthetic daily return series (§3.7).
+"""Scores of non-asset filter candidates from their synthetic daily return series
+(docs/strategy-language.md, Block scoring).
 
 A candidate is treated as a fund holding, over session d, the allocation it decided at the close
 of session d − 1. Its allocation is already known at every session of the scoring windows (the

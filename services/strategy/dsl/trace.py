@@ -1,4 +1,5 @@
-"""The decision trace of one (strategy, as-of) evaluation (§2.14).
+"""The decision trace of one (strategy, as-of) evaluation
+(docs/strategy-language.md, Decision trace).
 
 The full trace explains every decision on the taken path — the `if` conditions with their
 operand values, filter rankings, inverse-volatility weights and every indicator value read — so a

@@ -1,4 +1,5 @@
-"""`SimulatedBroker`: the `Broker` port over the simulated world (trading spec §6.2, §6.3).
+"""`SimulatedBroker`: the `Broker` port over the simulated world
+(docs/trading-rules.md, Simulated orders / Simulated state).
 
 Always paper, deterministic, any number of accounts (one instance per account, all on the same
 tables). State lives in the database and every call commits in the broker's own transaction on

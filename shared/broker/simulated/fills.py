@@ -1,5 +1,6 @@
-"""The fill models of the simulated world (`ALCHEMISER_SIM_FILL_MODEL`, trading spec §6.3):
-pure decisions over one order, so every run of a test fills the same way."""
+"""The fill models of the simulated world, `ALCHEMISER_SIM_FILL_MODEL`
+(docs/trading-rules.md, Fill models): pure decisions over one order, so every run of a test
+fills the same way."""
 
 from __future__ import annotations
 

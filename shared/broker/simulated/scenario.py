@@ -1,6 +1,6 @@
-"""Per-test departures from the plain simulated world (trading spec §6.2): extra or restricted
-assets, fixed or misshapen quotes, symbols whose orders rest or fill by halves, and submission
-faults (429, 5xx, a lost answer).
+"""Per-test departures from the plain simulated world (docs/trading-rules.md, Test scenarios): extra
+or restricted assets, fixed or misshapen quotes, symbols whose orders rest or fill by halves, and
+submission faults (429, 5xx, a lost answer).
 
 A `Scenario` belongs to one broker instance and is not stored: tests and chaos runs set it.
 """
@@ -89,7 +89,8 @@ class Scenario:
     fills: dict[str, SymbolFill] = field(default_factory=dict)
     settlement_reads: int = 0
     """Sell proceeds reach cash at the fill but buying power only after this many account
-    reads (0: at once), to exercise the buying-power checks between the phases (§3.11)."""
+    reads (0: at once), to exercise the buying-power checks between the phases
+    (docs/trading-rules.md, Settlement)."""
     faults: deque[SubmissionFault] = field(default_factory=deque)
     """Faults met by the next submissions, one each, in order."""
 

@@ -1,5 +1,6 @@
-"""The simulated world beyond the common contract (trading spec §6.2, §6.3): prices from the bar
-store, the fill models, latency, the session, and state that lives in the database."""
+"""The simulated world beyond the common contract
+(docs/trading-rules.md, Simulated orders / Test scenarios): prices from the bar store, the fill
+models, latency, the session, and state that lives in the database."""
 
 from __future__ import annotations
 

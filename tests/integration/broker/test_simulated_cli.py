@@ -1,5 +1,5 @@
 """`alchemiser broker orders|positions|account --format json` print the simulated broker's stored
-state in the exact shapes of the trading spec's command-line contract."""
+state in the exact shapes other tools read (docs/trading-rules.md, Simulated state)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Non-positive cash (trading spec §2.3): by default the step fails naming the cash; with
-liquidation on, every position is closed and the plan is made once cash is positive again —
-the wait being durable timers, not a sleep."""
+"""Non-positive cash (docs/trading-rules.md, Non-positive cash): by default the step fails naming
+the cash; with liquidation on, every position is closed and the plan is made once cash is positive
+again — the wait being durable timers, not a sleep."""
 
 from __future__ import annotations
 

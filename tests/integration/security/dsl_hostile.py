@@ -2,13 +2,13 @@
 5a), shared by the bounded run in `make test` and the bigger one under `make chaos`.
 
 The parser side of a damaged file is covered by `tests/unit/dsl/test_parse_fuzz.py`, and the
-evaluator on sane trees by `tests/unit/dsl/test_allocation_properties.py`; here the evaluator
-gets what those leave out: windows of 0, 1, negative or far past the history; tickers the bars
-do not have; one-session histories, gaps, flat, tiny and huge prices; as-of dates before the
-first bar; and bundled files with their windows and tickers mutated, parsed and then evaluated.
-The contract: a result with weights, or a `DslError` with its file and a 1-based position —
-never any other exception. (A plain `asset` leaf reads no bars, dsl.md §2.4, so a ticker the bars
-lack may be allocated; the service's pre-flight check refuses it, not the evaluator.)"""
+evaluator on sane trees by `tests/unit/dsl/test_allocation_properties.py`; here the evaluator gets
+what those leave out: windows of 0, 1, negative or far past the history; tickers the bars do not
+have; one-session histories, gaps, flat, tiny and huge prices; as-of dates before the first bar; and
+bundled files with their windows and tickers mutated, parsed and then evaluated. The contract: a
+result with weights, or a `DslError` with its file and a 1-based position — never any other
+exception. (A plain `asset` leaf reads no bars (docs/strategy-language.md, asset), so a ticker the
+bars lack may be allocated; the service's pre-flight check refuses it, not the evaluator.)"""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Secrets never leave their place (issue "Reliability and security", item 5e; DESIGN §6): a
-cluster of the four service processes runs a workflow with a known API token and Alpaca-looking
-keys in its environment, a poison message is dead-lettered and hostile requests are refused;
-then no service log, no row of any table in the database, no dead letter, no error response and
-no /metrics page holds any of those values. In paper mode without a token, the generated one
-lives only in its 0600 file."""
+"""Secrets never leave their place (issue "Reliability and security", item 5e;
+docs/architecture.md, Service runtime): a cluster of the four service processes runs a workflow
+with a known API token and Alpaca-looking keys in its environment, a poison message is
+dead-lettered and hostile requests are refused; then no service log, no row of any table in the
+database, no dead letter, no error response and no /metrics page holds any of those values. In
+paper mode without a token, the generated one lives only in its 0600 file."""
 
 from __future__ import annotations
 

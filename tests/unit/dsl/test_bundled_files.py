@@ -1,5 +1,6 @@
-"""The bundled strategy files parse and have the shape dsl.md §1.5 describes; the parse cache
-serves a second load without compiling again."""
+"""The bundled strategy files parse and have the shape the symphony grammar describes
+(docs/strategy-language.md, Symphony grammar); the parse cache serves a second load without
+compiling again."""
 
 from __future__ import annotations
 

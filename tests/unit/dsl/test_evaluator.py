@@ -1,4 +1,9 @@
-"""The evaluator on the worked examples of dsl.md §7.5–§7.9 and its failure rules (§6)."""
+"""The evaluator on the worked examples and its failure rules:
+
+docs/strategy-language.md, Composition examples / Filter examples / Inverse-volatility example
+docs/strategy-language.md, Group candidate example / Combination example / End-to-end example
+docs/strategy-language.md, Errors
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Combining strategy files (dsl.md §5, worked example §7.8)."""
+"""Combining strategy files
+(docs/strategy-language.md, Combining strategy files / Combination example)."""
 
 from __future__ import annotations
 

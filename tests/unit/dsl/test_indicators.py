@@ -1,4 +1,9 @@
-"""Indicator series against dsl.md §7.1–7.3 and §7.7, and the as-of contract of §3.1/§3.5."""
+"""Indicator series against the worked examples, and the as-of contract:
+
+docs/strategy-language.md, Indicator examples / RSI example / Long-series example
+docs/strategy-language.md, Group candidate example
+docs/strategy-language.md, As-of bar / History needed
+"""
 
 from __future__ import annotations
 
@@ -177,7 +182,8 @@ def test_unknown_indicator_and_bad_windows_are_rejected_by_name() -> None:
 
 
 def returns_of(closes: dict[str, list[float]], weights: dict[str, float]) -> np.ndarray:
-    """A fixed-weight fund's daily returns, §3.7's `R_d` with the same holdings every session."""
+    """A fixed-weight fund's daily returns: the synthetic return `R_d` with the same holdings
+    every session (docs/strategy-language.md, Block scoring)."""
     sessions = len(next(iter(closes.values())))
     total = sum(weights.values())
     returns = [np.nan]
@@ -250,7 +256,8 @@ def test_price_indicators_cannot_score_a_group() -> None:
 
 
 def naive(indicator: str, closes: list[float], n: int) -> float:
-    """§3.3 written out for the last bar only, straight from the formula table."""
+    """Each indicator's formula written out for the last bar only, straight from the formula
+    table (docs/strategy-language.md, Indicators)."""
     returns = [closes[i] / closes[i - 1] - 1 for i in range(1, len(closes))]
     if indicator == "moving-average-price":
         return sum(closes[-n:]) / n

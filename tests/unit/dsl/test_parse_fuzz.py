@@ -1,4 +1,5 @@
-"""Malformed input never escapes as anything but a positioned `DslError` (dsl.md §6).
+"""Malformed input never escapes as anything but a positioned `DslError`
+(docs/strategy-language.md, Errors).
 
 Truncated and corrupted versions of every bundled file, and random S-expressions built from the
 language's own operators, go through the reader and the compiler; any other exception is a bug.

@@ -1,4 +1,5 @@
-"""The reader (dsl.md §1): tokens, literals, maps, brackets, limits and error positions (§7.10)."""
+"""The reader: tokens, literals, maps, brackets, limits and error positions
+(docs/strategy-language.md, Tokens / Reader grammar / Reader error examples)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Static checks of the compiler (dsl.md §1.5, §2.2, §3.2, §4, §6): every malformed symphony is a
-`DslStaticError` at the offending form, before any data is read; valid ones become the AST."""
+"""Static checks of the compiler: every malformed symphony is a `DslStaticError` at the offending
+form, before any data is read; valid ones become the AST.
+
+docs/strategy-language.md, Symphony grammar / Node reference / Indicator calls / Options / Errors
+"""
 
 from __future__ import annotations
 

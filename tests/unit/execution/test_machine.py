@@ -1,5 +1,10 @@
-"""The execution state machine's transitions (trading spec §3.7-3.13, §3.16, §8), run in memory
-against a hand-written broker on a fake clock."""
+"""The execution state machine's transitions, run in memory against a hand-written broker on a
+fake clock:
+
+docs/trading-rules.md, Supervision / Re-pegging / Escalation / Remainders / Partial fills
+docs/trading-rules.md, Market path / Settlement / Broker errors / Outcome classification
+docs/trading-rules.md, Execution state machine / Edge cases
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Asset metadata is asked once per symbol for ALCHEMISER_ASSET_CACHE_S (trading spec §3.3)."""
+"""Asset metadata is asked once per symbol for ALCHEMISER_ASSET_CACHE_S
+(docs/trading-rules.md, Sizing)."""
 
 from __future__ import annotations
 

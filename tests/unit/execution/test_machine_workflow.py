@@ -1,5 +1,6 @@
-"""The workflow transitions of §3.16, pure: phases, the buying-power checks between them and
-the verdict events, with no broker and no clock."""
+"""The workflow transitions of the execution state machine, pure: phases, the buying-power checks
+between them and the verdict events, with no broker and no clock
+(docs/trading-rules.md, Execution state machine / Phases / Settlement)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bounds every limit price keeps, whatever the quote (trading spec §3.6, §3.7)."""
+"""Bounds every limit price keeps, whatever the quote
+(docs/trading-rules.md, Limit pricing / Re-pegging)."""
 
 from __future__ import annotations
 

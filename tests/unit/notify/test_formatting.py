@@ -1,4 +1,4 @@
-"""Amounts in a report read the way a statement does (trading spec §4.4)."""
+"""Amounts in a report read the way a statement does (docs/trading-rules.md, Report contents)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The rendered report: the sections of §4.4 for each way a run ends, amounts formatted, and
-never a template leftover; a report that cannot be rendered becomes the minimal one."""
+"""The rendered report: its sections for each way a run ends, amounts formatted, and never a
+template leftover; a report that cannot be rendered becomes the minimal one
+(docs/trading-rules.md, Report contents / Minimal report)."""
 
 from __future__ import annotations
 

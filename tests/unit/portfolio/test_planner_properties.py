@@ -1,4 +1,4 @@
-"""The invariants of trading spec §2.5 on random accounts and targets."""
+"""The plan invariants (docs/trading-rules.md, Plan invariants) on random accounts and targets."""
 
 from __future__ import annotations
 
