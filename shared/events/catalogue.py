@@ -38,7 +38,7 @@ for _event_type in EVENT_TYPES:
 
 @register_upcaster("WorkflowFailed", from_version=1)
 def workflow_failed_v1_to_v2(document: Document) -> Document:
-    """Version 1 (the reference's shape) had no deadline watchdog: it never timed out."""
+    """Version 1 was written before the deadline watchdog existed: it never timed out."""
     return {**document, "schema_version": 2, "deadline_exceeded": False, "stalled_step": None}
 
 

@@ -56,7 +56,7 @@ class RebalancePlan(Frozen):
 
 
 class AllocationComparison(Frozen):
-    """All three as fractions of PV (the reference mixed fractions and percentages)."""
+    """All three as fractions of portfolio value, never percentages, so they add and compare."""
 
     target_values: SymbolAmounts
     current_values: SymbolAmounts
