@@ -12,14 +12,14 @@ from typing import Protocol
 
 
 class FaultInjector(Protocol):
-    def reached(self, point: str) -> None:
+    def reached(self, _point: str, /) -> None:
         """Called when the service passes `point`; may not return (a harness may kill the
         process here)."""
         ...
 
 
 class NoFaults:
-    def reached(self, point: str) -> None:
+    def reached(self, _point: str, /) -> None:
         return None
 
 

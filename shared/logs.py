@@ -35,7 +35,7 @@ class SecretMasker:
         return value
 
     def __call__(
-        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+        self, _logger: Any, _method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         if not self._secrets:
             return event_dict
@@ -73,7 +73,7 @@ def configure_logging(
 
 
 def _static_field(key: str, value: str) -> Any:
-    def add(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    def add(_logger: Any, _method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         event_dict.setdefault(key, value)
         return event_dict
 

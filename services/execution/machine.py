@@ -348,7 +348,7 @@ def finish(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> 
             },
         )
     return StepResult(
-        replace(state, phase=WorkflowPhase.DONE, trade_event_id=str(trade.event_id)),
+        replace(state, phase=WorkflowPhase.DONE),
         events=tuple(emitter.events),
     )
 

@@ -174,7 +174,6 @@ class WorkflowExecution:
     chains: tuple[Chain, ...] = ()
     released: Decimal = Decimal(0)
     settle_checks: int = 0
-    trade_event_id: str | None = None
 
     def chain(self, key: str) -> Chain | None:
         return next((chain for chain in self.chains if chain.key == key), None)

@@ -34,6 +34,7 @@ from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowStarted
 from shared.marketdata.bars import BarDataError, BarSnapshot
 from shared.marketdata.barstore import BarStore, BarStoreMarketData
+from shared.marketdata.port import MarketData
 from shared.marketdata.sample import ensure_sample
 from shared.messaging.consumer import HandlerContext
 from shared.settings import Settings
@@ -90,7 +91,7 @@ class SignalStep:
         self._settings = settings
         self._broker_for = broker_for
         self._bar_store = BarStore(settings.data_dir)
-        self._market_data = BarStoreMarketData(self._bar_store)
+        self._market_data: MarketData = BarStoreMarketData(self._bar_store)
         self._strategy_set: StrategySet | None = None
 
     async def handle(self, event: Event, context: HandlerContext) -> Sequence[Event]:

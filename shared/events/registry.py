@@ -62,7 +62,3 @@ def current_class(event_type: str) -> type[Event] | None:
 
 def upcaster(event_type: str, from_version: int) -> Upcaster | None:
     return _upcasters.get((event_type, from_version))
-
-
-def registered_types() -> dict[str, type[Event]]:
-    return dict(_classes)

@@ -13,7 +13,6 @@ from pydantic import Field, model_validator
 from shared.events.envelope import Event, Frozen
 from shared.events.types import NonEmptyStr, SymbolAmounts, SymbolWeights, UtcDatetime, Weight
 
-TRACE_LIMIT_BYTES = 64 * 1024
 """Cap of one strategy's compact trace; the strategy service truncates and sets the marker."""
 
 WEIGHT_SUM_MIN = Decimal("0.99")
@@ -44,7 +43,7 @@ class StrategySignal(Frozen):
     allocation: SymbolWeights
     trace: tuple[DecisionStep, ...] = ()
     trace_truncated: bool = False
-    """Set when the trace was cut at TRACE_LIMIT_BYTES (`alchemiser evaluate --trace` shows all)."""
+    """Set when the trace was cut to its size limit (`alchemiser evaluate --trace` shows all)."""
 
 
 class ConsolidatedPortfolio(Frozen):

@@ -2,7 +2,8 @@
 (docs/architecture.md, Broker and market data).
 
 Adapters: the local bar store (`shared.marketdata.barstore.BarStoreMarketData`) and a fixed
-snapshot held in memory (tests and replay, which feed recorded bars).
+snapshot held in memory, for tests; both pass the contract suite in
+`tests/unit/marketdata/test_market_data_port.py`.
 """
 
 from __future__ import annotations

@@ -67,13 +67,6 @@ def workflow_of(client_order_id: str) -> str | None:
     return workflow_id or None
 
 
-async def account_ids(connection: AsyncConnection) -> list[str]:
-    result = await connection.execute(
-        sa.select(sim_accounts.c.account_id).order_by(sim_accounts.c.account_id)
-    )
-    return list(result.scalars())
-
-
 async def account_state(connection: AsyncConnection, account_id: str) -> AccountState | None:
     cash = await connection.scalar(
         sa.select(sim_accounts.c.cash).where(sim_accounts.c.account_id == account_id)

@@ -6,12 +6,8 @@ import pytest
 
 from services.execution.classification import (
     ExecutionStatus,
-    FinalOrderStatus,
     OrderOutcome,
     classify_execution,
-    final_error_text,
-    final_order_status,
-    is_filled,
     no_trades_verdict,
 )
 
@@ -93,30 +89,3 @@ def test_8_06_a_plan_without_trades_is_success_with_zero_orders() -> None:
     assert verdict.success and verdict.status is ExecutionStatus.SUCCESS
     assert (verdict.orders_placed, verdict.orders_succeeded) == (0, 0)
     assert verdict.total_trade_value == 0
-
-
-@pytest.mark.parametrize(
-    ("broker_status", "final", "filled", "error"),
-    [
-        ("new", FinalOrderStatus.ACCEPTED, False, None),
-        ("accepted", FinalOrderStatus.ACCEPTED, False, None),
-        ("pending_new", FinalOrderStatus.ACCEPTED, False, None),
-        ("filled", FinalOrderStatus.FILLED, True, None),
-        ("PARTIALLY_FILLED", FinalOrderStatus.PARTIALLY_FILLED, True, None),
-        ("rejected", FinalOrderStatus.REJECTED, False, "order rejected"),
-        ("canceled", FinalOrderStatus.CANCELED, False, "order canceled"),
-        ("cancelled", FinalOrderStatus.CANCELED, False, "order canceled"),
-        ("expired", FinalOrderStatus.REJECTED, False, "order rejected"),
-        ("done_for_day", FinalOrderStatus.ACCEPTED, False, None),
-        (None, FinalOrderStatus.REJECTED, False, "order rejected"),
-    ],
-    ids=lambda value: str(value),
-)
-def test_finalisation_status_map(
-    broker_status: str | None, final: FinalOrderStatus, filled: bool, error: str | None
-) -> None:
-    status = final_order_status(broker_status)
-
-    assert status is final
-    assert is_filled(status) is filled
-    assert final_error_text(status) == error
