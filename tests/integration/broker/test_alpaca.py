@@ -26,18 +26,29 @@ from shared.broker import (
     TransientBrokerError,
 )
 from shared.broker.alpaca import AlpacaBroker
+from shared.broker.order_rules import DayTrading
 from shared.settings import BrokerKind, DataFeed, TradingMode, load_settings
 from shared.trading import Side
-from tests.fakes.alpaca_server import (
+from tests.fakes.alpaca import (
     AlpacaLoopback,
     AlpacaWorld,
+    CancelEnd,
+    CancelRule,
     Fault,
     FaultKind,
     FillMode,
     FillRule,
     running_alpaca,
 )
-from tests.integration.broker.contract import BrokerContract, BrokerWorld, Fill, SubmissionFault
+from tests.fakes.clock import ControlledClock
+from tests.integration.broker.contract import (
+    START,
+    BrokerContract,
+    BrokerWorld,
+    Fill,
+    SubmissionFault,
+)
+from tests.integration.broker.contract import CancelEnd as ContractCancelEnd
 
 TIMEOUT_S = 1.0
 ORDERS = "/v2/orders"
@@ -69,6 +80,18 @@ class RecordedSleep:
 class LoopbackWorld(BrokerWorld):
     def __init__(self, world: AlpacaWorld) -> None:
         self.alpaca = world
+
+    def set_cancel(self, symbol: str, pending_s: float, end: ContractCancelEnd) -> None:
+        self.alpaca.set_cancel(symbol, CancelRule(pending_s, CancelEnd(end.value)))
+
+    def set_day_trading(self, standing: DayTrading) -> None:
+        self.alpaca.set_day_trading(standing)
+
+    def set_now(self, moment: dt.datetime) -> None:
+        self.alpaca.clock.set(moment)
+
+    def advance(self, seconds: float) -> None:
+        self.alpaca.clock.advance(seconds)
 
     def set_cash(self, cash: Decimal) -> None:
         self.alpaca.set_cash(cash)
@@ -107,7 +130,7 @@ class LoopbackWorld(BrokerWorld):
 
 @pytest.fixture
 def loopback() -> Iterator[AlpacaLoopback]:
-    with running_alpaca() as server:
+    with running_alpaca(clock=ControlledClock(START)) as server:
         yield server
 
 
@@ -443,7 +466,7 @@ async def test_orders_ended_by_the_broker_map_to_the_finalisation_statuses(
     for status in ("expired", "canceled", "rejected"):
         placed = await broker.submit_order(_market("AAPL", Side.BUY, "1", f"alc:{status}"))
         assert placed.status is OrderStatus.ACCEPTED and placed.broker_status == "new"
-        loopback.world.end_order(f"alc:{status}", status)
+        loopback.world.set_status(f"alc:{status}", status)
         ended[status] = await broker.get_order(placed.order_id)
 
     assert {s: (o.status, o.broker_status) for s, o in ended.items() if o is not None} == {
@@ -534,7 +557,7 @@ async def test_a_cancel_refused_with_42210000_is_already_terminal_only_if_the_or
     broker = _broker(loopback, sleep)
     working = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:working"))
     ended = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:ended"))
-    world.end_order("alc:ended", "expired")
+    world.set_status("alc:ended", "expired")
     refusal = '{"code": 42210000, "message": "order is not cancelable"}'
     for order in (working, ended):
         world.inject(
