@@ -378,11 +378,10 @@ class AlpacaWorld:
             share = _decimal(percentage, "percentage") or Decimal(0)
             if not Decimal(0) < share <= FULL:
                 raise Refused(422, 40010001, "percentage must be between 0 and 100")
-            amount = holding.qty * share / FULL
-            places = (
-                Decimal(1) if holding.qty == holding.qty.to_integral_value() else Decimal("1E-9")
-            )
-            amount = amount.quantize(places, rounding=ROUND_DOWN)
+            whole = holding.qty == holding.qty.to_integral_value()
+            places = Decimal(1) if whole else Decimal("1E-9")
+            amount = (holding.qty * share / FULL).quantize(places, rounding=ROUND_DOWN)
+            amount = Decimal(format(amount.normalize(), "f"))
         if amount <= 0:
             raise Refused(422, 40010001, "qty must be > 0")
         self._check(
