@@ -729,6 +729,20 @@ class BrokerContract:
         assert clock.next_close > clock.now
         assert clock.is_open == (clock.next_close < clock.next_open)
 
+    async def test_the_clock_closes_early_on_an_early_close(
+        self, world: BrokerWorld, broker: Broker
+    ) -> None:
+        world.set_now(dt.datetime(2026, 11, 27, 10, 0, tzinfo=NEW_YORK))
+        morning = await broker.get_clock()
+        world.set_now(dt.datetime(2026, 11, 27, 13, 0, tzinfo=NEW_YORK))
+        at_the_close = await broker.get_clock()
+
+        assert morning.is_open is True
+        assert morning.now == dt.datetime(2026, 11, 27, 10, 0, tzinfo=NEW_YORK)
+        assert morning.next_close == dt.datetime(2026, 11, 27, 13, 0, tzinfo=NEW_YORK)
+        assert at_the_close.is_open is False
+        assert at_the_close.next_open == dt.datetime(2026, 11, 30, 9, 30, tzinfo=NEW_YORK)
+
     async def test_the_calendar_skips_holidays_and_knows_early_closes(self, broker: Broker) -> None:
         sessions = await broker.get_calendar(dt.date(2026, 11, 23), dt.date(2026, 11, 27))
 

@@ -502,21 +502,6 @@ async def test_sell_proceeds_can_reach_buying_power_late(
     assert (second.cash, second.buying_power) == (Decimal("1000"), Decimal("1000"))
 
 
-async def test_the_clock_is_open_inside_a_session_and_closes_early_on_an_early_close(
-    loopback: AlpacaLoopback, sleep: RecordedSleep
-) -> None:
-    new_york = dt.timezone(dt.timedelta(hours=-5))
-    loopback.world.set_now(dt.datetime(2026, 11, 27, 10, 0, tzinfo=new_york))
-    broker = _broker(loopback, sleep)
-
-    clock = await broker.get_clock()
-
-    assert clock.is_open is True
-    assert clock.now == dt.datetime(2026, 11, 27, 10, 0, tzinfo=new_york)
-    assert clock.next_close == dt.datetime(2026, 11, 27, 13, 0, tzinfo=new_york)
-    assert clock.next_open == dt.datetime(2026, 11, 30, 9, 30, tzinfo=new_york)
-
-
 async def test_a_stale_quote_keeps_the_time_it_was_quoted(
     loopback: AlpacaLoopback, sleep: RecordedSleep
 ) -> None:
