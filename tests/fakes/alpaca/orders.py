@@ -241,8 +241,8 @@ class OrderBook:
             self._on_routed(order, now)
 
     def read(self, order: LoopbackOrder, now: dt.datetime) -> None:
-        """A read of the order by id or client order id: AFTER_READS counts it."""
-        self.settle(order, now)
+        """A read of the order by id or client order id (after `settle`): AFTER_READS counts
+        it."""
         order.reads += 1
         rule = self.rule(order.symbol)
         if (

@@ -94,6 +94,7 @@ def build_app(world: AlpacaWorld) -> FastAPI:
 
     def answer(work: Callable[[], Any], status_code: int = 200) -> Response:
         with world.lock:
+            world.settle()
             try:
                 body = work()
             except Refused as refused:

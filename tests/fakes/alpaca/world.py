@@ -221,16 +221,18 @@ class AlpacaWorld:
         day = self.clock().astimezone(NEW_YORK).date()
         self.account.book(order.symbol, order.side, qty, price, day)
 
-    def _settled(self, order: LoopbackOrder) -> LoopbackOrder:
-        self.book.settle(order, self.clock())
-        return order
+    def settle(self) -> None:
+        """Bring every order up to the clock (routed at the open, expired at the close, a
+        pending cancel ended) before a request is answered, as time passes at Alpaca whether
+        anyone asks or not."""
+        now = self.clock()
+        for order in self.book:
+            self.book.settle(order, now)
 
     # ------------------------------------------------------------------ answers (server thread)
 
     def account_json(self) -> dict[str, Any]:
         self.account.count_read()
-        for order in list(self.book):
-            self._settled(order)
         return self.account.account_json(self.buying_power(), self.equity())
 
     def position_json(self, symbol: str) -> dict[str, Any]:
@@ -280,7 +282,6 @@ class AlpacaWorld:
         after, until = _timestamp(query.get("after")), _timestamp(query.get("until"))
         chosen = []
         for order in self.book:
-            self._settled(order)
             if status != "all" and order.is_open != (status == "open"):
                 continue
             if symbols is not None and order.symbol not in symbols:
@@ -342,7 +343,6 @@ class AlpacaWorld:
         if order is None:
             raise Refused(404, 40410000, "order not found")
         now = self.clock()
-        self._settled(order)
         if order.is_open and self.book.rule(order.symbol).mode is FillMode.ON_CANCEL:
             self.book.fill(order, order.remaining, now)
         if not order.is_open:
@@ -354,7 +354,6 @@ class AlpacaWorld:
     def cancel_all(self) -> list[dict[str, Any]]:
         results = []
         for order in list(self.book):
-            self._settled(order)
             if order.is_open and order.status != PENDING_CANCEL:
                 self.book.ask_cancel(order, self.clock())
                 results.append({"id": order.id, "status": 200, "body": None})
@@ -470,7 +469,7 @@ class AlpacaWorld:
         bid, ask = self.market.bid_ask(symbol)
         now = self.clock()
         today = now.astimezone(NEW_YORK).date()
-        open_orders = [self._settled(o) for o in self.book.open_orders(symbol)]
+        open_orders = self.book.open_orders(symbol)
         refusal = order_rules.refusal(
             order_rules.NewOrder(
                 symbol=symbol,
@@ -486,10 +485,9 @@ class AlpacaWorld:
                 open_orders=[
                     order_rules.OpenOrder(o.id, Side(o.side.upper()), OrderType(o.type))
                     for o in open_orders
-                    if o.is_open
                 ],
                 bought_today=self.account.buys_today.get(symbol) == today
-                or any(o.side == "buy" for o in open_orders if o.is_open),
+                or any(o.side == "buy" for o in open_orders),
                 day_trading=self.account.day_trading,
                 time_in_force=time_in_force,
                 closes_position=closes_position,
