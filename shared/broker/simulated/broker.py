@@ -738,13 +738,10 @@ class SimulatedBroker:
             asked_at, slow = asked
             if (self._now() - asked_at).total_seconds() < slow.pending_s:
                 return row
-            if slow.end is CancelEnd.FILLED:
-                row = await self._fill(
-                    connection, row, row.qty - row.filled_qty, self._quote(row.symbol)
-                )
-                del self._cancels_asked[row.order_id]
-                return row
             del self._cancels_asked[row.order_id]
+            if slow.end is CancelEnd.FILLED:
+                remaining = row.qty - row.filled_qty
+                return await self._fill(connection, row, remaining, self._quote(row.symbol))
         await self._set_status(connection, row.order_id, "canceled")
         return await self._reread(connection, row)
 
