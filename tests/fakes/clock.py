@@ -8,6 +8,11 @@ import datetime as dt
 import threading
 import time
 
+from shared.market_clock import NEW_YORK
+
+IN_SESSION = dt.datetime(2026, 11, 24, 11, 0, tzinfo=NEW_YORK)
+"""A Tuesday morning, the session open: where a test's clock starts unless it says otherwise."""
+
 
 class ControlledClock:
     """Runs from `start` at the pace of real time (timeouts, latency and rate windows still

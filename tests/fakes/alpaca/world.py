@@ -31,11 +31,9 @@ from tests.fakes.alpaca.orders import (
     OrderBook,
     order_json,
 )
-from tests.fakes.clock import ControlledClock
+from tests.fakes.clock import IN_SESSION, ControlledClock
 
 NEW_YORK = market_clock.NEW_YORK
-DEFAULT_START = dt.datetime(2026, 11, 24, 11, 0, tzinfo=NEW_YORK)
-"""A Tuesday morning in the session: the world's clock runs from here unless a test sets it."""
 ORDER_TYPES = ("market", "limit")
 TIMES_IN_FORCE = ("day", "gtc")
 LIST_LIMIT_DEFAULT = 50
@@ -64,7 +62,7 @@ class AlpacaWorld:
         self.key_id = key_id
         self.secret_key = secret_key
         self.lock = threading.RLock()
-        self.clock = clock or ControlledClock(DEFAULT_START)
+        self.clock = clock or ControlledClock(IN_SESSION)
         self.account = LoopbackAccount(cash)
         self.market = Market()
         self.book = OrderBook(

@@ -41,8 +41,9 @@ from shared.broker.errors import DayTradingBuyingPowerError, PatternDayTraderErr
 from shared.broker.order_rules import DayTrading, OrderRule
 from shared.market_clock import NEW_YORK
 from shared.trading import Side
+from tests.fakes.clock import IN_SESSION
 
-START = dt.datetime(2026, 11, 24, 11, 0, tzinfo=NEW_YORK)
+START = IN_SESSION
 """Where every world's clock starts: a Tuesday morning, the session open."""
 AFTER_THE_CLOSE = dt.datetime(2026, 11, 24, 16, 30, tzinfo=NEW_YORK)
 NEXT_OPEN = dt.datetime(2026, 11, 25, 9, 30, tzinfo=NEW_YORK)
