@@ -51,6 +51,10 @@ class Refused(Exception):
 
 
 class AlpacaWorld:
+    """One account at the loopback Alpaca: tests seed it and read it back (`set_*`, `creates`,
+    `calls`, `max_in_window`); the server answers each request from it (`*_json`, `submit`,
+    `cancel`, `close_position`), raising `Refused` with Alpaca's answer."""
+
     def __init__(
         self,
         *,

@@ -1,5 +1,8 @@
 """The Alpaca adapter on the loopback Alpaca server: the broker contract, then what is Alpaca's own
-(HTTP codes, Retry-After, HTML 5xx bodies, timeouts, paper/live, keys kept secret, daily bars)."""
+(HTTP codes, Retry-After, HTML 5xx bodies, timeouts, paper/live, keys kept secret, daily bars),
+and the loopback's own answers on the wire: each order rule's exact status, code and message,
+every Alpaca status, orders held in `accepted`, latency, the per-key request budget and count,
+closing part of a position."""
 
 from __future__ import annotations
 
