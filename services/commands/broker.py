@@ -108,7 +108,7 @@ def orders(workflow: WorkflowOption = None, output: FormatOption = OutputFormat.
                 "symbol": row.symbol,
                 "side": row.side,
                 "qty": _decimal(row.qty),
-                "status": ledger.STATUS_OF[row.status].value,
+                "status": ledger.order_status(row).value,
                 "filled_qty": _decimal(row.filled_qty),
                 "filled_avg_price": _decimal(row.filled_avg_price),
             }

@@ -1,16 +1,20 @@
-"""The broker port (`Broker`), its models and errors; adapters live beside it (`alpaca`)."""
+"""The broker port (`Broker`), its models and errors, and Alpaca's order rules
+(`order_rules`); adapters live beside it (`alpaca`, `simulated`)."""
 
 from shared.broker.errors import (
     BrokerAuthError,
     BrokerError,
+    DayTradingBuyingPowerError,
     DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     InsufficientQtyAvailableError,
     InvalidOrderError,
     NotFoundError,
     OrderAlreadyTerminalError,
+    PatternDayTraderError,
     RateLimitedError,
     TransientBrokerError,
+    WashTradeError,
 )
 from shared.broker.models import (
     Account,
@@ -39,6 +43,7 @@ __all__ = [
     "CancelOutcome",
     "CancelResult",
     "DailyBar",
+    "DayTradingBuyingPowerError",
     "DuplicateClientOrderIdError",
     "InsufficientBuyingPowerError",
     "InsufficientQtyAvailableError",
@@ -50,10 +55,12 @@ __all__ = [
     "OrderRequest",
     "OrderStatus",
     "OrderType",
+    "PatternDayTraderError",
     "Position",
     "PositionClose",
     "RateLimitedError",
     "Trade",
     "TradingSession",
     "TransientBrokerError",
+    "WashTradeError",
 ]

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 import structlog
+from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import Adjustment
 from alpaca.data.enums import DataFeed as AlpacaDataFeed
@@ -130,7 +131,7 @@ class AlpacaBroker:
 
     Paper or live comes from `trading_mode` (`ALCHEMISER_TRADING_MODE`), passed to the SDK as its
     `paper` flag — never from a URL. `base_url_override` exists ONLY so that tests can point both
-    clients at the loopback server in `tests/fakes/alpaca_server.py`; production code never sets
+    clients at the loopback server in `tests/fakes/alpaca/`; production code never sets
     it, and anything but a loopback URL is refused. `sleep` and `jitter` are injected so tests
     do not wait for backoffs.
     """
@@ -221,6 +222,9 @@ class AlpacaBroker:
             equity=decimal_or_none(raw.equity) or Decimal(0),
             portfolio_value=decimal_or_none(raw.portfolio_value or raw.equity) or Decimal(0),
             status=enum_value(raw.status),
+            daytrading_buying_power=decimal_or_none(raw.daytrading_buying_power),
+            pattern_day_trader=bool(raw.pattern_day_trader),
+            daytrade_count=raw.daytrade_count or 0,
         )
 
     async def get_positions(self) -> list[Position]:
@@ -351,6 +355,45 @@ class AlpacaBroker:
             )
         return CancelResult(order_id=order_id, outcome=CancelOutcome.REQUESTED)
 
+    async def get_orders(self, symbol: str, after: dt.datetime) -> list[Order]:
+        request = GetOrdersRequest(
+            status=QueryOrderStatus.ALL,
+            symbols=[symbol],
+            after=after,
+            direction=Sort.DESC,
+            limit=500,
+            nested=False,
+        )
+        raw = await self._call(
+            f"list the orders of {symbol} since {after.isoformat()}",
+            lambda: self._trading.get_orders(request),
+        )
+        assert isinstance(raw, list)
+        return [order_from_alpaca(o) for o in raw]
+
+    async def close_position(self, symbol: str) -> Order | None:
+        """DELETE /v2/positions/{symbol} without qty or percentage: Alpaca sells exactly what is
+        held. Only a 429 is retried (nothing was placed); after a 5xx or a timeout the order may
+        exist, so the error reaches the caller, which reconciles with `get_orders` first."""
+        try:
+            raw = await self._call(
+                f"close the position in {symbol}",
+                lambda: self._trading.close_position(symbol),
+                retry_if=lambda error: isinstance(error, RateLimitedError),
+            )
+        except NotFoundError:
+            return None
+        assert isinstance(raw, AlpacaOrder)
+        order = order_from_alpaca(raw)
+        log.info(
+            "broker_position_closed",
+            symbol=symbol,
+            order_id=order.order_id,
+            qty=str(order.qty),
+            status=order.broker_status,
+        )
+        return order
+
     async def close_all_positions(self) -> list[PositionClose]:
         raw = await self._call(
             "close all positions", lambda: self._trading.close_all_positions(cancel_orders=True)
@@ -466,8 +509,14 @@ class AlpacaBroker:
 
     # ------------------------------------------------------------------ calls, retries, errors
 
-    async def _call(self, operation: str, call: Callable[[], T]) -> T:
-        """Run one SDK call off the event loop, retrying 429/5xx/timeouts with backoff.
+    async def _call(
+        self,
+        operation: str,
+        call: Callable[[], T],
+        retry_if: Callable[[BrokerError], bool] = lambda error: error.retryable,
+    ) -> T:
+        """Run one SDK call off the event loop, retrying (by default every retryable error:
+        429/5xx/timeouts) with backoff.
 
         Only for calls that are safe to repeat; order placement goes through `_place_once`."""
         attempt = 0
@@ -475,7 +524,7 @@ class AlpacaBroker:
             try:
                 return await asyncio.to_thread(self._translated, operation, call)
             except BrokerError as error:
-                if not error.retryable or attempt >= self._retries:
+                if not retry_if(error) or attempt >= self._retries:
                     raise
                 attempt += 1
                 await self._pause(operation, attempt, error)

@@ -2,7 +2,9 @@
 
 Alpaca reuses codes across meanings (42210000 is any unprocessable request, 40310000 both
 "insufficient buying power" and "insufficient qty available"), so the status and the message
-decide the class; the code travels on the error for `OrderRejected`."""
+decide the class; the code travels on the error for `OrderRejected`. A refusal under one of the
+order-acceptance rules is read by `order_rules.rule_of`, so it becomes exactly the error the
+simulated broker raises for the same order."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 from alpaca.common.exceptions import APIError
 from pydantic import SecretStr
 
+from shared.broker import order_rules
 from shared.broker.alpaca_mapping import decimal_or_none
 from shared.broker.errors import (
     BrokerAuthError,
@@ -122,6 +125,9 @@ def broker_error_from_api(
         )
     if status == 404:
         return NotFoundError(said, code=code, http_status=status)
+    rule = order_rules.rule_of(status, message)
+    if rule is not None:
+        return order_rules.rule_error(rule, said, code=code, http_status=status)
     if "insufficient qty available" in lowered:
         parsed = REQUESTED_AVAILABLE.search(message or "")
         available = body.get("available")

@@ -1,6 +1,6 @@
-"""Alpaca's SDK models into ours: orders (with the status map of
-docs/trading-rules.md, Alpaca statuses), positions and calendar sessions. Quantities and prices come
-as strings or floats and leave as `Decimal`."""
+"""Alpaca's SDK models into ours: orders (their status by `status_of`, see
+docs/trading-rules.md, Alpaca statuses), positions and calendar sessions. Quantities and prices
+come as strings or floats and leave as `Decimal`."""
 
 from __future__ import annotations
 
@@ -13,23 +13,10 @@ from alpaca.trading.models import Calendar as AlpacaCalendar
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import Position as AlpacaPosition
 
-from shared.broker.models import Order, OrderStatus, OrderType, Position, TradingSession
+from shared.broker.models import Order, OrderType, Position, TradingSession, status_of
 from shared.trading import Side
 
 NEW_YORK = ZoneInfo("America/New_York")
-
-STATUS_MAP = {
-    "new": OrderStatus.ACCEPTED,
-    "accepted": OrderStatus.ACCEPTED,
-    "pending_new": OrderStatus.ACCEPTED,
-    "partially_filled": OrderStatus.PARTIALLY_FILLED,
-    "filled": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELED,
-    "cancelled": OrderStatus.CANCELED,
-    "replaced": OrderStatus.CANCELED,
-    "expired": OrderStatus.REJECTED,
-    "rejected": OrderStatus.REJECTED,
-}
 
 
 def decimal_or_none(value: str | float | int | None) -> Decimal | None:
@@ -47,17 +34,19 @@ def enum_value(value: Any) -> str:
 def order_from_alpaca(order: AlpacaOrder) -> Order:
     broker_status = enum_value(order.status)
     order_type = enum_value(order.order_type or order.type or "market")
+    qty = decimal_or_none(order.qty) or Decimal(0)
+    filled_qty = decimal_or_none(order.filled_qty) or Decimal(0)
     return Order(
         order_id=str(order.id),
         client_order_id=order.client_order_id,
         symbol=order.symbol or "",
         side=Side(enum_value(order.side or "buy").upper()),
         order_type=OrderType(order_type),
-        qty=decimal_or_none(order.qty) or Decimal(0),
+        qty=qty,
         limit_price=decimal_or_none(order.limit_price),
-        status=STATUS_MAP.get(broker_status, OrderStatus.ACCEPTED),
+        status=status_of(broker_status, filled_qty, qty),
         broker_status=broker_status,
-        filled_qty=decimal_or_none(order.filled_qty) or Decimal(0),
+        filled_qty=filled_qty,
         filled_avg_price=decimal_or_none(order.filled_avg_price),
         submitted_at=aware(order.submitted_at),
         updated_at=aware(order.updated_at),

@@ -4,6 +4,8 @@
 Callers decide on `retryable` and the class, never on message text: the adapter has already read
 the broker's code and words. `code` is the broker's own error code as a string (Alpaca's
 `40310000`, or `timeout` / `connection` when no answer came), so `OrderRejected` can carry it.
+A refusal under one of Alpaca's order-acceptance rules (`shared.broker.order_rules`) also names
+that rule in `rule`, whichever adapter refused.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ class BrokerError(Exception):
         code: str | None = None,
         http_status: int | None = None,
         retryable: bool | None = None,
+        rule: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.http_status = http_status
+        self.rule = rule
+        """The order-acceptance rule that refused the order (an `OrderRule` value), if any."""
         if retryable is not None:
             self.retryable = retryable
 
@@ -44,9 +49,26 @@ class InsufficientBuyingPowerError(BrokerError):
     """403: the account cannot pay for the order. Terminal: a retry would be refused again."""
 
 
+class DayTradingBuyingPowerError(InsufficientBuyingPowerError):
+    """403: a BUY of an account flagged as a pattern day trader costs more than its day-trading
+    buying power. Terminal until the next session recomputes that figure."""
+
+
 class InvalidOrderError(BrokerError):
-    """422: the order itself is wrong (fractional qty on a non-fractionable asset, not
-    tradable, bad price). Terminal."""
+    """422 (403 for an order under the $1 minimum): the order itself is wrong — a fractional
+    qty on a non-fractionable asset, too many decimals, a sub-penny limit price, not tradable.
+    Terminal: the same order is refused again."""
+
+
+class WashTradeError(BrokerError):
+    """403: an order on a symbol while an order of the opposite side is open on it (Alpaca's
+    wash-trade protection). Terminal for this order: cancel the opposite order first."""
+
+
+class PatternDayTraderError(BrokerError):
+    """403: the order could make the account a pattern day trader (a fourth day trade in five
+    sessions on an account under $25,000), so Alpaca's pattern-day-trader protection refused it.
+    Terminal today: no retry passes before the day trades age out or equity rises."""
 
 
 class DuplicateClientOrderIdError(BrokerError):

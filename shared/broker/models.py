@@ -15,8 +15,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from shared.trading import Side
 
-CLIENT_ORDER_ID_MAX_LENGTH = 128
-
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -33,12 +31,9 @@ class OrderType(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """The final statuses an order can reach (docs/trading-rules.md, Alpaca statuses); the broker's
-    own word is kept on the order.
-
-    new / accepted / pending_new and anything unknown are ACCEPTED (still working); `expired` is
-    REJECTED. `replaced` is CANCELED: the order stopped working and its replacement carries on.
-    """
+    """Where an order stands, in our five words; the broker's own word is kept on the order as
+    `broker_status` (docs/trading-rules.md, Alpaca statuses). `status_of` maps one to the
+    other."""
 
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"
@@ -49,6 +44,34 @@ class OrderStatus(StrEnum):
 
 TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED})
 
+FINAL_BROKER_STATUSES: dict[str, OrderStatus] = {
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "replaced": OrderStatus.CANCELED,
+    "expired": OrderStatus.REJECTED,
+    "rejected": OrderStatus.REJECTED,
+}
+"""The broker's words after which nothing changes: Alpaca lets an order be cancelled until it is
+filled, canceled or expired, and `rejected` and `replaced` end it too (the replacement carries
+on). Every other word is open: `new`, `accepted` (queued outside the session), `pending_new`,
+`accepted_for_bidding`, `partially_filled`, `pending_cancel` and `pending_replace` (a fill can
+still win), `done_for_day` and `calculated` (done for today, not final), `stopped`, `held`,
+`suspended`, and any word we do not know."""
+
+
+def status_of(broker_status: str, filled_qty: Decimal, qty: Decimal) -> OrderStatus:
+    """Our word for the broker's: final words map as listed in `FINAL_BROKER_STATUSES`; an open
+    order is ACCEPTED, PARTIALLY_FILLED once anything filled, and FILLED once everything did
+    (Alpaca reports `calculated` for an order filled today whose settlement is pending)."""
+    word = broker_status.strip().lower()
+    final = FINAL_BROKER_STATUSES.get(word)
+    if final is not None:
+        return final
+    if qty > 0 and filled_qty >= qty:
+        return OrderStatus.FILLED
+    return OrderStatus.PARTIALLY_FILLED if filled_qty > 0 else OrderStatus.ACCEPTED
+
 
 class Account(_Frozen):
     account_id: str
@@ -57,6 +80,13 @@ class Account(_Frozen):
     equity: Decimal
     portfolio_value: Decimal
     status: str
+    daytrading_buying_power: Decimal | None = Field(
+        default=None,
+        description="what the account may spend on day trades today; None when the broker "
+        "reports none",
+    )
+    pattern_day_trader: bool = False
+    daytrade_count: int = Field(default=0, description="day trades in the last five sessions")
 
 
 class Position(_Frozen):
@@ -84,7 +114,11 @@ class OrderRequest(_Frozen):
     side: Side
     qty: Decimal = Field(gt=0)
     order_type: OrderType
-    client_order_id: str = Field(min_length=1, max_length=CLIENT_ORDER_ID_MAX_LENGTH)
+    client_order_id: str = Field(
+        min_length=1,
+        description="its length, like the price's and quantity's precision, is the broker's rule "
+        "(shared.broker.order_rules), checked where the order arrives",
+    )
     limit_price: Decimal | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")

@@ -1,6 +1,10 @@
 """`SimulatedBroker`: the `Broker` port over the simulated world
 (docs/trading-rules.md, Simulated orders / Simulated state).
 
+It refuses orders by Alpaca's own rule table (`shared.broker.order_rules`), queues orders placed
+outside the session, and can leave a cancel pending, so the embedded default behaves as Alpaca
+does where an order's fate depends on it.
+
 Always paper, deterministic, any number of accounts (one instance per account, all on the same
 tables). State lives in the database and every call commits in the broker's own transaction on
 its own engine, never inside a service's, so a crash between a broker call and a service's
@@ -25,6 +29,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import market_clock
+from shared.broker import order_rules
 from shared.broker.errors import (
     BrokerError,
     DuplicateClientOrderIdError,
@@ -51,7 +56,13 @@ from shared.broker.models import (
 )
 from shared.broker.simulated import fills, ledger
 from shared.broker.simulated.quotes import QUOTE_SIZE, derived_quote, last_price, shaped_quote
-from shared.broker.simulated.scenario import Scenario, SubmissionFault, SymbolFill
+from shared.broker.simulated.scenario import (
+    CancelEnd,
+    Scenario,
+    SlowCancel,
+    SubmissionFault,
+    SymbolFill,
+)
 from shared.broker.simulated.tables import (
     side_of,
     sim_accounts,
@@ -138,6 +149,9 @@ class SimulatedBroker:
         self._last_prices: dict[tuple[str, dt.date], Decimal | None] = {}
         self._unsettled: list[tuple[Decimal, int]] = []
         """Sell proceeds not yet in buying power, with the account reads they still wait."""
+        self._cancels_asked: dict[str, tuple[dt.datetime, SlowCancel]] = {}
+        """Orders left `pending_cancel`: when the cancel was asked and how it ends. Like the
+        scenario, not stored: another instance ends such an order `canceled` when it reads it."""
 
     @classmethod
     def from_settings(
@@ -203,6 +217,7 @@ class SimulatedBroker:
         assert state is not None, "the account row was created by _locked_account"
         buying_power = state.buying_power - self._unsettled_proceeds()
         self._unsettled = [(amount, reads - 1) for amount, reads in self._unsettled if reads > 1]
+        standing = self.scenario.day_trading
         return Account(
             account_id=self._account_id,
             cash=state.cash,
@@ -210,6 +225,13 @@ class SimulatedBroker:
             equity=state.equity,
             portfolio_value=state.equity,
             status=ACCOUNT_STATUS,
+            daytrading_buying_power=(
+                buying_power
+                if standing.daytrading_buying_power is None
+                else standing.daytrading_buying_power
+            ),
+            pattern_day_trader=standing.pattern_day_trader,
+            daytrade_count=standing.daytrade_count,
         )
 
     async def get_positions(self) -> list[Position]:
@@ -318,7 +340,12 @@ class SimulatedBroker:
                     outcome=CancelOutcome.ALREADY_TERMINAL,
                     terminal_state=row.status,
                 )
-            await self._set_status(connection, order_id, "canceled")
+            slow = self.scenario.cancels.get(row.symbol)
+            if slow is None:
+                await self._set_status(connection, order_id, "canceled")
+            elif row.status != "pending_cancel":
+                self._cancels_asked[order_id] = (self._now(), slow)
+                await self._set_status(connection, order_id, "pending_cancel")
         return CancelResult(order_id=order_id, outcome=CancelOutcome.REQUESTED)
 
     async def get_order(self, order_id: str) -> Order | None:
@@ -333,6 +360,24 @@ class SimulatedBroker:
             row = await self._row(connection, client_order_id=client_order_id)
             return None if row is None else await self._advance(connection, row, poll=True)
 
+    async def get_orders(self, symbol: str, after: dt.datetime) -> list[Order]:
+        await self._wait()
+        async with self._locked_account() as connection:
+            rows = await ledger.orders_of_symbol(
+                connection, self._account_id, _symbol(symbol), after
+            )
+            return [await self._advance(connection, row, poll=False) for row in rows]
+
+    async def close_position(self, symbol: str) -> Order | None:
+        """A market SELL of exactly the quantity held, under a client order id of the broker's
+        own (a UUID, as Alpaca gives)."""
+        await self._wait()
+        async with self._locked_account() as connection:
+            rows = await ledger.position_rows(connection, self._account_id, _symbol(symbol))
+            if not rows:
+                return None
+            return await self._close(connection, rows[0])
+
     async def close_all_positions(self) -> list[PositionClose]:
         await self._wait()
         async with self._locked_account() as connection:
@@ -341,15 +386,7 @@ class SimulatedBroker:
             closes = []
             for position in await ledger.position_rows(connection, self._account_id):
                 try:
-                    order = await self._place(
-                        connection,
-                        client_order_id=f"close:{position.symbol}:{uuid.uuid4().hex}",
-                        symbol=position.symbol,
-                        side=Side.SELL,
-                        order_type=OrderType.MARKET,
-                        qty=position.qty,
-                        limit_price=None,
-                    )
+                    order = await self._close(connection, position)
                 except BrokerError as error:
                     closes.append(
                         PositionClose(symbol=position.symbol, order=None, error=error.message)
@@ -475,6 +512,18 @@ class SimulatedBroker:
             .values(status=status, updated_at=self._now())
         )
 
+    async def _close(self, connection: AsyncConnection, position: OrderRow) -> Order:
+        return await self._place(
+            connection,
+            client_order_id=str(uuid.uuid4()),
+            symbol=position.symbol,
+            side=Side.SELL,
+            order_type=OrderType.MARKET,
+            qty=position.qty,
+            limit_price=None,
+            closes_position=True,
+        )
+
     async def _place(
         self,
         connection: AsyncConnection,
@@ -485,14 +534,33 @@ class SimulatedBroker:
         order_type: OrderType,
         qty: Decimal,
         limit_price: Decimal | None,
+        closes_position: bool = False,
     ) -> Order:
-        """Check an order as the broker would, record it, and fill it if the model says so.
-        A refusal raises before anything is written."""
+        """Check an order as the broker would — known and tradable, then Alpaca's rule table,
+        then buying power or the quantity available — record it, and fill it if the model says
+        so. A refusal raises before anything is written. Outside the session the order is
+        queued (`accepted`) and fills from the next open."""
         operation = f"order {client_order_id} ({side.lower()} {_plain(qty)} {symbol})"
-        last = self._tradable_price(operation, symbol, qty)
+        last = self._tradable_price(operation, symbol)
         quote = self._quote(symbol)
+        refusal = order_rules.refusal(
+            await self._new_order(
+                connection,
+                client_order_id=client_order_id,
+                symbol=symbol,
+                side=side,
+                order_type=order_type,
+                qty=qty,
+                limit_price=limit_price,
+                quote=quote,
+                closes_position=closes_position,
+            )
+        )
+        if refusal is not None:
+            raise refusal.error(operation)
         hold_price = limit_price or fills.market_price(side, quote, last)
-        status, reason = "accepted", None
+        status = order_rules.arrival_status(market_clock.is_open_at(self._now()))
+        reason = None
         if self._settings.sim_fill_model is FillModel.REJECT_RATE and fills.rejected_by_rate(
             client_order_id, self._settings.sim_reject_rate
         ):
@@ -530,7 +598,50 @@ class SimulatedBroker:
         assert row is not None
         return await self._advance(connection, row, poll=False)
 
-    def _tradable_price(self, operation: str, symbol: str, qty: Decimal) -> Decimal:
+    async def _new_order(
+        self,
+        connection: AsyncConnection,
+        *,
+        client_order_id: str,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        qty: Decimal,
+        limit_price: Decimal | None,
+        quote: Quote | None,
+        closes_position: bool,
+    ) -> order_rules.NewOrder:
+        """What Alpaca's rule table reads about this order, from the simulated state."""
+        state = await ledger.account_state(connection, self._account_id)
+        assert state is not None
+        working = await ledger.working_orders(connection, self._account_id, symbol=symbol)
+        start_of_day = dt.datetime.combine(
+            self._now().astimezone(market_clock.NEW_YORK).date(),
+            dt.time(),
+            tzinfo=market_clock.NEW_YORK,
+        )
+        return order_rules.NewOrder(
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            order_type=order_type,
+            limit_price=limit_price,
+            client_order_id=client_order_id,
+            fractionable=symbol not in self.scenario.non_fractionable,
+            bid=None if quote is None else quote.bid,
+            ask=None if quote is None else quote.ask,
+            equity=state.equity,
+            open_orders=[
+                order_rules.OpenOrder(row.order_id, side_of(row.side), OrderType(row.order_type))
+                for row in working
+            ],
+            bought_today=side is Side.SELL
+            and await ledger.bought_since(connection, self._account_id, symbol, start_of_day),
+            day_trading=self.scenario.day_trading,
+            closes_position=closes_position,
+        )
+
+    def _tradable_price(self, operation: str, symbol: str) -> Decimal:
         if not self._knows(symbol):
             raise InvalidOrderError(
                 f"{operation}: asset {symbol} is not known to the simulated broker (it has no "
@@ -541,13 +652,6 @@ class SimulatedBroker:
         if symbol in self.scenario.non_tradable:
             raise InvalidOrderError(
                 f"{operation}: asset {symbol} is not tradable; leave it out of the plan",
-                code=INVALID_ORDER_CODE,
-                http_status=422,
-            )
-        if symbol in self.scenario.non_fractionable and qty != qty.to_integral_value():
-            raise InvalidOrderError(
-                f"{operation}: qty {_plain(qty)} is fractional but {symbol} is not "
-                "fractionable; order whole shares",
                 code=INVALID_ORDER_CODE,
                 http_status=422,
             )
@@ -600,6 +704,8 @@ class SimulatedBroker:
         was placed for (the next one, when placed outside a session) expires."""
         if row.status not in ledger.WORKING_STATUSES:
             return _order(row)
+        if row.status == "pending_cancel":
+            return _order(await self._end_cancel(connection, row))
         if self._now() >= market_clock.next_close(row.submitted_at):
             await self._set_status(connection, row.order_id, "expired")
             return _order(await self._reread(connection, row))
@@ -623,6 +729,21 @@ class SimulatedBroker:
         else:
             qty = remaining
         return _order(await self._fill(connection, row, qty, quote))
+
+    async def _end_cancel(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
+        """A pending cancel ends when its time is up: `canceled`, or `filled` when the scenario
+        lets a fill win the race."""
+        asked = self._cancels_asked.get(row.order_id)
+        if asked is not None:
+            asked_at, slow = asked
+            if (self._now() - asked_at).total_seconds() < slow.pending_s:
+                return row
+            del self._cancels_asked[row.order_id]
+            if slow.end is CancelEnd.FILLED:
+                remaining = row.qty - row.filled_qty
+                return await self._fill(connection, row, remaining, self._quote(row.symbol))
+        await self._set_status(connection, row.order_id, "canceled")
+        return await self._reread(connection, row)
 
     async def _fill_remaining_now(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
         if not market_clock.is_open_at(self._now()):
@@ -774,7 +895,7 @@ def _order(row: OrderRow) -> Order:
         order_type=OrderType(row.order_type),
         qty=row.qty,
         limit_price=row.limit_price,
-        status=ledger.STATUS_OF[row.status],
+        status=ledger.order_status(row),
         broker_status=row.status,
         filled_qty=row.filled_qty,
         filled_avg_price=row.filled_avg_price,

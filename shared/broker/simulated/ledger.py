@@ -5,32 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.broker.models import OrderStatus
-from shared.broker.simulated.tables import sim_accounts, sim_orders, sim_positions, stored_side
+from shared.broker.models import OrderStatus, status_of
+from shared.broker.simulated.tables import (
+    sim_accounts,
+    sim_fills,
+    sim_orders,
+    sim_positions,
+    stored_side,
+)
 from shared.trading import Side
 
-WORKING_STATUSES = ("accepted", "new", "pending_new", "partially_filled")
-"""The broker's own words for an order that can still fill."""
-
-STATUS_OF: dict[str, OrderStatus] = {
-    "new": OrderStatus.ACCEPTED,
-    "accepted": OrderStatus.ACCEPTED,
-    "pending_new": OrderStatus.ACCEPTED,
-    "partially_filled": OrderStatus.PARTIALLY_FILLED,
-    "filled": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELED,
-    "replaced": OrderStatus.CANCELED,
-    "rejected": OrderStatus.REJECTED,
-    "expired": OrderStatus.REJECTED,
-}
+WORKING_STATUSES = ("accepted", "new", "pending_new", "partially_filled", "pending_cancel")
+"""The simulated broker's words for an order that can still fill (a pending cancel can still
+lose the race to a fill)."""
 
 CLIENT_ORDER_ID_PREFIX = "alc:"
+ORDER_LIST_LIMIT = 500
 CENT = Decimal("0.01")
 
 
@@ -56,6 +53,11 @@ def market_value(position: Row[tuple[object, ...]]) -> Decimal:
     """A position at the last price it was marked at, to the cent as a broker reports it."""
     value: Decimal = position.qty * position.last_price
     return value.quantize(CENT)
+
+
+def order_status(row: Row[tuple[object, ...]]) -> OrderStatus:
+    """Our word for a stored order's status."""
+    return status_of(row.status, row.filled_qty, row.qty)
 
 
 def workflow_of(client_order_id: str) -> str | None:
@@ -118,6 +120,40 @@ async def working_orders(
     if symbol is not None:
         query = query.where(sim_orders.c.symbol == symbol)
     return (await connection.execute(query)).all()
+
+
+async def orders_of_symbol(
+    connection: AsyncConnection, account_id: str, symbol: str, after: datetime
+) -> Sequence[Row[tuple[object, ...]]]:
+    """The account's orders of `symbol` submitted after `after`, newest first (at most 500, as
+    Alpaca lists them)."""
+    query = (
+        sa.select(sim_orders)
+        .where(sim_orders.c.account_id == account_id)
+        .where(sim_orders.c.symbol == symbol)
+        .where(sim_orders.c.submitted_at > after)
+        .order_by(sim_orders.c.id.desc())
+        .limit(ORDER_LIST_LIMIT)
+    )
+    return (await connection.execute(query)).all()
+
+
+async def bought_since(
+    connection: AsyncConnection, account_id: str, symbol: str, since: datetime
+) -> bool:
+    """Whether `symbol` was bought since `since` (a BUY fill) or a BUY of it is working: a SELL
+    now would close a day trade."""
+    buy = stored_side(Side.BUY)
+    filled = await connection.scalar(
+        sa.select(sa.func.count())
+        .select_from(sim_fills)
+        .where(sim_fills.c.account_id == account_id)
+        .where(sim_fills.c.symbol == symbol)
+        .where(sim_fills.c.side == buy)
+        .where(sim_fills.c.filled_at >= since)
+    )
+    working = await working_orders(connection, account_id, side=Side.BUY, symbol=symbol)
+    return bool(filled) or bool(working)
 
 
 async def held_for_sale(connection: AsyncConnection, account_id: str, symbol: str) -> Decimal:

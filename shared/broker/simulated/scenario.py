@@ -1,6 +1,7 @@
 """Per-test departures from the plain simulated world (docs/trading-rules.md, Test scenarios): extra
-or restricted assets, fixed or misshapen quotes, symbols whose orders rest or fill by halves, and
-submission faults (429, 5xx, a lost answer).
+or restricted assets, fixed or misshapen quotes, symbols whose orders rest or fill by halves,
+slow cancels, the account's day-trading standing, and submission faults (429, 5xx, a lost
+answer).
 
 A `Scenario` belongs to one broker instance and is not stored: tests and chaos runs set it.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from shared.broker.order_rules import DayTrading
 from shared.trading import Quote, QuoteSource
 
 
@@ -43,6 +45,23 @@ class SymbolFill(StrEnum):
     """Half the quantity (whole shares) fills at once; the rest never does."""
     ON_CANCEL = "on_cancel"
     """Orders rest, then fill completely just before a cancel reaches them ("already filled")."""
+
+
+class CancelEnd(StrEnum):
+    """How a cancel left pending ends."""
+
+    CANCELED = "canceled"
+    FILLED = "filled"
+    """A fill wins the race: the order fills completely while the cancel is pending."""
+
+
+@dataclass(frozen=True)
+class SlowCancel:
+    """A cancel the broker takes (REQUESTED) but leaves `pending_cancel` for `pending_s` seconds
+    of the broker's clock, then ends as `end`."""
+
+    pending_s: float
+    end: CancelEnd = CancelEnd.CANCELED
 
 
 class SubmissionFault(StrEnum):
@@ -87,6 +106,11 @@ class Scenario:
     """Last prices given outright (the latest trade and the mark of positions)."""
     quote_shapes: dict[str, QuoteShape] = field(default_factory=dict)
     fills: dict[str, SymbolFill] = field(default_factory=dict)
+    cancels: dict[str, SlowCancel] = field(default_factory=dict)
+    """Symbols whose cancels stay pending for a while (by default a cancel ends at once)."""
+    day_trading: DayTrading = field(default_factory=DayTrading)
+    """The account's pattern-day-trader flag, day-trade count, day-trading buying power (None:
+    reported as the buying power) and previous-close equity (None: today's)."""
     settlement_reads: int = 0
     """Sell proceeds reach cash at the fill but buying power only after this many account
     reads (0: at once), to exercise the buying-power checks between the phases

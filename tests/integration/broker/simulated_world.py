@@ -17,13 +17,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from shared.broker.order_rules import DayTrading
 from shared.broker.simulated import FixedQuote, Scenario, SimulatedBroker, SymbolFill
-from shared.broker.simulated.scenario import SubmissionFault
+from shared.broker.simulated.scenario import CancelEnd, SlowCancel, SubmissionFault
 from shared.broker.simulated.tables import sim_accounts, sim_orders, sim_positions
 from shared.eventstore.migrations import upgrade
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import Settings, load_settings
+from tests.fakes.clock import ControlledClock
 from tests.integration.broker.contract import BrokerWorld, Fill
+from tests.integration.broker.contract import CancelEnd as ContractCancelEnd
 from tests.integration.broker.contract import SubmissionFault as ContractFault
 from tests.servers import create_postgres_database, drop_postgres_database
 
@@ -69,6 +72,7 @@ def new_broker(
     settings: Settings | None = None,
     scenario: Scenario | None = None,
     sleep: RecordedSleep | None = None,
+    clock: ControlledClock | None = None,
 ) -> SimulatedBroker:
     return SimulatedBroker(
         database_url,
@@ -77,6 +81,7 @@ def new_broker(
         bars(),
         scenario=scenario,
         sleep=sleep if sleep is not None else RecordedSleep(),
+        clock=clock,
     )
 
 
@@ -112,10 +117,17 @@ class SimulatedWorld(BrokerWorld):
     """Seeds the account straight into the simulated broker's tables and the market into its
     scenario."""
 
-    def __init__(self, database_url: str, account_id: str, scenario: Scenario) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        account_id: str,
+        scenario: Scenario,
+        clock: ControlledClock | None = None,
+    ) -> None:
         self._database_url = database_url
         self._account_id = account_id
         self._scenario = scenario
+        self._clock = clock
 
     def set_cash(self, cash: Decimal) -> None:
         async def write(connection: AsyncConnection) -> None:
@@ -179,6 +191,20 @@ class SimulatedWorld(BrokerWorld):
 
     def set_fill(self, symbol: str, fill: Fill) -> None:
         self._scenario.fills[symbol] = _FILLS[fill]
+
+    def set_cancel(self, symbol: str, pending_s: float, end: ContractCancelEnd) -> None:
+        self._scenario.cancels[symbol] = SlowCancel(pending_s, CancelEnd(end.value))
+
+    def set_day_trading(self, standing: DayTrading) -> None:
+        self._scenario.day_trading = standing
+
+    def set_now(self, moment: dt.datetime) -> None:
+        assert self._clock is not None, "give the world the broker's clock"
+        self._clock.set(moment)
+
+    def advance(self, seconds: float) -> None:
+        assert self._clock is not None, "give the world the broker's clock"
+        self._clock.advance(seconds)
 
     def fail_next_submissions(self, fault: ContractFault, times: int = 1) -> None:
         self._scenario.fail_next_submissions(SubmissionFault(fault.value), times)

@@ -1,15 +1,23 @@
 """The Alpaca adapter on the loopback Alpaca server: the broker contract, then what is Alpaca's own
-(HTTP codes, Retry-After, HTML 5xx bodies, timeouts, paper/live, keys kept secret, daily bars)."""
+(HTTP codes, Retry-After, HTML 5xx bodies, timeouts, paper/live, keys kept secret, daily bars),
+and the loopback's own answers on the wire: each order rule's exact status, code and message,
+every Alpaca status, orders held in `accepted`, latency, the per-key request budget and count,
+closing part of a position."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
+import requests
 import structlog
 from pydantic import SecretStr
 
@@ -26,18 +34,33 @@ from shared.broker import (
     TransientBrokerError,
 )
 from shared.broker.alpaca import AlpacaBroker
+from shared.broker.order_rules import DayTrading
 from shared.settings import BrokerKind, DataFeed, TradingMode, load_settings
 from shared.trading import Side
-from tests.fakes.alpaca_server import (
+from tests.fakes.alpaca import (
     AlpacaLoopback,
     AlpacaWorld,
+    CancelEnd,
+    CancelRule,
     Fault,
     FaultKind,
     FillMode,
     FillRule,
+    RateBudget,
     running_alpaca,
 )
-from tests.integration.broker.contract import BrokerContract, BrokerWorld, Fill, SubmissionFault
+from tests.fakes.clock import ControlledClock
+from tests.integration.broker.contract import (
+    RULE_CASES,
+    START,
+    BrokerContract,
+    BrokerWorld,
+    Fill,
+    RuleCase,
+    SubmissionFault,
+    rule_market,
+)
+from tests.integration.broker.contract import CancelEnd as ContractCancelEnd
 
 TIMEOUT_S = 1.0
 ORDERS = "/v2/orders"
@@ -69,6 +92,18 @@ class RecordedSleep:
 class LoopbackWorld(BrokerWorld):
     def __init__(self, world: AlpacaWorld) -> None:
         self.alpaca = world
+
+    def set_cancel(self, symbol: str, pending_s: float, end: ContractCancelEnd) -> None:
+        self.alpaca.set_cancel(symbol, CancelRule(pending_s, CancelEnd(end.value)))
+
+    def set_day_trading(self, standing: DayTrading) -> None:
+        self.alpaca.set_day_trading(standing)
+
+    def set_now(self, moment: dt.datetime) -> None:
+        self.alpaca.clock.set(moment)
+
+    def advance(self, seconds: float) -> None:
+        self.alpaca.clock.advance(seconds)
 
     def set_cash(self, cash: Decimal) -> None:
         self.alpaca.set_cash(cash)
@@ -107,7 +142,7 @@ class LoopbackWorld(BrokerWorld):
 
 @pytest.fixture
 def loopback() -> Iterator[AlpacaLoopback]:
-    with running_alpaca() as server:
+    with running_alpaca(clock=ControlledClock(START)) as server:
         yield server
 
 
@@ -443,7 +478,7 @@ async def test_orders_ended_by_the_broker_map_to_the_finalisation_statuses(
     for status in ("expired", "canceled", "rejected"):
         placed = await broker.submit_order(_market("AAPL", Side.BUY, "1", f"alc:{status}"))
         assert placed.status is OrderStatus.ACCEPTED and placed.broker_status == "new"
-        loopback.world.end_order(f"alc:{status}", status)
+        loopback.world.set_status(f"alc:{status}", status)
         ended[status] = await broker.get_order(placed.order_id)
 
     assert {s: (o.status, o.broker_status) for s, o in ended.items() if o is not None} == {
@@ -468,21 +503,6 @@ async def test_sell_proceeds_can_reach_buying_power_late(
 
     assert (first.cash, first.buying_power) == (Decimal("1000"), Decimal("0"))
     assert (second.cash, second.buying_power) == (Decimal("1000"), Decimal("1000"))
-
-
-async def test_the_clock_is_open_inside_a_session_and_closes_early_on_an_early_close(
-    loopback: AlpacaLoopback, sleep: RecordedSleep
-) -> None:
-    new_york = dt.timezone(dt.timedelta(hours=-5))
-    loopback.world.set_now(dt.datetime(2026, 11, 27, 10, 0, tzinfo=new_york))
-    broker = _broker(loopback, sleep)
-
-    clock = await broker.get_clock()
-
-    assert clock.is_open is True
-    assert clock.now == dt.datetime(2026, 11, 27, 10, 0, tzinfo=new_york)
-    assert clock.next_close == dt.datetime(2026, 11, 27, 13, 0, tzinfo=new_york)
-    assert clock.next_open == dt.datetime(2026, 11, 30, 9, 30, tzinfo=new_york)
 
 
 async def test_a_stale_quote_keeps_the_time_it_was_quoted(
@@ -534,7 +554,7 @@ async def test_a_cancel_refused_with_42210000_is_already_terminal_only_if_the_or
     broker = _broker(loopback, sleep)
     working = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:working"))
     ended = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:ended"))
-    world.end_order("alc:ended", "expired")
+    world.set_status("alc:ended", "expired")
     refusal = '{"code": 42210000, "message": "order is not cancelable"}'
     for order in (working, ended):
         world.inject(
@@ -593,3 +613,239 @@ async def test_either_wording_of_alpacas_duplicate_id_refusal_resolves_to_the_pl
 
     assert again.order_id == placed.order_id
     assert loopback.world.creates("alc:wf:AAPL:b:1") == 1
+
+
+# ---------------------------------------------------------------------- the loopback on the wire
+
+
+def _wire(loopback: AlpacaLoopback, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """A raw request to the loopback with its keys, as any HTTP client would send it."""
+    headers = {
+        "APCA-API-KEY-ID": loopback.world.key_id,
+        "APCA-API-SECRET-KEY": loopback.world.secret_key,
+    }
+    return requests.request(
+        method, f"{loopback.base_url}{path}", headers=headers, timeout=5, **kwargs
+    )
+
+
+def _order_body(request: OrderRequest, time_in_force: str = "day") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "symbol": request.symbol,
+        "qty": str(request.qty),
+        "side": request.side.lower(),
+        "type": request.order_type.value,
+        "time_in_force": time_in_force,
+        "client_order_id": request.client_order_id,
+    }
+    if request.limit_price is not None:
+        body["limit_price"] = str(request.limit_price)
+    return body
+
+
+@pytest.mark.parametrize("case", RULE_CASES, ids=lambda case: case.id)
+async def test_the_loopback_refuses_each_rule_with_alpacas_status_code_and_message(
+    loopback: AlpacaLoopback, sleep: RecordedSleep, case: RuleCase
+) -> None:
+    world = LoopbackWorld(loopback.world)
+    rule_market(world)
+    case.setup(world)
+    broker = _broker(loopback, sleep)
+    for order in case.before:
+        await broker.submit_order(order)
+
+    answer = _wire(loopback, "POST", ORDERS, json=_order_body(case.request))
+
+    assert answer.status_code == case.http_status
+    assert answer.json()["code"] == int(case.code)
+    assert answer.json()["message"] == case.message
+
+
+async def test_a_fractional_order_must_be_a_day_order(loopback: AlpacaLoopback) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    fractional = _market("AAPL", Side.BUY, "1.5", "alc:wf:AAPL:b:gtc")
+    whole = _market("AAPL", Side.BUY, "2", "alc:wf:AAPL:b:gtc-whole")
+
+    refused = _wire(loopback, "POST", ORDERS, json=_order_body(fractional, "gtc"))
+    accepted = _wire(loopback, "POST", ORDERS, json=_order_body(whole, "gtc"))
+
+    assert (refused.status_code, refused.json()) == (
+        422,
+        {"code": 42210000, "message": "fractional orders must be DAY orders"},
+    )
+    assert accepted.status_code == 200 and accepted.json()["time_in_force"] == "gtc"
+
+
+STATUS_WORDS = [
+    ("pending_new", OrderStatus.ACCEPTED, False),
+    ("accepted_for_bidding", OrderStatus.ACCEPTED, False),
+    ("pending_replace", OrderStatus.ACCEPTED, False),
+    ("done_for_day", OrderStatus.ACCEPTED, False),
+    ("calculated", OrderStatus.ACCEPTED, False),
+    ("stopped", OrderStatus.ACCEPTED, False),
+    ("suspended", OrderStatus.ACCEPTED, False),
+    ("replaced", OrderStatus.CANCELED, True),
+    ("expired", OrderStatus.REJECTED, True),
+    ("rejected", OrderStatus.REJECTED, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("word", "ours", "final"), STATUS_WORDS, ids=[w for w, _, _ in STATUS_WORDS]
+)
+async def test_every_alpaca_status_reaches_us_with_its_own_word(
+    loopback: AlpacaLoopback, sleep: RecordedSleep, word: str, ours: OrderStatus, final: bool
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    loopback.world.set_fill(FillRule(FillMode.NEVER), "AAPL")
+    broker = _broker(loopback, sleep)
+    placed = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1"))
+
+    loopback.world.set_status("alc:wf:AAPL:b:1", word)
+    read = await broker.get_order(placed.order_id)
+
+    assert read is not None
+    assert (read.status, read.broker_status, read.is_terminal) == (ours, word, final)
+
+
+async def test_a_cancel_is_refused_while_a_replace_is_pending(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    loopback.world.set_fill(FillRule(FillMode.NEVER), "AAPL")
+    broker = _broker(loopback, sleep)
+    placed = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1"))
+    loopback.world.set_status("alc:wf:AAPL:b:1", "pending_replace")
+
+    with pytest.raises(BrokerError) as refused:
+        await broker.cancel_order(placed.order_id)
+
+    assert (refused.value.http_status, refused.value.code) == (422, "42210000")
+
+
+async def test_an_order_stuck_in_accepted_never_fills_and_can_still_be_cancelled(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
+    loopback.world.hold_accepted("AAPL")
+    broker = _broker(loopback, sleep)
+
+    placed = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1"))
+    loopback.world.clock.advance(600)
+    later = await broker.get_order(placed.order_id)
+    cancel = await broker.cancel_order(placed.order_id)
+    ended = await broker.get_order(placed.order_id)
+
+    assert (placed.broker_status, placed.status) == ("accepted", OrderStatus.ACCEPTED)
+    assert later is not None and (later.broker_status, later.filled_qty) == ("accepted", 0)
+    assert cancel.outcome is CancelOutcome.REQUESTED
+    assert ended is not None and ended.broker_status == "canceled"
+
+
+async def test_latency_delays_every_answer(loopback: AlpacaLoopback, sleep: RecordedSleep) -> None:
+    loopback.world.set_latency(0.05)
+    broker = _broker(loopback, sleep)
+
+    started = time.monotonic()
+    await broker.get_account()
+    await broker.get_clock()
+
+    assert time.monotonic() - started >= 0.1
+
+
+async def test_over_the_per_key_budget_alpaca_answers_429_with_its_rate_headers(
+    loopback: AlpacaLoopback, sleep: RecordedSleep
+) -> None:
+    loopback.world.set_rate_limit(RateBudget(limit=3, window_s=6))
+    broker = _broker(loopback, sleep, retries=0)
+    for _ in range(2):
+        await broker.get_account()
+    last_allowed = _wire(loopback, "GET", "/v2/account")
+
+    with pytest.raises(RateLimitedError) as limited:
+        await broker.get_account()
+    over = _wire(loopback, "GET", "/v2/clock")
+
+    assert last_allowed.status_code == 200
+    assert last_allowed.headers["X-RateLimit-Limit"] == "3"
+    assert last_allowed.headers["X-RateLimit-Remaining"] == "0"
+    assert (over.status_code, over.json()["code"]) == (429, 42910000)
+    assert int(over.headers["X-RateLimit-Reset"]) > time.time()
+    assert limited.value.retry_after_s is not None and 0 < limited.value.retry_after_s <= 7
+
+
+def test_requests_are_counted_per_key_whichever_process_sends_them(
+    loopback: AlpacaLoopback,
+) -> None:
+    other_process = (
+        "import requests, sys\n"
+        "keys = {'APCA-API-KEY-ID': sys.argv[2], 'APCA-API-SECRET-KEY': sys.argv[3]}\n"
+        "for _ in range(5):\n"
+        "    requests.get(sys.argv[1] + '/v2/clock', headers=keys, timeout=5)\n"
+    )
+    world = loopback.world
+
+    for _ in range(3):
+        _wire(loopback, "GET", "/v2/account")
+    subprocess.run(
+        [sys.executable, "-c", other_process, loopback.base_url, world.key_id, world.secret_key],
+        check=True,
+        timeout=30,
+    )
+
+    assert world.max_in_window(world.key_id, window_s=6) == 8
+    assert world.max_in_window(world.key_id, window_s=0.000001) == 1
+    assert world.max_in_window("PKSOMEONEELSE", window_s=6) == 0
+
+
+@pytest.mark.parametrize(
+    ("held", "query", "sold"),
+    [
+        ("7.2273576", {"qty": "0.5"}, "0.5"),
+        ("7", {"percentage": "50"}, "3"),
+        ("7.2273576", {"percentage": "50"}, "3.6136788"),
+        ("7.2273576", {}, "7.2273576"),
+    ],
+    ids=["qty", "half-of-whole-shares", "half-of-a-fractional-holding", "everything"],
+)
+def test_closing_a_position_sells_a_qty_or_a_percentage_of_it(
+    loopback: AlpacaLoopback, held: str, query: dict[str, str], sold: str
+) -> None:
+    loopback.world.set_quote("SPY", Decimal("400.00"), Decimal("400.20"))
+    loopback.world.set_position("SPY", Decimal(held), Decimal("390"))
+
+    answer = _wire(loopback, "DELETE", "/v2/positions/SPY", params=query)
+
+    assert answer.status_code == 200
+    assert (answer.json()["qty"], answer.json()["type"], answer.json()["side"]) == (
+        sold,
+        "market",
+        "sell",
+    )
+
+
+def test_closing_a_position_takes_a_qty_or_a_percentage_not_both(
+    loopback: AlpacaLoopback,
+) -> None:
+    loopback.world.set_quote("SPY", Decimal("400.00"), Decimal("400.20"))
+    loopback.world.set_position("SPY", Decimal("7"), Decimal("390"))
+
+    both = _wire(loopback, "DELETE", "/v2/positions/SPY", params={"qty": "1", "percentage": "5"})
+    nothing_held = _wire(loopback, "DELETE", "/v2/positions/QQQ")
+
+    assert (both.status_code, both.json()["code"]) == (422, 40010001)
+    assert (nothing_held.status_code, nothing_held.json()["code"]) == (404, 40410000)
+
+
+def test_the_account_reports_alpacas_day_trading_fields(loopback: AlpacaLoopback) -> None:
+    loopback.world.set_day_trading(
+        DayTrading(pattern_day_trader=True, daytrade_count=2, daytrading_buying_power=Decimal(4000))
+    )
+
+    account = _wire(loopback, "GET", "/v2/account").json()
+
+    assert (
+        account["daytrading_buying_power"],
+        account["pattern_day_trader"],
+        account["daytrade_count"],
+    ) == ("4000.00", True, 2)

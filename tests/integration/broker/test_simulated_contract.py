@@ -10,7 +10,8 @@ import pytest
 
 from shared.broker.simulated import Scenario, SimulatedBroker
 from shared.eventstore.migrations import upgrade
-from tests.integration.broker.contract import BrokerContract
+from tests.fakes.clock import ControlledClock
+from tests.integration.broker.contract import START, BrokerContract
 from tests.integration.broker.simulated_world import SimulatedWorld, migrated_sqlite, new_broker
 
 ACCOUNT_ID = "contract"
@@ -22,12 +23,20 @@ class SimulatedContract(BrokerContract):
         return Scenario()
 
     @pytest.fixture
-    def world(self, database_url: str, scenario: Scenario) -> SimulatedWorld:
-        return SimulatedWorld(database_url, ACCOUNT_ID, scenario)
+    def clock(self) -> ControlledClock:
+        return ControlledClock(START)
 
     @pytest.fixture
-    async def broker(self, database_url: str, scenario: Scenario) -> AsyncIterator[SimulatedBroker]:
-        broker = new_broker(database_url, ACCOUNT_ID, scenario=scenario)
+    def world(
+        self, database_url: str, scenario: Scenario, clock: ControlledClock
+    ) -> SimulatedWorld:
+        return SimulatedWorld(database_url, ACCOUNT_ID, scenario, clock)
+
+    @pytest.fixture
+    async def broker(
+        self, database_url: str, scenario: Scenario, clock: ControlledClock
+    ) -> AsyncIterator[SimulatedBroker]:
+        broker = new_broker(database_url, ACCOUNT_ID, scenario=scenario, clock=clock)
         try:
             yield broker
         finally:

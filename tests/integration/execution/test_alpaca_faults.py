@@ -21,7 +21,7 @@ from shared.eventstore.store import SqlEventStore
 from shared.messaging.consumer import Consumer
 from shared.service.runtime import PeriodicRunner
 from tests.eventually import eventually
-from tests.fakes.alpaca_server import (
+from tests.fakes.alpaca import (
     AlpacaLoopback,
     Fault,
     FaultKind,

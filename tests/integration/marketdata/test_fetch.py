@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from shared.broker.alpaca import AlpacaBroker
 from shared.marketdata.barstore import BarStore
 from shared.marketdata.fetch import fetch_into_store
-from tests.fakes.alpaca_server import AlpacaLoopback, running_alpaca
+from tests.fakes.alpaca import AlpacaLoopback, running_alpaca
 
 DAYS = [dt.date(2024, 11, day) for day in (18, 19, 20, 21, 22, 25, 26)]
 
