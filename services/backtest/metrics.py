@@ -16,10 +16,11 @@ import bisect
 import calendar
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,7 @@ TRAILING_MONTHS = {"return_1m": 1, "return_3m": 3, "return_1y": 12}
 
 Floats = npt.NDArray[np.float64]
 Metric = float | int | None
+P = TypeVar("P", bound=Hashable)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +73,10 @@ class Curve:
 
     def years(self) -> float:
         return (self.dates[-1] - self.dates[0]).days / DAYS_PER_YEAR
+
+    def window(self, start: int, stop: int) -> Curve:
+        """Sessions start … stop − 1: a slice of a valid curve is valid, so no check again."""
+        return Curve(self.dates[start:stop], self.values[start:stop])
 
 
 def daily_risk_free(annual_rate: float) -> float:
@@ -207,6 +213,32 @@ def trailing_return(curve: Curve, months: int) -> float | None:
     return _finite(curve.values[-1] / curve.values[k] - 1.0)
 
 
+ROLLING_SHARPE_SESSIONS = 126
+"""Six months of sessions: the window of the report's rolling Sharpe ratio."""
+
+
+def rolling_sharpe(
+    curve: Curve, sessions: int = ROLLING_SHARPE_SESSIONS, risk_free_rate: float = 0.0
+) -> list[float | None]:
+    """Per session, the Sharpe ratio of the `sessions` returns ending there; None until that
+    many returns exist."""
+    return [
+        sharpe(curve.window(end - sessions, end + 1), risk_free_rate) if end >= sessions else None
+        for end in range(len(curve.dates))
+    ]
+
+
+def monthly_returns(curve: Curve) -> dict[tuple[int, int], float | None]:
+    """Per (year, month): the last value of the month over the last value of the month before,
+    less one; the first month starts from E_0."""
+    return _period_returns(curve, lambda day: (day.year, day.month))
+
+
+def yearly_returns(curve: Curve) -> dict[int, float | None]:
+    """Per calendar year, as `monthly_returns` per month."""
+    return _period_returns(curve, lambda day: day.year)
+
+
 @dataclass(frozen=True)
 class Relative:
     """The portfolio against one benchmark, over the sessions both have."""
@@ -307,6 +339,18 @@ def benchmark_metrics(
     """A benchmark's own statistics and the portfolio's beta, alpha, correlation, R², tracking
     error and information ratio against it."""
     return curve_metrics(benchmark, risk_free_rate) | relative(portfolio, benchmark).as_dict()
+
+
+def _period_returns(curve: Curve, period: Callable[[date], P]) -> dict[P, float | None]:
+    ends: dict[P, float] = {}
+    for day, value in zip(curve.dates, curve.values, strict=True):
+        ends[period(day)] = float(value)
+    returns: dict[P, float | None] = {}
+    previous = float(curve.values[0])
+    for key, end in ends.items():
+        returns[key] = _finite(end / previous - 1.0)
+        previous = end
+    return returns
 
 
 def _per_session(curve: Curve, values: Sequence[float | Decimal], name: str) -> Floats:

@@ -359,6 +359,24 @@ def test_per_session_inputs_must_cover_every_session() -> None:
         metrics.time_in_market(curve(), (1, 2))
 
 
+def test_rolling_sharpe_is_the_sharpe_ratio_of_the_trailing_window() -> None:
+    values = (100, 103, 101, 104, 104, 108, 107)
+    whole = curve(values, sessions(7))
+    rolling = metrics.rolling_sharpe(whole, sessions=3)
+    assert rolling[:3] == [None, None, None]
+    assert rolling[3] == metrics.sharpe(curve(values[:4], sessions(4)))
+    assert rolling[6] == metrics.sharpe(curve(values[3:], sessions(7)[3:]))
+
+
+def test_calendar_returns_chain_each_periods_last_value_from_e0() -> None:
+    dates = (date(2023, 12, 20), date(2023, 12, 29), date(2024, 1, 31), date(2024, 2, 1))
+    values = (100, 110, 121, 108.9)
+    assert metrics.monthly_returns(curve(values, dates)) == pytest.approx(
+        {(2023, 12): 0.1, (2024, 1): 0.1, (2024, 2): -0.1}
+    )
+    assert metrics.yearly_returns(curve(values, dates)) == pytest.approx({2023: 0.1, 2024: -0.01})
+
+
 # --- against ffn --------------------------------------------------------------------------
 
 FFN_TOLERANCE = 1e-6
