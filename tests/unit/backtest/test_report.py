@@ -107,7 +107,7 @@ def test_each_rebalance_shows_its_orders_and_decision_path(
     assert f"<strong>{first.date.isoformat()}</strong>" in page
     assert "1-TECH.clj:4:5" in page
     assert "branch" in page  # the condition's outcome, in the trading email's words
-    assert "No decision: the file holds fixed weights." in page
+    assert "No decision steps: no condition or filter chose this file's weights." in page
 
 
 def test_undefined_statistics_read_as_a_dash(result: BacktestResult) -> None:
