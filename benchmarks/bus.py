@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
+from typing import Any
 
 import aio_pika
 
@@ -173,16 +174,35 @@ async def outbox_to_inbox(url: str, messages: int, batch: int) -> PathResult:
     PostgreSQL, the relay publishing them with confirms, a consumer recording each in its inbox
     (group-committed with the other deliveries in flight) before the ack, with a service's
     default handlers per queue. Appending is done before the clock starts."""
+    from shared.eventstore.store import SqlEventStore
+
+    return await _outbox_to_inbox(
+        url, messages, batch, SqlEventStore, "outbox (PostgreSQL) -> RabbitMQ -> inbox"
+    )
+
+
+async def outbox_to_inbox_through_sqlalchemy(url: str, messages: int, batch: int) -> PathResult:
+    """The same, with the PostgreSQL adapter's single statements (inbox reads and inserts)
+    sent through SQLAlchemy instead of its asyncpg statement path (benchmarks/eventstore.py)."""
+    from benchmarks.eventstore import PostgresThroughSqlalchemy
+
+    return await _outbox_to_inbox(
+        url, messages, batch, PostgresThroughSqlalchemy, "the same, statements via SQLAlchemy"
+    )
+
+
+async def _outbox_to_inbox(
+    url: str, messages: int, batch: int, store_type: Callable[[str], Any], path: str
+) -> PathResult:
     from shared.events.notifications import NotificationSent
     from shared.eventstore.migrations import upgrade
-    from shared.eventstore.store import SqlEventStore
     from shared.messaging.consumer import Consumer, HandlerContext
     from shared.messaging.relay import OutboxRelay
     from tests.servers import create_postgres_database, drop_postgres_database
 
     database_url = await create_postgres_database()
     exchange_name, queue_name = _names()
-    store = SqlEventStore(database_url)
+    store = store_type(database_url)
     bus = RabbitMqBus(
         url, exchange=exchange_name, prefetch=PREFETCH, handlers_per_queue=HANDLERS_PER_QUEUE
     )
@@ -231,10 +251,16 @@ async def outbox_to_inbox(url: str, messages: int, batch: int) -> PathResult:
         await store.close()
         await _delete_topology(url, exchange_name, queue_name)
         await drop_postgres_database(database_url)
-    return PathResult("outbox (PostgreSQL) -> RabbitMQ -> inbox", messages, elapsed)
+    return PathResult(path, messages, elapsed)
 
 
-PATHS: list[BenchmarkPath] = [raw_aio_pika, bus_rabbitmq, outbox_to_inbox, bus_in_memory]
+PATHS: list[BenchmarkPath] = [
+    raw_aio_pika,
+    bus_rabbitmq,
+    outbox_to_inbox,
+    outbox_to_inbox_through_sqlalchemy,
+    bus_in_memory,
+]
 
 
 async def _broker_version(url: str) -> str:

@@ -11,6 +11,10 @@ reference as a bare INSERT (autocommit: one round trip, as `store.append`); appe
 of 100 events per transaction; and replay (`SqlEventStore.replay` pages decoded into event
 objects). Every loop gets its events built before its stopwatch starts: the figures are the
 store's, not the event constructors'.
+On PostgreSQL the single and batched appends and the replay run twice, side by side: with the
+adapter's asyncpg statement path, and with the same statements sent through SQLAlchemy instead
+(`PostgresThroughSqlalchemy` below) — what the adapter would be without that path
+(docs/decisions.md, "The asyncpg statement path").
 PostgreSQL runs on a fresh database created and dropped on ALCHEMISER_TEST_POSTGRES_URL's server
 (default 127.0.0.1:5432); SQLite on a temporary file.
 """
@@ -27,20 +31,24 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiosqlite import connect as sqlite_connect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.events import OrderFilled, client_order_id
 from shared.eventstore import SqlEventStore, upgrade
 from shared.eventstore.engine import SQLITE_BUSY_TIMEOUT_MS
+from shared.eventstore.postgres import PostgresEventStore
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ALCHEMISER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -64,6 +72,55 @@ CREATE INDEX ix_{table}_correlation_id ON {table} (correlation_id, position)
 """
 BLOCK, BARE = "baseline_block", "baseline_bare"
 """The baseline's tables: inserts in a transaction block, and bare (autocommit) inserts."""
+
+
+class SqlalchemyStatements:
+    """Stands in for the adapter's asyncpg `StatementPool`: each statement, the same SQL, on an
+    AUTOCOMMIT connection from SQLAlchemy's pool (one round trip, as on asyncpg)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[DriverThroughSqlalchemy]:
+        async with self._engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield DriverThroughSqlalchemy(autocommit)
+
+    async def close(self) -> None:
+        return None
+
+
+class DriverThroughSqlalchemy:
+    """The calls the adapter makes on an asyncpg connection, through SQLAlchemy."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def fetch(self, query: str, *arguments: Any) -> Sequence[Any]:
+        return (await self._connection.exec_driver_sql(query, arguments)).all()
+
+    async def fetchrow(self, query: str, *arguments: Any) -> Any:
+        return (await self._connection.exec_driver_sql(query, arguments)).first()
+
+    def is_in_transaction(self) -> bool:
+        return False
+
+
+class PostgresThroughSqlalchemy(PostgresEventStore):
+    """The PostgreSQL adapter without its asyncpg statement path: appends and inbox statements
+    through SQLAlchemy connections, event reads through the common base's SQLAlchemy Core
+    queries (as on SQLite). For this comparison only."""
+
+    read_stream = SqlEventStore.read_stream
+    read_all = SqlEventStore.read_all
+    read_correlation = SqlEventStore.read_correlation
+    replay = SqlEventStore.replay
+    seen_among = SqlEventStore.seen_among
+
+    @property
+    def statements(self) -> Any:
+        return SqlalchemyStatements(self.engine)
 
 
 def order_filled(index: int) -> OrderFilled:
@@ -126,7 +183,7 @@ class Stopwatch:
 
     def print(self) -> None:
         print(
-            f"  {self.label:<44} {self.count:>8} in {self.elapsed_s:8.2f} s"
+            f"  {self.label:<58} {self.count:>8} in {self.elapsed_s:8.2f} s"
             f"  {self.rate:>10,.0f} /s  {self.cpu_s / self.count * 1e6:7.0f} µs client CPU each",
             flush=True,
         )
@@ -140,15 +197,20 @@ BARE), with the raw driver."""
 async def bench(url: str, events: int, baseline: Baseline, *, targets: bool) -> None:
     """Baseline and single appends alternate in rounds so that a load change on the machine
     hits both alike; then batched appends and replay. `targets`: print the issue's targets
-    beside the ratios (they are set for PostgreSQL)."""
+    beside the ratios (they are set for PostgreSQL). On PostgreSQL the store's measurements
+    run for the adapter with and without its asyncpg statement path, interleaved."""
     await upgrade(url)
-    store = SqlEventStore(url)
+    stores = {"": SqlEventStore(url)}
+    if isinstance(stores[""], PostgresEventStore):
+        stores[" [SQLAlchemy]"] = PostgresThroughSqlalchemy(url)
     baseline_watch = Stopwatch("baseline: raw driver, BEGIN + INSERT + COMMIT")
     bare_watch = Stopwatch("raw driver, bare INSERT (autocommit)")
-    single_watch = Stopwatch("store.append, 1 event (+ outbox row)")
     unit_watch = Stopwatch("unit of work, 1 event (+ outbox row)")
-    batch_watch = Stopwatch(f"store.append, {BATCH} events/transaction")
-    replay_watch = Stopwatch(f"replay: pages of {PAGE}, decoded")
+    single_watch = {tag: Stopwatch(f"store.append, 1 event (+ outbox row){tag}") for tag in stores}
+    batch_watch = {
+        tag: Stopwatch(f"store.append, {BATCH} events/transaction{tag}") for tag in stores
+    }
+    replay_watch = {tag: Stopwatch(f"replay: pages of {PAGE}, decoded{tag}") for tag in stores}
     try:
         round_size = max(1, events // ROUNDS)
         for start in range(0, events, round_size):
@@ -156,35 +218,51 @@ async def bench(url: str, events: int, baseline: Baseline, *, targets: bool) -> 
             rows = [baseline_row(index, order_filled(index)) for index in indexes]
             await baseline_watch.run(len(rows), baseline(BLOCK, rows))
             await bare_watch.run(len(rows), baseline(BARE, rows))
-            await single_watch.run(len(indexes), single(store, indexes))
-            await unit_watch.run(len(indexes), unit(store, indexes))
+            for tag, store in stores.items():
+                await single_watch[tag].run(len(indexes), single(store, indexes, tag))
+            await unit_watch.run(len(indexes), unit(stores[""], indexes))
         for start in range(0, events, round_size):
             indexes = range(start, min(start + round_size, events))
-            await batch_watch.run(len(indexes), batched(store, indexes))
-
-        async def replay() -> None:
-            total = 0
-            async for page in store.replay(page_size=PAGE):
-                total += len(page)
-            assert total == 3 * events, total
-
-        await replay_watch.run(3 * events, replay())
+            for tag, store in stores.items():
+                await batch_watch[tag].run(len(indexes), batched(store, indexes, tag))
+        stored = (2 * len(stores) + 1) * events
+        for _ in range(2):
+            for tag, store in stores.items():
+                await replay_watch[tag].run(stored, replay(store, stored))
     finally:
-        await store.close()
-    for watch in (baseline_watch, bare_watch, single_watch, unit_watch, batch_watch, replay_watch):
+        for store in stores.values():
+            await store.close()
+    for watch in (
+        baseline_watch,
+        bare_watch,
+        unit_watch,
+        *single_watch.values(),
+        *batch_watch.values(),
+        *replay_watch.values(),
+    ):
         watch.print()
     target = TARGETS if targets else ("", "", "")
-    print(
-        f"  single append / baseline: {single_watch.rate / baseline_watch.rate:6.1%}"
-        f"  ({target[0]}unit of work {unit_watch.rate / baseline_watch.rate:.1%};"
-        f" single / bare INSERT {single_watch.rate / bare_watch.rate:.1%})"
-    )
-    print(f"  batched / single:         {batch_watch.rate / single_watch.rate:6.1f}×{target[1]}")
-    print(f"  replay:                   {replay_watch.rate:8,.0f} /s{target[2]}")
+    for tag in stores:
+        single_rate, batch_rate = single_watch[tag].rate, batch_watch[tag].rate
+        print(f"  {tag.strip() or 'the store'}:")
+        print(
+            f"    single append / baseline: {single_rate / baseline_watch.rate:6.1%}"
+            f"  ({target[0]}unit of work {unit_watch.rate / baseline_watch.rate:.1%};"
+            f" single / bare INSERT {single_rate / bare_watch.rate:.1%})"
+        )
+        print(f"    batched / single:         {batch_rate / single_rate:6.1f}×{target[1]}")
+        print(f"    replay:                   {replay_watch[tag].rate:8,.0f} /s{target[2]}")
 
 
-def single(store: SqlEventStore, indexes: range) -> Awaitable[None]:
-    events = [(f"single-{index % WORKFLOWS}", order_filled(index)) for index in indexes]
+async def replay(store: SqlEventStore, stored: int) -> None:
+    total = 0
+    async for page in store.replay(page_size=PAGE):
+        total += len(page)
+    assert total == stored, (total, stored)
+
+
+def single(store: SqlEventStore, indexes: range, tag: str) -> Awaitable[None]:
+    events = [(f"single{tag}-{index % WORKFLOWS}", order_filled(index)) for index in indexes]
 
     async def run() -> None:
         for stream_id, event in events:
@@ -204,9 +282,9 @@ def unit(store: SqlEventStore, indexes: range) -> Awaitable[None]:
     return run()
 
 
-def batched(store: SqlEventStore, indexes: range) -> Awaitable[None]:
+def batched(store: SqlEventStore, indexes: range, tag: str) -> Awaitable[None]:
     batches = [
-        (f"batch-{start // BATCH}", [order_filled(index) for index in chunk])
+        (f"batch{tag}-{start // BATCH}", [order_filled(index) for index in chunk])
         for start in indexes[::BATCH]
         if (chunk := range(start, min(start + BATCH, indexes.stop)))
     ]

@@ -43,6 +43,7 @@ from shared.events import (
 from shared.eventstore import SqlEventStore, upgrade
 from shared.marketdata.bars import BarSnapshot
 from shared.messaging.consumer import Consumer
+from shared.service.runtime import PeriodicRunner
 from shared.settings import load_settings
 from tests.integration.execution.world import plan_event
 from tests.servers import create_postgres_database, drop_postgres_database
@@ -89,7 +90,11 @@ async def run_config(
     store = SqlEventStore(database_url)
     executor = Executor(settings, lambda account: broker_for(settings, account, bars=world))
     consumer = Consumer("execution", store, InMemoryBus(), executor.handle, ["RebalancePlanned"])
-    loop = asyncio.create_task(timer_loop.run(executor, store, settings.timer_poll_s))
+    loop = asyncio.create_task(
+        PeriodicRunner("execution", store).run(
+            timer_loop.due_timers(executor, settings.timer_poll_s)
+        )
+    )
     walls: list[float] = []
     events = 0
     try:
@@ -114,6 +119,7 @@ async def run_config(
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+        await executor.close()
         await store.close()
     total = sum(walls)
     return {

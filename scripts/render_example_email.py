@@ -36,7 +36,6 @@ from shared.events import (
     PlanItem,
     PlanMetadata,
     PositionSnapshot,
-    Quote,
     RebalancePlan,
     RebalancePlanned,
     SignalGenerated,
@@ -49,7 +48,7 @@ from shared.events import (
     plan_id,
     signal_fingerprint,
 )
-from shared.events.types import Side
+from shared.trading import Quote, QuoteSource, Side
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -216,7 +215,7 @@ def plan_items(portfolio_value: Decimal, targets: dict[str, Decimal]) -> tuple[P
 
 
 def order_result(item: PlanItem) -> OrderResult:
-    side: Side = "BUY" if item.action == "BUY" else "SELL"
+    side = Side(item.action)
     price = FILL_PRICES[item.symbol]
     held = HELD.get(item.symbol, (Decimal(0), Decimal(0)))[0]
     asked = (
@@ -353,7 +352,7 @@ def example_events() -> list[Event]:
                         bid_size=Decimal(200),
                         ask_size=Decimal(300),
                         as_of=STARTED + timedelta(seconds=5),
-                        source="rest",
+                        source=QuoteSource.REST,
                     )
                     for symbol, price in sorted(QUOTES.items())
                 ),

@@ -7,11 +7,12 @@ import typer
 
 from services.commands.broker import broker_app
 from services.commands.data import data_app
+from services.commands.db import db_app
 from services.commands.evaluate import evaluate
 from services.commands.events import events
 from services.commands.replay import replay
 from services.commands.run import run
-from services.commands.serve import db_app, serve
+from services.commands.serve import serve
 from services.commands.trigger import trigger
 
 app = typer.Typer(

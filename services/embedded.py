@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from services.execution.service import definition as execution_definition
-from services.notify.service import definition as notify_definition
-from services.portfolio.service import definition as portfolio_definition
-from services.strategy.service import definition as strategy_definition
+from services.registry import SERVICES, ServiceName
+from services.strategy.signal_step import bundled_symbols
 from services.strategy.trigger import start_workflow
 from services.strategy.workflow_status import WorkflowView, project_workflow
 from shared import market_clock
@@ -32,11 +30,12 @@ from shared.marketdata.sample import ensure_sample
 from shared.messaging.relay import OutboxRelay
 from shared.service.runtime import ServiceRuntime
 from shared.settings import BrokerKind, Settings
+from shared.workflow import is_finished
 
 POLL_S = 0.1
 
-#: What each step's event says, for the progress lines.
-STEP_NAMES = {
+#: What each event says in a progress line.
+PROGRESS_WORDS = {
     "WorkflowStarted": "workflow started",
     "SignalGenerated": "strategies evaluated",
     "RebalancePlanned": "rebalance planned",
@@ -59,28 +58,31 @@ class RunResult:
     report_files: tuple[Path, Path]
 
 
-DEFINITIONS = {
-    "strategy": strategy_definition,
-    "portfolio": portfolio_definition,
-    "execution": execution_definition,
-    "notify": notify_definition,
-}
+class ServiceTaskDiedError(Exception):
+    """A service's background task died during the run; the message names the task and why."""
 
 
 class EmbeddedSystem:
     """The services (all four unless told) sharing one store, one in-memory bus and one outbox
     relay."""
 
-    def __init__(self, settings: Settings, services: tuple[str, ...] = tuple(DEFINITIONS)) -> None:
+    def __init__(
+        self, settings: Settings, services: tuple[ServiceName, ...] = tuple(SERVICES)
+    ) -> None:
         self.settings = settings
         self.store = SqlEventStore(settings.resolved_database_url)
         self.bus = InMemoryBus()
-        self.relay = OutboxRelay(self.store, self.bus)
+        definitions = [SERVICES[name].definition(settings) for name in services]
+        # Only what the services running here consume is published: a replay runs without
+        # strategy, so its WorkflowStarted has no queue to go to.
+        self.relay = OutboxRelay(
+            self.store,
+            self.bus,
+            routed={event_type for each in definitions for event_type in each.event_types},
+        )
         self.runtimes = [
-            ServiceRuntime(
-                DEFINITIONS[name](settings), settings, self.store, self.bus, shared_relay=self.relay
-            )
-            for name in services
+            ServiceRuntime(each, settings, self.store, self.bus, shared_relay=self.relay)
+            for each in definitions
         ]
         self._relay_task: asyncio.Task[None] | None = None
 
@@ -95,9 +97,25 @@ class EmbeddedSystem:
 
         deadline = time.monotonic() + 30
         while not await attached():
+            if self.failure is not None:
+                raise ServiceTaskDiedError(f"the embedded services could not start: {self.failure}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the embedded services did not attach to the in-memory bus")
             await asyncio.sleep(POLL_S)
+
+    @property
+    def failure(self) -> str | None:
+        """The first service task that died, as its runtime reports it."""
+        return next((runtime.failure for runtime in self.runtimes if runtime.failure), None)
+
+    def check_alive(self, workflow_id: str) -> None:
+        """A service that has lost a task cannot finish the workflow, so whoever waits for it
+        stops at once instead of waiting out the deadline."""
+        if self.failure is not None:
+            raise ServiceTaskDiedError(
+                f"workflow {workflow_id} cannot finish: {self.failure}; the log above has the "
+                "traceback"
+            )
 
     async def stop(self) -> None:
         for runtime in self.runtimes:
@@ -117,7 +135,8 @@ async def prepare_data(settings: Settings, progress: Callable[[str], None]) -> N
     if settings.broker is BrokerKind.SIMULATED and not BarStore(settings.data_dir).exists():
         progress("generating the synthetic sample bar store (labelled synthetic) ...")
         end_before = market_clock.simulated_now(settings.sim_now, None)
-        await asyncio.to_thread(ensure_sample, settings.data_dir, None, end_before)
+        symbols = await asyncio.to_thread(bundled_symbols, settings.resolved_cache_dir)
+        await asyncio.to_thread(ensure_sample, settings.data_dir, symbols, end_before)
 
 
 async def run_once(
@@ -130,8 +149,8 @@ async def run_once(
     from services.notify.files import write_report_files
 
     system = EmbeddedSystem(settings)
-    await system.start()
     try:
+        await system.start()
         now = market_clock.market_now(settings, BarStore(settings.data_dir).last_session())
         outcome = await start_workflow(
             system.store,
@@ -143,7 +162,7 @@ async def run_once(
         )
         system.relay.wake()
         progress(f"workflow {outcome.workflow_id} for account {account_id} at {now.isoformat()}")
-        events = await _follow(system.store, outcome.workflow_id, settings, progress)
+        events = await _follow(system, outcome.workflow_id, settings, progress)
     finally:
         await system.stop()
     view = project_workflow(events)
@@ -153,21 +172,24 @@ async def run_once(
 
 
 async def _follow(
-    store: SqlEventStore, workflow_id: str, settings: Settings, progress: Callable[[str], None]
+    system: EmbeddedSystem,
+    workflow_id: str,
+    settings: Settings,
+    progress: Callable[[str], None],
 ) -> list[Event]:
     """Show each new event until the workflow ends and its notification is recorded (or the
-    deadline passes with nothing new)."""
+    deadline passes with nothing new, or a service task dies)."""
     shown = 0
     last_progress = time.monotonic()
     finished_at: float | None = None
     while True:
-        events = [recorded.event for recorded in await store.read_correlation(workflow_id)]
+        system.check_alive(workflow_id)
+        events = [recorded.event for recorded in await system.store.read_correlation(workflow_id)]
         for event in events[shown:]:
-            progress(f"  {STEP_NAMES.get(event.event_type, event.event_type)}{_detail(event)}")
+            progress(f"  {PROGRESS_WORDS.get(event.event_type, event.event_type)}{_detail(event)}")
             last_progress = time.monotonic()
         shown = len(events)
-        view = project_workflow(events)
-        if view is not None and view.status != "running":
+        if is_finished(events):
             finished_at = finished_at or time.monotonic()
             notified = any(e.event_type == "NotificationSent" for e in events)
             if (

@@ -21,11 +21,14 @@ from pathlib import Path
 
 from services.embedded import EmbeddedSystem
 from services.execution import sizing
+from services.execution.assets import AssetCache
+from services.portfolio import plan_mapping
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
+from services.registry import ServiceName
+from services.strategy.signal_events import recorded_signal, target_allocations
 from services.strategy.signal_step import bundled_config
-from services.strategy.signals import decide, decimal_text, load_strategy_set
-from services.strategy.workflow_status import project_workflow
+from services.strategy.signals import decide, load_strategy_set
 from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
 from shared.broker.simulated import SimulatedBroker
@@ -35,10 +38,11 @@ from shared.events.orders import OrderRequested
 from shared.events.plans import RebalancePlanned
 from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
-from shared.eventstore.store import SqlEventStore
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
+from shared.trading import Side
+from shared.workflow import is_finished, workflow_state
 
 
 class ReplayError(Exception):
@@ -92,12 +96,11 @@ def replay_bars(
     """The bars the recorded run decided on: the store's completed sessions before `as_of`
     plus the recorded provisional bar, or the store's sessions up to `as_of`."""
     stored = BarStore(settings.data_dir).load()
-    if signal.live_bars:
+    live_closes = recorded_signal(signal).live_closes
+    if live_closes:
         completed = stored.view(tickers, signal.as_of - dt.timedelta(days=1))
         live = {
-            symbol: float(price)
-            for symbol, price in signal.live_bars.items()
-            if symbol in completed.symbols
+            symbol: price for symbol, price in live_closes.items() if symbol in completed.symbols
         }
         return completed.with_provisional_bar(signal.as_of, live)
     return stored.view(tickers, signal.as_of)
@@ -124,7 +127,7 @@ async def replay_workflow(
     start = ids.get(from_event or str(events[0].event_id))
     if start is None:
         raise ReplayError(f"event {from_event} is not part of workflow {events[0].correlation_id}")
-    recorded_targets = dict(signal.consolidated_portfolio.target_allocations)
+    recorded_targets = plan_mapping.target_weights(signal)
     if strategies_dir is not None or start.event_type == "WorkflowStarted":
         targets = _replayed_targets(settings, signal, strategies_dir)
     else:
@@ -168,7 +171,7 @@ def _replayed_targets(
             f"{signal.bars_hash[:12]}…, now {bars.content_hash[:12]}…); restore them to replay"
         )
     decision = decide(strategy_set, bars, signal.as_of)
-    return {s: Decimal(decimal_text(w)) for s, w in decision.target_weights.items()}
+    return target_allocations(decision.target_weights)
 
 
 async def _plan_lines(
@@ -176,17 +179,10 @@ async def _plan_lines(
 ) -> list[Decision]:
     """Plan from the recorded account snapshot; a symbol the recording never priced (shadow
     mode's new targets) is priced by the simulated broker's quote."""
-    snapshot = recorded.snapshot
-    quotes = {q.symbol: domain.PlanningQuote(bid=q.bid, ask=q.ask) for q in snapshot.quotes}
-    for symbol in sorted(set(targets) - set(quotes)):
-        quote = await broker.get_latest_quote(symbol)
-        if quote is not None:
-            quotes[symbol] = domain.PlanningQuote(bid=quote.bid, ask=quote.ask)
-    facts = domain.AccountSnapshot(
-        cash=snapshot.cash,
-        portfolio_value=snapshot.portfolio_value,
-        positions={p.symbol: p.qty for p in snapshot.positions},
-        quotes=quotes,
+    priced = {quote.symbol for quote in recorded.snapshot.quotes}
+    fetched = [await broker.get_latest_quote(symbol) for symbol in sorted(set(targets) - priced)]
+    facts = plan_mapping.recorded_account(
+        recorded.snapshot, [quote for quote in fetched if quote is not None]
     )
     try:
         plan = plan_rebalance(facts, targets, settings.cash_reserve)
@@ -207,31 +203,31 @@ async def _orders(
     settings: Settings,
 ) -> list[Decision]:
     """Size each BUY/SELL line on the quote its recorded order was priced on (else the plan's
-    snapshot quote), as execution does."""
+    snapshot quote) with execution's own sizing rules."""
     order_quotes = {
         event.symbol: event.quote
         for event in events
         if isinstance(event, OrderRequested) and event.reason == "initial" and event.quote
     }
     snapshot_quotes = {quote.symbol: quote for quote in recorded.snapshot.quotes}
-    held = {position.symbol: position.qty for position in recorded.snapshot.positions}
+    held = plan_mapping.recorded_account(recorded.snapshot).positions
     targets = {item.symbol: item.target_weight for item in recorded.items}
+    assets = AssetCache(settings.asset_cache_s)
     orders: list[Decision] = []
     for line in plan_lines:
         if line.action == "HOLD":
             continue
+        order_side = Side(line.action)
         quote = order_quotes.get(line.symbol) or snapshot_quotes.get(line.symbol)
-        sides = [side for side in ((quote.bid, quote.ask) if quote else ()) if side > 0]
-        mid = sum(sides, Decimal(0)) / len(sides) if sides else None
-        asset = await broker.get_asset(line.symbol)
+        mid = quote.mid() if quote else None
         sized = sizing.size_order(
-            side=sizing.OrderSide(line.action),
+            side=order_side,
             trade_amount=line.amount,
-            liquidation=line.action == "SELL" and targets.get(line.symbol, Decimal(0)) == 0,
+            liquidation=sizing.is_liquidation(order_side, targets.get(line.symbol, Decimal(0))),
             price=mid,
             position_qty=held.get(line.symbol),
             qty_available=held.get(line.symbol),
-            asset=sizing.AssetInfo(asset.tradable, asset.fractionable) if asset else None,
+            asset=await assets.get(broker, line.symbol),
             min_notional_usd=settings.exec_min_notional_usd,
         )
         if sized.outcome is sizing.SizingOutcome.SIZED:
@@ -300,20 +296,22 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
             "signal_fingerprint": signal_fingerprint(result.targets),
         }
     )
-    system = EmbeddedSystem(settings, services=("portfolio", "execution", "notify"))
-    await system.start()
+    system = EmbeddedSystem(
+        settings, services=(ServiceName.PORTFOLIO, ServiceName.EXECUTION, ServiceName.NOTIFY)
+    )
     try:
+        await system.start()
         await system.store.append(f"replay/{workflow_id}", 0, [start, replayed_signal])
         system.relay.wake()
-        replayed = await _until_finished(system.store, workflow_id, settings.workflow_deadline_s)
+        replayed = await _until_finished(system, workflow_id, settings.workflow_deadline_s)
     finally:
         await system.stop()
-    view = project_workflow(replayed)
+    state = workflow_state(replayed)
     new_plan = _first(replayed, RebalancePlanned)
     return Redrive(
         workflow_id=workflow_id,
         account_id=account_id,
-        status=view.status if view else "running",
+        status=state.status if state else "running",
         plan=tuple(
             sorted(d for d in _recorded_plan(new_plan) if d.action != "HOLD")
             if isinstance(new_plan, RebalancePlanned)
@@ -323,12 +321,14 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
     )
 
 
-async def _until_finished(store: SqlEventStore, workflow_id: str, deadline_s: float) -> list[Event]:
+async def _until_finished(
+    system: EmbeddedSystem, workflow_id: str, deadline_s: float
+) -> list[Event]:
     give_up = time.monotonic() + deadline_s
     while True:
-        events = [item.event for item in await store.read_correlation(workflow_id)]
-        view = project_workflow(events)
-        if (view is not None and view.status != "running") or time.monotonic() > give_up:
+        system.check_alive(workflow_id)
+        events = [item.event for item in await system.store.read_correlation(workflow_id)]
+        if is_finished(events) or time.monotonic() > give_up:
             return events
         await asyncio.sleep(0.1)
 

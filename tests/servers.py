@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from services import registry
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "ALCHEMISER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -59,7 +61,7 @@ async def drop_postgres_database(url: str) -> None:
         await connection.close()
 
 
-SERVICES = ("strategy", "portfolio", "execution", "notify")
+SERVICES = tuple(name.value for name in registry.SERVICES)
 
 
 def unique_bus_namespace() -> str:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from services.commands.settings import settings_or_exit
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,16 +39,6 @@ AllAccountsOption = Annotated[
     str | None, typer.Option("--account", help="Only this simulated account (default: all).")
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
-
-
-def _settings() -> Settings:
-    from shared.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as error:
-        typer.echo(f"alchemiser: {error}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _decimal(value: Decimal | None) -> str | None:
@@ -122,7 +114,7 @@ def orders(workflow: WorkflowOption = None, output: FormatOption = OutputFormat.
             for row in rows
         ]
 
-    _print(asyncio.run(_read(_settings(), query)), output)
+    _print(asyncio.run(_read(settings_or_exit(), query)), output)
 
 
 @broker_app.command("positions")
@@ -143,7 +135,7 @@ def positions(account: AllAccountsOption = None, output: FormatOption = OutputFo
             for row in rows
         ]
 
-    _print(asyncio.run(_read(_settings(), query)), output)
+    _print(asyncio.run(_read(settings_or_exit(), query)), output)
 
 
 @broker_app.command("account")
@@ -153,7 +145,7 @@ def account(
     """Cash, equity and buying power; an account that never traded shows its starting cash."""
     from shared.broker.simulated import ledger
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def query(connection: AsyncConnection) -> dict[str, Any]:
         state = await ledger.account_state(connection, account)

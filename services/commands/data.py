@@ -167,12 +167,13 @@ def sample(
     """Create or extend the deterministic synthetic sample (labelled synthetic) in the bar store."""
     settings = _settings()
     end_before = _end_before(end, settings)
+    from services.strategy.signal_step import bundled_symbols
     from shared.marketdata.bars import BarDataError
     from shared.marketdata.sample import ensure_sample
 
     directory = data_dir or settings.data_dir
     try:
-        result = ensure_sample(directory, None, end_before)
+        result = ensure_sample(directory, bundled_symbols(settings.resolved_cache_dir), end_before)
     except (BarDataError, ValueError) as error:
         _fail(str(error), 1)
     store_path = directory / "bars"

@@ -8,11 +8,12 @@ loads a service framework.
 
 from __future__ import annotations
 
+import gc
 import importlib.abc
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -23,8 +24,7 @@ import typer
 if TYPE_CHECKING:
     from services.strategy.allocation_config import AllocationConfig
     from services.strategy.dsl.ast import Symphony
-    from services.strategy.dsl.evaluator import Evaluation
-    from shared.marketdata.bars import BarSnapshot
+    from services.strategy.signals import StrategyDecision, StrategyFailure
 
 CONSOLIDATED = "consolidated"
 
@@ -106,45 +106,48 @@ def _strategy_paths(strategies: Sequence[Path], config: AllocationConfig | None)
     return paths
 
 
-def _load_strategy(path: Path, bars: BarSnapshot, cache_dir: Path) -> Symphony | str:
-    """The parsed, universe-checked file, or the message to report for every date."""
-    from services.strategy.dsl.compiler import check_universe
+def _load_strategy(path: Path, cache_dir: Path) -> Symphony | StrategyFailure:
+    """The parsed file, or the failure to report for every date."""
     from services.strategy.dsl.errors import DslError
-    from services.strategy.dsl.parse_cache import load_symphony
+    from services.strategy.parse_cache import load_symphony
+    from services.strategy.signals import StrategyFailure
 
     try:
         symphony = load_symphony(path, cache_dir)
-        check_universe(symphony, bars.symbols)
     except DslError as error:
-        return str(error)
+        return StrategyFailure(path.name, "load", str(error))
     except OSError as error:
-        return f"{path}: cannot read the strategy file ({error.strerror or error})"
+        message = f"{path}: cannot read the strategy file ({error.strerror or error})"
+        return StrategyFailure(path.name, "load", message)
     for warning in symphony.warnings:
         _stderr(f"warning: {warning}")
     return symphony
 
 
-def _line(strategy: str, day: date, weights: dict[str, float] | None, error: str | None) -> str:
+def _line(
+    strategy: str,
+    day: date,
+    weights: Mapping[str, float] | None,
+    error: str | None,
+    trace: list[dict[str, Any]] | None = None,
+) -> str:
     record: dict[str, Any] = {"strategy": strategy, "as_of": day.isoformat()}
     if error is None:
         record["weights"] = weights
+        if trace is not None:
+            record["trace"] = trace
     else:
         record["error"] = error
     return json.dumps(record)
 
 
-def _evaluation_line(evaluation: Evaluation, with_trace: bool) -> str:
-    record: dict[str, Any] = {
-        "strategy": evaluation.strategy,
-        "as_of": evaluation.as_of.isoformat(),
-    }
-    if evaluation.error is not None:
-        record["error"] = str(evaluation.error)
-    else:
-        record["weights"] = evaluation.weights
-        if with_trace and evaluation.trace is not None:
-            record["trace"] = evaluation.trace.full()
-    return json.dumps(record)
+def _outcome_line(outcome: StrategyDecision | StrategyFailure, day: date, with_trace: bool) -> str:
+    from services.strategy.signals import StrategyFailure
+
+    if isinstance(outcome, StrategyFailure):
+        return _line(outcome.strategy, day, None, outcome.message)
+    trace = outcome.trace.full() if with_trace and outcome.trace is not None else None
+    return _line(outcome.strategy, day, outcome.allocation, None, trace)
 
 
 def evaluate(
@@ -230,14 +233,10 @@ def _evaluate_files(
         raise _usage_error(str(error)) from None
     configure_logging(settings.log_level)
 
-    from services.strategy.allocation_config import (
-        AllocationConfigError,
-        consolidate,
-        load_allocation_config,
-    )
-    from services.strategy.dsl.evaluator import evaluate_symphony
-    from services.strategy.dsl.market_series import MarketSeries
-    from shared.marketdata.bars import BarDataError, load_bars
+    from services.strategy.allocation_config import AllocationConfigError, load_allocation_config
+    from services.strategy.signals import StrategyFailure, decide_dates
+    from shared.marketdata.bars import BarDataError
+    from shared.marketdata.bars_file import load_bars
 
     allocation_config = None
     if config is not None:
@@ -252,43 +251,42 @@ def _evaluate_files(
     except BarDataError as error:
         raise _usage_error(str(error)) from None
 
-    market = MarketSeries(snapshot)
-    failed = False
-    per_file: dict[Path, list[dict[str, float] | str]] = {}
-    out = sys.stdout
+    # Keyed by the config's name for a configured file (its consolidated error names it), by the
+    # resolved path otherwise: two arguments with one base name stay two files.
+    configured = (
+        {}
+        if allocation_config is None
+        else {
+            allocation_config.file_path(name).resolve(): name
+            for name in allocation_config.active_files
+        }
+    )
+    files: dict[str, Symphony | StrategyFailure] = {}
     for path in _strategy_paths(strategies, allocation_config):
-        loaded = _load_strategy(path, snapshot, settings.resolved_cache_dir)
-        if isinstance(loaded, str):
-            failed = True
-            per_file[path.resolve()] = [loaded] * len(dates)
-            for day in dates:
-                out.write(_line(path.name, day, None, loaded) + "\n")
-            continue
-        results: list[dict[str, float] | str] = []
-        for evaluation in evaluate_symphony(loaded, snapshot, dates, trace=trace, market=market):
-            out.write(_evaluation_line(evaluation, trace) + "\n")
-            if evaluation.weights is None:
-                failed = True
-                results.append(str(evaluation.error))
-            else:
-                results.append(evaluation.weights)
-        per_file[path.resolve()] = results
+        key = configured.get(path.resolve(), str(path.resolve()))
+        files[key] = _load_strategy(path, settings.resolved_cache_dir)
+    file_weights = {} if allocation_config is None else allocation_config.file_weights
+    # The parsed trees (a few hundred thousand objects) and the bars live until the process
+    # ends: taking them out of the collector's reach keeps every full collection during the
+    # evaluation from walking them again.
+    gc.freeze()
+    decisions = decide_dates(files, file_weights, snapshot, dates, trace=trace)
 
+    out = sys.stdout
+    failed = False
+    for key in files:
+        for decision in decisions:
+            outcome = decision.strategies[key]
+            failed = failed or isinstance(outcome, StrategyFailure)
+            out.write(_outcome_line(outcome, decision.as_of, trace) + "\n")
     if allocation_config is not None:
-        weights = allocation_config.file_weights
-        for index, day in enumerate(dates):
-            allocations: dict[str, dict[str, float]] = {}
-            problem = None
-            for name in allocation_config.active_files:
-                result = per_file[allocation_config.file_path(name).resolve()][index]
-                if isinstance(result, str):
-                    problem = f"{name} failed: {result}"
-                    break
-                allocations[name] = result
-            if problem is None:
-                line = _line(CONSOLIDATED, day, consolidate(weights, allocations), None)
+        for decision in decisions:
+            failure = decision.failure
+            if failure is None:
+                line = _line(CONSOLIDATED, decision.as_of, decision.target_weights, None)
             else:
-                line = _line(CONSOLIDATED, day, None, problem)
+                message = f"{decision.failed} failed: {failure.message}"
+                line = _line(CONSOLIDATED, decision.as_of, None, message)
             out.write(line + "\n")
     out.flush()
-    return len(per_file), failed
+    return len(files), failed

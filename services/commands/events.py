@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from services.commands.serve import settings_or_exit
+from services.commands.settings import settings_or_exit
 
 
 class EventsFormat(StrEnum):

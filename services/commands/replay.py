@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from services.commands.serve import settings_or_exit
+from services.commands.settings import settings_or_exit
 
 if TYPE_CHECKING:
     from services.replay import Decision
@@ -33,6 +33,7 @@ def replay(
     With --strategies (shadow mode) only the re-derivation runs, with the other files."""
     import asyncio
 
+    from services.embedded import ServiceTaskDiedError
     from services.replay import (
         Redrive,
         ReplayError,
@@ -75,7 +76,7 @@ def replay(
 
     try:
         result, played = asyncio.run(run())
-    except (ReplayError, SignalGenerationError) as error:
+    except (ReplayError, SignalGenerationError, ServiceTaskDiedError) as error:
         typer.echo(f"alchemiser replay: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"re-derived workflow {result.workflow_id} from {result.started_from}")

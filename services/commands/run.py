@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from services.commands.serve import secret_values, settings_or_exit
+from services.commands.settings import secret_values, settings_or_exit
 
 
 def run(
@@ -22,7 +22,13 @@ def run(
     Exits 1 when the workflow fails."""
     import asyncio
 
-    from services.embedded import RunResult, prepare_data, print_summary, run_once
+    from services.embedded import (
+        RunResult,
+        ServiceTaskDiedError,
+        prepare_data,
+        print_summary,
+        run_once,
+    )
     from shared.logs import configure_logging
 
     settings = settings_or_exit()
@@ -37,7 +43,11 @@ def run(
         await prepare_data(settings, progress)
         return await run_once(settings, account_id=account, out_dir=out, progress=progress)
 
-    result = asyncio.run(prepared_run())
+    try:
+        result = asyncio.run(prepared_run())
+    except ServiceTaskDiedError as error:
+        typer.echo(f"alchemiser run: {error}", err=True)
+        raise typer.Exit(1) from None
     print_summary(result)
     if result.view.status != "completed":
         raise typer.Exit(1)

@@ -1,66 +1,33 @@
-"""`alchemiser serve strategy|portfolio|execution|notify` and `alchemiser db upgrade`."""
+"""`alchemiser serve strategy|portfolio|execution|notify`."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from shared.service.runtime import ServiceDefinition
-    from shared.settings import Settings
+from services.commands.settings import secret_values, settings_or_exit
+from services.registry import SERVICES, ServiceName
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int | None, typer.Option(help="Port; default 8001-8004 by service.")]
 
 
-class ServiceName(StrEnum):
-    STRATEGY = "strategy"
-    PORTFOLIO = "portfolio"
-    EXECUTION = "execution"
-    NOTIFY = "notify"
+def serve_main(service: ServiceName) -> None:
+    """`python -m services.<name>`: `alchemiser serve <name>` with the same options. It imports
+    only this module, so a service package's entry point depends on no other service."""
 
+    def serve_this(host: Host = "127.0.0.1", port: Port = None) -> None:
+        serve(service, host, port)
 
-db_app = typer.Typer(help="The event store's schema.", no_args_is_help=True)
-
-
-def settings_or_exit() -> Settings:
-    """Settings, or one line naming the bad variable and exit code 2."""
-    from shared.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as error:
-        typer.echo(f"alchemiser: {error}", err=True)
-        raise typer.Exit(2) from None
-
-
-def service_definition(name: ServiceName, settings: Settings) -> ServiceDefinition:
-    from importlib import import_module
-
-    module = import_module(f"services.{name.value}.service")
-    definition: ServiceDefinition = module.definition(settings)
-    return definition
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the event store's migrations to ALCHEMISER_DATABASE_URL (compose and Kubernetes run
-    this as a one-shot step before the services start)."""
-    from shared.eventstore.migrations import upgrade
-    from shared.logs import configure_logging
-
-    settings = settings_or_exit()
-    configure_logging(settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(upgrade(settings.resolved_database_url))
-    typer.echo("event store schema is up to date", err=True)
+    typer.run(serve_this)
 
 
 def serve(
     service: Annotated[ServiceName, typer.Argument(help="Which service this process runs.")],
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port; default 8001-8004 by service.")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = None,
 ) -> None:
     """Run one service under uvicorn until SIGTERM."""
     import uvicorn
@@ -78,9 +45,10 @@ def serve(
     configure_logging(settings.log_level, secrets=secret_values(settings), service=service.value)
     database_url = settings.resolved_database_url
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    registered = SERVICES[service]
     try:
         asyncio.run(ensure_migrated(database_url))
-        definition = service_definition(service, settings)
+        definition = registered.definition(settings)
     except (DatabaseNotMigratedError, EventStoreUnavailableError, MissingApiTokenError) as error:
         typer.echo(f"alchemiser serve {service.value}: {error}", err=True)
         raise typer.Exit(1) from None
@@ -94,36 +62,8 @@ def serve(
     uvicorn.run(
         create_app(runtime),
         host=host,
-        port=port or definition.default_port,
+        port=port or registered.default_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret in force, for the log masker."""
-    from shared.service.auth import token_file
-
-    values = [
-        secret.get_secret_value()
-        for secret in (
-            settings.api_token,
-            settings.alpaca_key_id,
-            settings.alpaca_secret_key,
-            settings.smtp_password,
-        )
-        if secret is not None
-    ]
-    path = token_file(settings)
-    if path.exists():
-        values.append(path.read_text(encoding="utf-8").strip())
-    return values
-
-
-def run_module(service: ServiceName) -> None:
-    """`python -m services.<name>`: the same as `alchemiser serve <name>` with its options."""
-    sys.argv = ["alchemiser", "serve", service.value, *sys.argv[1:]]
-    from services.cli import main
-
-    main()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from services.commands.serve import settings_or_exit
+from services.commands.settings import settings_or_exit
 
 #: Exit code of a refused trigger (closed day or outside the close window): expected twice a
 #: day for a schedule that fires at both 12:45 and 15:45, so callers may treat it as success.

@@ -1,5 +1,6 @@
 """`python -m services.execution`: the same as `alchemiser serve execution`."""
 
-from services.commands.serve import ServiceName, run_module
+from services.commands.serve import serve_main
+from services.registry import ServiceName
 
-run_module(ServiceName.EXECUTION)
+serve_main(ServiceName.EXECUTION)

@@ -1,6 +1,6 @@
 """Execution's shell around the state machine: the `RebalancePlanned` handler that starts a
-workflow's execution, and `fire`, which runs a workflow's due timers and commits what they
-report.
+workflow's execution, and `fire`, which runs a workflow's due timers and returns what they
+report for the runtime to commit.
 
 Every step has the same shape (trading spec §3.16): read the state → broker I/O outside any
 transaction → ONE transaction that appends the events, saves the state (optimistic version
@@ -10,11 +10,11 @@ check), arms the next timers and deletes the timers that fired.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
 
@@ -26,12 +26,12 @@ from services.execution.machine import (
     TimerKind,
     TimerRequest,
     advance,
-    default_jitter,
+    after_stale_cancel,
     finish,
-    open_phase,
+    stale_and_foreign,
 )
+from services.execution.policy import ExecutionPolicy
 from services.execution.state import (
-    OpenOrderSeen,
     PlanLine,
     WorkflowExecution,
     WorkflowPhase,
@@ -41,16 +41,17 @@ from services.execution.state import (
 from services.execution.steps import ChainSteps
 from shared.broker.errors import BrokerError
 from shared.broker.port import Broker
-from shared.events import CLIENT_ORDER_ID_PREFIX, Event, RebalancePlanned, parse_client_order_id
+from shared.events import Event, RebalancePlanned
 from shared.eventstore import service_state, timers
-from shared.eventstore.service_state import StateVersionConflictError
-from shared.eventstore.store import SqlEventStore, UnitOfWork
+from shared.eventstore.port import EventStoreReader
+from shared.eventstore.store import UnitOfWork
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
+from shared.service.runtime import PeriodicOutcome
 from shared.settings import Settings
+from shared.workflow import is_finished
 
 log = structlog.get_logger(__name__)
 
-FINISHED_TYPES = frozenset({"WorkflowCompleted", "WorkflowFailed"})
 CONCURRENT_CHAIN_STEPS = 16
 """Chains of one workflow whose reads run at once; bounded so one big plan cannot exhaust the
 broker's rate limit or connection pool."""
@@ -69,17 +70,16 @@ class Executor:
         brokers: Callable[[str], Broker],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        jitter: Callable[[], float] = default_jitter,
-        on_commit: Callable[[], None] | None = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
+        self._policy = ExecutionPolicy.from_settings(settings)
         self._make_broker = brokers
         self._brokers: dict[str, Broker] = {}
         self._assets: dict[str, AssetCache] = {}
         self._in_flight: Counter[str] = Counter()
         self._clock = clock
         self._jitter = jitter
-        self.on_commit = on_commit
 
     def broker(self, account_id: str) -> Broker:
         if account_id not in self._brokers:
@@ -124,7 +124,7 @@ class Executor:
         store = context.store
         workflow_id = event.correlation_id
         history = await store.read_correlation(workflow_id)
-        if any(recorded.event.event_type in FINISHED_TYPES for recorded in history):
+        if is_finished([recorded.event for recorded in history]):
             log.info("workflow already finished; plan skipped", workflow_id=workflow_id)
             return ()
         plan_id = str(event.plan_id)
@@ -155,7 +155,7 @@ class Executor:
             started_at=started_at,
         )
         if not event.trades_required:
-            result = finish(state, now, self.settings)
+            result = finish(state, now, self._policy)
         else:
             result = await self._cancel_stale(state, now)
         return HandlerOutcome(
@@ -164,46 +164,16 @@ class Executor:
         )
 
     async def _cancel_stale(self, state: WorkflowExecution, now: datetime) -> StepResult:
-        """§3.2 step 1: cancel this system's open orders of earlier workflows; leave foreign
-        ones alone and note them for the report."""
+        """Before the first phase, cancel this system's orders left open by earlier workflows;
+        foreign orders are left alone and reported."""
         async with self._borrowed(state.account_id) as broker:
-            return await self._cancel_stale_with(broker, state, now)
-
-    async def _cancel_stale_with(
-        self, broker: Broker, state: WorkflowExecution, now: datetime
-    ) -> StepResult:
-        stale: list[OpenOrderSeen] = []
-        foreign: list[OpenOrderSeen] = []
-        for order in await broker.get_open_orders():
-            key = parse_client_order_id(order.client_order_id)
-            own = order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
-            seen = OpenOrderSeen(
-                broker_order_id=order.order_id,
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side="BUY" if order.side.value == "buy" else "SELL",
-                qty=order.qty,
-                filled_qty=order.filled_qty,
-                status=order.broker_status,
-                own=own,
-            )
-            if not own:
-                foreign.append(seen)
-            elif key is None or key.workflow_id != state.workflow_id:
+            stale, foreign = stale_and_foreign(state.workflow_id, await broker.get_open_orders())
+            for order in stale:
                 try:
-                    await broker.cancel_order(order.order_id)
+                    await broker.cancel_order(order.broker_order_id)
                 except BrokerError as error:
                     log.warning("stale order cancel failed", error=error.message)
-                stale.append(seen)
-        state = replace(
-            state,
-            stale_cancelled=tuple(stale),
-            foreign_open_orders=tuple(foreign),
-            stale_deadline=now + timedelta(seconds=self.settings.exec_cancel_confirm_s),
-        )
-        if not stale:
-            return open_phase(state, "SELL", now, self.settings)
-        return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
+        return after_stale_cancel(state, stale, foreign, now, self._policy)
 
     async def _record_start(self, uow: UnitOfWork, result: StepResult) -> None:
         state = result.state
@@ -216,19 +186,18 @@ class Executor:
     # ------------------------------------------------------------------ timers
 
     async def fire(
-        self, store: SqlEventStore, workflow_id: str, due: Sequence[timers.Timer]
-    ) -> None:
-        """Run the due timers of one workflow, in order, on its state, and commit what they
-        report in ONE transaction with their deletion (a 100-symbol phase opens with 100 price
-        steps: one commit, not a hundred). Timers armed by these steps fire only after that
-        commit, so an intent is always recorded before its submission. Losing a race with
-        another replica on the same workflow gives the timers back to run again."""
+        self, store: EventStoreReader, workflow_id: str, due: Sequence[timers.Timer]
+    ) -> PeriodicOutcome:
+        """Run the due timers of one workflow, in order, on its state, and return what they
+        report, to be recorded in ONE transaction with their deletion (a 100-symbol phase opens
+        with 100 price steps: one commit, not a hundred). Timers armed by these steps fire only
+        after that commit, so an intent is always recorded before its submission. Losing a race
+        with another replica on the same workflow (the state document's version) gives the
+        timers back to run again."""
+        stream_id = stream_of(SERVICE, workflow_id)
         stored = await service_state.load(store, SERVICE, workflow_id)
-        timer_ids = [timer.id for timer in due]
         if stored is None:
-            async with store.unit_of_work() as uow:
-                await timers.complete(uow, *timer_ids)
-            return
+            return PeriodicOutcome(stream_id, fired=due)
         state = from_document(stored.document)
         assets = self._assets.setdefault(
             state.account_id, AssetCache(self.settings.asset_cache_s, self._clock)
@@ -239,24 +208,17 @@ class Executor:
                     broker, self.settings, clock=self._clock, jitter=self._jitter, assets=assets
                 )
                 result = await self._run_steps(steps, state, due)
-            try:
-                async with store.unit_of_work() as uow:
-                    if result.events:
-                        await uow.append(stream_of(SERVICE, workflow_id), None, result.events)
-                    if result.events or result.state != state:
-                        await service_state.save(
-                            uow, SERVICE, workflow_id, to_document(result.state), stored.version
-                        )
-                    await self._arm(uow, workflow_id, result.timers)
-                    await timers.complete(uow, *timer_ids)
-            except StateVersionConflictError:
-                log.info("another step changed the workflow first; its timers run again")
-                await timers.release(store, *timer_ids)
-                return
-        if result.events and self.on_commit is not None:
-            self.on_commit()
+
+        async def record(uow: UnitOfWork) -> None:
+            if result.events or result.state != state:
+                await service_state.save(
+                    uow, SERVICE, workflow_id, to_document(result.state), stored.version
+                )
+            await self._arm(uow, workflow_id, result.timers)
+
         if result.state.phase is WorkflowPhase.DONE:
             await self._retire_if_idle(state.account_id)
+        return PeriodicOutcome(stream_id, result.events, in_transaction=record, fired=due)
 
     async def _run_steps(
         self, steps: ChainSteps, state: WorkflowExecution, due: Sequence[timers.Timer]
@@ -282,9 +244,9 @@ class Executor:
                     state, timer.chain, TimerKind(timer.kind), timer.payload, now
                 )
 
-        async def look_up(client_order_id: str) -> None:
+        async def look_up_ahead(client_order_id: str) -> None:
             async with gate:
-                await steps.look_up(client_order_id)
+                await steps.look_up_ahead(client_order_id)
 
         intents = [
             chain.order.client_order_id
@@ -296,7 +258,7 @@ class Executor:
         result = StepResult(state)
         stepped, _ = await asyncio.gather(
             asyncio.gather(*(step(timer) for timer in side_by_side.values())),
-            asyncio.gather(*(look_up(client_order_id) for client_order_id in intents)),
+            asyncio.gather(*(look_up_ahead(client_order_id) for client_order_id in intents)),
         )
         for timer, outcome in zip(side_by_side.values(), stepped, strict=True):
             chain = outcome.state.chain(timer.chain)
@@ -308,7 +270,7 @@ class Executor:
                     result.state, timer.chain, TimerKind(timer.kind), timer.payload, now
                 )
             )
-        result = result.then(advance(result.state, now, self.settings))
+        result = result.then(advance(result.state, now, self._policy))
         for timer in due:
             if timer.chain == WORKFLOW_SCOPE:
                 result = result.then(

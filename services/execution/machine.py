@@ -1,15 +1,16 @@
 """The workflow half of the execution state machine (trading spec §3.16), pure: which phase
 comes next, which chains and timers it opens, and the verdict events that end it.
 
-No I/O and no clock: `now` and the settings are passed in, and every function returns a new
-state plus what to record, so the transitions are tested without a broker or a database.
-The chain half, which needs the broker's answers, is in `steps.py`.
+No I/O and no clock: each function takes the workflow's state, what was observed (a chain's
+step, the stale orders' fate, the buying power), `now` and the policy, and returns the new
+state plus the events to record and the timers to arm, so the transitions are tested without a
+broker or a database. The chain half is `chain.py`; the shell that reads the broker is
+`steps.py`.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,20 +18,27 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
+from services.execution import sizing
 from services.execution.classification import (
     OrderOutcome,
     classify_execution,
     no_trades_verdict,
 )
+from services.execution.policy import ExecutionPolicy
 from services.execution.state import (
     Chain,
     ChainState,
     OpenOrderSeen,
-    Side,
     WorkflowExecution,
     WorkflowPhase,
 )
-from shared.events import Event, OpenOrder
+from shared.broker.models import Order
+from shared.events import (
+    CLIENT_ORDER_ID_PREFIX,
+    Event,
+    OpenOrder,
+    parse_client_order_id,
+)
 from shared.events.trades import (
     ExecutionData,
     OrderAttempt,
@@ -39,7 +47,7 @@ from shared.events.trades import (
     TradeExecuted,
 )
 from shared.events.workflow import CompletionSummary, WorkflowCompleted, WorkflowFailed
-from shared.settings import Settings
+from shared.trading import Side
 
 SERVICE = "execution"
 WORKFLOW_SCOPE = ""
@@ -108,19 +116,16 @@ class Emitter:
         return event
 
 
-def backoff_s(attempt: int, retry_after_s: float | None, jitter: Callable[[], float]) -> float:
-    """1·2^(n−1) s plus up to 20 % jitter, or the broker's Retry-After when longer (§3.12)."""
-    base = float(2 ** (attempt - 1)) * (1 + BACKOFF_JITTER * jitter())
+def backoff_s(attempt: int, retry_after_s: float | None, jitter: float) -> float:
+    """A retried submission waits 1·2^(n−1) s plus up to 20 % jitter (`jitter` is a draw in
+    [0, 1)), or the broker's Retry-After when that is longer."""
+    base = float(2 ** (attempt - 1)) * (1 + BACKOFF_JITTER * jitter)
     return max(base, retry_after_s or 0.0)
 
 
 def doubling_wait_s(checks_made: int) -> float:
     """1, 2, 4, 8 s between buying-power checks (§3.9, §3.11)."""
     return float(2 ** max(checks_made - 1, 0))
-
-
-def default_jitter() -> float:
-    return random.random()
 
 
 def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
@@ -131,7 +136,7 @@ def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
             symbol=line.symbol,
             side=side,
             trade_amount=line.trade_amount,
-            liquidation=side == "SELL" and line.target_weight == 0,
+            liquidation=sizing.is_liquidation(side, line.target_weight),
         )
         for line in state.lines
         if line.action == side
@@ -139,16 +144,16 @@ def chains_for(state: WorkflowExecution, side: Side) -> tuple[Chain, ...]:
 
 
 def open_phase(
-    state: WorkflowExecution, side: Side, now: datetime, settings: Settings
+    state: WorkflowExecution, side: Side, now: datetime, policy: ExecutionPolicy
 ) -> StepResult:
     """Start the SELL or BUY phase: its chains are priced in plan order, each on a timer due now;
     a phase without items moves straight on."""
     chains = chains_for(state, side)
     if not chains:
-        if side == "SELL":
-            return open_phase(state, "BUY", now, settings)
-        return finish(replace(state, phase=WorkflowPhase.BUYING), now, settings)
-    phase = WorkflowPhase.SELLING if side == "SELL" else WorkflowPhase.BUYING
+        if side is Side.SELL:
+            return open_phase(state, Side.BUY, now, policy)
+        return finish(replace(state, phase=WorkflowPhase.BUYING), now, policy)
+    phase = WorkflowPhase.SELLING if side is Side.SELL else WorkflowPhase.BUYING
     started = tuple(replace(chain, pricing_started_at=now) for chain in chains)
     return StepResult(
         replace(state, phase=phase, chains=state.chains + started),
@@ -156,39 +161,105 @@ def open_phase(
     )
 
 
-def advance(state: WorkflowExecution, now: datetime, settings: Settings) -> StepResult:
+def advance(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> StepResult:
     """After a chain step: end the phase once none of its chains is working (§3.2)."""
     if state.phase is WorkflowPhase.SELLING and all(
-        chain.ended for chain in state.phase_chains("SELL")
+        chain.ended for chain in state.phase_chains(Side.SELL)
     ):
         sold = [
             chain
-            for chain in state.phase_chains("SELL")
+            for chain in state.phase_chains(Side.SELL)
             if chain.state is ChainState.FILLED and chain.filled_qty > 0
         ]
         if not sold:
-            return open_phase(state, "BUY", now, settings)
+            return open_phase(state, Side.BUY, now, policy)
         released = sum((chain.filled_value for chain in sold), Decimal(0))
         return StepResult(
             replace(state, phase=WorkflowPhase.SETTLING, released=released, settle_checks=0),
             timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.BP_CHECK, now),),
         )
     if state.phase is WorkflowPhase.BUYING and all(
-        chain.ended for chain in state.phase_chains("BUY")
+        chain.ended for chain in state.phase_chains(Side.BUY)
     ):
-        return finish(state, now, settings)
+        return finish(state, now, policy)
     return StepResult(state)
 
 
+def stale_and_foreign(
+    workflow_id: str, open_orders: Sequence[Order]
+) -> tuple[tuple[OpenOrderSeen, ...], tuple[OpenOrderSeen, ...]]:
+    """The orders open when a workflow starts: this system's own of earlier workflows are stale
+    (to cancel), the rest of the world's are foreign (left alone, reported); the workflow's own
+    are neither."""
+    stale: list[OpenOrderSeen] = []
+    foreign: list[OpenOrderSeen] = []
+    for order in open_orders:
+        own = order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+        seen = OpenOrderSeen(
+            broker_order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            filled_qty=order.filled_qty,
+            status=order.broker_status,
+            own=own,
+        )
+        key = parse_client_order_id(order.client_order_id)
+        if not own:
+            foreign.append(seen)
+        elif key is None or key.workflow_id != workflow_id:
+            stale.append(seen)
+    return tuple(stale), tuple(foreign)
+
+
+def after_stale_cancel(
+    state: WorkflowExecution,
+    stale: tuple[OpenOrderSeen, ...],
+    foreign: tuple[OpenOrderSeen, ...],
+    now: datetime,
+    policy: ExecutionPolicy,
+) -> StepResult:
+    """With the stale orders' cancels asked, the SELL phase opens at once if there were none;
+    else it waits for them to end, checked from now on, for at most EXEC_CANCEL_CONFIRM_S."""
+    state = replace(
+        state,
+        stale_cancelled=stale,
+        foreign_open_orders=foreign,
+        stale_deadline=now + timedelta(seconds=policy.cancel_confirm_s),
+    )
+    if not stale:
+        return open_phase(state, Side.SELL, now, policy)
+    return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
+
+
+def after_stale_check(
+    state: WorkflowExecution, all_ended: bool, now: datetime, policy: ExecutionPolicy
+) -> StepResult:
+    """The SELL phase starts once every stale own order we cancelled has ended (a failed read
+    counts as not ended), or the cancel confirmation wait has passed; until then the check
+    repeats every EXEC_POLL_S."""
+    if all_ended or state.stale_deadline is None or now >= state.stale_deadline:
+        return open_phase(state, Side.SELL, now, policy)
+    return StepResult(
+        state,
+        timers=(
+            TimerRequest(
+                WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now + timedelta(seconds=policy.poll_s)
+            ),
+        ),
+    )
+
+
 def after_settle_check(
-    state: WorkflowExecution, buying_power: Decimal | None, now: datetime, settings: Settings
+    state: WorkflowExecution, buying_power: Decimal | None, now: datetime, policy: ExecutionPolicy
 ) -> StepResult:
     """§3.11: the BUY phase starts once buying power covers the released proceeds or the checks
     are used up (the shortfall is only logged); `None` is a failed read, which counts."""
     checks = state.settle_checks + 1
     covered = buying_power is not None and buying_power >= state.released
-    if covered or checks >= settings.exec_settle_checks:
-        return open_phase(replace(state, settle_checks=checks), "BUY", now, settings)
+    if covered or checks >= policy.settle_checks:
+        return open_phase(replace(state, settle_checks=checks), Side.BUY, now, policy)
     return StepResult(
         replace(state, settle_checks=checks),
         timers=(
@@ -201,7 +272,7 @@ def after_settle_check(
     )
 
 
-def finish(state: WorkflowExecution, now: datetime, settings: Settings) -> StepResult:
+def finish(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> StepResult:
     """Classify (§3.13) and record `TradeExecuted`, then `WorkflowCompleted` or
     `WorkflowFailed(trade_execution)`; the workflow is `done`."""
     emitter = Emitter(state, now)
@@ -217,7 +288,7 @@ def finish(state: WorkflowExecution, now: datetime, settings: Settings) -> StepR
                 )
                 for chain in chains
             ],
-            settings.treat_partial_as_failure,
+            policy.treat_partial_as_failure,
         )
         if chains
         else no_trades_verdict()
@@ -336,9 +407,3 @@ def open_order(order: OpenOrderSeen) -> OpenOrder:
         status=order.status,
         own=order.own,
     )
-
-
-def stale_wait_over(state: WorkflowExecution, all_ended: bool, now: datetime) -> bool:
-    """§3.16: the SELL phase starts once every stale own order we cancelled has ended, or the
-    cancel confirmation wait has passed."""
-    return all_ended or state.stale_deadline is None or now >= state.stale_deadline

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
-from services.execution.sizing import OrderSide
+from shared.trading import Quote, QuoteSource, Side
 
 CENT = Decimal("0.01")
 TICK = CENT
@@ -26,46 +26,29 @@ MEDIUM_ORDER_RATIO = Decimal("0.3")
 EXHAUSTED_QTY = CENT
 
 
-class QuoteSource(StrEnum):
-    STREAM = "stream"
-    REST = "rest"
-
-
-@dataclass(frozen=True)
-class Quote:
-    """A top-of-book quote; a side the feed did not give is 0 (as Alpaca reports it)."""
-
-    bid: Decimal
-    ask: Decimal
-    bid_size: Decimal
-    ask_size: Decimal
-    as_of: datetime
-    source: QuoteSource
-
-
 def cents(price: Decimal) -> Decimal:
     return price.quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
-def rest_quote(
-    bid: Decimal | None,
-    ask: Decimal | None,
-    bid_size: Decimal,
-    ask_size: Decimal,
-    as_of: datetime,
-) -> Quote | None:
-    """The broker's latest quote with a one-sided quote mirrored (§3.5 step 3); none → None."""
-    present = [side for side in (bid, ask) if side is not None and side > 0]
+def rest_quote(quote: Quote) -> Quote | None:
+    """The broker's latest quote with a one-sided quote mirrored (its one side on both sides);
+    a quote with no side is no quote."""
+    present = [side for side in (quote.bid, quote.ask) if side > 0]
     if not present:
         return None
-    return Quote(
-        bid=bid if bid is not None and bid > 0 else present[0],
-        ask=ask if ask is not None and ask > 0 else present[0],
-        bid_size=bid_size,
-        ask_size=ask_size,
-        as_of=as_of,
-        source=QuoteSource.REST,
+    return quote.model_copy(
+        update={
+            "bid": quote.bid if quote.bid > 0 else present[0],
+            "ask": quote.ask if quote.ask > 0 else present[0],
+        }
     )
+
+
+def usable_quote(quote: Quote | None) -> Quote | None:
+    """The broker's latest quote as execution prices from it: a one-sided quote mirrored, and
+    None unless the result is valid."""
+    mirrored = rest_quote(quote) if quote is not None else None
+    return mirrored if mirrored is not None and is_valid_quote(mirrored) else None
 
 
 def is_valid_quote(quote: Quote) -> bool:
@@ -105,7 +88,7 @@ def choose_quote(
     return stream
 
 
-def initial_limit_price(side: OrderSide, quote: Quote, qty: Decimal) -> Decimal | None:
+def initial_limit_price(side: Side, quote: Quote, qty: Decimal) -> Decimal | None:
     """The first limit price (§3.6): sizes-aware from a stream quote, inside-spread from REST.
 
     None means no positive side to price from, so the order goes to the market path.
@@ -117,27 +100,27 @@ def initial_limit_price(side: OrderSide, quote: Quote, qty: Decimal) -> Decimal 
     return rest_limit_price(side, quote)
 
 
-def rest_limit_price(side: OrderSide, quote: Quote) -> Decimal:
-    """§3.6 B: one cent inside the touch, never past the mid, never crossing the far side."""
+def rest_limit_price(side: Side, quote: Quote) -> Decimal:
+    """The price from a REST quote: one cent inside the touch, never past the mid of a two-sided
+    quote, never crossing the far side."""
     bid, ask = quote.bid, quote.ask
-    two_sided = bid > 0 and ask > 0
-    mid = (bid + ask) / 2 if two_sided else max(bid, ask)
-    if side is OrderSide.BUY:
+    mid = quote.mid() if bid > 0 and ask > 0 else None
+    if side is Side.BUY:
         price = bid + ANCHOR_OFFSET
         if ask > 0 and price >= ask:
             price = max(ask - ANCHOR_OFFSET, bid)
-        if two_sided:
+        if mid is not None:
             price = min(price, mid)
     else:
         price = ask - ANCHOR_OFFSET
         if bid > 0 and price <= bid:
             price = min(ask, bid + ANCHOR_OFFSET)
-        if two_sided:
+        if mid is not None:
             price = max(price, mid)
     return at_least_a_cent(cents(price))
 
 
-def stream_limit_price(side: OrderSide, quote: Quote, qty: Decimal) -> Decimal:
+def stream_limit_price(side: Side, quote: Quote, qty: Decimal) -> Decimal:
     """§3.6 A: step towards the far side as the order eats more of the displayed size.
 
     The BUY ratio uses `bid_size` and the SELL ratio `ask_size`, as the spec (and the reference)
@@ -145,7 +128,7 @@ def stream_limit_price(side: OrderSide, quote: Quote, qty: Decimal) -> Decimal:
     """
     buy = stream_buy_price(quote, qty)
     sell = max(stream_sell_price(quote, qty), buy)
-    return buy if side is OrderSide.BUY else sell
+    return buy if side is Side.BUY else sell
 
 
 def book_imbalance(quote: Quote) -> Decimal:
@@ -179,7 +162,7 @@ def at_least_a_cent(price: Decimal) -> Decimal:
 
 
 def repeg_price(
-    side: OrderSide,
+    side: Side,
     anchor: Decimal | None,
     quote: Quote,
     price_history: Sequence[Decimal],
@@ -192,7 +175,7 @@ def repeg_price(
     digits than a cent; the bump repeats until the price is new, where the spec bumps once
     (the same with one re-peg, and never a repeated price with more).
     """
-    if side is OrderSide.BUY:
+    if side is Side.BUY:
         price = (
             anchor + (quote.ask - anchor) / 2 if anchor is not None else quote.ask - ANCHOR_OFFSET
         )
@@ -211,15 +194,16 @@ def repeg_price(
     return price if price > CENT else None
 
 
-def remainder_reference_price(
-    side: OrderSide, quote: Quote | None, mid: Decimal | None
-) -> Decimal | None:
-    """The price a remainder is valued at (§3.7 step 4.2): the side we would trade against."""
-    if quote is not None and is_valid_quote(quote):
-        far_side = quote.ask if side is OrderSide.BUY else quote.bid
+def remainder_reference_price(side: Side, quote: Quote | None) -> Decimal | None:
+    """The price a remainder is valued at, to judge whether it is worth chasing: the side we
+    would trade against, else the quote's mid."""
+    if quote is None:
+        return None
+    if is_valid_quote(quote):
+        far_side = quote.ask if side is Side.BUY else quote.bid
         if far_side > 0:
             return far_side
-    return mid
+    return quote.mid()
 
 
 def remaining_is_negligible(

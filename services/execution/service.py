@@ -1,30 +1,23 @@
 """The execution service's event shell: `RebalancePlanned` in, orders and `TradeExecuted` out,
-with the timer loop that drives the state machine between events (trading spec §3.16)."""
+with the due timers that drive the state machine between events (trading spec §3.16)."""
 
 from __future__ import annotations
 
 from services.execution import timer_loop
 from services.execution.executor import Executor
 from shared.broker.factory import BrokerFactory
-from shared.service.runtime import ServiceDefinition, ServiceRuntime
+from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
-
-DEFAULT_PORT = 8003
+from shared.workflow import TRADE_EXECUTION
 
 
 def definition(settings: Settings) -> ServiceDefinition:
     factory = BrokerFactory(settings)
     executor = Executor(settings, factory)
-
-    async def run_timers(runtime: ServiceRuntime) -> None:
-        executor.on_commit = runtime.relay.wake
-        await timer_loop.run(executor, runtime.store, settings.timer_poll_s)
-
     return ServiceDefinition(
         name="execution",
-        default_port=DEFAULT_PORT,
-        event_types=("RebalancePlanned",),
+        event_types=TRADE_EXECUTION.follows,
         handler=executor.handle,
-        background=(run_timers,),
+        periodic=(timer_loop.due_timers(executor, settings.timer_poll_s),),
         on_stop=(executor.close, factory.close),
     )

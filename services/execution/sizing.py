@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
+from shared.trading import Side
+
 SHARE_STEP = Decimal("0.000001")
 WHOLE_SHARE = Decimal(1)
 CENT = Decimal("0.01")
@@ -19,11 +21,6 @@ CENT = Decimal("0.01")
 NO_PRICE = "no price"
 BELOW_MIN_NOTIONAL = "skipped: estimated notional below minimum"
 ROUNDS_TO_ZERO = "quantity rounds to zero"
-
-
-class OrderSide(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
 
 
 @dataclass(frozen=True)
@@ -49,9 +46,15 @@ class SizedOrder:
     reason: str | None = None
 
 
+def is_liquidation(side: Side, target_weight: Decimal) -> bool:
+    """A SELL down to a target weight of 0 closes the position: it sells every share held,
+    whatever the price."""
+    return side is Side.SELL and target_weight == 0
+
+
 def size_order(
     *,
-    side: OrderSide,
+    side: Side,
     trade_amount: Decimal,
     liquidation: bool,
     price: Decimal | None,
@@ -67,10 +70,10 @@ def size_order(
     price drop since planning cannot over-sell. `price` is the mid of the execution quote.
     """
     fractionable = asset is not None and asset.fractionable
-    if side is OrderSide.SELL and liquidation:
+    if side is Side.SELL and liquidation:
         raw_qty = position_qty if position_qty is not None else Decimal(0)
     else:
-        if side is OrderSide.BUY and fractionable:
+        if side is Side.BUY and fractionable:
             estimated_notional = abs(trade_amount) if price else Decimal(0)
             if estimated_notional < min_notional_usd:
                 return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), BELOW_MIN_NOTIONAL)
@@ -78,7 +81,7 @@ def size_order(
             return SizedOrder(SizingOutcome.FAILED, Decimal(0), NO_PRICE)
         raw_qty = abs(trade_amount) / price
     qty = round_quantity(raw_qty, fractionable)
-    if side is OrderSide.SELL and qty_available is not None and qty > qty_available:
+    if side is Side.SELL and qty_available is not None and qty > qty_available:
         qty = truncate_quantity(qty_available, fractionable)
     if qty <= 0:
         return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), ROUNDS_TO_ZERO)

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-Side = Literal["BUY", "SELL"]
+from shared.trading import Quote, Side
+
 AttemptKind = Literal["limit", "repeg", "market"]
 RequestReason = Literal["initial", "repeg", "escalation", "fallback", "residual"]
 CancelPurpose = Literal["repeg", "escalation"]
@@ -43,25 +44,6 @@ class ChainState(StrEnum):
 
 
 ENDED = frozenset({ChainState.FILLED, ChainState.SKIPPED, ChainState.FAILED})
-
-
-@dataclass(frozen=True)
-class QuoteSeen:
-    """The quote an order was priced from, as `OrderRequested.quote` reports it."""
-
-    bid: Decimal
-    ask: Decimal
-    bid_size: Decimal
-    ask_size: Decimal
-    as_of: datetime
-    source: Literal["stream", "rest"] = "rest"
-
-    @property
-    def mid(self) -> Decimal | None:
-        if self.bid > 0 and self.ask > 0:
-            return (self.bid + self.ask) / 2
-        side = max(self.bid, self.ask)
-        return side if side > 0 else None
 
 
 @dataclass(frozen=True)
@@ -121,7 +103,8 @@ class Chain:
     cancel_purpose: CancelPurpose | None = None
     cancel_deadline: datetime | None = None
     qty_retry_used: bool = False
-    quote: QuoteSeen | None = None
+    quote: Quote | None = None
+    """The quote the chain's orders were priced from, as `OrderRequested.quote` reports it."""
     attempts: tuple[AttemptRecord, ...] = ()
     error_message: str | None = None
     ended_at: datetime | None = None
@@ -212,4 +195,16 @@ def to_document(state: WorkflowExecution) -> dict[str, Any]:
 
 
 def from_document(document: dict[str, Any]) -> WorkflowExecution:
-    return _ADAPTER.validate_python(document)
+    return _ADAPTER.validate_python(_with_quote_symbols(document))
+
+
+def _with_quote_symbols(document: dict[str, Any]) -> dict[str, Any]:
+    """Documents saved before a chain's quote carried its symbol get the chain's symbol, so a
+    workflow in flight across an upgrade reads back."""
+    chains = [
+        {**chain, "quote": {"symbol": chain["symbol"], **chain["quote"]}}
+        if chain.get("quote") is not None and "symbol" not in chain["quote"]
+        else chain
+        for chain in document.get("chains", ())
+    ]
+    return {**document, "chains": chains}

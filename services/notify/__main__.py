@@ -1,5 +1,6 @@
 """`python -m services.notify`: the same as `alchemiser serve notify`."""
 
-from services.commands.serve import ServiceName, run_module
+from services.commands.serve import serve_main
+from services.registry import ServiceName
 
-run_module(ServiceName.NOTIFY)
+serve_main(ServiceName.NOTIFY)

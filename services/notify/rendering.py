@@ -18,14 +18,14 @@ import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.notify import formatting
-from services.notify.report import STEP_NAMES, TraceLine, WorkflowReport, build_report
+from services.notify.report import TraceLine, WorkflowReport, build_report
 from shared.events import (
     Event,
     TradeExecuted,
     WorkflowCompleted,
-    WorkflowFailed,
     WorkflowStarted,
 )
+from shared.workflow import step_named, workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +114,14 @@ def order_status(status: str) -> str:
 
 
 def step_name(step: str | None) -> str:
-    return formatting.MISSING if step is None else STEP_NAMES.get(step, step)
+    """`Trade execution (execution service)`: the step in words and the service that runs it,
+    so the owner knows whose logs to read."""
+    if step is None:
+        return formatting.MISSING
+    known = step_named(step)
+    if known is None:
+        return step
+    return f"{known.name.replace('_', ' ').capitalize()} ({known.service} service)"
 
 
 @cache
@@ -203,10 +210,8 @@ def render_report(
 def render_fallback(events: Sequence[Event], *, default_live: bool) -> RenderedReport:
     """The minimal report of §4.4 (mode, status, orders placed and succeeded, total trade value,
     correlation id, timestamp), read straight off the events with no template."""
-    terminal = next(
-        (event for event in events if isinstance(event, WorkflowCompleted | WorkflowFailed)),
-        None,
-    )
+    state = workflow_state(events)
+    terminal = state.ending if state is not None else None
     executed = next((event for event in events if isinstance(event, TradeExecuted)), None)
     started_live = next(
         (

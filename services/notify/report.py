@@ -31,15 +31,10 @@ from shared.events import (
     WorkflowFailed,
     WorkflowStarted,
 )
+from shared.workflow import workflow_state
 
 Outcome = Literal["success", "failure"]
 E = TypeVar("E", bound=Event)
-
-STEP_NAMES: dict[str, str] = {
-    "signal_generation": "Signal generation (strategy service)",
-    "portfolio_analysis": "Portfolio analysis (portfolio service)",
-    "trade_execution": "Trade execution (execution service)",
-}
 
 
 class ReportError(ValueError):
@@ -171,15 +166,6 @@ class WorkflowReport:
         return self.outcome == "success"
 
 
-def terminal_event(events: Sequence[Event]) -> WorkflowCompleted | WorkflowFailed | None:
-    """The first completion or failure: the one the workflow's report is about (a late failure
-    after a completion does not change what happened)."""
-    for event in events:
-        if isinstance(event, WorkflowCompleted | WorkflowFailed):
-            return event
-    return None
-
-
 def channels_notified(events: Sequence[Event]) -> frozenset[str]:
     """Channels that already have their one `NotificationSent` for this workflow."""
     return frozenset(event.channel for event in events if isinstance(event, NotificationSent))
@@ -188,7 +174,8 @@ def channels_notified(events: Sequence[Event]) -> frozenset[str]:
 def build_report(events: Sequence[Event], *, default_live: bool = False) -> WorkflowReport:
     """The report of a finished workflow. `default_live` gives the mode only when the
     workflow's `WorkflowStarted` is missing from the events."""
-    terminal = terminal_event(events)
+    state = workflow_state(events)
+    terminal = state.ending if state is not None else None
     if terminal is None:
         raise ReportError("the workflow has neither WorkflowCompleted nor WorkflowFailed yet")
     started = _first(events, WorkflowStarted)

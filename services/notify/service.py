@@ -1,4 +1,6 @@
-"""The notify service's event shell: every event in, one report per workflow out."""
+"""The notify service's event shell: a workflow's ending in, one report per workflow out. The
+report's other sections are read from the store when the ending arrives, so notify is bound to
+the two endings only."""
 
 from __future__ import annotations
 
@@ -10,10 +12,9 @@ from services.notify.channels.webhook import WebhookNotifier
 from services.notify.notify_step import NotifyStep
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
+from shared.workflow import NOTIFICATION
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_PORT = 8004
 
 
 def configured_notifiers(settings: Settings) -> list[Notifier]:
@@ -32,7 +33,6 @@ def definition(settings: Settings) -> ServiceDefinition:
     step = NotifyStep(settings, configured_notifiers(settings))
     return ServiceDefinition(
         name="notify",
-        default_port=DEFAULT_PORT,
-        event_types=("#",),
+        event_types=NOTIFICATION.follows,
         handler=step.handle,
     )

@@ -1,5 +1,6 @@
 """`python -m services.portfolio`: the same as `alchemiser serve portfolio`."""
 
-from services.commands.serve import ServiceName, run_module
+from services.commands.serve import serve_main
+from services.registry import ServiceName
 
-run_module(ServiceName.PORTFOLIO)
+serve_main(ServiceName.PORTFOLIO)

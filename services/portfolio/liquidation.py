@@ -6,24 +6,22 @@ cash is positive, and plan from the re-read account; still not positive by then 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from decimal import Decimal
-from typing import Any
 
 import structlog
 
 from shared.eventstore import timers
+from shared.eventstore.port import EventStoreReader
 from shared.eventstore.store import UnitOfWork
-from shared.service.runtime import ServiceRuntime
+from shared.service.runtime import Periodic, PeriodicContext, PeriodicOutcome
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "portfolio"
 KIND = "liquidation_check"
 CHECK_INTERVAL_S = 2.0
-LEASE_S = 10.0
 
 
 def arm_check(
@@ -49,19 +47,22 @@ def arm_check(
     return arm
 
 
-CheckHandler = Callable[[timers.Timer, dict[str, Any]], Awaitable[None]]
+Check = Callable[[timers.Timer, EventStoreReader], Awaitable[PeriodicOutcome]]
+"""One account check: what it records commits with the removal of its timer."""
 
 
-async def check_loop(runtime: ServiceRuntime, fire: CheckHandler) -> None:
-    """Fire due liquidation checks; each check commits its outcome and deletes its timer."""
-    while True:
-        try:
-            for timer in await timers.claim_due(
-                runtime.store, SERVICE, dt.datetime.now(dt.UTC), LEASE_S
-            ):
-                await fire(timer, timer.payload)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # the database or broker is away; the lease brings it back
-            log.warning("liquidation check failed; will retry", error=str(error))
-        await asyncio.sleep(runtime.settings.timer_poll_s)
+def due_checks(check: Check, poll_s: float) -> Periodic:
+    async def fire_due(context: PeriodicContext) -> AsyncGenerator[PeriodicOutcome, None]:
+        for timer in await context.claim_due_timers():
+            try:
+                outcome = await check(timer, context.store)
+            except Exception as error:  # the broker is away; the lease brings the check back
+                log.warning(
+                    "liquidation check failed; will retry",
+                    workflow_id=timer.workflow_id,
+                    error=str(error),
+                )
+                continue
+            yield outcome
+
+    return Periodic("liquidation-checks", poll_s, fire_due)

@@ -11,33 +11,26 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any
 
 import structlog
 
-from services.portfolio import liquidation
+from services.portfolio import liquidation, plan_mapping
 from services.portfolio import snapshot as domain
-from services.portfolio.planner import RebalancePlan, plan_rebalance
+from services.portfolio.planner import plan_rebalance
 from shared.broker.errors import BrokerError
-from shared.broker.models import Order, Position, Quote
 from shared.broker.port import Broker
 from shared.events import Event
-from shared.events.ids import CLIENT_ORDER_ID_PREFIX, plan_id
-from shared.events.market import AccountSnapshot, OpenOrder, PositionSnapshot
-from shared.events.market import Quote as QuoteFact
-from shared.events.plans import (
-    AllocationComparison,
-    PlanItem,
-    PlanMetadata,
-    RebalancePlanned,
-)
-from shared.events.plans import RebalancePlan as PlanDocument
+from shared.events.market import AccountSnapshot
+from shared.events.plans import RebalancePlanned
 from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowFailed
 from shared.eventstore import timers
+from shared.eventstore.port import EventStoreReader
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
-from shared.service.runtime import ServiceRuntime
+from shared.service.runtime import PeriodicOutcome
 from shared.settings import Settings
+from shared.trading import Quote
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -67,12 +60,13 @@ class PlanStep:
             return [_failure(event, context, str(error))]
 
     async def check_liquidation(
-        self, timer: timers.Timer, payload: dict[str, Any], runtime: ServiceRuntime
-    ) -> None:
+        self, timer: timers.Timer, store: EventStoreReader
+    ) -> PeriodicOutcome:
         """One account check after a close-all: plan once cash is positive, fail at the
         deadline, else check again in 2 s; the outcome commits with the timer's removal."""
-        context = HandlerContext(service=liquidation.SERVICE, store=runtime.store)
-        history = [r.event for r in await runtime.store.read_correlation(timer.workflow_id)]
+        context = HandlerContext(service=liquidation.SERVICE, store=store)
+        payload = timer.payload
+        history = [r.event for r in await store.read_correlation(timer.workflow_id)]
         signal = next((e for e in history if str(e.event_id) == payload["signal_event_id"]), None)
         emitted: list[Event] = []
         next_check = None
@@ -97,19 +91,18 @@ class PlanStep:
                     )
             except (domain.PlanningError, BrokerError) as error:
                 emitted.append(_failure(signal, context, str(error)))
-        async with runtime.store.unit_of_work() as uow:
-            if emitted:
-                await uow.append(stream_of(liquidation.SERVICE, timer.workflow_id), None, emitted)
-            if next_check is not None:
-                await next_check(uow)
-            await timers.complete(uow, timer.id)
-        runtime.relay.wake()
+        return PeriodicOutcome(
+            stream_of(liquidation.SERVICE, timer.workflow_id),
+            emitted,
+            in_transaction=next_check,
+            fired=(timer,),
+        )
 
     async def _settled(self, workflow_id: str, context: HandlerContext) -> bool:
         """Finished or already planned: nothing more to plan for this workflow."""
         history = await context.store.read_correlation(workflow_id)
-        types = {recorded.event.event_type for recorded in history}
-        if types & {"WorkflowCompleted", "WorkflowFailed", "RebalancePlanned"}:
+        state = workflow_state([recorded.event for recorded in history])
+        if state is not None and state.is_past("portfolio_analysis"):
             log.info("workflow already planned or finished; signal ignored")
             return True
         return False
@@ -138,36 +131,33 @@ class PlanStep:
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
         cash = (await broker.get_account()).cash  # read again, as §2.2 step 4 says
-        targets = signal.consolidated_portfolio.target_allocations
+        targets = plan_mapping.target_weights(signal)
         held = {position.symbol: position for position in positions}
         quotes = await _quotes(broker, sorted(set(targets) | set(held)))
-        facts = domain.AccountSnapshot(
-            cash=cash,
-            portfolio_value=account.portfolio_value,
-            positions={symbol: position.qty for symbol, position in held.items()},
-            quotes={
-                symbol: domain.PlanningQuote(bid=quote.bid, ask=quote.ask)
-                for symbol, quote in quotes.items()
-                if quote is not None
-            },
+        priced = [quote for quote in quotes.values() if quote is not None]
+        facts = plan_mapping.planning_account(
+            cash,
+            account.portfolio_value,
+            {symbol: position.qty for symbol, position in held.items()},
+            priced,
         )
         plan = plan_rebalance(facts, targets, self._settings.cash_reserve)
         now = dt.datetime.now(dt.UTC)
         return context.follow_up(
             signal,
             RebalancePlanned,
-            rebalance_plan=_plan_document(signal, plan, len(held), now),
-            allocation_comparison=_comparison(plan),
+            rebalance_plan=plan_mapping.plan_document(signal, plan, len(held), now),
+            allocation_comparison=plan_mapping.allocation_comparison(plan),
             trades_required=plan.trades_required,
             snapshot=AccountSnapshot(
                 cash=cash,
                 portfolio_value=account.portfolio_value,
                 buying_power=account.buying_power,
-                positions=tuple(_position_fact(p, plan) for p in positions),
-                quotes=tuple(_quote_fact(q) for q in quotes.values() if q is not None),
+                positions=tuple(plan_mapping.position_fact(p, plan) for p in positions),
+                quotes=tuple(priced),
                 as_of=now,
             ),
-            open_orders=tuple(_open_order_fact(order) for order in open_orders),
+            open_orders=tuple(plan_mapping.open_order_fact(order) for order in open_orders),
             signal_fingerprint=signal.signal_fingerprint,
         )
 
@@ -185,86 +175,3 @@ async def _quotes(broker: Broker, symbols: list[str]) -> dict[str, Quote | None]
             return symbol, await broker.get_latest_quote(symbol)
 
     return dict(await asyncio.gather(*(one(symbol) for symbol in symbols)))
-
-
-def _plan_document(
-    signal: SignalGenerated, plan: RebalancePlan, position_count: int, now: dt.datetime
-) -> PlanDocument:
-    return PlanDocument(
-        correlation_id=signal.correlation_id,
-        causation_id=str(signal.event_id),
-        timestamp=now,
-        plan_id=plan_id(signal.correlation_id),
-        items=tuple(
-            PlanItem(
-                symbol=item.symbol,
-                current_weight=item.current_weight,
-                target_weight=item.target_weight,
-                weight_diff=item.weight_diff,
-                target_value=item.target_value,
-                current_value=item.current_value,
-                trade_amount=item.trade_amount,
-                action=item.action.value,
-                priority=item.priority,
-            )
-            for item in plan.items
-        ),
-        total_portfolio_value=plan.total_portfolio_value,
-        total_trade_value=plan.total_trade_value,
-        metadata=PlanMetadata(
-            portfolio_value=plan.total_portfolio_value,
-            cash_balance=plan.cash_balance,
-            position_count=position_count,
-            min_trade_threshold=plan.min_trade_threshold,
-            strategy_name="+".join(signal.consolidated_portfolio.source_strategies),
-        ),
-    )
-
-
-def _comparison(plan: RebalancePlan) -> AllocationComparison:
-    """Targets, currents and deltas, all as fractions of the portfolio value."""
-    value = plan.total_portfolio_value
-    if value <= 0:
-        return AllocationComparison(target_values={}, current_values={}, deltas={})
-    return AllocationComparison(
-        target_values={item.symbol: item.target_value / value for item in plan.items},
-        current_values={item.symbol: item.current_value / value for item in plan.items},
-        deltas={
-            item.symbol: (item.target_value - item.current_value) / value for item in plan.items
-        },
-    )
-
-
-def _position_fact(position: Position, plan: RebalancePlan) -> PositionSnapshot:
-    prices = {item.symbol: item.price for item in plan.items}
-    return PositionSnapshot(
-        symbol=position.symbol,
-        qty=position.qty,
-        price=prices.get(position.symbol, position.current_price or Decimal(0)),
-        market_value=position.market_value,
-    )
-
-
-def _quote_fact(quote: Quote) -> QuoteFact:
-    return QuoteFact(
-        symbol=quote.symbol,
-        bid=quote.bid,
-        ask=quote.ask,
-        bid_size=quote.bid_size,
-        ask_size=quote.ask_size,
-        as_of=quote.timestamp,
-        source="rest",
-    )
-
-
-def _open_order_fact(order: Order) -> OpenOrder:
-    return OpenOrder(
-        broker_order_id=order.order_id,
-        client_order_id=order.client_order_id or None,
-        symbol=order.symbol,
-        side=order.side.value.upper(),
-        qty=order.qty,
-        filled_qty=order.filled_qty,
-        status=order.broker_status,
-        own=order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX),
-    )

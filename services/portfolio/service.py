@@ -6,27 +6,19 @@ from services.portfolio import liquidation
 from services.portfolio.plan_step import PlanStep
 from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
-from shared.service.runtime import ServiceDefinition, ServiceRuntime
+from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
-
-DEFAULT_PORT = 8002
+from shared.workflow import PORTFOLIO_ANALYSIS
 
 
 def definition(settings: Settings) -> ServiceDefinition:
     factory = BrokerFactory(settings)
     brokers = BrokerAccounts(factory)
     step = PlanStep(settings, brokers.get)
-
-    async def liquidation_checks(runtime: ServiceRuntime) -> None:
-        await liquidation.check_loop(
-            runtime, lambda timer, payload: step.check_liquidation(timer, payload, runtime)
-        )
-
     return ServiceDefinition(
         name="portfolio",
-        default_port=DEFAULT_PORT,
-        event_types=("SignalGenerated",),
+        event_types=PORTFOLIO_ANALYSIS.follows,
         handler=step.handle,
-        background=(liquidation_checks,),
+        periodic=(liquidation.due_checks(step.check_liquidation, settings.timer_poll_s),),
         on_stop=(brokers.close, factory.close),
     )

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from shared.trading import Quote
+
 CENT = Decimal("0.01")
 QUOTE_FLOOR = Decimal("0.0001")
 
@@ -43,32 +45,24 @@ class NonPositiveCashError(PlanningError):
 
 
 @dataclass(frozen=True)
-class PlanningQuote:
-    """A latest quote as the broker returned it; an absent side is `None` (or 0 at Alpaca)."""
-
-    bid: Decimal | None
-    ask: Decimal | None
-
-
-@dataclass(frozen=True)
 class AccountSnapshot:
     """Cash, broker equity, position quantities (`qty`, not `qty_available`) and quotes."""
 
     cash: Decimal
     portfolio_value: Decimal
     positions: Mapping[str, Decimal]
-    quotes: Mapping[str, PlanningQuote]
+    quotes: Mapping[str, Quote]
 
 
 def format_dollars(amount: Decimal) -> str:
     return f"${amount.quantize(CENT)}"
 
 
-def mid_price(symbol: str, quote: PlanningQuote | None) -> Decimal:
-    """The planning price of §2.2 step 6: the mid, a one-sided quote mirrored.
+def mid_price(symbol: str, quote: Quote | None) -> Decimal:
+    """The price a symbol is planned at: the quote's mid, once the quote is checked usable.
 
-    A side of exactly 0 is how Alpaca reports "no bid/ask", so it counts as absent; a negative
-    side is present and refused.
+    A side of exactly 0 is how Alpaca reports "no bid/ask", so it counts as absent and the
+    quote is checked with it mirrored; a negative side is present and refused.
     """
     if quote is None:
         raise InvalidPriceError(symbol, "no quote; check that the symbol is listed and trading")
@@ -81,7 +75,9 @@ def mid_price(symbol: str, quote: PlanningQuote | None) -> Decimal:
         raise InvalidPriceError(symbol, f"bid={bid} ask={ask}; both sides must exceed 0.0001")
     if ask < bid - QUOTE_FLOOR:
         raise InvalidPriceError(symbol, f"bid={bid} ask={ask}; the quote is crossed")
-    return (bid + ask) / 2
+    mid = quote.mid()
+    assert mid is not None, "both sides were checked positive"
+    return mid
 
 
 def held_quantities(snapshot: AccountSnapshot) -> dict[str, Decimal]:

@@ -1,5 +1,6 @@
 """`python -m services.strategy`: the same as `alchemiser serve strategy`."""
 
-from services.commands.serve import ServiceName, run_module
+from services.commands.serve import serve_main
+from services.registry import ServiceName
 
-run_module(ServiceName.STRATEGY)
+serve_main(ServiceName.STRATEGY)

@@ -4,14 +4,13 @@ endpoints and status."""
 from __future__ import annotations
 
 from services.strategy.signal_step import SignalStep
-from services.strategy.watchdog import watchdog
+from services.strategy.watchdog import deadline_watchdog
 from services.strategy.workflows_api import workflow_router
 from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
-
-DEFAULT_PORT = 8001
+from shared.workflow import SIGNAL_GENERATION
 
 
 def definition(settings: Settings) -> ServiceDefinition:
@@ -20,10 +19,9 @@ def definition(settings: Settings) -> ServiceDefinition:
     step = SignalStep(settings, brokers.get)
     return ServiceDefinition(
         name="strategy",
-        default_port=DEFAULT_PORT,
-        event_types=("WorkflowStarted",),
+        event_types=SIGNAL_GENERATION.follows,
         handler=step.handle,
         routers=lambda runtime: [workflow_router(runtime)],
-        background=(watchdog,),
+        periodic=(deadline_watchdog(settings.workflow_deadline_s),),
         on_stop=(brokers.close, factory.close),
     )

@@ -9,52 +9,60 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from services.strategy.live_bar import LivePriceError, live_prices
+from services.strategy.signal_events import consolidated_portfolio, strategy_signals
 from services.strategy.signals import (
     SignalDecision,
     SignalGenerationError,
     StrategySet,
     decide,
-    decimal_text,
     load_strategy_set,
     stale_symbols,
 )
-from services.strategy.workflow_status import project_workflow
 from shared import market_clock
 from shared.broker.port import Broker
 from shared.events import Event
 from shared.events.ids import signal_fingerprint
-from shared.events.signals import (
-    ConsolidatedPortfolio,
-    DecisionStep,
-    SignalGenerated,
-    StrategySignal,
-)
+from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowStarted
 from shared.marketdata.bars import BarDataError, BarSnapshot
 from shared.marketdata.barstore import BarStore, BarStoreMarketData
 from shared.marketdata.sample import ensure_sample
 from shared.messaging.consumer import HandlerContext
 from shared.settings import Settings
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
 BrokerFor = Callable[[str], Awaitable[Broker]]
 
 
+SAMPLE_BASELINE_SYMBOL = "SPY"
+"""Always in the synthetic sample, whatever the strategy files name: the broad-market reference."""
+
+
 def bundled_config() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("services.strategy.symphonies") / "allocation.prod.json"))
+
+
+def bundled_symbols(cache_dir: Path | None) -> frozenset[str]:
+    """Every ticker of every bundled strategy file (the configured ones or not), plus SPY: what
+    the synthetic sample holds, so any bundled file runs on a fresh installation."""
+    from services.strategy.parse_cache import load_symphony
+
+    files = sorted(bundled_config().parent.glob("*.clj"))
+    return frozenset({SAMPLE_BASELINE_SYMBOL}).union(
+        *(load_symphony(path, cache_dir).tickers for path in files)
+    )
 
 
 @dataclass(frozen=True)
@@ -92,9 +100,9 @@ class SignalStep:
             recorded.event
             for recorded in await context.store.read_correlation(event.correlation_id)
         ]
-        view = project_workflow(history)
-        if view is not None and view.status != "running":
-            log.info("workflow already finished; start skipped", status=view.status)
+        state = workflow_state(history)
+        if state is not None and state.finished:
+            log.info("workflow already finished; start skipped", status=state.status)
             return ()
         try:
             return [await self._signal(event, context)]
@@ -127,7 +135,8 @@ class SignalStep:
     def _market_moment(self) -> MarketMoment:
         """'Now' by the configured clock; a fresh installation gets the synthetic sample first."""
         if not self._bar_store.exists():
-            ensure_sample(self._settings.data_dir, None, dt.datetime.now(dt.UTC))
+            symbols = bundled_symbols(self._settings.resolved_cache_dir)
+            ensure_sample(self._settings.data_dir, symbols, dt.datetime.now(dt.UTC))
         now = market_clock.market_now(self._settings, self._bar_store.last_session())
         return market_moment(now)
 
@@ -146,80 +155,15 @@ class SignalStep:
         live: dict[str, Decimal],
         strategy_set: StrategySet,
     ) -> SignalGenerated:
-        target = {
-            symbol: Decimal(decimal_text(weight))
-            for symbol, weight in decision.target_weights.items()
-        }
-        strategies = tuple(
-            StrategySignal(
-                strategy=item.strategy,
-                weight=Decimal(decimal_text(item.weight)),
-                allocation={s: Decimal(decimal_text(w)) for s, w in item.allocation.items()},
-                trace=tuple(decision_steps(item.strategy, item.trace)),
-                trace_truncated=bool(item.trace.get("truncated")),
-            )
-            for item in decision.strategies
-        )
+        portfolio = consolidated_portfolio(decision, cause.correlation_id, dt.datetime.now(dt.UTC))
         return context.follow_up(
             cause,
             SignalGenerated,
-            strategies=strategies,
-            consolidated_portfolio=ConsolidatedPortfolio(
-                target_allocations=target,
-                correlation_id=cause.correlation_id,
-                timestamp=dt.datetime.now(dt.UTC),
-                strategy_count=len(strategies),
-                source_strategies=tuple(item.strategy for item in decision.strategies),
-            ),
+            strategies=strategy_signals(decision),
+            consolidated_portfolio=portfolio,
             as_of=decision.as_of,
             bars_hash=bars.content_hash,
             live_bars=live,
             strategy_files_hash=strategy_set.files_hash,
-            signal_fingerprint=signal_fingerprint(target),
+            signal_fingerprint=signal_fingerprint(portfolio.target_allocations),
         )
-
-
-def decision_steps(strategy: str, compact: dict[str, Any] | Any) -> list[DecisionStep]:
-    """The compact trace as event steps: `if` with its operands and branch, filter winners
-    with their scores, inverse-volatility weights."""
-    steps: list[DecisionStep] = []
-    for entry in compact.get("path", []):
-        if "if" in entry:
-            steps.append(
-                DecisionStep(
-                    kind="if",
-                    span=f"{strategy}:{entry['if']}",
-                    condition=entry["condition"],
-                    branch=entry["branch"],
-                    values=_floats({"left": entry.get("left"), "right": entry.get("right")}),
-                )
-            )
-        elif "filter" in entry:
-            winners = entry.get("winners", [])
-            steps.append(
-                DecisionStep(
-                    kind="filter",
-                    span=f"{strategy}:{entry['filter']}",
-                    selected=tuple(str(w["candidate"]) for w in winners),
-                    values=_floats({str(w["candidate"]): w.get("score") for w in winners}),
-                )
-            )
-        elif "inverse_volatility" in entry:
-            steps.append(
-                DecisionStep(
-                    kind="weight-inverse-volatility",
-                    span=f"{strategy}:{entry['inverse_volatility']}",
-                    values=_floats(entry.get("weights", {})),
-                )
-            )
-    return steps
-
-
-def _floats(values: dict[str, Any]) -> dict[str, float]:
-    """Finite numbers only: a score that could not be computed is left out, not sent as NaN
-    (JSON has no NaN, and the event must read back)."""
-    return {
-        key: float(value)
-        for key, value in values.items()
-        if isinstance(value, int | float) and math.isfinite(value)
-    }

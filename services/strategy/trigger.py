@@ -14,13 +14,13 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from services.strategy.workflow_status import project_workflow
 from shared import market_clock
 from shared.events.ids import daily_run_key
 from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
 from shared.eventstore.errors import ConcurrencyError
 from shared.eventstore.store import SqlEventStore
 from shared.settings import BrokerKind, Settings
+from shared.workflow import workflow_state
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DAY_STREAM_PREFIX = "daily/"
@@ -108,6 +108,6 @@ async def start_workflow(
     except ConcurrencyError:
         latest = (await store.read_stream(day_stream))[-1].event
         history = await store.read_correlation(latest.correlation_id)
-        view = project_workflow([recorded.event for recorded in history])
-        return TriggerOutcome(latest.correlation_id, False, view.status if view else "running")
+        state = workflow_state([recorded.event for recorded in history])
+        return TriggerOutcome(latest.correlation_id, False, state.status if state else "running")
     return TriggerOutcome(workflow_id, True, "running")

@@ -1,6 +1,6 @@
 """The deadline watchdog: a running workflow with no new event for
-`ALCHEMISER_WORKFLOW_DEADLINE_S` fails, naming the step that should have answered its last
-event (trading spec §5.1), so a stopped service never leaves a run hanging unreported.
+`ALCHEMISER_WORKFLOW_DEADLINE_S` fails, naming the step it was waiting on and the service that
+runs it, so a stopped service never leaves a run hanging unreported.
 
 The failure is appended to the workflow's `deadline/` stream expecting it to be empty, so with
 several strategy replicas exactly one records it.
@@ -8,50 +8,45 @@ several strategy replicas exactly one records it.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+from collections.abc import AsyncGenerator, Callable
 
 import structlog
 
 from shared.events import Event
 from shared.events.workflow import WorkflowFailed
-from shared.eventstore.errors import ConcurrencyError
-from shared.eventstore.store import SqlEventStore
-from shared.eventstore.workflow_queries import unfinished_since
-from shared.service.runtime import ServiceRuntime
+from shared.service.runtime import Periodic, PeriodicContext, PeriodicOutcome
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
-#: The step that should answer each kind of last event, and the service that runs it.
-NEXT_STEP = {
-    "WorkflowStarted": ("signal_generation", "strategy"),
-    "SignalGenerated": ("portfolio_analysis", "portfolio"),
-}
-EXECUTION_STEP = ("trade_execution", "execution")
 LOOKBACK = dt.timedelta(days=7)
 MAX_CHECK_INTERVAL_S = 5.0
 
 
-def stalled_step(last: Event) -> tuple[str, str]:
-    return NEXT_STEP.get(last.event_type, EXECUTION_STEP)
-
-
-def deadline_failure(events: list[Event], deadline_s: float, now: dt.datetime) -> WorkflowFailed:
-    last = events[-1]
-    step, service = stalled_step(last)
+def deadline_failure(
+    events: list[Event], deadline_s: float, now: dt.datetime
+) -> WorkflowFailed | None:
+    """The failure naming the step the workflow waits on; None when it finished after it was
+    found overdue."""
+    state = workflow_state(events)
+    stalled = state.awaiting.failure_step if state is not None else None
+    if state is None or state.finished or stalled is None:
+        return None
+    last, step = events[-1], state.awaiting
     return WorkflowFailed(
         correlation_id=last.correlation_id,
         causation_id=str(last.event_id),
         account_id=last.account_id,
         source="strategy",
         occurred_at=now,
-        failure_step=step,
+        failure_step=stalled,
         deadline_exceeded=True,
-        stalled_step=step,
+        stalled_step=stalled,
         failure_reason=(
             f"no progress for {deadline_s:.0f} s after {last.event_type} at "
-            f"{last.occurred_at.isoformat()}: the {service} service did not answer "
-            f"({step}); check that it is running and read its logs for workflow "
+            f"{last.occurred_at.isoformat()}: the {step.service} service did not answer "
+            f"({stalled}); check that it is running and read its logs for workflow "
             f"{last.correlation_id}"
         ),
         error_details={
@@ -61,37 +56,29 @@ def deadline_failure(events: list[Event], deadline_s: float, now: dt.datetime) -
     )
 
 
-async def fail_overdue(store: SqlEventStore, deadline_s: float, now: dt.datetime) -> int:
-    """Record the deadline failure of every overdue running workflow; returns how many."""
-    recorded = 0
-    horizon = now - max(LOOKBACK, dt.timedelta(seconds=2 * deadline_s))
-    for workflow in await unfinished_since(store, horizon):
-        if (now - workflow.last_event_at).total_seconds() < deadline_s:
-            continue
-        events = [item.event for item in await store.read_correlation(workflow.workflow_id)]
-        failure = deadline_failure(events, deadline_s, now)
-        try:
-            await store.append(f"deadline/{workflow.workflow_id}", 0, [failure])
-        except ConcurrencyError:
-            continue  # another replica recorded it first
-        log.warning(
-            "workflow deadline exceeded",
-            correlation_id=workflow.workflow_id,
-            stalled_step=failure.stalled_step,
-        )
-        recorded += 1
-    return recorded
+def deadline_watchdog(
+    deadline_s: float, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+) -> Periodic:
+    """The check, run by the runtime about four times per deadline (at most every 5 s)."""
 
+    async def fail_overdue(context: PeriodicContext) -> AsyncGenerator[PeriodicOutcome, None]:
+        """The deadline failure of every overdue running workflow."""
+        now = clock()
+        horizon = now - max(LOOKBACK, dt.timedelta(seconds=2 * deadline_s))
+        for workflow in await context.store.unfinished_workflows(horizon):
+            if (now - workflow.last_event_at).total_seconds() < deadline_s:
+                continue
+            events = [
+                item.event for item in await context.store.read_correlation(workflow.workflow_id)
+            ]
+            failure = deadline_failure(events, deadline_s, now)
+            if failure is None:
+                continue
+            log.warning(
+                "workflow deadline exceeded",
+                correlation_id=workflow.workflow_id,
+                stalled_step=failure.stalled_step,
+            )
+            yield PeriodicOutcome(f"deadline/{workflow.workflow_id}", [failure], expected_version=0)
 
-async def watchdog(runtime: ServiceRuntime) -> None:
-    deadline_s = runtime.settings.workflow_deadline_s
-    interval_s = min(deadline_s / 4, MAX_CHECK_INTERVAL_S)
-    while True:
-        try:
-            if await fail_overdue(runtime.store, deadline_s, dt.datetime.now(dt.UTC)):
-                runtime.relay.wake()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # the database is away; the next round tries again
-            log.warning("deadline check failed; retrying", error=str(error))
-        await asyncio.sleep(interval_s)
+    return Periodic("deadline-watchdog", min(deadline_s / 4, MAX_CHECK_INTERVAL_S), fail_overdue)

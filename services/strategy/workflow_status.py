@@ -1,17 +1,15 @@
-"""Workflow status as a projection of the store: a pure fold over a workflow's recorded events,
-so status is always what the events say and rebuilds from scratch at any time."""
+"""Workflow status as the API shows it: a projection of the store built on the one workflow
+fold, so status is always what the events say and rebuilds from scratch at any time."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from shared.events import Event
-from shared.events.workflow import WorkflowCompleted, WorkflowFailed, WorkflowStarted
-
-Status = Literal["running", "completed", "failed"]
+from shared.events.workflow import WorkflowFailed
+from shared.workflow import Status, workflow_state
 
 
 @dataclass(frozen=True)
@@ -47,30 +45,20 @@ class WorkflowView:
 
 
 def project_workflow(events: Sequence[Event]) -> WorkflowView | None:
-    """Fold one workflow's events (in store order, which is causal order) into its status.
-    The first terminal event decides; later ones cannot reopen or flip a finished workflow."""
-    if not events:
+    """One workflow's events (in store order, which is causal order) as the status the API
+    shows."""
+    state = workflow_state(events)
+    if state is None:
         return None
-    status: Status = "running"
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    failure_reason: str | None = None
-    for event in events:
-        if isinstance(event, WorkflowStarted) and started_at is None:
-            started_at = event.occurred_at
-        elif status == "running" and isinstance(event, WorkflowCompleted):
-            status, finished_at = "completed", event.occurred_at
-        elif status == "running" and isinstance(event, WorkflowFailed):
-            status, finished_at = "failed", event.occurred_at
-            failure_reason = event.failure_reason
+    ending = state.ending
     return WorkflowView(
-        id=events[0].correlation_id,
-        account_id=events[0].account_id,
-        status=status,
-        started_at=started_at,
-        finished_at=finished_at,
-        failure_reason=failure_reason,
-        last_event_at=max(event.occurred_at for event in events),
+        id=state.workflow_id,
+        account_id=state.account_id,
+        status=state.status,
+        started_at=state.started.occurred_at if state.started is not None else None,
+        finished_at=ending.occurred_at if ending is not None else None,
+        failure_reason=ending.failure_reason if isinstance(ending, WorkflowFailed) else None,
+        last_event_at=state.last_event_at,
         events=tuple(events),
     )
 

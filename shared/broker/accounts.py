@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from shared.broker.port import Broker
 
-BrokerFactory = Callable[[str], Broker]
-
 
 class BrokerAccounts:
-    def __init__(self, factory: BrokerFactory) -> None:
+    def __init__(self, factory: Callable[[str], Broker]) -> None:
+        """`factory` makes an account's broker: a `shared.broker.factory.BrokerFactory` in the
+        services."""
         self._factory = factory
         self._brokers: dict[str, Broker] = {}
         self._lock = asyncio.Lock()

@@ -41,7 +41,6 @@ from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
-    ReplaceOrderRequest,
 )
 from pydantic import SecretStr
 
@@ -59,7 +58,6 @@ from shared.broker.errors import (
     BrokerAuthError,
     BrokerError,
     DuplicateClientOrderIdError,
-    InvalidOrderError,
     NotFoundError,
     OrderAlreadyTerminalError,
     RateLimitedError,
@@ -74,15 +72,14 @@ from shared.broker.models import (
     MarketClock,
     Order,
     OrderRequest,
-    OrderSide,
     OrderType,
     Position,
     PositionClose,
-    Quote,
     Trade,
     TradingSession,
 )
 from shared.settings import DataFeed, Settings, TradingMode
+from shared.trading import Quote, QuoteSource, Side
 
 T = TypeVar("T")
 
@@ -287,7 +284,7 @@ class AlpacaBroker:
         return order_from_alpaca(raw)
 
     async def submit_order(self, request: OrderRequest) -> Order:
-        side = AlpacaOrderSide(request.side.value)
+        side = AlpacaOrderSide(request.side.lower())
         alpaca_request: MarketOrderRequest | LimitOrderRequest
         if request.order_type is OrderType.LIMIT:
             alpaca_request = LimitOrderRequest(
@@ -308,7 +305,7 @@ class AlpacaBroker:
             )
         operation = (
             f"submit order {request.client_order_id} "
-            f"({request.side.value} {request.qty} {request.symbol} {request.order_type.value})"
+            f"({request.side.lower()} {request.qty} {request.symbol} {request.order_type.value})"
         )
         order = await self._place_once(
             operation,
@@ -321,39 +318,11 @@ class AlpacaBroker:
             client_order_id=order.client_order_id,
             order_id=order.order_id,
             symbol=order.symbol,
-            side=order.side.value,
+            side=order.side.lower(),
             qty=str(order.qty),
             status=order.broker_status,
         )
         return order
-
-    async def replace_order(
-        self,
-        order_id: str,
-        *,
-        client_order_id: str,
-        qty: Decimal | None = None,
-        limit_price: Decimal | None = None,
-    ) -> Order:
-        operation = f"replace order {order_id} with {client_order_id}"
-        if not _is_order_id(order_id):
-            raise NotFoundError(f"{operation}: no Alpaca order has this id (ids are UUIDs)")
-        if qty is not None and qty != qty.to_integral_value():
-            raise InvalidOrderError(
-                f"{operation}: Alpaca replaces whole-share quantities only (got {qty}); "
-                "cancel the order and submit a new one for a fractional quantity"
-            )
-        replacement = ReplaceOrderRequest(
-            qty=None if qty is None else int(qty),
-            limit_price=None if limit_price is None else float(limit_price),
-            client_order_id=client_order_id,
-        )
-        return await self._place_once(
-            operation,
-            client_order_id,
-            lambda: self._trading.replace_order_by_id(order_id, replacement),
-            expect=None,
-        )
 
     async def cancel_order(self, order_id: str) -> CancelResult:
         operation = f"cancel order {order_id}"
@@ -416,7 +385,8 @@ class AlpacaBroker:
             ask=Decimal(str(quote.ask_price)),
             bid_size=Decimal(str(quote.bid_size)),
             ask_size=Decimal(str(quote.ask_size)),
-            timestamp=aware(quote.timestamp),
+            as_of=aware(quote.timestamp),
+            source=QuoteSource.REST,
         )
 
     async def get_latest_trade(self, symbol: str) -> Trade | None:
@@ -516,7 +486,7 @@ class AlpacaBroker:
         client_order_id: str,
         call: Callable[[], object],
         *,
-        expect: tuple[str, OrderSide] | None,
+        expect: tuple[str, Side],
     ) -> Order:
         """Place an order at most once under `client_order_id`.
 
@@ -572,11 +542,11 @@ class AlpacaBroker:
         return order_from_alpaca(raw)
 
     @staticmethod
-    def _matching(order: Order, operation: str, expect: tuple[str, OrderSide] | None) -> Order:
-        if expect is not None and (order.symbol, order.side) != expect:
+    def _matching(order: Order, operation: str, expect: tuple[str, Side]) -> Order:
+        if (order.symbol, order.side) != expect:
             raise DuplicateClientOrderIdError(
                 f"{operation}: client order id {order.client_order_id} already names a different "
-                f"order ({order.side.value} {order.symbol}, id {order.order_id}); "
+                f"order ({order.side.lower()} {order.symbol}, id {order.order_id}); "
                 "client order ids must be unique per order",
                 code="40010001",
                 http_status=422,

@@ -12,7 +12,8 @@ from alpaca.trading.models import Calendar as AlpacaCalendar
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import Position as AlpacaPosition
 
-from shared.broker.models import Order, OrderSide, OrderStatus, OrderType, Position, TradingSession
+from shared.broker.models import Order, OrderStatus, OrderType, Position, TradingSession
+from shared.trading import Side
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -49,7 +50,7 @@ def order_from_alpaca(order: AlpacaOrder) -> Order:
         order_id=str(order.id),
         client_order_id=order.client_order_id,
         symbol=order.symbol or "",
-        side=OrderSide(enum_value(order.side or "buy")),
+        side=Side(enum_value(order.side or "buy").upper()),
         order_type=OrderType(order_type),
         qty=decimal_or_none(order.qty) or Decimal(0),
         limit_price=decimal_or_none(order.limit_price),

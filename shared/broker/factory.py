@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import market_clock
 from shared.broker.port import Broker
 from shared.broker.simulated import Scenario, SimulatedBroker
 from shared.eventstore.engine import create_store_engine
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
-from shared.marketdata.sample import ensure_sample
 from shared.settings import BrokerKind, Settings
 
 SHARED_POOL_SIZE = 5
@@ -26,9 +24,8 @@ def broker_for(
 ) -> Broker:
     """The configured broker for `account_id`.
 
-    The simulated broker prices from the bar store in `ALCHEMISER_DATA_DIR` (the synthetic
-    sample is generated there when there is none, §6.3) unless `bars` is given; `scenario` is
-    for tests. Alpaca serves the one account `default` and refuses others.
+    The simulated broker prices from the bar store in `ALCHEMISER_DATA_DIR` unless `bars` is
+    given; `scenario` is for tests. Alpaca serves the one account `default` and refuses others.
     """
     if settings.broker is BrokerKind.ALPACA:
         from shared.broker.alpaca import AlpacaBroker
@@ -41,11 +38,9 @@ def broker_for(
 
 
 def bar_store_snapshot(settings: Settings) -> BarSnapshot:
-    store = BarStore(settings.data_dir)
-    if not store.exists():
-        end_before = market_clock.simulated_now(settings.sim_now, None)
-        ensure_sample(settings.data_dir, None, end_before)
-    return store.load()
+    """The bar store's bars; a missing store is a `BarStoreMissingError` naming the command that
+    makes one (the strategy side writes the synthetic sample before any broker needs bars)."""
+    return BarStore(settings.data_dir).load()
 
 
 class BrokerFactory:

@@ -13,16 +13,13 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from shared.trading import Side
+
 CLIENT_ORDER_ID_MAX_LENGTH = 128
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
 
 
 class OrderType(StrEnum):
@@ -82,7 +79,7 @@ class OrderRequest(_Frozen):
     """A quantity-based DAY order; the client order id is what makes a retry safe (§1.5)."""
 
     symbol: str = Field(min_length=1, max_length=10)
-    side: OrderSide
+    side: Side
     qty: Decimal = Field(gt=0)
     order_type: OrderType
     client_order_id: str = Field(min_length=1, max_length=CLIENT_ORDER_ID_MAX_LENGTH)
@@ -112,7 +109,7 @@ class Order(_Frozen):
     order_id: str
     client_order_id: str
     symbol: str
-    side: OrderSide
+    side: Side
     order_type: OrderType
     qty: Decimal
     limit_price: Decimal | None
@@ -151,15 +148,6 @@ class PositionClose(_Frozen):
     symbol: str
     order: Order | None
     error: str | None = None
-
-
-class Quote(_Frozen):
-    symbol: str
-    bid: Decimal
-    ask: Decimal
-    bid_size: Decimal
-    ask_size: Decimal
-    timestamp: AwareDatetime
 
 
 class Trade(_Frozen):

@@ -11,7 +11,6 @@ order, position, asset or a missing quote is `None`.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Protocol
 
 from shared.broker.models import (
@@ -23,10 +22,10 @@ from shared.broker.models import (
     OrderRequest,
     Position,
     PositionClose,
-    Quote,
     Trade,
     TradingSession,
 )
+from shared.trading import Quote
 
 
 class Broker(Protocol):
@@ -54,18 +53,6 @@ class Broker(Protocol):
         order id before placing anything else for it."""
         ...
 
-    async def replace_order(
-        self,
-        order_id: str,
-        *,
-        client_order_id: str,
-        qty: Decimal | None = None,
-        limit_price: Decimal | None = None,
-    ) -> Order:
-        """Replace a working order's quantity and/or limit price; the replacement is a new order
-        under the new `client_order_id`, which makes the call safe to retry."""
-        ...
-
     async def cancel_order(self, order_id: str) -> CancelResult:
         """Ask to cancel. An order that already ended is not an error: the result says
         ALREADY_TERMINAL with its state (`filled`, `canceled`, ...). An unknown id raises
@@ -80,7 +67,9 @@ class Broker(Protocol):
         """Cancel every open order, then close every position; one entry per position."""
         ...
 
-    async def get_latest_quote(self, symbol: str) -> Quote | None: ...
+    async def get_latest_quote(self, symbol: str) -> Quote | None:
+        """The latest top-of-book quote (source `rest`); None when the broker has none."""
+        ...
 
     async def get_latest_trade(self, symbol: str) -> Trade | None: ...
 

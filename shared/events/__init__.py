@@ -18,7 +18,7 @@ from shared.events.ids import (
     plan_id,
     signal_fingerprint,
 )
-from shared.events.market import AccountSnapshot, OpenOrder, PositionSnapshot, Quote
+from shared.events.market import AccountSnapshot, OpenOrder, PositionSnapshot
 from shared.events.notifications import NotificationSent
 from shared.events.orders import (
     OrderCancelled,
@@ -87,7 +87,6 @@ __all__ = [
     "PlanItem",
     "PlanMetadata",
     "PositionSnapshot",
-    "Quote",
     "RebalancePlan",
     "RebalancePlanned",
     "SignalGenerated",

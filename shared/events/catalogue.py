@@ -39,3 +39,34 @@ for _event_type in EVENT_TYPES:
 def workflow_failed_v1_to_v2(document: Document) -> Document:
     """Version 1 (the reference's shape) had no deadline watchdog: it never timed out."""
     return {**document, "schema_version": 2, "deadline_exceeded": False, "stalled_step": None}
+
+
+@register_upcaster("SignalGenerated", from_version=1)
+def signal_generated_v1_to_v2(document: Document) -> Document:
+    """Version 1 had a `detail` on each trace step and `constraints` on the consolidated
+    portfolio that nothing ever set: drop them where they are null. A non-null value is kept, so
+    validation rejects the event instead of losing data silently."""
+    lifted = {**document, "schema_version": 2}
+    portfolio = lifted.get("consolidated_portfolio")
+    if isinstance(portfolio, dict):
+        lifted["consolidated_portfolio"] = _without_null(portfolio, "constraints")
+    strategies = lifted.get("strategies")
+    if isinstance(strategies, list):
+        lifted["strategies"] = [_steps_without_detail(item) for item in strategies]
+    return lifted
+
+
+def _steps_without_detail(strategy: object) -> object:
+    if not isinstance(strategy, dict) or not isinstance(strategy.get("trace"), list):
+        return strategy
+    steps = [
+        _without_null(step, "detail") if isinstance(step, dict) else step
+        for step in strategy["trace"]
+    ]
+    return {**strategy, "trace": steps}
+
+
+def _without_null(document: dict[str, object], key: str) -> dict[str, object]:
+    if key in document and document[key] is None:
+        return {name: value for name, value in document.items() if name != key}
+    return document

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 from uuid import UUID, uuid5
 
-from shared.events.types import Side
+from shared.trading import Side
 
 ALCHEMISER_NAMESPACE = UUID("5d0c7d0e-4f8a-5a3b-9a57-6c1e6b0d2a41")
 """Fixed UUIDv5 namespace of this system's derived ids; changing it changes every plan id."""
@@ -21,9 +21,9 @@ ALCHEMISER_NAMESPACE = UUID("5d0c7d0e-4f8a-5a3b-9a57-6c1e6b0d2a41")
 CLIENT_ORDER_ID_PREFIX = "alc:"
 MAX_CLIENT_ORDER_ID_LENGTH = 128
 
-_SIDE_CODES: dict[str, str] = {"BUY": "b", "SELL": "s"}
-_SIDES_BY_CODE: dict[str, Side] = {"b": "BUY", "s": "SELL"}
-_PHASES_BY_CODE: dict[str, Side] = {"buy": "BUY", "sell": "SELL"}
+_SIDE_CODES: dict[str, str] = {Side.BUY: "b", Side.SELL: "s"}
+_SIDES_BY_CODE: dict[str, Side] = {"b": Side.BUY, "s": Side.SELL}
+_PHASES_BY_CODE: dict[str, Side] = {"buy": Side.BUY, "sell": Side.SELL}
 
 
 def plan_id(workflow_id: str) -> UUID:

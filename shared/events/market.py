@@ -4,7 +4,6 @@ that a replay plans and prices from exactly what the live run saw (trading spec 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
 
 from shared.events.envelope import Frozen
 from shared.events.types import (
@@ -12,20 +11,10 @@ from shared.events.types import (
     NonEmptyStr,
     NonNegativeMoney,
     PositiveMoney,
-    Side,
     Symbol,
     UtcDatetime,
 )
-
-
-class Quote(Frozen):
-    symbol: Symbol
-    bid: NonNegativeMoney
-    ask: NonNegativeMoney
-    bid_size: NonNegativeMoney
-    ask_size: NonNegativeMoney
-    as_of: UtcDatetime
-    source: Literal["stream", "rest"]
+from shared.trading import Quote, Side
 
 
 class PositionSnapshot(Frozen):

@@ -10,14 +10,13 @@ from pydantic import Field, model_validator
 
 from shared.events.envelope import Event
 from shared.events.ids import MAX_CLIENT_ORDER_ID_LENGTH
-from shared.events.market import Quote
 from shared.events.types import (
     NonEmptyStr,
     NonNegativeMoney,
     PositiveMoney,
-    Side,
     Symbol,
 )
+from shared.trading import Quote, Side
 
 
 class OrderEvent(Event):

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal, Self
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import Field, model_validator
 
 from shared.events.envelope import Event, Frozen
 from shared.events.types import NonEmptyStr, SymbolAmounts, SymbolWeights, UtcDatetime, Weight
@@ -33,7 +33,6 @@ class DecisionStep(Frozen):
     values: dict[str, float] = Field(default_factory=dict)
     """Operand values of a condition, filter scores or inverse-volatility weights."""
     selected: tuple[str, ...] = ()
-    detail: dict[str, JsonValue] | None = None
 
 
 class StrategySignal(Frozen):
@@ -53,7 +52,6 @@ class ConsolidatedPortfolio(Frozen):
     timestamp: UtcDatetime
     strategy_count: int = Field(ge=1)
     source_strategies: tuple[NonEmptyStr, ...]
-    constraints: dict[str, JsonValue] | None = None
 
     @model_validator(mode="after")
     def _weights_are_positive_and_sum_to_one(self) -> Self:
@@ -74,8 +72,12 @@ class ConsolidatedPortfolio(Frozen):
 
 
 class SignalGenerated(Event):
+    """Version 2 dropped two optional fields no producer ever set (a trace step's `detail`, the
+    consolidated portfolio's `constraints`); the upcaster in `shared.events.catalogue` lifts
+    version 1 documents, which carry them as null."""
+
     event_type: Literal["SignalGenerated"] = "SignalGenerated"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     strategies: tuple[StrategySignal, ...] = Field(min_length=1)
     consolidated_portfolio: ConsolidatedPortfolio
     as_of: date

@@ -16,10 +16,10 @@ from shared.events.types import (
     NonNegativeMoney,
     OrderType,
     PositiveMoney,
-    Side,
     Symbol,
     UtcDatetime,
 )
+from shared.trading import Side
 
 
 class OrderAttempt(Frozen):

@@ -1,47 +1,30 @@
-"""Field types shared by every event, so that the same rule (UTC, upper-case symbols, finite
-Decimals) is applied wherever a timestamp, symbol or amount crosses a process boundary."""
+"""The field types events are built from: the checked boundary types of `shared.fields`
+(timestamps, symbols, amounts), given here too so every event module reads its types from one
+place, and the ones only events use (weights, actions, order types, failure steps)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
-
-def _as_utc(value: datetime) -> datetime:
-    # A naive timestamp is read as UTC (trading spec, conventions); aware ones are normalised.
-    if value.tzinfo is UTC:
-        return value
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+from shared.fields import Money as Money
+from shared.fields import NonNegativeMoney as NonNegativeMoney
+from shared.fields import PositiveMoney as PositiveMoney
+from shared.fields import Symbol as Symbol
+from shared.fields import UtcDatetime as UtcDatetime
 
 
 def _normalise_symbol(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-"""A timezone-aware UTC timestamp; naive input is taken to be UTC."""
-
-Symbol = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=10)
-]
-"""A ticker, stripped and upper-cased, 1–10 characters."""
-
-Money = Annotated[Decimal, Field(allow_inf_nan=False)]
-"""Dollars, prices or quantities: exact, finite, serialised as a JSON string."""
-
-NonNegativeMoney = Annotated[Decimal, Field(allow_inf_nan=False, ge=0)]
-PositiveMoney = Annotated[Decimal, Field(allow_inf_nan=False, gt=0)]
 Weight = Annotated[Decimal, Field(allow_inf_nan=False, ge=0, le=1)]
 """A fraction of the portfolio in [0, 1], exact so that fingerprints and sums are stable."""
 
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
-Side = Literal["BUY", "SELL"]
 Action = Literal["BUY", "SELL", "HOLD"]
 OrderType = Literal["MARKET", "LIMIT", "STOP", "STOP_LIMIT"]
 FailureStep = Literal["signal_generation", "portfolio_analysis", "trade_execution"]

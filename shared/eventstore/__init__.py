@@ -10,6 +10,7 @@ from shared.eventstore.errors import (
     EventStoreUnavailableError,
 )
 from shared.eventstore.migrations import ensure_migrated, upgrade
+from shared.eventstore.port import EventStoreReader
 from shared.eventstore.records import OutboxMessage, RecordedEvent
 from shared.eventstore.store import SqlEventStore
 from shared.eventstore.unit_of_work import UnitOfWork
@@ -20,6 +21,7 @@ __all__ = [
     "DuplicateEventError",
     "DuplicateInboxError",
     "EventStoreError",
+    "EventStoreReader",
     "EventStoreUnavailableError",
     "OutboxMessage",
     "RecordedEvent",

@@ -1,25 +1,28 @@
-"""Statements the store sends straight to asyncpg on PostgreSQL, on connections of its own.
+"""The PostgreSQL adapter of the event store (asyncpg under SQLAlchemy).
 
-Each one is a single statement outside any explicit transaction, so it is its own transaction;
-units of work, which hold a transaction across several statements, stay on SQLAlchemy and send
-only the append statement on their connection's asyncpg driver. The hot paths are here because
-of what SQLAlchemy's layers cost per call: a one-event append through a unit of work took
-~900 µs of client CPU against ~300 µs for the same call straight on asyncpg, and a decoded
-replayed event 32–48 µs against 22–30 µs from asyncpg rows (docs/performance.md).
+Appends are one statement (`APPEND_HANDLED`). The store's single statements — appends with their
+inbox row, inbox reads and inserts, event reads — go to asyncpg directly, on connections of
+the adapter's own (`StatementPool`): each is a single statement outside any explicit
+transaction, so it is its own transaction. Units of work, which hold a transaction across
+several statements, stay on SQLAlchemy and send only the append statement on their
+connection's asyncpg driver. The hot paths are here because of what SQLAlchemy's layers cost
+per call (docs/decisions.md, "The asyncpg statement path").
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.events import Event, encode
 from shared.eventstore.documents import payload_json, recorded_event
@@ -29,7 +32,10 @@ from shared.eventstore.errors import (
     EventStoreUnavailableError,
     unique_violation,
 )
+from shared.eventstore.migrations import describe
 from shared.eventstore.records import InboxEntry, RecordedEvent
+from shared.eventstore.store import SqlEventStore
+from shared.eventstore.unit_of_work import UnitOfWork, check_expected_version, recorded_events
 
 _SELECT_EVENTS = (
     "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, "
@@ -237,19 +243,136 @@ async def append_handled(
     return int(first_position), int(version)
 
 
-async def seen_among(driver_connection: Any, service: str, event_ids: list[UUID]) -> set[UUID]:
-    rows = await driver_connection.fetch(SEEN_AMONG, service, event_ids)
-    return {UUID(bytes=row[0].bytes) for row in rows}
+class PostgresUnitOfWork(UnitOfWork):
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection)
+        self._holds_position_lock = False
+
+    async def record_inbox(
+        self, service: str, event_id: UUID, *, appends_nothing: bool = False
+    ) -> None:
+        if not appends_nothing:
+            await self._lock_positions()
+        await super().record_inbox(service, event_id)
+
+    async def _append(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[Event],
+        recorded_at: datetime,
+    ) -> tuple[int, int]:
+        """The store's one-statement append, on this transaction's connection. The position
+        lock is taken by a statement of its own first, so the append's snapshot, taken after
+        it, sees every append committed before (see `APPEND_HANDLED`)."""
+        await self._lock_positions()
+        raw = await self.connection.get_raw_connection()
+        try:
+            return await append_handled(
+                raw.driver_connection, stream_id, expected_version, events, recorded_at, None
+            )
+        except CONNECTION_LOST as error:
+            # SQLAlchemy did not see the driver fail: the pool must not hand the dead
+            # connection out again, and the consumer must wait the outage out.
+            await self.connection.invalidate()
+            raise unavailable(describe(str(self.connection.engine.url)), error) from error
+
+    async def _lock_positions(self) -> None:
+        if not self._holds_position_lock:
+            await self.connection.execute(text(LOCK_POSITIONS))
+            self._holds_position_lock = True
 
 
-async def record_handled(
-    driver_connection: Any, service: str, event_ids: list[UUID], recorded_at: datetime
-) -> set[UUID]:
-    rows = await driver_connection.fetch(RECORD_HANDLED, service, event_ids, recorded_at)
-    return {UUID(bytes=row[0].bytes) for row in rows}
+class PostgresEventStore(SqlEventStore):
+    unit_of_work_type = PostgresUnitOfWork
+
+    def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
+        super().__init__(database_url, pool_size=pool_size)
+        self._statements: StatementPool | None = None
+
+    @property
+    def statements(self) -> StatementPool:
+        """The connections for single statements (appends, inbox, reads)."""
+        if self._statements is None:
+            self._statements = StatementPool(self.engine, self._pool_size, self._description)
+        return self._statements
+
+    async def close(self) -> None:
+        if self._statements is not None:
+            await self._statements.close()
+            self._statements = None
+        await super().close()
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[Event],
+        *,
+        inbox: InboxEntry | None = None,
+    ) -> list[RecordedEvent]:
+        """One statement, one round trip."""
+        if not events:
+            return await super().append(stream_id, expected_version, events, inbox=inbox)
+        check_expected_version(stream_id, expected_version)
+        recorded_at = datetime.now(UTC)
+        async with self.statements.connection() as driver:
+            first_position, version = await append_handled(
+                driver, stream_id, expected_version, events, recorded_at, inbox
+            )
+        return recorded_events(stream_id, first_position, version, events, recorded_at)
+
+    async def seen_among(self, service: str, event_ids: Collection[UUID]) -> set[UUID]:
+        async with self.statements.connection() as driver:
+            rows = await driver.fetch(SEEN_AMONG, service, list(event_ids))
+        return {UUID(bytes=row[0].bytes) for row in rows}
+
+    async def record_handled(self, service: str, event_ids: Collection[UUID]) -> set[UUID]:
+        async with self.statements.connection() as driver:
+            rows = await driver.fetch(RECORD_HANDLED, service, list(event_ids), datetime.now(UTC))
+        return {UUID(bytes=row[0].bytes) for row in rows}
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+        return await self._fetch(READ_STREAM, stream_id)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        return await self._fetch(READ_ALL, after_position, limit)
+
+    async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
+        return await self._fetch(READ_CORRELATION, correlation_id)
+
+    async def replay(
+        self, after_position: int = 0, page_size: int = 1000
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """The next page is already requested while this one is decoded and handed over, so the
+        database reads while the client decodes."""
+        async with self.statements.connection() as driver:
+            next_rows = await _request(driver, after_position, page_size)
+            try:
+                while rows := await next_rows:
+                    next_rows = await _request(driver, rows[-1][0], page_size)
+                    yield [_from_record(row) for row in rows]
+            finally:
+                # A caller that stops early leaves a read in flight; the connection must go
+                # back to the pool idle.
+                if not next_rows.done():
+                    with contextlib.suppress(Exception):
+                        await next_rows
+
+    async def _fetch(self, query: str, *arguments: Any) -> list[RecordedEvent]:
+        async with self.statements.connection() as driver:
+            rows = await driver.fetch(query, *arguments)
+        return [_from_record(row) for row in rows]
 
 
-def from_record(row: Any) -> RecordedEvent:
+async def _request(driver: Any, after_position: int, page_size: int) -> asyncio.Task[Any]:
+    """Sends a page's query and returns without waiting for the rows."""
+    fetch = asyncio.create_task(driver.fetch(READ_ALL, after_position, page_size))
+    await asyncio.sleep(0)  # let the task write the query before the caller decodes
+    return fetch
+
+
+def _from_record(row: Any) -> RecordedEvent:
     return recorded_event(
         position=row[0],
         stream_id=row[1],

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore.errors import ConcurrencyError, EventStoreError
 from shared.eventstore.schema import UtcDateTime
-from shared.eventstore.store import SqlEventStore, UnitOfWork
+from shared.eventstore.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from shared.eventstore.port import EventStoreReader
 
 metadata = MetaData()
 
@@ -55,16 +59,22 @@ class StoredState:
     document: dict[str, Any]
 
 
-async def load(source: UnitOfWork | SqlEventStore, service: str, key: str) -> StoredState | None:
-    """The document and its version, or None when it was never saved."""
-    query = select(service_state.c.version, service_state.c.document).where(
-        service_state.c.service == service, service_state.c.key == key
-    )
+async def load(source: UnitOfWork | EventStoreReader, service: str, key: str) -> StoredState | None:
+    """The document and its version, or None when it was never saved: as the transaction
+    `source` sees it, or as committed."""
     if isinstance(source, UnitOfWork):
-        row = (await source.connection.execute(query)).first()
-    else:
-        async with source.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+        return await fetch(source.connection, service, key)
+    return await source.load_state(service, key)
+
+
+async def fetch(connection: AsyncConnection, service: str, key: str) -> StoredState | None:
+    row = (
+        await connection.execute(
+            select(service_state.c.version, service_state.c.document).where(
+                service_state.c.service == service, service_state.c.key == key
+            )
+        )
+    ).first()
     return None if row is None else StoredState(row.version, dict(row.document))
 
 

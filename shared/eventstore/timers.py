@@ -31,7 +31,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.eventstore.engine import WRITE_OPTION
 from shared.eventstore.schema import UtcDateTime
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 
@@ -114,37 +113,31 @@ async def claim_due(
         ).first() is None:
             return []
     lease_until = now + timedelta(seconds=lease_s)
-    async with store.engine.connect() as connection:
-        if store.is_sqlite:
-            await connection.execution_options(**{WRITE_OPTION: True})
-        async with connection.begin():
-            rows = (
-                await connection.execute(
-                    select(timers)
-                    .where(claimable)
-                    .order_by(timers.c.due_at, timers.c.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if rows:
-                await connection.execute(
-                    update(timers)
-                    .where(timers.c.id.in_([row.id for row in rows]))
-                    .values(lease_until=lease_until)
-                )
+    async with store.unit_of_work() as uow:
+        rows = (
+            await uow.connection.execute(
+                select(timers)
+                .where(claimable)
+                .order_by(timers.c.due_at, timers.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if rows:
+            await uow.connection.execute(
+                update(timers)
+                .where(timers.c.id.in_([row.id for row in rows]))
+                .values(lease_until=lease_until)
+            )
     return [_timer(row) for row in rows]
 
 
 async def release(store: SqlEventStore, *timer_ids: int) -> None:
     """Give claimed timers back at once (their step lost a race and should run again soon)."""
-    async with store.engine.connect() as connection:
-        if store.is_sqlite:
-            await connection.execution_options(**{WRITE_OPTION: True})
-        async with connection.begin():
-            await connection.execute(
-                update(timers).where(timers.c.id.in_(timer_ids)).values(lease_until=None)
-            )
+    async with store.unit_of_work() as uow:
+        await uow.connection.execute(
+            update(timers).where(timers.c.id.in_(timer_ids)).values(lease_until=None)
+        )
 
 
 async def pending(store: SqlEventStore, service: str, workflow_id: str) -> list[Timer]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore.schema import events
-from shared.eventstore.store import SqlEventStore
+from shared.workflow import TERMINAL_EVENT_TYPES
 
-TERMINAL_TYPES = ("WorkflowCompleted", "WorkflowFailed")
+if TYPE_CHECKING:
+    from shared.eventstore.store import SqlEventStore
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,17 @@ async def started_in_streams(store: SqlEventStore, stream_pattern: str) -> list[
 
 
 async def unfinished_since(
-    store: SqlEventStore, started_after: datetime
+    connection: AsyncConnection, started_after: datetime
 ) -> list[UnfinishedWorkflow]:
     """Workflows started (recorded) after `started_after` with no terminal event yet, with the
-    time of their latest event — what the deadline watchdog looks at."""
+    time of their latest event — what the deadline watchdog looks at (through
+    `EventStoreReader.unfinished_workflows`)."""
     started = (
         select(events.c.correlation_id)
         .where(events.c.event_type == "WorkflowStarted", events.c.recorded_at > started_after)
         .scalar_subquery()
     )
-    finished = func.sum(case((events.c.event_type.in_(TERMINAL_TYPES), 1), else_=0))
+    finished = func.sum(case((events.c.event_type.in_(TERMINAL_EVENT_TYPES), 1), else_=0))
     query = (
         select(
             events.c.correlation_id,
@@ -53,6 +57,5 @@ async def unfinished_since(
         .group_by(events.c.correlation_id)
         .having(finished == 0)
     )
-    async with store.engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
+    rows = (await connection.execute(query)).all()
     return [UnfinishedWorkflow(str(row[0]), row[1]) for row in rows]

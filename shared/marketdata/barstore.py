@@ -23,11 +23,10 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.marketdata.bars import (
+from shared.marketdata.bars import BarDataError, BarSnapshot
+from shared.marketdata.bars_file import (
     BAR_COLUMNS,
     BAR_SCHEMA,
-    BarDataError,
-    BarSnapshot,
     RowLocator,
     read_bars_table,
     snapshot_from_table,

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from shared.broker.models import DailyBar
-from shared.marketdata.bars import BAR_COLUMNS
+from shared.marketdata.bars_file import BAR_COLUMNS
 from shared.marketdata.barstore import BarStore
 
 OVERLAP_DAYS = 10

@@ -3,7 +3,7 @@
 Every bar is a pure function of its symbol and its date. Random draws are indexed by weekday
 number since a fixed epoch and prices are anchored at a fixed date, so a store extended later, or
 generated on another machine for another range, holds the same bars on the dates both cover.
-Sessions come from the XNYS calendar (trading.md §6.3), imported lazily: it is slow to import.
+Sessions come from the XNYS calendar, imported lazily: it is slow to import.
 
 The bars are labelled synthetic in the store's manifest and in a note beside them.
 """
@@ -11,12 +11,10 @@ The bars are labelled synthetic in the store's manifest and in a note beside the
 from __future__ import annotations
 
 import hashlib
-import re
 import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -28,15 +26,9 @@ from shared.marketdata.barstore import BarStore, StoreManifest
 
 SAMPLE_SESSIONS = 1600
 SAMPLE_SOURCE = "alchemiser synthetic sample v1 (seeded per symbol; not real prices)"
-ALWAYS_INCLUDED = ("SPY",)
 _EPOCH = np.datetime64("2000-01-03", "D")  # a Monday: weekday number 0
 _ANCHOR = np.datetime64("2023-01-03", "D")  # every symbol has its start price on this day
 _DAILY_FEE = 0.0001  # leveraged and inverse funds' expense and financing drag per day
-
-_TICKER_CALL = re.compile(
-    r"\((?:asset|current-price|moving-average-price|exponential-moving-average-price|rsi|"
-    r"cumulative-return|moving-average-return|stdev-return|max-drawdown)\s+\"([^\"]+)\""
-)
 
 # Funds that hold a daily multiple of an underlying's return.
 _LEVERAGED: dict[str, tuple[str, float]] = {
@@ -130,35 +122,16 @@ class SampleResult:
     manifest: StoreManifest
 
 
-def strategy_tickers(paths: Iterable[Path]) -> frozenset[str]:
-    """Tickers named by `(asset "X"` and indicator calls in strategy files, without parsing them."""
-    return frozenset(
-        ticker
-        for path in paths
-        for ticker in _TICKER_CALL.findall(path.read_text(encoding="utf-8"))
-    )
-
-
-def bundled_symbols() -> frozenset[str]:
-    """Every ticker of the bundled strategy files, plus SPY."""
-    folder = resources.files("services.strategy.symphonies")
-    texts = [
-        item.read_text(encoding="utf-8") for item in folder.iterdir() if item.name.endswith(".clj")
-    ]
-    return frozenset(ALWAYS_INCLUDED).union(*(_TICKER_CALL.findall(text) for text in texts))
-
-
-def ensure_sample(
-    data_dir: Path, symbols: Collection[str] | None, end_before: datetime
-) -> SampleResult:
+def ensure_sample(data_dir: Path, symbols: Collection[str], end_before: datetime) -> SampleResult:
     """Make the store in `data_dir` hold the sample up to the last session closed by `end_before`.
 
     Creates it when there is none; extends a synthetic store that ends earlier or lacks one of
-    `symbols` (default: `bundled_symbols()`). A store of imported bars is never touched.
+    `symbols` (the caller knows which: the strategy side reads them from the strategy files). A
+    store of imported bars is never touched.
     """
     if end_before.tzinfo is None:
         raise ValueError(f"end_before must be timezone-aware, got {end_before.isoformat()}")
-    wanted = frozenset(bundled_symbols() if symbols is None else symbols)
+    wanted = frozenset(symbols)
     if not wanted:
         raise ValueError("the sample needs at least one symbol")
     store = BarStore(data_dir)

@@ -32,21 +32,17 @@ from shared.eventstore.errors import (
     DuplicateInboxError,
     EventStoreUnavailableError,
 )
+from shared.eventstore.port import EventStoreReader
 from shared.eventstore.records import InboxEntry
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.messaging.inbox_batch import InboxBatch
 from shared.service.metrics import ServiceMetrics
+from shared.workflow import failure_step_of
 
 log = structlog.get_logger(__name__)
 
 E = TypeVar("E", bound=Event)
 
-#: The workflow step a service's failure is reported as (trading spec §5.1).
-FAILURE_STEP = {
-    "strategy": "signal_generation",
-    "portfolio": "portfolio_analysis",
-    "execution": "trade_execution",
-}
 _APPEND_ATTEMPTS = 5
 DATABASE_RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -82,10 +78,11 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class HandlerContext:
-    """What a handler may use: the service's identity and read access to the store."""
+    """What a handler may use: the service's identity and read access to the store. A handler
+    writes nothing itself; what it returns is committed for it, with the inbox row."""
 
     service: str
-    store: SqlEventStore
+    store: EventStoreReader
 
     def follow_up(self, cause: Event, event_class: type[E], **payload: Any) -> E:
         """A new event of the cause's workflow, caused by it and sourced from this service."""
@@ -229,7 +226,7 @@ class Consumer:
             self._metrics.dead_lettered.labels(
                 service=self.service, event_type=message.routing_key
             ).inc()
-        step = FAILURE_STEP.get(self.service)
+        step = failure_step_of(self.service)
         envelope = _readable_envelope(message.body)
         if step is None or envelope is None or message.routing_key == "WorkflowFailed":
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 
 import structlog
 
@@ -29,13 +30,18 @@ class OutboxRelay:
         poll_interval_s: float = 0.25,
         batch_size: int = 500,
         retry_delay_s: float = 1.0,
+        routed: Collection[str] | None = None,
     ) -> None:
+        """`routed`: the event types a consumer answers, when known. Rows of other types are
+        marked sent without being published: no queue is bound to them, and publishing them
+        (as mandatory) would hold every row behind them."""
         self._store = store
         self._bus = bus
         self._metrics = metrics
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._retry_delay_s = retry_delay_s
+        self._routed = None if routed is None else frozenset(routed)
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -43,21 +49,23 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unsent rows; returns how many went out."""
+        """Publish one batch of unsent rows; returns how many were settled (published, or
+        marked sent because nothing consumes their type)."""
         rows = await self._store.pending_outbox(self._batch_size)
         if not rows:
             return 0
+        published = [row for row in rows if self._routed is None or row.routing_key in self._routed]
         await self._bus.publish_batch(
             [
                 OutgoingMessage(
                     routing_key=row.routing_key, body=row.body, message_id=str(row.event_id)
                 )
-                for row in rows
+                for row in published
             ]
         )
         await self._store.mark_sent([row.id for row in rows])
         if self._metrics is not None:
-            for row in rows:
+            for row in published:
                 self._metrics.events_published.labels(event_type=row.routing_key).inc()
         return len(rows)
 

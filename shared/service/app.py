@@ -1,18 +1,25 @@
 """The FastAPI app every service runs: /healthz, /readyz, /metrics, its own routers, and a
 lifespan that starts the service runtime and stops it cleanly on SIGTERM (uvicorn turns the
-signal into lifespan shutdown)."""
+signal into lifespan shutdown). A task of the runtime that dies stops the process the same way:
+a half-working service would keep taking deliveries it cannot finish, while a fresh process
+picks every durable wait up from the store (docs/decisions.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.service.runtime import ServiceRuntime
+
+log = structlog.get_logger(__name__)
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 """The largest request body any endpoint accepts; a bigger one is answered 413 before it is read
@@ -24,9 +31,11 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        stop_on_failure = asyncio.create_task(_stop_process_when_a_task_dies(runtime))
         try:
             yield
         finally:
+            stop_on_failure.cancel()
             await runtime.stop()
 
     app = FastAPI(
@@ -69,3 +78,13 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
     for router in runtime.definition.routers(runtime):
         app.include_router(router)
     return app
+
+
+async def _stop_process_when_a_task_dies(runtime: ServiceRuntime) -> None:
+    failure = await runtime.wait_failed()
+    log.error(
+        "stopping the process so that its supervisor starts a fresh one",
+        service=runtime.name,
+        reason=failure,
+    )
+    signal.raise_signal(signal.SIGTERM)

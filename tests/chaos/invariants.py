@@ -18,7 +18,7 @@ from uuid import UUID
 import aio_pika
 import sqlalchemy as sa
 
-from services.commands.serve import ServiceName, service_definition
+from services import registry
 from shared.broker.simulated import ledger
 from shared.bus.topic import topic_matches
 from shared.events import (
@@ -49,7 +49,9 @@ def bindings() -> dict[str, tuple[str, ...]]:
     """The routing keys each service's queue is bound to, from the services' own definitions."""
     settings = Settings()
     return {
-        service: tuple(service_definition(ServiceName(service), settings).event_types)
+        service: tuple(
+            registry.SERVICES[registry.ServiceName(service)].definition(settings).event_types
+        )
         for service in SERVICES
     }
 

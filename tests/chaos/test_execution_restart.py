@@ -4,7 +4,8 @@ at the worst moments, restarted, and must leave each order once at the broker an
 `TradeExecuted`.
 
 (a) killed right after the broker accepted an order and before the commit that records it
-    (the test-only crash point `ALCHEMISER_TEST_CRASH_AT=after_submit`);
+    (the `after_submit` fault point; the process is started through `tests.chaos.kill_at`,
+    which installs an injector that SIGKILLs it there);
 (b) killed from outside while a working limit order waits on its re-peg timer (the simulated
     market is closed, so nothing fills and the chain runs to its leftover cancel).
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from services.execution.steps import AFTER_SUBMIT
 from shared.events import OrderCancelled, OrderRequested
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
@@ -38,6 +40,7 @@ from tests.servers import delete_bus_namespace, unique_bus_namespace
 pytestmark = pytest.mark.chaos
 
 ALCHEMISER = [sys.executable, "-m", "services.cli"]
+KILL_AT = [sys.executable, "-m", "tests.chaos.kill_at"]
 SAMPLE_END = datetime(2024, 11, 27, 21, 30, tzinfo=UTC)
 """The sample ends with the session of 2024-11-27, so the default simulated now is its close
 window (open) and CLOSED_SIM_NOW (the Saturday after) has the same prices."""
@@ -81,9 +84,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def execution_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def execution_process(
+    env: dict[str, str], kill_at: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`alchemiser serve execution`; with `kill_at`, killed by SIGKILL at that fault point."""
+    command = ALCHEMISER if kill_at is None else [*KILL_AT, kill_at]
     process = subprocess.Popen(
-        [*ALCHEMISER, "serve", "execution", "--port", str(free_port())],
+        [*command, "serve", "execution", "--port", str(free_port())],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -134,7 +141,7 @@ async def test_kill_after_the_broker_accepted_an_order_never_places_it_twice(
 ) -> None:
     env, store = world["env"], world["store"]
     workflow_id = "chaos-after-submit"
-    with execution_process({**env, "ALCHEMISER_TEST_CRASH_AT": "after_submit"}) as first:
+    with execution_process(env, kill_at=AFTER_SUBMIT) as first:
         await publish_plan(store, workflow_id, [("SPY", "BUY", "5000", "0.05")])
         await eventually(lambda: first.poll() is not None, timeout_s=60, message="no crash")
         assert first.returncode == -signal.SIGKILL

@@ -2,11 +2,11 @@
 security", item 4): four service processes on RabbitMQ and PostgreSQL, an SMTP sink.
 
 Bad messages are published straight onto the cluster's exchange with routing keys the step
-services consume (the notify service, bound to `#`, gets them too): on `SignalGenerated`
-(portfolio) one not JSON, one of an unknown event type, one of an unknown schema version and one
-failing validation; an invalid `WorkflowStarted` (strategy) and `RebalancePlanned` (execution);
-and one with a routing key only notify consumes. Each must land in every consuming service's DLQ
-with the reason in `x-alchemiser-error`; each that names its workflow and account must fail that
+services consume: on `SignalGenerated` (portfolio) one not JSON, one of an unknown event type,
+one of an unknown schema version and one failing validation; an invalid `WorkflowStarted`
+(strategy) and `RebalancePlanned` (execution); and an invalid `WorkflowFailed`, which only notify
+consumes (it is bound to the two endings). Each must land in every consuming service's DLQ with
+the reason in `x-alchemiser-error`; each that names its workflow and account must fail that
 workflow exactly once, as the step of the service that consumed it, and the owner must get the
 failure email; notify dead-letters what it cannot read without failing anything; and normal
 workflows triggered while the poison messages are retried and afterwards must still complete —
@@ -32,6 +32,7 @@ from shared.bus.dead_letter import ATTEMPTS_HEADER, ERROR_HEADER, QUEUE_HEADER
 from shared.bus.port import Message
 from shared.bus.rabbitmq import RabbitMqBus
 from shared.events import WorkflowFailed
+from shared.workflow import NOTIFICATION
 from tests.e2e.cluster import Cluster, sample_bars, smtp_settings
 from tests.eventually import eventually
 from tests.integration.notify.sinks import smtp_server
@@ -147,9 +148,9 @@ def poisons() -> list[Poison]:
         ),
         Poison(
             "notify-only",
-            "NoSuchEvent",
-            json.dumps(envelope("NoSuchEvent", notify_only)).encode(),
-            "UnknownEventError",
+            "WorkflowFailed",
+            json.dumps(envelope("WorkflowFailed", notify_only)).encode(),
+            "InvalidEventError",
             None,
         ),
     ]
@@ -203,7 +204,7 @@ async def test_poison_messages_are_dead_lettered_fail_their_workflow_once_and_no
         service: [p for p in bad if CONSUMER.get(p.routing_key, ("",))[0] == service]
         for service in ("strategy", "portfolio", "execution")
     }
-    expected_dead["notify"] = bad
+    expected_dead["notify"] = [p for p in bad if p.routing_key in NOTIFICATION.follows]
     async with (
         smtp_server() as (port, mailbox),
         Cluster(tmp_path, bars, smtp_settings(port)) as cluster,

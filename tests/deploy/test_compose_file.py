@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from services import registry
 from shared.settings import ENV_PREFIX, Settings
 from tests.deploy.compose_file import (
     COMPOSE_FILE,
@@ -20,7 +21,7 @@ from tests.deploy.compose_file import (
 )
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
-SERVICES = {"strategy": 8001, "portfolio": 8002, "execution": 8003, "notify": 8004}
+SERVICES = {name.value: service.default_port for name, service in registry.SERVICES.items()}
 SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
 SETTING_LINE = re.compile(r"^#?\s*(ALCHEMISER_[A-Z0-9_]+)=(.*)$")
 

@@ -21,6 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 
+from services import registry
 from services.commands.trigger import REFUSED_EXIT_CODE
 from tests.deploy.compose_file import ComposeService, application_services, load_compose
 from tests.eventually import eventually
@@ -29,7 +30,7 @@ from tests.servers import RABBITMQ_URL, delete_bus_namespace, unique_bus_namespa
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALCHEMISER = str(Path(sys.executable).parent / "alchemiser")
-SERVICES = {"strategy": 8001, "portfolio": 8002, "execution": 8003, "notify": 8004}
+SERVICES = {name.value: service.default_port for name, service in registry.SERVICES.items()}
 MAILPIT_SMTP_PORT = 1025
 ONE_SHOTS = ("migrate", "bars")
 COMPOSE_DATA_DIR = "/data"

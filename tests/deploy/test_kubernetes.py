@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services import registry
 from services.strategy.allocation_config import parse_allocation_config
 from tests.deploy.compose_file import REPO, application_services, load_compose
 from tests.deploy.dockerfile import stages
@@ -32,7 +33,7 @@ from tests.deploy.kustomize import (
 KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 # Bundled offline by kubernetes-validate (1.25 to 1.37): the oldest we support and the newest.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
-SERVICES = {"strategy": 8001, "portfolio": 8002, "execution": 8003, "notify": 8004}
+SERVICES = {name.value: service.default_port for name, service in registry.SERVICES.items()}
 SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "PASS")
 ONE_MIB = 1024 * 1024
 BUNDLED = REPO / "services" / "strategy" / "symphonies"

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from services.strategy.signal_step import bundled_symbols
 from shared.events import Event
 from shared.eventstore.store import SqlEventStore
 from shared.marketdata.sample import ensure_sample
@@ -59,7 +60,8 @@ def smtp_settings(port: int, **extra: str) -> dict[str, str]:
 def sample_bars(cache: Path) -> Path:
     """The bundled sample bar store, generated once per test session into `cache`."""
     if not (cache / "bars").exists():
-        ensure_sample(cache, None, dt.datetime(2024, 11, 27, 0, 0, tzinfo=dt.UTC))
+        symbols = bundled_symbols(cache_dir=None)
+        ensure_sample(cache, symbols, dt.datetime(2024, 11, 27, 0, 0, tzinfo=dt.UTC))
     return cache
 
 

@@ -105,7 +105,6 @@ class _Order:
     filled_qty: Decimal = Decimal(0)
     filled_avg_price: Decimal | None = None
     reads: int = 0
-    replaces: str | None = None
 
     @property
     def remaining(self) -> Decimal:
@@ -452,9 +451,9 @@ class AlpacaWorld:
             "expired_at": None,
             "canceled_at": _iso(order.updated_at) if order.status == "canceled" else None,
             "failed_at": None,
-            "replaced_at": _iso(order.updated_at) if order.status == "replaced" else None,
+            "replaced_at": None,
             "replaced_by": None,
-            "replaces": order.replaces,
+            "replaces": None,
             "asset_id": asset.id,
             "symbol": order.symbol,
             "asset_class": "us_equity",
@@ -507,7 +506,7 @@ class AlpacaWorld:
             "change_today": "0",
         }
 
-    def new_order(self, body: dict[str, Any], replaces: str | None = None) -> _Order:
+    def new_order(self, body: dict[str, Any]) -> _Order:
         now = self.moment()
         return _Order(
             id=str(uuid.uuid4()),
@@ -522,7 +521,6 @@ class AlpacaWorld:
             status="new",
             submitted_at=now,
             updated_at=now,
-            replaces=replaces,
         )
 
     # ------------------------------------------------------------------ clock and calendar
@@ -763,40 +761,6 @@ def build_app(world: AlpacaWorld) -> FastAPI:
             if order is None:
                 return _error(404, 40410000, "order not found")
             world.on_read(order)
-            return world.order_json(order)
-
-    @app.patch("/v2/orders/{order_id}")
-    async def replace(order_id: str, request: Request) -> Any:
-        body = await request.json()
-        with world.lock:
-            old = world.orders.get(order_id)
-            if old is None:
-                return _error(404, 40410000, "order not found")
-            if not old.is_open:
-                return _error(422, 42210000, f'order is already in "{old.status}" state')
-            client_order_id = body.get("client_order_id")
-            if client_order_id:
-                world.order_creates[client_order_id] += 1
-                if any(o.client_order_id == client_order_id for o in world.orders.values()):
-                    return _error(422, 40010001, "client_order_id must be unique")
-            new_body = {
-                "symbol": old.symbol,
-                "side": old.side,
-                "type": old.type,
-                "qty": body.get("qty", old.remaining),
-                "limit_price": body.get("limit_price", old.limit_price),
-                "client_order_id": client_order_id,
-            }
-            order = world.new_order(new_body, replaces=old.id)
-            price = world.buy_price(order) if order.side == "buy" else None
-            old.status = "replaced"
-            refusal = world.refuse(order.symbol, order.side, order.qty, price)
-            if refusal is not None:
-                old.status = "new" if old.filled_qty == 0 else "partially_filled"
-                return refusal
-            old.updated_at = world.moment()
-            world.orders[order.id] = order
-            world.on_submit(order)
             return world.order_json(order)
 
     @app.delete("/v2/orders/{order_id}")

@@ -12,24 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, cast
 
-IndicatorName: TypeAlias = Literal[
-    "current-price",
-    "moving-average-price",
-    "exponential-moving-average-price",
-    "rsi",
-    "cumulative-return",
-    "moving-average-return",
-    "stdev-return",
-    "max-drawdown",
-]
+from services.strategy.dsl.indicators import IndicatorName
+
 ComparisonOp: TypeAlias = Literal[">", "<", ">=", "<=", "="]
 
 
 class _PickledByFields:
     """Pickles as `cls(*field values)`.
 
-    Compiled trees are cached on disk (parse_cache); the default pickling of slotted dataclasses
-    looks the fields up again for every object and makes loading a large tree twice as slow.
+    Compiled trees are cached on disk (services.strategy.parse_cache); the default pickling of
+    slotted dataclasses looks the fields up again for every object and makes loading a large tree
+    twice as slow.
     """
 
     __slots__ = ()

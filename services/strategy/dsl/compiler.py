@@ -28,7 +28,6 @@ from services.strategy.dsl.ast import (
     Group,
     If,
     IndicatorCall,
-    IndicatorName,
     NumberLiteral,
     Operand,
     RankFn,
@@ -39,6 +38,7 @@ from services.strategy.dsl.ast import (
     WeightSpecified,
 )
 from services.strategy.dsl.errors import DslStaticError
+from services.strategy.dsl.indicators import GROUP_METRICS, INDICATORS
 from services.strategy.dsl.reader import (
     Bool,
     Form,
@@ -53,22 +53,6 @@ from services.strategy.dsl.reader import (
     read_form,
 )
 
-WINDOW_INDICATORS: Final = frozenset(
-    {
-        "rsi",
-        "moving-average-price",
-        "exponential-moving-average-price",
-        "cumulative-return",
-        "moving-average-return",
-        "stdev-return",
-        "max-drawdown",
-    }
-)
-INDICATORS: Final = WINDOW_INDICATORS | {"current-price"}
-# The metrics a non-asset filter candidate can be scored by, on its return series (spec §3.7).
-SUBTREE_RANK_INDICATORS: Final = frozenset(
-    {"moving-average-return", "cumulative-return", "stdev-return", "rsi", "max-drawdown"}
-)
 COMPARISONS: Final = frozenset({">", "<", ">=", "<=", "="})
 BLOCK_OPERATORS: Final = frozenset(
     {
@@ -83,7 +67,7 @@ BLOCK_OPERATORS: Final = frozenset(
 )
 SELECTORS: Final = frozenset({"select-top", "select-bottom"})
 KNOWN_OPERATORS: Final = (
-    BLOCK_OPERATORS | INDICATORS | COMPARISONS | SELECTORS | frozenset({"defsymphony"})
+    BLOCK_OPERATORS | frozenset(INDICATORS) | COMPARISONS | SELECTORS | frozenset({"defsymphony"})
 )
 UNSUPPORTED_OPERATORS: Final = frozenset(
     {
@@ -359,14 +343,14 @@ class _Compiler:
         rank = self.rank_fn(args[0])
         select, count = self.selector(args[1])
         children = self.block_vector(args[2], "filter")
-        if rank.indicator not in SUBTREE_RANK_INDICATORS:
+        if rank.indicator not in GROUP_METRICS:
             for child in children:
                 if not isinstance(child, Asset):
                     self.fail(
                         args[0].span,
                         f"filter: {rank.indicator} cannot rank the non-asset candidate at"
                         f" {child.span.line}:{child.span.column} (it has no price series); rank"
-                        f" blocks with one of {', '.join(sorted(SUBTREE_RANK_INDICATORS))}",
+                        f" blocks with one of {', '.join(sorted(GROUP_METRICS))}",
                     )
         return Filter(rank, select, count, children, form.span)
 
@@ -384,22 +368,21 @@ class _Compiler:
                 f"filter: `{name}` is not an indicator; rank with one of"
                 f" {', '.join(sorted(INDICATORS))}",
             )
-        indicator = cast(IndicatorName, name)
         args = form.items[1:]
-        if indicator == "current-price":
+        if not INDICATORS[name].windowed:
             if args:
                 self.fail(
                     args[0].span,
-                    "filter: current-price as a rank function takes no arguments: (current-price)",
+                    f"filter: {name} as a rank function takes no arguments: ({name})",
                 )
-            return RankFn(indicator, None, form.span)
+            return RankFn(name, None, form.span)
         if len(args) != 1 or isinstance(args[0], String):
             self.fail(
                 form.span,
                 f"filter: a rank function names no ticker (the candidates supply the series);"
                 f" write ({name} {{:window n}})",
             )
-        return RankFn(indicator, self.window(args[0], name), form.span)
+        return RankFn(name, self.window(args[0], name), form.span)
 
     def selector(self, form: Form) -> tuple[Literal["top", "bottom"], int]:
         if not isinstance(form, List):
@@ -479,22 +462,20 @@ class _Compiler:
                 f"`{name}` is not an indicator; operands are numbers or one of"
                 f" {', '.join(sorted(INDICATORS))}",
             )
-        indicator = cast(IndicatorName, name)
-        args = form.items[1:]
-        if indicator == "current-price":
-            args = self.arguments(form, name, (1,), '(current-price "SPY")')
+        spec = INDICATORS[name]
+        if not spec.windowed:
+            args = self.arguments(form, name, (1,), f'({name} "SPY")')
             ticker = self.ticker(args[0], name)
-            return IndicatorCall(indicator, ticker, None, form.span, f'({name} "{ticker}")')
+            return IndicatorCall(name, ticker, None, form.span, spec.call_text(ticker, None))
         args = self.arguments(
             form, name, (2,), f'a ticker and a window map: ({name} "SPY" {{:window 10}})'
         )
         ticker = self.ticker(args[0], name)
         window = self.window(args[1], name)
-        text = f'({name} "{ticker}" {{:window {window}}})'
-        return IndicatorCall(indicator, ticker, window, form.span, text)
+        return IndicatorCall(name, ticker, window, form.span, spec.call_text(ticker, window))
 
     def window(self, form: Form, indicator: str) -> int:
-        minimum = 2 if indicator == "stdev-return" else 1
+        minimum = INDICATORS[indicator].min_window
         if isinstance(form, Number):
             self.fail(
                 form.span,

@@ -44,7 +44,6 @@ from services.strategy.dsl.ast import (
     Group,
     If,
     IndicatorCall,
-    IndicatorName,
     NumberLiteral,
     Operand,
     Span,
@@ -55,6 +54,7 @@ from services.strategy.dsl.ast import (
 )
 from services.strategy.dsl.errors import DslError, DslEvaluationError
 from services.strategy.dsl.failures import Failure, FailureTable
+from services.strategy.dsl.indicators import STDEV_RETURN, IndicatorName
 from services.strategy.dsl.market_series import MarketSeries, Series
 from services.strategy.dsl.subtree_series import candidate_scores, scoring_sessions
 from services.strategy.dsl.trace import DecisionTrace, TraceEntry
@@ -390,7 +390,7 @@ class _Run:
         for column, ticker in enumerate(allocation.tickers):
             values, ticker_codes = self.market.read(
                 ticker,
-                "stdev-return",
+                STDEV_RETURN,
                 node.window,
                 sessions,
                 span=node.span,

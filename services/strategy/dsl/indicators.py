@@ -1,9 +1,9 @@
-"""Indicator series over a close history (dsl.md §3.3) and over a group's return series (§3.7).
+"""The indicators of the strategy language: one table that the compiler, the evaluator and the
+bar-data checks all read, and the series each indicator computes.
 
-The evaluator computes each (ticker, indicator, window) once per run and reads it at any as-of
-bar, so every function returns the full series: element `t` is the value as of bar `t`, computed
-from `closes[0..t]` only, and NaN where `t + 1` closes are fewer than the indicator needs (§3.5
-makes that an evaluation error; raising it with the call's location is the evaluator's job).
+Every series function returns the indicator as of every bar: element `t` is the value as of bar
+`t`, computed from `closes[0..t]` only, and NaN where `t + 1` closes are fewer than the indicator
+needs (turning that into an error with the call's location is the evaluator's job).
 
 Leading NaNs in `closes` mean the ticker has no history yet: its series starts at the first finite
 close, which is where RSI and EMA are seeded. A later NaN (a missing bar) makes every value that
@@ -12,99 +12,62 @@ depends on it NaN, so a gap can never pass for a real value.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+IndicatorName: TypeAlias = str
+"""A key of `INDICATORS`; the compiler lets no other name into a tree."""
 
-CURRENT_PRICE = "current-price"
-MOVING_AVERAGE_PRICE = "moving-average-price"
-EXPONENTIAL_MOVING_AVERAGE_PRICE = "exponential-moving-average-price"
-RSI = "rsi"
-CUMULATIVE_RETURN = "cumulative-return"
-MOVING_AVERAGE_RETURN = "moving-average-return"
 STDEV_RETURN = "stdev-return"
-MAX_DRAWDOWN = "max-drawdown"
-
-INDICATORS = frozenset(
-    {
-        CURRENT_PRICE,
-        MOVING_AVERAGE_PRICE,
-        EXPONENTIAL_MOVING_AVERAGE_PRICE,
-        RSI,
-        CUMULATIVE_RETURN,
-        MOVING_AVERAGE_RETURN,
-        STDEV_RETURN,
-        MAX_DRAWDOWN,
-    }
-)
-GROUP_METRICS = frozenset(
-    {MOVING_AVERAGE_RETURN, CUMULATIVE_RETURN, STDEV_RETURN, RSI, MAX_DRAWDOWN}
-)
+"""Also the volatility that `weight-inverse-volatility` weights by."""
 
 
-def needs(indicator: str, window: int | None) -> int:
-    """Minimum number of closes the indicator needs as of a bar (§3.3 "Needs")."""
-    if indicator == CURRENT_PRICE:
-        return 1
-    n = _window(indicator, window)
-    if indicator in (MOVING_AVERAGE_PRICE, EXPONENTIAL_MOVING_AVERAGE_PRICE, MAX_DRAWDOWN):
-        return n
-    return n + 1
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """One indicator: how a call is written, how much history a value needs, and its formulas.
 
-
-def indicator_series(indicator: str, closes: FloatArray, window: int | None) -> FloatArray:
-    """The indicator as of every bar of `closes` (float64, same length, NaN while too short)."""
-    prices = np.asarray(closes, dtype=np.float64)
-    if prices.ndim != 1:
-        raise ValueError(f"closes must be one-dimensional, got shape {prices.shape}")
-    compute = _ASSET_FORMULAS.get(indicator)
-    if compute is None:
-        raise ValueError(f"unknown indicator {indicator!r}; expected one of {sorted(INDICATORS)}")
-    n = 1 if indicator == CURRENT_PRICE else _window(indicator, window)
-    result = np.full(prices.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(prices))
-    if finite.size == 0:
-        return result
-    first = int(finite[0])
-    history = prices[first:]
-    if history.size >= needs(indicator, window):
-        result[first:] = compute(history, n)
-    return result
-
-
-def group_metric_series(indicator: str, returns: FloatArray, window: int) -> FloatArray:
-    """§3.7's score of a non-asset filter candidate as of every bar of its return series.
-
-    `returns[d]` is the candidate's return over session `d` as a fraction (`returns[0]` has no
-    previous session and is ignored); element `t` scores `returns[t-w+1..t]` and is NaN for
-    `t < w`, where fewer than `w` returns exist.
+    `extra_closes` are the closes needed beyond the window (n returns need n + 1 closes).
+    `seeded` indicators (RSI, EMA) depend on where the history starts, so they are always computed
+    over a ticker's whole history. Only indicators with a `group_formula` can score a filter
+    candidate that is a block rather than an asset: that formula takes rows of the candidate's
+    daily returns (one row per scored bar) instead of closes.
     """
-    series = np.asarray(returns, dtype=np.float64)
-    if series.ndim != 1:
-        raise ValueError(f"returns must be one-dimensional, got shape {series.shape}")
-    compute = _GROUP_FORMULAS.get(indicator)
-    if compute is None:
-        raise ValueError(
-            f"{indicator!r} cannot score a group; expected one of {sorted(GROUP_METRICS)}"
-        )
-    w = _window(indicator, window)
-    result = np.full(series.shape, np.nan)
-    if series.size > w:
-        result[w:] = compute(sliding_window_view(series[1:], w))
-    return result
 
+    name: IndicatorName
+    formula: Callable[[FloatArray, int], FloatArray]
+    windowed: bool = True
+    min_window: int = 1
+    extra_closes: int = 0
+    seeded: bool = False
+    group_formula: Callable[[FloatArray], FloatArray] | None = None
 
-def _window(indicator: str, window: int | None) -> int:
-    minimum = 2 if indicator == STDEV_RETURN else 1
-    if window is None or isinstance(window, bool) or not isinstance(window, int):
-        raise ValueError(f"{indicator} needs an integer window, got {window!r}")
-    if window < minimum:
-        raise ValueError(f"{indicator} needs a window of at least {minimum}, got {window}")
-    return window
+    def window(self, window: int | None) -> int:
+        """The checked window (1 for an indicator written without one)."""
+        if not self.windowed:
+            return 1
+        if window is None or isinstance(window, bool) or not isinstance(window, int):
+            raise ValueError(f"{self.name} needs an integer window, got {window!r}")
+        if window < self.min_window:
+            raise ValueError(
+                f"{self.name} needs a window of at least {self.min_window}, got {window}"
+            )
+        return window
+
+    def needs(self, window: int | None) -> int:
+        """Minimum number of closes a value needs as of a bar."""
+        return self.window(window) + self.extra_closes
+
+    def call_text(self, ticker: str, window: int | None) -> str:
+        """The call as written in a strategy file, e.g. `(rsi "TQQQ" {:window 10})`."""
+        if not self.windowed:
+            return f'({self.name} "{ticker}")'
+        return f'({self.name} "{ticker}" {{:window {window}}})'
 
 
 def _valid_from(values: FloatArray, first_valid: int) -> FloatArray:
@@ -125,7 +88,7 @@ def _current_price(closes: FloatArray, _n: int) -> FloatArray:
 
 def _moving_average_price(closes: FloatArray, n: int) -> FloatArray:
     # Summing each window (not differencing a cumulative sum) keeps the value bit-identical to
-    # `sum(window) / n`, so a price exactly equal to its average compares equal (§7.9).
+    # `sum(window) / n`, so a price exactly equal to its average compares equal.
     return _valid_from(sliding_window_view(closes, n).sum(axis=1) / n, n - 1)
 
 
@@ -144,7 +107,7 @@ def _exponential_moving_average_price(closes: FloatArray, n: int) -> FloatArray:
 
 
 def _rsi(closes: FloatArray, n: int) -> FloatArray:
-    """Wilder smoothing seeded with zero averages at the first bar (§3.3)."""
+    """Wilder smoothing seeded with zero averages at the first bar."""
     changes = np.diff(closes)
     gains = np.maximum(changes, 0.0).tolist()
     losses = np.maximum(-changes, 0.0).tolist()
@@ -213,7 +176,7 @@ def _price_paths(windows: FloatArray) -> FloatArray:
 
 
 def _group_rsi(windows: FloatArray) -> FloatArray:
-    """Wilder RSI over each window's price path, seeded with its first change (§3.7)."""
+    """Wilder RSI over each window's price path, seeded with its first change."""
     w = windows.shape[1]
     changes = np.diff(_price_paths(windows), axis=1)
     gains = np.maximum(changes, 0.0)
@@ -235,21 +198,88 @@ def _group_max_drawdown(windows: FloatArray) -> FloatArray:
     return _window_drawdowns(_price_paths(windows))
 
 
-_ASSET_FORMULAS: dict[str, Callable[[FloatArray, int], FloatArray]] = {
-    CURRENT_PRICE: _current_price,
-    MOVING_AVERAGE_PRICE: _moving_average_price,
-    EXPONENTIAL_MOVING_AVERAGE_PRICE: _exponential_moving_average_price,
-    RSI: _rsi,
-    CUMULATIVE_RETURN: _cumulative_return,
-    MOVING_AVERAGE_RETURN: _moving_average_return,
-    STDEV_RETURN: _stdev_return,
-    MAX_DRAWDOWN: _max_drawdown,
+INDICATORS: Mapping[IndicatorName, Indicator] = {
+    spec.name: spec
+    for spec in (
+        Indicator("current-price", _current_price, windowed=False),
+        Indicator("moving-average-price", _moving_average_price),
+        Indicator(
+            "exponential-moving-average-price", _exponential_moving_average_price, seeded=True
+        ),
+        Indicator("rsi", _rsi, extra_closes=1, seeded=True, group_formula=_group_rsi),
+        Indicator(
+            "cumulative-return",
+            _cumulative_return,
+            extra_closes=1,
+            group_formula=_group_cumulative_return,
+        ),
+        Indicator(
+            "moving-average-return",
+            _moving_average_return,
+            extra_closes=1,
+            group_formula=_group_moving_average_return,
+        ),
+        Indicator(
+            STDEV_RETURN,
+            _stdev_return,
+            min_window=2,
+            extra_closes=1,
+            group_formula=_group_stdev_return,
+        ),
+        Indicator("max-drawdown", _max_drawdown, group_formula=_group_max_drawdown),
+    )
 }
+GROUP_METRICS = frozenset(name for name, spec in INDICATORS.items() if spec.group_formula)
+"""The indicators that can score a filter candidate that is a block (by its return series)."""
 
-_GROUP_FORMULAS: dict[str, Callable[[FloatArray], FloatArray]] = {
-    MOVING_AVERAGE_RETURN: _group_moving_average_return,
-    CUMULATIVE_RETURN: _group_cumulative_return,
-    STDEV_RETURN: _group_stdev_return,
-    RSI: _group_rsi,
-    MAX_DRAWDOWN: _group_max_drawdown,
-}
+
+def indicator(name: str) -> Indicator:
+    """The table entry of `name`; a name outside the table is a programming error here (the
+    compiler has already rejected it in a strategy file)."""
+    spec = INDICATORS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown indicator {name!r}; expected one of {sorted(INDICATORS)}")
+    return spec
+
+
+def needs(name: IndicatorName, window: int | None) -> int:
+    """Minimum number of closes the indicator needs as of a bar."""
+    return indicator(name).needs(window)
+
+
+def indicator_series(name: IndicatorName, closes: FloatArray, window: int | None) -> FloatArray:
+    """The indicator as of every bar of `closes` (float64, same length, NaN while too short)."""
+    prices = np.asarray(closes, dtype=np.float64)
+    if prices.ndim != 1:
+        raise ValueError(f"closes must be one-dimensional, got shape {prices.shape}")
+    spec = indicator(name)
+    n = spec.window(window)
+    result = np.full(prices.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(prices))
+    if finite.size == 0:
+        return result
+    first = int(finite[0])
+    history = prices[first:]
+    if history.size >= spec.needs(window):
+        result[first:] = spec.formula(history, n)
+    return result
+
+
+def group_metric_series(name: IndicatorName, returns: FloatArray, window: int) -> FloatArray:
+    """The score of a block filter candidate as of every bar of its daily return series.
+
+    `returns[d]` is the candidate's return over session `d` as a fraction (`returns[0]` has no
+    previous session and is ignored); element `t` scores `returns[t-w+1..t]` and is NaN for
+    `t < w`, where fewer than `w` returns exist.
+    """
+    series = np.asarray(returns, dtype=np.float64)
+    if series.ndim != 1:
+        raise ValueError(f"returns must be one-dimensional, got shape {series.shape}")
+    spec = INDICATORS.get(name)
+    if spec is None or spec.group_formula is None:
+        raise ValueError(f"{name!r} cannot score a group; expected one of {sorted(GROUP_METRICS)}")
+    w = spec.window(window)
+    result = np.full(series.shape, np.nan)
+    if series.size > w:
+        result[w:] = spec.group_formula(sliding_window_view(series[1:], w))
+    return result

@@ -1,7 +1,7 @@
 """Indicator values of one evaluation run, each (ticker, indicator, window) computed once.
 
-RSI and EMA depend on where the series starts (§3.3), so they are computed over the ticker's
-whole history; the windowed indicators only over the stretch that the requested sessions can
+The seeded indicators (RSI, EMA) depend on where the series starts, so they are computed over
+the ticker's whole history; the others only over the stretch that the requested sessions can
 see, which gives the same values for far less work when few dates are asked for. Values are then
 read at any number of sessions by indexing. A ticker's usable history runs from its first bar up
 to (not including) its first missing or non-positive close: sessions after such a defect fail
@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from services.strategy.dsl.allocation import NO_FAILURE, FailureCodes, SessionIndex
-from services.strategy.dsl.ast import IndicatorName, Span
+from services.strategy.dsl.ast import Span
 from services.strategy.dsl.failures import Failure, FailureTable
-from services.strategy.dsl.indicators import indicator_series, needs
+from services.strategy.dsl.indicators import INDICATORS, IndicatorName, indicator_series, needs
 from shared.marketdata.bars import BarSnapshot
 
 Series = npt.NDArray[np.float64]
@@ -42,15 +42,6 @@ class _Computed:
     start: int
     stop: int
     values: Series
-
-
-_WHOLE_HISTORY = frozenset({"rsi", "exponential-moving-average-price"})
-
-
-def describe_call(indicator: str, ticker: str, window: int | None) -> str:
-    if window is None:
-        return f'({indicator} "{ticker}")'
-    return f'({indicator} "{ticker}" {{:window {window}}})'
 
 
 class MarketSeries:
@@ -97,7 +88,7 @@ class MarketSeries:
         history = self.history(ticker)
         if history is None or sessions.size == 0:
             return np.full(sessions.size, np.nan)
-        if indicator in _WHOLE_HISTORY:
+        if INDICATORS[indicator].seeded:
             start, stop = history.first, history.end
         else:
             start = max(history.first, int(sessions[0]) - needs(indicator, window) + 1)
@@ -132,7 +123,7 @@ class MarketSeries:
         missing = np.isnan(values)
         if not missing.any():
             return values, codes
-        call = describe_call(indicator, ticker, window)
+        call = INDICATORS[indicator].call_text(ticker, window)
         subject = call if context is None else f"{context}: {call}"
         history = self.history(ticker)
         if history is None:
@@ -183,7 +174,7 @@ class MarketSeries:
         self, ticker: str, indicator: IndicatorName, window: int | None, session: int
     ) -> int:
         """Closes an indicator value rests on (the whole history for RSI and EMA)."""
-        if indicator in _WHOLE_HISTORY:
+        if INDICATORS[indicator].seeded:
             history = self.history(ticker)
             return 0 if history is None else session - history.first + 1
         return needs(indicator, window)

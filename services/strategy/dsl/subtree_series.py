@@ -18,9 +18,9 @@ from services.strategy.dsl.allocation import (
     SessionAllocation,
     SessionIndex,
 )
-from services.strategy.dsl.ast import IndicatorName, Span
+from services.strategy.dsl.ast import Span
 from services.strategy.dsl.failures import Failure, FailureTable
-from services.strategy.dsl.indicators import group_metric_series
+from services.strategy.dsl.indicators import IndicatorName, group_metric_series
 from services.strategy.dsl.market_series import MarketSeries, Series
 
 

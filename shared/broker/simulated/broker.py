@@ -31,7 +31,6 @@ from shared.broker.errors import (
     InsufficientQtyAvailableError,
     InvalidOrderError,
     NotFoundError,
-    OrderAlreadyTerminalError,
     RateLimitedError,
     TransientBrokerError,
 )
@@ -43,21 +42,27 @@ from shared.broker.models import (
     MarketClock,
     Order,
     OrderRequest,
-    OrderSide,
     OrderType,
     Position,
     PositionClose,
-    Quote,
     Trade,
     TradingSession,
 )
 from shared.broker.simulated import fills, ledger
 from shared.broker.simulated.quotes import QUOTE_SIZE, derived_quote, last_price, shaped_quote
 from shared.broker.simulated.scenario import Scenario, SubmissionFault, SymbolFill
-from shared.broker.simulated.tables import sim_accounts, sim_fills, sim_orders, sim_positions
+from shared.broker.simulated.tables import (
+    side_of,
+    sim_accounts,
+    sim_fills,
+    sim_orders,
+    sim_positions,
+    stored_side,
+)
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import FillModel, Settings
+from shared.trading import Quote, Side
 
 POOL_SIZE = 2
 ACCOUNT_STATUS = "ACTIVE"
@@ -291,53 +296,6 @@ class SimulatedBroker:
             )
         return order
 
-    async def replace_order(
-        self,
-        order_id: str,
-        *,
-        client_order_id: str,
-        qty: Decimal | None = None,
-        limit_price: Decimal | None = None,
-    ) -> Order:
-        await self._wait()
-        operation = f"replace order {order_id} with {client_order_id}"
-        async with self._locked_account() as connection:
-            existing = await self._row(connection, client_order_id=client_order_id)
-            if existing is not None:
-                return _order(existing)
-            old = await self._row(connection, order_id=order_id)
-            if old is None:
-                raise NotFoundError(
-                    f"{operation}: no order {order_id} in account {self._account_id}; "
-                    "look it up by its client order id",
-                    http_status=404,
-                )
-            if old.status not in ledger.WORKING_STATUSES:
-                raise OrderAlreadyTerminalError(
-                    f'{operation}: order is already in "{old.status}" state; '
-                    "submit a new order instead",
-                    state=old.status,
-                    code=INVALID_ORDER_CODE,
-                    http_status=422,
-                )
-            if old.order_type == OrderType.MARKET.value and limit_price is not None:
-                raise InvalidOrderError(
-                    f"{operation}: a market order takes no limit_price; cancel it and submit "
-                    "a limit order",
-                    code=INVALID_ORDER_CODE,
-                    http_status=422,
-                )
-            await self._set_status(connection, old.order_id, "replaced")
-            return await self._place(
-                connection,
-                client_order_id=client_order_id,
-                symbol=old.symbol,
-                side=OrderSide(old.side),
-                order_type=OrderType(old.order_type),
-                qty=qty if qty is not None else old.qty - old.filled_qty,
-                limit_price=limit_price if limit_price is not None else old.limit_price,
-            )
-
     async def cancel_order(self, order_id: str) -> CancelResult:
         await self._wait()
         async with self._locked_account() as connection:
@@ -386,7 +344,7 @@ class SimulatedBroker:
                         connection,
                         client_order_id=f"close:{position.symbol}:{uuid.uuid4().hex}",
                         symbol=position.symbol,
-                        side=OrderSide.SELL,
+                        side=Side.SELL,
                         order_type=OrderType.MARKET,
                         qty=position.qty,
                         limit_price=None,
@@ -453,7 +411,7 @@ class SimulatedBroker:
         if symbol in self.scenario.trades:
             return self.scenario.trades[symbol]
         if symbol in self.scenario.quotes:
-            return self.scenario.quotes[symbol].last
+            return self.scenario.quotes[symbol].quote(symbol, self._now()).mid()
         day = self._now().astimezone(market_clock.NEW_YORK).date()
         key = (symbol, day)
         if key not in self._last_prices:
@@ -468,14 +426,7 @@ class SimulatedBroker:
         quote = (
             derived_quote(symbol, last, self._settings.sim_spread_bps, self._now())
             if fixed is None
-            else Quote(
-                symbol=symbol,
-                bid=fixed.bid,
-                ask=fixed.ask,
-                bid_size=fixed.bid_size,
-                ask_size=fixed.ask_size,
-                timestamp=self._now(),
-            )
+            else fixed.quote(symbol, self._now())
         )
         shape = self.scenario.quote_shapes.get(symbol)
         return quote if shape is None else shaped_quote(quote, last, shape)
@@ -529,14 +480,14 @@ class SimulatedBroker:
         *,
         client_order_id: str,
         symbol: str,
-        side: OrderSide,
+        side: Side,
         order_type: OrderType,
         qty: Decimal,
         limit_price: Decimal | None,
     ) -> Order:
         """Check an order as the broker would, record it, and fill it if the model says so.
         A refusal raises before anything is written."""
-        operation = f"order {client_order_id} ({side.value} {_plain(qty)} {symbol})"
+        operation = f"order {client_order_id} ({side.lower()} {_plain(qty)} {symbol})"
         last = self._tradable_price(operation, symbol, qty)
         quote = self._quote(symbol)
         hold_price = limit_price or fills.market_price(side, quote, last)
@@ -549,7 +500,7 @@ class SimulatedBroker:
                 f"rejected by the simulated broker's reject-rate fill model "
                 f"(ALCHEMISER_SIM_REJECT_RATE={self._settings.sim_reject_rate})"
             )
-        elif side is OrderSide.BUY:
+        elif side is Side.BUY:
             await self._check_buying_power(connection, operation, qty * hold_price)
         else:
             await self._check_qty_available(connection, operation, symbol, qty)
@@ -561,7 +512,7 @@ class SimulatedBroker:
                 account_id=self._account_id,
                 client_order_id=client_order_id,
                 symbol=symbol,
-                side=side.value,
+                side=stored_side(side),
                 order_type=order_type.value,
                 qty=qty,
                 limit_price=limit_price,
@@ -680,7 +631,7 @@ class SimulatedBroker:
     async def _fill(
         self, connection: AsyncConnection, row: OrderRow, qty: Decimal, quote: Quote | None
     ) -> OrderRow:
-        side = OrderSide(row.side)
+        side = side_of(row.side)
         last = self._last(row.symbol)
         assert last is not None, "an order is only placed on a symbol with a price"
         price = fills.fill_price(OrderType(row.order_type), side, row.limit_price, quote, last)
@@ -708,8 +659,8 @@ class SimulatedBroker:
                 filled_at=now,
             )
         )
-        cash_change = -qty * price if side is OrderSide.BUY else qty * price
-        if side is OrderSide.SELL and self.scenario.settlement_reads > 0:
+        cash_change = -qty * price if side is Side.BUY else qty * price
+        if side is Side.SELL and self.scenario.settlement_reads > 0:
             self._unsettled.append((cash_change, self.scenario.settlement_reads))
         cash: Decimal = (
             await connection.execute(
@@ -733,7 +684,7 @@ class SimulatedBroker:
         self,
         connection: AsyncConnection,
         symbol: str,
-        side: OrderSide,
+        side: Side,
         qty: Decimal,
         price: Decimal,
         last: Decimal,
@@ -743,7 +694,7 @@ class SimulatedBroker:
         where = (sim_positions.c.account_id == self._account_id) & (
             sim_positions.c.symbol == symbol
         )
-        if side is OrderSide.SELL:
+        if side is Side.SELL:
             remaining = held - qty
             if remaining <= 0:
                 await connection.execute(sa.delete(sim_positions).where(where))
@@ -818,7 +769,7 @@ def _order(row: OrderRow) -> Order:
         order_id=row.order_id,
         client_order_id=row.client_order_id,
         symbol=row.symbol,
-        side=OrderSide(row.side),
+        side=side_of(row.side),
         order_type=OrderType(row.order_type),
         qty=row.qty,
         limit_price=row.limit_price,
@@ -838,7 +789,7 @@ def _matching(existing: Order, request: OrderRequest) -> Order:
         return existing
     raise DuplicateClientOrderIdError(
         f"order {request.client_order_id}: this client order id already names a different order "
-        f"({existing.side.value} {existing.symbol}, id {existing.order_id}); "
+        f"({existing.side.lower()} {existing.symbol}, id {existing.order_id}); "
         "client order ids must be unique per order",
         code="40010001",
         http_status=422,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 from decimal import ROUND_FLOOR, Decimal
 
-from shared.broker.models import OrderSide, OrderType, Quote
+from shared.broker.models import OrderType
+from shared.trading import Quote, Side
 
 WHOLE_SHARE = Decimal(1)
 HALF = Decimal("0.5")
@@ -38,18 +39,18 @@ def average_price(total_value: Decimal, qty: Decimal) -> Decimal:
     return average.quantize(AVERAGE_PLACES)
 
 
-def market_price(side: OrderSide, quote: Quote | None, last: Decimal) -> Decimal:
+def market_price(side: Side, quote: Quote | None, last: Decimal) -> Decimal:
     """Where a market order fills: the ask for a BUY, the bid for a SELL; the last price when
     that side of the quote is missing or zero."""
     if quote is None:
         return last
-    side_price = quote.ask if side is OrderSide.BUY else quote.bid
+    side_price = quote.ask if side is Side.BUY else quote.bid
     return side_price if side_price > 0 else last
 
 
 def fill_price(
     order_type: OrderType,
-    side: OrderSide,
+    side: Side,
     limit_price: Decimal | None,
     quote: Quote | None,
     last: Decimal,

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.broker.models import OrderSide, OrderStatus
-from shared.broker.simulated.tables import sim_accounts, sim_orders, sim_positions
+from shared.broker.models import OrderStatus
+from shared.broker.simulated.tables import sim_accounts, sim_orders, sim_positions, stored_side
+from shared.trading import Side
 
 WORKING_STATUSES = ("accepted", "new", "pending_new", "partially_filled")
 """The broker's own words for an order that can still fill."""
@@ -79,7 +80,7 @@ async def account_state(connection: AsyncConnection, account_id: str) -> Account
     )
     if cash is None:
         return None
-    buys = await working_orders(connection, account_id, side=OrderSide.BUY)
+    buys = await working_orders(connection, account_id, side=Side.BUY)
     positions = await position_rows(connection, account_id)
     return AccountState(
         account_id=account_id,
@@ -110,7 +111,7 @@ async def working_orders(
     connection: AsyncConnection,
     account_id: str,
     *,
-    side: OrderSide | None = None,
+    side: Side | None = None,
     symbol: str | None = None,
 ) -> Sequence[Row[tuple[object, ...]]]:
     query = (
@@ -120,7 +121,7 @@ async def working_orders(
         .order_by(sim_orders.c.id)
     )
     if side is not None:
-        query = query.where(sim_orders.c.side == side.value)
+        query = query.where(sim_orders.c.side == stored_side(side))
     if symbol is not None:
         query = query.where(sim_orders.c.symbol == symbol)
     return (await connection.execute(query)).all()
@@ -128,7 +129,7 @@ async def working_orders(
 
 async def held_for_sale(connection: AsyncConnection, account_id: str, symbol: str) -> Decimal:
     """Shares of `symbol` that open SELL orders still hold (qty − qty_available)."""
-    sells = await working_orders(connection, account_id, side=OrderSide.SELL, symbol=symbol)
+    sells = await working_orders(connection, account_id, side=Side.SELL, symbol=symbol)
     return sum((row.qty - row.filled_qty for row in sells), start=Decimal(0))
 
 

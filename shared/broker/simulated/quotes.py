@@ -11,9 +11,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
 
-from shared.broker.models import Quote
 from shared.broker.simulated.scenario import QuoteShape
 from shared.marketdata.bars import BarSnapshot
+from shared.trading import Quote, QuoteSource
 
 CENT = Decimal("0.01")
 PRICE_PLACES = Decimal("0.0001")
@@ -44,7 +44,8 @@ def derived_quote(symbol: str, last: Decimal, spread_bps: Decimal, at: dt.dateti
         ask=(last * (1 + half)).quantize(CENT, rounding=ROUND_CEILING),
         bid_size=QUOTE_SIZE,
         ask_size=QUOTE_SIZE,
-        timestamp=at,
+        as_of=at,
+        source=QuoteSource.REST,
     )
 
 
@@ -53,7 +54,7 @@ def shaped_quote(quote: Quote, last: Decimal, shape: QuoteShape) -> Quote | None
     if shape is QuoteShape.MISSING:
         return None
     if shape is QuoteShape.STALE:
-        return quote.model_copy(update={"timestamp": quote.timestamp - STALE_AGE})
+        return quote.model_copy(update={"as_of": quote.as_of - STALE_AGE})
     if shape is QuoteShape.ONE_SIDED:
         return quote.model_copy(update={"bid": Decimal(0), "bid_size": Decimal(0)})
     if shape is QuoteShape.INVERTED:

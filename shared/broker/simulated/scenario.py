@@ -7,10 +7,13 @@ A `Scenario` belongs to one broker instance and is not stored: tests and chaos r
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+
+from shared.trading import Quote, QuoteSource
 
 
 class QuoteShape(StrEnum):
@@ -58,13 +61,18 @@ class FixedQuote:
     bid_size: Decimal = Decimal(100)
     ask_size: Decimal = Decimal(100)
 
-    @property
-    def last(self) -> Decimal | None:
-        """The mid of a two-sided quote, else its one priced side."""
-        if self.bid > 0 and self.ask > 0:
-            return (self.bid + self.ask) / 2
-        priced = max(self.bid, self.ask)
-        return priced if priced > 0 else None
+    def quote(self, symbol: str, as_of: dt.datetime) -> Quote:
+        """The quote the broker answers with at `as_of`; its mid is also the symbol's last
+        price."""
+        return Quote(
+            symbol=symbol,
+            bid=self.bid,
+            ask=self.ask,
+            bid_size=self.bid_size,
+            ask_size=self.ask_size,
+            as_of=as_of,
+            source=QuoteSource.REST,
+        )
 
 
 @dataclass

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from shared.trading import Side
+
 DECIMAL_LENGTH = 40
 
 
@@ -50,6 +52,16 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
             return None
         assert isinstance(value, dt.datetime)
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def stored_side(side: Side) -> str:
+    """Sides are stored lower-case, as Alpaca words them; `alchemiser broker orders` prints
+    the stored word."""
+    return side.lower()
+
+
+def side_of(stored: str) -> Side:
+    return Side(stored.upper())
 
 
 metadata = sa.MetaData()

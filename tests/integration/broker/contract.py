@@ -18,19 +18,13 @@ from abc import ABC, abstractmethod
 from decimal import Decimal
 from enum import StrEnum
 
-import pytest
-
 from shared.broker import (
     Broker,
-    CancelOutcome,
-    InsufficientBuyingPowerError,
-    InsufficientQtyAvailableError,
-    InvalidOrderError,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
 )
+from shared.trading import Side
 
 
 class Fill(StrEnum):
@@ -90,7 +84,7 @@ class BrokerWorld(ABC):
         """How many submissions under this client order id reached the order book."""
 
 
-def _market(symbol: str, side: OrderSide, qty: str, client_order_id: str) -> OrderRequest:
+def _market(symbol: str, side: Side, qty: str, client_order_id: str) -> OrderRequest:
     return OrderRequest(
         symbol=symbol,
         side=side,
@@ -100,9 +94,7 @@ def _market(symbol: str, side: OrderSide, qty: str, client_order_id: str) -> Ord
     )
 
 
-def _limit(
-    symbol: str, side: OrderSide, qty: str, price: str, client_order_id: str
-) -> OrderRequest:
+def _limit(symbol: str, side: Side, qty: str, price: str, client_order_id: str) -> OrderRequest:
     return OrderRequest(
         symbol=symbol,
         side=side,
@@ -197,7 +189,7 @@ class BrokerContract:
         world.set_cash(Decimal("10000"))
         world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
 
-        order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "10", "alc:w1:AAPL:b:1:1"))
+        order = await broker.submit_order(_market("AAPL", Side.BUY, "10", "alc:w1:AAPL:b:1:1"))
 
         assert order.status is OrderStatus.FILLED
         assert order.client_order_id == "alc:w1:AAPL:b:1:1"
@@ -213,7 +205,7 @@ class BrokerContract:
     ) -> None:
         world.set_quote("SPY", Decimal("500.00"), Decimal("500.02"))
 
-        order = await broker.submit_order(_market("SPY", OrderSide.BUY, "0.123456", "alc:w1:SPY"))
+        order = await broker.submit_order(_market("SPY", Side.BUY, "0.123456", "alc:w1:SPY"))
 
         assert order.filled_qty == Decimal("0.123456")
 
@@ -225,7 +217,7 @@ class BrokerContract:
         world.set_fill("AAPL", Fill.NEVER)
 
         order = await broker.submit_order(
-            _limit("AAPL", OrderSide.SELL, "4", "160.00", "alc:w1:AAPL:s:1:1")
+            _limit("AAPL", Side.SELL, "4", "160.00", "alc:w1:AAPL:s:1:1")
         )
 
         assert order.status is OrderStatus.ACCEPTED
@@ -239,7 +231,7 @@ class BrokerContract:
         self, world: BrokerWorld, broker: Broker
     ) -> None:
         world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        placed = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:w1:AAPL:b:1:1"))
+        placed = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:w1:AAPL:b:1:1"))
 
         by_id = await broker.get_order(placed.order_id)
         by_client_id = await broker.get_order_by_client_id("alc:w1:AAPL:b:1:1")
@@ -256,7 +248,7 @@ class BrokerContract:
     ) -> None:
         world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
         world.set_fill("AAPL", Fill.NEVER)
-        request = _limit("AAPL", OrderSide.BUY, "2", "149.00", "alc:w1:AAPL:b:1:1")
+        request = _limit("AAPL", Side.BUY, "2", "149.00", "alc:w1:AAPL:b:1:1")
 
         first = await broker.submit_order(request)
         second = await broker.submit_order(request)
@@ -270,192 +262,11 @@ class BrokerContract:
         world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
         world.set_fill("AAPL", Fill.HALF)
 
-        order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "10", "alc:w1:AAPL:b"))
+        order = await broker.submit_order(_market("AAPL", Side.BUY, "10", "alc:w1:AAPL:b"))
 
         assert order.status is OrderStatus.PARTIALLY_FILLED
         assert order.filled_qty == Decimal("5")
         assert order.remaining_qty == Decimal("5")
-
-    async def test_replacing_a_working_order_gives_a_new_order_under_the_new_id(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_cash(Decimal("10000"))
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        world.set_fill("AAPL", Fill.NEVER)
-        original = await broker.submit_order(
-            _limit("AAPL", OrderSide.BUY, "5", "149.00", "alc:w1:AAPL:b:1:1")
-        )
-
-        replacement = await broker.replace_order(
-            original.order_id, client_order_id="alc:w1:AAPL:b:1:2", limit_price=Decimal("149.50")
-        )
-
-        assert replacement.order_id != original.order_id
-        assert replacement.client_order_id == "alc:w1:AAPL:b:1:2"
-        assert replacement.limit_price == Decimal("149.50")
-        assert replacement.qty == Decimal("5")
-        old = await broker.get_order(original.order_id)
-        assert old is not None and old.is_terminal
-        assert [o.order_id for o in await broker.get_open_orders()] == [replacement.order_id]
-
-    # ------------------------------------------------------------------ cancel
-
-    async def test_cancelling_a_working_order_ends_it_cancelled(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        world.set_fill("AAPL", Fill.NEVER)
-        order = await broker.submit_order(
-            _limit("AAPL", OrderSide.BUY, "1", "140.00", "alc:w1:AAPL:b:1:1")
-        )
-
-        result = await broker.cancel_order(order.order_id)
-
-        assert result.outcome is CancelOutcome.REQUESTED
-        after = await broker.get_order(order.order_id)
-        assert after is not None and after.status is OrderStatus.CANCELED
-        assert await broker.get_open_orders() == []
-
-    async def test_cancelling_a_filled_order_reports_already_terminal_filled(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:w1:AAPL:b"))
-
-        result = await broker.cancel_order(order.order_id)
-
-        assert result.outcome is CancelOutcome.ALREADY_TERMINAL
-        assert result.terminal_state == "filled"
-
-    async def test_a_fill_racing_the_cancel_reports_already_filled(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        world.set_fill("AAPL", Fill.ON_CANCEL)
-        order = await broker.submit_order(
-            _limit("AAPL", OrderSide.BUY, "1", "150.10", "alc:w1:AAPL:b:1:1")
-        )
-        assert order.status is OrderStatus.ACCEPTED
-
-        result = await broker.cancel_order(order.order_id)
-
-        assert (result.outcome, result.terminal_state) == (CancelOutcome.ALREADY_TERMINAL, "filled")
-        after = await broker.get_order(order.order_id)
-        assert after is not None and after.status is OrderStatus.FILLED
-
-    # ------------------------------------------------------------------ refusals
-
-    async def test_a_buy_beyond_buying_power_is_refused_and_not_retryable(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_cash(Decimal("100"))
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-
-        with pytest.raises(InsufficientBuyingPowerError) as refused:
-            await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:w1:AAPL:b"))
-
-        assert refused.value.retryable is False
-        assert "alc:w1:AAPL:b" in str(refused.value)
-        assert await broker.get_order_by_client_id("alc:w1:AAPL:b") is None
-
-    async def test_a_sell_beyond_the_available_quantity_names_what_is_available(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        world.set_position("AAPL", Decimal("10"), Decimal("100"))
-
-        with pytest.raises(InsufficientQtyAvailableError) as refused:
-            await broker.submit_order(_market("AAPL", OrderSide.SELL, "12", "alc:w1:AAPL:s"))
-
-        assert refused.value.available_qty == Decimal("10")
-        assert refused.value.requested_qty == Decimal("12")
-        assert refused.value.retryable is False
-
-    async def test_a_fractional_quantity_on_a_whole_share_asset_is_an_invalid_order(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("BRKA", Decimal("600000"), Decimal("600100"))
-        world.set_asset("BRKA", fractionable=False)
-        world.set_cash(Decimal("10000000"))
-
-        with pytest.raises(InvalidOrderError) as refused:
-            await broker.submit_order(_market("BRKA", OrderSide.BUY, "1.5", "alc:w1:BRKA:b"))
-
-        assert refused.value.retryable is False
-
-    async def test_an_untradable_asset_is_an_invalid_order(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("GONE", Decimal("1.00"), Decimal("1.01"))
-        world.set_asset("GONE", tradable=False)
-
-        with pytest.raises(InvalidOrderError):
-            await broker.submit_order(_market("GONE", OrderSide.BUY, "1", "alc:w1:GONE:b"))
-
-    # ------------------------------------------------------------------ retries never double
-
-    async def test_a_rate_limited_submission_is_retried_and_places_one_order(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        world.fail_next_submissions(SubmissionFault.RATE_LIMITED)
-
-        order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:w1:AAPL:b"))
-
-        assert order.status is OrderStatus.FILLED
-        assert world.submissions("alc:w1:AAPL:b") == 1
-
-    async def test_a_transient_failure_is_retried_and_places_one_order(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        world.fail_next_submissions(SubmissionFault.TRANSIENT, times=2)
-
-        order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:w1:AAPL:b"))
-
-        assert order.filled_qty == Decimal("1")
-        assert world.submissions("alc:w1:AAPL:b") == 1
-
-    async def test_an_order_whose_answer_was_lost_is_found_and_not_placed_again(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
-        world.fail_next_submissions(SubmissionFault.RESPONSE_LOST)
-
-        order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "3", "alc:w1:AAPL:b"))
-
-        assert order.client_order_id == "alc:w1:AAPL:b"
-        assert order.filled_qty == Decimal("3")
-        assert world.submissions("alc:w1:AAPL:b") == 1
-        position = await broker.get_position("AAPL")
-        assert position is not None and position.qty == Decimal("3")
-
-    # ------------------------------------------------------------------ close all
-
-    async def test_closing_all_positions_cancels_orders_then_sells_everything(
-        self, world: BrokerWorld, broker: Broker
-    ) -> None:
-        world.set_cash(Decimal("1000"))
-        for symbol in ("AAPL", "MSFT"):
-            world.set_quote(symbol, Decimal("100.00"), Decimal("100.10"))
-        world.set_position("AAPL", Decimal("2"), Decimal("90"))
-        world.set_position("MSFT", Decimal("3"), Decimal("95"))
-        world.set_fill("MSFT", Fill.NEVER)
-        await broker.submit_order(_limit("MSFT", OrderSide.SELL, "3", "120", "alc:w1:MSFT:s"))
-        world.set_fill("MSFT", Fill.IMMEDIATE)
-
-        closes = await broker.close_all_positions()
-
-        assert sorted(c.symbol for c in closes) == ["AAPL", "MSFT"]
-        assert all(c.order is not None and c.order.side is OrderSide.SELL for c in closes)
-        assert await broker.get_positions() == []
-        assert await broker.get_open_orders() == []
-        assert (await broker.get_account()).cash == Decimal("1000") + Decimal("500.00")
-
-    async def test_closing_all_positions_when_flat_closes_nothing(self, broker: Broker) -> None:
-        assert await broker.close_all_positions() == []
-
-    # ------------------------------------------------------------------ market data and time
 
     async def test_the_latest_quote_carries_both_sides_sizes_and_time(
         self, world: BrokerWorld, broker: Broker
@@ -469,7 +280,7 @@ class BrokerContract:
         assert quote is not None
         assert (quote.bid, quote.ask) == (Decimal("150.00"), Decimal("150.10"))
         assert (quote.bid_size, quote.ask_size) == (Decimal(3), Decimal(7))
-        assert quote.timestamp.tzinfo is not None
+        assert quote.as_of.tzinfo is not None
 
     async def test_a_one_sided_quote_is_returned_as_the_broker_gives_it(
         self, world: BrokerWorld, broker: Broker

@@ -20,7 +20,6 @@ from shared.broker import (
     DuplicateClientOrderIdError,
     InsufficientBuyingPowerError,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
     RateLimitedError,
@@ -28,6 +27,7 @@ from shared.broker import (
 )
 from shared.broker.alpaca import AlpacaBroker
 from shared.settings import BrokerKind, DataFeed, TradingMode, load_settings
+from shared.trading import Side
 from tests.fakes.alpaca_server import (
     AlpacaLoopback,
     AlpacaWorld,
@@ -141,7 +141,7 @@ class TestAlpacaBrokerContract(BrokerContract):
         yield _broker(loopback, sleep)
 
 
-def _market(symbol: str, side: OrderSide, qty: str, client_order_id: str) -> OrderRequest:
+def _market(symbol: str, side: Side, qty: str, client_order_id: str) -> OrderRequest:
     return OrderRequest(
         symbol=symbol,
         side=side,
@@ -162,11 +162,11 @@ async def test_a_rebalance_sells_one_symbol_buys_two_and_leaves_cash_and_positio
     world.set_position("SPY", Decimal("20"), Decimal("400"))
     broker = _broker(loopback, sleep)
 
-    sold = await broker.submit_order(_market("SPY", OrderSide.SELL, "20", "alc:wf:SPY:s:sell:1"))
+    sold = await broker.submit_order(_market("SPY", Side.SELL, "20", "alc:wf:SPY:s:sell:1"))
     bought_aapl = await broker.submit_order(
         OrderRequest(
             symbol="AAPL",
-            side=OrderSide.BUY,
+            side=Side.BUY,
             qty=Decimal("30"),
             order_type=OrderType.LIMIT,
             limit_price=Decimal("150.10"),
@@ -174,7 +174,7 @@ async def test_a_rebalance_sells_one_symbol_buys_two_and_leaves_cash_and_positio
         )
     )
     bought_msft = await broker.submit_order(
-        _market("MSFT", OrderSide.BUY, "10.5", "alc:wf:MSFT:b:buy:1")
+        _market("MSFT", Side.BUY, "10.5", "alc:wf:MSFT:b:buy:1")
     )
 
     assert [o.status for o in (sold, bought_aapl, bought_msft)] == [OrderStatus.FILLED] * 3
@@ -199,7 +199,7 @@ async def test_a_429_is_retried_after_the_retry_after_the_server_gave(
     loopback.world.inject(Fault("POST", ORDERS, FaultKind.RATE_LIMIT, retry_after_s=7))
     broker = _broker(loopback, sleep)
 
-    order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:wf:AAPL:b:1"))
+    order = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1"))
 
     assert order.status is OrderStatus.FILLED
     assert sleep.delays_s == [7.0]
@@ -215,7 +215,7 @@ async def test_insufficient_buying_power_is_a_terminal_403_and_never_retried(
     broker = _broker(loopback, sleep)
 
     with pytest.raises(InsufficientBuyingPowerError) as refused:
-        await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:wf:AAPL:b:1"))
+        await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1"))
 
     assert (refused.value.http_status, refused.value.code) == (403, "40310000")
     assert refused.value.retryable is False
@@ -230,7 +230,7 @@ async def test_a_timed_out_order_is_found_by_client_order_id_and_not_resubmitted
     loopback.world.inject(Fault("POST", ORDERS, FaultKind.LOSE_RESPONSE, hang_s=TIMEOUT_S * 1.5))
     broker = _broker(loopback, sleep)
 
-    order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "2", "alc:wf:AAPL:b:1"))
+    order = await broker.submit_order(_market("AAPL", Side.BUY, "2", "alc:wf:AAPL:b:1"))
 
     assert order.filled_qty == Decimal("2")
     assert loopback.world.creates("alc:wf:AAPL:b:1") == 1
@@ -246,7 +246,7 @@ async def test_a_timeout_with_nothing_placed_submits_again_after_looking(
     loopback.world.inject(Fault("POST", ORDERS, FaultKind.HANG, hang_s=TIMEOUT_S * 1.5))
     broker = _broker(loopback, sleep)
 
-    order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "2", "alc:wf:AAPL:b:1"))
+    order = await broker.submit_order(_market("AAPL", Side.BUY, "2", "alc:wf:AAPL:b:1"))
 
     assert order.filled_qty == Decimal("2")
     assert loopback.world.creates("alc:wf:AAPL:b:1") == 1
@@ -258,7 +258,7 @@ async def test_cancelling_a_filled_order_reads_alpacas_422_as_already_terminal(
 ) -> None:
     loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
     broker = _broker(loopback, sleep)
-    order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:wf:AAPL:b:1"))
+    order = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1"))
 
     result = await broker.cancel_order(order.order_id)
 
@@ -314,10 +314,10 @@ async def test_a_client_order_id_reused_for_another_order_is_refused(
     for symbol in ("AAPL", "MSFT"):
         loopback.world.set_quote(symbol, Decimal("100.00"), Decimal("100.10"))
     broker = _broker(loopback, sleep)
-    await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:wf:X"))
+    await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:X"))
 
     with pytest.raises(DuplicateClientOrderIdError) as refused:
-        await broker.submit_order(_market("MSFT", OrderSide.BUY, "1", "alc:wf:X"))
+        await broker.submit_order(_market("MSFT", Side.BUY, "1", "alc:wf:X"))
 
     assert "alc:wf:X" in str(refused.value) and "AAPL" in str(refused.value)
     assert loopback.world.creates("alc:wf:X") == 2
@@ -347,7 +347,7 @@ async def test_keys_never_appear_in_errors_or_logs(
         )
         for call in (
             broker.get_account(),
-            broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:wf:AAPL:b:1")),
+            broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1")),
             wrong_keys.get_positions(),
         ):
             with pytest.raises(BrokerError) as failed:
@@ -441,7 +441,7 @@ async def test_orders_ended_by_the_broker_map_to_the_finalisation_statuses(
     broker = _broker(loopback, sleep)
     ended = {}
     for status in ("expired", "canceled", "rejected"):
-        placed = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", f"alc:{status}"))
+        placed = await broker.submit_order(_market("AAPL", Side.BUY, "1", f"alc:{status}"))
         assert placed.status is OrderStatus.ACCEPTED and placed.broker_status == "new"
         loopback.world.end_order(f"alc:{status}", status)
         ended[status] = await broker.get_order(placed.order_id)
@@ -463,7 +463,7 @@ async def test_sell_proceeds_can_reach_buying_power_late(
     world.delay_sell_proceeds(account_reads=2)
     broker = _broker(loopback, sleep)
 
-    await broker.submit_order(_market("SPY", OrderSide.SELL, "10", "alc:wf:SPY:s"))
+    await broker.submit_order(_market("SPY", Side.SELL, "10", "alc:wf:SPY:s"))
     first, second = await broker.get_account(), await broker.get_account()
 
     assert (first.cash, first.buying_power) == (Decimal("1000"), Decimal("0"))
@@ -495,7 +495,7 @@ async def test_a_stale_quote_keeps_the_time_it_was_quoted(
     quote = await broker.get_latest_quote("AAPL")
 
     assert quote is not None
-    assert quote.timestamp == quoted_at
+    assert quote.as_of == quoted_at
     assert (quote.bid, quote.ask) == (Decimal("150.00"), Decimal("149.00"))
 
 
@@ -532,8 +532,8 @@ async def test_a_cancel_refused_with_42210000_is_already_terminal_only_if_the_or
     world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
     world.set_fill(FillRule(FillMode.NEVER), "AAPL")
     broker = _broker(loopback, sleep)
-    working = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:working"))
-    ended = await broker.submit_order(_market("AAPL", OrderSide.BUY, "1", "alc:ended"))
+    working = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:working"))
+    ended = await broker.submit_order(_market("AAPL", Side.BUY, "1", "alc:ended"))
     world.end_order("alc:ended", "expired")
     refusal = '{"code": 42210000, "message": "order is not cancelable"}'
     for order in (working, ended):
@@ -558,7 +558,7 @@ async def test_with_retries_used_up_the_order_is_still_looked_up_before_failing(
     loopback.world.inject(Fault("POST", ORDERS, FaultKind.LOSE_RESPONSE, hang_s=TIMEOUT_S * 1.5))
     broker = _broker(loopback, sleep, retries=0)
 
-    order = await broker.submit_order(_market("AAPL", OrderSide.BUY, "2", "alc:wf:AAPL:b:1"))
+    order = await broker.submit_order(_market("AAPL", Side.BUY, "2", "alc:wf:AAPL:b:1"))
 
     assert order.filled_qty == Decimal("2")
     assert loopback.world.creates("alc:wf:AAPL:b:1") == 1
@@ -572,7 +572,7 @@ async def test_an_order_never_accepted_fails_transient_after_the_retries_and_a_l
     broker = _broker(loopback, sleep, retries=2)
 
     with pytest.raises(TransientBrokerError):
-        await broker.submit_order(_market("AAPL", OrderSide.BUY, "2", "alc:wf:AAPL:b:1"))
+        await broker.submit_order(_market("AAPL", Side.BUY, "2", "alc:wf:AAPL:b:1"))
 
     assert loopback.world.creates("alc:wf:AAPL:b:1") == 0
     assert loopback.world.calls("POST", ORDERS) == 3
@@ -584,7 +584,7 @@ async def test_either_wording_of_alpacas_duplicate_id_refusal_resolves_to_the_pl
 ) -> None:
     loopback.world.set_quote("AAPL", Decimal("150.00"), Decimal("150.10"))
     broker = _broker(loopback, sleep)
-    request = _market("AAPL", OrderSide.BUY, "1", "alc:wf:AAPL:b:1")
+    request = _market("AAPL", Side.BUY, "1", "alc:wf:AAPL:b:1")
     placed = await broker.submit_order(request)
     refusal = '{"code": 40010001, "message": "client order id must be unique"}'
     loopback.world.inject(Fault("POST", ORDERS, FaultKind.ANSWER, status=422, body=refusal))

@@ -16,13 +16,13 @@ from shared.broker import (
     InsufficientQtyAvailableError,
     InvalidOrderError,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
 )
 from shared.broker.simulated import QuoteShape, Scenario, SimulatedBroker, SymbolFill
 from shared.broker.simulated.fills import rejected_by_rate
 from shared.market_clock import NEW_YORK
+from shared.trading import Side
 from tests.integration.broker.simulated_world import (
     HOLIDAY_SIM_NOW,
     RecordedSleep,
@@ -45,7 +45,7 @@ async def sqlite_url(tmp_path: Path) -> str:
     return await migrated_sqlite(tmp_path)
 
 
-def market(symbol: str, side: OrderSide, qty: str, client_order_id: str) -> OrderRequest:
+def market(symbol: str, side: Side, qty: str, client_order_id: str) -> OrderRequest:
     return OrderRequest(
         symbol=symbol,
         side=side,
@@ -55,7 +55,7 @@ def market(symbol: str, side: OrderSide, qty: str, client_order_id: str) -> Orde
     )
 
 
-def limit(symbol: str, side: OrderSide, qty: str, price: str, client_order_id: str) -> OrderRequest:
+def limit(symbol: str, side: Side, qty: str, price: str, client_order_id: str) -> OrderRequest:
     return OrderRequest(
         symbol=symbol,
         side=side,
@@ -71,7 +71,7 @@ def limit(symbol: str, side: OrderSide, qty: str, price: str, client_order_id: s
 
 async def test_state_survives_a_new_broker_instance(database_url: str) -> None:
     first = new_broker(database_url)
-    bought = await first.submit_order(market("SPY", OrderSide.BUY, "10", "alc:w1:SPY:b:1:1"))
+    bought = await first.submit_order(market("SPY", Side.BUY, "10", "alc:w1:SPY:b:1:1"))
     await first.close()
 
     second = new_broker(database_url)
@@ -93,7 +93,7 @@ async def test_each_account_starts_with_the_starting_cash_on_its_own(sqlite_url:
     alice = new_broker(sqlite_url, "alice", settings=settings)
     bob = new_broker(sqlite_url, "bob", settings=settings)
     try:
-        await alice.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        await alice.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
         alice_account, bob_account = await alice.get_account(), await bob.get_account()
         bob_positions = await bob.get_positions()
     finally:
@@ -110,7 +110,7 @@ async def test_concurrent_fills_on_one_account_lose_no_update(database_url: str)
     try:
         await asyncio.gather(
             *(
-                broker.submit_order(market("SPY", OrderSide.BUY, "1", f"alc:w1:SPY:b:{n}:{i}"))
+                broker.submit_order(market("SPY", Side.BUY, "1", f"alc:w1:SPY:b:{n}:{i}"))
                 for n, broker in enumerate(brokers)
                 for i in range(5)
             )
@@ -128,7 +128,7 @@ async def test_concurrent_fills_on_one_account_lose_no_update(database_url: str)
 
 async def test_a_duplicate_client_order_id_never_makes_a_second_order(database_url: str) -> None:
     brokers = [new_broker(database_url, "shared") for _ in range(2)]
-    request = market("SPY", OrderSide.BUY, "2", "alc:w1:SPY:b:1:1")
+    request = market("SPY", Side.BUY, "2", "alc:w1:SPY:b:1:1")
     try:
         orders = await asyncio.gather(*(broker.submit_order(request) for broker in brokers * 3))
         account = await brokers[0].get_account()
@@ -145,11 +145,11 @@ async def test_a_duplicate_client_order_id_never_makes_a_second_order(database_u
 async def test_a_client_order_id_reused_for_another_order_is_refused(sqlite_url: str) -> None:
     broker = new_broker(sqlite_url)
     try:
-        await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        await broker.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
         with pytest.raises(
             DuplicateClientOrderIdError, match=r"alc:w1:SPY:b:1:1: .*different order \(buy SPY"
         ):
-            await broker.submit_order(market("QQQ", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+            await broker.submit_order(market("QQQ", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
     finally:
         await broker.close()
 
@@ -170,7 +170,7 @@ async def test_the_quote_straddles_the_last_close_rounded_outwards_to_the_cent(
     assert quote is not None
     assert (quote.bid, quote.ask) == (Decimal("596.95"), Decimal("597.55"))
     assert (quote.bid_size, quote.ask_size) == (Decimal(100), Decimal(100))
-    assert quote.timestamp == dt.datetime(2024, 11, 25, 15, 45, tzinfo=NEW_YORK)
+    assert quote.as_of == dt.datetime(2024, 11, 25, 15, 45, tzinfo=NEW_YORK)
     assert trade is not None and trade.price == Decimal("597.25")
 
 
@@ -204,7 +204,7 @@ async def test_an_order_for_a_symbol_without_bars_names_the_symbol(sqlite_url: s
     broker = new_broker(sqlite_url)
     try:
         with pytest.raises(InvalidOrderError, match="asset NOPE is not known"):
-            await broker.submit_order(market("NOPE", OrderSide.BUY, "1", "alc:w1:NOPE:b:1:1"))
+            await broker.submit_order(market("NOPE", Side.BUY, "1", "alc:w1:NOPE:b:1:1"))
     finally:
         await broker.close()
 
@@ -230,7 +230,7 @@ async def test_a_scenario_bends_the_quote_into_the_shape_asked_for(
         await broker.close()
 
     assert quote is not None and (quote.bid, quote.ask) == (Decimal(bid), Decimal(ask))
-    assert (quote.timestamp < clock.now) == (shape is QuoteShape.STALE)
+    assert (quote.as_of < clock.now) == (shape is QuoteShape.STALE)
 
 
 async def test_a_missing_quote_shape_gives_no_quote(sqlite_url: str) -> None:
@@ -249,8 +249,8 @@ async def test_immediate_fills_a_market_sell_at_the_bid_and_credits_cash_at_once
 ) -> None:
     broker = new_broker(sqlite_url)
     try:
-        await broker.submit_order(market("SPY", OrderSide.BUY, "3", "alc:w1:SPY:b:1:1"))
-        sold = await broker.submit_order(market("SPY", OrderSide.SELL, "1", "alc:w1:SPY:s:1:1"))
+        await broker.submit_order(market("SPY", Side.BUY, "3", "alc:w1:SPY:b:1:1"))
+        sold = await broker.submit_order(market("SPY", Side.SELL, "1", "alc:w1:SPY:s:1:1"))
         account = await broker.get_account()
         position = await broker.get_position("SPY")
     finally:
@@ -268,7 +268,7 @@ async def test_immediate_fills_any_limit_at_its_limit_price(sqlite_url: str) -> 
     broker = new_broker(sqlite_url)
     try:
         order = await broker.submit_order(
-            limit("SPY", OrderSide.BUY, "0.5", "590.00", "alc:w1:SPY:b:1:1")
+            limit("SPY", Side.BUY, "0.5", "590.00", "alc:w1:SPY:b:1:1")
         )
     finally:
         await broker.close()
@@ -281,7 +281,7 @@ async def test_partial_fills_a_share_of_the_remainder_per_poll_until_done(sqlite
     settings = sim_settings(sim_fill_model="partial", sim_partial_fraction=Decimal("0.5"))
     broker = new_broker(sqlite_url, settings=settings)
     try:
-        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "10", "alc:w1:SPY:b:1:1"))
+        placed = await broker.submit_order(market("SPY", Side.BUY, "10", "alc:w1:SPY:b:1:1"))
         polls = [await broker.get_order(placed.order_id) for _ in range(5)]
         account = await broker.get_account()
     finally:
@@ -303,7 +303,7 @@ async def test_a_partially_filled_buy_holds_buying_power_for_its_remainder(
     settings = sim_settings(sim_fill_model="partial", sim_partial_fraction=Decimal("0.5"))
     broker = new_broker(sqlite_url, settings=settings)
     try:
-        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "10", "alc:w1:SPY:b:1:1"))
+        placed = await broker.submit_order(market("SPY", Side.BUY, "10", "alc:w1:SPY:b:1:1"))
         await broker.get_order(placed.order_id)
         account = await broker.get_account()
     finally:
@@ -325,7 +325,7 @@ async def test_reject_rate_rejects_the_same_share_of_client_order_ids_every_time
         broker = new_broker(await migrated_sqlite(tmp_path / str(run)), settings=settings)
         try:
             orders = [
-                await broker.submit_order(market("SPY", OrderSide.BUY, "0.01", cid))
+                await broker.submit_order(market("SPY", Side.BUY, "0.01", cid))
                 for cid in client_order_ids
             ]
         finally:
@@ -342,8 +342,8 @@ async def test_reject_rate_keeps_a_rejected_order_under_its_client_order_id(
     settings = sim_settings(sim_fill_model="reject-rate", sim_reject_rate=Decimal(1))
     broker = new_broker(sqlite_url, settings=settings)
     try:
-        first = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
-        again = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        first = await broker.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
+        again = await broker.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
         account = await broker.get_account()
     finally:
         await broker.close()
@@ -359,7 +359,7 @@ async def test_reject_rate_keeps_a_rejected_order_under_its_client_order_id(
 async def test_orders_outside_the_session_stay_accepted(sqlite_url: str) -> None:
     broker = new_broker(sqlite_url, settings=sim_settings(sim_now=HOLIDAY_SIM_NOW))
     try:
-        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        placed = await broker.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
         polled = await broker.get_order(placed.order_id)
         open_orders = await broker.get_open_orders()
         clock = await broker.get_clock()
@@ -382,7 +382,7 @@ async def test_an_accepted_order_fills_once_the_clock_reaches_the_session(sqlite
         sqlite_url, "default", sim_settings(), bars(), clock=lambda: now[0], sleep=RecordedSleep()
     )
     try:
-        placed = await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        placed = await broker.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
         now[0] = dt.datetime(2024, 11, 27, 9, 31, tzinfo=NEW_YORK)
         polled = await broker.get_order(placed.order_id)
     finally:
@@ -399,7 +399,7 @@ async def test_every_call_waits_the_configured_latency(sqlite_url: str) -> None:
     try:
         await broker.get_account()
         await broker.get_latest_quote("SPY")
-        await broker.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        await broker.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
         await broker.get_clock()
     finally:
         await broker.close()
@@ -425,11 +425,11 @@ async def test_a_sell_above_holdings_says_what_is_available(sqlite_url: str) -> 
     scenario = Scenario()
     broker = new_broker(sqlite_url, scenario=scenario)
     try:
-        await broker.submit_order(market("SPY", OrderSide.BUY, "5", "alc:w1:SPY:b:1:1"))
+        await broker.submit_order(market("SPY", Side.BUY, "5", "alc:w1:SPY:b:1:1"))
         scenario.fills["SPY"] = SymbolFill.NEVER
-        await broker.submit_order(limit("SPY", OrderSide.SELL, "2", "700", "alc:w1:SPY:s:1:1"))
+        await broker.submit_order(limit("SPY", Side.SELL, "2", "700", "alc:w1:SPY:s:1:1"))
         with pytest.raises(InsufficientQtyAvailableError) as refused:
-            await broker.submit_order(market("SPY", OrderSide.SELL, "4", "alc:w1:SPY:s:1:2"))
+            await broker.submit_order(market("SPY", Side.SELL, "4", "alc:w1:SPY:s:1:2"))
     finally:
         await broker.close()
 
@@ -443,9 +443,9 @@ async def test_sell_proceeds_reach_buying_power_after_the_settlement_reads(
     scenario = Scenario()
     broker = new_broker(sqlite_url, scenario=scenario)
     try:
-        await broker.submit_order(market("SPY", OrderSide.BUY, "3", "alc:w1:SPY:b:1:1"))
+        await broker.submit_order(market("SPY", Side.BUY, "3", "alc:w1:SPY:b:1:1"))
         scenario.settlement_reads = 2
-        await broker.submit_order(market("SPY", OrderSide.SELL, "1", "alc:w1:SPY:s:1:1"))
+        await broker.submit_order(market("SPY", Side.SELL, "1", "alc:w1:SPY:s:1:1"))
         reads = [await broker.get_account() for _ in range(3)]
     finally:
         await broker.close()
@@ -471,9 +471,7 @@ async def test_a_day_order_still_working_at_the_close_expires(sqlite_url: str) -
         sleep=RecordedSleep(),
     )
     try:
-        placed = await broker.submit_order(
-            limit("SPY", OrderSide.BUY, "1", "500", "alc:w1:SPY:b:1:1")
-        )
+        placed = await broker.submit_order(limit("SPY", Side.BUY, "1", "500", "alc:w1:SPY:b:1:1"))
         now[0] = dt.datetime(2024, 11, 27, 16, 0, tzinfo=NEW_YORK)
         polled = await broker.get_order(placed.order_id)
         account = await broker.get_account()
@@ -500,9 +498,7 @@ async def test_an_order_placed_on_a_holiday_works_until_the_next_sessions_close(
         sleep=RecordedSleep(),
     )
     try:
-        placed = await broker.submit_order(
-            limit("SPY", OrderSide.BUY, "1", "500", "alc:w1:SPY:b:1:1")
-        )
+        placed = await broker.submit_order(limit("SPY", Side.BUY, "1", "500", "alc:w1:SPY:b:1:1"))
         now[0] = dt.datetime(2024, 11, 29, 12, 59, tzinfo=NEW_YORK)
         before_the_early_close = await broker.get_order(placed.order_id)
         now[0] = dt.datetime(2024, 11, 29, 13, 0, tzinfo=NEW_YORK)
@@ -519,7 +515,7 @@ async def test_from_settings_uses_the_installations_database(sqlite_url: str) ->
     settings = sim_settings(database_url=sqlite_url)
     writer = SimulatedBroker.from_settings(settings, "default", bars(), sleep=RecordedSleep())
     try:
-        await writer.submit_order(market("SPY", OrderSide.BUY, "1", "alc:w1:SPY:b:1:1"))
+        await writer.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
     finally:
         await writer.close()
 

@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
-from shared.broker import OrderRequest, OrderSide, OrderType
+from shared.broker import OrderRequest, OrderType
 from shared.broker.simulated import Scenario, SymbolFill
+from shared.trading import Side
 from tests.integration.broker.simulated_world import migrated_sqlite, new_broker
 
 ORDER_KEYS = [
@@ -40,7 +41,7 @@ async def database_url(tmp_path: Path) -> str:
         await default.submit_order(
             OrderRequest(
                 symbol="SPY",
-                side=OrderSide.BUY,
+                side=Side.BUY,
                 qty=Decimal("10"),
                 order_type=OrderType.MARKET,
                 client_order_id="alc:wf-1:SPY:b:1:1",
@@ -50,7 +51,7 @@ async def database_url(tmp_path: Path) -> str:
         await default.submit_order(
             OrderRequest(
                 symbol="QQQ",
-                side=OrderSide.BUY,
+                side=Side.BUY,
                 qty=Decimal("1.5"),
                 order_type=OrderType.LIMIT,
                 limit_price=Decimal("500.00"),
@@ -60,7 +61,7 @@ async def database_url(tmp_path: Path) -> str:
         await other.submit_order(
             OrderRequest(
                 symbol="QQQ",
-                side=OrderSide.BUY,
+                side=Side.BUY,
                 qty=Decimal("2"),
                 order_type=OrderType.MARKET,
                 client_order_id="manual-1",

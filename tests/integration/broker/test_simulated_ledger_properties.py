@@ -15,9 +15,9 @@ from shared.broker import (
     InsufficientBuyingPowerError,
     InsufficientQtyAvailableError,
     OrderRequest,
-    OrderSide,
     OrderType,
 )
+from shared.trading import Side
 from tests.integration.broker.simulated_world import migrated_sqlite, new_broker, sim_settings
 
 STARTING_CASH = Decimal("3000")
@@ -25,7 +25,7 @@ SPY_BID, SPY_ASK, SPY_LAST = Decimal("599.70"), Decimal("600.30"), Decimal("600.
 
 orders = st.lists(
     st.tuples(
-        st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
+        st.sampled_from([Side.BUY, Side.SELL]),
         st.sampled_from([Decimal("0.5"), Decimal("1"), Decimal("2"), Decimal("3.25")]),
     ),
     min_size=1,
@@ -36,7 +36,7 @@ orders = st.lists(
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orders)
 async def test_the_account_adds_up_after_every_order(
-    sequence: list[tuple[OrderSide, Decimal]],
+    sequence: list[tuple[Side, Decimal]],
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         broker = new_broker(
@@ -51,7 +51,7 @@ async def test_the_account_adds_up_after_every_order(
                     side=side,
                     qty=qty,
                     order_type=OrderType.MARKET,
-                    client_order_id=f"alc:prop:SPY:{side.value[0]}:{n}:1",
+                    client_order_id=f"alc:prop:SPY:{side.lower()[0]}:{n}:1",
                 )
                 try:
                     await broker.submit_order(request)
@@ -59,7 +59,7 @@ async def test_the_account_adds_up_after_every_order(
                     refused = True
                 else:
                     refused = False
-                if side is OrderSide.BUY:
+                if side is Side.BUY:
                     assert refused == (qty * SPY_ASK > cash)
                     if not refused:
                         cash, held = cash - qty * SPY_ASK, held + qty

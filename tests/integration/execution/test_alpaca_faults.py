@@ -19,6 +19,7 @@ from shared.broker.port import Broker
 from shared.bus.memory import InMemoryBus
 from shared.eventstore.store import SqlEventStore
 from shared.messaging.consumer import Consumer
+from shared.service.runtime import PeriodicRunner
 from tests.eventually import eventually
 from tests.fakes.alpaca_server import (
     AlpacaLoopback,
@@ -74,7 +75,9 @@ class Execution:
 
     async def timers_until(self, workflow_id: str, event_type: str) -> None:
         async def reached() -> bool:
-            await timer_loop.fire_due(self.executor, self.store)
+            await PeriodicRunner("execution", self.store).run_once(
+                timer_loop.due_timers(self.executor, self.settings.timer_poll_s)
+            )
             return event_type in await self.types(workflow_id)
 
         await eventually(reached, timeout_s=30, message=f"{event_type} not recorded")

@@ -134,7 +134,8 @@ async def test_orders_that_never_fill_are_repegged_escalated_and_cancelled(
 async def test_own_stale_orders_are_cancelled_and_foreign_ones_reported(
     database_url: str, tmp_path: Path
 ) -> None:
-    from shared.broker.models import OrderRequest, OrderSide, OrderType
+    from shared.broker.models import OrderRequest, OrderType
+    from shared.trading import Side
 
     settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
     async with running_execution(settings) as execution:
@@ -143,7 +144,7 @@ async def test_own_stale_orders_are_cancelled_and_foreign_ones_reported(
             await broker.submit_order(
                 OrderRequest(
                     symbol="SPY",
-                    side=OrderSide.BUY,
+                    side=Side.BUY,
                     qty=Decimal(1),
                     order_type=OrderType.LIMIT,
                     limit_price=Decimal("500"),
@@ -206,6 +207,7 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
     from services.execution import timer_loop
     from services.execution.executor import Executor
     from shared.broker.factory import broker_for
+    from shared.service.runtime import PeriodicRunner
     from tests.integration.execution.world import bars
 
     settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
@@ -213,7 +215,9 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
     async with running_execution(settings) as execution:
         replica = Executor(settings, lambda account: broker_for(settings, account, bars=bars()))
         second_loop = asyncio.create_task(
-            timer_loop.run(replica, execution.store, settings.timer_poll_s)
+            PeriodicRunner("execution", execution.store).run(
+                timer_loop.due_timers(replica, settings.timer_poll_s)
+            )
         )
         try:
             await execution.deliver(plan_event("wf-replicas", plan))
@@ -222,6 +226,7 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
             second_loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await second_loop
+            await replica.close()
 
         recorded = [r.event for r in await execution.store.read_correlation("wf-replicas")]
         requested = Counter(e.client_order_id for e in recorded if isinstance(e, OrderRequested))

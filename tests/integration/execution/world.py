@@ -35,6 +35,7 @@ from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
 from shared.marketdata.bars import BarSnapshot
 from shared.messaging.consumer import Consumer
+from shared.service.runtime import PeriodicRunner
 from shared.settings import Settings, load_settings
 
 OPEN_SIM_NOW = "2024-11-27T15:45:00"
@@ -182,11 +183,16 @@ async def running_execution(
 
     executor = Executor(settings, make_broker)
     consumer = Consumer("execution", store, InMemoryBus(), executor.handle, ["RebalancePlanned"])
-    loop = asyncio.create_task(timer_loop.run(executor, store, settings.timer_poll_s))
+    loop = asyncio.create_task(
+        PeriodicRunner("execution", store).run(
+            timer_loop.due_timers(executor, settings.timer_poll_s)
+        )
+    )
     try:
         yield RunningExecution(store, executor, consumer, settings, brokers_made)
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+        await executor.close()
         await store.close()

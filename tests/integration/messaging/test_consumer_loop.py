@@ -137,7 +137,7 @@ async def test_an_appended_event_is_relayed_consumed_and_its_effects_recorded_on
     await consumer.start()
     published: list[Message] = []
 
-    async def notify_sink(message: Message) -> None:  # binds everything, as notify does
+    async def notify_sink(message: Message) -> None:  # binds everything, as an observer would
         published.append(message)
 
     await bus.subscribe(f"{namespace}.notify", ["#"], notify_sink)

@@ -19,6 +19,7 @@ from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
 from shared.messaging.consumer import Consumer, HandlerContext
 from shared.settings import Settings
+from shared.workflow import NOTIFICATION
 from tests.integration.notify.sinks import http_server, smtp_server, unused_port
 from tests.unit.notify import workflows
 from tests.unit.notify.fakes import RecordingSleep
@@ -158,7 +159,7 @@ async def test_duplicate_completion_and_late_failure_send_one_email(store: SqlEv
     async with smtp_server() as (port, mailbox):
         settings = smtp_settings(port)
         step = NotifyStep(settings, [SmtpNotifier(settings)], sleep=RecordingSleep())
-        consumer = Consumer("notify", store, InMemoryBus(), step.handle, ("#",))
+        consumer = Consumer("notify", store, InMemoryBus(), step.handle, NOTIFICATION.follows)
         completion = workflow.events[-2]
         await consumer.handle_message(delivery(completion))
         await consumer.handle_message(delivery(completion, count=2))

@@ -14,13 +14,12 @@ from services.portfolio import liquidation
 from services.portfolio.plan_step import PlanStep
 from shared.broker.port import Broker
 from shared.broker.simulated import Scenario
-from shared.bus.memory import InMemoryBus
 from shared.events.plans import RebalancePlanned
 from shared.events.workflow import WorkflowFailed
 from shared.eventstore import timers
 from shared.eventstore.store import SqlEventStore
 from shared.messaging.consumer import HandlerContext, HandlerOutcome
-from shared.service.runtime import ServiceDefinition, ServiceRuntime
+from shared.service.runtime import PeriodicRunner
 from tests.integration.broker.simulated_world import (
     SimulatedWorld,
     migrated_sqlite,
@@ -84,9 +83,9 @@ async def test_with_liquidation_on_everything_is_closed_then_the_plan_is_made(
     [armed] = await timers.pending(store, liquidation.SERVICE, cause.correlation_id)
     assert armed.kind == liquidation.KIND
 
-    definition = ServiceDefinition("portfolio", 0, ("SignalGenerated",), step.handle)
-    runtime = ServiceRuntime(definition, settings, store, InMemoryBus())
-    await step.check_liquidation(armed, armed.payload, runtime)
+    assert await PeriodicRunner(liquidation.SERVICE, store).record(
+        await step.check_liquidation(armed, store)
+    )
 
     events = [r.event for r in await store.read_correlation(cause.correlation_id)]
     planned = [e for e in events if isinstance(e, RebalancePlanned)]

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from services.strategy.dsl.compiler import WINDOW_INDICATORS, parse_symphony
+from services.strategy.dsl.compiler import parse_symphony
 from services.strategy.dsl.errors import DslError
 from services.strategy.dsl.evaluator import evaluate_symphony
+from services.strategy.dsl.indicators import INDICATORS
 from shared.marketdata.bars import BarSnapshot
 
 FIRST_DAY = date(2024, 1, 1)
@@ -34,7 +35,7 @@ TICKER = re.compile(r'\(asset "([^"]+)"')
 
 tickers = st.sampled_from([*HELD, HELD[0], HELD[1], MISSING])
 hostile_windows = st.sampled_from(["0", "1", "2", "3", "14", "200", "99999", "-3"])
-INDICATORS = tuple(sorted(WINDOW_INDICATORS))
+WINDOWED = tuple(sorted(name for name, spec in INDICATORS.items() if spec.windowed))
 
 
 @st.composite
@@ -47,7 +48,7 @@ def conditions(draw: st.DrawFn) -> str:
             return draw(st.sampled_from(["0", "-1", "50", "1e308", "0.000001"]))
         if kind == "price":
             return f'(current-price "{draw(tickers)}")'
-        indicator = draw(st.sampled_from(INDICATORS))
+        indicator = draw(st.sampled_from(WINDOWED))
         return f'({indicator} "{draw(tickers)}" {{:window {draw(hostile_windows)}}})'
 
     return f"({operator} {operand()} {operand()})"
@@ -73,7 +74,7 @@ def blocks(draw: st.DrawFn, depth: int = 3) -> str:
         weight = draw(st.sampled_from(["1", "0.5", "100", "0.0000001"]))
         return f"(weight-specified {weight} {draw(blocks(depth - 1))})"
     if kind == "filter":
-        rank = draw(st.sampled_from([*INDICATORS, "current-price"]))
+        rank = draw(st.sampled_from([*WINDOWED, "current-price"]))
         window = "" if rank == "current-price" else f" {{:window {draw(hostile_windows)}}}"
         selector = draw(st.sampled_from(["select-top", "select-bottom"]))
         count = draw(st.sampled_from(["1", "2", "50"]))

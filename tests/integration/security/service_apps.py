@@ -9,10 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.execution.service import definition as execution_definition
-from services.notify.service import definition as notify_definition
-from services.portfolio.service import definition as portfolio_definition
-from services.strategy.service import definition as strategy_definition
+from services.registry import SERVICES
 from shared.bus.memory import InMemoryBus
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
@@ -25,10 +22,7 @@ IN_WINDOW = "2024-11-26T15:50:00"
 """New York time inside a normal session's close window, so an unforced trigger may start."""
 
 DEFINITIONS: dict[str, Callable[[Settings], ServiceDefinition]] = {
-    "strategy": strategy_definition,
-    "portfolio": portfolio_definition,
-    "execution": execution_definition,
-    "notify": notify_definition,
+    name.value: registered.definition for name, registered in SERVICES.items()
 }
 
 

@@ -1,9 +1,12 @@
 """Every service's HTTP surface: /healthz alive whatever the dependencies, /readyz 503 with the
-reason while the bus is unreachable and 200 once the consumers are attached, /metrics."""
+reason while the bus is unreachable, or once a task of the runtime died, and 200 once the
+consumers are attached, /metrics; and the process stopping when a task dies."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import signal
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -15,7 +18,13 @@ from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
 from shared.messaging.consumer import HandlerContext
 from shared.service.app import create_app
-from shared.service.runtime import ServiceDefinition, ServiceRuntime
+from shared.service.runtime import (
+    Periodic,
+    PeriodicContext,
+    PeriodicOutcome,
+    ServiceDefinition,
+    ServiceRuntime,
+)
 from shared.settings import Settings
 from tests.eventually import eventually
 from tests.servers import delete_bus_namespace, unique_bus_namespace
@@ -39,15 +48,27 @@ def namespace() -> str:
     return unique_bus_namespace()
 
 
-async def running(
-    bus_url: str, store: SqlEventStore, namespace: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    definition = ServiceDefinition(
-        name="portfolio", default_port=0, event_types=("SignalGenerated",), handler=consume_only
+def service(*periodic: Periodic) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="portfolio",
+        event_types=("SignalGenerated",),
+        handler=consume_only,
+        periodic=periodic,
     )
+
+
+def runtime_of(
+    bus_url: str, store: SqlEventStore, namespace: str, tmp_path: Path, *periodic: Periodic
+) -> ServiceRuntime:
     settings = Settings(data_dir=tmp_path, bus_namespace=namespace)
     bus = RabbitMqBus(bus_url, exchange=settings.bus_exchange, reconnect_interval_s=0.2)
-    runtime = ServiceRuntime(definition, settings, store, bus)
+    return ServiceRuntime(service(*periodic), settings, store, bus)
+
+
+async def running(
+    bus_url: str, store: SqlEventStore, namespace: str, tmp_path: Path, *periodic: Periodic
+) -> AsyncIterator[httpx.AsyncClient]:
+    runtime = runtime_of(bus_url, store, namespace, tmp_path, *periodic)
     app = create_app(runtime)
     await runtime.start()
     try:
@@ -99,3 +120,77 @@ async def test_readyz_is_503_when_the_database_is_unreachable(
         assert ready.status_code == 503
         assert "database" in ready.json()["reason"]
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def failing_check(context: PeriodicContext) -> AsyncGenerator[PeriodicOutcome, None]:
+    raise RuntimeError("the check has a bug")
+    yield  # an async generator, as every periodic check is
+
+
+async def idle_check(context: PeriodicContext) -> AsyncGenerator[PeriodicOutcome, None]:
+    return
+    yield
+
+
+async def readiness_reason(client: httpx.AsyncClient) -> str | None:
+    ready = await client.get("/readyz")
+    return ready.json()["reason"] if ready.status_code == 503 else None
+
+
+async def test_readyz_is_503_naming_a_periodic_check_that_died_of_an_error(
+    store: SqlEventStore, namespace: str, tmp_path: Path
+) -> None:
+    doomed = Periodic("doomed-check", 0.01, failing_check)
+    async for client in running(CLOSED_AMQP_PORT, store, namespace, tmp_path, doomed):
+
+        async def died(client: httpx.AsyncClient = client) -> str | None:
+            reason = await readiness_reason(client)
+            return reason if reason and "doomed-check" in reason else None
+
+        reason = await eventually(died, message="/readyz named the dead check")
+        assert "portfolio:doomed-check" in reason
+        assert "RuntimeError: the check has a bug" in reason
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_readyz_is_503_naming_a_periodic_check_cancelled_from_outside(
+    store: SqlEventStore, namespace: str, tmp_path: Path
+) -> None:
+    idle = Periodic("idle-check", 0.01, idle_check)
+    async for client in running(CLOSED_AMQP_PORT, store, namespace, tmp_path, idle):
+        [task] = [t for t in asyncio.all_tasks() if t.get_name() == "portfolio:idle-check"]
+        task.cancel()
+
+        async def died(client: httpx.AsyncClient = client) -> str | None:
+            reason = await readiness_reason(client)
+            return reason if reason and "idle-check" in reason else None
+
+        reason = await eventually(died, message="/readyz named the cancelled check")
+        assert "portfolio:idle-check" in reason and "cancelled" in reason
+
+
+async def test_a_dead_task_stops_the_process_as_sigterm_does(
+    store: SqlEventStore, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raised: list[int] = []
+    monkeypatch.setattr(signal, "raise_signal", raised.append)
+    doomed = Periodic("doomed-check", 0.01, failing_check)
+    app = create_app(runtime_of(CLOSED_AMQP_PORT, store, namespace, tmp_path, doomed))
+    async with app.router.lifespan_context(app):
+        await eventually(lambda: raised, message="the process was told to stop")
+    assert raised == [signal.SIGTERM]
+
+
+async def test_a_service_stopped_normally_reports_no_dead_task(
+    store: SqlEventStore, namespace: str, tmp_path: Path
+) -> None:
+    idle = Periodic("idle-check", 0.01, idle_check)
+    runtime = runtime_of(CLOSED_AMQP_PORT, store, namespace, tmp_path, idle)
+    await runtime.start()
+
+    async def connecting() -> bool:
+        return "message bus" in ((await runtime.readiness()).reason or "")
+
+    await eventually(connecting, message="the runtime tried the bus")
+    await runtime.stop()
+    assert runtime.failure is None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.strategy.signal_step import SignalStep, bundled_config
-from shared.broker.models import Quote, Trade
+from shared.broker.models import Trade
 from shared.broker.port import Broker
 from shared.events.signals import SignalGenerated
 from shared.events.workflow import WorkflowFailed, WorkflowStarted
@@ -24,6 +24,7 @@ from shared.marketdata.barstore import BarStore
 from shared.marketdata.sample import ensure_sample
 from shared.messaging.consumer import HandlerContext
 from shared.settings import Settings
+from shared.trading import Quote
 
 NEW_YORK = dt.timezone(dt.timedelta(hours=-5))
 FILES = ("test.clj", "6-TQQQ-FLT.clj")

@@ -9,12 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from services.strategy.watchdog import fail_overdue
+from services.strategy.watchdog import deadline_failure, deadline_watchdog
 from services.strategy.workflow_status import project_workflow
 from shared.events.workflow import WorkflowFailed, WorkflowStarted
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
+from shared.service.runtime import PeriodicRunner
 from tests.servers import create_postgres_database, drop_postgres_database
+from tests.unit.events.examples import (
+    order_events,
+    rebalance_planned,
+    signal_generated,
+    workflow_failed,
+    workflow_started,
+)
 
 DEADLINE_S = 600.0
 
@@ -33,6 +41,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await event_store.close()
     if on_postgres:
         await drop_postgres_database(url)
+
+
+async def fail_overdue(store: SqlEventStore, deadline_s: float, now: dt.datetime) -> int:
+    """One round of the watchdog at `now`, committed as the runtime commits it."""
+    watchdog = deadline_watchdog(deadline_s, clock=lambda: now)
+    return await PeriodicRunner("strategy", store).run_once(watchdog)
 
 
 async def started(store: SqlEventStore) -> WorkflowStarted:
@@ -75,3 +89,20 @@ async def test_a_workflow_past_its_deadline_fails_once_naming_the_stalled_step(
 async def test_a_workflow_within_its_deadline_is_left_running(store: SqlEventStore) -> None:
     await started(store)
     assert await fail_overdue(store, DEADLINE_S, dt.datetime.now(dt.UTC)) == 0
+
+
+def test_a_workflow_stalled_after_its_plan_names_execution_whatever_came_last() -> None:
+    events = [workflow_started(), signal_generated(), rebalance_planned(), *order_events()]
+
+    failure = deadline_failure(events, DEADLINE_S, dt.datetime.now(dt.UTC))
+
+    assert failure is not None
+    assert failure.stalled_step == failure.failure_step == "trade_execution"
+    assert "the execution service did not answer" in failure.failure_reason
+    assert failure.causation_id == str(events[-1].event_id)
+
+
+def test_a_workflow_that_finished_after_it_was_found_overdue_is_not_failed() -> None:
+    events = [workflow_started(), signal_generated(), workflow_failed()]
+
+    assert deadline_failure(events, DEADLINE_S, dt.datetime.now(dt.UTC)) is None

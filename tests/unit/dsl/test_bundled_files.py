@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from services.strategy.dsl import parse_cache
+from services.strategy import parse_cache
 from services.strategy.dsl.ast import (
     Asset,
     Block,
@@ -28,10 +29,12 @@ from services.strategy.dsl.ast import (
 )
 from services.strategy.dsl.compiler import check_universe, parse_symphony
 from services.strategy.dsl.errors import DslSyntaxError
-from services.strategy.dsl.parse_cache import cache_key, load_symphony
+from services.strategy.parse_cache import cache_key, load_symphony
+from services.strategy.signal_step import bundled_symbols
 
 SYMPHONIES = Path(__file__).parents[3] / "services" / "strategy" / "symphonies"
 BUNDLED = sorted(SYMPHONIES.glob("*.clj"))
+CONFORMANCE_BARS = Path(__file__).parents[2] / "conformance" / "data" / "bars-public.parquet"
 
 
 def nodes(block: Block) -> Iterator[Block]:
@@ -56,6 +59,15 @@ def all_nodes(parsed: dict[str, Symphony]) -> list[Block]:
 
 def test_there_are_ten_bundled_files() -> None:
     assert len(BUNDLED) == 10
+
+
+def test_the_sample_symbols_are_every_ticker_of_the_bundled_files_plus_spy(
+    tmp_path: Path,
+) -> None:
+    expected = set(
+        pq.read_table(CONFORMANCE_BARS, columns=["symbol"]).column(0).unique().to_pylist()
+    )
+    assert bundled_symbols(tmp_path) == expected | {"SPY"}
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[path.name for path in BUNDLED])

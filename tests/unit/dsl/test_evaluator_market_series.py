@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from services.strategy.dsl.ast import IndicatorName, Span
+from services.strategy.dsl.ast import Span
 from services.strategy.dsl.failures import FailureTable
-from services.strategy.dsl.indicators import indicator_series
+from services.strategy.dsl.indicators import IndicatorName, indicator_series
 from services.strategy.dsl.market_series import MarketSeries, Series
 from shared.marketdata.bars import BarSnapshot
 

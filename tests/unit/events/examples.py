@@ -25,7 +25,6 @@ from shared.events import (
     PlanItem,
     PlanMetadata,
     PositionSnapshot,
-    Quote,
     RebalancePlan,
     RebalancePlanned,
     SignalGenerated,
@@ -39,6 +38,7 @@ from shared.events import (
     plan_id,
     signal_fingerprint,
 )
+from shared.trading import Quote, QuoteSource
 
 WORKFLOW_ID = "0b9f2a52-3c55-4d8e-9a43-4a3f8f1c2d10"
 AT = datetime(2026, 3, 2, 20, 46, 5, tzinfo=UTC)
@@ -64,7 +64,7 @@ def quote(symbol: str = "SPY") -> Quote:
         bid_size=Decimal(300),
         ask_size=Decimal(200),
         as_of=AT,
-        source="rest",
+        source=QuoteSource.REST,
     )
 
 

@@ -19,7 +19,12 @@ from shared.events import (
     encode,
     register_event,
 )
-from tests.unit.events.examples import every_event, order_filled, workflow_failed
+from tests.unit.events.examples import (
+    every_event,
+    order_filled,
+    signal_generated,
+    workflow_failed,
+)
 
 
 def test_every_core_event_type_has_an_example():
@@ -101,6 +106,31 @@ def test_workflow_failed_v1_is_read_back_as_v2():
     assert event.stalled_step is None
     assert event.failure_reason == "account unreadable"
     assert event.occurred_at.utcoffset() is not None
+
+
+def signal_generated_v1(current: Event) -> dict:
+    """`current` as the strategy service wrote it in version 1: the never-set fields as null."""
+    document = json.loads(encode(current))
+    document["schema_version"] = 1
+    document["consolidated_portfolio"]["constraints"] = None
+    for strategy in document["strategies"]:
+        for step in strategy["trace"]:
+            step["detail"] = None
+    return document
+
+
+def test_signal_generated_v1_is_read_back_as_v2_without_the_never_set_fields():
+    current = signal_generated()
+    event = decode(json.dumps(signal_generated_v1(current)))
+    assert event == current
+    assert event.schema_version == 2
+
+
+def test_a_signal_generated_v1_field_that_was_set_is_refused_not_dropped():
+    document = signal_generated_v1(signal_generated())
+    document["consolidated_portfolio"]["constraints"] = {"max_weight": 0.5}
+    with pytest.raises(InvalidEventError, match="constraints"):
+        decode(document)
 
 
 def test_invalid_payload_names_event_id_and_field():

@@ -19,15 +19,14 @@ from shared.broker.models import (
     MarketClock,
     Order,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
     Position,
     PositionClose,
-    Quote,
     Trade,
     TradingSession,
 )
+from shared.trading import Quote, QuoteSource, Side
 
 NOW = dt.datetime(2026, 11, 25, 20, 45, tzinfo=dt.UTC)
 
@@ -148,16 +147,6 @@ class FakeBroker:
             raise TransientBrokerError("submit: answer lost (timeout)", code="timeout")
         return order
 
-    async def replace_order(
-        self,
-        order_id: str,
-        *,
-        client_order_id: str,
-        qty: Decimal | None = None,
-        limit_price: Decimal | None = None,
-    ) -> Order:
-        raise NotImplementedError("execution never replaces orders")
-
     async def cancel_order(self, order_id: str) -> CancelResult:
         order = self.orders.get(order_id)
         if order is None:
@@ -207,7 +196,8 @@ class FakeBroker:
             ask=ask,
             bid_size=Decimal(100),
             ask_size=Decimal(100),
-            timestamp=NOW,
+            as_of=NOW,
+            source=QuoteSource.REST,
         )
 
     async def get_latest_trade(self, symbol: str) -> Trade | None:
@@ -228,7 +218,7 @@ class FakeBroker:
 
     def _fill(self, order: Order, qty: Decimal) -> Order:
         bid, ask = self.quotes[order.symbol]
-        price = order.limit_price or (ask if order.side is OrderSide.BUY else bid)
+        price = order.limit_price or (ask if order.side is Side.BUY else bid)
         filled = order.filled_qty + qty
         previous = order.filled_qty * (order.filled_avg_price or Decimal(0))
         done = filled >= order.qty
@@ -241,6 +231,6 @@ class FakeBroker:
             }
         )
         self.orders[order.order_id] = order
-        signed = qty if order.side is OrderSide.BUY else -qty
+        signed = qty if order.side is Side.BUY else -qty
         self.positions[order.symbol] = self.positions.get(order.symbol, Decimal(0)) + signed
         return order

@@ -3,11 +3,11 @@ against a hand-written broker on a fake clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from services.execution.machine import TimerKind
 from services.execution.state import ChainState, WorkflowPhase, from_document, to_document
-from services.execution.steps import ChainSteps
 from shared.broker.errors import (
     InsufficientBuyingPowerError,
     InsufficientQtyAvailableError,
@@ -24,8 +24,9 @@ from shared.events import (
 )
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted, WorkflowFailed
+from shared.trading import Quote, QuoteSource
 from tests.unit.execution.broker_fake import FakeBroker, Fill
-from tests.unit.execution.machine_run import MachineRun, line
+from tests.unit.execution.machine_run import T0, Machine, line
 
 QUOTE = (Decimal("100.00"), Decimal("100.50"))
 
@@ -34,9 +35,11 @@ def broker_for(**fills: Fill) -> FakeBroker:
     return FakeBroker(quotes={symbol: QUOTE for symbol in fills}, fills=dict(fills))
 
 
-async def test_passive_limit_that_never_fills_is_repegged_once_then_sent_to_market() -> None:
+async def test_passive_limit_that_never_fills_is_repegged_once_then_sent_to_market(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.MARKET_ONLY)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -58,9 +61,11 @@ async def test_passive_limit_that_never_fills_is_repegged_once_then_sent_to_mark
     assert len(run.of(WorkflowCompleted)) == 1
 
 
-async def test_cancel_that_races_a_fill_ends_the_chain_filled_without_a_repeg() -> None:
+async def test_cancel_that_races_a_fill_ends_the_chain_filled_without_a_repeg(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.ON_CANCEL)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -73,11 +78,11 @@ async def test_cancel_that_races_a_fill_ends_the_chain_filled_without_a_repeg() 
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_partial_fill_then_stall_chases_only_the_remainder_and_never_exceeds_requested() -> (
-    None
-):
+async def test_partial_fill_then_stall_chases_only_the_remainder_and_never_exceeds_requested(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.HALF_THEN_STALL)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -97,9 +102,9 @@ async def test_partial_fill_then_stall_chases_only_the_remainder_and_never_excee
     assert [a.kind for a in result.attempts] == ["limit", "repeg"]
 
 
-async def test_remainder_worth_less_than_the_minimum_completes_the_chain() -> None:
+async def test_remainder_worth_less_than_the_minimum_completes_the_chain(machine: Machine) -> None:
     broker = broker_for(AAA=Fill.ALL_BUT_CRUMB)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -110,10 +115,10 @@ async def test_remainder_worth_less_than_the_minimum_completes_the_chain() -> No
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_limit_rejected_at_submission_falls_back_to_a_market_order() -> None:
+async def test_limit_rejected_at_submission_falls_back_to_a_market_order(machine: Machine) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
     broker.submit_faults.append(InvalidOrderError("limit price out of band", code="42210000"))
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -129,13 +134,15 @@ async def test_limit_rejected_at_submission_falls_back_to_a_market_order() -> No
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_insufficient_buying_power_rejects_for_good_and_fails_the_workflow() -> None:
+async def test_insufficient_buying_power_rejects_for_good_and_fails_the_workflow(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
     broker.buying_power = Decimal("10")
     broker.submit_faults.append(
         InsufficientBuyingPowerError("insufficient buying power", code="40310000")
     )
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -155,10 +162,12 @@ async def test_insufficient_buying_power_rejects_for_good_and_fails_the_workflow
     assert failed[0].failure_reason == "trade execution failed: 0/1 orders succeeded"
 
 
-async def test_rate_limited_submission_is_retried_after_looking_the_order_up() -> None:
+async def test_rate_limited_submission_is_retried_after_looking_the_order_up(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
     broker.submit_faults.append(RateLimitedError("429 too many requests", retry_after_s=3.0))
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -171,10 +180,12 @@ async def test_rate_limited_submission_is_retried_after_looking_the_order_up() -
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_lost_submission_answer_finds_the_order_instead_of_placing_it_again() -> None:
+async def test_lost_submission_answer_finds_the_order_instead_of_placing_it_again(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
     broker.submit_faults.append("lost")
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -184,10 +195,10 @@ async def test_lost_submission_answer_finds_the_order_instead_of_placing_it_agai
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_sells_end_before_buying_power_is_checked_and_buys_start() -> None:
+async def test_sells_end_before_buying_power_is_checked_and_buys_start(machine: Machine) -> None:
     broker = broker_for(SSS=Fill.IMMEDIATE, BBB=Fill.IMMEDIATE)
     broker.positions["SSS"] = Decimal("20")
-    run = MachineRun.start(
+    run = await machine.start(
         broker, [line("BBB", "BUY", "1005"), line("SSS", "SELL", "-1005", "0.1")]
     )
 
@@ -200,10 +211,10 @@ async def test_sells_end_before_buying_power_is_checked_and_buys_start() -> None
     assert run.of(TradeExecuted)[0].orders_placed == 2
 
 
-async def test_liquidation_sells_the_whole_position_whatever_the_price() -> None:
+async def test_liquidation_sells_the_whole_position_whatever_the_price(machine: Machine) -> None:
     broker = broker_for(SSS=Fill.IMMEDIATE)
     broker.positions["SSS"] = Decimal("7.5")
-    run = MachineRun.start(broker, [line("SSS", "SELL", "-10", "0")])
+    run = await machine.start(broker, [line("SSS", "SELL", "-10", "0")])
 
     await run.run_to_end()
 
@@ -211,9 +222,11 @@ async def test_liquidation_sells_the_whole_position_whatever_the_price() -> None
     assert broker.positions["SSS"] == 0
 
 
-async def test_one_failed_symbol_makes_a_partial_execution_that_fails_the_workflow() -> None:
+async def test_one_failed_symbol_makes_a_partial_execution_that_fails_the_workflow(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005"), line("NOQ", "BUY", "500")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005"), line("NOQ", "BUY", "500")])
 
     await run.run_to_end()
 
@@ -226,9 +239,9 @@ async def test_one_failed_symbol_makes_a_partial_execution_that_fails_the_workfl
     )
 
 
-async def test_partial_execution_completes_when_partial_is_not_a_failure() -> None:
+async def test_partial_execution_completes_when_partial_is_not_a_failure(machine: Machine) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
-    run = MachineRun.start(
+    run = await machine.start(
         broker,
         [line("AAA", "BUY", "1005"), line("NOQ", "BUY", "500")],
         treat_partial_as_failure=False,
@@ -241,9 +254,9 @@ async def test_partial_execution_completes_when_partial_is_not_a_failure() -> No
     assert len(run.of(WorkflowCompleted)) == 1 and run.of(WorkflowFailed) == []
 
 
-async def test_micro_buy_is_skipped_and_not_placed() -> None:
+async def test_micro_buy_is_skipped_and_not_placed(machine: Machine) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005"), line("AAA2", "BUY", "0.50")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005"), line("AAA2", "BUY", "0.50")])
     broker.quotes["AAA2"] = QUOTE
 
     await run.run_to_end()
@@ -254,10 +267,9 @@ async def test_micro_buy_is_skipped_and_not_placed() -> None:
     assert "AAA2" not in {order.symbol for order in broker.orders.values()}
 
 
-async def test_state_document_round_trips_mid_workflow() -> None:
+async def test_state_document_round_trips_mid_workflow(machine: Machine) -> None:
     broker = broker_for(AAA=Fill.HALF_THEN_STALL)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
-    run.timers.sort(key=lambda timer: timer.due_at)
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -265,12 +277,32 @@ async def test_state_document_round_trips_mid_workflow() -> None:
     assert from_document(to_document(run.state)) == run.state
 
 
-async def test_submission_that_stays_rate_limited_is_rejected_as_retryable_then_falls_back() -> (
-    None
-):
+async def test_state_document_saved_before_quotes_carried_a_symbol_reads_back(
+    machine: Machine,
+) -> None:
+    run = await machine.start(broker_for(AAA=Fill.NEVER), [line("AAA", "BUY", "1005")])
+    quoted = Quote(
+        symbol="AAA",
+        bid=QUOTE[0],
+        ask=QUOTE[1],
+        bid_size=Decimal(100),
+        ask_size=Decimal(100),
+        as_of=T0,
+        source=QuoteSource.REST,
+    )
+    state = run.state.with_chain(replace(run.state.chains[0], quote=quoted))
+    document = to_document(state)
+    del document["chains"][0]["quote"]["symbol"]
+
+    assert from_document(document) == state
+
+
+async def test_submission_that_stays_rate_limited_is_rejected_as_retryable_then_falls_back(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.IMMEDIATE)
     broker.submit_faults.extend(RateLimitedError("429", retry_after_s=None) for _ in range(4))
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")], broker_retries=3)
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")], broker_retries=3)
 
     await run.run_to_end()
 
@@ -282,16 +314,11 @@ async def test_submission_that_stays_rate_limited_is_rejected_as_retryable_then_
     assert len(broker.orders) == 1 and run.of(TradeExecuted)[0].success
 
 
-async def test_limit_ended_by_the_broker_sends_the_remainder_to_market() -> None:
+async def test_limit_ended_by_the_broker_sends_the_remainder_to_market(machine: Machine) -> None:
     broker = broker_for(AAA=Fill.NEVER)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
-    run.timers.sort(key=lambda timer: timer.due_at)
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
     for _ in range(2):
-        run.apply(
-            await ChainSteps(broker, run.settings, clock=lambda: run.now).fire(
-                run.state, run.timers[0].chain, run.timers.pop(0).kind, {}
-            )
-        )
+        await run.step()
     (limit,) = broker.orders.values()
     broker.orders[limit.order_id] = limit.model_copy(
         update={"status": OrderStatus.REJECTED, "broker_status": "expired"}
@@ -308,9 +335,9 @@ async def test_limit_ended_by_the_broker_sends_the_remainder_to_market() -> None
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_repeg_refused_for_insufficient_qty_is_resubmitted_once_with_the_available_qty() -> (
-    None
-):
+async def test_repeg_refused_for_insufficient_qty_is_resubmitted_once_with_the_available_qty(
+    machine: Machine,
+) -> None:
     broker = broker_for(SSS=Fill.MARKET_ONLY)
     broker.positions["SSS"] = Decimal(10)
     refusal = InsufficientQtyAvailableError(
@@ -320,7 +347,7 @@ async def test_repeg_refused_for_insufficient_qty_is_resubmitted_once_with_the_a
         code="40310000",
     )
     broker.submit_faults.extend(["ok", refusal])
-    run = MachineRun.start(broker, [line("SSS", "SELL", "-1005", "0.1")])
+    run = await machine.start(broker, [line("SSS", "SELL", "-1005", "0.1")])
 
     await run.run_to_end()
 
@@ -333,9 +360,11 @@ async def test_repeg_refused_for_insufficient_qty_is_resubmitted_once_with_the_a
     assert run.of(OrderRejected)[0].reason.startswith("insufficient qty available")
 
 
-async def test_market_order_still_working_after_the_final_wait_is_cancelled_and_fails() -> None:
+async def test_market_order_still_working_after_the_final_wait_is_cancelled_and_fails(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.NEVER)
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -351,10 +380,12 @@ async def test_market_order_still_working_after_the_final_wait_is_cancelled_and_
     assert trade.execution_data.orders[0].error_message is None
 
 
-async def test_cancel_confirmed_late_is_awaited_on_a_timer_before_the_repeg() -> None:
+async def test_cancel_confirmed_late_is_awaited_on_a_timer_before_the_repeg(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.MARKET_ONLY)
     broker.cancel_delays["AAA"] = 3
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -368,10 +399,10 @@ async def test_cancel_confirmed_late_is_awaited_on_a_timer_before_the_repeg() ->
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_unconfirmed_cancel_skips_the_repeg_and_counts_as_a_check() -> None:
+async def test_unconfirmed_cancel_skips_the_repeg_and_counts_as_a_check(machine: Machine) -> None:
     broker = broker_for(AAA=Fill.MARKET_ONLY)
     broker.cancel_delays["AAA"] = 10**6
-    run = MachineRun.start(broker, [line("AAA", "BUY", "1005")])
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
 
@@ -384,11 +415,13 @@ async def test_unconfirmed_cancel_skips_the_repeg_and_counts_as_a_check() -> Non
     assert run.state.chains[0].checks == 2
 
 
-async def test_no_quote_after_three_attempts_sends_a_liquidation_to_market() -> None:
+async def test_no_quote_after_three_attempts_sends_a_liquidation_to_market(
+    machine: Machine,
+) -> None:
     broker = broker_for(SSS=Fill.IMMEDIATE)
     broker.positions["SSS"] = Decimal(4)
     broker.no_quotes.add("SSS")
-    run = MachineRun.start(broker, [line("SSS", "SELL", "-400", "0")])
+    run = await machine.start(broker, [line("SSS", "SELL", "-400", "0")])
 
     await run.run_to_end()
 

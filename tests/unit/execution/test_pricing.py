@@ -7,8 +7,6 @@ import pytest
 
 from services.execution.pricing import (
     InsufficientQtyAction,
-    Quote,
-    QuoteSource,
     after_insufficient_qty,
     choose_quote,
     initial_limit_price,
@@ -19,10 +17,10 @@ from services.execution.pricing import (
     repeg_price,
     rest_quote,
 )
-from services.execution.sizing import OrderSide
+from shared.trading import Quote, QuoteSource, Side
 
 NOW = datetime(2026, 11, 26, 20, 45, tzinfo=UTC)
-BUY, SELL = OrderSide.BUY, OrderSide.SELL
+BUY, SELL = Side.BUY, Side.SELL
 
 
 def quote(
@@ -33,6 +31,7 @@ def quote(
     age_s: float = 0,
 ) -> Quote:
     return Quote(
+        symbol="AAA",
         bid=Decimal(bid),
         ask=Decimal(ask),
         bid_size=Decimal(sizes[0]),
@@ -70,7 +69,7 @@ def stream(bid: str, ask: str, sizes: tuple[str, str] = ("100", "100"), age_s: f
     ],
 )
 def test_initial_limit_price_vectors_of_the_spec(
-    the_quote: Quote, qty: str, side: OrderSide, price: str
+    the_quote: Quote, qty: str, side: Side, price: str
 ) -> None:
     assert initial_limit_price(side, the_quote, Decimal(qty)) == Decimal(price)
 
@@ -108,7 +107,7 @@ def test_stream_sell_is_never_priced_below_the_buy() -> None:
 
 
 def test_rest_price_of_a_mirrored_one_sided_quote_is_that_side() -> None:
-    one_sided = rest_quote(None, Decimal("20.00"), Decimal(0), Decimal(5), NOW)
+    one_sided = rest_quote(quote("0", "20.00", ("0", "5")))
 
     assert one_sided is not None
     assert (one_sided.bid, one_sided.ask) == (Decimal("20.00"), Decimal("20.00"))
@@ -117,7 +116,7 @@ def test_rest_price_of_a_mirrored_one_sided_quote_is_that_side() -> None:
 
 
 def test_rest_quote_with_no_side_is_no_quote() -> None:
-    assert rest_quote(Decimal(0), None, Decimal(0), Decimal(0), NOW) is None
+    assert rest_quote(quote("0", "0", ("0", "0"))) is None
 
 
 def test_a_sub_cent_price_is_raised_to_one_cent() -> None:
@@ -159,7 +158,7 @@ def test_prices_are_quantised_to_cents_half_even() -> None:
     ],
 )
 def test_repeg_price_vectors(
-    side: OrderSide,
+    side: Side,
     anchor: str | None,
     bid: str,
     ask: str,
@@ -287,9 +286,10 @@ def test_remaining_too_small_rule(
 def test_remainder_is_valued_at_the_far_side_else_the_mid() -> None:
     book = quote("99.00", "101.00")
 
-    assert remainder_reference_price(BUY, book, Decimal(100)) == Decimal("101.00")
-    assert remainder_reference_price(SELL, book, Decimal(100)) == Decimal("99.00")
-    assert remainder_reference_price(SELL, None, Decimal(100)) == Decimal(100)
+    assert remainder_reference_price(BUY, book) == Decimal("101.00")
+    assert remainder_reference_price(SELL, book) == Decimal("99.00")
+    assert remainder_reference_price(SELL, quote("101.00", "99.00")) == Decimal(100)
+    assert remainder_reference_price(SELL, None) is None
 
 
 @pytest.mark.parametrize(

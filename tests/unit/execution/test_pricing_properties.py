@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.execution.pricing import Quote, QuoteSource, initial_limit_price, repeg_price
-from services.execution.sizing import OrderSide
+from services.execution.pricing import initial_limit_price, repeg_price
+from shared.trading import Quote, QuoteSource, Side
 
 NOW = datetime(2026, 11, 26, 20, 45, tzinfo=UTC)
 BOUNDED = settings(max_examples=200, deadline=None)
@@ -20,6 +20,7 @@ def books(draw: st.DrawFn) -> Quote:
     bid_cents = draw(st.integers(100, 100_000))
     spread_cents = draw(st.integers(0, 500))
     return Quote(
+        symbol="AAA",
         bid=Decimal(bid_cents) / 100,
         ask=Decimal(bid_cents + spread_cents) / 100,
         bid_size=Decimal(draw(st.integers(0, 5_000))),
@@ -34,8 +35,8 @@ def books(draw: st.DrawFn) -> Quote:
 def test_initial_limit_price_never_sells_below_the_buy_and_rest_prices_stay_in_the_book(
     book: Quote, qty: Decimal
 ) -> None:
-    buy = initial_limit_price(OrderSide.BUY, book, qty)
-    sell = initial_limit_price(OrderSide.SELL, book, qty)
+    buy = initial_limit_price(Side.BUY, book, qty)
+    sell = initial_limit_price(Side.SELL, book, qty)
 
     assert buy is not None and sell is not None
     assert sell >= buy
@@ -60,8 +61,8 @@ def test_repeg_crosses_the_spread_by_the_minimum_and_never_repeats_a_price(
     buy_history = [buy_anchor, buy_crossing] if repeat else [buy_anchor]
     sell_history = [sell_anchor, sell_crossing] if repeat else [sell_anchor]
 
-    buy = repeg_price(OrderSide.BUY, buy_anchor, book, buy_history)
-    sell = repeg_price(OrderSide.SELL, sell_anchor, book, sell_history)
+    buy = repeg_price(Side.BUY, buy_anchor, book, buy_history)
+    sell = repeg_price(Side.SELL, sell_anchor, book, sell_history)
 
     assert buy is not None and buy >= buy_crossing
     assert buy not in buy_history

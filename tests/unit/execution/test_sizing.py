@@ -10,15 +10,16 @@ from services.execution.sizing import (
     NO_PRICE,
     ROUNDS_TO_ZERO,
     AssetInfo,
-    OrderSide,
     PreflightCode,
     SizedOrder,
     SizingOutcome,
+    is_liquidation,
     market_buy_shortfall,
     preflight,
     remaining_quantity,
     size_order,
 )
+from shared.trading import Side
 
 FRACTIONABLE = AssetInfo(tradable=True, fractionable=True)
 WHOLE_SHARES = AssetInfo(tradable=True, fractionable=False)
@@ -27,7 +28,7 @@ MIN_NOTIONAL = Decimal("1.00")
 
 @dataclass(frozen=True)
 class SizingCase:
-    side: OrderSide
+    side: Side
     trade_amount: str
     price: str | None
     asset: AssetInfo | None
@@ -47,13 +48,13 @@ def skipped(reason: str) -> SizedOrder:
 
 SIZING_CASES = {
     "fractionable-buy-six-decimals-half-even": SizingCase(
-        OrderSide.BUY, "100", "3", FRACTIONABLE, sized("33.333333")
+        Side.BUY, "100", "3", FRACTIONABLE, sized("33.333333")
     ),
     "half-even-at-the-sixth-decimal": SizingCase(
-        OrderSide.BUY, "1.0000025", "1", FRACTIONABLE, sized("1.000002")
+        Side.BUY, "1.0000025", "1", FRACTIONABLE, sized("1.000002")
     ),
     "8-04-liquidation-sells-the-whole-position-whatever-the-price": SizingCase(
-        OrderSide.SELL,
+        Side.SELL,
         "-1000",
         None,
         WHOLE_SHARES,
@@ -63,57 +64,57 @@ SIZING_CASES = {
         qty_available="10",
     ),
     "8-04-liquidation-without-a-position-rounds-to-zero": SizingCase(
-        OrderSide.SELL, "-1000", "100", WHOLE_SHARES, skipped(ROUNDS_TO_ZERO), liquidation=True
+        Side.SELL, "-1000", "100", WHOLE_SHARES, skipped(ROUNDS_TO_ZERO), liquidation=True
     ),
     "8-12-asset-metadata-unavailable-floors-to-whole-shares": SizingCase(
-        OrderSide.BUY, "1000", "30", None, sized("33")
+        Side.BUY, "1000", "30", None, sized("33")
     ),
     "8-13-whole-share-asset-floors-a-fractional-quantity": SizingCase(
-        OrderSide.SELL, "-250", "100", WHOLE_SHARES, sized("2"), qty_available="10"
+        Side.SELL, "-250", "100", WHOLE_SHARES, sized("2"), qty_available="10"
     ),
     "8-14-quantity-rounding-to-zero-is-skipped": SizingCase(
-        OrderSide.BUY, "99", "100", WHOLE_SHARES, skipped(ROUNDS_TO_ZERO)
+        Side.BUY, "99", "100", WHOLE_SHARES, skipped(ROUNDS_TO_ZERO)
     ),
     "8-14-tiny-fractionable-sell-rounding-to-zero-is-skipped": SizingCase(
-        OrderSide.SELL, "-0.00001", "100", FRACTIONABLE, skipped(ROUNDS_TO_ZERO)
+        Side.SELL, "-0.00001", "100", FRACTIONABLE, skipped(ROUNDS_TO_ZERO)
     ),
     "8-15-fractionable-buy-below-one-dollar-is-skipped": SizingCase(
-        OrderSide.BUY, "0.99", "10", FRACTIONABLE, skipped(BELOW_MIN_NOTIONAL)
+        Side.BUY, "0.99", "10", FRACTIONABLE, skipped(BELOW_MIN_NOTIONAL)
     ),
     "8-15-fractionable-buy-of-exactly-one-dollar-is-sized": SizingCase(
-        OrderSide.BUY, "1.00", "10", FRACTIONABLE, sized("0.1")
+        Side.BUY, "1.00", "10", FRACTIONABLE, sized("0.1")
     ),
     "8-15-fractionable-buy-without-price-is-skipped": SizingCase(
-        OrderSide.BUY, "500", None, FRACTIONABLE, skipped(BELOW_MIN_NOTIONAL)
+        Side.BUY, "500", None, FRACTIONABLE, skipped(BELOW_MIN_NOTIONAL)
     ),
     "8-15-sells-are-never-skipped-for-notional": SizingCase(
-        OrderSide.SELL, "-0.50", "0.25", FRACTIONABLE, sized("2")
+        Side.SELL, "-0.50", "0.25", FRACTIONABLE, sized("2")
     ),
     "whole-share-buy-without-price-fails-no-price": SizingCase(
-        OrderSide.BUY,
+        Side.BUY,
         "500",
         None,
         WHOLE_SHARES,
         SizedOrder(SizingOutcome.FAILED, Decimal(0), NO_PRICE),
     ),
     "partial-sell-without-price-fails-no-price": SizingCase(
-        OrderSide.SELL,
+        Side.SELL,
         "-500",
         None,
         FRACTIONABLE,
         SizedOrder(SizingOutcome.FAILED, Decimal(0), NO_PRICE),
     ),
     "8-43-price-fall-caps-the-sell-at-the-available-quantity": SizingCase(
-        OrderSide.SELL, "-1000", "80", WHOLE_SHARES, sized("10"), qty_available="10"
+        Side.SELL, "-1000", "80", WHOLE_SHARES, sized("10"), qty_available="10"
     ),
     "8-43-fractional-cap-is-truncated-never-rounded-up": SizingCase(
-        OrderSide.SELL, "-1000", "80", FRACTIONABLE, sized("2.5"), qty_available="2.5000009"
+        Side.SELL, "-1000", "80", FRACTIONABLE, sized("2.5"), qty_available="2.5000009"
     ),
     "8-43-cap-on-a-whole-share-asset-floors-the-available-quantity": SizingCase(
-        OrderSide.SELL, "-1000", "80", WHOLE_SHARES, sized("2"), qty_available="2.7"
+        Side.SELL, "-1000", "80", WHOLE_SHARES, sized("2"), qty_available="2.7"
     ),
     "liquidation-is-capped-by-shares-held-in-foreign-orders": SizingCase(
-        OrderSide.SELL,
+        Side.SELL,
         "-1000",
         "100",
         WHOLE_SHARES,
@@ -123,7 +124,7 @@ SIZING_CASES = {
         qty_available="6",
     ),
     "nothing-available-to-sell-is-skipped": SizingCase(
-        OrderSide.SELL, "-1000", "100", WHOLE_SHARES, skipped(ROUNDS_TO_ZERO), qty_available="0"
+        Side.SELL, "-1000", "100", WHOLE_SHARES, skipped(ROUNDS_TO_ZERO), qty_available="0"
     ),
 }
 
@@ -211,3 +212,9 @@ def test_8_19_market_buy_short_of_buying_power_names_cost_and_available() -> Non
 def test_market_buy_within_buying_power_or_without_price_passes() -> None:
     assert market_buy_shortfall("AAA", Decimal(10), Decimal(100), Decimal(1000)) is None
     assert market_buy_shortfall("AAA", Decimal(10), None, Decimal(0)) is None
+
+
+def test_only_a_sell_to_a_zero_target_is_a_liquidation() -> None:
+    assert is_liquidation(Side.SELL, Decimal(0))
+    assert not is_liquidation(Side.SELL, Decimal("0.1"))
+    assert not is_liquidation(Side.BUY, Decimal(0))

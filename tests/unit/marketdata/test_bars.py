@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from shared.marketdata.bars import BarDataError, BarSnapshot, load_bars
+from shared.marketdata.bars import BarDataError, BarSnapshot
+from shared.marketdata.bars_file import load_bars
 
 CONFORMANCE_BARS = Path(__file__).parents[2] / "conformance" / "data" / "bars-public.parquet"
 HEADER = "date,symbol,open,high,low,close,volume\n"

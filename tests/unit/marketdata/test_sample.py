@@ -6,20 +6,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from shared.marketdata.barstore import SYNTHETIC_NOTE_FILE, BarStore
-from shared.marketdata.sample import (
-    SAMPLE_SESSIONS,
-    bundled_symbols,
-    ensure_sample,
-    generate_sample,
-    strategy_tickers,
-)
+from shared.marketdata.sample import SAMPLE_SESSIONS, ensure_sample, generate_sample
 from tests.unit.marketdata.tables import bars_table
 
-CONFORMANCE_BARS = Path(__file__).parents[2] / "conformance" / "data" / "bars-public.parquet"
 WEEKDAYS = np.arange(
     np.datetime64("2021-03-01"), np.datetime64("2021-09-01"), dtype="datetime64[D]"
 )
@@ -64,23 +56,6 @@ def test_leveraged_funds_move_by_a_multiple_of_their_underlying() -> None:
     for fund, multiple in (("TQQQ", 3.0), ("SQQQ", -3.0)):
         levered = np.diff(series[fund]) / series[fund][:-1]
         np.testing.assert_allclose(levered, multiple * underlying - 0.0001, atol=2e-3)
-
-
-def test_tickers_come_from_assets_and_indicator_calls_even_across_lines(tmp_path: Path) -> None:
-    strategy = tmp_path / "s.clj"
-    strategy.write_text(
-        '(if (> (rsi "SPY" {:window 10}) 79)\n [(asset\n   "UVXY"\n   "ProShares")]\n'
-        ' [(group "Not A Ticker" [(asset "BIL")])])',
-        encoding="utf-8",
-    )
-    assert strategy_tickers([strategy]) == frozenset({"SPY", "UVXY", "BIL"})
-
-
-def test_bundled_symbols_are_every_ticker_of_the_bundled_files_plus_spy() -> None:
-    expected = set(
-        pq.read_table(CONFORMANCE_BARS, columns=["symbol"]).column(0).unique().to_pylist()
-    )
-    assert bundled_symbols() == expected | {"SPY"}
 
 
 # 2024-07-03 is an early close (13:00 New York = 17:00 UTC); 2024-07-04 is a holiday.

@@ -42,7 +42,8 @@ from shared.events import (
     plan_id,
     signal_fingerprint,
 )
-from shared.events.types import FailureStep, Side
+from shared.events.types import FailureStep
+from shared.trading import Side
 
 SOURCES = {
     "signal_generation": "strategy",

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from services.portfolio.snapshot import AccountSnapshot, PlanningQuote
+from services.portfolio.snapshot import AccountSnapshot
+from shared.trading import Quote, QuoteSource
+
+AS_OF = datetime(2026, 11, 26, 20, 45, tzinfo=UTC)
+
+
+def quote(symbol: str, bid: Decimal | None, ask: Decimal | None) -> Quote:
+    """A latest quote with only its sides given; an absent side is 0, as Alpaca reports it."""
+    return Quote(
+        symbol=symbol,
+        bid=bid or Decimal(0),
+        ask=ask or Decimal(0),
+        bid_size=Decimal(0),
+        ask_size=Decimal(0),
+        as_of=AS_OF,
+        source=QuoteSource.REST,
+    )
 
 
 def account(
@@ -28,7 +45,7 @@ def account(
         cash=Decimal(cash),
         portfolio_value=Decimal(portfolio_value) if portfolio_value is not None else equity,
         positions=positions,
-        quotes={symbol: PlanningQuote(price, price) for symbol, price in prices.items()},
+        quotes={symbol: quote(symbol, price, price) for symbol, price in prices.items()},
     )
 
 

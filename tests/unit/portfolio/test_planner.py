@@ -20,9 +20,8 @@ from services.portfolio.snapshot import (
     InvalidSnapshotError,
     NonPositiveCashError,
     PlanningError,
-    PlanningQuote,
 )
-from tests.unit.portfolio.accounts import account, weights
+from tests.unit.portfolio.accounts import account, quote, weights
 
 RESERVE = Decimal("0.01")
 
@@ -174,8 +173,8 @@ def test_minimum_trade_is_one_percent_of_equity_rounded_half_up(
 def test_planning_price_is_the_mid_with_a_one_sided_quote_mirrored(
     bid: str | None, ask: str | None, price: str
 ) -> None:
-    quote = PlanningQuote(Decimal(bid) if bid else None, Decimal(ask) if ask else None)
-    snapshot = AccountSnapshot(Decimal(100), Decimal(100), {}, {"AAA": quote})
+    quoted = quote("AAA", Decimal(bid) if bid else None, Decimal(ask) if ask else None)
+    snapshot = AccountSnapshot(Decimal(100), Decimal(100), {}, {"AAA": quoted})
 
     plan = plan_rebalance(snapshot, weights(AAA="1"), RESERVE)
 
@@ -190,8 +189,8 @@ def test_planning_price_is_the_mid_with_a_one_sided_quote_mirrored(
 def test_an_unusable_quote_fails_planning_naming_the_symbol(
     bid: str | None, ask: str | None
 ) -> None:
-    quote = PlanningQuote(Decimal(bid) if bid else None, Decimal(ask) if ask else None)
-    snapshot = AccountSnapshot(Decimal(100), Decimal(100), {}, {"AAA": quote})
+    quoted = quote("AAA", Decimal(bid) if bid else None, Decimal(ask) if ask else None)
+    snapshot = AccountSnapshot(Decimal(100), Decimal(100), {}, {"AAA": quoted})
 
     with pytest.raises(InvalidPriceError, match=r"^Invalid price for AAA"):
         plan_rebalance(snapshot, weights(AAA="1"), RESERVE)
@@ -273,7 +272,7 @@ PLANNER_EDGE_CASES = {
             Decimal(1000),
             Decimal(2000),
             {"DEAD": Decimal(10)},
-            {"AAA": PlanningQuote(Decimal(10), Decimal(10))},
+            {"AAA": quote("AAA", Decimal(10), Decimal(10))},
         ),
         weights(AAA="1"),
         error=InvalidPriceError,

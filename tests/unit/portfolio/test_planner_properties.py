@@ -8,9 +8,11 @@ from decimal import ROUND_DOWN, Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.execution.sizing import AssetInfo, OrderSide, SizingOutcome, size_order
+from services.execution.sizing import AssetInfo, SizingOutcome, size_order
 from services.portfolio.planner import PlanItem, RebalancePlan, TradeAction, plan_rebalance
-from services.portfolio.snapshot import AccountSnapshot, PlanningQuote
+from services.portfolio.snapshot import AccountSnapshot
+from shared.trading import Side
+from tests.unit.portfolio.accounts import quote
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH")
 MICRO = Decimal("0.000001")
@@ -48,8 +50,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         states[first] = (*states[first][:4], 1)
     prices = {symbol: Decimal(state[0]) / 100 for symbol, state in states.items()}
     quotes = {
-        symbol: PlanningQuote(
-            prices[symbol] - Decimal(spread) / 200, prices[symbol] + Decimal(spread) / 200
+        symbol: quote(
+            symbol, prices[symbol] - Decimal(spread) / 200, prices[symbol] + Decimal(spread) / 200
         )
         for symbol, (_, spread, *_rest) in states.items()
     }
@@ -118,11 +120,11 @@ def execute_ideally(scenario: Scenario, plan: RebalancePlan) -> dict[str, Decima
     for item in plan.items:
         if item.action is TradeAction.HOLD:
             continue
-        side = OrderSide.BUY if item.action is TradeAction.BUY else OrderSide.SELL
+        side = Side.BUY if item.action is TradeAction.BUY else Side.SELL
         sized = size_order(
             side=side,
             trade_amount=item.trade_amount,
-            liquidation=side is OrderSide.SELL and item.target_weight == 0,
+            liquidation=side is Side.SELL and item.target_weight == 0,
             price=item.price,
             position_qty=holdings[item.symbol],
             qty_available=holdings[item.symbol],
@@ -130,7 +132,7 @@ def execute_ideally(scenario: Scenario, plan: RebalancePlan) -> dict[str, Decima
             min_notional_usd=Decimal("1.00"),
         )
         if sized.outcome is SizingOutcome.SIZED:
-            holdings[item.symbol] += sized.qty if side is OrderSide.BUY else -sized.qty
+            holdings[item.symbol] += sized.qty if side is Side.BUY else -sized.qty
     return {s: qty * scenario.prices[s] for s, qty in holdings.items()}
 
 

@@ -4,9 +4,10 @@ The largest bundled file takes a noticeable fraction of a second to read and che
 strategy process (and every `alchemiser evaluate`) loads all files at start, so the compiled tree
 is pickled under `ALCHEMISER_CACHE_DIR`. The key covers everything the tree depends on: the
 file's bytes (SHA-256), its name (errors and warnings carry it), and a fingerprint of the
-parser's own source, so changing the reader, the compiler or the AST invalidates old entries by
-itself. The cache directory is our own and trusted (it holds pickles); an unreadable or corrupt
-entry is ignored and rebuilt, and a cache that cannot be written never fails a load.
+parser's own source, so changing the reader, the compiler, the indicator table or the AST
+invalidates old entries by itself. The cache directory is our own and trusted (it holds
+pickles); an unreadable or corrupt entry is ignored and rebuilt, and a cache that cannot be
+written never fails a load.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from services.strategy.dsl import ast, compiler, reader
+from services.strategy.dsl import ast, compiler, indicators, reader
 from services.strategy.dsl.ast import Symphony
 from services.strategy.dsl.compiler import parse_symphony
 from services.strategy.dsl.errors import DslSyntaxError
@@ -30,10 +31,10 @@ CACHE_FORMAT_VERSION = 1
 
 
 def _parser_fingerprint() -> str:
-    """Changes whenever the reader, the compiler or the AST changes (bump the format version
-    by hand only for an installation without source files)."""
+    """Changes whenever the reader, the compiler, the indicator table or the AST changes (bump
+    the format version by hand only for an installation without source files)."""
     digest = hashlib.sha256(f"format {CACHE_FORMAT_VERSION}".encode())
-    for module in (ast, reader, compiler):
+    for module in (ast, reader, compiler, indicators):
         path = module.__file__
         digest.update(Path(path).read_bytes() if path else module.__name__.encode())
     return digest.hexdigest()

@@ -1,0 +1,967 @@
+"""The order-chain rules of execution, pure: what one plan item's chain of orders does when one
+of its timers fires or the broker answers.
+
+`decide(workflow, chain, observation, now, policy)` returns a `Decision`: the chain's new state,
+the events to record, the timers to arm and, when the step cannot finish without another broker
+answer (a poll that cancels, reads the order back, reads a quote and re-pegs), the broker
+`command` to perform next. The shell (`steps.py`) performs the command and calls `decide` again
+with the answer (`observation`), until a decision asks for nothing more; the events of all those
+decisions and the last one's timers are the step's result. Nothing here touches the broker, the
+clock, the environment or the log: warnings come back as `notes` for the shell to write.
+
+Each rule is one small function below, named for what it decides, so changing a rule (what an
+unconfirmed cancel does, when a remainder goes to market) is a change in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from services.execution import pricing, sizing
+from services.execution.machine import (
+    QUOTE_ATTEMPTS,
+    QUOTE_PAUSE_S,
+    Emitter,
+    TimerKind,
+    TimerRequest,
+    backoff_s,
+    doubling_wait_s,
+)
+from services.execution.policy import ExecutionPolicy
+from services.execution.state import (
+    AttemptKind,
+    AttemptRecord,
+    Chain,
+    ChainState,
+    OrderIntent,
+    RequestReason,
+    WorkflowExecution,
+    WorkflowPhase,
+)
+from shared.broker.errors import BrokerError, InsufficientQtyAvailableError, RateLimitedError
+from shared.broker.models import (
+    CancelOutcome,
+    CancelResult,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+)
+from shared.events import (
+    Event,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderRequested,
+    OrderSubmitted,
+    client_order_id,
+)
+from shared.trading import Quote, Side
+
+# ---------------------------------------------------------------------- broker commands
+
+
+@dataclass(frozen=True)
+class ReadQuote:
+    """The latest quote, to price the chain's first order or a re-peg."""
+
+    symbol: str
+    purpose: Literal["price", "repeg"]
+
+
+@dataclass(frozen=True)
+class ReadSizingFacts:
+    """The asset's metadata and, when `with_position`, the position: what sizing needs besides
+    the quote."""
+
+    symbol: str
+    with_position: bool
+
+
+@dataclass(frozen=True)
+class ReadBuyingPower:
+    """The latest quote, then the account's buying power, before a market BUY of `qty`."""
+
+    symbol: str
+    qty: Decimal
+    reason: RequestReason
+
+
+@dataclass(frozen=True)
+class LookUpOrder:
+    """The chain's intent at the broker by its client order id: before it is submitted, and
+    after a submission that failed retryably (`failure`), which the broker may have placed all
+    the same."""
+
+    client_order_id: str
+    failure: BrokerError | None = None
+
+
+@dataclass(frozen=True)
+class SubmitOrder:
+    request: OrderRequest
+
+
+class ReadPurpose(StrEnum):
+    SUPERVISE = "supervise"
+    """The poll: has the working order filled or ended, is it time to re-peg?"""
+    AFTER_CANCEL = "after_cancel"
+    """The broker took a cancel: has the order ended yet?"""
+    CONFIRM_CANCEL = "confirm_cancel"
+    """The order had ended before the cancel reached it: how?"""
+    CANCEL_CHECK = "cancel_check"
+    """The cancel confirmation wait: has the order ended by now?"""
+    LEFTOVER = "leftover"
+    """The leftover market order was cancelled: what did it fill?"""
+
+
+@dataclass(frozen=True)
+class ReadOrder:
+    broker_order_id: str
+    purpose: ReadPurpose
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    broker_order_id: str
+    purpose: Literal["repeg", "escalation", "leftover"]
+
+
+Command = (
+    ReadQuote
+    | ReadSizingFacts
+    | ReadBuyingPower
+    | LookUpOrder
+    | SubmitOrder
+    | ReadOrder
+    | CancelOrder
+)
+
+# ---------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    kind: TimerKind
+    reason: RequestReason = "fallback"
+    """Why a market order is asked for; a MARKET_BP timer carries it in its payload."""
+
+
+@dataclass(frozen=True)
+class QuoteRead:
+    asked: ReadQuote
+    quote: Quote | None
+    """As the broker gave it; None when it has none or the read failed."""
+
+
+@dataclass(frozen=True)
+class SizingFactsRead:
+    asked: ReadSizingFacts
+    asset: sizing.AssetInfo | None
+    """None when the asset is unknown or its lookup failed."""
+    position: Position | None = None
+    position_failed: bool = False
+
+
+@dataclass(frozen=True)
+class BuyingPowerRead:
+    asked: ReadBuyingPower
+    quote: Quote | None
+    buying_power: Decimal | None
+    """None when the account read failed."""
+
+
+@dataclass(frozen=True)
+class OrderLookedUp:
+    asked: LookUpOrder
+    order: Order | None
+    """None when the broker does not have it or the lookup failed."""
+    jitter: float = 0.0
+    """A draw in [0, 1) for the backoff, should the submission be retried."""
+
+
+@dataclass(frozen=True)
+class SubmitAnswered:
+    asked: SubmitOrder
+    order: Order | None = None
+    error: BrokerError | None = None
+
+
+@dataclass(frozen=True)
+class OrderRead:
+    asked: ReadOrder
+    order: Order | None = None
+    error: BrokerError | None = None
+
+
+@dataclass(frozen=True)
+class CancelAnswered:
+    asked: CancelOrder
+    result: CancelResult | None = None
+    error: BrokerError | None = None
+
+
+Observation = (
+    TimerFired
+    | QuoteRead
+    | SizingFactsRead
+    | BuyingPowerRead
+    | OrderLookedUp
+    | SubmitAnswered
+    | OrderRead
+    | CancelAnswered
+)
+
+# ---------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class Note:
+    """A warning for the shell's log."""
+
+    message: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    chain: Chain
+    events: tuple[Event, ...] = ()
+    timers: tuple[TimerRequest, ...] = ()
+    command: Command | None = None
+    """The broker command to perform and answer before the step can finish; None ends it."""
+    notes: tuple[Note, ...] = ()
+
+
+@dataclass
+class _Step:
+    """What one `decide` call knows besides the chain, and what it has recorded so far."""
+
+    workflow: WorkflowExecution
+    now: datetime
+    policy: ExecutionPolicy
+    emitter: Emitter
+    notes: list[Note] = field(default_factory=list)
+
+    def note(self, message: str, error: BrokerError | None = None) -> None:
+        self.notes.append(Note(message, error.message if error is not None else None))
+
+
+EXPECTED_STATE = {
+    TimerKind.PRICE: ChainState.PRICING,
+    TimerKind.MARKET_BP: ChainState.PRICING,
+    TimerKind.SUBMIT: ChainState.REQUESTED,
+    TimerKind.POLL: ChainState.WORKING,
+    TimerKind.CANCEL_CHECK: ChainState.CANCELLING,
+}
+"""The state a chain is in when its timer's work is still to do; in any other, an earlier
+firing did the work and the timer records nothing."""
+
+
+def decide(
+    workflow: WorkflowExecution,
+    chain: Chain,
+    observation: Observation,
+    now: datetime,
+    policy: ExecutionPolicy,
+) -> Decision:
+    """The chain's next move. `workflow` is read for the identity its events carry (the
+    chain in it may be older than `chain`, which the shell threads through a step)."""
+    step = _Step(workflow, now, policy, Emitter(workflow, now))
+    decision = _transition(chain, observation, step)
+    chain = decision.chain
+    if chain.ended and chain.ended_at is None:
+        chain = replace(chain, ended_at=now)
+    return replace(
+        decision, chain=chain, events=tuple(step.emitter.events), notes=tuple(step.notes)
+    )
+
+
+def _transition(chain: Chain, observation: Observation, step: _Step) -> Decision:
+    match observation:
+        case TimerFired():
+            return _on_timer(chain, observation, step)
+        case QuoteRead(asked=ReadQuote(purpose="price")):
+            return _price_with_quote(chain, observation.quote, step)
+        case QuoteRead():
+            return _repeg(chain, observation.quote, step)
+        case SizingFactsRead():
+            return _size_and_price(chain, observation, step)
+        case BuyingPowerRead():
+            return _market_buy_if_affordable(chain, observation, step)
+        case OrderLookedUp():
+            return _after_look_up(chain, observation, step)
+        case SubmitAnswered():
+            return _after_submission(chain, observation, step)
+        case OrderRead(asked=ReadOrder(purpose=ReadPurpose.SUPERVISE)):
+            return _supervise(chain, observation, step)
+        case OrderRead(asked=ReadOrder(purpose=ReadPurpose.AFTER_CANCEL)):
+            return _after_cancel_read(chain, observation.order, step)
+        case OrderRead(asked=ReadOrder(purpose=ReadPurpose.CONFIRM_CANCEL)):
+            return _confirm_cancel(chain, observation.order, step)
+        case OrderRead(asked=ReadOrder(purpose=ReadPurpose.CANCEL_CHECK)):
+            return _check_cancel(chain, observation.order, step)
+        case OrderRead():
+            return _end_leftover(chain, observation.order, step)
+        case CancelAnswered(asked=CancelOrder(purpose="leftover")):
+            return _after_leftover_cancel(chain, observation, step)
+        case CancelAnswered():
+            return _after_cancel(chain, observation, step)
+
+
+def _on_timer(chain: Chain, fired: TimerFired, step: _Step) -> Decision:
+    if step.workflow.phase is WorkflowPhase.DONE or chain.state is not EXPECTED_STATE.get(
+        fired.kind
+    ):
+        return Decision(chain)
+    if fired.kind is TimerKind.PRICE:
+        return _ask(chain, ReadQuote(chain.symbol, "price"))
+    if fired.kind is TimerKind.MARKET_BP:
+        return _market_path(chain, fired.reason, step)
+    if fired.kind is TimerKind.SUBMIT:
+        return _ask(chain, LookUpOrder(_intent(chain).client_order_id))
+    purpose = ReadPurpose.SUPERVISE if fired.kind is TimerKind.POLL else ReadPurpose.CANCEL_CHECK
+    return _ask(chain, ReadOrder(_broker_order_id(chain), purpose))
+
+
+# ---------------------------------------------------------------------- pricing
+
+
+def _price_with_quote(chain: Chain, raw: Quote | None, step: _Step) -> Decision:
+    """Without a usable quote, ask again (0.3 s, then 0.6 s later) while EXEC_QUOTE_WAIT_S
+    allows; then size with whatever quote there is."""
+    quote = pricing.usable_quote(raw)
+    attempts = chain.quote_attempts + 1
+    started = chain.pricing_started_at or step.now
+    pause_s = QUOTE_PAUSE_S * 2 ** (attempts - 1)
+    waited_s = (step.now - started).total_seconds()
+    if (
+        quote is None
+        and attempts < QUOTE_ATTEMPTS
+        and waited_s + pause_s <= step.policy.quote_wait_s
+    ):
+        return _done(
+            replace(chain, quote_attempts=attempts, pricing_started_at=started),
+            TimerRequest(chain.key, TimerKind.PRICE, step.now + timedelta(seconds=pause_s)),
+        )
+    return _ask(
+        replace(chain, quote_attempts=attempts, quote=quote),
+        ReadSizingFacts(chain.symbol, with_position=chain.side is Side.SELL),
+    )
+
+
+def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decision:
+    """Size the plan item's dollars at the quote's mid, check the order before the broker sees
+    it, and ask for a limit order inside the spread; without a limit price, the market path."""
+    asset = facts.asset
+    position_qty, qty_available = _holding(facts)
+    quote = chain.quote
+    sized = sizing.size_order(
+        side=chain.side,
+        trade_amount=chain.trade_amount,
+        liquidation=chain.liquidation,
+        price=quote.mid() if quote is not None else None,
+        position_qty=position_qty,
+        qty_available=qty_available,
+        asset=asset,
+        min_notional_usd=step.policy.min_notional_usd,
+    )
+    chain = replace(
+        chain, fractionable=asset is not None and asset.fractionable, asset_known=asset is not None
+    )
+    if sized.outcome is sizing.SizingOutcome.SKIPPED:
+        return _done(replace(chain, state=ChainState.SKIPPED, error_message=sized.reason))
+    if sized.outcome is sizing.SizingOutcome.FAILED:
+        message = f"{sized.reason} for {chain.symbol}: no usable quote"
+        return _done(replace(chain, state=ChainState.FAILED, error_message=message))
+    chain = replace(chain, requested_qty=sized.qty)
+    checked = sizing.preflight(chain.symbol, sized.qty, asset)
+    if not checked.valid:
+        step.emitter.emit(
+            OrderRejected,
+            step.workflow.plan_event_id,
+            **_order_fields(chain, step, 1, None),
+            reason=checked.message or "invalid order",
+            broker_code=checked.code.value if checked.code else None,
+            retryable=False,
+        )
+        return _done(replace(chain, state=ChainState.FAILED, error_message=checked.message))
+    chain = replace(chain, requested_qty=checked.qty)
+    limit = (
+        pricing.initial_limit_price(chain.side, quote, checked.qty) if quote is not None else None
+    )
+    if limit is None or limit <= 0:
+        return _market_path(chain, "fallback", step)
+    chain = replace(chain, anchor=limit, price_history=(limit,))
+    return _request(chain, step, "limit", checked.qty, limit, "initial")
+
+
+def _holding(facts: SizingFactsRead) -> tuple[Decimal | None, Decimal | None]:
+    """(position, available) for sizing: unknown for a BUY or a failed read, zero for no
+    position."""
+    if not facts.asked.with_position or facts.position_failed:
+        return None, None
+    if facts.position is None:
+        return Decimal(0), Decimal(0)
+    return facts.position.qty, facts.position.qty_available
+
+
+def _market_path(chain: Chain, reason: RequestReason, step: _Step) -> Decision:
+    """Check the order, then ask for a MARKET order for what the chain still lacks; a BUY
+    first reads the buying power."""
+    remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    asset = sizing.AssetInfo(True, chain.fractionable) if chain.asset_known else None
+    checked = sizing.preflight(chain.symbol, remaining, asset)
+    if not checked.valid:
+        return _done(_end_without_order(chain, checked.message or "invalid order"))
+    if chain.side is Side.BUY:
+        return _ask(chain, ReadBuyingPower(chain.symbol, checked.qty, reason))
+    return _request(chain, step, "market", checked.qty, None, reason)
+
+
+def _market_buy_if_affordable(chain: Chain, read: BuyingPowerRead, step: _Step) -> Decision:
+    """A market BUY the buying power does not cover waits 1, 2, 4, 8 s for it and fails once
+    EXEC_MARKET_BP_CHECKS are used up; a failed account read skips the check, and so does a
+    BUY without any price."""
+    asked = read.asked
+    quote = pricing.usable_quote(read.quote) or chain.quote
+    mid = quote.mid() if quote is not None else None
+    shortfall = (
+        sizing.market_buy_shortfall(chain.symbol, asked.qty, mid, read.buying_power)
+        if read.buying_power is not None
+        else None
+    )
+    if shortfall is None:
+        return _request(chain, step, "market", asked.qty, None, asked.reason)
+    checks = chain.bp_checks + 1
+    if checks >= step.policy.market_bp_checks:
+        return _done(_end_without_order(replace(chain, bp_checks=checks), shortfall))
+    return _done(
+        replace(chain, state=ChainState.PRICING, bp_checks=checks),
+        TimerRequest(
+            chain.key,
+            TimerKind.MARKET_BP,
+            step.now + timedelta(seconds=doubling_wait_s(checks)),
+            {"reason": asked.reason},
+        ),
+    )
+
+
+# ---------------------------------------------------------------------- submission
+
+
+def _after_look_up(chain: Chain, looked_up: OrderLookedUp, step: _Step) -> Decision:
+    """An intent the broker already holds (after a crash or a lost answer) is taken as placed
+    and never sent twice; one it lacks is submitted, or retried after a failed submission."""
+    if looked_up.order is not None:
+        return _accepted(chain, looked_up.order, step)
+    failure = looked_up.asked.failure
+    if failure is None:
+        return _ask(chain, SubmitOrder(_order_request(chain)))
+    return _retry_or_give_up(chain, failure, looked_up.jitter, step)
+
+
+def _after_submission(chain: Chain, answer: SubmitAnswered, step: _Step) -> Decision:
+    error = answer.error
+    if error is None:
+        assert answer.order is not None, "a submission answers an order or an error"
+        return _accepted(chain, answer.order, step)
+    if isinstance(error, InsufficientQtyAvailableError):
+        return _insufficient_qty(chain, error, step)
+    if not error.retryable:
+        return _rejected(chain, error.message, error.code, False, step)
+    return _ask(chain, LookUpOrder(_intent(chain).client_order_id, failure=error))
+
+
+def _retry_or_give_up(chain: Chain, failure: BrokerError, jitter: float, step: _Step) -> Decision:
+    """A retryable failure is retried after 1, 2, 4 … s (or the broker's Retry-After), up to
+    BROKER_RETRIES times; then the order counts as rejected (retryable)."""
+    order = _intent(chain)
+    tries = order.submit_tries + 1
+    if tries > step.policy.broker_retries:
+        reason = f"{failure.message} (gave up after {tries} submissions)"
+        return _rejected(chain, reason, failure.code, True, step)
+    retry_after = failure.retry_after_s if isinstance(failure, RateLimitedError) else None
+    wait_s = backoff_s(tries, retry_after, jitter)
+    return _done(
+        replace(chain, order=replace(order, submit_tries=tries)),
+        TimerRequest(chain.key, TimerKind.SUBMIT, step.now + timedelta(seconds=wait_s)),
+    )
+
+
+def _accepted(chain: Chain, placed: Order, step: _Step) -> Decision:
+    """The broker holds the order: record it and supervise it from what the broker reports."""
+    order = _intent(chain)
+    if placed.status is OrderStatus.REJECTED and placed.filled_qty == 0:
+        return _rejected_on_acceptance(chain, placed, step)
+    step.emitter.emit(
+        OrderSubmitted,
+        order.requested_event_id,
+        **_order_fields(chain, step, order.attempt, placed.order_id),
+        status=placed.broker_status,
+    )
+    order = replace(order, broker_order_id=placed.order_id, placed_at=step.now)
+    decision = _observe(replace(chain, state=ChainState.WORKING, order=order), placed, step)
+    if decision.chain.state is ChainState.WORKING and not decision.timers:
+        return _done(decision.chain, _next_poll(decision.chain, step))
+    return decision
+
+
+def _rejected_on_acceptance(chain: Chain, placed: Order, step: _Step) -> Decision:
+    """An order the broker accepted as `rejected`: a limit falls back to a market order for the
+    rest at once; a market order ends the chain."""
+    order = _intent(chain)
+    reason = f"order {order.client_order_id} rejected by the broker ({placed.broker_status})"
+    _record_rejection(chain, step, reason, broker_order_id=placed.order_id)
+    chain = _close(
+        replace(chain, order=replace(order, broker_order_id=placed.order_id)), "rejected"
+    )
+    if order.kind != "market":
+        remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+        return _request(chain, step, "market", remaining, None, "fallback")
+    return _done(_end(chain, reason))
+
+
+def _rejected(
+    chain: Chain, reason: str, code: str | None, retryable: bool, step: _Step
+) -> Decision:
+    """A refused submission is an `OrderRejected`; a limit falls back to the market path, a
+    market order ends the chain."""
+    order = _intent(chain)
+    _record_rejection(chain, step, reason, code=code, retryable=retryable)
+    chain = _close(chain, "rejected")
+    if order.kind != "market":
+        return _market_path(chain, "fallback", step)
+    return _done(_end(chain, reason))
+
+
+def _insufficient_qty(chain: Chain, error: InsufficientQtyAvailableError, step: _Step) -> Decision:
+    """An "insufficient qty available" refusal: resubmit once with the available quantity;
+    none left, or a second refusal, ends the chain."""
+    order = _intent(chain)
+    _record_rejection(chain, step, error.message, code=error.code)
+    chain = _close(chain, "rejected")
+    available = error.available_qty
+    if available is not None and available <= pricing.EXHAUSTED_QTY:
+        return _done(_end(chain, error.message))
+    if available is None or chain.qty_retry_used:
+        return _done(_end(chain, error.message))
+    qty = sizing.truncate_quantity(available, chain.fractionable)
+    if qty <= 0:
+        return _done(_end(chain, error.message))
+    chain = replace(chain, qty_retry_used=True)
+    return _request(chain, step, order.kind, qty, order.limit_price, order.reason)
+
+
+# ---------------------------------------------------------------------- supervision
+
+
+def _supervise(chain: Chain, read: OrderRead, step: _Step) -> Decision:
+    """Poll the working order: record fills and ends; a limit still working after
+    EXEC_FILL_WAIT_S is cancelled to re-peg (EXEC_MAX_REPEGS times) or escalate; a market
+    order still working after EXEC_FINAL_WAIT_S is cancelled for good."""
+    if read.error is not None:
+        return _done(chain, _next_poll(chain, step))
+    if read.order is None:
+        return _done(_end(_close(chain, "rejected"), "order not found at the broker"))
+    decision = _observe(chain, read.order, step)
+    chain = decision.chain
+    if chain.state is not ChainState.WORKING or decision.timers:
+        return decision
+    order = _intent(chain)
+    assert order.placed_at is not None, "a working order was placed"
+    age_s = (step.now - order.placed_at).total_seconds()
+    if order.kind == "market":
+        if age_s < step.policy.final_wait_s:
+            return _done(chain, _next_poll(chain, step))
+        return _ask(chain, CancelOrder(_broker_order_id(chain), "leftover"))
+    if age_s < step.policy.fill_wait_s:
+        return _done(chain, _next_poll(chain, step))
+    purpose: Literal["repeg", "escalation"] = (
+        "repeg" if chain.checks < step.policy.max_repegs else "escalation"
+    )
+    return _ask(
+        replace(chain, checks=chain.checks + 1), CancelOrder(_broker_order_id(chain), purpose)
+    )
+
+
+def _observe(chain: Chain, current: Order, step: _Step) -> Decision:
+    """Record what the broker reports of the working order: filled ends the chain filled;
+    ended by the broker with a remainder asks a market order for it."""
+    order = replace(
+        _intent(chain), filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
+    )
+    chain = replace(chain, order=order)
+    if current.status is OrderStatus.FILLED:
+        _filled_event(chain, current, True, step)
+        return _done(_end(_close(chain, "filled"), None))
+    if not current.is_terminal:
+        return _done(chain)
+    if current.filled_qty > 0:
+        _filled_event(chain, current, False, step)
+    expired = current.broker_status.strip().lower() == "expired"
+    if current.status is OrderStatus.CANCELED or expired:
+        step.emitter.emit(
+            OrderCancelled,
+            order.requested_event_id,
+            **_order_fields(chain, step, order.attempt, current.order_id),
+            filled_qty=current.filled_qty,
+            reason="expired" if expired else "broker",
+        )
+    else:
+        reason = f"order rejected by the broker ({current.broker_status})"
+        _record_rejection(chain, step, reason, broker_order_id=current.order_id)
+    chain = _close(chain, current.broker_status)
+    return _remainder(chain, order.kind, step)
+
+
+def _remainder(chain: Chain, kind: AttemptKind, step: _Step) -> Decision:
+    """After the broker ended a limit order, what is left (unless negligible) goes to market;
+    after it ended a market order, the chain ends."""
+    remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    if kind == "market" or _negligible(chain, remaining, chain.quote, step):
+        return _done(_end(chain, "order ended at the broker unfilled"))
+    return _request(chain, step, "market", remaining, None, "residual")
+
+
+def _after_cancel(chain: Chain, answer: CancelAnswered, step: _Step) -> Decision:
+    """A cancel for a re-peg or an escalation: if the broker refused it the check is skipped
+    (it still counts); else read how the order ended."""
+    if answer.error is not None:
+        step.note("cancel failed; the check is skipped", answer.error)
+        return _done(chain, _next_poll(chain, step))
+    assert answer.result is not None, "a cancel answers a result or an error"
+    purpose = answer.asked.purpose
+    assert purpose != "leftover"
+    chain = replace(chain, cancel_purpose=purpose)
+    read = (
+        ReadPurpose.CONFIRM_CANCEL
+        if answer.result.outcome is CancelOutcome.ALREADY_TERMINAL
+        else ReadPurpose.AFTER_CANCEL
+    )
+    return _ask(chain, ReadOrder(_broker_order_id(chain), read))
+
+
+def _after_cancel_read(chain: Chain, current: Order | None, step: _Step) -> Decision:
+    """Most cancels are confirmed at once; an unconfirmed one waits on a timer, up to
+    EXEC_CANCEL_CONFIRM_S."""
+    if current is not None and current.is_terminal:
+        return _confirm_cancel(chain, current, step)
+    deadline = step.now + timedelta(seconds=step.policy.cancel_confirm_s)
+    return _done(
+        replace(chain, state=ChainState.CANCELLING, cancel_deadline=deadline),
+        _cancel_timer(chain, step),
+    )
+
+
+def _check_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
+    if current is not None and current.is_terminal:
+        return _confirm_cancel(chain, current, step)
+    if chain.cancel_deadline is not None and step.now < chain.cancel_deadline:
+        return _done(chain, _cancel_timer(chain, step))
+    return _unconfirmed_cancel(chain, current, step)
+
+
+def _unconfirmed_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
+    """A cancel not confirmed within EXEC_CANCEL_CONFIRM_S: a re-peg is skipped and the order
+    keeps working (the check still counts); an escalation sends the remainder to market
+    anyway."""
+    if chain.cancel_purpose == "repeg":
+        step.note("cancel not confirmed in time; the re-peg is skipped")
+        return _done(
+            replace(chain, state=ChainState.WORKING, cancel_purpose=None),
+            _next_poll(chain, step),
+        )
+    step.note("cancel not confirmed in time; escalating to market anyway")
+    order = _intent(chain)
+    if current is not None:
+        order = replace(
+            order, filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
+        )
+    chain = _close(replace(chain, order=order), "cancel_unconfirmed")
+    return _market_remainder(chain, "escalation", step)
+
+
+def _confirm_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
+    """The cancel is confirmed (or the order had already ended): "already filled" ends the
+    chain filled with no re-peg; otherwise re-peg or escalate for the remainder."""
+    if current is None:
+        return _done(_end(_close(chain, "rejected"), "order not found at the broker"))
+    chain, ended = _absorb_fills(chain, current, step)
+    if ended is not None:
+        return _done(ended)
+    order = _intent(chain)
+    purpose = chain.cancel_purpose or "escalation"
+    step.emitter.emit(
+        OrderCancelled,
+        order.requested_event_id,
+        **_order_fields(chain, step, order.attempt, current.order_id),
+        filled_qty=current.filled_qty,
+        reason=purpose,
+    )
+    chain = _close(replace(chain, cancel_purpose=None, cancel_deadline=None), "canceled")
+    if purpose == "escalation":
+        return _market_remainder(chain, "escalation", step)
+    return _ask(chain, ReadQuote(chain.symbol, "repeg"))
+
+
+def _repeg(chain: Chain, raw: Quote | None, step: _Step) -> Decision:
+    """A remainder worth chasing is re-pegged through the spread; without a new price (no
+    quote, or the price would not move) it goes to market."""
+    quote = pricing.usable_quote(raw)
+    remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    if _negligible(chain, remaining, quote, step):
+        return _done(_end(chain, None))
+    price = (
+        pricing.repeg_price(chain.side, chain.anchor, quote, chain.price_history)
+        if quote is not None
+        else None
+    )
+    if price is None:
+        return _market_remainder(chain, "escalation", step)
+    chain = replace(chain, quote=quote, anchor=price, price_history=(*chain.price_history, price))
+    return _request(chain, step, "repeg", remaining, price, "repeg")
+
+
+def _market_remainder(chain: Chain, reason: RequestReason, step: _Step) -> Decision:
+    remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    if _negligible(chain, remaining, chain.quote, step):
+        return _done(_end(chain, None))
+    return _market_path(chain, reason, step)
+
+
+def _after_leftover_cancel(chain: Chain, answer: CancelAnswered, step: _Step) -> Decision:
+    """A cancel of the leftover market order the broker did not take is tried again at the next
+    poll: the chain never ends while its order may still work."""
+    if answer.error is not None:
+        step.note("leftover cancel failed; retried at the next poll", answer.error)
+        return _done(chain, _next_poll(chain, step))
+    return _ask(chain, ReadOrder(_broker_order_id(chain), ReadPurpose.LEFTOVER))
+
+
+def _end_leftover(chain: Chain, current: Order | None, step: _Step) -> Decision:
+    """The leftover market order is cancelled: the chain is filled if anything filled, else
+    failed."""
+    if current is not None:
+        chain, ended = _absorb_fills(chain, current, step)
+        if ended is not None:
+            return _done(ended)
+    order = _intent(chain)
+    step.emitter.emit(
+        OrderCancelled,
+        order.requested_event_id,
+        **_order_fields(chain, step, order.attempt, order.broker_order_id),
+        filled_qty=order.filled_qty,
+        reason="leftover",
+    )
+    return _done(_end(_close(chain, "canceled"), None))
+
+
+# ---------------------------------------------------------------------- chain bookkeeping
+
+
+def _request(
+    chain: Chain,
+    step: _Step,
+    kind: AttemptKind,
+    qty: Decimal,
+    limit_price: Decimal | None,
+    reason: RequestReason,
+) -> Decision:
+    """Intent first: record `OrderRequested` under the next client order id; the broker is
+    called by the `submit` timer after this commits."""
+    previous = chain.order
+    attempt = previous.attempt + 1 if previous is not None else 1
+    event = step.emitter.emit(
+        OrderRequested,
+        previous.requested_event_id if previous is not None else step.workflow.plan_event_id,
+        **_order_fields(chain, step, attempt, None),
+        qty=qty,
+        order_type="MARKET" if kind == "market" else "LIMIT",
+        limit_price=limit_price if kind != "market" else None,
+        reason=reason,
+        quote=chain.quote,
+    )
+    intent = OrderIntent(
+        client_order_id=_client_order_id(chain, step, attempt),
+        attempt=attempt,
+        kind=kind,
+        qty=qty,
+        limit_price=limit_price if kind != "market" else None,
+        reason=reason,
+        requested_event_id=str(event.event_id),
+    )
+    return _done(
+        replace(chain, state=ChainState.REQUESTED, order=intent),
+        TimerRequest(chain.key, TimerKind.SUBMIT, step.now),
+    )
+
+
+def _record_rejection(
+    chain: Chain,
+    step: _Step,
+    reason: str,
+    *,
+    code: str | None = None,
+    retryable: bool = False,
+    broker_order_id: str | None = None,
+) -> None:
+    order = _intent(chain)
+    step.emitter.emit(
+        OrderRejected,
+        order.requested_event_id,
+        **_order_fields(chain, step, order.attempt, broker_order_id),
+        reason=reason,
+        broker_code=code,
+        retryable=retryable,
+    )
+
+
+def _order_request(chain: Chain) -> OrderRequest:
+    order = _intent(chain)
+    return OrderRequest(
+        symbol=chain.symbol,
+        side=chain.side,
+        qty=order.qty,
+        order_type=OrderType.MARKET if order.kind == "market" else OrderType.LIMIT,
+        client_order_id=order.client_order_id,
+        limit_price=order.limit_price,
+    )
+
+
+def _close(chain: Chain, status: str) -> Chain:
+    """Move the current order's fill into the chain's totals and its record into attempts;
+    the order stays as the chain's last one for reporting."""
+    order = chain.order
+    if order is None:
+        return chain
+    value = (
+        order.filled_qty * order.filled_avg_price
+        if order.filled_avg_price is not None
+        else Decimal(0)
+    )
+    record = AttemptRecord(
+        kind=order.kind,
+        client_order_id=order.client_order_id,
+        limit_price=order.limit_price,
+        broker_order_id=order.broker_order_id,
+        status=status,
+    )
+    return replace(
+        chain,
+        closed_filled_qty=chain.closed_filled_qty + order.filled_qty,
+        closed_filled_value=chain.closed_filled_value + value,
+        order=replace(order, filled_qty=Decimal(0), filled_avg_price=None),
+        attempts=(*chain.attempts, record),
+    )
+
+
+def _end(chain: Chain, error: str | None) -> Chain:
+    """A chain with any fill ends filled (a partial fill counts); else failed."""
+    if chain.filled_qty > 0:
+        return replace(chain, state=ChainState.FILLED, error_message=None)
+    return replace(chain, state=ChainState.FAILED, error_message=error or chain.error_message)
+
+
+def _end_without_order(chain: Chain, message: str) -> Chain:
+    if chain.filled_qty > 0:
+        return replace(chain, state=ChainState.FILLED)
+    return replace(chain, state=ChainState.FAILED, error_message=message)
+
+
+def _negligible(chain: Chain, remaining: Decimal, quote: Quote | None, step: _Step) -> bool:
+    price = pricing.remainder_reference_price(chain.side, quote)
+    return pricing.remaining_is_negligible(
+        remaining, chain.fractionable, price, step.policy.min_notional_usd
+    )
+
+
+def _absorb_fills(chain: Chain, current: Order, step: _Step) -> tuple[Chain, Chain | None]:
+    """Carry the broker's fills of the working order onto the chain (reporting them); the
+    second value is the ended chain when the order is completely filled."""
+    order = replace(
+        _intent(chain), filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
+    )
+    chain = replace(chain, order=order)
+    if current.status is OrderStatus.FILLED:
+        _filled_event(chain, current, True, step)
+        return chain, _end(_close(chain, "filled"), None)
+    if current.filled_qty > 0:
+        _filled_event(chain, current, False, step)
+    return chain, None
+
+
+def _filled_event(chain: Chain, current: Order, complete: bool, step: _Step) -> None:
+    order = _intent(chain)
+    price = current.filled_avg_price or order.limit_price
+    if current.filled_qty <= 0 or price is None:
+        if current.filled_qty > 0:
+            step.note("fill reported without a price; OrderFilled not recorded")
+        return
+    step.emitter.emit(
+        OrderFilled,
+        order.requested_event_id,
+        **_order_fields(chain, step, order.attempt, current.order_id),
+        filled_qty=current.filled_qty,
+        avg_fill_price=price,
+        complete=complete,
+    )
+
+
+def _order_fields(
+    chain: Chain, step: _Step, attempt: int, broker_order_id: str | None
+) -> dict[str, object]:
+    return {
+        "client_order_id": _client_order_id(chain, step, attempt),
+        "symbol": chain.symbol,
+        "side": chain.side,
+        "phase": chain.side,
+        "attempt": attempt,
+        "broker_order_id": broker_order_id,
+    }
+
+
+def _client_order_id(chain: Chain, step: _Step, attempt: int) -> str:
+    return client_order_id(step.workflow.workflow_id, chain.symbol, chain.side, chain.side, attempt)
+
+
+def _next_poll(chain: Chain, step: _Step) -> TimerRequest:
+    """Poll every EXEC_POLL_S, but exactly at the age that calls for the next action (the
+    re-peg at EXEC_FILL_WAIT_S, the leftover cancel at EXEC_FINAL_WAIT_S)."""
+    wait_s = step.policy.poll_s
+    order = chain.order
+    if order is not None and order.placed_at is not None:
+        limit_s = step.policy.final_wait_s if order.kind == "market" else step.policy.fill_wait_s
+        until_s = limit_s - (step.now - order.placed_at).total_seconds()
+        if until_s > 0:
+            wait_s = min(wait_s, until_s)
+    return TimerRequest(chain.key, TimerKind.POLL, step.now + timedelta(seconds=wait_s))
+
+
+def _cancel_timer(chain: Chain, step: _Step) -> TimerRequest:
+    wait_s = min(step.policy.poll_s, step.policy.cancel_confirm_s)
+    return TimerRequest(chain.key, TimerKind.CANCEL_CHECK, step.now + timedelta(seconds=wait_s))
+
+
+def _intent(chain: Chain) -> OrderIntent:
+    assert chain.order is not None, "a chain past pricing has an intent"
+    return chain.order
+
+
+def _broker_order_id(chain: Chain) -> str:
+    order = _intent(chain)
+    assert order.broker_order_id is not None, "a working order has a broker order id"
+    return order.broker_order_id
+
+
+def _ask(chain: Chain, command: Command) -> Decision:
+    return Decision(chain, command=command)
+
+
+def _done(chain: Chain, *timers: TimerRequest) -> Decision:
+    return Decision(chain, timers=timers)

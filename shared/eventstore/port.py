@@ -1,0 +1,31 @@
+"""What a handler or a periodic check may read from the store. It writes nothing itself: what it
+decides goes back to the runtime (a handler's outcome, a periodic check's outcomes), which
+commits it in one transaction with the inbox row or the timers it fired."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from shared.eventstore.records import RecordedEvent
+    from shared.eventstore.service_state import StoredState
+    from shared.eventstore.workflow_queries import UnfinishedWorkflow
+
+
+class EventStoreReader(Protocol):
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+        """One stream's events in version order."""
+        ...
+
+    async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
+        """Every event of one workflow, in position (commit) order."""
+        ...
+
+    async def load_state(self, service: str, key: str) -> StoredState | None:
+        """A service's state document and its version, or None when it was never saved."""
+        ...
+
+    async def unfinished_workflows(self, started_after: datetime) -> list[UnfinishedWorkflow]:
+        """Workflows started after `started_after` with no terminal event yet."""
+        ...
