@@ -185,7 +185,9 @@ async def _plan_lines(
         recorded.snapshot, [quote for quote in fetched if quote is not None]
     )
     try:
-        plan = plan_rebalance(facts, targets, settings.cash_reserve)
+        plan = plan_rebalance(
+            facts, targets, settings.cash_reserve, min_trade_fraction=settings.min_trade_fraction
+        )
     except domain.PlanningError as error:
         raise ReplayError(f"the replayed plan fails: {error}") from None
     return [Decision(i.symbol, i.action.value, i.trade_amount) for i in plan.items]

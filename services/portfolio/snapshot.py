@@ -95,9 +95,14 @@ def held_quantities(snapshot: AccountSnapshot) -> dict[str, Decimal]:
 
 
 def check_account(snapshot: AccountSnapshot) -> None:
-    """Cash first (§2.2 step 4), then equity: the planner's formulas assume PV ≥ 0."""
+    """Cash first (§2.2 step 4), then equity."""
     if snapshot.cash <= 0:
         raise NonPositiveCashError(snapshot.cash)
+    check_equity(snapshot)
+
+
+def check_equity(snapshot: AccountSnapshot) -> None:
+    """The planner's formulas assume PV ≥ 0."""
     if snapshot.portfolio_value < 0:
         raise InvalidSnapshotError(
             f"portfolio_value is {format_dollars(snapshot.portfolio_value)}: negative equity "
