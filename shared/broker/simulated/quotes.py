@@ -1,7 +1,9 @@
 """Prices of the simulated world, derived from the bar store (trading spec §6.3).
 
 last = the close of the symbol's latest bar dated on or before the simulated date; the quote
-straddles it by the configured spread, rounded outwards to the cent.
+straddles it by the configured spread, rounded outwards to the cent. Under the `close` fill model
+last is the close unrounded and the quote has no spread: bid = ask = last, the prices a backtest
+trades at.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ WIDE_SPREAD = Decimal("0.20")
 STALE_AGE = dt.timedelta(minutes=10)
 
 
-def last_price(bars: BarSnapshot, symbol: str, day: dt.date) -> Decimal | None:
-    """The close of `symbol`'s latest bar on or before `day`; None without one."""
+def last_price(
+    bars: BarSnapshot, symbol: str, day: dt.date, *, exact: bool = False
+) -> Decimal | None:
+    """The close of `symbol`'s latest bar on or before `day` (to 4 decimals unless `exact`);
+    None without one."""
     series = bars.closes.get(symbol)
     if series is None:
         return None
@@ -32,8 +37,8 @@ def last_price(bars: BarSnapshot, symbol: str, day: dt.date) -> Decimal | None:
     present = np.flatnonzero(~np.isnan(series[:end]))
     if present.size == 0:
         return None
-    close = float(series[present[-1]])
-    return Decimal(repr(close)).quantize(PRICE_PLACES)
+    close = Decimal(repr(float(series[present[-1]])))
+    return close if exact else close.quantize(PRICE_PLACES)
 
 
 def derived_quote(symbol: str, last: Decimal, spread_bps: Decimal, at: dt.datetime) -> Quote:
@@ -42,6 +47,19 @@ def derived_quote(symbol: str, last: Decimal, spread_bps: Decimal, at: dt.dateti
         symbol=symbol,
         bid=(last * (1 - half)).quantize(CENT, rounding=ROUND_FLOOR),
         ask=(last * (1 + half)).quantize(CENT, rounding=ROUND_CEILING),
+        bid_size=QUOTE_SIZE,
+        ask_size=QUOTE_SIZE,
+        as_of=at,
+        source=QuoteSource.REST,
+    )
+
+
+def close_quote(symbol: str, last: Decimal, at: dt.datetime) -> Quote:
+    """The `close` fill model's quote: no spread around the close."""
+    return Quote(
+        symbol=symbol,
+        bid=last,
+        ask=last,
         bid_size=QUOTE_SIZE,
         ask_size=QUOTE_SIZE,
         as_of=at,
