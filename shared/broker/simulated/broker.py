@@ -49,13 +49,7 @@ from shared.broker.models import (
     TradingSession,
 )
 from shared.broker.simulated import fills, ledger
-from shared.broker.simulated.quotes import (
-    QUOTE_SIZE,
-    close_quote,
-    derived_quote,
-    last_price,
-    shaped_quote,
-)
+from shared.broker.simulated.quotes import QUOTE_SIZE, derived_quote, last_price, shaped_quote
 from shared.broker.simulated.scenario import Scenario, SubmissionFault, SymbolFill
 from shared.broker.simulated.tables import (
     side_of,
@@ -68,7 +62,7 @@ from shared.broker.simulated.tables import (
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import FillModel, Settings
-from shared.trading import Quote, Side
+from shared.trading import Quote, Side, flat_quote
 
 POOL_SIZE = 2
 ACCOUNT_STATUS = "ACTIVE"
@@ -436,7 +430,7 @@ class SimulatedBroker:
         if fixed is not None:
             quote = fixed.quote(symbol, self._now())
         elif self._at_close:
-            quote = close_quote(symbol, last, self._now())
+            quote = flat_quote(symbol, last, self._now())
         else:
             quote = derived_quote(symbol, last, self._settings.sim_spread_bps, self._now())
         shape = self.scenario.quote_shapes.get(symbol)

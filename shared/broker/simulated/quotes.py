@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-import numpy as np
-
 from shared.broker.simulated.scenario import QuoteShape
 from shared.marketdata.bars import BarSnapshot
 from shared.trading import Quote, QuoteSource
@@ -30,15 +28,10 @@ def last_price(
 ) -> Decimal | None:
     """The close of `symbol`'s latest bar on or before `day` (to 4 decimals unless `exact`);
     None without one."""
-    series = bars.closes.get(symbol)
-    if series is None:
-        return None
-    end = int(np.searchsorted(bars.sessions, np.datetime64(day, "D"), side="right"))
-    present = np.flatnonzero(~np.isnan(series[:end]))
-    if present.size == 0:
-        return None
-    close = Decimal(repr(float(series[present[-1]])))
-    return close if exact else close.quantize(PRICE_PLACES)
+    close = bars.close_on_or_before(symbol, day)
+    if close is None or exact:
+        return close
+    return close.quantize(PRICE_PLACES)
 
 
 def derived_quote(symbol: str, last: Decimal, spread_bps: Decimal, at: dt.datetime) -> Quote:
@@ -47,19 +40,6 @@ def derived_quote(symbol: str, last: Decimal, spread_bps: Decimal, at: dt.dateti
         symbol=symbol,
         bid=(last * (1 - half)).quantize(CENT, rounding=ROUND_FLOOR),
         ask=(last * (1 + half)).quantize(CENT, rounding=ROUND_CEILING),
-        bid_size=QUOTE_SIZE,
-        ask_size=QUOTE_SIZE,
-        as_of=at,
-        source=QuoteSource.REST,
-    )
-
-
-def close_quote(symbol: str, last: Decimal, at: dt.datetime) -> Quote:
-    """The `close` fill model's quote: no spread around the close."""
-    return Quote(
-        symbol=symbol,
-        bid=last,
-        ask=last,
         bid_size=QUOTE_SIZE,
         ask_size=QUOTE_SIZE,
         as_of=at,
