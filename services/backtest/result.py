@@ -19,6 +19,7 @@ from services.backtest.metrics import Metric
 from shared.events import DecisionStep
 
 Timing = Literal["close", "previous-close"]
+TIMINGS: tuple[Timing, ...] = ("close", "previous-close")
 
 
 @dataclass(frozen=True)
