@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import metadata
 
@@ -38,8 +38,12 @@ from services.backtest.timeline import Timeline, build_timeline
 from services.strategy.signal_events import decision_steps, target_allocations
 from services.strategy.signals import DatedDecision, StrategyDecision, decide_dates
 from shared.events import DecisionStep
+from shared.trading import Quote, flat_quote
 
 DEFAULT_BENCHMARK = "SPY"
+TRACED_AT_ONCE = 64
+"""Rebalance sessions traced per pass: the full trace of a session of ten files is about half a
+megabyte."""
 SYNTHETIC_WARNING = "synthetic bars: the generated sample, not market history"
 
 Progress = Callable[[int, int], None]
@@ -83,7 +87,7 @@ class Backtest:
             timing=request.timing,
         )
         self._benchmarks = self._benchmark_symbols()
-        self._closes: dict[tuple[str, int], Decimal] = {}
+        self._quotes: dict[tuple[str, int], Quote] = {}
         self._progress = progress
         self._done = 0
         self._total = 0
@@ -161,7 +165,7 @@ class Backtest:
             [self.timeline.dates[index] for index in sessions],
             sessions,
             weights,
-            self._close,
+            self._quote,
             rules,
             self.request.capital,
             on_session=self._advance,
@@ -200,42 +204,51 @@ class Backtest:
     def _decision(self, session: int, timing: Timing) -> DatedDecision:
         return self.timeline.decisions[self.timeline.decision_index(session, timing)]
 
-    def _close(self, symbol: str, session: int) -> Decimal:
-        """The session's close as the `close` fill model prices it: the float unrounded."""
+    def _quote(self, symbol: str, session: int) -> Quote:
+        """The session's close as the `close` fill model quotes it (the float unrounded, no
+        spread), made once for every run."""
         key = (symbol, session)
-        close = self._closes.get(key)
-        if close is None:
-            found = self.timeline.bars.close_on_or_before(symbol, self.timeline.dates[session])
-            assert found is not None, "every symbol has a bar on every run session"
-            close = self._closes[key] = found
-        return close
+        quote = self._quotes.get(key)
+        if quote is None:
+            day = self.timeline.dates[session]
+            close = self.timeline.bars.close_on_or_before(symbol, day)
+            assert close is not None, "every symbol has a bar on every run session"
+            quote = self._quotes[key] = flat_quote(symbol, close, _at_close(day))
+        return quote
 
     # ------------------------------------------------------------------ what the run shows
 
     def _rebalances(self, run: SimulatedRun) -> tuple[Rebalance, ...]:
-        """Each session with orders, with the decision path that chose its targets, traced
-        again only on those sessions."""
+        """Each session with orders, with the decision path that chose its targets: the
+        decisions are traced again on those sessions only, a few at a time, so the full traces
+        (every indicator value read) never all live at once."""
         timing = self.request.timing
-        sessions = [self.timeline.start + trades.session for trades in run.trades]
-        decided_on = [
-            self.timeline.dates[self.timeline.decision_index(index, timing)] for index in sessions
-        ]
-        traced = decide_dates(
-            self.request.strategies.symphonies,
-            self.request.strategies.file_weights,
-            self.timeline.bars,
-            decided_on,
-            trace=True,
-        )
-        return tuple(
-            Rebalance(
-                date=run.dates[trades.session],
-                orders=trades.orders,
-                costs=trades.costs,
-                decision=_decision_paths(decision.strategies),
+        rebalances: list[Rebalance] = []
+        for first in range(0, len(run.trades), TRACED_AT_ONCE):
+            trades = run.trades[first : first + TRACED_AT_ONCE]
+            traced = decide_dates(
+                self.request.strategies.symphonies,
+                self.request.strategies.file_weights,
+                self.timeline.bars,
+                [
+                    self.timeline.dates[
+                        self.timeline.decision_index(self.timeline.start + t.session, timing)
+                    ]
+                    for t in trades
+                ],
+                trace=True,
+                market=self.timeline.market,
             )
-            for trades, decision in zip(run.trades, traced, strict=True)
-        )
+            rebalances.extend(
+                Rebalance(
+                    date=run.dates[t.session],
+                    orders=t.orders,
+                    costs=t.costs,
+                    decision=_decision_paths(decision.strategies),
+                )
+                for t, decision in zip(trades, traced, strict=True)
+            )
+        return tuple(rebalances)
 
     def _benchmark_symbols(self) -> tuple[str, ...]:
         symbols = self.request.market.bars.symbols
@@ -318,6 +331,11 @@ def _decision_paths(outcomes: Mapping[str, object]) -> dict[str, tuple[DecisionS
         if isinstance(outcome, StrategyDecision) and outcome.trace is not None:
             paths[name] = tuple(decision_steps(name, outcome.trace.compact()))
     return paths
+
+
+def _at_close(day: date) -> datetime:
+    """A quote's time stamp: the session's date; the planner never reads it."""
+    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _curve(run: SimulatedRun) -> Curve:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date
 from decimal import Decimal
 
 from services.backtest.costs import FeeModel, fill_fees, fill_price
@@ -21,13 +21,14 @@ from services.backtest.result import Costs, Order
 from services.execution.sizing import AssetInfo, SizingOutcome, is_liquidation, size_order
 from services.portfolio.plan_mapping import planning_account
 from services.portfolio.planner import TradeAction, plan_rebalance
-from shared.trading import Side, flat_quote
+from shared.trading import Quote, Side
 
 FRACTIONABLE = AssetInfo(tradable=True, fractionable=True)
 """Every symbol of the bars, as in the simulated world."""
 
-Prices = Callable[[str, int], Decimal]
-"""The close of a symbol at a session index."""
+Quotes = Callable[[str, int], Quote]
+"""A symbol's quote at a session index: its close on both sides, as the `close` fill model
+quotes it."""
 
 
 @dataclass(frozen=True)
@@ -88,21 +89,22 @@ def simulate(
     dates: Sequence[date],
     sessions: Sequence[int],
     targets: Sequence[Mapping[str, Decimal]],
-    prices: Prices,
+    quotes: Quotes,
     rules: TradingRules,
     capital: Decimal,
     *,
     on_session: Callable[[], None] | None = None,
 ) -> SimulatedRun:
     """Trade `capital` to `targets` over the run: `dates[i]` is the run's i-th session, at index
-    `sessions[i]` of `prices`, and `targets[i]` the weights decided for it."""
+    `sessions[i]` of `quotes`, and `targets[i]` the weights decided for it."""
     run = SimulatedRun(dates)
     account = _Account(cash=capital)
     opening = rules.schedule.opening_sessions(dates)
     traded_symbols: frozenset[str] = frozenset()
     invested_fraction = 1 - rules.cash_reserve
     for index, (day, session, target) in enumerate(zip(dates, sessions, targets, strict=True)):
-        closes = {symbol: prices(symbol, session) for symbol in {*account.positions, *target}}
+        quoted = {symbol: quotes(symbol, session) for symbol in {*account.positions, *target}}
+        closes = {symbol: quote.bid for symbol, quote in quoted.items()}
         values = account.values(closes)
         portfolio_value = account.cash + sum(values.values(), Decimal(0))
         trades = None
@@ -118,7 +120,7 @@ def simulate(
         ):
             if account.cash <= 0 and run.first_non_positive_cash is None:
                 run.first_non_positive_cash = (day, account.cash)
-            trades = account.rebalance(day, closes, portfolio_value, target, rules)
+            trades = account.rebalance(quoted, portfolio_value, target, rules)
             traded_symbols = frozenset(symbol for symbol, weight in target.items() if weight > 0)
         values = account.values(closes)
         invested = sum(values.values(), Decimal(0))
@@ -165,22 +167,15 @@ class _Account:
 
     def rebalance(
         self,
-        day: date,
-        closes: Mapping[str, Decimal],
+        quotes: Mapping[str, Quote],
         portfolio_value: Decimal,
         target: Mapping[str, Decimal],
         rules: TradingRules,
     ) -> _Filled:
         """Plan as the portfolio service does, then execute the SELLs and the BUYs in plan
         order as execution sizes them, each filled at once."""
-        at_close = datetime.combine(day, time(), tzinfo=UTC)
         plan = plan_rebalance(
-            planning_account(
-                self.cash,
-                portfolio_value,
-                self.positions,
-                [flat_quote(symbol, close, at_close) for symbol, close in closes.items()],
-            ),
+            planning_account(self.cash, portfolio_value, self.positions, quotes.values()),
             target,
             rules.cash_reserve,
             min_trade_fraction=rules.min_trade_fraction,
@@ -193,7 +188,7 @@ class _Account:
                 continue
             side = Side(item.action.value)
             held = self.positions.get(item.symbol, Decimal(0))
-            close = closes[item.symbol]
+            close = quotes[item.symbol].bid
             sized = size_order(
                 side=side,
                 trade_amount=item.trade_amount,

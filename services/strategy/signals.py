@@ -150,6 +150,7 @@ def decide_dates(
     dates: Sequence[date],
     *,
     trace: bool = True,
+    market: MarketSeries | None = None,
 ) -> list[DatedDecision]:
     """Every file's allocation (or failure) and the consolidated target at each of `dates`, in
     the order given.
@@ -157,13 +158,14 @@ def decide_dates(
     `files` maps a caller's key to a parsed file, or to the failure that kept it from loading.
     `file_weights` are the normalised allocation weights by the same keys (as in the config; a
     weight of 0 leaves the file out of the consolidation); every positively weighted key must be
-    in `files`. Pure: reads only `bars`.
+    in `files`. `market` (a `MarketSeries` of `bars`) lets several calls over the same bars
+    share their indicator series. Pure: reads only `bars`.
     """
     weighted = [key for key, weight in file_weights.items() if weight > 0.0]
     missing = [key for key in weighted if key not in files]
     if missing:
         raise ValueError(f"weighted files without a strategy: {', '.join(missing)}")
-    market = MarketSeries(bars)
+    market = market if market is not None else MarketSeries(bars)
     columns: dict[str, list[StrategyDecision | StrategyFailure]] = {}
     for key, loaded in files.items():
         weight = file_weights.get(key, 0.0)

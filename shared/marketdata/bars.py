@@ -109,11 +109,10 @@ class BarSnapshot:
         series = self.closes.get(symbol)
         if series is None:
             return None
-        end = int(np.searchsorted(self.sessions, np.datetime64(day, "D"), side="right"))
-        present = np.flatnonzero(~np.isnan(series[:end]))
-        if present.size == 0:
-            return None
-        return Decimal(repr(float(series[present[-1]])))
+        index = int(np.searchsorted(self.sessions, np.datetime64(day, "D"), side="right")) - 1
+        while index >= 0 and math.isnan(series[index]):
+            index -= 1
+        return None if index < 0 else Decimal(repr(float(series[index])))
 
     def truncated(self, day: date) -> BarSnapshot:
         """The bars visible as of `day`: sessions up to it, symbols with a bar by then."""
