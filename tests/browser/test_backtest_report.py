@@ -1,6 +1,8 @@
 """The backtest report in a real browser: Debian's headless Chromium, driven by Selenium through
-Debian's chromedriver. Every chart draws, the page logs no console error, and the browser
-makes no request beyond the report file itself (the chart library is inlined).
+Debian's chromedriver. The report is what `alchemiser backtest` writes for the shipped
+production config over a year of the synthetic sample's bars. Every chart draws, the page logs
+no console error, and the browser makes no request beyond the report file itself (the chart
+library is inlined).
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install -y chromium
 chromium-driver`): skipped with that reason on a laptop without them, a failure under CI=true.
@@ -11,15 +13,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services.backtest.report import render_report
+from services.strategy.signals import load_strategy_set
+from services.strategy.symphonies import bundled_config
+from shared.marketdata.barstore import BarStore
+from shared.marketdata.sample import SAMPLE_SOURCE, generate_sample, sample_sessions
 from tests.servers import in_ci
-from tests.unit.backtest.example import example_result
 
 pytestmark = pytest.mark.browser
 
@@ -85,6 +92,37 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
+SAMPLE_END = datetime(2024, 11, 27, tzinfo=UTC)
+SAMPLE_SESSIONS = 620
+"""Enough for the production config's longest history (360 sessions) and a year after it."""
+
+
+def backtest_report(folder: Path) -> Path:
+    """The report `alchemiser backtest` writes for the production config on the sample's bars
+    (labelled synthetic in their store)."""
+    tickers = load_strategy_set(bundled_config(), folder / "cache").tickers | {"SPY"}
+    sessions = sample_sessions(SAMPLE_END)[-SAMPLE_SESSIONS:]
+    BarStore(folder / "data").write(
+        generate_sample(tickers, sessions), synthetic=True, source=SAMPLE_SOURCE
+    )
+    environment = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("ALCHEMISER_")},
+        "ALCHEMISER_DATA_DIR": str(folder / "data"),
+        "ALCHEMISER_CACHE_DIR": str(folder / "cache"),
+    }
+    page = folder / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "backtest", "--format", "json", "--report", page],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=environment,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return page
+
+
 def chart_pixels(driver: Any) -> dict[str, dict[str, int] | None]:
     return {chart: driver.execute_script(CHART_PIXELS, chart) for chart in CHARTS}
 
@@ -115,8 +153,8 @@ def test_report_draws_every_chart_offline_without_console_errors(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = tmp_path / "report.html"
-    page.write_text(render_report(example_result()), encoding="utf-8")
+    page = backtest_report(tmp_path)
+    assert "Synthetic sample data." in page.read_text(encoding="utf-8")
     browser.get(page.as_uri())
 
     WebDriverWait(browser, 30).until(lambda driver: all_drawn(chart_pixels(driver)))

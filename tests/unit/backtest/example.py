@@ -1,4 +1,4 @@
-"""A hand-made backtest result shaped like a real one, for the report's tests and screenshot.
+"""A hand-made backtest result shaped like a real one, for the report's unit tests.
 
 Two years of sessions over seeded random prices; a two-file "configuration" whose first file
 switches between leveraged tech and a bond ETF on a moving-average test and whose second holds
