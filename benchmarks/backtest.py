@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
 from typing import TypeVar
+
+from benchmarks.dsl import machine
 
 SESSIONS = 1000
 FIRST_SAMPLE_SESSION = date(2015, 1, 2)
@@ -43,23 +44,6 @@ CASES = {
     "bt": "bt: the production config's precomputed targets",
 }
 T = TypeVar("T")
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU ({cpu}), "
-        f"load average {load}; Python {platform.python_version()}, numpy {version('numpy')}, "
-        f"bt {version('bt')}"
-    )
 
 
 def measured(action: Callable[[], T]) -> tuple[T, float, float]:
@@ -186,7 +170,7 @@ def main() -> None:
     from shared.settings import load_settings
 
     print(f"alchemiser backtest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(machine())
+    print(f"{machine()}, bt {version('bt')}")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         cache = work / "cache"

@@ -1,6 +1,7 @@
-"""bt's simulation of given target weights: the independent reference the backtest's equity
-curve is compared with when every live rule is off (daily rebalancing, no cash reserve, no
-minimum trade, no slippage, no fees).
+"""The independent references a backtest is checked against: bt's simulation of given target
+weights, to which the backtest's equity curve is compared when every live rule is off (daily
+rebalancing, no cash reserve, no minimum trade, no slippage, no fees), and ffn's statistics of an
+equity curve.
 
 bt trades to the target weights at each listed session's close, in fractional shares, and holds
 on sessions the weights do not list. It prepends a dummy row, a day before the first session,
@@ -35,3 +36,22 @@ def bt_equity(closes: pd.DataFrame, target_weights: pd.DataFrame, capital: float
         bt.run(backtest)
     values: pd.Series = backtest.strategy.values
     return values.iloc[1:]
+
+
+def ffn_figures(equity: pd.Series, rf: float) -> dict[str, float]:
+    """The statistics ffn 1.4 also computes, under our names, annualised over 252 sessions;
+    ffn's maximum drawdown is negative, ours its negation."""
+    import ffn
+
+    stats = ffn.PerformanceStats(equity, rf=rf, annualization_factor=252)
+    return {
+        "total_return": stats.total_return,
+        "cagr": stats.cagr,
+        "volatility": stats.daily_vol,
+        "sharpe": stats.daily_sharpe,
+        "sortino": stats.daily_sortino,
+        "max_drawdown": -stats.max_drawdown,
+        "calmar": stats.calmar,
+        "best_day": stats.best_day,
+        "worst_day": stats.worst_day,
+    }

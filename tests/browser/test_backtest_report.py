@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from services.strategy.signals import load_strategy_set
 from services.strategy.symphonies import bundled_config
 from shared.marketdata.barstore import BarStore
 from shared.marketdata.sample import SAMPLE_SOURCE, generate_sample, sample_sessions
+from tests.cli import run_alchemiser
 from tests.servers import in_ci
 
 pytestmark = pytest.mark.browser
@@ -105,20 +104,8 @@ def backtest_report(folder: Path) -> Path:
     BarStore(folder / "data").write(
         generate_sample(tickers, sessions), synthetic=True, source=SAMPLE_SOURCE
     )
-    environment = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("ALCHEMISER_")},
-        "ALCHEMISER_DATA_DIR": str(folder / "data"),
-        "ALCHEMISER_CACHE_DIR": str(folder / "cache"),
-    }
     page = folder / "report.html"
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "backtest", "--format", "json", "--report", page],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env=environment,
-        timeout=300,
-    )
+    done = run_alchemiser(folder, "backtest", "--format", "json", "--report", page)
     assert done.returncode == 0, done.stderr[-3000:]
     return page
 

@@ -11,10 +11,7 @@ Marked chaos so it runs in `make chaos-ci` (about a second per session here) rat
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +24,7 @@ from shared.broker.simulated import SimulatedBroker
 from shared.events import OrderFilled
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings, load_settings
+from tests.cli import run_alchemiser
 
 pytestmark = pytest.mark.chaos
 
@@ -76,35 +74,21 @@ async def live_run(
 
 
 def backtest(work: Path, first: date, last: date) -> dict[str, Any]:
-    environment = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("ALCHEMISER_")},
-        "ALCHEMISER_DATA_DIR": str(work / "data"),
-        "ALCHEMISER_CACHE_DIR": str(work / "cache"),
-    }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "backtest",
-            "--bars",
-            str(work / "data"),
-            "--start",
-            first.isoformat(),
-            "--end",
-            last.isoformat(),
-            "--fees",
-            "none",
-            "--slippage-bps",
-            "0",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        env=environment,
-        timeout=600,
+    done = run_alchemiser(
+        work,
+        "backtest",
+        "--bars",
+        work / "data",
+        "--start",
+        first.isoformat(),
+        "--end",
+        last.isoformat(),
+        "--fees",
+        "none",
+        "--slippage-bps",
+        "0",
+        "--format",
+        "json",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = json.loads(done.stdout)
@@ -130,7 +114,7 @@ async def test_the_embedded_system_trades_what_the_backtest_shows_session_by_ses
         session: abs(Decimal(repr(backtest_equity[session])) - live_equity[session])
         for session in sessions
     }
-    print(f"{SESSIONS} sessions; largest equity difference {max(gaps.values()):.3E} dollars")
+    print(f"{SESSIONS} sessions; largest equity difference ${float(max(gaps.values())):.2e}")
     for session, gap in gaps.items():
         live = live_equity[session]
         assert gap <= CENT_PER_100K * live, (

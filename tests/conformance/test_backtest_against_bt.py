@@ -1,18 +1,15 @@
 """The backtest against independent libraries on the conformance bars.
 
 With every live rule off (daily rebalancing, no cash reserve, no minimum trade, no slippage, no
-fees, and execution's $1 minimum notional set to 0) the production config's equity curve is bt's simulation of the consolidated targets that
-`alchemiser evaluate --config` prints for the same sessions, to 1e-6 relative on every day; and
-the statistics ffn also computes agree with ffn on that curve. Both sides run as real processes,
-as other tools would call them.
+fees, and execution's $1 minimum notional set to 0) the production config's equity curve is
+bt's simulation of the consolidated targets that `alchemiser evaluate --config` prints for the
+same sessions, to 1e-6 relative on every day; and the statistics ffn also computes agree with
+ffn on that curve. Both sides run as real processes, as other tools would call them.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,8 @@ import pytest
 
 from services.strategy.symphonies import bundled_config
 from shared.marketdata.bars_file import load_bars
-from tests.backtest_reference import bt_equity
+from tests.backtest_reference import bt_equity, ffn_figures
+from tests.cli import run_alchemiser
 
 pytest.importorskip("bt")
 pytest.importorskip("ffn")
@@ -44,22 +42,13 @@ RELATIVE = 1e-6
 
 
 def alchemiser(folder: Path, *arguments: str) -> str:
-    environment = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("ALCHEMISER_")},
-        "ALCHEMISER_DATA_DIR": str(folder / "data"),
-        "ALCHEMISER_CACHE_DIR": str(folder / "cache"),
+    done = run_alchemiser(
+        folder,
+        *arguments,
         # Execution's last live rule, a setting rather than an option: a fractional BUY under
         # $1.00 is skipped. Left on, the skipped dollars stay in cash and the curve drifts up
         # to 4e-6 from bt's over the run.
-        "ALCHEMISER_EXEC_MIN_NOTIONAL_USD": "0",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli", *arguments],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env=environment,
-        timeout=600,
+        settings={"ALCHEMISER_EXEC_MIN_NOTIONAL_USD": "0"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -132,20 +121,7 @@ def test_with_every_live_rule_off_the_equity_is_bts_simulation_of_the_consolidat
 def test_the_statistics_ffn_computes_agree_with_ffn_on_the_equity(
     backtest: dict[str, Any],
 ) -> None:
-    import ffn
-
-    stats = ffn.PerformanceStats(our_equity(backtest), rf=0.0, annualization_factor=252)
-    theirs = {
-        "total_return": stats.total_return,
-        "cagr": stats.cagr,
-        "volatility": stats.daily_vol,
-        "sharpe": stats.daily_sharpe,
-        "sortino": stats.daily_sortino,
-        "max_drawdown": -stats.max_drawdown,
-        "calmar": stats.calmar,
-        "best_day": stats.best_day,
-        "worst_day": stats.worst_day,
-    }
+    theirs = ffn_figures(our_equity(backtest), rf=0.0)
 
     ours = {name: backtest["metrics"][name] for name in theirs}
     assert ours == pytest.approx(theirs, rel=RELATIVE, abs=RELATIVE)

@@ -4,27 +4,17 @@ twice, and every refusal one line on stderr with exit code 2 and nothing written
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-CONTRACT_KEYS = {
-    "parameters",
-    "metrics",
-    "equity",
-    "benchmarks",
-    "strategies",
-    "rebalances",
-    "costs",
-    "timing_sensitivity",
-    "data_warnings",
-}
+from tests.cli import run_alchemiser
+from tests.unit.backtest.test_report import CONTRACT_KEYS
+
 SESSIONS = [date(2024, 1, 1) + timedelta(days=i) for i in range(40)]
 SESSIONS = [day for day in SESSIONS if day.weekday() < 5]
 
@@ -67,19 +57,7 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def run_backtest(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("ALCHEMISER_")},
-        "ALCHEMISER_DATA_DIR": str(folder / "data"),
-        "ALCHEMISER_CACHE_DIR": str(folder / "cache"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "backtest", *arguments],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env=environment,
-        timeout=120,
-    )
+    return run_alchemiser(folder, "backtest", *arguments)
 
 
 def test_json_goes_to_stdout_and_the_report_to_the_given_file_and_the_data_dir(
@@ -99,7 +77,7 @@ def test_json_goes_to_stdout_and_the_report_to_the_given_file_and_the_data_dir(
 
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout, parse_constant=pytest.fail)
-    assert set(data) >= CONTRACT_KEYS
+    assert set(data) >= set(CONTRACT_KEYS)
     assert data["parameters"]["start"] == str(SESSIONS[4])
     assert data["parameters"]["benchmark"] == ["SPY"]
     assert set(data["parameters"]["files"]) == {"trend.clj", "half.clj"}

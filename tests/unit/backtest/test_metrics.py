@@ -29,6 +29,7 @@ import pytest
 
 from services.backtest import metrics
 from services.backtest.metrics import Curve
+from tests.backtest_reference import ffn_figures
 
 SQRT_252 = math.sqrt(252)
 
@@ -392,22 +393,6 @@ def synthetic_equity() -> pd.Series:
     return pd.Series(100_000 * np.cumprod(np.concatenate(([1.0], 1.0 + returns))), index=index)
 
 
-def ffn_figures(equity: pd.Series, rf: float) -> dict[str, float]:
-    ffn = pytest.importorskip("ffn")
-    stats = ffn.PerformanceStats(equity, rf=rf, annualization_factor=252)
-    return {
-        "total_return": stats.total_return,
-        "cagr": stats.cagr,
-        "volatility": stats.daily_vol,
-        "sharpe": stats.daily_sharpe,
-        "sortino": stats.daily_sortino,
-        "max_drawdown": -stats.max_drawdown,
-        "calmar": stats.calmar,
-        "best_day": stats.best_day,
-        "worst_day": stats.worst_day,
-    }
-
-
 def ours(equity: pd.Series, rf: float) -> dict[str, float | int | None]:
     return metrics.curve_metrics(
         Curve.of([moment.date() for moment in equity.index], list(equity)), rf
@@ -416,6 +401,7 @@ def ours(equity: pd.Series, rf: float) -> dict[str, float | int | None]:
 
 @pytest.mark.parametrize("rf", [0.0, 0.04])
 def test_statistics_ffn_computes_agree_with_ffn(rf: float) -> None:
+    pytest.importorskip("ffn")
     equity = synthetic_equity()
     theirs = ffn_figures(equity, rf)
     mine = ours(equity, rf)
