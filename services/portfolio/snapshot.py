@@ -95,7 +95,7 @@ def held_quantities(snapshot: AccountSnapshot) -> dict[str, Decimal]:
 
 
 def check_account(snapshot: AccountSnapshot) -> None:
-    """Cash first (§2.2 step 4), then equity."""
+    """Cash first (docs/trading-rules.md, Non-positive cash), then equity."""
     if snapshot.cash <= 0:
         raise NonPositiveCashError(snapshot.cash)
     check_equity(snapshot)
