@@ -92,8 +92,8 @@ def plan_rebalance(
     min_trade_fraction: Decimal,
     require_positive_cash: bool = True,
 ) -> RebalancePlan:
-    """Build the plan (docs/trading-rules.md, Planning): order, suppress below θ, then fit the
-    BUYs into the budget.
+    """Build the plan: order, suppress below θ, then fit the BUYs into the budget
+    (docs/trading-rules.md, Plan formulas / Minimum trade / Buy budget).
 
     The budget rule (invariant 3, decided) makes "buys ≤ cash + sells − reserve" exact: the
     formulas alone can overshoot by suppressed sells, by Σw above 1, or by the broker's PV

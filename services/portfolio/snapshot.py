@@ -95,7 +95,8 @@ def held_quantities(snapshot: AccountSnapshot) -> dict[str, Decimal]:
 
 
 def check_account(snapshot: AccountSnapshot) -> None:
-    """Cash first (docs/trading-rules.md, Non-positive cash), then equity."""
+    """Cash first, then equity (docs/trading-rules.md, Account reading): the planner's formulas
+    assume PV ≥ 0."""
     if snapshot.cash <= 0:
         raise NonPositiveCashError(snapshot.cash)
     check_equity(snapshot)

@@ -1,5 +1,5 @@
-"""Prices of the simulated world, derived from the bar store (docs/trading-rules.md, Simulated
-quotes).
+"""Prices of the simulated world, derived from the bar store
+(docs/trading-rules.md, Simulated quotes).
 
 last = the close of the symbol's latest bar dated on or before the simulated date; the quote
 straddles it by the configured spread, rounded outwards to the cent. Under the `close` fill model
