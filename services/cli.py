@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from services.commands.backtest import backtest
 from services.commands.broker import broker_app
 from services.commands.data import data_app
 from services.commands.db import db_app
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("backtest")(backtest)
 app.add_typer(broker_app, name="broker")
 app.command("evaluate")(evaluate)
 app.command("events")(events)

@@ -9,9 +9,10 @@ service, which the services themselves never do of each other.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -169,6 +170,34 @@ async def run_once(
     assert view is not None
     files = write_report_files(events, out_dir, settings)
     return RunResult(view=view, events=tuple(events), report_files=files)
+
+
+async def run_sessions(
+    settings: Settings,
+    sessions: Sequence[dt.date],
+    *,
+    account_id: str,
+    out_dir: Path,
+    progress: Callable[[str], None],
+) -> AsyncIterator[tuple[dt.date, RunResult]]:
+    """One forced workflow per session, in order, on one account: the simulated clock steps
+    session by session, each run at the start of that session's close window (15:45 New York,
+    12:45 on an early close), so the strategy decides on the session's bar as the live bar
+    (its close is the broker's last price) and the broker fills and values at it. The account
+    carries over from session to session in the store; the caller sees each session's result
+    before the clock moves on."""
+    for session in sessions:
+        clocked = at_close_window(settings, session)
+        yield (
+            session,
+            await run_once(clocked, account_id=account_id, out_dir=out_dir, progress=progress),
+        )
+
+
+def at_close_window(settings: Settings, session: dt.date) -> Settings:
+    """The settings with the simulated clock at the start of the session's close window."""
+    at = market_clock.default_sim_now(session)
+    return settings.model_copy(update={"sim_now": at.isoformat()})
 
 
 async def _follow(

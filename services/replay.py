@@ -27,8 +27,8 @@ from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from services.registry import ServiceName
 from services.strategy.signal_events import recorded_signal, target_allocations
-from services.strategy.signal_step import bundled_config
 from services.strategy.signals import decide, load_strategy_set
+from services.strategy.symphonies import configured_strategy_config
 from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
 from shared.broker.simulated import SimulatedBroker
@@ -157,7 +157,7 @@ def _replayed_targets(
         if not config.exists():
             raise ReplayError(f"{config}: shadow mode needs an allocation.json beside the files")
     else:
-        config = settings.strategy_config or bundled_config()
+        config = configured_strategy_config(settings)
     strategy_set = load_strategy_set(config, settings.resolved_cache_dir)
     if strategies_dir is None and strategy_set.files_hash != signal.strategy_files_hash:
         raise ReplayError(
@@ -185,7 +185,9 @@ async def _plan_lines(
         recorded.snapshot, [quote for quote in fetched if quote is not None]
     )
     try:
-        plan = plan_rebalance(facts, targets, settings.cash_reserve)
+        plan = plan_rebalance(
+            facts, targets, settings.cash_reserve, min_trade_fraction=settings.min_trade_fraction
+        )
     except domain.PlanningError as error:
         raise ReplayError(f"the replayed plan fails: {error}") from None
     return [Decision(i.symbol, i.action.value, i.trade_amount) for i in plan.items]

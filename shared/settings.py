@@ -42,6 +42,9 @@ class FillModel(StrEnum):
     IMMEDIATE = "immediate"
     PARTIAL = "partial"
     REJECT_RATE = "reject-rate"
+    CLOSE = "close"
+    """Bid, ask and last are the session's close, unrounded; orders fill at it: the world a
+    backtest assumes, so a live run can be compared with one."""
 
 
 def normalise_database_url(url: str) -> str:
@@ -102,6 +105,8 @@ class Settings(BaseSettings):
 
     # Portfolio (docs/trading-rules.md, Planning)
     cash_reserve: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    min_trade_fraction: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    """The planner's minimum trade θ as a fraction of the portfolio value."""
     liquidate_on_non_positive_cash: bool = False
     liquidation_wait_s: float = Field(default=30, gt=0)
 

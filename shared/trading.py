@@ -4,6 +4,7 @@ a rule such as "the mid of a one-sided quote is its priced side" lives in one pl
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -45,3 +46,20 @@ class Quote(BaseModel):
             return (self.bid + self.ask) / 2
         side = max(self.bid, self.ask)
         return side if side > 0 else None
+
+
+FLAT_QUOTE_SIZE = Decimal(100)
+
+
+def flat_quote(symbol: str, price: Decimal, as_of: datetime) -> Quote:
+    """A quote without a spread, bid = ask = `price`: how the simulated world's `close` fill
+    model and a backtest quote a session's close."""
+    return Quote(
+        symbol=symbol,
+        bid=price,
+        ask=price,
+        bid_size=FLAT_QUOTE_SIZE,
+        ask_size=FLAT_QUOTE_SIZE,
+        as_of=as_of,
+        source=QuoteSource.REST,
+    )

@@ -137,12 +137,12 @@ def fetch(
 def _fetch_symbols(settings: Settings, symbols: str | None) -> list[str]:
     if symbols:
         return sorted({part.strip().upper() for part in symbols.split(",") if part.strip()})
-    from services.strategy.signal_step import bundled_config
     from services.strategy.signals import SignalGenerationError, load_strategy_set
+    from services.strategy.symphonies import configured_strategy_config
 
     try:
         strategy_set = load_strategy_set(
-            settings.strategy_config or bundled_config(), settings.resolved_cache_dir
+            configured_strategy_config(settings), settings.resolved_cache_dir
         )
     except SignalGenerationError as error:
         _fail(str(error), 1)

@@ -143,7 +143,12 @@ class PlanStep:
             {symbol: position.qty for symbol, position in held.items()},
             priced,
         )
-        plan = plan_rebalance(facts, targets, self._settings.cash_reserve)
+        plan = plan_rebalance(
+            facts,
+            targets,
+            self._settings.cash_reserve,
+            min_trade_fraction=self._settings.min_trade_fraction,
+        )
         now = dt.datetime.now(dt.UTC)
         return context.follow_up(
             signal,

@@ -17,13 +17,13 @@ from services.portfolio.snapshot import (
     AccountSnapshot,
     PlanningError,
     check_account,
+    check_equity,
     held_quantities,
     mid_price,
 )
 
 WEIGHT_SUM_MIN = Decimal("0.99")
 WEIGHT_SUM_MAX = Decimal("1.01")
-MIN_TRADE_FRACTION = Decimal("0.01")
 MAX_SYMBOL_LENGTH = 10
 ZERO_DOLLARS = Decimal("0.00")
 PRIORITY_BANDS = ((Decimal(10_000), 1), (Decimal(1_000), 2), (Decimal(100), 3), (Decimal(50), 4))
@@ -90,6 +90,9 @@ def plan_rebalance(
     snapshot: AccountSnapshot,
     target_weights: Mapping[str, Decimal],
     cash_reserve: Decimal,
+    *,
+    min_trade_fraction: Decimal,
+    require_positive_cash: bool = True,
 ) -> RebalancePlan:
     """Build the plan: order, suppress below θ, then fit the BUYs into the budget
     (docs/trading-rules.md, Plan formulas / Minimum trade / Buy budget).
@@ -97,8 +100,20 @@ def plan_rebalance(
     The budget rule (invariant 3, decided) makes "buys ≤ cash + sells − reserve" exact: the
     formulas alone can overshoot by suppressed sells, by Σw above 1, or by the broker's PV
     differing from cash plus positions at quote mids.
+
+    `require_positive_cash=False` is for a backtest without a cash reserve: a fully invested
+    rebalance leaves no cash (or a rounding residue below zero), which a live account refuses
+    to plan from (docs/trading-rules.md, Non-positive cash) but a simulation plans on from.
     """
-    check_account(snapshot)
+    if require_positive_cash:
+        check_account(snapshot)
+    else:
+        check_equity(snapshot)
+    if not Decimal(0) <= min_trade_fraction < 1:
+        raise PlanningError(
+            f"min_trade_fraction is {min_trade_fraction}; ALCHEMISER_MIN_TRADE_FRACTION must be "
+            "in [0, 1)"
+        )
     if not Decimal(0) <= cash_reserve < 1:
         raise PlanningError(
             f"cash_reserve is {cash_reserve}; ALCHEMISER_CASH_RESERVE must be in [0, 1)"
@@ -118,7 +133,7 @@ def plan_rebalance(
             f"zero equity: portfolio_value is {portfolio_value} and nothing is held, "
             "so no target has a dollar value; fund the account before rebalancing"
         )
-    threshold = min_trade_threshold(portfolio_value)
+    threshold = min_trade_threshold(portfolio_value, min_trade_fraction)
 
     items = sorted(
         (
@@ -170,11 +185,12 @@ def validated_targets(target_weights: Mapping[str, Decimal]) -> dict[str, Decima
     return positive
 
 
-def min_trade_threshold(portfolio_value: Decimal) -> Decimal:
-    """θ: 1 % of PV, rounded half-up to cents, the only rebalancing band."""
+def min_trade_threshold(portfolio_value: Decimal, min_trade_fraction: Decimal) -> Decimal:
+    """θ: the minimum trade fraction (ALCHEMISER_MIN_TRADE_FRACTION, 1 %) of PV, rounded half-up
+    to cents, the only rebalancing band."""
     if portfolio_value <= 0:
         return ZERO_DOLLARS
-    return (MIN_TRADE_FRACTION * portfolio_value).quantize(CENT, rounding=ROUND_HALF_UP)
+    return (min_trade_fraction * portfolio_value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def trade_priority(trade_amount: Decimal) -> int:

@@ -101,6 +101,11 @@ def check_account(snapshot: AccountSnapshot) -> None:
     assume PV ≥ 0."""
     if snapshot.cash <= 0:
         raise NonPositiveCashError(snapshot.cash)
+    check_equity(snapshot)
+
+
+def check_equity(snapshot: AccountSnapshot) -> None:
+    """The planner's formulas assume PV ≥ 0."""
     if snapshot.portfolio_value < 0:
         raise InvalidSnapshotError(
             f"portfolio_value is {format_dollars(snapshot.portfolio_value)}: negative equity "

@@ -26,6 +26,7 @@ from services.strategy.signals import (
     load_strategy_set,
     stale_symbols,
 )
+from services.strategy.symphonies import bundled_config, configured_strategy_config
 from shared import market_clock
 from shared.broker.port import Broker
 from shared.events import Event
@@ -47,12 +48,6 @@ BrokerFor = Callable[[str], Awaitable[Broker]]
 
 SAMPLE_BASELINE_SYMBOL = "SPY"
 """Always in the synthetic sample, whatever the strategy files name: the broad-market reference."""
-
-
-def bundled_config() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("services.strategy.symphonies") / "allocation.prod.json"))
 
 
 def bundled_symbols(cache_dir: Path | None) -> frozenset[str]:
@@ -143,8 +138,9 @@ class SignalStep:
 
     def _strategies(self) -> StrategySet:
         if self._strategy_set is None:
-            config = self._settings.strategy_config or bundled_config()
-            self._strategy_set = load_strategy_set(config, self._settings.resolved_cache_dir)
+            self._strategy_set = load_strategy_set(
+                configured_strategy_config(self._settings), self._settings.resolved_cache_dir
+            )
         return self._strategy_set
 
     def _event(

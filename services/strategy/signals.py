@@ -30,7 +30,7 @@ from services.strategy.allocation_config import (
 )
 from services.strategy.dsl.ast import Symphony
 from services.strategy.dsl.compiler import check_universe
-from services.strategy.dsl.errors import DslError
+from services.strategy.dsl.errors import DslError, DslEvaluationError
 from services.strategy.dsl.evaluator import evaluate_symphony
 from services.strategy.dsl.market_series import MarketSeries
 from services.strategy.dsl.trace import DecisionTrace
@@ -78,6 +78,9 @@ class StrategyFailure:
     strategy: str
     stage: FailureStage
     message: str
+    symbol: str | None = None
+    """The asset whose data failed the evaluation (a short history, a missing close), if one
+    did."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,6 @@ def load_strategy_set(config_path: Path, cache_dir: Path | None) -> StrategySet:
     except AllocationConfigError as error:
         raise SignalGenerationError(str(error)) from None
     symphonies: dict[str, Symphony] = {}
-    digest = hashlib.sha256()
     for name in config.active_files:
         try:
             symphony = load_symphony(config.file_path(name), cache_dir)
@@ -129,8 +131,16 @@ def load_strategy_set(config_path: Path, cache_dir: Path | None) -> StrategySet:
                 f"check the files listed in {config.path}"
             ) from None
         symphonies[name] = symphony
+    return StrategySet(config=config, symphonies=symphonies, files_hash=files_hash(symphonies))
+
+
+def files_hash(symphonies: Mapping[str, Symphony]) -> str:
+    """SHA-256 over each file's name and content hash, in the given order: which strategy code
+    decided."""
+    digest = hashlib.sha256()
+    for name, symphony in symphonies.items():
         digest.update(f"{name}\0{symphony.source_sha256}\n".encode())
-    return StrategySet(config=config, symphonies=symphonies, files_hash=digest.hexdigest())
+    return digest.hexdigest()
 
 
 def decide_dates(
@@ -140,6 +150,7 @@ def decide_dates(
     dates: Sequence[date],
     *,
     trace: bool = True,
+    market: MarketSeries | None = None,
 ) -> list[DatedDecision]:
     """Every file's allocation (or failure) and the consolidated target at each of `dates`, in
     the order given.
@@ -147,13 +158,14 @@ def decide_dates(
     `files` maps a caller's key to a parsed file, or to the failure that kept it from loading.
     `file_weights` are the normalised allocation weights by the same keys (as in the config; a
     weight of 0 leaves the file out of the consolidation); every positively weighted key must be
-    in `files`. Pure: reads only `bars`.
+    in `files`. `market` (a `MarketSeries` of `bars`) lets several calls over the same bars
+    share their indicator series. Pure: reads only `bars`.
     """
     weighted = [key for key, weight in file_weights.items() if weight > 0.0]
     missing = [key for key in weighted if key not in files]
     if missing:
         raise ValueError(f"weighted files without a strategy: {', '.join(missing)}")
-    market = MarketSeries(bars)
+    market = market if market is not None else MarketSeries(bars)
     columns: dict[str, list[StrategyDecision | StrategyFailure]] = {}
     for key, loaded in files.items():
         weight = file_weights.get(key, 0.0)
@@ -166,7 +178,14 @@ def decide_dates(
             columns[key] = [StrategyFailure(loaded.file_name, "check", str(error))] * len(dates)
             continue
         columns[key] = [
-            StrategyFailure(evaluation.strategy, "evaluate", str(evaluation.error))
+            StrategyFailure(
+                evaluation.strategy,
+                "evaluate",
+                str(evaluation.error),
+                evaluation.error.symbol
+                if isinstance(evaluation.error, DslEvaluationError)
+                else None,
+            )
             if evaluation.weights is None
             else StrategyDecision(evaluation.strategy, weight, evaluation.weights, evaluation.trace)
             for evaluation in evaluate_symphony(loaded, bars, dates, trace=trace, market=market)

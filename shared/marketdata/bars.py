@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from functools import cached_property
 
 import numpy as np
@@ -101,6 +102,17 @@ class BarSnapshot:
             first = f"they start on {self.first_session}" if self.sessions.size else "none exist"
             raise BarDataError(f"no bars on or before {day}: {first}")
         return index
+
+    def close_on_or_before(self, symbol: str, day: date) -> Decimal | None:
+        """The close of `symbol`'s latest bar on or before `day`, as the decimal its float
+        spells (the shortest text that reads back as the same float); None without one."""
+        series = self.closes.get(symbol)
+        if series is None:
+            return None
+        index = int(np.searchsorted(self.sessions, np.datetime64(day, "D"), side="right")) - 1
+        while index >= 0 and math.isnan(series[index]):
+            index -= 1
+        return None if index < 0 else Decimal(repr(float(series[index])))
 
     def truncated(self, day: date) -> BarSnapshot:
         """The bars visible as of `day`: sessions up to it, symbols with a bar by then."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.projections import UNATTRIBUTED, TradeLedger
-from services.strategy.signal_step import bundled_config
+from services.strategy.symphonies import bundled_config
 from shared.eventstore.store import SqlEventStore
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.strategy.signal_step import bundled_config
+from services.strategy.symphonies import bundled_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

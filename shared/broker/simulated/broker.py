@@ -74,7 +74,7 @@ from shared.broker.simulated.tables import (
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import FillModel, Settings
-from shared.trading import Quote, Side
+from shared.trading import Quote, Side, flat_quote
 
 POOL_SIZE = 2
 ACCOUNT_STATUS = "ACTIVE"
@@ -146,6 +146,8 @@ class SimulatedBroker:
         self._engine: AsyncEngine = (
             engine or create_store_engine(database_url, pool_size=POOL_SIZE)
         ).execution_options(**{WRITE_OPTION: True})
+        self._at_close = settings.sim_fill_model is FillModel.CLOSE
+        """The `close` fill model: prices, fills and positions at the session's close, exact."""
         self._last_prices: dict[tuple[str, dt.date], Decimal | None] = {}
         self._unsettled: list[tuple[Decimal, int]] = []
         """Sell proceeds not yet in buying power, with the account reads they still wait."""
@@ -213,7 +215,9 @@ class SimulatedBroker:
         await self._wait()
         async with self._locked_account() as connection:
             await self._mark_positions(connection)
-            state = await ledger.account_state(connection, self._account_id)
+            state = await ledger.account_state(
+                connection, self._account_id, values_to_cent=not self._at_close
+            )
         assert state is not None, "the account row was created by _locked_account"
         buying_power = state.buying_power - self._unsettled_proceeds()
         self._unsettled = [(amount, reads - 1) for amount, reads in self._unsettled if reads > 1]
@@ -453,7 +457,7 @@ class SimulatedBroker:
         day = self._now().astimezone(market_clock.NEW_YORK).date()
         key = (symbol, day)
         if key not in self._last_prices:
-            self._last_prices[key] = last_price(self._bars, symbol, day)
+            self._last_prices[key] = last_price(self._bars, symbol, day, exact=self._at_close)
         return self._last_prices[key]
 
     def _quote(self, symbol: str) -> Quote | None:
@@ -461,11 +465,12 @@ class SimulatedBroker:
         if last is None:
             return None
         fixed = self.scenario.quotes.get(symbol)
-        quote = (
-            derived_quote(symbol, last, self._settings.sim_spread_bps, self._now())
-            if fixed is None
-            else fixed.quote(symbol, self._now())
-        )
+        if fixed is not None:
+            quote = fixed.quote(symbol, self._now())
+        elif self._at_close:
+            quote = flat_quote(symbol, last, self._now())
+        else:
+            quote = derived_quote(symbol, last, self._settings.sim_spread_bps, self._now())
         shape = self.scenario.quote_shapes.get(symbol)
         return quote if shape is None else shaped_quote(quote, last, shape)
 
@@ -558,7 +563,9 @@ class SimulatedBroker:
         )
         if refusal is not None:
             raise refusal.error(operation)
-        hold_price = limit_price or fills.market_price(side, quote, last)
+        hold_price = (
+            last if self._at_close else limit_price or fills.market_price(side, quote, last)
+        )
         status = order_rules.arrival_status(market_clock.is_open_at(self._now()))
         reason = None
         if self._settings.sim_fill_model is FillModel.REJECT_RATE and fills.rejected_by_rate(
@@ -612,7 +619,9 @@ class SimulatedBroker:
         closes_position: bool,
     ) -> order_rules.NewOrder:
         """What Alpaca's rule table reads about this order, from the simulated state."""
-        state = await ledger.account_state(connection, self._account_id)
+        state = await ledger.account_state(
+            connection, self._account_id, values_to_cent=not self._at_close
+        )
         assert state is not None
         working = await ledger.working_orders(connection, self._account_id, symbol=symbol)
         start_of_day = dt.datetime.combine(
@@ -669,7 +678,9 @@ class SimulatedBroker:
     async def _check_buying_power(
         self, connection: AsyncConnection, operation: str, cost: Decimal
     ) -> None:
-        state = await ledger.account_state(connection, self._account_id)
+        state = await ledger.account_state(
+            connection, self._account_id, values_to_cent=not self._at_close
+        )
         assert state is not None
         buying_power = state.buying_power - self._unsettled_proceeds()
         if cost > buying_power:
@@ -756,7 +767,11 @@ class SimulatedBroker:
         side = side_of(row.side)
         last = self._last(row.symbol)
         assert last is not None, "an order is only placed on a symbol with a price"
-        price = fills.fill_price(OrderType(row.order_type), side, row.limit_price, quote, last)
+        price = (
+            last
+            if self._at_close
+            else fills.fill_price(OrderType(row.order_type), side, row.limit_price, quote, last)
+        )
         now = self._now()
         filled_qty = row.filled_qty + qty
         previous_value = row.filled_qty * (row.filled_avg_price or Decimal(0))
@@ -866,7 +881,7 @@ class SimulatedBroker:
             symbol=row.symbol,
             qty=row.qty,
             qty_available=row.qty - held_for_sale,
-            market_value=ledger.market_value(row),
+            market_value=ledger.market_value(row, to_cent=not self._at_close),
             avg_entry_price=row.avg_entry_price,
             current_price=row.last_price,
         )

@@ -49,10 +49,11 @@ class AccountState:
         return self.cash + self.positions_value
 
 
-def market_value(position: Row[tuple[object, ...]]) -> Decimal:
-    """A position at the last price it was marked at, to the cent as a broker reports it."""
+def market_value(position: Row[tuple[object, ...]], *, to_cent: bool = True) -> Decimal:
+    """A position at the last price it was marked at, to the cent as a broker reports it (or
+    exactly, as the `close` fill model values it)."""
     value: Decimal = position.qty * position.last_price
-    return value.quantize(CENT)
+    return value.quantize(CENT) if to_cent else value
 
 
 def order_status(row: Row[tuple[object, ...]]) -> OrderStatus:
@@ -69,7 +70,9 @@ def workflow_of(client_order_id: str) -> str | None:
     return workflow_id or None
 
 
-async def account_state(connection: AsyncConnection, account_id: str) -> AccountState | None:
+async def account_state(
+    connection: AsyncConnection, account_id: str, *, values_to_cent: bool = True
+) -> AccountState | None:
     cash = await connection.scalar(
         sa.select(sim_accounts.c.cash).where(sim_accounts.c.account_id == account_id)
     )
@@ -87,7 +90,9 @@ async def account_state(connection: AsyncConnection, account_id: str) -> Account
             ),
             start=Decimal(0),
         ),
-        positions_value=sum((market_value(row) for row in positions), start=Decimal(0)),
+        positions_value=sum(
+            (market_value(row, to_cent=values_to_cent) for row in positions), start=Decimal(0)
+        ),
     )
 
 

@@ -2,15 +2,15 @@
 (docs/trading-rules.md, Simulated quotes).
 
 last = the close of the symbol's latest bar dated on or before the simulated date; the quote
-straddles it by the configured spread, rounded outwards to the cent.
+straddles it by the configured spread, rounded outwards to the cent. Under the `close` fill model
+last is the close unrounded and the quote has no spread: bid = ask = last, the prices a backtest
+trades at.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-
-import numpy as np
 
 from shared.broker.simulated.scenario import QuoteShape
 from shared.marketdata.bars import BarSnapshot
@@ -24,17 +24,15 @@ WIDE_SPREAD = Decimal("0.20")
 STALE_AGE = dt.timedelta(minutes=10)
 
 
-def last_price(bars: BarSnapshot, symbol: str, day: dt.date) -> Decimal | None:
-    """The close of `symbol`'s latest bar on or before `day`; None without one."""
-    series = bars.closes.get(symbol)
-    if series is None:
-        return None
-    end = int(np.searchsorted(bars.sessions, np.datetime64(day, "D"), side="right"))
-    present = np.flatnonzero(~np.isnan(series[:end]))
-    if present.size == 0:
-        return None
-    close = float(series[present[-1]])
-    return Decimal(repr(close)).quantize(PRICE_PLACES)
+def last_price(
+    bars: BarSnapshot, symbol: str, day: dt.date, *, exact: bool = False
+) -> Decimal | None:
+    """The close of `symbol`'s latest bar on or before `day` (to 4 decimals unless `exact`);
+    None without one."""
+    close = bars.close_on_or_before(symbol, day)
+    if close is None or exact:
+        return close
+    return close.quantize(PRICE_PLACES)
 
 
 def derived_quote(symbol: str, last: Decimal, spread_bps: Decimal, at: dt.datetime) -> Quote:

@@ -23,9 +23,12 @@ from shared.broker import (
 from shared.broker.simulated import QuoteShape, Scenario, SimulatedBroker, SymbolFill
 from shared.broker.simulated.fills import rejected_by_rate
 from shared.market_clock import NEW_YORK
+from shared.marketdata.bars import BarSnapshot
 from shared.trading import Side
 from tests.integration.broker.simulated_world import (
     HOLIDAY_SIM_NOW,
+    SESSIONS,
+    SPY_CLOSES,
     RecordedSleep,
     bars,
     migrated_database,
@@ -352,6 +355,30 @@ async def test_reject_rate_keeps_a_rejected_order_under_its_client_order_id(
     assert first.status is OrderStatus.REJECTED and first.broker_status == "rejected"
     assert again.order_id == first.order_id
     assert account.cash == Decimal("100000")
+
+
+async def test_the_close_model_quotes_fills_and_values_at_the_sessions_close_unrounded(
+    sqlite_url: str,
+) -> None:
+    close = Decimal("600.123456789")
+    closes = BarSnapshot.from_closes(SESSIONS, {"SPY": [*SPY_CLOSES[:-1], float(close)]})
+    settings = sim_settings(sim_fill_model="close")
+    broker = SimulatedBroker(sqlite_url, "default", settings, closes, sleep=RecordedSleep())
+    try:
+        quote = await broker.get_latest_quote("SPY")
+        trade = await broker.get_latest_trade("SPY")
+        await broker.submit_order(limit("SPY", Side.BUY, "2.5", "601.00", "alc:w1:SPY:b:1:1"))
+        await broker.submit_order(market("SPY", Side.SELL, "1", "alc:w1:SPY:s:1:1"))
+        account = await broker.get_account()
+        position = await broker.get_position("SPY")
+    finally:
+        await broker.close()
+
+    assert quote is not None and trade is not None
+    assert quote.bid == quote.ask == trade.price == close
+    assert account.cash == Decimal(100000) - Decimal("1.5") * close
+    assert position is not None and position.market_value == Decimal("1.5") * close
+    assert account.equity == account.portfolio_value == Decimal(100000)
 
 
 # ---------------------------------------------------------------------- the session and latency

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.strategy.signal_step import SignalStep, bundled_config
+from services.strategy.signal_step import SignalStep
+from services.strategy.symphonies import bundled_config
 from shared.broker.models import Trade
 from shared.broker.port import Broker
 from shared.events.signals import SignalGenerated

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,18 @@ def test_index_of_is_the_last_session_on_or_before_the_day() -> None:
         BarDataError, match="no bars on or before 2024-01-01: they start on 2024-01-02"
     ):
         SNAPSHOT.index_of(date(2024, 1, 1))
+
+
+def test_the_close_on_or_before_a_day_is_the_decimal_its_float_spells() -> None:
+    bars = BarSnapshot.from_closes(
+        [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)],
+        {"SPY": [470.1234567891, float("nan"), 472.5]},
+    )
+
+    assert bars.close_on_or_before("SPY", date(2024, 1, 3)) == Decimal("470.1234567891")
+    assert bars.close_on_or_before("SPY", date(2024, 1, 4)) == Decimal("472.5")
+    assert bars.close_on_or_before("SPY", date(2024, 1, 1)) is None
+    assert bars.close_on_or_before("QQQ", date(2024, 1, 4)) is None
 
 
 def test_truncated_keeps_sessions_up_to_the_day_and_symbols_with_a_bar_by_then() -> None:

@@ -15,6 +15,7 @@ from tests.unit.events.examples import signal_generated
 
 NOW = dt.datetime(2026, 3, 2, 20, 46, tzinfo=dt.UTC)
 RESERVE = Decimal("0.01")
+MIN_TRADE = Decimal("0.01")
 
 
 def broker_quote(symbol: str, bid: str, ask: str) -> Quote:
@@ -35,7 +36,9 @@ def test_a_recorded_snapshot_plans_exactly_as_the_broker_reads_it_was_made_from(
     live = plan_mapping.planning_account(
         Decimal("5000"), Decimal("10000"), {"SPY": Decimal(10)}, quotes
     )
-    live_plan = plan_rebalance(live, plan_mapping.target_weights(signal), RESERVE)
+    live_plan = plan_rebalance(
+        live, plan_mapping.target_weights(signal), RESERVE, min_trade_fraction=MIN_TRADE
+    )
     held = Position(
         symbol="SPY",
         qty=Decimal(10),
@@ -53,7 +56,10 @@ def test_a_recorded_snapshot_plans_exactly_as_the_broker_reads_it_was_made_from(
     )
 
     replayed = plan_rebalance(
-        plan_mapping.recorded_account(recorded), plan_mapping.target_weights(signal), RESERVE
+        plan_mapping.recorded_account(recorded),
+        plan_mapping.target_weights(signal),
+        RESERVE,
+        min_trade_fraction=MIN_TRADE,
     )
 
     assert replayed == live_plan

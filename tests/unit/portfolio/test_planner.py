@@ -24,6 +24,7 @@ from services.portfolio.snapshot import (
 from tests.unit.portfolio.accounts import account, quote, weights
 
 RESERVE = Decimal("0.01")
+MIN_TRADE = Decimal("0.01")
 
 
 def by_symbol(plan: RebalancePlan) -> dict[str, tuple[TradeAction, Decimal]]:
@@ -33,7 +34,9 @@ def by_symbol(plan: RebalancePlan) -> dict[str, tuple[TradeAction, Decimal]]:
 def test_worked_example_of_the_spec_is_reproduced_exactly() -> None:
     snapshot = account("9000", {"AAA": ("10", "100")}, {"BBB": "50"}, portfolio_value="10000")
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.05", BBB="0.95"), RESERVE)
+    plan = plan_rebalance(
+        snapshot, weights(AAA="0.05", BBB="0.95"), RESERVE, min_trade_fraction=MIN_TRADE
+    )
 
     sell, buy = plan.items
     assert (sell.symbol, sell.action, sell.trade_amount, sell.priority) == (
@@ -67,7 +70,7 @@ def test_items_are_ordered_sell_buy_hold_then_priority_then_symbol() -> None:
     )
     targets = weights(HHH="0.15", BBB="0.3", AAA="0.3", CCC="0.25")
 
-    plan = plan_rebalance(snapshot, targets, Decimal(0))
+    plan = plan_rebalance(snapshot, targets, Decimal(0), min_trade_fraction=MIN_TRADE)
 
     assert [(item.action, item.symbol) for item in plan.items] == [
         (TradeAction.SELL, "ZZZ"),
@@ -82,7 +85,9 @@ def test_items_are_ordered_sell_buy_hold_then_priority_then_symbol() -> None:
 def test_suppressed_trade_keeps_its_place_weights_and_values() -> None:
     snapshot = account("50", {"AAA": ("50", "100"), "BBB": ("49.5", "100")})
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.5", BBB="0.5"), Decimal(0))
+    plan = plan_rebalance(
+        snapshot, weights(AAA="0.5", BBB="0.5"), Decimal(0), min_trade_fraction=MIN_TRADE
+    )
 
     suppressed_buy, hold = plan.items
     assert (suppressed_buy.symbol, suppressed_buy.action) == ("BBB", TradeAction.HOLD)
@@ -99,7 +104,9 @@ def test_suppressed_trade_keeps_its_place_weights_and_values() -> None:
 def test_buys_beyond_cash_and_sell_proceeds_are_scaled_into_the_budget() -> None:
     snapshot = account("1000", {"AAA": ("90", "100")}, {"BBB": "10", "CCC": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.5", BBB="0.26", CCC="0.25"), RESERVE)
+    plan = plan_rebalance(
+        snapshot, weights(AAA="0.5", BBB="0.26", CCC="0.25"), RESERVE, min_trade_fraction=MIN_TRADE
+    )
 
     items = {item.symbol: item for item in plan.items}
     budget = Decimal(1000) + abs(items["AAA"].trade_amount) - RESERVE * Decimal(10000)
@@ -114,7 +121,12 @@ def test_buys_beyond_cash_and_sell_proceeds_are_scaled_into_the_budget() -> None
 def test_a_buy_scaled_below_the_threshold_becomes_a_hold() -> None:
     snapshot = account("300", {"AAA": ("97", "100")}, {"BBB": "10", "CCC": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.97", BBB="0.02", CCC="0.011"), RESERVE)
+    plan = plan_rebalance(
+        snapshot,
+        weights(AAA="0.97", BBB="0.02", CCC="0.011"),
+        RESERVE,
+        min_trade_fraction=MIN_TRADE,
+    )
 
     assert by_symbol(plan) == {
         "AAA": (TradeAction.HOLD, Decimal(0)),
@@ -127,7 +139,12 @@ def test_a_buy_scaled_below_the_threshold_becomes_a_hold() -> None:
 def test_no_buy_is_planned_when_cash_is_below_the_reserve_and_nothing_is_sold() -> None:
     snapshot = account("50", {"AAA": ("50", "100"), "BBB": ("49.5", "100")}, {"CCC": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.495", BBB="0.495", CCC="0.0105"), RESERVE)
+    plan = plan_rebalance(
+        snapshot,
+        weights(AAA="0.495", BBB="0.495", CCC="0.0105"),
+        RESERVE,
+        min_trade_fraction=MIN_TRADE,
+    )
 
     assert by_symbol(plan)["CCC"] == (TradeAction.HOLD, Decimal(0))
     assert plan.buy_scale == 0
@@ -157,7 +174,39 @@ def test_priority_bands_by_absolute_trade_amount(trade_amount: str, priority: in
 def test_minimum_trade_is_one_percent_of_equity_rounded_half_up(
     portfolio_value: str, threshold: str
 ) -> None:
-    assert min_trade_threshold(Decimal(portfolio_value)) == Decimal(threshold)
+    assert min_trade_threshold(Decimal(portfolio_value), MIN_TRADE) == Decimal(threshold)
+
+
+def test_the_minimum_trade_fraction_sets_the_band_below_which_a_trade_is_held() -> None:
+    snapshot = account("300", {"AAA": ("97", "100")}, {"BBB": "10"})
+    targets = weights(AAA="0.95", BBB="0.05")
+
+    fine = plan_rebalance(snapshot, targets, Decimal(0), min_trade_fraction=Decimal("0.01"))
+    coarse = plan_rebalance(snapshot, targets, Decimal(0), min_trade_fraction=Decimal("0.06"))
+
+    assert by_symbol(fine)["BBB"] == (TradeAction.BUY, Decimal("500.00"))
+    assert coarse.min_trade_threshold == Decimal("600.00")
+    assert by_symbol(coarse)["BBB"] == (TradeAction.HOLD, Decimal(0))
+
+
+def test_a_simulation_without_cash_plans_on_when_positive_cash_is_not_required() -> None:
+    snapshot = account("-0.0004", {"AAA": ("100", "10")}, {"BBB": "20"})
+
+    with pytest.raises(NonPositiveCashError):
+        plan_rebalance(
+            snapshot, weights(AAA="0.5", BBB="0.5"), Decimal(0), min_trade_fraction=Decimal(0)
+        )
+    plan = plan_rebalance(
+        snapshot,
+        weights(AAA="0.5", BBB="0.5"),
+        Decimal(0),
+        min_trade_fraction=Decimal(0),
+        require_positive_cash=False,
+    )
+
+    buy = by_symbol(plan)["BBB"]
+    assert buy[0] is TradeAction.BUY
+    assert buy[1] <= Decimal("-0.0004") + abs(by_symbol(plan)["AAA"][1])
 
 
 @pytest.mark.parametrize(
@@ -176,7 +225,7 @@ def test_planning_price_is_the_mid_with_a_one_sided_quote_mirrored(
     quoted = quote("AAA", Decimal(bid) if bid else None, Decimal(ask) if ask else None)
     snapshot = AccountSnapshot(Decimal(100), Decimal(100), {}, {"AAA": quoted})
 
-    plan = plan_rebalance(snapshot, weights(AAA="1"), RESERVE)
+    plan = plan_rebalance(snapshot, weights(AAA="1"), RESERVE, min_trade_fraction=MIN_TRADE)
 
     assert plan.items[0].price == Decimal(price)
 
@@ -193,7 +242,7 @@ def test_an_unusable_quote_fails_planning_naming_the_symbol(
     snapshot = AccountSnapshot(Decimal(100), Decimal(100), {}, {"AAA": quoted})
 
     with pytest.raises(InvalidPriceError, match=r"^Invalid price for AAA"):
-        plan_rebalance(snapshot, weights(AAA="1"), RESERVE)
+        plan_rebalance(snapshot, weights(AAA="1"), RESERVE, min_trade_fraction=MIN_TRADE)
 
 
 @dataclass(frozen=True)
@@ -317,9 +366,9 @@ PLANNER_EDGE_CASES = {
 def test_planner_edge_cases_of_the_spec(case: PlannerCase) -> None:
     if case.error is not None:
         with pytest.raises(case.error, match=case.message):
-            plan_rebalance(case.snapshot, case.targets, RESERVE)
+            plan_rebalance(case.snapshot, case.targets, RESERVE, min_trade_fraction=MIN_TRADE)
         return
-    plan = plan_rebalance(case.snapshot, case.targets, RESERVE)
+    plan = plan_rebalance(case.snapshot, case.targets, RESERVE, min_trade_fraction=MIN_TRADE)
     assert by_symbol(plan) == case.expected
     assert plan.trades_required == any(
         action is not TradeAction.HOLD for action, _ in (case.expected or {}).values()
@@ -329,7 +378,7 @@ def test_planner_edge_cases_of_the_spec(case: PlannerCase) -> None:
 def test_liquidated_symbol_has_target_weight_zero() -> None:
     snapshot = account("9000", {"OLD": ("10", "100")}, {"AAA": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="1"), RESERVE)
+    plan = plan_rebalance(snapshot, weights(AAA="1"), RESERVE, min_trade_fraction=MIN_TRADE)
 
     old = next(item for item in plan.items if item.symbol == "OLD")
     assert old.target_weight == 0
@@ -340,7 +389,9 @@ def test_liquidated_symbol_has_target_weight_zero() -> None:
 def test_a_zero_weight_target_is_dropped_and_a_held_one_liquidated() -> None:
     snapshot = account("9000", {"OLD": ("10", "100")}, {"AAA": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="1", OLD="0", NEW="0"), RESERVE)
+    plan = plan_rebalance(
+        snapshot, weights(AAA="1", OLD="0", NEW="0"), RESERVE, min_trade_fraction=MIN_TRADE
+    )
 
     assert {item.symbol for item in plan.items} == {"AAA", "OLD"}
 
@@ -348,11 +399,16 @@ def test_a_zero_weight_target_is_dropped_and_a_held_one_liquidated() -> None:
 def test_target_symbols_are_normalised_to_upper_case() -> None:
     snapshot = account("1000", quoted={"AAA": "10"})
 
-    plan = plan_rebalance(snapshot, {" aaa ": Decimal(1)}, RESERVE)
+    plan = plan_rebalance(snapshot, {" aaa ": Decimal(1)}, RESERVE, min_trade_fraction=MIN_TRADE)
 
     assert [item.symbol for item in plan.items] == ["AAA"]
 
 
 def test_reserve_outside_zero_to_one_names_the_setting() -> None:
     with pytest.raises(PlanningError, match="ALCHEMISER_CASH_RESERVE"):
-        plan_rebalance(account("1000", quoted={"AAA": "10"}), weights(AAA="1"), Decimal(1))
+        plan_rebalance(
+            account("1000", quoted={"AAA": "10"}),
+            weights(AAA="1"),
+            Decimal(1),
+            min_trade_fraction=MIN_TRADE,
+        )

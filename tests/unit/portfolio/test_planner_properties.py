@@ -16,6 +16,7 @@ from tests.unit.portfolio.accounts import quote
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH")
 MICRO = Decimal("0.000001")
+MIN_TRADE = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 def planned(scenario: Scenario) -> RebalancePlan:
-    return plan_rebalance(scenario.snapshot, scenario.targets, scenario.cash_reserve)
+    return plan_rebalance(
+        scenario.snapshot, scenario.targets, scenario.cash_reserve, min_trade_fraction=MIN_TRADE
+    )
 
 
 def total(items: tuple[PlanItem, ...], action: TradeAction) -> Decimal:

@@ -93,6 +93,7 @@ def test_an_evaluation_failure_fails_only_the_dates_that_depend_on_it() -> None:
     failure = early.strategies["short.clj"]
     assert isinstance(failure, StrategyFailure) and failure.stage == "evaluate"
     assert "insufficient history" in failure.message
+    assert failure.symbol == "SPY"
     assert early.target_weights is None and early.failed == "short.clj"
     assert late.failure is None and late.target_weights is not None
 
