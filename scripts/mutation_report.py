@@ -1,6 +1,9 @@
 """Summarise the last `mutmut run` (`make mutation`): per mutated file, how many mutants the unit
 tests killed, how many survived, timed out or were suspicious, the kill rate, and the names of
-the survivors (`mutmut show NAME` prints one's diff).
+the mutants not killed (`mutmut show NAME` prints one's diff).
+
+The kill rate counts a timeout as killed, as mutmut's own score does: a mutant that makes a test
+hang is caught by the suite all the same.
 
 Reads the results mutmut keeps under `mutants/`, with mutmut's own reading of them, so it runs
 from the checkout's root after a run and needs mutmut installed (the `dev` extra).
@@ -18,7 +21,7 @@ COLUMNS = ("mutants", "killed", "survived", "timeout", "suspicious", "other", "k
 
 
 def kill_rate(stat: Stat) -> str:
-    return f"{100 * stat.killed / stat.total:.1f} %" if stat.total else "-"
+    return f"{100 * (stat.killed + stat.timeout) / stat.total:.1f} %" if stat.total else "-"
 
 
 def row(name: str, stat: Stat) -> list[str]:
