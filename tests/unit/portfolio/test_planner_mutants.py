@@ -77,3 +77,15 @@ def test_a_malformed_target_symbol_is_refused_naming_it_and_the_rule(symbol: str
         InvalidTargetError, match=f"'{symbol}' must be 1-10 characters without spaces"
     ):
         plan_rebalance(snapshot, {symbol: Decimal(1)}, Decimal(0))
+
+
+def test_a_symbol_already_at_its_target_is_listed_after_every_buy() -> None:
+    snapshot = account("900", {"AAA": ("10", "10")}, {"BBB": "10", "CCC": "10"})
+
+    plan = plan_rebalance(snapshot, weights(AAA="0.1", BBB="0.04", CCC="0.86"), Decimal(0))
+
+    assert [(item.symbol, item.action) for item in plan.items] == [
+        ("CCC", TradeAction.BUY),
+        ("BBB", TradeAction.BUY),
+        ("AAA", TradeAction.HOLD),
+    ]
