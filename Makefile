@@ -41,8 +41,8 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/*.py; do PYTHONPATH=. $(BIN)/python $$b || exit 1; done
 
-# Mutation testing of the pure core: the files and tests named in pyproject's [tool.mutmut], about
-# a quarter of an hour on two cores; not part of `make test` or CI. Starts from an empty mutants/
+# Mutation testing of the pure core: the files and tests named in pyproject's [tool.mutmut], 10 to
+# 15 minutes on two cores; not part of `make test` or CI. Starts from an empty mutants/
 # because mutmut keeps a survivor's verdict even after the tests change.
 mutation: $(STAMP)
 	rm -rf mutants
