@@ -1,0 +1,787 @@
+"""Order-chain rules mutation testing (`make mutation`) found unpinned: transitions no row of
+`test_decide.py` walked, what the attempt records and events of a chain carry, and the warnings
+the rules hand the shell. Built from `test_decide.py`'s chains and broker answers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import TypeVar
+
+import pytest
+
+from services.execution.chain import (
+    BuyingPowerRead,
+    Command,
+    Observation,
+    ReadBuyingPower,
+    ReadQuote,
+    ReadSizingFacts,
+    SizingFactsRead,
+    SubmitOrder,
+    TimerFired,
+)
+from services.execution.machine import TimerKind
+from services.execution.sizing import AssetInfo
+from services.execution.state import AttemptRecord, Chain, ChainState
+from shared.broker.errors import (
+    InsufficientQtyAvailableError,
+    InvalidOrderError,
+    TransientBrokerError,
+)
+from shared.events import (
+    Event,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    OrderRequested,
+    OrderSubmitted,
+)
+from tests.unit.execution.test_decide import (
+    CANCEL_CHECK,
+    CANCELLING_ESCALATION,
+    CANCELLING_REPEG,
+    LIQUIDATION,
+    MARKET_BP,
+    POLL,
+    PRICE,
+    PRICING,
+    REQUESTED_LIMIT,
+    REQUESTED_MARKET,
+    REQUESTED_SELL,
+    ROWS,
+    SUBMIT,
+    WAITING_FOR_BUYING_POWER,
+    WORKFLOW,
+    WORKING_LIMIT,
+    WORKING_MARKET,
+    Answer,
+    Row,
+    already_ended,
+    buying_power,
+    cancel_failed,
+    cancel_taken,
+    facts,
+    insufficient_qty,
+    no_quote,
+    not_found,
+    placed,
+    quote,
+    read,
+    read_nothing,
+    refused,
+    walk,
+)
+from tests.unit.execution.test_decide import _expect as expect
+from tests.unit.execution.test_decide import _quote as quoted
+from tests.unit.execution.test_decide import (
+    test_order_chain_transition as check_row,  # the rows' own check, reused for new rows
+)
+
+E = TypeVar("E", bound=Event)
+
+SELL_CHAIN = replace(LIQUIDATION, trade_amount=Decimal(-1005), liquidation=False)
+"""A SELL of about 10 shares that is not a liquidation."""
+WHOLE_SHARES = AssetInfo(tradable=True, fractionable=False)
+USUAL_QUOTE = quote()
+"""100.00 / 100.50, the quote of `test_decide.py`'s chains."""
+
+
+def sizing_facts(asset: AssetInfo = WHOLE_SHARES, *, position_failed: bool = False) -> Answer:
+    return lambda asked: SizingFactsRead(
+        expect(asked, ReadSizingFacts), asset, position_failed=position_failed
+    )
+
+
+def buying_power_at(bid: str, ask: str, amount: str | None) -> Answer:
+    return lambda asked: BuyingPowerRead(
+        expect(asked, ReadBuyingPower),
+        quoted(bid, ask),
+        Decimal(amount) if amount is not None else None,
+    )
+
+
+def insufficient_qty_unreadable() -> InsufficientQtyAvailableError:
+    return InsufficientQtyAvailableError(
+        "insufficient qty available for order",
+        requested_qty=Decimal(10),
+        available_qty=None,
+        code="40310000",
+    )
+
+
+def of_type(events: list[Event], kind: type[E]) -> list[E]:
+    return [event for event in events if isinstance(event, kind)]
+
+
+FRACTIONAL_WORKING_LIMIT = replace(WORKING_LIMIT, fractionable=True)
+
+
+def working_limit() -> Chain:
+    """`WORKING_LIMIT` again, priced and placed by the rules as the test runs: what a chain
+    carries from one step to the next (anchor, price history, attempt records, the request's id)
+    is only tested when the test itself makes those steps."""
+    requested = walk(PRICING, PRICE, (quote(), facts())).decision.chain
+    return walk(requested, SUBMIT, (not_found(), placed())).decision.chain
+
+
+def working_repeg(repeg_quote: Answer = USUAL_QUOTE) -> Chain:
+    """That limit cancelled unfilled at T0+10, re-pegged (at 100.52 from the usual quote) and
+    placed: the second order of the chain, working."""
+    repegged = walk(
+        working_limit(),
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled"), repeg_quote),
+        at_s=10,
+    ).decision.chain
+    return walk(repegged, SUBMIT, (not_found(), placed()), at_s=10).decision.chain
+
+
+def second_repeg_price(repeg_quote: Answer) -> Decimal | None:
+    """The limit of the chain's next re-peg at T0+20, as under a policy allowing two."""
+    chain = replace(working_repeg(), checks=0)
+    result = walk(
+        chain, POLL, (read("accepted"), cancel_taken(), read("canceled"), repeg_quote), at_s=20
+    )
+    return _limit_price(result.decision.chain)
+
+
+def _limit_price(chain: Chain) -> Decimal | None:
+    return chain.order.limit_price if chain.order is not None else None
+
+
+# ---------------------------------------------------------------------- transitions
+
+ROWS_FOUND_BY_MUTATION = {
+    "cancel: an order gone from the broker after an 'already ended' cancel fails the chain": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), already_ended("canceled"), read_nothing()),
+        asked=("read order: supervise", "cancel: repeg", "read order: confirm_cancel"),
+        state=ChainState.FAILED,
+        at_s=10,
+        fields={
+            "error_message": "order not found at the broker",
+            "attempts.0.status": "rejected",
+        },
+    ),
+    "cancel: an order the broker had already cancelled is re-pegged for the remainder": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), already_ended("canceled"), read("canceled"), quote()),
+        asked=(
+            "read order: supervise",
+            "cancel: repeg",
+            "read order: confirm_cancel",
+            "quote for repeg",
+        ),
+        state=ChainState.REQUESTED,
+        events=("OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=10,
+        fields={"order.kind": "repeg", "attempts.0.status": "canceled"},
+    ),
+    "cancel: a race with a fill is recorded as a filled attempt": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), already_ended("filled"), read("filled", "10", "100.01")),
+        asked=("read order: supervise", "cancel: repeg", "read order: confirm_cancel"),
+        state=ChainState.FILLED,
+        events=("OrderFilled",),
+        at_s=10,
+        fields={"attempts.0.status": "filled"},
+    ),
+    "cancel check: an unconfirmed escalation sends only what is still unfilled to market": Row(
+        CANCELLING_ESCALATION,
+        CANCEL_CHECK,
+        (read("partially_filled", "4", "100.01"), buying_power()),
+        asked=("read order: cancel_check", "buying power"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=20,
+        fields={
+            "order.qty": Decimal(6),
+            "closed_filled_qty": Decimal(4),
+            "avg_fill_price": Decimal("100.01"),
+        },
+    ),
+    "escalation: a fractional remainder worth under the minimum ends filled, not at market": Row(
+        replace(FRACTIONAL_WORKING_LIMIT, checks=1),
+        POLL,
+        (
+            read("partially_filled", "9.995", "100.01"),
+            cancel_taken(),
+            read("canceled", "9.995", "100.01"),
+        ),
+        asked=("read order: supervise", "cancel: escalation", "read order: after_cancel"),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderCancelled"),
+        at_s=10,
+    ),
+    "poll: a filled order is recorded as a filled attempt": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("filled", "10", "100.01"),),
+        asked=("read order: supervise",),
+        state=ChainState.FILLED,
+        events=("OrderFilled",),
+        at_s=2,
+        fields={"attempts.0.status": "filled"},
+    ),
+    "poll: an order gone from the broker is recorded as a rejected attempt": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read_nothing(),),
+        asked=("read order: supervise",),
+        state=ChainState.FAILED,
+        at_s=2,
+        fields={"attempts.0.status": "rejected"},
+    ),
+    "poll: a limit the broker ended after one share sends the other nine to market": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("canceled", "1", "100.01"),),
+        asked=("read order: supervise",),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=2,
+        fields={"order.qty": Decimal(9)},
+    ),
+    "poll: a working limit the broker rejects sends its remainder to market": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("rejected"),),
+        asked=("read order: supervise",),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=2,
+        fields={"order.kind": "market", "order.reason": "residual", "order.qty": Decimal(10)},
+    ),
+    "poll: a market order the broker ended unfilled ends the chain, saying so": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("canceled"),),
+        asked=("read order: supervise",),
+        state=ChainState.FAILED,
+        events=("OrderCancelled",),
+        at_s=12,
+        fields={"error_message": "order ended at the broker unfilled"},
+    ),
+    "poll: a fractional remainder worth under the minimum after the broker ended it is left": Row(
+        FRACTIONAL_WORKING_LIMIT,
+        POLL,
+        (read("canceled", "9.995", "100.01"),),
+        asked=("read order: supervise",),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderCancelled"),
+        at_s=2,
+    ),
+    "poll: a fractional remainder worth more than the minimum is chased at market": Row(
+        FRACTIONAL_WORKING_LIMIT,
+        POLL,
+        (read("canceled", "9.6", "100.01"),),
+        asked=("read order: supervise",),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=2,
+        fields={"order.kind": "market", "order.qty": Decimal("0.4")},
+    ),
+    "poll: a BUY remainder is valued at the ask it would pay": Row(
+        FRACTIONAL_WORKING_LIMIT,
+        POLL,
+        (read("canceled", "9.99008", "100.01"),),
+        asked=("read order: supervise",),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=2,
+        fields={"order.qty": Decimal("0.00992")},
+    ),
+    "poll: a working market order is polled every interval until its final wait": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("accepted"),),
+        asked=("read order: supervise",),
+        state=ChainState.WORKING,
+        timers=((TimerKind.POLL, 2),),
+        at_s=19,
+        fields={"ended_at": None},
+    ),
+    "leftover: a market order that filled before its cancel ends the chain filled": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("accepted"), cancel_taken(), read("filled", "10", "100.50")),
+        asked=("read order: supervise", "cancel: leftover", "read order: leftover"),
+        state=ChainState.FILLED,
+        events=("OrderFilled",),
+        at_s=40,
+    ),
+    "leftover: one share filled before the cancel ends the chain filled": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("partially_filled", "1", "100.50"), cancel_taken(), read("canceled", "1", "100.50")),
+        asked=("read order: supervise", "cancel: leftover", "read order: leftover"),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderCancelled"),
+        at_s=40,
+        fields={"filled_qty": Decimal(1)},
+    ),
+    "re-peg: without a quote the remainder is escalated to market": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled"), no_quote(), buying_power()),
+        asked=(
+            "read order: supervise",
+            "cancel: repeg",
+            "read order: after_cancel",
+            "quote for repeg",
+            "buying power",
+        ),
+        state=ChainState.REQUESTED,
+        events=("OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=10,
+        fields={"order.kind": "market", "order.reason": "escalation"},
+    ),
+    "price: a retry whose pause ends exactly at the quote wait is still taken": Row(
+        PRICING,
+        PRICE,
+        (no_quote(),),
+        asked=("quote for price",),
+        state=ChainState.PRICING,
+        timers=((TimerKind.PRICE, 0.3),),
+        at_s=4.7,
+    ),
+    "price: a penny stock gets a limit order too": Row(
+        PRICING,
+        PRICE,
+        (quote("0.50", "0.52"), facts()),
+        asked=("quote for price", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.kind": "limit", "order.limit_price": Decimal("0.51")},
+    ),
+    "size: a SELL whose position read failed is sized from its dollars": Row(
+        SELL_CHAIN,
+        PRICE,
+        (quote(), sizing_facts(position_failed=True)),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.qty": Decimal(10)},
+    ),
+    "size: a SELL of a symbol the broker holds none of is skipped": Row(
+        SELL_CHAIN,
+        PRICE,
+        (quote(), facts()),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.SKIPPED,
+    ),
+    "size: an asset the broker does not trade fails the chain before any order": Row(
+        PRICING,
+        PRICE,
+        (quote(), sizing_facts(AssetInfo(tradable=False, fractionable=False))),
+        asked=("quote for price", "sizing facts"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"error_message": "asset AAA is not tradable", "requested_qty": Decimal(10)},
+    ),
+    "submit: a refused SELL limit falls back to a market order at once": Row(
+        REQUESTED_SELL,
+        SUBMIT,
+        (not_found(), refused(InvalidOrderError("limit out of band"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.kind": "market", "order.reason": "fallback"},
+    ),
+    "submit: a market order the broker accepted as rejected fails the chain": Row(
+        REQUESTED_MARKET,
+        SUBMIT,
+        (not_found(), placed(status="rejected")),
+        asked=("look up", "submit market"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        at_s=10,
+        fields={
+            "error_message": "order alc:wf-1:AAA:b:buy:2 rejected by the broker (rejected)",
+            "attempts.1.status": "rejected",
+            "attempts.1.broker_order_id": "ord-1",
+        },
+    ),
+    "submit: insufficient qty without a readable figure ends the chain": Row(
+        REQUESTED_SELL,
+        SUBMIT,
+        (not_found(), refused(insufficient_qty_unreadable())),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"error_message": "insufficient qty available for order"},
+    ),
+    "submit: insufficient qty with nothing left fails with the broker's words": Row(
+        REQUESTED_SELL,
+        SUBMIT,
+        (not_found(), refused(insufficient_qty("0"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={
+            "error_message": "insufficient qty available for order (requested: 10, available: 0)",
+            "attempts.0.status": "rejected",
+        },
+    ),
+    "submit: insufficient qty of a cent on a fractional sell ends the chain": Row(
+        replace(REQUESTED_SELL, fractionable=True),
+        SUBMIT,
+        (not_found(), refused(insufficient_qty("0.01"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+    ),
+    "submit: a fractional sell is resubmitted with the fraction available": Row(
+        replace(REQUESTED_SELL, fractionable=True),
+        SUBMIT,
+        (not_found(), refused(insufficient_qty("2.5"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.qty": Decimal("2.5")},
+    ),
+    "submit: less than a whole share available of a whole-share sell ends the chain": Row(
+        REQUESTED_SELL,
+        SUBMIT,
+        (not_found(), refused(insufficient_qty("0.5"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={
+            "error_message": "insufficient qty available for order (requested: 10, available: 0.5)"
+        },
+    ),
+    "submit: exactly one whole share available is resubmitted": Row(
+        REQUESTED_SELL,
+        SUBMIT,
+        (not_found(), refused(insufficient_qty("1"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.qty": Decimal(1)},
+    ),
+    "market buy: the check prices the BUY at the fresh quote": Row(
+        WAITING_FOR_BUYING_POWER,
+        MARKET_BP,
+        (buying_power_at("200.00", "201.00", "1500"),),
+        asked=("buying power",),
+        state=ChainState.PRICING,
+        timers=((TimerKind.MARKET_BP, 2),),
+        at_s=11,
+        fields={"bp_checks": 2},
+    ),
+    "market buy: a failed account read skips the check": Row(
+        WAITING_FOR_BUYING_POWER,
+        MARKET_BP,
+        (buying_power_at("100.00", "100.50", None),),
+        asked=("buying power",),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=11,
+    ),
+    "market buy: after waiting, the order is asked with the reason it waited with": Row(
+        WAITING_FOR_BUYING_POWER,
+        MARKET_BP,
+        (buying_power(),),
+        asked=("buying power",),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=11,
+        fields={"order.kind": "market", "order.reason": "escalation"},
+    ),
+}
+
+
+@pytest.mark.parametrize("row", ROWS_FOUND_BY_MUTATION.values(), ids=ROWS_FOUND_BY_MUTATION.keys())
+def test_order_chain_transition_found_by_mutation(row: Row) -> None:
+    check_row(row)
+
+
+def test_a_re_peg_after_the_market_fell_below_the_limit_goes_half_way_down_from_it() -> None:
+    assert _limit_price(working_repeg(quote("99.80", "99.90"))) == Decimal("99.96")
+
+
+def test_a_re_peg_price_equal_to_the_first_limit_is_bumped_never_repeated() -> None:
+    assert _limit_price(working_repeg(quote("99.90", "99.99"))) == Decimal("100.03")
+
+
+def test_the_next_re_peg_starts_from_the_last_re_peg_price() -> None:
+    assert second_repeg_price(quote("100.20", "100.30")) == Decimal("100.41")
+
+
+def test_the_next_re_peg_never_repeats_the_last_re_peg_price() -> None:
+    assert second_repeg_price(quote()) == Decimal("100.54")
+
+
+def test_the_quote_wait_counts_from_the_first_try() -> None:
+    first_try = walk(replace(PRICING, pricing_started_at=None), PRICE, (no_quote(),))
+    assert first_try.decision.chain.state is ChainState.PRICING
+
+    last_try = walk(first_try.decision.chain, PRICE, (no_quote(), facts()), at_s=4.8)
+
+    assert last_try.decision.chain.state is ChainState.FAILED
+
+
+def test_a_partly_filled_chain_whose_market_buy_cannot_be_afforded_ends_filled() -> None:
+    one_share = walk(
+        replace(WORKING_LIMIT, checks=1),
+        POLL,
+        (
+            read("partially_filled", "1", "100.01"),
+            cancel_taken(),
+            read("canceled", "1", "100.01"),
+            buying_power("10"),
+        ),
+        at_s=10,
+    ).decision.chain
+
+    result = walk(replace(one_share, bp_checks=4), MARKET_BP, (buying_power("10"),), at_s=25)
+
+    assert result.decision.chain.state is ChainState.FILLED
+    assert result.decision.chain.filled_qty == Decimal(1)
+
+
+def test_a_market_buy_waiting_for_buying_power_keeps_its_reason_for_the_next_check() -> None:
+    result = walk(WAITING_FOR_BUYING_POWER, MARKET_BP, (buying_power("10"),), at_s=11)
+
+    (timer,) = result.decision.timers
+    assert timer.payload == {"reason": "escalation"}
+
+
+# ---------------------------------------------------------------------- what a chain records
+
+
+def test_the_average_fill_price_counts_only_what_filled() -> None:
+    result = walk(working_repeg(), POLL, (read("filled", "10", "100.52"),), at_s=12)
+
+    assert result.decision.chain.avg_fill_price == Decimal("100.52")
+
+
+def test_each_ended_order_is_recorded_with_its_limit_broker_id_and_how_it_ended() -> None:
+    first, second = walk(
+        working_repeg(), POLL, (read("filled", "10", "100.52"),), at_s=12
+    ).decision.chain.attempts
+
+    assert first == AttemptRecord(
+        kind="limit",
+        client_order_id="alc:wf-1:AAA:b:buy:1",
+        limit_price=Decimal("100.01"),
+        broker_order_id="ord-1",
+        status="canceled",
+    )
+    assert (second.kind, second.limit_price, second.status) == (
+        "repeg",
+        Decimal("100.52"),
+        "filled",
+    )
+
+
+def test_a_re_peg_records_the_quote_it_was_priced_from() -> None:
+    result = walk(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled"), quote("100.10", "100.60")),
+        at_s=10,
+    )
+
+    (requested,) = of_type(result.events, OrderRequested)
+    assert requested.quote == quoted("100.10", "100.60")
+    assert result.decision.chain.quote == quoted("100.10", "100.60")
+
+
+def test_an_untradable_asset_is_rejected_as_attempt_one_caused_by_the_plan() -> None:
+    result = walk(
+        PRICING, PRICE, (quote(), sizing_facts(AssetInfo(tradable=False, fractionable=False)))
+    )
+
+    (rejected,) = of_type(result.events, OrderRejected)
+    assert rejected.causation_id == WORKFLOW.plan_event_id
+    assert (rejected.attempt, rejected.client_order_id) == (1, "alc:wf-1:AAA:b:buy:1")
+    assert (rejected.reason, rejected.broker_code, rejected.retryable) == (
+        "asset AAA is not tradable",
+        "NOT_TRADABLE",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("chain", "fired", "answers", "at_s"),
+    [
+        (WORKING_LIMIT, POLL, (read("rejected"),), 2),
+        (REQUESTED_MARKET, SUBMIT, (not_found(), placed(status="rejected")), 10),
+    ],
+    ids=["rejected-while-working", "accepted-as-rejected"],
+)
+def test_an_order_the_broker_rejected_is_recorded_with_its_broker_id_as_final(
+    chain: Chain, fired: TimerFired, answers: tuple[Answer, ...], at_s: float
+) -> None:
+    result = walk(chain, fired, answers, at_s)
+
+    (rejected,) = of_type(result.events, OrderRejected)
+    assert rejected.broker_order_id == "ord-1"
+    assert rejected.retryable is False
+    assert "rejected by the broker (rejected)" in rejected.reason
+
+
+def test_a_refusal_is_recorded_with_the_brokers_code_and_whether_a_retry_could_work() -> None:
+    assert REQUESTED_LIMIT.order is not None
+    gave_up = walk(
+        replace(REQUESTED_LIMIT, order=replace(REQUESTED_LIMIT.order, submit_tries=3)),
+        SUBMIT,
+        (
+            not_found(),
+            refused(TransientBrokerError("503", code="http_503")),
+            not_found(),
+            buying_power(),
+        ),
+    )
+    no_qty = walk(REQUESTED_SELL, SUBMIT, (not_found(), refused(insufficient_qty("4"))))
+
+    rejections = of_type(gave_up.events + no_qty.events, OrderRejected)
+    assert [(event.broker_code, event.retryable) for event in rejections] == [
+        ("http_503", True),
+        ("40310000", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [("canceled", "broker"), ("expired", "expired")],
+    ids=["cancelled", "expired"],
+)
+def test_an_order_the_broker_ended_is_recorded_as_cancelled_by_it(status: str, reason: str) -> None:
+    result = walk(WORKING_LIMIT, POLL, (read(status),), at_s=2)
+
+    (cancelled,) = of_type(result.events, OrderCancelled)
+    assert cancelled.reason == reason
+
+
+def test_only_the_fill_that_completes_an_order_is_recorded_as_complete() -> None:
+    partial = walk(WORKING_LIMIT, POLL, (read("canceled", "4", "100.01"),), at_s=2)
+    full = walk(WORKING_LIMIT, POLL, (read("filled", "10", "100.01"),), at_s=2)
+    partial_before_leftover_cancel = walk(
+        WORKING_MARKET,
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled", "4", "100.50")),
+        at_s=40,
+    )
+
+    fills = [
+        fill
+        for run in (partial, full, partial_before_leftover_cancel)
+        for fill in of_type(run.events, OrderFilled)
+    ]
+    assert [fill.complete for fill in fills] == [False, True, False]
+
+
+def test_a_fill_reported_without_a_price_is_not_recorded_but_warned_about() -> None:
+    result = walk(WORKING_MARKET, POLL, (read("filled", "1", None),), at_s=12)
+
+    assert result.events == []
+    assert result.decision.chain.state is ChainState.FILLED
+    assert [bool(note.message) for note in result.decision.notes] == [True]
+
+
+def recording(answer: Answer, commands: list[Command]) -> Answer:
+    def record(asked: Command) -> Observation:
+        commands.append(asked)
+        return answer(asked)
+
+    return record
+
+
+ALL_ROWS = {**ROWS, **ROWS_FOUND_BY_MUTATION}
+
+
+@pytest.mark.parametrize("row", ALL_ROWS.values(), ids=ALL_ROWS.keys())
+def test_every_order_event_is_caused_by_the_request_of_its_attempt(row: Row) -> None:
+    """The causal chain of an order: the first request is caused by the plan, each later one by
+    the request before it, and every other event of an order by that order's request."""
+    result = walk(row.chain, row.fired, row.answers, row.at_s)
+
+    requested = (
+        {row.chain.order.attempt: row.chain.order.requested_event_id} if row.chain.order else {}
+    )
+    for event in result.events:
+        assert isinstance(event, OrderEvent)
+        if isinstance(event, OrderRequested):
+            cause = requested.get(event.attempt - 1, WORKFLOW.plan_event_id)
+            assert event.causation_id == cause
+            requested[event.attempt] = str(event.event_id)
+        elif event.attempt in requested:
+            assert event.causation_id == requested[event.attempt]
+        if isinstance(event, OrderRequested | OrderRejected):
+            continue
+        assert event.broker_order_id == "ord-1", event.event_type
+
+
+def test_the_events_of_an_orders_later_steps_are_caused_by_its_request() -> None:
+    priced = walk(PRICING, PRICE, (quote(), facts()))
+    submitted = walk(priced.decision.chain, SUBMIT, (not_found(), placed()))
+
+    (requested,) = of_type(priced.events, OrderRequested)
+    (accepted,) = of_type(submitted.events, OrderSubmitted)
+    assert accepted.causation_id == str(requested.event_id)
+
+
+@pytest.mark.parametrize("row", ALL_ROWS.values(), ids=ALL_ROWS.keys())
+def test_every_broker_command_names_the_chains_symbol(row: Row) -> None:
+    commands: list[Command] = []
+
+    walk(
+        row.chain, row.fired, tuple(recording(answer, commands) for answer in row.answers), row.at_s
+    )
+
+    for command in commands:
+        match command:
+            case ReadQuote() | ReadSizingFacts() | ReadBuyingPower():
+                assert command.symbol == row.chain.symbol, command
+            case SubmitOrder():
+                assert command.request.symbol == row.chain.symbol, command
+
+
+# ---------------------------------------------------------------------- warnings for the shell
+
+
+@pytest.mark.parametrize(
+    ("chain", "answers", "at_s"),
+    [
+        (WORKING_LIMIT, (read("accepted"), cancel_failed()), 10),
+        (WORKING_MARKET, (read("accepted"), cancel_failed()), 40),
+    ],
+    ids=["re-peg-cancel", "leftover-cancel"],
+)
+def test_a_cancel_the_broker_refused_is_warned_about_with_the_brokers_error(
+    chain: Chain, answers: tuple[Answer, ...], at_s: float
+) -> None:
+    notes = walk(chain, POLL, answers, at_s).decision.notes
+
+    assert [(bool(note.message), note.error) for note in notes] == [(True, "cancel timed out")]
+
+
+@pytest.mark.parametrize(
+    "chain", [CANCELLING_REPEG, CANCELLING_ESCALATION], ids=["re-peg", "escalation"]
+)
+def test_a_cancel_not_confirmed_in_time_is_warned_about(chain: Chain) -> None:
+    notes = walk(chain, CANCEL_CHECK, (read("accepted"),), at_s=20).decision.notes
+
+    assert [(bool(note.message), note.error) for note in notes] == [(True, None)]
