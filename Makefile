@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check shared services tests benchmarks
 	$(BIN)/ruff format --check shared services tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

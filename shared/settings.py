@@ -117,7 +117,6 @@ class Settings(BaseSettings):
     exec_cancel_confirm_s: float = Field(default=10, gt=0)
     exec_final_wait_s: float = Field(default=30, gt=0)
     exec_quote_wait_s: float = Field(default=5, gt=0)
-    exec_quote_max_age_s: float = Field(default=5, gt=0)
     exec_settle_checks: int = Field(default=4, ge=0)
     exec_market_bp_checks: int = Field(default=5, ge=0)
     exec_min_notional_usd: Decimal = Field(default=Decimal("1.00"), ge=0)

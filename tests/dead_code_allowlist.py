@@ -57,3 +57,11 @@ _.fail_next_submissions
 WIDE
 install
 _.from_closes
+
+# Recorded quotes name their source; every adapter answers with its REST quote today, and a
+# recorded `stream` quote still reads back.
+STREAM
+
+# Drives the embedded system session by session on the simulated clock: the backtest's proof
+# that it trades as the live system would (tests/chaos/test_backtest_equals_live.py).
+run_sessions

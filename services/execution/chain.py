@@ -391,10 +391,13 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
             retryable=False,
         )
         return _done(replace(chain, state=ChainState.FAILED, error_message=checked.message))
+    if checked.asset_unknown:
+        step.note(
+            f"{chain.symbol} is unknown to the broker's asset list; the order is sent without the "
+            "asset checks and the broker has the last word"
+        )
     chain = replace(chain, requested_qty=checked.qty)
-    limit = (
-        pricing.initial_limit_price(chain.side, quote, checked.qty) if quote is not None else None
-    )
+    limit = pricing.initial_limit_price(chain.side, quote) if quote is not None else None
     if limit is None or limit <= 0:
         return _market_path(chain, "fallback", step)
     chain = replace(chain, anchor=limit, price_history=(limit,))

@@ -1,29 +1,20 @@
-"""Limit pricing: which quote to trust, the first limit price, and the re-peg price.
+"""Limit pricing: which quote is usable, the first limit price, and the re-peg price.
 
-Rules: docs/trading-rules.md, Quotes / Stream quotes / Limit pricing / Re-pegging. Prices are cents,
+Rules: docs/trading-rules.md, Quotes / Limit pricing / Re-pegging. Prices are cents,
 quantised half-even; every function is pure so the execution state machine can recompute a price
 from its recorded quote on replay.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from enum import StrEnum
 
-from shared.trading import Quote, QuoteSource, Side
+from shared.trading import Quote, Side
 
 CENT = Decimal("0.01")
-TICK = CENT
 ANCHOR_OFFSET = CENT
 REPEG_MIN_IMPROVEMENT = Decimal("0.02")
-SUSPICIOUS_SPREAD = Decimal("0.10")
-IMBALANCE_LIMIT = Decimal("0.2")
-LARGE_ORDER_RATIO = Decimal("0.8")
-MEDIUM_ORDER_RATIO = Decimal("0.3")
 EXHAUSTED_QTY = CENT
 
 
@@ -59,48 +50,13 @@ def is_valid_quote(quote: Quote) -> bool:
     return not (quote.bid > 0 and quote.ask > 0 and quote.bid > quote.ask)
 
 
-def is_suspicious(quote: Quote) -> bool:
-    """The suspicious-quote checks: negative, sub-cent, inverted, or a spread over 10 % of the
-    ask (docs/trading-rules.md, Stream quotes)."""
-    bid, ask = quote.bid, quote.ask
-    if bid < 0 or ask < 0 or 0 < bid < CENT or 0 < ask < CENT:
-        return True
-    if bid > 0 and ask > 0:
-        return ask < bid or (ask - bid) / ask > SUSPICIOUS_SPREAD
-    return False
-
-
-def choose_quote(
-    stream: Quote | None, rest: Quote | None, now: datetime, max_age_s: float
-) -> Quote | None:
-    """Pick the quote to price from (docs/trading-rules.md, Stream quotes): REST by default, a
-    stream quote only when better.
-
-    The stream quote wins when it is valid, newer than the REST quote and at most `max_age_s`
-    old; a suspicious one still yields to a sane REST quote.
-    """
-    if (
-        stream is None
-        or not is_valid_quote(stream)
-        or (now - stream.as_of).total_seconds() > max_age_s
-        or (rest is not None and stream.as_of <= rest.as_of)
-    ):
-        return rest
-    if is_suspicious(stream) and rest is not None and not is_suspicious(rest):
-        return rest
-    return stream
-
-
-def initial_limit_price(side: Side, quote: Quote, qty: Decimal) -> Decimal | None:
-    """The first limit price (docs/trading-rules.md, Limit pricing): sizes-aware from a stream
-    quote, inside-spread from REST.
+def initial_limit_price(side: Side, quote: Quote) -> Decimal | None:
+    """The first limit price (docs/trading-rules.md, Limit pricing): one cent inside the touch.
 
     None means no positive side to price from, so the order goes to the market path.
     """
     if quote.bid <= 0 and quote.ask <= 0:
         return None
-    if quote.source is QuoteSource.STREAM:
-        return stream_limit_price(side, quote, qty)
     return rest_limit_price(side, quote)
 
 
@@ -121,44 +77,6 @@ def rest_limit_price(side: Side, quote: Quote) -> Decimal:
             price = min(ask, bid + ANCHOR_OFFSET)
         if mid is not None:
             price = max(price, mid)
-    return at_least_a_cent(cents(price))
-
-
-def stream_limit_price(side: Side, quote: Quote, qty: Decimal) -> Decimal:
-    """Step towards the far side as the order eats more of the displayed size: the
-    stream-quote price of docs/trading-rules.md, Limit pricing.
-
-    The BUY ratio uses `bid_size` and the SELL ratio `ask_size`, as that rule defines it. Both
-    sides are priced so a SELL is never priced below the BUY.
-    """
-    buy = stream_buy_price(quote, qty)
-    sell = max(stream_sell_price(quote, qty), buy)
-    return buy if side is Side.BUY else sell
-
-
-def book_imbalance(quote: Quote) -> Decimal:
-    total = quote.ask_size + quote.bid_size
-    return (quote.ask_size - quote.bid_size) / total if total else Decimal(0)
-
-
-def size_steps(qty: Decimal, displayed_size: Decimal) -> int:
-    ratio = qty / max(displayed_size, Decimal(1))
-    if ratio > LARGE_ORDER_RATIO:
-        return 2
-    return 1 if ratio > MEDIUM_ORDER_RATIO else 0
-
-
-def stream_buy_price(quote: Quote, qty: Decimal) -> Decimal:
-    price = quote.bid + TICK * size_steps(qty, quote.bid_size)
-    if book_imbalance(quote) < -IMBALANCE_LIMIT:
-        price = min(price + TICK, quote.ask - TICK)
-    return at_least_a_cent(cents(price))
-
-
-def stream_sell_price(quote: Quote, qty: Decimal) -> Decimal:
-    price = quote.ask - TICK * size_steps(qty, quote.ask_size)
-    if book_imbalance(quote) > IMBALANCE_LIMIT:
-        price = max(price - TICK, quote.bid + TICK)
     return at_least_a_cent(cents(price))
 
 
@@ -230,39 +148,3 @@ def remaining_is_negligible(
             return remaining <= 0
         return cents(remaining * price) < min_notional_usd
     return remaining.quantize(Decimal(1), rounding=ROUND_HALF_EVEN) <= 0
-
-
-INSUFFICIENT_QTY = re.compile(r"insufficient qty available", re.IGNORECASE)
-AVAILABLE_QTY = re.compile(r"available\"?\s*:\s*\"?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
-
-
-class InsufficientQtyAction(StrEnum):
-    RETRY = "retry"
-    COMPLETE = "complete"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class InsufficientQtyDecision:
-    action: InsufficientQtyAction
-    qty: Decimal | None = None
-
-
-def is_insufficient_qty(message: str) -> bool:
-    return INSUFFICIENT_QTY.search(message) is not None
-
-
-def after_insufficient_qty(message: str) -> InsufficientQtyDecision:
-    """What a re-peg does after "insufficient qty available … available: n"
-    (docs/trading-rules.md, Broker errors).
-
-    n ≤ 0.01 means the rest was sold meanwhile (complete); otherwise retry once with n; a
-    message without a readable n fails the re-peg.
-    """
-    match = AVAILABLE_QTY.search(message) if is_insufficient_qty(message) else None
-    if match is None:
-        return InsufficientQtyDecision(InsufficientQtyAction.FAIL)
-    available = Decimal(match.group(1))
-    if available <= EXHAUSTED_QTY:
-        return InsufficientQtyDecision(InsufficientQtyAction.COMPLETE, available)
-    return InsufficientQtyDecision(InsufficientQtyAction.RETRY, available)

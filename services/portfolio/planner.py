@@ -255,8 +255,7 @@ def fit_buys(
     if buys == 0 or buys <= budget:
         return items, Decimal(1)
     usable = max(budget, Decimal(0))
-    with localcontext() as context:
-        context.rounding = ROUND_FLOOR
+    with localcontext(rounding=ROUND_FLOOR):
         scale = usable / buys
         fitted = [
             scaled_buy(

@@ -9,11 +9,7 @@ from decimal import Decimal
 import pytest
 
 from services.execution.pricing import (
-    InsufficientQtyAction,
-    after_insufficient_qty,
-    choose_quote,
     initial_limit_price,
-    is_suspicious,
     is_valid_quote,
     remainder_reference_price,
     remaining_is_negligible,
@@ -22,7 +18,7 @@ from services.execution.pricing import (
     usable_quote,
 )
 from shared.trading import Quote, Side
-from tests.unit.execution.test_pricing import BUY, NOW, SELL, quote, stream
+from tests.unit.execution.test_pricing import BUY, SELL, quote
 
 
 def sides(the_quote: Quote | None) -> tuple[Decimal, Decimal] | None:
@@ -67,7 +63,7 @@ def test_a_crossed_quote_is_unusable(bid: str, ask: str) -> None:
 def test_a_sub_penny_quote_is_priced_at_most_to_the_mid(
     side: Side, bid: str, ask: str, price: str
 ) -> None:
-    assert initial_limit_price(side, quote(bid, ask), Decimal(1)) == Decimal(price)
+    assert initial_limit_price(side, quote(bid, ask)) == Decimal(price)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +78,7 @@ def test_a_sub_penny_quote_is_priced_at_most_to_the_mid(
 def test_a_sub_penny_quote_at_most_a_cent_wide_is_priced_at_the_near_side(
     side: Side, bid: str, ask: str, price: str
 ) -> None:
-    assert initial_limit_price(side, quote(bid, ask), Decimal(1)) == Decimal(price)
+    assert initial_limit_price(side, quote(bid, ask)) == Decimal(price)
 
 
 # ---------------------------------------------------------------------- re-pegs
@@ -116,88 +112,3 @@ def test_a_penny_stock_remainder_is_valued_at_the_side_it_trades_against() -> No
 
 def test_one_whole_share_left_is_still_chased() -> None:
     assert not remaining_is_negligible(Decimal(1), False, Decimal("100.00"), Decimal("1.00"))
-
-
-# ---------------------------------------------------------------------- the optional stream quote
-
-
-def test_a_stream_quote_exactly_as_old_as_the_age_limit_is_still_used() -> None:
-    rest, fresh = quote("10.00", "10.02", age_s=6), stream("10.01", "10.02", age_s=5)
-
-    assert choose_quote(fresh, rest, NOW, max_age_s=5) is fresh
-
-
-def test_a_stream_quote_as_old_as_the_rest_quote_yields_to_it() -> None:
-    rest, same_age = quote("10.00", "10.02", age_s=2), stream("10.01", "10.02", age_s=2)
-
-    assert choose_quote(same_age, rest, NOW, max_age_s=5) is rest
-
-
-@pytest.mark.parametrize(
-    ("bid", "ask", "suspicious"),
-    [
-        ("0", "0.005", True),
-        ("0.0099", "0.01", True),
-        ("0.01", "0.011", False),
-        ("0.01", "0.01", False),
-        ("10.00", "0", False),
-        ("0.50", "0.51", False),
-        ("0.40", "0.50", True),
-        ("10.00", "10.00", False),
-    ],
-    ids=[
-        "ask-only-sub-cent",
-        "sub-cent-bid-in-a-narrow-spread",
-        "bid-of-exactly-a-cent",
-        "locked-at-a-cent",
-        "bid-only",
-        "sane-penny-stock",
-        "penny-stock-spread-over-ten-percent",
-        "locked",
-    ],
-)
-def test_suspicious_quote_checks_at_their_thresholds(bid: str, ask: str, suspicious: bool) -> None:
-    assert is_suspicious(stream(bid, ask)) is suspicious
-
-
-@pytest.mark.parametrize(
-    ("sizes", "qty", "buy", "sell"),
-    [
-        (("100", "100"), "80", "150.01", "150.09"),
-        (("100", "100"), "30", "150.00", "150.10"),
-        (("0", "0"), "1", "150.02", "150.08"),
-        (("60", "40"), "1", "150.00", "150.10"),
-        (("40", "60"), "1", "150.00", "150.10"),
-        (("50", "60"), "1", "150.00", "150.10"),
-    ],
-    ids=[
-        "exactly-80-percent-of-the-size-steps-one-tick",
-        "exactly-30-percent-does-not-step",
-        "no-displayed-size-counts-as-one-share-and-is-no-imbalance",
-        "bid-heavy-by-exactly-20-percent-does-not-step",
-        "ask-heavy-by-exactly-20-percent-does-not-step",
-        "a-slight-imbalance-does-not-step",
-    ],
-)
-def test_stream_price_steps_at_their_thresholds(
-    sizes: tuple[str, str], qty: str, buy: str, sell: str
-) -> None:
-    the_quote = stream("150.00", "150.10", sizes)
-
-    assert initial_limit_price(BUY, the_quote, Decimal(qty)) == Decimal(buy)
-    assert initial_limit_price(SELL, the_quote, Decimal(qty)) == Decimal(sell)
-
-
-def test_a_one_cent_stream_spread_with_a_heavy_book_never_reaches_the_far_side() -> None:
-    bid_heavy = stream("10.00", "10.01", ("300", "100"))
-    ask_heavy = stream("10.00", "10.01", ("100", "300"))
-
-    assert initial_limit_price(BUY, bid_heavy, Decimal(1)) == Decimal("10.00")
-    assert initial_limit_price(SELL, ask_heavy, Decimal(1)) == Decimal("10.01")
-
-
-def test_an_available_figure_in_another_refusal_is_not_read_as_insufficient_qty() -> None:
-    decision = after_insufficient_qty("insufficient buying power (available: 4)")
-
-    assert decision.action is InsufficientQtyAction.FAIL
-    assert decision.qty is None

@@ -36,8 +36,8 @@ def books(draw: st.DrawFn) -> Quote:
 def test_initial_limit_price_never_sells_below_the_buy_and_rest_prices_stay_in_the_book(
     book: Quote, qty: Decimal
 ) -> None:
-    buy = initial_limit_price(Side.BUY, book, qty)
-    sell = initial_limit_price(Side.SELL, book, qty)
+    buy = initial_limit_price(Side.BUY, book)
+    sell = initial_limit_price(Side.SELL, book)
 
     assert buy is not None and sell is not None
     assert sell >= buy

@@ -10,13 +10,15 @@ import pytest
 
 from services.portfolio.planner import InvalidTargetError, TradeAction, plan_rebalance
 from tests.unit.portfolio.accounts import account, weights
-from tests.unit.portfolio.test_planner import by_symbol
+from tests.unit.portfolio.test_planner import MIN_TRADE, by_symbol
 
 
 def test_a_trade_exactly_on_the_band_is_kept() -> None:
     snapshot = account("10000", quoted={"AAA": "10", "BBB": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.01", BBB="0.99"), Decimal(0))
+    plan = plan_rebalance(
+        snapshot, weights(AAA="0.01", BBB="0.99"), Decimal(0), min_trade_fraction=MIN_TRADE
+    )
 
     assert plan.min_trade_threshold == Decimal("100.00")
     assert by_symbol(plan)["AAA"] == (TradeAction.BUY, Decimal("100.00"))
@@ -25,7 +27,12 @@ def test_a_trade_exactly_on_the_band_is_kept() -> None:
 def test_a_buy_scaled_exactly_onto_the_band_is_kept() -> None:
     snapshot = account("1000", {"OLD": ("90", "100")}, {"AAA": "10", "BBB": "10"})
 
-    plan = plan_rebalance(snapshot, weights(OLD="0.9", AAA="0.011", BBB="0.099"), Decimal(0))
+    plan = plan_rebalance(
+        snapshot,
+        weights(OLD="0.9", AAA="0.011", BBB="0.099"),
+        Decimal(0),
+        min_trade_fraction=MIN_TRADE,
+    )
 
     items = {item.symbol: item for item in plan.items}
     assert (items["AAA"].action, items["AAA"].trade_amount) == (TradeAction.BUY, Decimal("100.00"))
@@ -36,7 +43,9 @@ def test_a_buy_scaled_exactly_onto_the_band_is_kept() -> None:
 def test_a_scaled_buy_takes_the_priority_of_its_scaled_amount() -> None:
     snapshot = account("1000", {"OLD": ("90", "100")}, {"AAA": "10"})
 
-    plan = plan_rebalance(snapshot, weights(OLD="0.9", AAA="0.11"), Decimal("0.01"))
+    plan = plan_rebalance(
+        snapshot, weights(OLD="0.9", AAA="0.11"), Decimal("0.01"), min_trade_fraction=MIN_TRADE
+    )
 
     buy = next(item for item in plan.items if item.symbol == "AAA")
     assert (buy.action, buy.trade_amount, buy.scaled) == (TradeAction.BUY, Decimal("900.00"), True)
@@ -46,7 +55,9 @@ def test_a_scaled_buy_takes_the_priority_of_its_scaled_amount() -> None:
 def test_on_a_fifty_dollar_account_buys_of_a_dollar_or_less_are_planned_and_scaled() -> None:
     snapshot = account("1", {"AAA": ("4.9", "10")}, {"BBB": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.99", BBB="0.02"), Decimal(0))
+    plan = plan_rebalance(
+        snapshot, weights(AAA="0.99", BBB="0.02"), Decimal(0), min_trade_fraction=MIN_TRADE
+    )
 
     assert plan.min_trade_threshold == Decimal("0.50")
     assert by_symbol(plan) == {
@@ -56,7 +67,12 @@ def test_on_a_fifty_dollar_account_buys_of_a_dollar_or_less_are_planned_and_scal
 
 
 def test_weights_summing_to_exactly_the_lower_edge_of_the_band_are_accepted() -> None:
-    plan = plan_rebalance(account("1000", quoted={"AAA": "10"}), weights(AAA="0.99"), Decimal(0))
+    plan = plan_rebalance(
+        account("1000", quoted={"AAA": "10"}),
+        weights(AAA="0.99"),
+        Decimal(0),
+        min_trade_fraction=MIN_TRADE,
+    )
 
     assert by_symbol(plan) == {"AAA": (TradeAction.BUY, Decimal("990.00"))}
 
@@ -64,7 +80,9 @@ def test_weights_summing_to_exactly_the_lower_edge_of_the_band_are_accepted() ->
 def test_one_letter_and_ten_letter_symbols_are_valid_targets() -> None:
     snapshot = account("1000", quoted={"F": "10", "ABCDEFGHIJ": "10"})
 
-    plan = plan_rebalance(snapshot, weights(F="0.5", ABCDEFGHIJ="0.5"), Decimal(0))
+    plan = plan_rebalance(
+        snapshot, weights(F="0.5", ABCDEFGHIJ="0.5"), Decimal(0), min_trade_fraction=MIN_TRADE
+    )
 
     assert {item.symbol for item in plan.items} == {"F", "ABCDEFGHIJ"}
 
@@ -76,13 +94,18 @@ def test_a_malformed_target_symbol_is_refused_naming_it_and_the_rule(symbol: str
     with pytest.raises(
         InvalidTargetError, match=f"'{symbol}' must be 1-10 characters without spaces"
     ):
-        plan_rebalance(snapshot, {symbol: Decimal(1)}, Decimal(0))
+        plan_rebalance(snapshot, {symbol: Decimal(1)}, Decimal(0), min_trade_fraction=MIN_TRADE)
 
 
 def test_a_symbol_already_at_its_target_is_listed_after_every_buy() -> None:
     snapshot = account("900", {"AAA": ("10", "10")}, {"BBB": "10", "CCC": "10"})
 
-    plan = plan_rebalance(snapshot, weights(AAA="0.1", BBB="0.04", CCC="0.86"), Decimal(0))
+    plan = plan_rebalance(
+        snapshot,
+        weights(AAA="0.1", BBB="0.04", CCC="0.86"),
+        Decimal(0),
+        min_trade_fraction=MIN_TRADE,
+    )
 
     assert [(item.symbol, item.action) for item in plan.items] == [
         ("CCC", TradeAction.BUY),
