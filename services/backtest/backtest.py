@@ -36,14 +36,11 @@ from services.backtest.result import (
 from services.backtest.simulation import SimulatedRun, TradingRules, simulate
 from services.backtest.timeline import Timeline, build_timeline
 from services.strategy.signal_events import decision_steps, target_allocations
-from services.strategy.signals import DatedDecision, StrategyDecision, decide_dates
+from services.strategy.signals import DatedDecision, StrategyDecision
 from shared.events import DecisionStep
 from shared.trading import Quote, flat_quote
 
 DEFAULT_BENCHMARK = "SPY"
-TRACED_AT_ONCE = 64
-"""Rebalance sessions traced per pass: the full trace of a session of ten files is about half a
-megabyte."""
 SYNTHETIC_WARNING = "synthetic bars: the generated sample, not market history"
 
 Progress = Callable[[int, int], None]
@@ -219,36 +216,20 @@ class Backtest:
     # ------------------------------------------------------------------ what the run shows
 
     def _rebalances(self, run: SimulatedRun) -> tuple[Rebalance, ...]:
-        """Each session with orders, with the decision path that chose its targets: the
-        decisions are traced again on those sessions only, a few at a time, so the full traces
-        (every indicator value read) never all live at once."""
+        """Each session with orders, with the decision path that chose its targets, walked from
+        the timeline's evaluation records on those sessions only."""
         timing = self.request.timing
-        rebalances: list[Rebalance] = []
-        for first in range(0, len(run.trades), TRACED_AT_ONCE):
-            trades = run.trades[first : first + TRACED_AT_ONCE]
-            traced = decide_dates(
-                self.request.strategies.symphonies,
-                self.request.strategies.file_weights,
-                self.timeline.bars,
-                [
-                    self.timeline.dates[
-                        self.timeline.decision_index(self.timeline.start + t.session, timing)
-                    ]
-                    for t in trades
-                ],
-                trace=True,
-                market=self.timeline.market,
+        return tuple(
+            Rebalance(
+                date=run.dates[trade.session],
+                orders=trade.orders,
+                costs=trade.costs,
+                decision=_decision_paths(
+                    self._decision(self.timeline.start + trade.session, timing).strategies
+                ),
             )
-            rebalances.extend(
-                Rebalance(
-                    date=run.dates[t.session],
-                    orders=t.orders,
-                    costs=t.costs,
-                    decision=_decision_paths(decision.strategies),
-                )
-                for t, decision in zip(trades, traced, strict=True)
-            )
-        return tuple(rebalances)
+            for trade in run.trades
+        )
 
     def _benchmark_symbols(self) -> tuple[str, ...]:
         symbols = self.request.market.bars.symbols

@@ -23,7 +23,6 @@ import numpy as np
 from services.backtest.errors import BacktestError
 from services.backtest.inputs import Strategies
 from services.backtest.result import Timing
-from services.strategy.dsl.market_series import MarketSeries
 from services.strategy.signals import DatedDecision, decide_dates
 from shared.marketdata.bars import BarDataError, BarSnapshot
 
@@ -39,9 +38,8 @@ class Timeline:
     dates: tuple[date, ...]
     """Every session up to the end: the run's sessions and the history before them."""
     decisions: tuple[DatedDecision, ...]
-    """What the files decided as of each of `dates` (no traces)."""
-    market: MarketSeries
-    """The indicator series computed for `decisions`, for tracing the same decisions again."""
+    """What the files decided as of each of `dates`, each with its decision trace (walked when
+    read)."""
     start: int
     end: int
     """The run's first and last session, indexes of `dates`."""
@@ -93,17 +91,7 @@ def build_timeline(
     dates = all_dates[: last + 1]
     first_bars = _first_bars(visible, last)
     _check_no_gaps(visible, first_bars, dates)
-    market = MarketSeries(visible)
-    decisions = tuple(
-        decide_dates(
-            strategies.symphonies,
-            strategies.file_weights,
-            visible,
-            dates,
-            trace=False,
-            market=market,
-        )
-    )
+    decisions = tuple(decide_dates(strategies.symphonies, strategies.file_weights, visible, dates))
     blocked = max(
         (i for i, decision in enumerate(decisions) if decision.target_weights is None),
         default=-1,
@@ -138,7 +126,6 @@ def build_timeline(
         bars=visible,
         dates=dates,
         decisions=decisions,
-        market=market,
         start=first,
         end=last,
         first_decision=first_decision,

@@ -9,8 +9,9 @@ taken and its data problems matter only there. A failure (short history, a missi
 volatility) is tracked per session and becomes the `DslEvaluationError` of exactly the as-of
 dates whose result depends on it.
 
-The decision trace is built afterwards by walking the taken path at each requested date, reading
-the values the evaluation pass recorded, so it costs little more than the path's length.
+The decision trace of a date is walked when it is read, along the taken path, from the values the
+evaluation pass recorded: it costs little more than the path's length, and nothing for the dates
+whose trace nobody reads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -464,6 +466,16 @@ class _Run:
         )
         return SessionAllocation(sessions, union.tickers, weights, codes)
 
+    def forget_allocations(self) -> None:
+        """Drops every node's allocation once the root's is known: the traces, which keep the
+        run alive, need only the decision records."""
+        self._memo.clear()
+
+    def trace_entries(self, body: Block, session: int) -> tuple[TraceEntry, ...]:
+        entries: list[TraceEntry] = []
+        self.trace(body, session, self.market.session_date(session).isoformat(), entries)
+        return tuple(entries)
+
     def trace(self, node: Block, session: int, bar_day: str, entries: list[TraceEntry]) -> None:
         """Append the decisions of the taken path below `node` at `session`."""
         if isinstance(node, Asset):
@@ -664,6 +676,7 @@ def evaluate_symphony(
             session_of.append(problem)
     wanted = np.unique(np.array([s for s in session_of if isinstance(s, int)], dtype=np.int64))
     result = run.evaluate(symphony.body, wanted)
+    run.forget_allocations()
     evaluations: list[Evaluation] = []
     for day, session in zip(as_of, session_of, strict=True):
         if isinstance(session, BarDataError):
@@ -685,9 +698,7 @@ def evaluate_symphony(
             continue
         decision_trace = None
         if trace:
-            entries: list[TraceEntry] = []
-            run.trace(symphony.body, session, run.market.session_date(session).isoformat(), entries)
-            decision_trace = DecisionTrace(tuple(entries))
+            decision_trace = DecisionTrace(partial(run.trace_entries, symphony.body, session))
         weights = _weights_at(result, row, strategy)
         evaluations.append(Evaluation(strategy, day, weights, None, decision_trace))
     return evaluations

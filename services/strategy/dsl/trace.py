@@ -11,6 +11,7 @@ event.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +43,30 @@ def _compact_entry(entry: TraceEntry) -> TraceEntry | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DecisionTrace:
-    """Entries in evaluation order; each is a JSON-ready dict whose `node` names its kind."""
+    """Entries in evaluation order; each is a JSON-ready dict whose `node` names its kind.
 
-    entries: tuple[TraceEntry, ...]
+    The entries are walked from the evaluation's records each time they are read, not when the
+    evaluation runs: a backtest evaluates every session and reads the paths of its rebalance
+    sessions only, and holding every session's full trace at once would take gigabytes.
+    """
+
+    walk: Callable[[], tuple[TraceEntry, ...]]
+
+    @classmethod
+    def of(cls, entries: Iterable[TraceEntry]) -> DecisionTrace:
+        fixed = tuple(entries)
+        return cls(lambda: fixed)
+
+    @property
+    def entries(self) -> tuple[TraceEntry, ...]:
+        return self.walk()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DecisionTrace) and self.entries == other.entries
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content, which is not hashable
 
     def full(self) -> list[TraceEntry]:
         return list(self.entries)
@@ -55,6 +75,9 @@ class DecisionTrace:
         """Branches, filter winners and inverse-volatility weights, at most `limit_bytes` of
         JSON; when cut, the tail is dropped and `truncated` says how many decisions are missing."""
         decisions = [c for c in map(_compact_entry, self.entries) if c is not None]
+        whole = {"path": decisions, "truncated": 0}
+        if len(json.dumps(whole)) <= limit_bytes:
+            return whole
         kept: list[TraceEntry] = []
         size = len(json.dumps({"path": [], "truncated": len(decisions)}))
         for decision in decisions:

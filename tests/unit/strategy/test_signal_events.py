@@ -40,7 +40,7 @@ DECISION = SignalDecision(
     as_of=dt.date(2024, 11, 26),
     strategies=(
         StrategyDecision(
-            "a.clj", 0.1 + 0.2, {"TQQQ": 1.0}, DecisionTrace((IF_ENTRY, FILTER_ENTRY))
+            "a.clj", 0.1 + 0.2, {"TQQQ": 1.0}, DecisionTrace.of((IF_ENTRY, FILTER_ENTRY))
         ),
         StrategyDecision("b.clj", 0.7, {"BIL": 0.5, "TQQQ": 0.5}, None),
     ),
