@@ -25,6 +25,9 @@ class ExecutionPolicy:
     min_notional_usd: Decimal
     broker_retries: int
     treat_partial_as_failure: bool
+    close_margin_s: float
+    """No new order is sent this close to the session's close (docs/trading-rules.md, Close
+    guard)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutionPolicy:
@@ -40,4 +43,5 @@ class ExecutionPolicy:
             min_notional_usd=settings.exec_min_notional_usd,
             broker_retries=settings.broker_retries,
             treat_partial_as_failure=settings.treat_partial_as_failure,
+            close_margin_s=settings.exec_close_margin_s,
         )

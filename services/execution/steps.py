@@ -128,6 +128,7 @@ class ChainSteps:
             if decision.command is None:
                 return StepResult(state.with_chain(chain), tuple(events), decision.timers)
             observation = await self._perform(decision.command)
+            now = self._clock()  # the broker took its time; the close guard needs the true now
 
     async def look_up_ahead(self, client_order_id: str) -> None:
         """Look an intent up ahead of its submit step (the executor does a batch's look-ups side
