@@ -210,7 +210,10 @@ class FakeBroker:
             later = NOW + dt.timedelta(hours=17)
             return MarketClock(now=NOW, is_open=False, next_open=later, next_close=later)
         return MarketClock(
-            now=NOW, is_open=True, next_open=NOW + dt.timedelta(days=1), next_close=self.session_close
+            now=NOW,
+            is_open=True,
+            next_open=NOW + dt.timedelta(days=1),
+            next_close=self.session_close,
         )
 
     async def get_calendar(self, start: dt.date, end: dt.date) -> list[TradingSession]:

@@ -815,7 +815,10 @@ ROWS = {
         state=ChainState.FAILED,
         at_s=1,
         closes_at_s=121,
-        fields={"unplaced": close_guard_reason(POLICY), "error_message": close_guard_reason(POLICY)},
+        fields={
+            "unplaced": close_guard_reason(POLICY),
+            "error_message": close_guard_reason(POLICY),
+        },
     ),
     "close guard: a chain priced just before the guard asks its limit": Row(
         PRICING,
@@ -856,7 +859,11 @@ ROWS = {
         events=("OrderCancelled",),
         at_s=10,
         closes_at_s=125,
-        fields={"checks": 0, "attempts.0.status": "canceled", "unplaced": close_guard_reason(POLICY)},
+        fields={
+            "checks": 0,
+            "attempts.0.status": "canceled",
+            "unplaced": close_guard_reason(POLICY),
+        },
     ),
     "close guard: what filled before the guard's cancel ends the chain filled": Row(
         WORKING_LIMIT,
