@@ -184,8 +184,8 @@ class Settings(BaseSettings):
         cutoff_s = self.exec_close_margin_s + self.last_start_s
         if cutoff_s >= CLOSE_WINDOW_S:
             raise ValueError(
-                f"ALCHEMISER_EXEC_CLOSE_MARGIN_S + ALCHEMISER_LAST_START_S is {cutoff_s:g} s, which "
-                f"leaves no time to start a run in the close window (the session's last "
+                f"ALCHEMISER_EXEC_CLOSE_MARGIN_S + ALCHEMISER_LAST_START_S is {cutoff_s:g} s, "
+                f"which leaves no time to start a run in the close window (the session's last "
                 f"{CLOSE_WINDOW_S} s); make their sum smaller than {CLOSE_WINDOW_S}"
             )
         return self
