@@ -974,8 +974,9 @@ def _client_order_id(chain: Chain, step: _Step, attempt: int) -> str:
 def _next_poll(chain: Chain, step: _Step) -> TimerRequest:
     """Poll every EXEC_POLL_S, but exactly at the age that calls for the next action (the
     re-peg at EXEC_FILL_WAIT_S, the leftover cancel at EXEC_FINAL_WAIT_S) and at the start of
-    the close guard."""
-    wait_s = step.policy.poll_s
+    the close guard. With a request budget the interval grows with the workflow's live chains,
+    so polling alone stays within its part of execution's share."""
+    wait_s = _poll_interval_s(step)
     order = chain.order
     if order is not None and order.placed_at is not None:
         limit_s = step.policy.final_wait_s if order.kind == "market" else step.policy.fill_wait_s
@@ -988,6 +989,14 @@ def _next_poll(chain: Chain, step: _Step) -> TimerRequest:
         if until_guard_s > 0:
             wait_s = min(wait_s, until_guard_s)
     return TimerRequest(chain.key, TimerKind.POLL, step.now + timedelta(seconds=wait_s))
+
+
+def _poll_interval_s(step: _Step) -> float:
+    budget = step.policy.poll_budget
+    if budget is None:
+        return step.policy.poll_s
+    live = sum(1 for chain in step.workflow.chains if not chain.ended)
+    return max(step.policy.poll_s, budget.poll_interval_s(live))
 
 
 def _cancel_timer(chain: Chain, step: _Step) -> TimerRequest:

@@ -73,9 +73,10 @@ class Executor:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
+        policy: ExecutionPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self._policy = ExecutionPolicy.from_settings(settings)
+        self._policy = policy if policy is not None else ExecutionPolicy.from_settings(settings)
         self._make_broker = brokers
         self._brokers: dict[str, Broker] = {}
         self._assets: dict[str, AssetCache] = {}
@@ -212,7 +213,12 @@ class Executor:
         with structlog.contextvars.bound_contextvars(correlation_id=workflow_id):
             async with self._borrowed(state.account_id) as broker:
                 steps = ChainSteps(
-                    broker, self.settings, clock=self._clock, jitter=self._jitter, assets=assets
+                    broker,
+                    self.settings,
+                    clock=self._clock,
+                    jitter=self._jitter,
+                    assets=assets,
+                    policy=self._policy,
                 )
                 result = await self._run_steps(steps, state, due)
 

@@ -75,10 +75,11 @@ class ChainSteps:
         jitter: Callable[[], float] = random.random,
         assets: AssetCache | None = None,
         faults: FaultInjector | None = None,
+        policy: ExecutionPolicy | None = None,
     ) -> None:
         self._broker = broker
         self._faults = faults if faults is not None else installed()
-        self._policy = ExecutionPolicy.from_settings(settings)
+        self._policy = policy if policy is not None else ExecutionPolicy.from_settings(settings)
         self._clock = clock
         self._jitter = jitter
         self._assets = assets if assets is not None else AssetCache(settings.asset_cache_s, clock)

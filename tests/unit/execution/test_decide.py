@@ -25,6 +25,7 @@ from services.execution.chain import (
     QuoteRead,
     ReadBuyingPower,
     ReadOrder,
+    ReadPurpose,
     ReadQuote,
     ReadSizingFacts,
     SizingFactsRead,
@@ -46,6 +47,7 @@ from shared.broker.errors import (
     RateLimitedError,
     TransientBrokerError,
 )
+from shared.broker.request_budget import BudgetShare, RequestBudget
 from shared.broker.models import (
     CancelOutcome,
     CancelResult,
@@ -72,6 +74,7 @@ POLICY = ExecutionPolicy(
     broker_retries=3,
     treat_partial_as_failure=True,
     close_margin_s=120,
+    poll_budget=None,
 )
 STATUSES = {
     "accepted": OrderStatus.ACCEPTED,
@@ -979,3 +982,25 @@ def test_the_close_guard_allows_new_orders_only_before_close_minus_the_margin(
 ) -> None:
     close = T0 + timedelta(seconds=closes_at_s) if closes_at_s is not None else None
     assert may_submit(T0 + timedelta(seconds=at_s), close, POLICY) is allowed
+
+
+@pytest.mark.parametrize(
+    ("live_chains", "poll_in_s"),
+    [(0, 2.0), (1, 2.0), (3, 4.0), (7, 9.333), (16, 21.333)],
+)
+def test_with_a_request_budget_polling_slows_as_live_chains_multiply(
+    live_chains: int, poll_in_s: float
+) -> None:
+    """Execution's share of 180 a minute is 90; polling may use half of it, 45 polls a minute
+    for all live chains together (docs/trading-rules.md, Request budget)."""
+    policy = replace(POLICY, poll_budget=RequestBudget.share_of(180, BudgetShare.EXECUTION))
+    others = tuple(replace(WORKING_MARKET, key=f"BUY:S{n}") for n in range(live_chains))
+    workflow = replace(WORKFLOW, chains=others)
+    now = T0 + timedelta(seconds=11)
+    asked = ReadOrder("ord-1", ReadPurpose.SUPERVISE)
+
+    decision = decide(workflow, WORKING_MARKET, read("accepted")(asked), now, policy)
+
+    [timer] = decision.timers
+    assert timer.kind is TimerKind.POLL
+    assert round((timer.due_at - now).total_seconds(), 3) == poll_in_s
