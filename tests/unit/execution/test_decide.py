@@ -47,7 +47,6 @@ from shared.broker.errors import (
     RateLimitedError,
     TransientBrokerError,
 )
-from shared.broker.request_budget import BudgetShare, RequestBudget
 from shared.broker.models import (
     CancelOutcome,
     CancelResult,
@@ -56,6 +55,7 @@ from shared.broker.models import (
     OrderType,
     Position,
 )
+from shared.broker.request_budget import BudgetShare, RequestBudget
 from shared.events import Event
 from shared.trading import Quote, QuoteSource, Side
 from tests.unit.execution.machine_run import T0, workflow
