@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from services.execution import timer_loop
 from services.execution.executor import Executor
 from shared.broker.factory import broker_for
+from shared.broker.request_budget import BudgetShare
 from shared.bus.memory import InMemoryBus
 from shared.bus.port import Message
 from shared.events import (
@@ -88,7 +89,10 @@ async def run_config(
     )
     world = bars(tickers)
     store = SqlEventStore(database_url)
-    executor = Executor(settings, lambda account: broker_for(settings, account, bars=world))
+    executor = Executor(
+        settings,
+        lambda account: broker_for(settings, account, share=BudgetShare.EXECUTION, bars=world),
+    )
     consumer = Consumer("execution", store, InMemoryBus(), executor.handle, ["RebalancePlanned"])
     loop = asyncio.create_task(
         PeriodicRunner("execution", store).run(

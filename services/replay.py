@@ -31,6 +31,7 @@ from services.strategy.signals import decide, load_strategy_set
 from services.strategy.symphonies import configured_strategy_config
 from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
+from shared.broker.request_budget import BudgetShare
 from shared.broker.simulated import SimulatedBroker
 from shared.events import Event
 from shared.events.ids import signal_fingerprint
@@ -259,7 +260,7 @@ async def redrive(events: Sequence[Event], result: ReplayResult, settings: Setti
     assert isinstance(recorded_start, WorkflowStarted)
     workflow_id = str(uuid.uuid4())
     account_id = f"replay-{workflow_id[:8]}"
-    factory = BrokerFactory(settings)
+    factory = BrokerFactory(settings, share=BudgetShare.EXECUTION)
     broker = factory(account_id)
     try:
         if not isinstance(broker, SimulatedBroker):

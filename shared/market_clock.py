@@ -14,13 +14,13 @@ from functools import cache
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
-from shared.settings import BrokerKind, SettingsError
+from shared.settings import CLOSE_WINDOW_S, BrokerKind, SettingsError
 
 if TYPE_CHECKING:
     from exchange_calendars import ExchangeCalendar
 
 NEW_YORK = ZoneInfo("America/New_York")
-CLOSE_WINDOW = dt.timedelta(minutes=15)
+CLOSE_WINDOW = dt.timedelta(seconds=CLOSE_WINDOW_S)
 CALENDAR_START = "2000-01-03"
 
 
@@ -107,10 +107,13 @@ def is_open_at(moment: dt.datetime) -> bool:
     return session is not None and session_open(session) <= moment < session_close(session)
 
 
-def close_window(session: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The session's last 15 minutes, [start, close): when a daily run may trade unforced."""
+def close_window(
+    session: dt.date, cutoff: dt.timedelta = dt.timedelta(0)
+) -> tuple[dt.datetime, dt.datetime]:
+    """The session's last 15 minutes, when a daily run may start unforced: from 15 minutes
+    before the close to `cutoff` before it (the last start)."""
     close = session_close(session)
-    return close - CLOSE_WINDOW, close
+    return close - CLOSE_WINDOW, close - cutoff
 
 
 def next_session(day: dt.date) -> dt.date:
@@ -120,13 +123,15 @@ def next_session(day: dt.date) -> dt.date:
     return found.date()  # type: ignore[no-any-return]
 
 
-def next_close_window(moment: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """The close window that `moment` is in, or the first one after it."""
+def next_close_window(
+    moment: dt.datetime, cutoff: dt.timedelta = dt.timedelta(0)
+) -> tuple[dt.datetime, dt.datetime]:
+    """The close window (see `close_window`) that `moment` is in, or the first one after it."""
     day = _aware(moment).astimezone(NEW_YORK).date()
     session = next_session(day)
-    start, end = close_window(session)
+    start, end = close_window(session, cutoff)
     if moment >= end:
-        start, end = close_window(next_session(session + dt.timedelta(days=1)))
+        start, end = close_window(next_session(session + dt.timedelta(days=1)), cutoff)
     return start, end
 
 

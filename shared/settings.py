@@ -17,6 +17,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ALCHEMISER_"
+CLOSE_WINDOW_S = 900
+"""The close window: the session's last 15 minutes, when the daily run starts."""
 
 
 class SettingsError(Exception):
@@ -87,6 +89,8 @@ class Settings(BaseSettings):
     alpaca_key_id: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
     alpaca_data_feed: DataFeed = DataFeed.IEX
+    alpaca_requests_per_min: int = Field(default=180, ge=10, le=10000)
+    """Alpaca requests a minute for the key, shared by strategy, portfolio and execution."""
 
     # Simulated world (docs/trading-rules.md, Simulated world)
     sim_now: str | None = None
@@ -120,6 +124,10 @@ class Settings(BaseSettings):
     exec_settle_checks: int = Field(default=4, ge=0)
     exec_market_bp_checks: int = Field(default=5, ge=0)
     exec_min_notional_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
+    exec_close_margin_s: float = Field(default=120, ge=0)
+    """No new order is sent in the session's last this many seconds (the close guard)."""
+    last_start_s: float = Field(default=300, ge=0)
+    """A run may start no later than this many seconds before the close guard begins."""
     broker_retries: int = Field(default=3, ge=0)
     timer_poll_s: float = Field(default=0.5, gt=0)
     treat_partial_as_failure: bool = True
@@ -168,6 +176,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ALCHEMISER_TRADING_MODE=live needs ALCHEMISER_BROKER=alpaca; "
                 "the simulated broker is always paper"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _a_start_before_the_close_guard(self) -> Settings:
+        cutoff_s = self.exec_close_margin_s + self.last_start_s
+        if cutoff_s >= CLOSE_WINDOW_S:
+            raise ValueError(
+                f"ALCHEMISER_EXEC_CLOSE_MARGIN_S + ALCHEMISER_LAST_START_S is {cutoff_s:g} s, "
+                f"which leaves no time to start a run in the close window (the session's last "
+                f"{CLOSE_WINDOW_S} s); make their sum smaller than {CLOSE_WINDOW_S}"
             )
         return self
 

@@ -95,6 +95,7 @@ def fetch(
     from shared import market_clock
     from shared.broker.alpaca import AlpacaBroker
     from shared.broker.errors import BrokerError
+    from shared.broker.request_budget import BudgetShare
     from shared.marketdata.barstore import BarStore
     from shared.marketdata.fetch import fetch_into_store
 
@@ -105,7 +106,7 @@ def fetch(
         _fail(f"--start {start!r}: expected a date YYYY-MM-DD", 2)
     wanted = _fetch_symbols(settings, symbols)
     try:
-        broker = AlpacaBroker.from_settings(settings)
+        broker = AlpacaBroker.from_settings(settings, share=BudgetShare.STRATEGY)
     except BrokerError as error:
         _fail(str(error), 2)
     store = BarStore(data_dir or settings.data_dir)

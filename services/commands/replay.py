@@ -44,6 +44,7 @@ def replay(
     from services.replay import differences as compare
     from services.strategy.signals import SignalGenerationError
     from shared.broker.factory import broker_for
+    from shared.broker.request_budget import BudgetShare
     from shared.eventstore.store import SqlEventStore
     from shared.logs import configure_logging
     from shared.settings import BrokerKind
@@ -66,7 +67,7 @@ def replay(
         finally:
             await store.close()
         account = events[0].account_id if events else "default"
-        broker = broker_for(settings, account)
+        broker = broker_for(settings, account, share=BudgetShare.STRATEGY)
         result = await replay_workflow(
             events, settings, broker, from_event=from_event, strategies_dir=strategies
         )

@@ -29,6 +29,7 @@ def run(
         print_summary,
         run_once,
     )
+    from services.strategy.trigger import TriggerRefused
     from shared.logs import configure_logging
 
     settings = settings_or_exit()
@@ -48,6 +49,9 @@ def run(
     except ServiceTaskDiedError as error:
         typer.echo(f"alchemiser run: {error}", err=True)
         raise typer.Exit(1) from None
+    except TriggerRefused as error:
+        typer.echo(f"alchemiser run: refused: {error}", err=True)
+        raise typer.Exit(3) from None
     print_summary(result)
     if result.view.status != "completed":
         raise typer.Exit(1)

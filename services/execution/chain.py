@@ -129,7 +129,7 @@ class ReadOrder:
 @dataclass(frozen=True)
 class CancelOrder:
     broker_order_id: str
-    purpose: Literal["repeg", "escalation", "leftover"]
+    purpose: Literal["repeg", "escalation", "leftover", "close"]
 
 
 Command = (
@@ -251,6 +251,26 @@ class _Step:
     def note(self, message: str, error: BrokerError | None = None) -> None:
         self.notes.append(Note(message, error.message if error is not None else None))
 
+    def may_submit(self) -> bool:
+        return may_submit(self.now, self.workflow.session_close, self.policy)
+
+
+def may_submit(now: datetime, session_close: datetime | None, policy: ExecutionPolicy) -> bool:
+    """The close guard: a new order (first, re-peg, market) may be sent only before the close
+    minus EXEC_CLOSE_MARGIN_S, so nothing is left queued for the next session. A run that began
+    with the session closed (a forced paper run) has no close to guard."""
+    if session_close is None:
+        return True
+    return now < session_close - timedelta(seconds=policy.close_margin_s)
+
+
+def close_guard_reason(policy: ExecutionPolicy) -> str:
+    return (
+        f"not placed: no new order is sent in the session's last {policy.close_margin_s:g} s "
+        "(the close guard, ALCHEMISER_EXEC_CLOSE_MARGIN_S), so none is left queued for the next "
+        "session; start the run earlier"
+    )
+
 
 EXPECTED_STATE = {
     TimerKind.PRICE: ChainState.PRICING,
@@ -319,6 +339,8 @@ def _on_timer(chain: Chain, fired: TimerFired, step: _Step) -> Decision:
         fired.kind
     ):
         return Decision(chain)
+    if fired.kind in (TimerKind.PRICE, TimerKind.MARKET_BP) and not step.may_submit():
+        return _done(_unplaced(chain, step))
     if fired.kind is TimerKind.PRICE:
         return _ask(chain, ReadQuote(chain.symbol, "price"))
     if fired.kind is TimerKind.MARKET_BP:
@@ -463,6 +485,8 @@ def _after_look_up(chain: Chain, looked_up: OrderLookedUp, step: _Step) -> Decis
     and never sent twice; one it lacks is submitted, or retried after a failed submission."""
     if looked_up.order is not None:
         return _accepted(chain, looked_up.order, step)
+    if not step.may_submit():
+        return _done(_unplaced(_close(chain, "unplaced"), step))
     failure = looked_up.asked.failure
     if failure is None:
         return _ask(chain, SubmitOrder(_order_request(chain)))
@@ -576,6 +600,8 @@ def _supervise(chain: Chain, read: OrderRead, step: _Step) -> Decision:
     chain = decision.chain
     if chain.state is not ChainState.WORKING or decision.timers:
         return decision
+    if not step.may_submit():
+        return _ask(chain, CancelOrder(_broker_order_id(chain), "close"))
     order = _intent(chain)
     assert order.placed_at is not None, "a working order was placed"
     age_s = (step.now - order.placed_at).total_seconds()
@@ -672,10 +698,10 @@ def _check_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
 
 def _unconfirmed_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
     """A cancel not confirmed within EXEC_CANCEL_CONFIRM_S: a re-peg is skipped and the order
-    keeps working (the check still counts); an escalation sends the remainder to market
-    anyway."""
-    if chain.cancel_purpose == "repeg":
-        step.note("cancel not confirmed in time; the re-peg is skipped")
+    keeps working (the check still counts), and a close-guard cancel is asked again at the next
+    poll; an escalation sends the remainder to market anyway."""
+    if chain.cancel_purpose in ("repeg", "close"):
+        step.note(f"cancel ({chain.cancel_purpose}) not confirmed in time; polled again")
         return _done(
             replace(chain, state=ChainState.WORKING, cancel_purpose=None),
             _next_poll(chain, step),
@@ -708,6 +734,8 @@ def _confirm_cancel(chain: Chain, current: Order | None, step: _Step) -> Decisio
         reason=purpose,
     )
     chain = _close(replace(chain, cancel_purpose=None, cancel_deadline=None), "canceled")
+    if purpose == "close":
+        return _done(_unplaced(chain, step))
     if purpose == "escalation":
         return _market_remainder(chain, "escalation", step)
     return _ask(chain, ReadQuote(chain.symbol, "repeg"))
@@ -777,7 +805,10 @@ def _request(
     reason: RequestReason,
 ) -> Decision:
     """Intent first: record `OrderRequested` under the next client order id; the broker is
-    called by the `submit` timer after this commits."""
+    called by the `submit` timer after this commits. Past the close guard nothing new is
+    recorded: the chain ends with what it has."""
+    if not step.may_submit():
+        return _done(_unplaced(chain, step))
     previous = chain.order
     attempt = previous.attempt + 1 if previous is not None else 1
     event = step.emitter.emit(
@@ -871,6 +902,13 @@ def _end(chain: Chain, error: str | None) -> Chain:
     return replace(chain, state=ChainState.FAILED, error_message=error or chain.error_message)
 
 
+def _unplaced(chain: Chain, step: _Step) -> Chain:
+    """The close guard ends the chain with what it has: filled if anything filled, else failed;
+    the reason names the guard (docs/trading-rules.md, Close guard)."""
+    reason = close_guard_reason(step.policy)
+    return _end_without_order(replace(chain, unplaced=reason), reason)
+
+
 def _end_without_order(chain: Chain, message: str) -> Chain:
     if chain.filled_qty > 0:
         return replace(chain, state=ChainState.FILLED)
@@ -935,15 +973,30 @@ def _client_order_id(chain: Chain, step: _Step, attempt: int) -> str:
 
 def _next_poll(chain: Chain, step: _Step) -> TimerRequest:
     """Poll every EXEC_POLL_S, but exactly at the age that calls for the next action (the
-    re-peg at EXEC_FILL_WAIT_S, the leftover cancel at EXEC_FINAL_WAIT_S)."""
-    wait_s = step.policy.poll_s
+    re-peg at EXEC_FILL_WAIT_S, the leftover cancel at EXEC_FINAL_WAIT_S) and at the start of
+    the close guard. With a request budget the interval grows with the workflow's live chains,
+    so polling alone stays within its part of execution's share."""
+    wait_s = _poll_interval_s(step)
     order = chain.order
     if order is not None and order.placed_at is not None:
         limit_s = step.policy.final_wait_s if order.kind == "market" else step.policy.fill_wait_s
         until_s = limit_s - (step.now - order.placed_at).total_seconds()
         if until_s > 0:
             wait_s = min(wait_s, until_s)
+    close = step.workflow.session_close
+    if close is not None:
+        until_guard_s = (close - step.now).total_seconds() - step.policy.close_margin_s
+        if until_guard_s > 0:
+            wait_s = min(wait_s, until_guard_s)
     return TimerRequest(chain.key, TimerKind.POLL, step.now + timedelta(seconds=wait_s))
+
+
+def _poll_interval_s(step: _Step) -> float:
+    budget = step.policy.poll_budget
+    if budget is None:
+        return step.policy.poll_s
+    live = sum(1 for chain in step.workflow.chains if not chain.ended)
+    return max(step.policy.poll_s, budget.poll_interval_s(live))
 
 
 def _cancel_timer(chain: Chain, step: _Step) -> TimerRequest:

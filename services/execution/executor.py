@@ -14,6 +14,7 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -39,6 +40,7 @@ from services.execution.state import (
     to_document,
 )
 from services.execution.steps import ChainSteps
+from shared import market_clock
 from shared.broker.errors import BrokerError
 from shared.broker.port import Broker
 from shared.events import Event, RebalancePlanned
@@ -71,9 +73,10 @@ class Executor:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
+        policy: ExecutionPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self._policy = ExecutionPolicy.from_settings(settings)
+        self._policy = policy if policy is not None else ExecutionPolicy.from_settings(settings)
         self._make_broker = brokers
         self._brokers: dict[str, Broker] = {}
         self._assets: dict[str, AssetCache] = {}
@@ -171,6 +174,7 @@ class Executor:
         """Before the first phase, cancel this system's orders left open by earlier workflows;
         foreign orders are left alone and reported."""
         async with self._borrowed(state.account_id) as broker:
+            state = replace(state, session_close=await _session_close(broker, now))
             stale, foreign = stale_and_foreign(state.workflow_id, await broker.get_open_orders())
             for order in stale:
                 try:
@@ -209,7 +213,12 @@ class Executor:
         with structlog.contextvars.bound_contextvars(correlation_id=workflow_id):
             async with self._borrowed(state.account_id) as broker:
                 steps = ChainSteps(
-                    broker, self.settings, clock=self._clock, jitter=self._jitter, assets=assets
+                    broker,
+                    self.settings,
+                    clock=self._clock,
+                    jitter=self._jitter,
+                    assets=assets,
+                    policy=self._policy,
                 )
                 result = await self._run_steps(steps, state, due)
 
@@ -298,6 +307,28 @@ class Executor:
                 due_at=request.due_at,
                 payload=request.payload,
             )
+
+
+async def _session_close(broker: Broker, now: datetime) -> datetime | None:
+    """The close of the session the run trades in, on execution's clock, for the close guard
+    (docs/trading-rules.md, Close guard); None when the session is closed. The broker's clock
+    says how far away the close is (early closes included), which also holds for the simulated
+    broker, whose clock stands still at its own moment; if it cannot be read, the exchange
+    calendar answers for `now`."""
+    try:
+        clock = await broker.get_clock()
+    except BrokerError as error:
+        log.warning(
+            "the broker's clock could not be read; the exchange calendar gives the close",
+            error=error.message,
+        )
+        session = market_clock.session_for(now)
+        if session is None or not market_clock.is_open_at(now):
+            return None
+        return market_clock.session_close(session)
+    if not clock.is_open:
+        return None
+    return now + (clock.next_close - clock.now)
 
 
 async def _close(broker: Broker) -> None:

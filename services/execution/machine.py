@@ -373,7 +373,7 @@ def order_result(chain: Chain, now: datetime) -> OrderResult:
         order_id=(order.broker_order_id if order is not None else None)
         or (last_attempt.broker_order_id if last_attempt else None),
         success=filled,
-        error_message=None if filled else chain.error_message,
+        error_message=chain.unplaced if filled else chain.error_message,
         timestamp=chain.ended_at or now,
         order_type=order_type,
         filled_at=chain.ended_at if filled else None,
@@ -399,6 +399,8 @@ def final_status(chain: Chain) -> str:
         return "filled" if chain.filled_qty >= chain.requested_qty else "partially_filled"
     if chain.state is ChainState.SKIPPED:
         return "skipped"
+    if chain.state is ChainState.FAILED and chain.unplaced is not None:
+        return "unplaced"
     return "rejected" if chain.state is ChainState.FAILED else chain.state.value
 
 

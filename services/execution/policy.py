@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shared.settings import Settings
+from shared.broker.request_budget import BudgetShare, RequestBudget
+from shared.settings import BrokerKind, Settings
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,12 @@ class ExecutionPolicy:
     min_notional_usd: Decimal
     broker_retries: int
     treat_partial_as_failure: bool
+    close_margin_s: float
+    """No new order is sent this close to the session's close (docs/trading-rules.md, Close
+    guard)."""
+    poll_budget: RequestBudget | None
+    """Execution's share of Alpaca's request budget, which slows polling as chains multiply
+    (docs/trading-rules.md, Request budget); None for the simulated broker, which has none."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutionPolicy:
@@ -40,4 +47,8 @@ class ExecutionPolicy:
             min_notional_usd=settings.exec_min_notional_usd,
             broker_retries=settings.broker_retries,
             treat_partial_as_failure=settings.treat_partial_as_failure,
+            close_margin_s=settings.exec_close_margin_s,
+            poll_budget=RequestBudget.from_settings(settings, BudgetShare.EXECUTION)
+            if settings.broker is BrokerKind.ALPACA
+            else None,
         )

@@ -7,13 +7,14 @@ from __future__ import annotations
 from services.execution import timer_loop
 from services.execution.executor import Executor
 from shared.broker.factory import BrokerFactory
+from shared.broker.request_budget import BudgetShare
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 from shared.workflow import TRADE_EXECUTION
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    factory = BrokerFactory(settings)
+    factory = BrokerFactory(settings, share=BudgetShare.EXECUTION)
     executor = Executor(settings, factory)
     return ServiceDefinition(
         name="execution",

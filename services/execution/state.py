@@ -20,7 +20,7 @@ from shared.trading import Quote, Side
 
 AttemptKind = Literal["limit", "repeg", "market"]
 RequestReason = Literal["initial", "repeg", "escalation", "fallback", "residual"]
-CancelPurpose = Literal["repeg", "escalation"]
+CancelPurpose = Literal["repeg", "escalation", "close"]
 
 
 class WorkflowPhase(StrEnum):
@@ -109,6 +109,8 @@ class Chain:
     """The quote the chain's orders were priced from, as `OrderRequested.quote` reports it."""
     attempts: tuple[AttemptRecord, ...] = ()
     error_message: str | None = None
+    unplaced: str | None = None
+    """Why what was left of the item was never sent (the close guard), when that ended it."""
     ended_at: datetime | None = None
 
     @property
@@ -174,6 +176,9 @@ class WorkflowExecution:
     chains: tuple[Chain, ...] = ()
     released: Decimal = Decimal(0)
     settle_checks: int = 0
+    session_close: datetime | None = None
+    """The close of the session the run trades in, on execution's clock; None when the session
+    was closed at the start (a forced paper run), so no close guard applies."""
 
     def chain(self, key: str) -> Chain | None:
         return next((chain for chain in self.chains if chain.key == key), None)

@@ -75,10 +75,11 @@ class ChainSteps:
         jitter: Callable[[], float] = random.random,
         assets: AssetCache | None = None,
         faults: FaultInjector | None = None,
+        policy: ExecutionPolicy | None = None,
     ) -> None:
         self._broker = broker
         self._faults = faults if faults is not None else installed()
-        self._policy = ExecutionPolicy.from_settings(settings)
+        self._policy = policy if policy is not None else ExecutionPolicy.from_settings(settings)
         self._clock = clock
         self._jitter = jitter
         self._assets = assets if assets is not None else AssetCache(settings.asset_cache_s, clock)
@@ -128,6 +129,7 @@ class ChainSteps:
             if decision.command is None:
                 return StepResult(state.with_chain(chain), tuple(events), decision.timers)
             observation = await self._perform(decision.command)
+            now = self._clock()  # the broker took its time; the close guard needs the true now
 
     async def look_up_ahead(self, client_order_id: str) -> None:
         """Look an intent up ahead of its submit step (the executor does a batch's look-ups side

@@ -55,6 +55,7 @@ _ORDER_STATUSES = {
     "pending_new": "Pending",
     "requested": "Requested",
     "submitted": "Pending",
+    "unplaced": "Not Placed",
 }
 
 

@@ -6,13 +6,14 @@ from services.portfolio import liquidation
 from services.portfolio.plan_step import PlanStep
 from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
+from shared.broker.request_budget import BudgetShare
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 from shared.workflow import PORTFOLIO_ANALYSIS
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    factory = BrokerFactory(settings)
+    factory = BrokerFactory(settings, share=BudgetShare.PORTFOLIO)
     brokers = BrokerAccounts(factory)
     step = PlanStep(settings, brokers.get)
     return ServiceDefinition(

@@ -8,13 +8,14 @@ from services.strategy.watchdog import deadline_watchdog
 from services.strategy.workflows_api import workflow_router
 from shared.broker.accounts import BrokerAccounts
 from shared.broker.factory import BrokerFactory
+from shared.broker.request_budget import BudgetShare
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 from shared.workflow import SIGNAL_GENERATION
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    factory = BrokerFactory(settings)
+    factory = BrokerFactory(settings, share=BudgetShare.STRATEGY)
     brokers = BrokerAccounts(factory)
     step = SignalStep(settings, brokers.get)
     return ServiceDefinition(

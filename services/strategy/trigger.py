@@ -1,5 +1,8 @@
 """Starting a workflow: once per trading day and account unless forced, and only inside the
-close window (the session's last 15 minutes, early closes included) unless forced.
+start window (from the session's last 15 minutes, early closes included, up to the last start:
+the close minus EXEC_CLOSE_MARGIN_S minus LAST_START_S). A forced paper run may start at any
+time; a forced live run only in the session, up to the last start
+(docs/trading-rules.md, Close window).
 
 Once-per-day is enforced by the store itself: an unforced start appends `WorkflowStarted` to
 the day's stream expecting it to be empty, so of two racing triggers exactly one wins and the
@@ -31,16 +34,26 @@ class TriggerRejected(Exception):
 
 
 class TriggerRefused(Exception):
-    """Not now: a closed day or outside the close window; says when the next window opens."""
+    """Not now: a closed day, outside the close window or past the last start; says when the
+    next window opens and its last start."""
 
-    def __init__(self, now: dt.datetime, window: tuple[dt.datetime, dt.datetime]) -> None:
+    def __init__(
+        self, now: dt.datetime, window: tuple[dt.datetime, dt.datetime], *, live: bool
+    ) -> None:
         self.now = now
         self.window_start, self.window_end = window
         local = window[0].astimezone(market_clock.NEW_YORK)
+        hint = (
+            "a live run is refused outside the session and after the last start even with "
+            "force=true"
+            if live
+            else "send force=true to run anyway (paper and simulated only)"
+        )
         super().__init__(
             f"outside the close window at {now.isoformat()}; the next window opens "
-            f"{local:%Y-%m-%d %H:%M} New York time ({window[0].isoformat()}) and closes "
-            f"{window[1].isoformat()}; send force=true to run anyway"
+            f"{local:%Y-%m-%d %H:%M} New York time ({window[0].isoformat()}) and its last start "
+            f"is {window[1].isoformat()} (the close minus ALCHEMISER_EXEC_CLOSE_MARGIN_S and "
+            f"ALCHEMISER_LAST_START_S); {hint}"
         )
 
 
@@ -67,13 +80,26 @@ def trading_date(now: dt.datetime) -> dt.date:
     return market_clock.session_for(now) or now.astimezone(market_clock.NEW_YORK).date()
 
 
-def check_window(now: dt.datetime) -> None:
+def check_start(now: dt.datetime, settings: Settings, *, force: bool) -> None:
+    """May a run start at `now`? Unforced: inside the close window, up to its last start. A
+    forced paper run: always (a demo, a test; execution's close guard still holds while the
+    session is open). A forced live run: in the session, up to the last start."""
+    if force and not settings.is_live:
+        return
+    cutoff = last_start_cutoff(settings)
     session = market_clock.session_for(now)
     if session is not None:
-        start, end = market_clock.close_window(session)
-        if start <= now < end:
+        start, last_start = market_clock.close_window(session, cutoff)
+        first = market_clock.session_open(session) if force else start
+        if first <= now <= last_start:
             return
-    raise TriggerRefused(now, market_clock.next_close_window(now))
+    raise TriggerRefused(now, market_clock.next_close_window(now, cutoff), live=settings.is_live)
+
+
+def last_start_cutoff(settings: Settings) -> dt.timedelta:
+    """How long before the close the last start is: the close guard's margin plus the time a
+    run needs to plan and place its orders before the guard begins."""
+    return dt.timedelta(seconds=settings.exec_close_margin_s + settings.last_start_s)
 
 
 async def start_workflow(
@@ -86,8 +112,7 @@ async def start_workflow(
     requested_by: str,
 ) -> TriggerOutcome:
     check_account(settings, account_id)
-    if not force:
-        check_window(now)
+    check_start(now, settings, force=force)
     day = trading_date(now)
     key = daily_run_key(settings.trading_mode.value, account_id, day)
     workflow_id = str(uuid.uuid4())

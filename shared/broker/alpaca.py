@@ -5,6 +5,9 @@ attempts on 429/504, 3 s apart) is switched off and its HTTP session gets a time
 none), so that retries happen here, where an order retry can first look the order up by its client
 order id (docs/trading-rules.md, Retries): a retry can never double an order.
 
+Every HTTP request waits for the process's request limiter first (docs/trading-rules.md, Request
+budget), so the processes sharing a key stay inside Alpaca's 200 requests a minute together.
+
 Keys are held as `SecretStr` until the SDK client is built, and every message this module writes
 is passed through `Redactor`, so a key can appear neither in a log nor in an error.
 """
@@ -22,6 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 import structlog
+from aiolimiter import AsyncLimiter
 from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import Adjustment
@@ -79,6 +83,7 @@ from shared.broker.models import (
     Trade,
     TradingSession,
 )
+from shared.broker.request_budget import BudgetShare, RequestBudget
 from shared.settings import DataFeed, Settings, TradingMode
 from shared.trading import Quote, QuoteSource, Side
 
@@ -133,7 +138,8 @@ class AlpacaBroker:
     `paper` flag — never from a URL. `base_url_override` exists ONLY so that tests can point both
     clients at the loopback server in `tests/fakes/alpaca/`; production code never sets
     it, and anything but a loopback URL is refused. `sleep` and `jitter` are injected so tests
-    do not wait for backoffs.
+    do not wait for backoffs. `limiter` is the process's share of the key's request budget
+    (`from_settings` makes it from the settings; None: no limit, for tests of the adapter).
     """
 
     def __init__(
@@ -149,6 +155,7 @@ class AlpacaBroker:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         base_url_override: str | None = None,
+        limiter: AsyncLimiter | None = None,
     ) -> None:
         if account_id != DEFAULT_ACCOUNT_ID:
             raise BrokerError(
@@ -173,6 +180,7 @@ class AlpacaBroker:
         self._sleep = sleep
         self._jitter = jitter
         self._redact = Redactor(key_id, secret_key)
+        self._limiter = limiter
         self._trading = TradingClient(
             api_key=key_id.get_secret_value(),
             secret_key=secret_key.get_secret_value(),
@@ -188,7 +196,16 @@ class AlpacaBroker:
         _without_sdk_retries(self._data, timeout_s)
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> AlpacaBroker:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        share: BudgetShare,
+        limiter: AsyncLimiter | None = None,
+        **overrides: Any,
+    ) -> AlpacaBroker:
+        """The adapter for the configured key, limited to `share` of
+        ALCHEMISER_ALPACA_REQUESTS_PER_MIN (by `limiter` when the process already holds one)."""
         if settings.alpaca_key_id is None or settings.alpaca_secret_key is None:
             raise BrokerAuthError(
                 "ALCHEMISER_ALPACA_KEY_ID and ALCHEMISER_ALPACA_SECRET_KEY must both be set "
@@ -200,6 +217,7 @@ class AlpacaBroker:
             trading_mode=settings.trading_mode,
             data_feed=settings.alpaca_data_feed,
             retries=settings.broker_retries,
+            limiter=limiter or RequestBudget.from_settings(settings, share).limiter(),
             **overrides,
         )
 
@@ -522,7 +540,7 @@ class AlpacaBroker:
         attempt = 0
         while True:
             try:
-                return await asyncio.to_thread(self._translated, operation, call)
+                return await self._request(operation, call)
             except BrokerError as error:
                 if not retry_if(error) or attempt >= self._retries:
                     raise
@@ -557,7 +575,7 @@ class AlpacaBroker:
                     )
                     return self._matching(existing, operation, expect)
             try:
-                raw = await asyncio.to_thread(self._translated, operation, call)
+                raw = await self._request(operation, call)
             except DuplicateClientOrderIdError:
                 existing = await self.get_order_by_client_id(client_order_id)
                 if existing is None:
@@ -580,8 +598,7 @@ class AlpacaBroker:
     async def _last_look(self, client_order_id: str) -> Order | None:
         """One lookup without retries after the last failed placement; None if it fails too."""
         try:
-            raw = await asyncio.to_thread(
-                self._translated,
+            raw = await self._request(
                 f"look up order {client_order_id}",
                 lambda: self._trading.get_order_by_client_id(client_order_id),
             )
@@ -617,6 +634,13 @@ class AlpacaBroker:
             code=error.code,
         )
         await self._sleep(delay_s)
+
+    async def _request(self, operation: str, call: Callable[[], T]) -> T:
+        """One SDK call (one HTTP request; a bar fetch may page) off the event loop, once the
+        limiter allows it."""
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        return await asyncio.to_thread(self._translated, operation, call)
 
     def _translated(self, operation: str, call: Callable[[], T]) -> T:
         try:

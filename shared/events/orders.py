@@ -69,7 +69,7 @@ class OrderCancelled(OrderEvent):
     event_type: Literal["OrderCancelled"] = "OrderCancelled"
     schema_version: Literal[1] = 1
     filled_qty: NonNegativeMoney
-    reason: Literal["repeg", "escalation", "expired", "broker", "leftover"]
+    reason: Literal["repeg", "escalation", "expired", "broker", "leftover", "close"]
 
 
 class OrderRejected(OrderEvent):

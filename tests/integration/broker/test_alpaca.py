@@ -35,6 +35,7 @@ from shared.broker import (
 )
 from shared.broker.alpaca import AlpacaBroker
 from shared.broker.order_rules import DayTrading
+from shared.broker.request_budget import BudgetShare
 from shared.settings import BrokerKind, DataFeed, TradingMode, load_settings
 from shared.trading import Side
 from tests.fakes.alpaca import (
@@ -403,7 +404,8 @@ async def test_keys_never_appear_in_errors_or_logs(
 
 def test_paper_or_live_comes_from_the_trading_mode_never_a_url() -> None:
     paper = AlpacaBroker.from_settings(
-        load_settings(alpaca_key_id="k", alpaca_secret_key="s", broker=BrokerKind.ALPACA)
+        load_settings(alpaca_key_id="k", alpaca_secret_key="s", broker=BrokerKind.ALPACA),
+        share=BudgetShare.EXECUTION,
     )
     live = AlpacaBroker.from_settings(
         load_settings(
@@ -411,11 +413,31 @@ def test_paper_or_live_comes_from_the_trading_mode_never_a_url() -> None:
             alpaca_secret_key="s",
             broker=BrokerKind.ALPACA,
             trading_mode=TradingMode.LIVE,
-        )
+        ),
+        share=BudgetShare.EXECUTION,
     )
 
     assert paper._trading._base_url == "https://paper-api.alpaca.markets"
     assert live._trading._base_url == "https://api.alpaca.markets"
+
+
+def test_from_settings_limits_the_adapter_to_its_share_of_the_request_budget() -> None:
+    settings = load_settings(
+        alpaca_key_id="k",
+        alpaca_secret_key="s",
+        broker=BrokerKind.ALPACA,
+        alpaca_requests_per_min=200,
+    )
+    limiters = {
+        share: AlpacaBroker.from_settings(settings, share=share)._limiter for share in BudgetShare
+    }
+
+    # half of each share at once: strategy and portfolio 50 a minute, execution 100
+    assert {share: limiter.max_rate for share, limiter in limiters.items() if limiter} == {
+        BudgetShare.STRATEGY: 25,
+        BudgetShare.PORTFOLIO: 25,
+        BudgetShare.EXECUTION: 50,
+    }
 
 
 def test_a_url_override_must_point_at_a_loopback_server() -> None:
@@ -429,7 +451,9 @@ def test_a_url_override_must_point_at_a_loopback_server() -> None:
 
 def test_missing_keys_name_the_settings_to_set() -> None:
     with pytest.raises(BrokerAuthError, match="ALCHEMISER_ALPACA_SECRET_KEY"):
-        AlpacaBroker.from_settings(load_settings(alpaca_key_id="k", broker=BrokerKind.ALPACA))
+        AlpacaBroker.from_settings(
+            load_settings(alpaca_key_id="k", broker=BrokerKind.ALPACA), share=BudgetShare.STRATEGY
+        )
 
 
 async def test_daily_bars_are_adjusted_rows_dated_in_new_york(

@@ -207,13 +207,17 @@ async def test_two_replicas_sharing_the_timers_place_each_order_once(
     from services.execution import timer_loop
     from services.execution.executor import Executor
     from shared.broker.factory import broker_for
+    from shared.broker.request_budget import BudgetShare
     from shared.service.runtime import PeriodicRunner
     from tests.integration.execution.world import bars
 
     settings = fast_settings(database_url, tmp_path, sim_now=CLOSED_SIM_NOW)
     plan = [(symbol, "BUY", "5000", "0.05") for symbol in ("SPY", "QQQ", "TLT", "GLD")]
     async with running_execution(settings) as execution:
-        replica = Executor(settings, lambda account: broker_for(settings, account, bars=bars()))
+        replica = Executor(
+            settings,
+            lambda account: broker_for(settings, account, share=BudgetShare.EXECUTION, bars=bars()),
+        )
         second_loop = asyncio.create_task(
             PeriodicRunner("execution", execution.store).run(
                 timer_loop.due_timers(replica, settings.timer_poll_s)

@@ -19,6 +19,7 @@ from services.execution import timer_loop
 from services.execution.executor import Executor
 from shared.broker.factory import broker_for
 from shared.broker.port import Broker
+from shared.broker.request_budget import BudgetShare
 from shared.bus.memory import InMemoryBus
 from shared.bus.port import Message
 from shared.events import (
@@ -179,7 +180,7 @@ async def running_execution(
 
     def make_broker(account_id: str) -> Broker:
         brokers_made.append(account_id)
-        return broker_for(settings, account_id, bars=world)
+        return broker_for(settings, account_id, share=BudgetShare.EXECUTION, bars=world)
 
     executor = Executor(settings, make_broker)
     consumer = Consumer("execution", store, InMemoryBus(), executor.handle, ["RebalancePlanned"])

@@ -22,6 +22,7 @@ TOKEN = "test-token-for-the-workflow-api"
 IN_WINDOW = "2024-11-26T15:50:00"  # New York time, a normal session (close 16:00)
 MORNING = "2024-11-26T10:00:00"
 THANKSGIVING = "2024-11-28T15:50:00"  # closed; the next session closes early at 13:00
+AFTER_LAST_START = "2024-11-26T15:53:01"  # the close guard's margin and the last start: 15:53
 
 
 async def client_for(tmp_path: Path, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
@@ -87,8 +88,9 @@ async def test_the_status_shows_the_run_and_its_events(client: httpx.AsyncClient
     [
         (MORNING, "2024-11-26T15:45:00-05:00"),
         (THANKSGIVING, "2024-11-29T12:45:00-05:00"),
+        (AFTER_LAST_START, "2024-11-27T15:45:00-05:00"),
     ],
-    ids=["before-the-window", "holiday-then-early-close"],
+    ids=["before-the-window", "holiday-then-early-close", "after-the-last-start"],
 )
 async def test_outside_the_close_window_a_trigger_is_refused_naming_the_next_window(
     tmp_path: Path, sim_now: str, next_window_start: str

@@ -62,6 +62,8 @@ class FakeBroker:
     cancel_delays: dict[str, int] = field(default_factory=dict)
     """Per symbol, how many reads of an order a requested cancel takes to show (0: at once)."""
     pending_cancels: dict[str, int] = field(default_factory=dict)
+    session_close: dt.datetime | None = NOW + dt.timedelta(minutes=15)
+    """The close its clock reports (16:00 New York); None: the session is closed."""
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -204,7 +206,15 @@ class FakeBroker:
         return None
 
     async def get_clock(self) -> MarketClock:
-        return MarketClock(now=NOW, is_open=True, next_open=NOW, next_close=NOW)
+        if self.session_close is None:
+            later = NOW + dt.timedelta(hours=17)
+            return MarketClock(now=NOW, is_open=False, next_open=later, next_close=later)
+        return MarketClock(
+            now=NOW,
+            is_open=True,
+            next_open=NOW + dt.timedelta(days=1),
+            next_close=self.session_close,
+        )
 
     async def get_calendar(self, start: dt.date, end: dt.date) -> list[TradingSession]:
         return []

@@ -25,13 +25,16 @@ from services.execution.chain import (
     QuoteRead,
     ReadBuyingPower,
     ReadOrder,
+    ReadPurpose,
     ReadQuote,
     ReadSizingFacts,
     SizingFactsRead,
     SubmitAnswered,
     SubmitOrder,
     TimerFired,
+    close_guard_reason,
     decide,
+    may_submit,
 )
 from services.execution.machine import TimerKind
 from services.execution.policy import ExecutionPolicy
@@ -52,6 +55,7 @@ from shared.broker.models import (
     OrderType,
     Position,
 )
+from shared.broker.request_budget import BudgetShare, RequestBudget
 from shared.events import Event
 from shared.trading import Quote, QuoteSource, Side
 from tests.unit.execution.machine_run import T0, workflow
@@ -69,6 +73,8 @@ POLICY = ExecutionPolicy(
     min_notional_usd=Decimal("1.00"),
     broker_retries=3,
     treat_partial_as_failure=True,
+    close_margin_s=120,
+    poll_budget=None,
 )
 STATUSES = {
     "accepted": OrderStatus.ACCEPTED,
@@ -273,16 +279,27 @@ class Walk:
     asked: list[str]
 
 
-def walk(chain: Chain, fired: TimerFired, answers: tuple[Answer, ...], at_s: float = 0) -> Walk:
-    """One step as the shell runs it: decide, answer the command, decide again."""
+def walk(
+    chain: Chain,
+    fired: TimerFired,
+    answers: tuple[Answer, ...],
+    at_s: float = 0,
+    closes_at_s: float | None = None,
+) -> Walk:
+    """One step as the shell runs it: decide, answer the command, decide again. The session
+    closes `closes_at_s` after T0 (None: the run has no close to guard)."""
     now = T0 + timedelta(seconds=at_s)
-    decision = decide(WORKFLOW, chain, fired, now, POLICY)
+    workflow = replace(
+        WORKFLOW,
+        session_close=T0 + timedelta(seconds=closes_at_s) if closes_at_s is not None else None,
+    )
+    decision = decide(workflow, chain, fired, now, POLICY)
     events = list(decision.events)
     asked: list[str] = []
     for answer in answers:
         assert decision.command is not None, f"the step ended after {asked}; answers are left"
         asked.append(describe(decision.command))
-        decision = decide(WORKFLOW, decision.chain, answer(decision.command), now, POLICY)
+        decision = decide(workflow, decision.chain, answer(decision.command), now, POLICY)
         events.extend(decision.events)
     return Walk(decision, events, asked)
 
@@ -347,6 +364,11 @@ REQUESTED_SELL = walk(
     (quote(), facts(position="10")),
 ).decision.chain
 """A SELL limit of 10 shares at 100.49, recorded, not yet sent."""
+CANCELLING_AT_CLOSE = walk(
+    WORKING_LIMIT, POLL, (read("accepted"), cancel_taken(), read("accepted")), 5, 120
+).decision.chain
+"""The limit's close-guard cancel, asked at T0+5 (the guard began at T0) and not yet confirmed
+(deadline T0+15)."""
 
 
 # ---------------------------------------------------------------------- the rows
@@ -364,6 +386,9 @@ class Row:
     timers: tuple[tuple[TimerKind, float], ...] = ()
     """(kind, seconds after the step) of the timers armed."""
     at_s: float = 0
+    closes_at_s: float | None = None
+    """When the session closes, after T0; the close guard begins EXEC_CLOSE_MARGIN_S (120 s)
+    before."""
     fields: Mapping[str, object] = field(default_factory=dict)
     """Chain attributes to check, dotted (`order.qty`, `attempts.0.status`)."""
 
@@ -785,6 +810,129 @@ ROWS = {
         timers=((TimerKind.POLL, 2),),
         at_s=40,
     ),
+    "close guard: a chain still to price after the guard ends unplaced, asking nothing": Row(
+        PRICING,
+        PRICE,
+        (),
+        asked=(),
+        state=ChainState.FAILED,
+        at_s=1,
+        closes_at_s=121,
+        fields={
+            "unplaced": close_guard_reason(POLICY),
+            "error_message": close_guard_reason(POLICY),
+        },
+    ),
+    "close guard: a chain priced just before the guard asks its limit": Row(
+        PRICING,
+        PRICE,
+        (quote(), facts()),
+        asked=("quote for price", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        closes_at_s=120.001,
+    ),
+    "close guard: an intent the broker lacks is not sent after the guard": Row(
+        REQUESTED_LIMIT,
+        SUBMIT,
+        (not_found(),),
+        asked=("look up",),
+        state=ChainState.FAILED,
+        at_s=1,
+        closes_at_s=120,
+        fields={"attempts.0.status": "unplaced", "unplaced": close_guard_reason(POLICY)},
+    ),
+    "close guard: a poll lands exactly where the guard begins": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"),),
+        asked=("read order: supervise",),
+        state=ChainState.WORKING,
+        timers=((TimerKind.POLL, 1),),
+        at_s=2,
+        closes_at_s=123,
+    ),
+    "close guard: a working limit is cancelled at the guard, not re-pegged": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled")),
+        asked=("read order: supervise", "cancel: close", "read order: after_cancel"),
+        state=ChainState.FAILED,
+        events=("OrderCancelled",),
+        at_s=10,
+        closes_at_s=125,
+        fields={
+            "checks": 0,
+            "attempts.0.status": "canceled",
+            "unplaced": close_guard_reason(POLICY),
+        },
+    ),
+    "close guard: what filled before the guard's cancel ends the chain filled": Row(
+        WORKING_LIMIT,
+        POLL,
+        (
+            read("partially_filled", "4", "100.01"),
+            cancel_taken(),
+            read("canceled", "4", "100.01"),
+        ),
+        asked=("read order: supervise", "cancel: close", "read order: after_cancel"),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderCancelled"),
+        at_s=3,
+        closes_at_s=120,
+        fields={"filled_qty": Decimal(4), "unplaced": close_guard_reason(POLICY)},
+    ),
+    "close guard: a re-peg cancel confirmed after the guard sends no re-peg": Row(
+        CANCELLING_REPEG,
+        CANCEL_CHECK,
+        (read("canceled"), quote()),
+        asked=("read order: cancel_check", "quote for repeg"),
+        state=ChainState.FAILED,
+        events=("OrderCancelled",),
+        at_s=12,
+        closes_at_s=130,
+    ),
+    "close guard: an escalation after the guard sends no market order": Row(
+        replace(WORKING_LIMIT, checks=1),
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled")),
+        asked=("read order: supervise", "cancel: close", "read order: after_cancel"),
+        state=ChainState.FAILED,
+        events=("OrderCancelled",),
+        at_s=10,
+        closes_at_s=100,
+    ),
+    "close guard: a market BUY waiting for buying power ends at the guard": Row(
+        WAITING_FOR_BUYING_POWER,
+        MARKET_BP,
+        (),
+        asked=(),
+        state=ChainState.FAILED,
+        at_s=11,
+        closes_at_s=130,
+    ),
+    "close guard: a working market order is cancelled at the guard": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled")),
+        asked=("read order: supervise", "cancel: close", "read order: after_cancel"),
+        state=ChainState.FAILED,
+        events=("OrderCancelled",),
+        at_s=12,
+        closes_at_s=130,
+    ),
+    "close guard: an unconfirmed close cancel is asked again at the next poll": Row(
+        CANCELLING_AT_CLOSE,
+        CANCEL_CHECK,
+        (read("accepted"),),
+        asked=("read order: cancel_check",),
+        state=ChainState.WORKING,
+        timers=((TimerKind.POLL, 2),),
+        at_s=15,
+        closes_at_s=120,
+        fields={"cancel_purpose": None},
+    ),
     "a timer whose work an earlier firing did records nothing": Row(
         WORKING_LIMIT,
         SUBMIT,
@@ -797,7 +945,7 @@ ROWS = {
 
 @pytest.mark.parametrize("row", ROWS.values(), ids=ROWS.keys())
 def test_order_chain_transition(row: Row) -> None:
-    result = walk(row.chain, row.fired, row.answers, row.at_s)
+    result = walk(row.chain, row.fired, row.answers, row.at_s, row.closes_at_s)
 
     now = T0 + timedelta(seconds=row.at_s)
     assert result.asked == list(row.asked)
@@ -815,3 +963,44 @@ def _attribute(value: object, path: str) -> object:
     for part in path.split("."):
         value = value[int(part)] if part.isdigit() else getattr(value, part)  # type: ignore[index]
     return value
+
+
+@pytest.mark.parametrize(
+    ("at_s", "closes_at_s", "allowed"),
+    [
+        (0, None, True),
+        (0, 121, True),
+        (0.999, 121, True),
+        (1, 121, False),
+        (5, 121, False),
+        (200, 121, False),
+    ],
+    ids=["no close to guard", "before", "just before", "at the guard", "after", "after the close"],
+)
+def test_the_close_guard_allows_new_orders_only_before_close_minus_the_margin(
+    at_s: float, closes_at_s: float | None, allowed: bool
+) -> None:
+    close = T0 + timedelta(seconds=closes_at_s) if closes_at_s is not None else None
+    assert may_submit(T0 + timedelta(seconds=at_s), close, POLICY) is allowed
+
+
+@pytest.mark.parametrize(
+    ("live_chains", "poll_in_s"),
+    [(0, 2.0), (1, 2.0), (3, 4.0), (7, 9.333), (16, 21.333)],
+)
+def test_with_a_request_budget_polling_slows_as_live_chains_multiply(
+    live_chains: int, poll_in_s: float
+) -> None:
+    """Execution's share of 180 a minute is 90; polling may use half of it, 45 polls a minute
+    for all live chains together (docs/trading-rules.md, Request budget)."""
+    policy = replace(POLICY, poll_budget=RequestBudget.share_of(180, BudgetShare.EXECUTION))
+    others = tuple(replace(WORKING_MARKET, key=f"BUY:S{n}") for n in range(live_chains))
+    workflow = replace(WORKFLOW, chains=others)
+    now = T0 + timedelta(seconds=11)
+    asked = ReadOrder("ord-1", ReadPurpose.SUPERVISE)
+
+    decision = decide(workflow, WORKING_MARKET, read("accepted")(asked), now, policy)
+
+    [timer] = decision.timers
+    assert timer.kind is TimerKind.POLL
+    assert round((timer.due_at - now).total_seconds(), 3) == poll_in_s

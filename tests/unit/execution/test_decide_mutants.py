@@ -716,7 +716,7 @@ ALL_ROWS = {**ROWS, **ROWS_FOUND_BY_MUTATION}
 def test_every_order_event_is_caused_by_the_request_of_its_attempt(row: Row) -> None:
     """The causal chain of an order: the first request is caused by the plan, each later one by
     the request before it, and every other event of an order by that order's request."""
-    result = walk(row.chain, row.fired, row.answers, row.at_s)
+    result = walk(row.chain, row.fired, row.answers, row.at_s, row.closes_at_s)
 
     requested = (
         {row.chain.order.attempt: row.chain.order.requested_event_id} if row.chain.order else {}
@@ -748,7 +748,11 @@ def test_every_broker_command_names_the_chains_symbol(row: Row) -> None:
     commands: list[Command] = []
 
     walk(
-        row.chain, row.fired, tuple(recording(answer, commands) for answer in row.answers), row.at_s
+        row.chain,
+        row.fired,
+        tuple(recording(answer, commands) for answer in row.answers),
+        row.at_s,
+        row.closes_at_s,
     )
 
     for command in commands:

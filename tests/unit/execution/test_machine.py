@@ -9,6 +9,7 @@ docs/trading-rules.md, Execution state machine / Edge cases
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 from services.execution.machine import TimerKind
@@ -437,3 +438,48 @@ async def test_no_quote_after_three_attempts_sends_a_liquidation_to_market(
         ("MARKET", "fallback", Decimal(4), None)
     ]
     assert run.of(TradeExecuted)[0].success
+
+
+async def test_the_close_guard_cancels_working_orders_and_places_nothing_after_it(
+    machine: Machine,
+) -> None:
+    """The session closes 125 s after the start, so the guard begins at T0+5: the SELL fills,
+    the BUY's limit rests and is cancelled at the guard instead of re-pegged, and the report
+    names it as not placed; one order of two succeeded, a PARTIAL that fails the workflow
+    (docs/trading-rules.md, Close guard)."""
+    broker = broker_for(AAA=Fill.IMMEDIATE, BBB=Fill.MARKET_ONLY)
+    broker.positions["AAA"] = Decimal(10)
+    broker.session_close = T0 + timedelta(seconds=125)
+    run = await machine.start(
+        broker, [line("AAA", "SELL", "-1005", "0"), line("BBB", "BUY", "1005")]
+    )
+
+    await run.run_to_end()
+
+    assert len(broker.submissions) == 2
+    [cancelled] = run.of(OrderCancelled)
+    assert cancelled.symbol == "BBB" and cancelled.reason == "close"
+    assert run.seconds(cancelled.occurred_at) == 5
+    assert all(run.seconds(r.occurred_at) < 5 for r in run.of(OrderRequested))
+    assert not [order for order in broker.orders.values() if not order.is_terminal]
+    [executed] = run.of(TradeExecuted)
+    assert (executed.orders_placed, executed.orders_succeeded) == (2, 1)
+    assert executed.failure_reason is not None and "Failed symbols: BBB" in executed.failure_reason
+    unplaced = executed.execution_data.orders[1]
+    assert (unplaced.symbol, unplaced.final_status) == ("BBB", "unplaced")
+    assert unplaced.error_message is not None
+    assert "ALCHEMISER_EXEC_CLOSE_MARGIN_S" in unplaced.error_message
+    assert len(run.of(WorkflowFailed)) == 1
+
+
+async def test_a_run_that_starts_with_the_session_closed_has_no_close_guard(
+    machine: Machine,
+) -> None:
+    broker = broker_for(AAA=Fill.MARKET_ONLY)
+    broker.session_close = None
+    run = await machine.start(broker, [line("AAA", "BUY", "1005")])
+
+    await run.run_to_end()
+
+    assert run.state.session_close is None
+    assert [r.reason for r in run.of(OrderRequested)] == ["initial", "repeg", "escalation"]
