@@ -203,7 +203,12 @@ class Cluster:
     async def finished(self, workflow_id: str, timeout_s: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            view = await self.workflow(workflow_id)
+            try:
+                view = await self.workflow(workflow_id)
+            except httpx.TransportError:
+                # Hundreds of pollers on a loaded machine can miss a connect: poll again.
+                await asyncio.sleep(1)
+                continue
             if view["status"] != "running":
                 return view
             await asyncio.sleep(0.2)
