@@ -179,10 +179,8 @@ def validated_targets(target_weights: Mapping[str, Decimal]) -> dict[str, Decima
             f"target weights sum to {total}; the sum must be in [{WEIGHT_SUM_MIN}, "
             f"{WEIGHT_SUM_MAX}]"
         )
-    positive = {symbol: weight for symbol, weight in targets.items() if weight > 0}
-    if not positive:
-        raise InvalidTargetError("no positive target allocations")
-    return positive
+    # Weights in [0, 1] summing to at least WEIGHT_SUM_MIN always include a positive one.
+    return {symbol: weight for symbol, weight in targets.items() if weight > 0}
 
 
 def min_trade_threshold(portfolio_value: Decimal, min_trade_fraction: Decimal) -> Decimal:
@@ -232,7 +230,8 @@ def raw_item(
 
 
 def suppress_below(item: PlanItem, threshold: Decimal) -> PlanItem:
-    """A trade under θ becomes a HOLD in place; its weights and dollar values stay as planned."""
+    """A trade under θ becomes a HOLD in place; its weights and dollar values stay as planned.
+    Runs on the raw items, before any BUY is scaled."""
     if item.action is TradeAction.HOLD or abs(item.trade_amount) >= threshold:
         return item
     # Spelled out rather than dataclasses.replace, which costs a backtest of ten files about a
@@ -248,7 +247,6 @@ def suppress_below(item: PlanItem, threshold: Decimal) -> PlanItem:
         weight_diff=item.weight_diff,
         priority=item.priority,
         price=item.price,
-        scaled=item.scaled,
     )
 
 

@@ -8,7 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from services.portfolio.planner import InvalidTargetError, TradeAction, plan_rebalance
+from services.portfolio.planner import (
+    InvalidTargetError,
+    PlanningError,
+    TradeAction,
+    plan_rebalance,
+)
 from tests.unit.portfolio.accounts import account, weights
 from tests.unit.portfolio.test_planner import MIN_TRADE, by_symbol
 
@@ -112,3 +117,57 @@ def test_a_symbol_already_at_its_target_is_listed_after_every_buy() -> None:
         ("BBB", TradeAction.BUY),
         ("AAA", TradeAction.HOLD),
     ]
+
+
+def test_a_trade_held_below_the_band_keeps_its_planning_price() -> None:
+    snapshot = account("10000", quoted={"AAA": "10", "BBB": "20"})
+
+    plan = plan_rebalance(
+        snapshot, weights(AAA="0.005", BBB="0.995"), Decimal(0), min_trade_fraction=MIN_TRADE
+    )
+
+    held = next(item for item in plan.items if item.symbol == "AAA")
+    assert (held.action, held.trade_amount, held.price, held.scaled) == (
+        TradeAction.HOLD,
+        Decimal("0.00"),
+        Decimal("10"),
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("targets", "min_trade_fraction", "error", "message"),
+    [
+        (
+            {},
+            MIN_TRADE,
+            InvalidTargetError,
+            "target weights are empty; the signal must name at least one",
+        ),
+        (
+            weights(AAA="1"),
+            Decimal(1),
+            PlanningError,
+            "min_trade_fraction is 1; ALCHEMISER_MIN_TRADE_FRACTION must be in [0, 1)",
+        ),
+        (
+            weights(AAA="1"),
+            Decimal("1.5"),
+            PlanningError,
+            "min_trade_fraction is 1.5; ALCHEMISER_MIN_TRADE_FRACTION must be in [0, 1)",
+        ),
+    ],
+    ids=["empty", "fraction-one", "fraction-above-one"],
+)
+def test_planning_errors_say_exactly_what_to_fix(
+    targets: dict[str, Decimal],
+    min_trade_fraction: Decimal,
+    error: type[Exception],
+    message: str,
+) -> None:
+    snapshot = account("100", quoted={"AAA": "10"})
+
+    with pytest.raises(error) as raised:
+        plan_rebalance(snapshot, targets, Decimal(0), min_trade_fraction=min_trade_fraction)
+
+    assert str(raised.value) == message
