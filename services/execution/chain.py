@@ -43,6 +43,7 @@ from services.execution.state import (
     WorkflowPhase,
 )
 from shared.broker.errors import BrokerError, InsufficientQtyAvailableError, RateLimitedError
+from shared.broker.order_rules import OrderRule
 from shared.broker.models import (
     CancelOutcome,
     CancelResult,
@@ -81,6 +82,14 @@ class ReadSizingFacts:
 
     symbol: str
     with_position: bool
+
+
+@dataclass(frozen=True)
+class ReadLastTrade:
+    """The symbol's last trade, to price a limit when the quote gave no price worth sending
+    twice."""
+
+    symbol: str
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,7 @@ class CancelOrder:
 
 Command = (
     ReadQuote
+    | ReadLastTrade
     | ReadSizingFacts
     | ReadBuyingPower
     | LookUpOrder
@@ -160,6 +170,13 @@ class QuoteRead:
 
 
 @dataclass(frozen=True)
+class LastTradeRead:
+    asked: ReadLastTrade
+    price: Decimal | None
+    """None when the broker has no trade or the read failed."""
+
+
+@dataclass(frozen=True)
 class SizingFactsRead:
     asked: ReadSizingFacts
     asset: sizing.AssetInfo | None
@@ -173,7 +190,8 @@ class BuyingPowerRead:
     asked: ReadBuyingPower
     quote: Quote | None
     buying_power: Decimal | None
-    """None when the account read failed."""
+    """What the account may spend (`sizing.spendable_buying_power`); None when the account
+    read failed."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +227,7 @@ class CancelAnswered:
 Observation = (
     TimerFired
     | QuoteRead
+    | LastTradeRead
     | SizingFactsRead
     | BuyingPowerRead
     | OrderLookedUp
@@ -290,6 +309,8 @@ def _transition(chain: Chain, observation: Observation, step: _Step) -> Decision
             return _price_with_quote(chain, observation.quote, step)
         case QuoteRead():
             return _repeg(chain, observation.quote, step)
+        case LastTradeRead():
+            return _price_from_last_trade(chain, observation, step)
         case SizingFactsRead():
             return _size_and_price(chain, observation, step)
         case BuyingPowerRead():
@@ -334,8 +355,12 @@ def _on_timer(chain: Chain, fired: TimerFired, step: _Step) -> Decision:
 
 def _price_with_quote(chain: Chain, raw: Quote | None, step: _Step) -> Decision:
     """Without a usable quote, ask again (0.3 s, then 0.6 s later) while EXEC_QUOTE_WAIT_S
-    allows; then size with whatever quote there is."""
+    allows; then size with whatever quote there is. A quote that prices no limit above zero is
+    bad: see `_bad_quote`."""
     quote = pricing.usable_quote(raw)
+    limit = pricing.initial_limit_price(chain.side, quote) if quote is not None else None
+    if quote is not None and limit is not None and limit <= 0:
+        return _bad_quote(chain, quote, step)
     attempts = chain.quote_attempts + 1
     started = chain.pricing_started_at or step.now
     pause_s = QUOTE_PAUSE_S * 2 ** (attempts - 1)
@@ -355,6 +380,33 @@ def _price_with_quote(chain: Chain, raw: Quote | None, step: _Step) -> Decision:
     )
 
 
+def _bad_quote(chain: Chain, quote: Quote, step: _Step) -> Decision:
+    """A quote whose limit price comes out at or below zero is asked for once more; bad again,
+    the last trade prices the order. Never a $0.01 limit (docs/trading-rules.md, Limit
+    pricing)."""
+    seen = f"bid {quote.bid}, ask {quote.ask}"
+    if not chain.requoted:
+        step.note(f"the quote for {chain.symbol} ({seen}) prices no limit above $0; asking again")
+        return _ask(replace(chain, requoted=True), ReadQuote(chain.symbol, "price"))
+    step.note(f"the quote for {chain.symbol} ({seen}) is bad again; pricing from the last trade")
+    return _ask(chain, ReadLastTrade(chain.symbol))
+
+
+def _price_from_last_trade(chain: Chain, read: LastTradeRead, step: _Step) -> Decision:
+    """Size and price at the last trade; without one the order is skipped with the reason."""
+    limit = pricing.last_trade_limit_price(read.price) if read.price is not None else None
+    if limit is None:
+        reason = (
+            f"skipped: no limit price for {chain.symbol}: its quote priced none above $0 twice "
+            "and it has no last trade"
+        )
+        return _done(replace(chain, state=ChainState.SKIPPED, error_message=reason))
+    return _ask(
+        replace(chain, quote=None, trade_price=limit),
+        ReadSizingFacts(chain.symbol, with_position=chain.side is Side.SELL),
+    )
+
+
 def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decision:
     """Size the plan item's dollars at the quote's mid, check the order before the broker sees
     it, and ask for a limit order inside the spread; without a limit price, the market path."""
@@ -365,7 +417,7 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
         side=chain.side,
         trade_amount=chain.trade_amount,
         liquidation=chain.liquidation,
-        price=quote.mid() if quote is not None else None,
+        price=quote.mid() if quote is not None else chain.trade_price,
         position_qty=position_qty,
         qty_available=qty_available,
         asset=asset,
@@ -397,8 +449,10 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
             "asset checks and the broker has the last word"
         )
     chain = replace(chain, requested_qty=checked.qty)
-    limit = pricing.initial_limit_price(chain.side, quote) if quote is not None else None
-    if limit is None or limit <= 0:
+    limit = (
+        pricing.initial_limit_price(chain.side, quote) if quote is not None else chain.trade_price
+    )
+    if limit is None:
         return _market_path(chain, "fallback", step)
     chain = replace(chain, anchor=limit, price_history=(limit,))
     return _request(chain, step, "limit", checked.qty, limit, "initial")
@@ -476,6 +530,8 @@ def _after_submission(chain: Chain, answer: SubmitAnswered, step: _Step) -> Deci
         return _accepted(chain, answer.order, step)
     if isinstance(error, InsufficientQtyAvailableError):
         return _insufficient_qty(chain, error, step)
+    if error.rule in ACCOUNT_RULES:
+        return _refused_by_account_rule(chain, error, step)
     if not error.retryable:
         return _rejected(chain, error.message, error.code, False, step)
     return _ask(chain, LookUpOrder(_intent(chain).client_order_id, failure=error))
@@ -541,6 +597,25 @@ def _rejected(
     if order.kind != "market":
         return _market_path(chain, "fallback", step)
     return _done(_end(chain, reason))
+
+
+ACCOUNT_RULES = frozenset(
+    {
+        OrderRule.WASH_TRADE.value,
+        OrderRule.PATTERN_DAY_TRADER.value,
+        OrderRule.DAY_TRADING_BUYING_POWER.value,
+    }
+)
+"""Alpaca's protections of the account (docs/trading-rules.md, Alpaca order rules): a market
+order for the rest would be refused the same way, so the chain ends at once."""
+
+
+def _refused_by_account_rule(chain: Chain, error: BrokerError, step: _Step) -> Decision:
+    """The chain fails with the rule named, and no market fallback."""
+    rule = (error.rule or "").replace("_", " ")
+    reason = f"{chain.side} {chain.symbol} refused under Alpaca's {rule} rule: {error.message}"
+    _record_rejection(chain, step, reason, code=error.code)
+    return _done(_end(_close(chain, "rejected"), reason))
 
 
 def _insufficient_qty(chain: Chain, error: InsufficientQtyAvailableError, step: _Step) -> Decision:

@@ -171,6 +171,21 @@ def remaining_quantity(requested: Decimal, filled_total: Decimal) -> Decimal:
     return max(requested - filled_total, Decimal(0))
 
 
+def spendable_buying_power(
+    buying_power: Decimal, daytrading_buying_power: Decimal | None, pattern_day_trader: bool
+) -> Decimal:
+    """What a BUY may spend (docs/trading-rules.md, Market path): on a margin account the smaller
+    of the buying power and the day-trading buying power, since Alpaca refuses a pattern day
+    trader's BUY beyond the latter. A day-trading buying power of 0 on an account not flagged
+    as a pattern day trader is a cash account's (it cannot day-trade on margin) and is not a
+    limit; a flagged account's 0 is."""
+    if daytrading_buying_power is None:
+        return buying_power
+    if daytrading_buying_power > 0 or pattern_day_trader:
+        return min(buying_power, daytrading_buying_power)
+    return buying_power
+
+
 def market_buy_shortfall(
     symbol: str, qty: Decimal, mid: Decimal | None, buying_power: Decimal
 ) -> str | None:

@@ -107,6 +107,10 @@ class Chain:
     qty_retry_used: bool = False
     quote: Quote | None = None
     """The quote the chain's orders were priced from, as `OrderRequested.quote` reports it."""
+    requoted: bool = False
+    """The first quote priced no limit above $0 and was asked for once more."""
+    trade_price: Decimal | None = None
+    """The last trade's price, when the chain is priced from it after two bad quotes."""
     attempts: tuple[AttemptRecord, ...] = ()
     error_message: str | None = None
     ended_at: datetime | None = None

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import structlog
 
+from services.execution import sizing
 from services.execution.assets import AssetCache
 from services.execution.chain import (
     BuyingPowerRead,
@@ -28,7 +29,9 @@ from services.execution.chain import (
     OrderLookedUp,
     OrderRead,
     QuoteRead,
+    LastTradeRead,
     ReadBuyingPower,
+    ReadLastTrade,
     ReadOrder,
     ReadQuote,
     ReadSizingFacts,
@@ -149,10 +152,7 @@ class ChainSteps:
         return after_stale_check(state, ended, now, self._policy)
 
     async def settle_check(self, state: WorkflowExecution, now: datetime) -> StepResult:
-        try:
-            buying_power: Decimal | None = (await self._broker.get_account()).buying_power
-        except BrokerError:
-            buying_power = None
+        buying_power = await self._spendable()
         if buying_power is not None and buying_power < state.released:
             log.info(
                 "buying power below released proceeds",
@@ -170,6 +170,12 @@ class ChainSteps:
         match command:
             case ReadQuote():
                 return QuoteRead(command, await self._quote(command.symbol))
+            case ReadLastTrade():
+                try:
+                    trade = await self._broker.get_latest_trade(command.symbol)
+                except BrokerError:
+                    trade = None
+                return LastTradeRead(command, trade.price if trade is not None else None)
             case ReadSizingFacts():
                 asset = await self._assets.get(self._broker, command.symbol)
                 if not command.with_position:
@@ -181,11 +187,7 @@ class ChainSteps:
                 return SizingFactsRead(command, asset, position)
             case ReadBuyingPower():
                 quote = await self._quote(command.symbol)
-                try:
-                    buying_power: Decimal | None = (await self._broker.get_account()).buying_power
-                except BrokerError:
-                    buying_power = None
-                return BuyingPowerRead(command, quote, buying_power)
+                return BuyingPowerRead(command, quote, await self._spendable())
             case LookUpOrder():
                 if command.failure is None and command.client_order_id in self._looked_up:
                     found = self._looked_up.pop(command.client_order_id)
@@ -210,6 +212,16 @@ class ChainSteps:
                 except BrokerError as error:
                     return CancelAnswered(command, error=error)
                 return CancelAnswered(command, cancelled)
+
+    async def _spendable(self) -> Decimal | None:
+        """The buying power a BUY may use; None when the account read failed."""
+        try:
+            account = await self._broker.get_account()
+        except BrokerError:
+            return None
+        return sizing.spendable_buying_power(
+            account.buying_power, account.daytrading_buying_power, account.pattern_day_trader
+        )
 
     async def _quote(self, symbol: str) -> Quote | None:
         try:

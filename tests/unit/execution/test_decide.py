@@ -18,12 +18,14 @@ from services.execution.chain import (
     CancelOrder,
     Command,
     Decision,
+    LastTradeRead,
     LookUpOrder,
     Observation,
     OrderLookedUp,
     OrderRead,
     QuoteRead,
     ReadBuyingPower,
+    ReadLastTrade,
     ReadOrder,
     ReadQuote,
     ReadSizingFacts,
@@ -37,6 +39,7 @@ from services.execution.machine import TimerKind
 from services.execution.policy import ExecutionPolicy
 from services.execution.sizing import AssetInfo
 from services.execution.state import Chain, ChainState, WorkflowPhase
+from shared.broker.order_rules import OrderRule, rule_error
 from shared.broker.errors import (
     BrokerError,
     InsufficientQtyAvailableError,
@@ -129,6 +132,12 @@ def _order(
 
 def quote(bid: str = "100.00", ask: str = "100.50") -> Answer:
     return lambda asked: QuoteRead(_expect(asked, ReadQuote), _quote(bid, ask))
+
+
+def last_trade(price: str | None) -> Answer:
+    return lambda asked: LastTradeRead(
+        _expect(asked, ReadLastTrade), Decimal(price) if price is not None else None
+    )
 
 
 def no_quote() -> Answer:
@@ -249,6 +258,8 @@ def describe(command: Command) -> str:
     match command:
         case ReadQuote():
             return f"quote for {command.purpose}"
+        case ReadLastTrade():
+            return "last trade"
         case ReadSizingFacts():
             return "sizing facts with position" if command.with_position else "sizing facts"
         case ReadBuyingPower():
@@ -393,6 +404,43 @@ ROWS = {
             "order.reason": "initial",
         },
     ),
+    "price: a quote that prices no limit above $0 is asked for once more": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.004"), quote(), facts()),
+        asked=("quote for price", "quote for price", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.limit_price": Decimal("100.01"), "requoted": True},
+    ),
+    "price: a quote bad twice is priced and sized at the last trade, to the cent": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.004"), quote("0.001", "0.004"), last_trade("50.005"), facts()),
+        asked=("quote for price", "quote for price", "last trade", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.kind": "limit",
+            "order.limit_price": Decimal("50.00"),
+            "order.qty": Decimal(20),
+            "quote": None,
+        },
+    ),
+    "price: a quote bad twice and no last trade skips the order with the reason": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.004"), quote("0.001", "0.004"), last_trade(None)),
+        asked=("quote for price", "quote for price", "last trade"),
+        state=ChainState.SKIPPED,
+        fields={
+            "order": None,
+            "error_message": "skipped: no limit price for AAA: its quote priced none above $0 "
+            "twice and it has no last trade",
+        },
+    ),
     "price: no quote asks again 0.3 s later": Row(
         PRICING,
         PRICE,
@@ -490,6 +538,44 @@ ROWS = {
             "order.reason": "fallback",
             "attempts.0.status": "rejected",
         },
+    ),
+    "submit: a pattern-day-trader refusal fails the chain naming the rule, no market order": Row(
+        REQUESTED_SELL,
+        SUBMIT,
+        (
+            not_found(),
+            refused(
+                rule_error(
+                    OrderRule.PATTERN_DAY_TRADER,
+                    "trade denied due to pattern day trading protection",
+                    code="40310100",
+                    http_status=403,
+                )
+            ),
+        ),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"order.kind": "limit", "attempts.0.status": "rejected"},
+    ),
+    "submit: a wash-trade refusal fails the chain naming the rule, no market order": Row(
+        REQUESTED_LIMIT,
+        SUBMIT,
+        (
+            not_found(),
+            refused(
+                rule_error(
+                    OrderRule.WASH_TRADE,
+                    "potential wash trade detected. use complex orders",
+                    code="40310000",
+                    http_status=403,
+                )
+            ),
+        ),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"order.kind": "limit"},
     ),
     "submit: a refused market order fails the chain": Row(
         REQUESTED_MARKET,
@@ -815,3 +901,24 @@ def _attribute(value: object, path: str) -> object:
     for part in path.split("."):
         value = value[int(part)] if part.isdigit() else getattr(value, part)  # type: ignore[index]
     return value
+
+
+@pytest.mark.parametrize(
+    ("rule", "said"),
+    [
+        (OrderRule.PATTERN_DAY_TRADER, "trade denied due to pattern day trading protection"),
+        (OrderRule.WASH_TRADE, "potential wash trade detected. use complex orders"),
+        (OrderRule.DAY_TRADING_BUYING_POWER, "insufficient day trading buying power"),
+    ],
+)
+def test_an_account_rule_refusal_names_the_rule_in_the_chain_and_the_rejection(
+    rule: OrderRule, said: str
+) -> None:
+    error = rule_error(rule, said, code="40310000", http_status=403)
+    result = walk(REQUESTED_LIMIT, SUBMIT, (not_found(), refused(error)))
+
+    name = rule.value.replace("_", " ")
+    message = result.decision.chain.error_message or ""
+    assert message.startswith(f"BUY AAA refused under Alpaca's {name} rule: ")
+    assert said in message
+    assert [e.reason for e in result.events if e.event_type == "OrderRejected"] == [message]  # type: ignore[attr-defined]
