@@ -124,7 +124,7 @@ class ReadPurpose(StrEnum):
     CONFIRM_CANCEL = "confirm_cancel"
     """The order had ended before the cancel reached it: how?"""
     CANCEL_CHECK = "cancel_check"
-    """The cancel confirmation wait: has the order ended by now?"""
+    """An unconfirmed cancel: has the order ended by now?"""
     LEFTOVER = "leftover"
     """The leftover market order was cancelled: what did it fill?"""
 
@@ -326,7 +326,7 @@ def _transition(chain: Chain, observation: Observation, step: _Step) -> Decision
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.CONFIRM_CANCEL)):
             return _confirm_cancel(chain, observation.order, step)
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.CANCEL_CHECK)):
-            return _check_cancel(chain, observation.order, step)
+            return _check_cancel(chain, observation, step)
         case OrderRead():
             return _end_leftover(chain, observation.order, step)
         case CancelAnswered(asked=CancelOrder(purpose="leftover")):
@@ -726,50 +726,53 @@ def _after_cancel(chain: Chain, answer: CancelAnswered, step: _Step) -> Decision
 
 
 def _after_cancel_read(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """Most cancels are confirmed at once; an unconfirmed one waits on a timer, up to
-    EXEC_CANCEL_CONFIRM_S."""
+    """Most cancels are confirmed at once; one the broker has not ended yet (`pending_cancel`)
+    is tracked to its end (`_check_cancel`)."""
     if current is not None and current.is_terminal:
         return _confirm_cancel(chain, current, step)
     deadline = step.now + timedelta(seconds=step.policy.cancel_confirm_s)
-    return _done(
-        replace(chain, state=ChainState.CANCELLING, cancel_deadline=deadline),
-        _cancel_timer(chain, step),
-    )
+    chain = replace(chain, state=ChainState.CANCELLING, cancel_deadline=deadline)
+    return _done(_with_fill_so_far(chain, current), _cancel_timer(chain, step))
 
 
-def _check_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
+def _check_cancel(chain: Chain, read: OrderRead, step: _Step) -> Decision:
+    """An unconfirmed cancel is read again every min(EXEC_POLL_S, EXEC_CANCEL_CONFIRM_S) until
+    the order is final, however long that takes (a DAY order ends at the close at the latest):
+    the order may still fill, so nothing more is sent for the chain until its fill is known.
+    Past EXEC_CANCEL_CONFIRM_S a warning says so, once."""
+    current = read.order
+    if read.error is None and current is None:
+        return _confirm_cancel(chain, None, step)
     if current is not None and current.is_terminal:
         return _confirm_cancel(chain, current, step)
-    if chain.cancel_deadline is not None and step.now < chain.cancel_deadline:
-        return _done(chain, _cancel_timer(chain, step))
-    return _unconfirmed_cancel(chain, current, step)
+    chain = _with_fill_so_far(chain, current)
+    if chain.cancel_deadline is not None and step.now >= chain.cancel_deadline:
+        step.note(
+            f"the cancel of {chain.symbol}'s order {_broker_order_id(chain)} is not confirmed "
+            f"after {step.policy.cancel_confirm_s:g} s; it is tracked until the order ends"
+        )
+        chain = replace(chain, cancel_deadline=None)
+    return _done(chain, _cancel_timer(chain, step))
 
 
-def _unconfirmed_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """A cancel not confirmed within EXEC_CANCEL_CONFIRM_S: a re-peg is skipped and the order
-    keeps working (the check still counts); an escalation sends the remainder to market
-    anyway."""
-    if chain.cancel_purpose == "repeg":
-        step.note("cancel not confirmed in time; the re-peg is skipped")
-        return _done(
-            replace(chain, state=ChainState.WORKING, cancel_purpose=None),
-            _next_poll(chain, step),
-        )
-    step.note("cancel not confirmed in time; escalating to market anyway")
-    order = _intent(chain)
-    if current is not None:
-        order = replace(
-            order, filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
-        )
-    chain = _close(replace(chain, order=order), "cancel_unconfirmed")
-    return _market_remainder(chain, "escalation", step)
+def _with_fill_so_far(chain: Chain, current: Order | None) -> Chain:
+    """The chain with what the broker reports filled of its order still being cancelled."""
+    if current is None:
+        return chain
+    order = replace(
+        _intent(chain), filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
+    )
+    return replace(chain, order=order)
 
 
 def _confirm_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """The cancel is confirmed (or the order had already ended): "already filled" ends the
-    chain filled with no re-peg; otherwise re-peg or escalate for the remainder."""
+    """The order is final after the cancel (or had already ended): "already filled" ends the
+    chain filled with no re-peg; otherwise its fill is counted and the re-peg or escalation
+    goes on for the remainder; a cancelled leftover ends the chain."""
     if current is None:
         return _done(_end(_close(chain, "rejected"), "order not found at the broker"))
+    if chain.cancel_purpose == "leftover":
+        return _end_leftover(chain, current, step)
     chain, ended = _absorb_fills(chain, current, step)
     if ended is not None:
         return _done(ended)
@@ -823,8 +826,10 @@ def _after_leftover_cancel(chain: Chain, answer: CancelAnswered, step: _Step) ->
 
 
 def _end_leftover(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """The leftover market order is cancelled: the chain is filled if anything filled, else
-    failed."""
+    """The leftover market order is cancelled: once it is final the chain is filled if anything
+    filled, else failed; while it is not (`pending_cancel`), it is tracked like any cancel."""
+    if current is not None and not current.is_terminal:
+        return _after_cancel_read(replace(chain, cancel_purpose="leftover"), current, step)
     if current is not None:
         chain, ended = _absorb_fills(chain, current, step)
         if ended is not None:
@@ -837,7 +842,7 @@ def _end_leftover(chain: Chain, current: Order | None, step: _Step) -> Decision:
         filled_qty=order.filled_qty,
         reason="leftover",
     )
-    return _done(_end(_close(chain, "canceled"), None))
+    return _done(_end(_close(replace(chain, cancel_purpose=None), "canceled"), None))
 
 
 # ---------------------------------------------------------------------- chain bookkeeping

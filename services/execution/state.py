@@ -20,7 +20,7 @@ from shared.trading import Quote, Side
 
 AttemptKind = Literal["limit", "repeg", "market"]
 RequestReason = Literal["initial", "repeg", "escalation", "fallback", "residual"]
-CancelPurpose = Literal["repeg", "escalation"]
+CancelPurpose = Literal["repeg", "escalation", "leftover"]
 
 
 class WorkflowPhase(StrEnum):

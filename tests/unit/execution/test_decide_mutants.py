@@ -192,13 +192,13 @@ ROWS_FOUND_BY_MUTATION = {
         at_s=10,
         fields={"attempts.0.status": "filled"},
     ),
-    "cancel check: an unconfirmed escalation sends only what is still unfilled to market": Row(
+    "cancel check: an escalation cancel final at last sends only the unfilled rest to market": Row(
         CANCELLING_ESCALATION,
         CANCEL_CHECK,
-        (read("partially_filled", "4", "100.01"), buying_power()),
+        (read("canceled", "4", "100.01"), buying_power()),
         asked=("read order: cancel_check", "buying power"),
         state=ChainState.REQUESTED,
-        events=("OrderRequested",),
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
         timers=((TimerKind.SUBMIT, 0),),
         at_s=20,
         fields={
