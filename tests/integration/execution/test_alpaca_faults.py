@@ -10,17 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from services.execution import timer_loop
-from services.execution.executor import Executor
-from shared.broker.alpaca import AlpacaBroker
-from shared.broker.port import Broker
-from shared.bus.memory import InMemoryBus
-from shared.eventstore.store import SqlEventStore
-from shared.messaging.consumer import Consumer
-from shared.service.runtime import PeriodicRunner
-from tests.eventually import eventually
 from tests.fakes.alpaca import (
     AlpacaLoopback,
     Fault,
@@ -29,7 +19,8 @@ from tests.fakes.alpaca import (
     FillRule,
     running_alpaca,
 )
-from tests.integration.execution.world import fast_settings, message, migrated_sqlite, plan_event
+from tests.integration.execution.loopback import Execution, client_order_ids
+from tests.integration.execution.world import message, migrated_sqlite, plan_event
 
 OPEN = dt.datetime(2024, 11, 27, 20, 45, tzinfo=dt.UTC)  # 15:45 New York, session open
 PLAN = [("SPY", "BUY", "40000", "0.4"), ("QQQ", "BUY", "30000", "0.3")]
@@ -47,52 +38,6 @@ def loopback() -> Iterator[AlpacaLoopback]:
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[str]:
     yield await migrated_sqlite(tmp_path)
-
-
-class Execution:
-    """The execution service's consumer and timer loop with the Alpaca adapter."""
-
-    def __init__(self, database: str, tmp_path: Path, loopback: AlpacaLoopback) -> None:
-        self.settings = fast_settings(database, tmp_path, broker="alpaca", broker_retries=5)
-        self.store = SqlEventStore(database)
-
-        async def no_sleep(delay_s: float) -> None:
-            return None
-
-        def alpaca(account_id: str) -> Broker:
-            return AlpacaBroker(
-                key_id=SecretStr(loopback.world.key_id),
-                secret_key=SecretStr(loopback.world.secret_key),
-                sleep=no_sleep,
-                timeout_s=0.5,
-                base_url_override=loopback.base_url,
-            )
-
-        self.executor = Executor(self.settings, alpaca)
-        self.consumer = Consumer(
-            "execution", self.store, InMemoryBus(), self.executor.handle, ["RebalancePlanned"]
-        )
-
-    async def timers_until(self, workflow_id: str, event_type: str) -> None:
-        async def reached() -> bool:
-            await PeriodicRunner("execution", self.store).run_once(
-                timer_loop.due_timers(self.executor, self.settings.timer_poll_s)
-            )
-            return event_type in await self.types(workflow_id)
-
-        await eventually(reached, timeout_s=30, message=f"{event_type} not recorded")
-
-    async def types(self, workflow_id: str) -> list[str]:
-        return [r.event.event_type for r in await self.store.read_correlation(workflow_id)]
-
-    async def close(self) -> None:
-        await self.executor.close()
-        await self.store.close()
-
-
-def client_order_ids(loopback: AlpacaLoopback) -> list[str]:
-    with loopback.world.lock:
-        return [order.client_order_id for order in loopback.world.orders.values()]
 
 
 async def test_bursts_of_429_and_500_on_order_creation_never_double_an_order(
