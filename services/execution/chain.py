@@ -43,6 +43,7 @@ from services.execution.state import (
     WorkflowPhase,
 )
 from shared.broker.errors import BrokerError, InsufficientQtyAvailableError, RateLimitedError
+from shared.broker import order_rules
 from shared.broker.order_rules import OrderRule
 from shared.broker.models import (
     CancelOutcome,
@@ -116,6 +117,24 @@ class SubmitOrder:
     request: OrderRequest
 
 
+@dataclass(frozen=True)
+class FindClose:
+    """The order a close-position call made for the chain, if any: the symbol's SELL orders
+    since the intent, that carry no client order id of ours. Asked before the call, and after a
+    call that failed retryably (`failure`), which the broker may have taken all the same."""
+
+    symbol: str
+    since: datetime
+    failure: BrokerError | None = None
+
+
+@dataclass(frozen=True)
+class ClosePosition:
+    """The broker's close-position call: a market sell of exactly the quantity held."""
+
+    symbol: str
+
+
 class ReadPurpose(StrEnum):
     SUPERVISE = "supervise"
     """The poll: has the working order filled or ended, is it time to re-peg?"""
@@ -148,6 +167,8 @@ Command = (
     | ReadBuyingPower
     | LookUpOrder
     | SubmitOrder
+    | FindClose
+    | ClosePosition
     | ReadOrder
     | CancelOrder
 )
@@ -211,6 +232,23 @@ class SubmitAnswered:
 
 
 @dataclass(frozen=True)
+class CloseFound:
+    asked: FindClose
+    order: Order | None = None
+    error: BrokerError | None = None
+    """The listing failed: whether the broker made the order is unknown."""
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class CloseAnswered:
+    asked: ClosePosition
+    order: Order | None = None
+    """None when nothing was held."""
+    error: BrokerError | None = None
+
+
+@dataclass(frozen=True)
 class OrderRead:
     asked: ReadOrder
     order: Order | None = None
@@ -232,6 +270,8 @@ Observation = (
     | BuyingPowerRead
     | OrderLookedUp
     | SubmitAnswered
+    | CloseFound
+    | CloseAnswered
     | OrderRead
     | CancelAnswered
 )
@@ -319,6 +359,10 @@ def _transition(chain: Chain, observation: Observation, step: _Step) -> Decision
             return _after_look_up(chain, observation, step)
         case SubmitAnswered():
             return _after_submission(chain, observation, step)
+        case CloseFound():
+            return _after_close_search(chain, observation, step)
+        case CloseAnswered():
+            return _after_close(chain, observation, step)
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.SUPERVISE)):
             return _supervise(chain, observation, step)
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.AFTER_CANCEL)):
@@ -345,7 +389,10 @@ def _on_timer(chain: Chain, fired: TimerFired, step: _Step) -> Decision:
     if fired.kind is TimerKind.MARKET_BP:
         return _market_path(chain, fired.reason, step)
     if fired.kind is TimerKind.SUBMIT:
-        return _ask(chain, LookUpOrder(_intent(chain).client_order_id))
+        intent = _intent(chain)
+        if intent.closes_position:
+            return _ask(chain, FindClose(chain.symbol, _close_search_start(intent, step)))
+        return _ask(chain, LookUpOrder(intent.client_order_id))
     purpose = ReadPurpose.SUPERVISE if fired.kind is TimerKind.POLL else ReadPurpose.CANCEL_CHECK
     return _ask(chain, ReadOrder(_broker_order_id(chain), purpose))
 
@@ -432,6 +479,8 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
         message = f"{sized.reason} for {chain.symbol}: no usable quote"
         return _done(replace(chain, state=ChainState.FAILED, error_message=message))
     chain = replace(chain, requested_qty=sized.qty)
+    if _closes_position(chain, sized.qty):
+        return _request(chain, step, "market", sized.qty, None, "initial")
     checked = sizing.preflight(chain.symbol, sized.qty, asset)
     if not checked.valid:
         step.emitter.emit(
@@ -472,6 +521,8 @@ def _market_path(chain: Chain, reason: RequestReason, step: _Step) -> Decision:
     """Check the order, then ask for a MARKET order for what the chain still lacks; a BUY
     first reads the buying power."""
     remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    if _closes_position(chain, remaining):
+        return _request(chain, step, "market", remaining, None, reason)
     asset = sizing.AssetInfo(True, chain.fractionable) if chain.asset_known else None
     checked = sizing.preflight(chain.symbol, remaining, asset)
     if not checked.valid:
@@ -532,9 +583,32 @@ def _after_submission(chain: Chain, answer: SubmitAnswered, step: _Step) -> Deci
         return _insufficient_qty(chain, error, step)
     if error.rule in ACCOUNT_RULES:
         return _refused_by_account_rule(chain, error, step)
+    if error.rule == OrderRule.FRACTIONABLE.value and not chain.whole_shares_retry_used:
+        return _as_whole_shares(chain, error, step)
     if not error.retryable:
         return _rejected(chain, error.message, error.code, False, step)
     return _ask(chain, LookUpOrder(_intent(chain).client_order_id, failure=error))
+
+
+def _as_whole_shares(chain: Chain, error: BrokerError, step: _Step) -> Decision:
+    """A fractional quantity the broker refused as not fractionable (its asset list said
+    otherwise, or did not answer): a full exit closes the position instead; any other order is
+    asked again once as whole shares, rounded down (none left ends the chain)."""
+    order = _intent(chain)
+    _record_rejection(chain, step, error.message, code=error.code)
+    chain = replace(
+        _close(chain, "rejected"),
+        fractionable=False,
+        asset_known=True,
+        whole_shares_retry_used=True,
+    )
+    remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    if _closes_position(chain, remaining):
+        return _request(chain, step, "market", remaining, None, order.reason)
+    whole = sizing.truncate_quantity(order.qty, fractionable=False)
+    if whole <= 0:
+        return _done(_end(chain, error.message))
+    return _request(chain, step, order.kind, whole, order.limit_price, order.reason)
 
 
 def _retry_or_give_up(chain: Chain, failure: BrokerError, jitter: float, step: _Step) -> Decision:
@@ -634,6 +708,58 @@ def _insufficient_qty(chain: Chain, error: InsufficientQtyAvailableError, step: 
         return _done(_end(chain, error.message))
     chain = replace(chain, qty_retry_used=True)
     return _request(chain, step, order.kind, qty, order.limit_price, order.reason)
+
+
+# ---------------------------------------------------------------------- exact exits
+
+
+CLOSE_SEARCH_SKEW_S = 60
+"""How far the broker's clock may run behind ours when a close is looked for."""
+
+
+def _closes_position(chain: Chain, qty: Decimal) -> bool:
+    """A full exit whose quantity the broker would not take as an order: a fractional quantity
+    of an asset that is not fractionable (or not known to be), or one worth under the minimum
+    notional. The broker's close-position call sells exactly what is held instead
+    (docs/trading-rules.md, Exact exits); `_request` turns such an order into the call."""
+    if not chain.liquidation or qty <= 0 or not order_rules.is_fractional(qty):
+        return False
+    if not chain.fractionable:
+        return True
+    price = pricing.remainder_reference_price(chain.side, chain.quote) or chain.trade_price
+    return price is not None and qty * price < order_rules.MINIMUM_NOTIONAL
+
+
+def _after_close_search(chain: Chain, found: CloseFound, step: _Step) -> Decision:
+    """A close the broker already made (after a crash, or an answer lost) is taken as placed and
+    never made twice; a failed listing waits and looks again; none found makes the call, or
+    retries it after a failed one."""
+    if found.order is not None:
+        return _accepted(chain, found.order, step)
+    if found.error is not None:
+        return _retry_or_give_up(chain, found.error, found.jitter, step)
+    if found.asked.failure is not None:
+        return _retry_or_give_up(chain, found.asked.failure, found.jitter, step)
+    return _ask(chain, ClosePosition(chain.symbol))
+
+
+def _after_close(chain: Chain, answer: CloseAnswered, step: _Step) -> Decision:
+    error = answer.error
+    if error is None and answer.order is not None:
+        return _accepted(chain, answer.order, step)
+    if error is None:
+        reason = f"no position in {chain.symbol} left to close"
+        return _done(_end(_close(chain, "rejected"), reason))
+    if not error.retryable:
+        return _rejected(chain, error.message, error.code, False, step)
+    return _ask(chain, FindClose(chain.symbol, _close_search_start(_intent(chain), step), error))
+
+
+def _close_search_start(intent: OrderIntent, step: _Step) -> datetime:
+    """Orders are listed from the intent's time less CLOSE_SEARCH_SKEW_S, since the broker's
+    clock may run behind ours."""
+    requested_at = intent.requested_at or step.now
+    return requested_at - timedelta(seconds=CLOSE_SEARCH_SKEW_S)
 
 
 # ---------------------------------------------------------------------- supervision
@@ -857,7 +983,11 @@ def _request(
     reason: RequestReason,
 ) -> Decision:
     """Intent first: record `OrderRequested` under the next client order id; the broker is
-    called by the `submit` timer after this commits."""
+    called by the `submit` timer after this commits. A full exit's quantity the broker would
+    not take as an order becomes a close-position call (`_closes_position`), at market."""
+    closes = _closes_position(chain, qty)
+    if closes:
+        kind, limit_price = "market", None
     previous = chain.order
     attempt = previous.attempt + 1 if previous is not None else 1
     event = step.emitter.emit(
@@ -871,6 +1001,7 @@ def _request(
         quote=chain.quote,
     )
     intent = OrderIntent(
+        requested_at=step.now,
         client_order_id=_client_order_id(chain, step, attempt),
         attempt=attempt,
         kind=kind,
@@ -878,6 +1009,7 @@ def _request(
         limit_price=limit_price if kind != "market" else None,
         reason=reason,
         requested_event_id=str(event.event_id),
+        closes_position=closes,
     )
     return _done(
         replace(chain, state=ChainState.REQUESTED, order=intent),
@@ -958,6 +1090,10 @@ def _end_without_order(chain: Chain, message: str) -> Chain:
 
 
 def _negligible(chain: Chain, remaining: Decimal, quote: Quote | None, step: _Step) -> bool:
+    """A remainder too small to chase (docs/trading-rules.md, Remainders); a full exit leaves
+    nothing behind, so only an empty remainder is negligible for it."""
+    if chain.liquidation:
+        return remaining <= 0
     price = pricing.remainder_reference_price(chain.side, quote)
     return pricing.remaining_is_negligible(
         remaining, chain.fractionable, price, step.policy.min_notional_usd

@@ -66,13 +66,13 @@ def size_order(
 ) -> SizedOrder:
     """Size one plan item (docs/trading-rules.md, Sizing).
 
-    `liquidation` is a SELL whose target weight is 0: it sells the whole position whatever the
-    price. Every SELL is capped at `qty_available` (shares not held by other open orders), so a
+    `liquidation` is a SELL whose target weight is 0: it sells exactly the whole position
+    whatever the price. Every SELL is capped at `qty_available` (shares not held by other open orders), so a
     price drop since planning cannot over-sell. `price` is the mid of the execution quote.
     """
     fractionable = asset is not None and asset.fractionable
     if side is Side.SELL and liquidation:
-        raw_qty = position_qty if position_qty is not None else Decimal(0)
+        return _exact_exit(position_qty, qty_available)
     else:
         if side is Side.BUY and fractionable:
             estimated_notional = abs(trade_amount) if price else Decimal(0)
@@ -84,6 +84,19 @@ def size_order(
     qty = round_quantity(raw_qty, fractionable)
     if side is Side.SELL and qty_available is not None and qty > qty_available:
         qty = truncate_quantity(qty_available, fractionable)
+    if qty <= 0:
+        return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), ROUNDS_TO_ZERO)
+    return SizedOrder(SizingOutcome.SIZED, qty)
+
+
+def _exact_exit(position_qty: Decimal | None, qty_available: Decimal | None) -> SizedOrder:
+    """A position whose target is zero is sold in full: the exact quantity held (capped at what
+    open orders leave available), fractional or not, never rounded or floored; a fractional
+    holding the broker will not take as an order is closed by the chain instead
+    (docs/trading-rules.md, Sizing)."""
+    qty = position_qty if position_qty is not None else Decimal(0)
+    if qty_available is not None and qty > qty_available:
+        qty = qty_available
     if qty <= 0:
         return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), ROUNDS_TO_ZERO)
     return SizedOrder(SizingOutcome.SIZED, qty)

@@ -23,7 +23,11 @@ from services.execution.chain import (
     BuyingPowerRead,
     CancelAnswered,
     CancelOrder,
+    CloseAnswered,
+    CloseFound,
+    ClosePosition,
     Command,
+    FindClose,
     LookUpOrder,
     Observation,
     OrderLookedUp,
@@ -52,12 +56,12 @@ from services.execution.machine import (
 from services.execution.policy import ExecutionPolicy
 from services.execution.state import RequestReason, WorkflowExecution, WorkflowPhase
 from shared.broker.errors import BrokerError
-from shared.broker.models import Order
+from shared.broker.models import Order, OrderType
 from shared.broker.port import Broker
-from shared.events import Event
+from shared.events import CLIENT_ORDER_ID_PREFIX, Event
 from shared.faults import FaultInjector, installed
 from shared.settings import Settings
-from shared.trading import Quote
+from shared.trading import Quote, Side
 
 log = structlog.get_logger(__name__)
 
@@ -201,6 +205,20 @@ class ChainSteps:
                     return SubmitAnswered(command, error=error)
                 self._faults.reached(AFTER_SUBMIT)
                 return SubmitAnswered(command, placed)
+            case FindClose():
+                try:
+                    orders = await self._broker.get_orders(command.symbol, command.since)
+                except BrokerError as error:
+                    return CloseFound(command, error=error, jitter=self._jitter())
+                made = next((order for order in orders if is_close_order(order)), None)
+                return CloseFound(command, made, jitter=self._jitter())
+            case ClosePosition():
+                try:
+                    closing = await self._broker.close_position(command.symbol)
+                except BrokerError as error:
+                    return CloseAnswered(command, error=error)
+                self._faults.reached(AFTER_SUBMIT)
+                return CloseAnswered(command, closing)
             case ReadOrder():
                 try:
                     return OrderRead(command, await self._broker.get_order(command.broker_order_id))
@@ -234,3 +252,13 @@ class ChainSteps:
             return await self._broker.get_order_by_client_id(client_order_id)
         except BrokerError:
             return None
+
+
+def is_close_order(order: Order) -> bool:
+    """An order a close-position call made: a market SELL under an id that is not ours (the
+    broker chooses it)."""
+    return (
+        order.side is Side.SELL
+        and order.order_type is OrderType.MARKET
+        and not order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+    )

@@ -1,5 +1,6 @@
 """The execution service (its consumer and timer loop) with the Alpaca adapter against a loopback
-Alpaca server, on a SQLite store: the shell the loopback execution tests drive."""
+Alpaca server, on a SQLite store, on the loopback's clock: the shell the loopback execution tests
+drive."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class Execution:
                 base_url_override=loopback.base_url,
             )
 
-        self.executor = Executor(self.settings, alpaca)
+        self.executor = Executor(self.settings, alpaca, clock=loopback.world.clock)
         self.consumer = Consumer(
             "execution", self.store, InMemoryBus(), self.executor.handle, ["RebalancePlanned"]
         )

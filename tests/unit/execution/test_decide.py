@@ -16,8 +16,12 @@ from services.execution.chain import (
     BuyingPowerRead,
     CancelAnswered,
     CancelOrder,
+    CloseAnswered,
+    CloseFound,
+    ClosePosition,
     Command,
     Decision,
+    FindClose,
     LastTradeRead,
     LookUpOrder,
     Observation,
@@ -200,6 +204,43 @@ def placed(status: str = "accepted") -> Answer:
     return answer
 
 
+def close_found(status: str | None) -> Answer:
+    """The symbol's orders list the close-position order (`status`), or none (None)."""
+
+    def answer(asked: Command) -> Observation:
+        search = _expect(asked, FindClose)
+        if status is None:
+            return CloseFound(search)
+        done = status == "filled"
+        return CloseFound(search, _close_order(status, "0.3" if done else "0", done))
+
+    return answer
+
+
+def closed(error: BrokerError | None = None) -> Answer:
+    def answer(asked: Command) -> Observation:
+        call = _expect(asked, ClosePosition)
+        if error is not None:
+            return CloseAnswered(call, error=error)
+        return CloseAnswered(call, _close_order("accepted", "0", False))
+
+    return answer
+
+
+def _close_order(status: str, filled: str, priced: bool) -> Order:
+    """The market SELL a close-position call made, under an id the broker chose."""
+    return _order(
+        "ord-1",
+        status,
+        filled,
+        "100.00" if priced else None,
+        client_order_id="9b2f-broker-chosen",
+        qty=Decimal("0.3"),
+        order_type=OrderType.MARKET,
+        limit_price=None,
+    )
+
+
 def refused(error: BrokerError) -> Answer:
     return lambda asked: SubmitAnswered(_expect(asked, SubmitOrder), error=error)
 
@@ -269,6 +310,10 @@ def describe(command: Command) -> str:
             return "look up" if command.failure is None else "look up after failure"
         case SubmitOrder():
             return f"submit {command.request.order_type.value}"
+        case FindClose():
+            return "find close" if command.failure is None else "find close after failure"
+        case ClosePosition():
+            return "close position"
         case ReadOrder():
             return f"read order: {command.purpose.value}"
         case CancelOrder():
@@ -353,6 +398,8 @@ WAITING_FOR_BUYING_POWER = walk(
     at_s=10,
 ).decision.chain
 """An escalation to market whose buying-power check found too little, once."""
+CLOSING = walk(LIQUIDATION, PRICE, (quote(), facts(position="0.3"))).decision.chain
+"""A close of the 0.3 shares held of a whole-share asset, recorded, not yet made."""
 REQUESTED_SELL = walk(
     replace(LIQUIDATION, trade_amount=Decimal(-1005), liquidation=False),
     PRICE,
@@ -470,6 +517,76 @@ ROWS = {
         timers=((TimerKind.SUBMIT, 0),),
         at_s=0.9,
         fields={"order.kind": "market", "order.reason": "fallback", "order.qty": Decimal(4)},
+    ),
+    "exit: a fractional holding of a whole-share asset is closed, not floored": Row(
+        LIQUIDATION,
+        PRICE,
+        (quote(), facts(position="0.3")),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.kind": "market",
+            "order.qty": Decimal("0.3"),
+            "order.closes_position": True,
+            "order.requested_at": T0,
+        },
+    ),
+    "exit: whole shares held are sold exactly by a limit order": Row(
+        LIQUIDATION,
+        PRICE,
+        (quote(), facts(position="4")),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.kind": "limit", "order.qty": Decimal(4), "order.closes_position": False},
+    ),
+    "exit: no close made yet makes the close-position call": Row(
+        CLOSING,
+        SUBMIT,
+        (close_found(None), closed()),
+        asked=("find close", "close position"),
+        state=ChainState.WORKING,
+        events=("OrderSubmitted",),
+        timers=((TimerKind.POLL, 2),),
+        fields={"order.broker_order_id": "ord-1"},
+    ),
+    "exit: a close made before a restart is found by listing orders and not made twice": Row(
+        CLOSING,
+        SUBMIT,
+        (close_found("filled"),),
+        asked=("find close",),
+        state=ChainState.FILLED,
+        events=("OrderSubmitted", "OrderFilled"),
+        fields={"order.broker_order_id": "ord-1"},
+    ),
+    "exit: a close whose answer was lost is found after all": Row(
+        CLOSING,
+        SUBMIT,
+        (
+            close_found(None),
+            closed(TransientBrokerError("timed out", code="timeout")),
+            close_found("accepted"),
+        ),
+        asked=("find close", "close position", "find close after failure"),
+        state=ChainState.WORKING,
+        events=("OrderSubmitted",),
+        timers=((TimerKind.POLL, 2),),
+    ),
+    "exit: a close not found after a failed call is retried after a backoff": Row(
+        CLOSING,
+        SUBMIT,
+        (
+            close_found(None),
+            closed(TransientBrokerError("timed out", code="timeout")),
+            close_found(None),
+        ),
+        asked=("find close", "close position", "find close after failure"),
+        state=ChainState.REQUESTED,
+        timers=((TimerKind.SUBMIT, 1),),
+        fields={"order.submit_tries": 1},
     ),
     "submit: the intent is looked up, then submitted and supervised": Row(
         REQUESTED_LIMIT,
