@@ -42,9 +42,8 @@ from services.execution.state import (
     WorkflowExecution,
     WorkflowPhase,
 )
-from shared.broker.errors import BrokerError, InsufficientQtyAvailableError, RateLimitedError
 from shared.broker import order_rules
-from shared.broker.order_rules import OrderRule
+from shared.broker.errors import BrokerError, InsufficientQtyAvailableError, RateLimitedError
 from shared.broker.models import (
     CancelOutcome,
     CancelResult,
@@ -54,6 +53,7 @@ from shared.broker.models import (
     OrderType,
     Position,
 )
+from shared.broker.order_rules import OrderRule
 from shared.events import (
     Event,
     OrderCancelled,

@@ -61,7 +61,10 @@ async def test_liquidating_fractional_holdings_at_the_loopback_leaves_no_positio
         with loopback.world.lock:
             assert loopback.world.account.holdings == {}
             sells = [(o.symbol, o.qty, o.status) for o in loopback.world.orders.values()]
-        assert sorted(sells) == [("QQQ", FRACTIONABLE[1], "filled"), ("SPY", Decimal("0.3"), "filled")]
+        assert sorted(sells) == [
+            ("QQQ", FRACTIONABLE[1], "filled"),
+            ("SPY", Decimal("0.3"), "filled"),
+        ]
         assert loopback.world.calls("DELETE", "/v2/positions/SPY") == 1
         requested = [e for e in await execution.events("wf-exit") if isinstance(e, OrderRequested)]
         assert sorted((e.symbol, e.qty, e.order_type) for e in requested) == [

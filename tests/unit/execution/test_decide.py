@@ -43,7 +43,6 @@ from services.execution.machine import TimerKind
 from services.execution.policy import ExecutionPolicy
 from services.execution.sizing import AssetInfo
 from services.execution.state import Chain, ChainState, WorkflowPhase
-from shared.broker.order_rules import OrderRule, rule_error
 from shared.broker.errors import (
     BrokerError,
     InsufficientQtyAvailableError,
@@ -59,6 +58,7 @@ from shared.broker.models import (
     OrderType,
     Position,
 )
+from shared.broker.order_rules import OrderRule, rule_error
 from shared.events import Event
 from shared.trading import Quote, QuoteSource, Side
 from tests.unit.execution.machine_run import T0, workflow

@@ -7,8 +7,8 @@ import pytest
 
 from services.execution.pricing import (
     initial_limit_price,
-    last_trade_limit_price,
     is_valid_quote,
+    last_trade_limit_price,
     remainder_reference_price,
     remaining_is_negligible,
     repeg_price,
