@@ -68,7 +68,8 @@ def size_order(
 
     `liquidation` is a SELL whose target weight is 0: it sells exactly the whole position
     whatever the price. Every SELL is capped at `qty_available` (shares not held by other open
-    orders), so a price drop since planning cannot over-sell. `price` is the mid of the execution quote.
+    orders), so a price drop since planning cannot over-sell. `price` is the mid of the
+    execution quote.
     """
     fractionable = asset is not None and asset.fractionable
     if side is Side.SELL and liquidation:
