@@ -429,8 +429,8 @@ def _price_with_quote(chain: Chain, raw: Quote | None, step: _Step) -> Decision:
 
 def _bad_quote(chain: Chain, quote: Quote, step: _Step) -> Decision:
     """A quote whose limit price comes out at or below zero is asked for once more; bad again,
-    the last trade prices the order. Never a $0.01 limit (docs/trading-rules.md, Limit
-    pricing)."""
+    the last trade prices the order. Never a $0.01 limit
+    (docs/trading-rules.md, Limit pricing)."""
     seen = f"bid {quote.bid}, ask {quote.ask}"
     if not chain.requoted:
         step.note(f"the quote for {chain.symbol} ({seen}) prices no limit above $0; asking again")
@@ -486,7 +486,7 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
         step.emitter.emit(
             OrderRejected,
             step.workflow.plan_event_id,
-            **_order_fields(chain, step, 1, None),
+            **_fields(chain, _client_order_id(chain, step, 1), 1, None),
             reason=checked.message or "invalid order",
             broker_code=checked.code.value if checked.code else None,
             retryable=False,
@@ -635,7 +635,7 @@ def _accepted(chain: Chain, placed: Order, step: _Step) -> Decision:
     step.emitter.emit(
         OrderSubmitted,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, placed.order_id),
+        **_order_fields(chain, order, placed.order_id),
         status=placed.broker_status,
     )
     order = replace(order, broker_order_id=placed.order_id, placed_at=step.now)
@@ -813,7 +813,7 @@ def _observe(chain: Chain, current: Order, step: _Step) -> Decision:
         step.emitter.emit(
             OrderCancelled,
             order.requested_event_id,
-            **_order_fields(chain, step, order.attempt, current.order_id),
+            **_order_fields(chain, order, current.order_id),
             filled_qty=current.filled_qty,
             reason="expired" if expired else "broker",
         )
@@ -907,7 +907,7 @@ def _confirm_cancel(chain: Chain, current: Order | None, step: _Step) -> Decisio
     step.emitter.emit(
         OrderCancelled,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, current.order_id),
+        **_order_fields(chain, order, current.order_id),
         filled_qty=current.filled_qty,
         reason=purpose,
     )
@@ -964,7 +964,7 @@ def _end_leftover(chain: Chain, current: Order | None, step: _Step) -> Decision:
     step.emitter.emit(
         OrderCancelled,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, order.broker_order_id),
+        **_order_fields(chain, order, order.broker_order_id),
         filled_qty=order.filled_qty,
         reason="leftover",
     )
@@ -990,10 +990,11 @@ def _request(
         kind, limit_price = "market", None
     previous = chain.order
     attempt = previous.attempt + 1 if previous is not None else 1
+    client_id = _client_order_id(chain, step, attempt)
     event = step.emitter.emit(
         OrderRequested,
         previous.requested_event_id if previous is not None else step.workflow.plan_event_id,
-        **_order_fields(chain, step, attempt, None),
+        **_fields(chain, client_id, attempt, None),
         qty=qty,
         order_type="MARKET" if kind == "market" else "LIMIT",
         limit_price=limit_price if kind != "market" else None,
@@ -1002,7 +1003,7 @@ def _request(
     )
     intent = OrderIntent(
         requested_at=step.now,
-        client_order_id=_client_order_id(chain, step, attempt),
+        client_order_id=client_id,
         attempt=attempt,
         kind=kind,
         qty=qty,
@@ -1030,7 +1031,7 @@ def _record_rejection(
     step.emitter.emit(
         OrderRejected,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, broker_order_id),
+        **_order_fields(chain, order, broker_order_id),
         reason=reason,
         broker_code=code,
         retryable=retryable,
@@ -1125,7 +1126,7 @@ def _filled_event(chain: Chain, current: Order, complete: bool, step: _Step) -> 
     step.emitter.emit(
         OrderFilled,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, current.order_id),
+        **_order_fields(chain, order, current.order_id),
         filled_qty=current.filled_qty,
         avg_fill_price=price,
         complete=complete,
@@ -1133,10 +1134,18 @@ def _filled_event(chain: Chain, current: Order, complete: bool, step: _Step) -> 
 
 
 def _order_fields(
-    chain: Chain, step: _Step, attempt: int, broker_order_id: str | None
+    chain: Chain, order: OrderIntent, broker_order_id: str | None
+) -> dict[str, object]:
+    """The fields of an event about an order already requested: under the client order id its
+    intent recorded (an id of an earlier format stays that order's id)."""
+    return _fields(chain, order.client_order_id, order.attempt, broker_order_id)
+
+
+def _fields(
+    chain: Chain, client_order_id: str, attempt: int, broker_order_id: str | None
 ) -> dict[str, object]:
     return {
-        "client_order_id": _client_order_id(chain, step, attempt),
+        "client_order_id": client_order_id,
         "symbol": chain.symbol,
         "side": chain.side,
         "phase": chain.side,
@@ -1146,7 +1155,7 @@ def _order_fields(
 
 
 def _client_order_id(chain: Chain, step: _Step, attempt: int) -> str:
-    return client_order_id(step.workflow.workflow_id, chain.symbol, chain.side, chain.side, attempt)
+    return client_order_id(step.workflow.workflow_id, chain.symbol, chain.side, attempt)
 
 
 def _next_poll(chain: Chain, step: _Step) -> TimerRequest:
