@@ -988,6 +988,10 @@ def _request(
     closes = _closes_position(chain, qty)
     if closes:
         kind, limit_price = "market", None
+    else:
+        valued_at = limit_price or pricing.remainder_reference_price(chain.side, chain.quote)
+        if sizing.under_broker_minimum(qty, valued_at):
+            return _done(_under_broker_minimum(chain, qty, valued_at))
     previous = chain.order
     attempt = previous.attempt + 1 if previous is not None else 1
     client_id = _client_order_id(chain, step, attempt)
@@ -1082,6 +1086,19 @@ def _end(chain: Chain, error: str | None) -> Chain:
     if chain.filled_qty > 0:
         return replace(chain, state=ChainState.FILLED, error_message=None)
     return replace(chain, state=ChainState.FAILED, error_message=error or chain.error_message)
+
+
+def _under_broker_minimum(chain: Chain, qty: Decimal, price: Decimal | None) -> Chain:
+    """An order the broker would refuse as a fractional order worth under its minimum is not
+    sent: the chain ends skipped, or filled with what earlier orders filled
+    (docs/trading-rules.md, Alpaca order rules)."""
+    if chain.filled_qty > 0:
+        return replace(chain, state=ChainState.FILLED)
+    reason = (
+        f"{sizing.BELOW_MIN_NOTIONAL}: {qty} {chain.symbol} at {price} is worth under the "
+        f"broker's ${order_rules.MINIMUM_NOTIONAL} minimum for a fractional order"
+    )
+    return replace(chain, state=ChainState.SKIPPED, error_message=reason)
 
 
 def _end_without_order(chain: Chain, message: str) -> Chain:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
+from shared.broker import order_rules
 from shared.trading import Side
 
 SHARE_STEP = Decimal("0.000001")
@@ -101,6 +102,18 @@ def _exact_exit(position_qty: Decimal | None, qty_available: Decimal | None) -> 
     if qty <= 0:
         return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), ROUNDS_TO_ZERO)
     return SizedOrder(SizingOutcome.SIZED, qty)
+
+
+def under_broker_minimum(qty: Decimal, price: Decimal | None) -> bool:
+    """A fractional order worth under $1 at the price the broker values it at (its limit, else
+    the far side of the quote), which Alpaca refuses; unknown without a price, so then the
+    broker has the last word."""
+    return (
+        order_rules.is_fractional(qty)
+        and price is not None
+        and price > 0
+        and qty * price < order_rules.MINIMUM_NOTIONAL
+    )
 
 
 def round_quantity(qty: Decimal, fractionable: bool) -> Decimal:

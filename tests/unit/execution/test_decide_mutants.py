@@ -296,7 +296,8 @@ ROWS_FOUND_BY_MUTATION = {
         fields={"order.kind": "market", "order.qty": Decimal("0.4")},
     ),
     "poll: a BUY remainder is valued at the ask it would pay": Row(
-        FRACTIONAL_WORKING_LIMIT,
+        # 0.00992 shares: $1.00192 at the ask of 101.00, $0.99 at the mid
+        replace(FRACTIONAL_WORKING_LIMIT, quote=quoted("99.00", "101.00")),
         POLL,
         (read("canceled", "9.99008", "100.01"),),
         asked=("read order: supervise",),
