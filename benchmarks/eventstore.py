@@ -131,7 +131,7 @@ def order_filled(index: int) -> OrderFilled:
         account_id="default",
         occurred_at=datetime.now(UTC),
         source="execution",
-        client_order_id=client_order_id(workflow_id, "SPY", "BUY", "BUY", 1),
+        client_order_id=client_order_id(workflow_id, "SPY", "BUY", 1),
         symbol="SPY",
         side="BUY",
         phase="BUY",

@@ -258,7 +258,7 @@ def order_result(item: PlanItem) -> OrderResult:
         timestamp=STARTED + timedelta(seconds=40),
         order_type="LIMIT",
         filled_at=STARTED + timedelta(seconds=40),
-        client_order_id=client_order_id(WORKFLOW_ID, item.symbol, side, side, len(attempts)),
+        client_order_id=client_order_id(WORKFLOW_ID, item.symbol, side, len(attempts)),
         requested_qty=asked,
         filled_qty=filled,
         avg_fill_price=price,

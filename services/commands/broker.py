@@ -96,15 +96,20 @@ def _print(records: list[dict[str, Any]] | dict[str, Any], output: OutputFormat)
 
 @broker_app.command("orders")
 def orders(workflow: WorkflowOption = None, output: FormatOption = OutputFormat.TEXT) -> None:
-    """Every order the simulated broker holds, in placement order."""
+    """Every order the simulated broker holds, in placement order, with the workflow whose
+    recorded `OrderRequested` names it."""
     from shared.broker.simulated import ledger
+    from shared.eventstore.workflow_queries import requested_orders
 
     async def query(connection: AsyncConnection) -> list[dict[str, Any]]:
-        rows = await ledger.order_rows(connection, workflow_id=workflow)
+        workflows = await requested_orders(connection, workflow)
+        rows = await ledger.order_rows(
+            connection, client_order_ids=None if workflow is None else workflows.keys()
+        )
         return [
             {
                 "client_order_id": row.client_order_id,
-                "workflow_id": ledger.workflow_of(row.client_order_id),
+                "workflow_id": workflows.get(row.client_order_id),
                 "symbol": row.symbol,
                 "side": row.side,
                 "qty": _decimal(row.qty),

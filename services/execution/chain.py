@@ -42,6 +42,7 @@ from services.execution.state import (
     WorkflowExecution,
     WorkflowPhase,
 )
+from shared.broker import order_rules
 from shared.broker.errors import BrokerError, InsufficientQtyAvailableError, RateLimitedError
 from shared.broker.models import (
     CancelOutcome,
@@ -52,6 +53,7 @@ from shared.broker.models import (
     OrderType,
     Position,
 )
+from shared.broker.order_rules import OrderRule
 from shared.events import (
     Event,
     OrderCancelled,
@@ -84,6 +86,14 @@ class ReadSizingFacts:
 
 
 @dataclass(frozen=True)
+class ReadLastTrade:
+    """The symbol's last trade, to price a limit when the quote gave no price worth sending
+    twice."""
+
+    symbol: str
+
+
+@dataclass(frozen=True)
 class ReadBuyingPower:
     """The latest quote, then the account's buying power, before a market BUY of `qty`."""
 
@@ -107,6 +117,24 @@ class SubmitOrder:
     request: OrderRequest
 
 
+@dataclass(frozen=True)
+class FindClose:
+    """The order a close-position call made for the chain, if any: the symbol's SELL orders
+    since the intent, that carry no client order id of ours. Asked before the call, and after a
+    call that failed retryably (`failure`), which the broker may have taken all the same."""
+
+    symbol: str
+    since: datetime
+    failure: BrokerError | None = None
+
+
+@dataclass(frozen=True)
+class ClosePosition:
+    """The broker's close-position call: a market sell of exactly the quantity held."""
+
+    symbol: str
+
+
 class ReadPurpose(StrEnum):
     SUPERVISE = "supervise"
     """The poll: has the working order filled or ended, is it time to re-peg?"""
@@ -115,7 +143,7 @@ class ReadPurpose(StrEnum):
     CONFIRM_CANCEL = "confirm_cancel"
     """The order had ended before the cancel reached it: how?"""
     CANCEL_CHECK = "cancel_check"
-    """The cancel confirmation wait: has the order ended by now?"""
+    """An unconfirmed cancel: has the order ended by now?"""
     LEFTOVER = "leftover"
     """The leftover market order was cancelled: what did it fill?"""
 
@@ -134,10 +162,13 @@ class CancelOrder:
 
 Command = (
     ReadQuote
+    | ReadLastTrade
     | ReadSizingFacts
     | ReadBuyingPower
     | LookUpOrder
     | SubmitOrder
+    | FindClose
+    | ClosePosition
     | ReadOrder
     | CancelOrder
 )
@@ -160,6 +191,13 @@ class QuoteRead:
 
 
 @dataclass(frozen=True)
+class LastTradeRead:
+    asked: ReadLastTrade
+    price: Decimal | None
+    """None when the broker has no trade or the read failed."""
+
+
+@dataclass(frozen=True)
 class SizingFactsRead:
     asked: ReadSizingFacts
     asset: sizing.AssetInfo | None
@@ -173,7 +211,8 @@ class BuyingPowerRead:
     asked: ReadBuyingPower
     quote: Quote | None
     buying_power: Decimal | None
-    """None when the account read failed."""
+    """What the account may spend (`sizing.spendable_buying_power`); None when the account
+    read failed."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +228,23 @@ class OrderLookedUp:
 class SubmitAnswered:
     asked: SubmitOrder
     order: Order | None = None
+    error: BrokerError | None = None
+
+
+@dataclass(frozen=True)
+class CloseFound:
+    asked: FindClose
+    order: Order | None = None
+    error: BrokerError | None = None
+    """The listing failed: whether the broker made the order is unknown."""
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class CloseAnswered:
+    asked: ClosePosition
+    order: Order | None = None
+    """None when nothing was held."""
     error: BrokerError | None = None
 
 
@@ -209,10 +265,13 @@ class CancelAnswered:
 Observation = (
     TimerFired
     | QuoteRead
+    | LastTradeRead
     | SizingFactsRead
     | BuyingPowerRead
     | OrderLookedUp
     | SubmitAnswered
+    | CloseFound
+    | CloseAnswered
     | OrderRead
     | CancelAnswered
 )
@@ -310,6 +369,8 @@ def _transition(chain: Chain, observation: Observation, step: _Step) -> Decision
             return _price_with_quote(chain, observation.quote, step)
         case QuoteRead():
             return _repeg(chain, observation.quote, step)
+        case LastTradeRead():
+            return _price_from_last_trade(chain, observation, step)
         case SizingFactsRead():
             return _size_and_price(chain, observation, step)
         case BuyingPowerRead():
@@ -318,6 +379,10 @@ def _transition(chain: Chain, observation: Observation, step: _Step) -> Decision
             return _after_look_up(chain, observation, step)
         case SubmitAnswered():
             return _after_submission(chain, observation, step)
+        case CloseFound():
+            return _after_close_search(chain, observation, step)
+        case CloseAnswered():
+            return _after_close(chain, observation, step)
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.SUPERVISE)):
             return _supervise(chain, observation, step)
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.AFTER_CANCEL)):
@@ -325,7 +390,7 @@ def _transition(chain: Chain, observation: Observation, step: _Step) -> Decision
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.CONFIRM_CANCEL)):
             return _confirm_cancel(chain, observation.order, step)
         case OrderRead(asked=ReadOrder(purpose=ReadPurpose.CANCEL_CHECK)):
-            return _check_cancel(chain, observation.order, step)
+            return _check_cancel(chain, observation, step)
         case OrderRead():
             return _end_leftover(chain, observation.order, step)
         case CancelAnswered(asked=CancelOrder(purpose="leftover")):
@@ -346,7 +411,10 @@ def _on_timer(chain: Chain, fired: TimerFired, step: _Step) -> Decision:
     if fired.kind is TimerKind.MARKET_BP:
         return _market_path(chain, fired.reason, step)
     if fired.kind is TimerKind.SUBMIT:
-        return _ask(chain, LookUpOrder(_intent(chain).client_order_id))
+        intent = _intent(chain)
+        if intent.closes_position:
+            return _ask(chain, FindClose(chain.symbol, _close_search_start(intent, step)))
+        return _ask(chain, LookUpOrder(intent.client_order_id))
     purpose = ReadPurpose.SUPERVISE if fired.kind is TimerKind.POLL else ReadPurpose.CANCEL_CHECK
     return _ask(chain, ReadOrder(_broker_order_id(chain), purpose))
 
@@ -356,8 +424,12 @@ def _on_timer(chain: Chain, fired: TimerFired, step: _Step) -> Decision:
 
 def _price_with_quote(chain: Chain, raw: Quote | None, step: _Step) -> Decision:
     """Without a usable quote, ask again (0.3 s, then 0.6 s later) while EXEC_QUOTE_WAIT_S
-    allows; then size with whatever quote there is."""
+    allows; then size with whatever quote there is. A quote that prices no limit above zero is
+    bad: see `_bad_quote`."""
     quote = pricing.usable_quote(raw)
+    limit = pricing.initial_limit_price(chain.side, quote) if quote is not None else None
+    if quote is not None and limit is not None and limit <= 0:
+        return _bad_quote(chain, quote, step)
     attempts = chain.quote_attempts + 1
     started = chain.pricing_started_at or step.now
     pause_s = QUOTE_PAUSE_S * 2 ** (attempts - 1)
@@ -377,6 +449,33 @@ def _price_with_quote(chain: Chain, raw: Quote | None, step: _Step) -> Decision:
     )
 
 
+def _bad_quote(chain: Chain, quote: Quote, step: _Step) -> Decision:
+    """A quote whose limit price comes out at or below zero is asked for once more; bad again,
+    the last trade prices the order. Never a $0.01 limit
+    (docs/trading-rules.md, Limit pricing)."""
+    seen = f"bid {quote.bid}, ask {quote.ask}"
+    if not chain.requoted:
+        step.note(f"the quote for {chain.symbol} ({seen}) prices no limit above $0; asking again")
+        return _ask(replace(chain, requoted=True), ReadQuote(chain.symbol, "price"))
+    step.note(f"the quote for {chain.symbol} ({seen}) is bad again; pricing from the last trade")
+    return _ask(chain, ReadLastTrade(chain.symbol))
+
+
+def _price_from_last_trade(chain: Chain, read: LastTradeRead, step: _Step) -> Decision:
+    """Size and price at the last trade; without one the order is skipped with the reason."""
+    limit = pricing.last_trade_limit_price(read.price) if read.price is not None else None
+    if limit is None:
+        reason = (
+            f"skipped: no limit price for {chain.symbol}: its quote priced none above $0 twice "
+            "and it has no last trade"
+        )
+        return _done(replace(chain, state=ChainState.SKIPPED, error_message=reason))
+    return _ask(
+        replace(chain, quote=None, trade_price=limit),
+        ReadSizingFacts(chain.symbol, with_position=chain.side is Side.SELL),
+    )
+
+
 def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decision:
     """Size the plan item's dollars at the quote's mid, check the order before the broker sees
     it, and ask for a limit order inside the spread; without a limit price, the market path."""
@@ -387,7 +486,7 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
         side=chain.side,
         trade_amount=chain.trade_amount,
         liquidation=chain.liquidation,
-        price=quote.mid() if quote is not None else None,
+        price=quote.mid() if quote is not None else chain.trade_price,
         position_qty=position_qty,
         qty_available=qty_available,
         asset=asset,
@@ -402,12 +501,14 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
         message = f"{sized.reason} for {chain.symbol}: no usable quote"
         return _done(replace(chain, state=ChainState.FAILED, error_message=message))
     chain = replace(chain, requested_qty=sized.qty)
+    if _closes_position(chain, sized.qty):
+        return _request(chain, step, "market", sized.qty, None, "initial")
     checked = sizing.preflight(chain.symbol, sized.qty, asset)
     if not checked.valid:
         step.emitter.emit(
             OrderRejected,
             step.workflow.plan_event_id,
-            **_order_fields(chain, step, 1, None),
+            **_fields(chain, _client_order_id(chain, step, 1), 1, None),
             reason=checked.message or "invalid order",
             broker_code=checked.code.value if checked.code else None,
             retryable=False,
@@ -419,8 +520,10 @@ def _size_and_price(chain: Chain, facts: SizingFactsRead, step: _Step) -> Decisi
             "asset checks and the broker has the last word"
         )
     chain = replace(chain, requested_qty=checked.qty)
-    limit = pricing.initial_limit_price(chain.side, quote) if quote is not None else None
-    if limit is None or limit <= 0:
+    limit = (
+        pricing.initial_limit_price(chain.side, quote) if quote is not None else chain.trade_price
+    )
+    if limit is None:
         return _market_path(chain, "fallback", step)
     chain = replace(chain, anchor=limit, price_history=(limit,))
     return _request(chain, step, "limit", checked.qty, limit, "initial")
@@ -440,6 +543,8 @@ def _market_path(chain: Chain, reason: RequestReason, step: _Step) -> Decision:
     """Check the order, then ask for a MARKET order for what the chain still lacks; a BUY
     first reads the buying power."""
     remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    if _closes_position(chain, remaining):
+        return _request(chain, step, "market", remaining, None, reason)
     asset = sizing.AssetInfo(True, chain.fractionable) if chain.asset_known else None
     checked = sizing.preflight(chain.symbol, remaining, asset)
     if not checked.valid:
@@ -500,9 +605,34 @@ def _after_submission(chain: Chain, answer: SubmitAnswered, step: _Step) -> Deci
         return _accepted(chain, answer.order, step)
     if isinstance(error, InsufficientQtyAvailableError):
         return _insufficient_qty(chain, error, step)
+    if error.rule in ACCOUNT_RULES:
+        return _refused_by_account_rule(chain, error, step)
+    if error.rule == OrderRule.FRACTIONABLE.value and not chain.whole_shares_retry_used:
+        return _as_whole_shares(chain, error, step)
     if not error.retryable:
         return _rejected(chain, error.message, error.code, False, step)
     return _ask(chain, LookUpOrder(_intent(chain).client_order_id, failure=error))
+
+
+def _as_whole_shares(chain: Chain, error: BrokerError, step: _Step) -> Decision:
+    """A fractional quantity the broker refused as not fractionable (its asset list said
+    otherwise, or did not answer): a full exit closes the position instead; any other order is
+    asked again once as whole shares, rounded down (none left ends the chain)."""
+    order = _intent(chain)
+    _record_rejection(chain, step, error.message, code=error.code)
+    chain = replace(
+        _close(chain, "rejected"),
+        fractionable=False,
+        asset_known=True,
+        whole_shares_retry_used=True,
+    )
+    remaining = sizing.remaining_quantity(chain.requested_qty, chain.filled_qty)
+    if _closes_position(chain, remaining):
+        return _request(chain, step, "market", remaining, None, order.reason)
+    whole = sizing.truncate_quantity(order.qty, fractionable=False)
+    if whole <= 0:
+        return _done(_end(chain, error.message))
+    return _request(chain, step, order.kind, whole, order.limit_price, order.reason)
 
 
 def _retry_or_give_up(chain: Chain, failure: BrokerError, jitter: float, step: _Step) -> Decision:
@@ -529,7 +659,7 @@ def _accepted(chain: Chain, placed: Order, step: _Step) -> Decision:
     step.emitter.emit(
         OrderSubmitted,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, placed.order_id),
+        **_order_fields(chain, order, placed.order_id),
         status=placed.broker_status,
     )
     order = replace(order, broker_order_id=placed.order_id, placed_at=step.now)
@@ -567,6 +697,25 @@ def _rejected(
     return _done(_end(chain, reason))
 
 
+ACCOUNT_RULES = frozenset(
+    {
+        OrderRule.WASH_TRADE.value,
+        OrderRule.PATTERN_DAY_TRADER.value,
+        OrderRule.DAY_TRADING_BUYING_POWER.value,
+    }
+)
+"""Alpaca's protections of the account (docs/trading-rules.md, Alpaca order rules): a market
+order for the rest would be refused the same way, so the chain ends at once."""
+
+
+def _refused_by_account_rule(chain: Chain, error: BrokerError, step: _Step) -> Decision:
+    """The chain fails with the rule named, and no market fallback."""
+    rule = (error.rule or "").replace("_", " ")
+    reason = f"{chain.side} {chain.symbol} refused under Alpaca's {rule} rule: {error.message}"
+    _record_rejection(chain, step, reason, code=error.code)
+    return _done(_end(_close(chain, "rejected"), reason))
+
+
 def _insufficient_qty(chain: Chain, error: InsufficientQtyAvailableError, step: _Step) -> Decision:
     """An "insufficient qty available" refusal: resubmit once with the available quantity;
     none left, or a second refusal, ends the chain."""
@@ -583,6 +732,58 @@ def _insufficient_qty(chain: Chain, error: InsufficientQtyAvailableError, step: 
         return _done(_end(chain, error.message))
     chain = replace(chain, qty_retry_used=True)
     return _request(chain, step, order.kind, qty, order.limit_price, order.reason)
+
+
+# ---------------------------------------------------------------------- exact exits
+
+
+CLOSE_SEARCH_SKEW_S = 60
+"""How far the broker's clock may run behind ours when a close is looked for."""
+
+
+def _closes_position(chain: Chain, qty: Decimal) -> bool:
+    """A full exit whose quantity the broker would not take as an order: a fractional quantity
+    of an asset that is not fractionable (or not known to be), or one worth under the minimum
+    notional. The broker's close-position call sells exactly what is held instead
+    (docs/trading-rules.md, Exact exits); `_request` turns such an order into the call."""
+    if not chain.liquidation or qty <= 0 or not order_rules.is_fractional(qty):
+        return False
+    if not chain.fractionable:
+        return True
+    price = pricing.remainder_reference_price(chain.side, chain.quote) or chain.trade_price
+    return price is not None and qty * price < order_rules.MINIMUM_NOTIONAL
+
+
+def _after_close_search(chain: Chain, found: CloseFound, step: _Step) -> Decision:
+    """A close the broker already made (after a crash, or an answer lost) is taken as placed and
+    never made twice; a failed listing waits and looks again; none found makes the call, or
+    retries it after a failed one."""
+    if found.order is not None:
+        return _accepted(chain, found.order, step)
+    if found.error is not None:
+        return _retry_or_give_up(chain, found.error, found.jitter, step)
+    if found.asked.failure is not None:
+        return _retry_or_give_up(chain, found.asked.failure, found.jitter, step)
+    return _ask(chain, ClosePosition(chain.symbol))
+
+
+def _after_close(chain: Chain, answer: CloseAnswered, step: _Step) -> Decision:
+    error = answer.error
+    if error is None and answer.order is not None:
+        return _accepted(chain, answer.order, step)
+    if error is None:
+        reason = f"no position in {chain.symbol} left to close"
+        return _done(_end(_close(chain, "rejected"), reason))
+    if not error.retryable:
+        return _rejected(chain, error.message, error.code, False, step)
+    return _ask(chain, FindClose(chain.symbol, _close_search_start(_intent(chain), step), error))
+
+
+def _close_search_start(intent: OrderIntent, step: _Step) -> datetime:
+    """Orders are listed from the intent's time less CLOSE_SEARCH_SKEW_S, since the broker's
+    clock may run behind ours."""
+    requested_at = intent.requested_at or step.now
+    return requested_at - timedelta(seconds=CLOSE_SEARCH_SKEW_S)
 
 
 # ---------------------------------------------------------------------- supervision
@@ -638,7 +839,7 @@ def _observe(chain: Chain, current: Order, step: _Step) -> Decision:
         step.emitter.emit(
             OrderCancelled,
             order.requested_event_id,
-            **_order_fields(chain, step, order.attempt, current.order_id),
+            **_order_fields(chain, order, current.order_id),
             filled_qty=current.filled_qty,
             reason="expired" if expired else "broker",
         )
@@ -677,50 +878,53 @@ def _after_cancel(chain: Chain, answer: CancelAnswered, step: _Step) -> Decision
 
 
 def _after_cancel_read(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """Most cancels are confirmed at once; an unconfirmed one waits on a timer, up to
-    EXEC_CANCEL_CONFIRM_S."""
+    """Most cancels are confirmed at once; one the broker has not ended yet (`pending_cancel`)
+    is tracked to its end (`_check_cancel`)."""
     if current is not None and current.is_terminal:
         return _confirm_cancel(chain, current, step)
     deadline = step.now + timedelta(seconds=step.policy.cancel_confirm_s)
-    return _done(
-        replace(chain, state=ChainState.CANCELLING, cancel_deadline=deadline),
-        _cancel_timer(chain, step),
-    )
+    chain = replace(chain, state=ChainState.CANCELLING, cancel_deadline=deadline)
+    return _done(_with_fill_so_far(chain, current), _cancel_timer(chain, step))
 
 
-def _check_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
+def _check_cancel(chain: Chain, read: OrderRead, step: _Step) -> Decision:
+    """An unconfirmed cancel is read again every min(EXEC_POLL_S, EXEC_CANCEL_CONFIRM_S) until
+    the order is final, however long that takes (a DAY order ends at the close at the latest):
+    the order may still fill, so nothing more is sent for the chain until its fill is known.
+    Past EXEC_CANCEL_CONFIRM_S a warning says so, once."""
+    current = read.order
+    if read.error is None and current is None:
+        return _confirm_cancel(chain, None, step)
     if current is not None and current.is_terminal:
         return _confirm_cancel(chain, current, step)
-    if chain.cancel_deadline is not None and step.now < chain.cancel_deadline:
-        return _done(chain, _cancel_timer(chain, step))
-    return _unconfirmed_cancel(chain, current, step)
+    chain = _with_fill_so_far(chain, current)
+    if chain.cancel_deadline is not None and step.now >= chain.cancel_deadline:
+        step.note(
+            f"the cancel of {chain.symbol}'s order {_broker_order_id(chain)} is not confirmed "
+            f"after {step.policy.cancel_confirm_s:g} s; it is tracked until the order ends"
+        )
+        chain = replace(chain, cancel_deadline=None)
+    return _done(chain, _cancel_timer(chain, step))
 
 
-def _unconfirmed_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """A cancel not confirmed within EXEC_CANCEL_CONFIRM_S: a re-peg is skipped and the order
-    keeps working (the check still counts), and a close-guard cancel is asked again at the next
-    poll; an escalation sends the remainder to market anyway."""
-    if chain.cancel_purpose in ("repeg", "close"):
-        step.note(f"cancel ({chain.cancel_purpose}) not confirmed in time; polled again")
-        return _done(
-            replace(chain, state=ChainState.WORKING, cancel_purpose=None),
-            _next_poll(chain, step),
-        )
-    step.note("cancel not confirmed in time; escalating to market anyway")
-    order = _intent(chain)
-    if current is not None:
-        order = replace(
-            order, filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
-        )
-    chain = _close(replace(chain, order=order), "cancel_unconfirmed")
-    return _market_remainder(chain, "escalation", step)
+def _with_fill_so_far(chain: Chain, current: Order | None) -> Chain:
+    """The chain with what the broker reports filled of its order still being cancelled."""
+    if current is None:
+        return chain
+    order = replace(
+        _intent(chain), filled_qty=current.filled_qty, filled_avg_price=current.filled_avg_price
+    )
+    return replace(chain, order=order)
 
 
 def _confirm_cancel(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """The cancel is confirmed (or the order had already ended): "already filled" ends the
-    chain filled with no re-peg; otherwise re-peg or escalate for the remainder."""
+    """The order is final after the cancel (or had already ended): "already filled" ends the
+    chain filled with no re-peg; otherwise its fill is counted and the re-peg or escalation
+    goes on for the remainder; a cancelled leftover ends the chain."""
     if current is None:
         return _done(_end(_close(chain, "rejected"), "order not found at the broker"))
+    if chain.cancel_purpose == "leftover":
+        return _end_leftover(chain, current, step)
     chain, ended = _absorb_fills(chain, current, step)
     if ended is not None:
         return _done(ended)
@@ -729,7 +933,7 @@ def _confirm_cancel(chain: Chain, current: Order | None, step: _Step) -> Decisio
     step.emitter.emit(
         OrderCancelled,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, current.order_id),
+        **_order_fields(chain, order, current.order_id),
         filled_qty=current.filled_qty,
         reason=purpose,
     )
@@ -776,8 +980,10 @@ def _after_leftover_cancel(chain: Chain, answer: CancelAnswered, step: _Step) ->
 
 
 def _end_leftover(chain: Chain, current: Order | None, step: _Step) -> Decision:
-    """The leftover market order is cancelled: the chain is filled if anything filled, else
-    failed."""
+    """The leftover market order is cancelled: once it is final the chain is filled if anything
+    filled, else failed; while it is not (`pending_cancel`), it is tracked like any cancel."""
+    if current is not None and not current.is_terminal:
+        return _after_cancel_read(replace(chain, cancel_purpose="leftover"), current, step)
     if current is not None:
         chain, ended = _absorb_fills(chain, current, step)
         if ended is not None:
@@ -786,11 +992,11 @@ def _end_leftover(chain: Chain, current: Order | None, step: _Step) -> Decision:
     step.emitter.emit(
         OrderCancelled,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, order.broker_order_id),
+        **_order_fields(chain, order, order.broker_order_id),
         filled_qty=order.filled_qty,
         reason="leftover",
     )
-    return _done(_end(_close(chain, "canceled"), None))
+    return _done(_end(_close(replace(chain, cancel_purpose=None), "canceled"), None))
 
 
 # ---------------------------------------------------------------------- chain bookkeeping
@@ -806,15 +1012,24 @@ def _request(
 ) -> Decision:
     """Intent first: record `OrderRequested` under the next client order id; the broker is
     called by the `submit` timer after this commits. Past the close guard nothing new is
-    recorded: the chain ends with what it has."""
+    recorded: the chain ends with what it has. A full exit's quantity the broker would not take
+    as an order becomes a close-position call (`_closes_position`), at market."""
     if not step.may_submit():
         return _done(_unplaced(chain, step))
+    closes = _closes_position(chain, qty)
+    if closes:
+        kind, limit_price = "market", None
+    else:
+        valued_at = limit_price or pricing.remainder_reference_price(chain.side, chain.quote)
+        if sizing.under_broker_minimum(qty, valued_at):
+            return _done(_under_broker_minimum(chain, qty, valued_at))
     previous = chain.order
     attempt = previous.attempt + 1 if previous is not None else 1
+    client_id = _client_order_id(chain, step, attempt)
     event = step.emitter.emit(
         OrderRequested,
         previous.requested_event_id if previous is not None else step.workflow.plan_event_id,
-        **_order_fields(chain, step, attempt, None),
+        **_fields(chain, client_id, attempt, None),
         qty=qty,
         order_type="MARKET" if kind == "market" else "LIMIT",
         limit_price=limit_price if kind != "market" else None,
@@ -822,13 +1037,15 @@ def _request(
         quote=chain.quote,
     )
     intent = OrderIntent(
-        client_order_id=_client_order_id(chain, step, attempt),
+        requested_at=step.now,
+        client_order_id=client_id,
         attempt=attempt,
         kind=kind,
         qty=qty,
         limit_price=limit_price if kind != "market" else None,
         reason=reason,
         requested_event_id=str(event.event_id),
+        closes_position=closes,
     )
     return _done(
         replace(chain, state=ChainState.REQUESTED, order=intent),
@@ -849,7 +1066,7 @@ def _record_rejection(
     step.emitter.emit(
         OrderRejected,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, broker_order_id),
+        **_order_fields(chain, order, broker_order_id),
         reason=reason,
         broker_code=code,
         retryable=retryable,
@@ -909,6 +1126,19 @@ def _unplaced(chain: Chain, step: _Step) -> Chain:
     return _end_without_order(replace(chain, unplaced=reason), reason)
 
 
+def _under_broker_minimum(chain: Chain, qty: Decimal, price: Decimal | None) -> Chain:
+    """An order the broker would refuse as a fractional order worth under its minimum is not
+    sent: the chain ends skipped, or filled with what earlier orders filled
+    (docs/trading-rules.md, Alpaca order rules)."""
+    if chain.filled_qty > 0:
+        return replace(chain, state=ChainState.FILLED)
+    reason = (
+        f"{sizing.BELOW_MIN_NOTIONAL}: {qty} {chain.symbol} at {price} is worth under the "
+        f"broker's ${order_rules.MINIMUM_NOTIONAL} minimum for a fractional order"
+    )
+    return replace(chain, state=ChainState.SKIPPED, error_message=reason)
+
+
 def _end_without_order(chain: Chain, message: str) -> Chain:
     if chain.filled_qty > 0:
         return replace(chain, state=ChainState.FILLED)
@@ -916,6 +1146,10 @@ def _end_without_order(chain: Chain, message: str) -> Chain:
 
 
 def _negligible(chain: Chain, remaining: Decimal, quote: Quote | None, step: _Step) -> bool:
+    """A remainder too small to chase (docs/trading-rules.md, Remainders); a full exit leaves
+    nothing behind, so only an empty remainder is negligible for it."""
+    if chain.liquidation:
+        return remaining <= 0
     price = pricing.remainder_reference_price(chain.side, quote)
     return pricing.remaining_is_negligible(
         remaining, chain.fractionable, price, step.policy.min_notional_usd
@@ -947,7 +1181,7 @@ def _filled_event(chain: Chain, current: Order, complete: bool, step: _Step) -> 
     step.emitter.emit(
         OrderFilled,
         order.requested_event_id,
-        **_order_fields(chain, step, order.attempt, current.order_id),
+        **_order_fields(chain, order, current.order_id),
         filled_qty=current.filled_qty,
         avg_fill_price=price,
         complete=complete,
@@ -955,10 +1189,18 @@ def _filled_event(chain: Chain, current: Order, complete: bool, step: _Step) -> 
 
 
 def _order_fields(
-    chain: Chain, step: _Step, attempt: int, broker_order_id: str | None
+    chain: Chain, order: OrderIntent, broker_order_id: str | None
+) -> dict[str, object]:
+    """The fields of an event about an order already requested: under the client order id its
+    intent recorded (an id of an earlier format stays that order's id)."""
+    return _fields(chain, order.client_order_id, order.attempt, broker_order_id)
+
+
+def _fields(
+    chain: Chain, client_order_id: str, attempt: int, broker_order_id: str | None
 ) -> dict[str, object]:
     return {
-        "client_order_id": _client_order_id(chain, step, attempt),
+        "client_order_id": client_order_id,
         "symbol": chain.symbol,
         "side": chain.side,
         "phase": chain.side,
@@ -968,7 +1210,7 @@ def _order_fields(
 
 
 def _client_order_id(chain: Chain, step: _Step, attempt: int) -> str:
-    return client_order_id(step.workflow.workflow_id, chain.symbol, chain.side, chain.side, attempt)
+    return client_order_id(step.workflow.workflow_id, chain.symbol, chain.side, attempt)
 
 
 def _next_poll(chain: Chain, step: _Step) -> TimerRequest:

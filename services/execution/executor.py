@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -43,7 +43,7 @@ from services.execution.steps import ChainSteps
 from shared import market_clock
 from shared.broker.errors import BrokerError
 from shared.broker.port import Broker
-from shared.events import Event, RebalancePlanned
+from shared.events import Event, OrderRequested, RebalancePlanned
 from shared.eventstore import service_state, timers
 from shared.eventstore.port import EventStoreReader
 from shared.eventstore.store import UnitOfWork
@@ -164,18 +164,26 @@ class Executor:
         if not event.trades_required:
             result = finish(state, now, self._policy)
         else:
-            result = await self._cancel_stale(state, now)
+            requested = {
+                recorded.event.client_order_id
+                for recorded in history
+                if isinstance(recorded.event, OrderRequested)
+            }
+            result = await self._cancel_stale(state, requested, now)
         return HandlerOutcome(
             events=result.events,
             in_transaction=lambda uow: self._record_start(uow, result),
         )
 
-    async def _cancel_stale(self, state: WorkflowExecution, now: datetime) -> StepResult:
-        """Before the first phase, cancel this system's orders left open by earlier workflows;
-        foreign orders are left alone and reported."""
+    async def _cancel_stale(
+        self, state: WorkflowExecution, requested: Collection[str], now: datetime
+    ) -> StepResult:
+        """Before the first phase, cancel this system's orders left open by earlier workflows
+        (own orders whose client order id is not among the workflow's `requested`); foreign
+        orders are left alone and reported."""
         async with self._borrowed(state.account_id) as broker:
             state = replace(state, session_close=await _session_close(broker, now))
-            stale, foreign = stale_and_foreign(state.workflow_id, await broker.get_open_orders())
+            stale, foreign = stale_and_foreign(requested, await broker.get_open_orders())
             for order in stale:
                 try:
                     await broker.cancel_order(order.broker_order_id)

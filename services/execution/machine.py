@@ -11,7 +11,7 @@ broker or a database. The chain half is `chain.py`; the shell that reads the bro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -38,7 +38,6 @@ from shared.events import (
     CLIENT_ORDER_ID_PREFIX,
     Event,
     OpenOrder,
-    parse_client_order_id,
 )
 from shared.events.trades import (
     ExecutionData,
@@ -191,11 +190,13 @@ def advance(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) ->
 
 
 def stale_and_foreign(
-    workflow_id: str, open_orders: Sequence[Order]
+    requested: Collection[str], open_orders: Sequence[Order]
 ) -> tuple[tuple[OpenOrderSeen, ...], tuple[OpenOrderSeen, ...]]:
-    """The orders open when a workflow starts: this system's own of earlier workflows are stale
-    (to cancel), the rest of the world's are foreign (left alone, reported); the workflow's own
-    are neither."""
+    """The orders open when a workflow starts: this system's own (`alc:`) of earlier workflows
+    are stale (to cancel), the rest of the world's are foreign (left alone, reported); the
+    workflow's own, the client order ids of its recorded `OrderRequested` (`requested`), are
+    neither. The id itself does not say whose it is
+    (docs/trading-rules.md, Client order ids)."""
     stale: list[OpenOrderSeen] = []
     foreign: list[OpenOrderSeen] = []
     for order in open_orders:
@@ -210,10 +211,9 @@ def stale_and_foreign(
             status=order.broker_status,
             own=own,
         )
-        key = parse_client_order_id(order.client_order_id)
         if not own:
             foreign.append(seen)
-        elif key is None or key.workflow_id != workflow_id:
+        elif order.client_order_id not in requested:
             stale.append(seen)
     return tuple(stale), tuple(foreign)
 

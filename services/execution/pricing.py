@@ -53,7 +53,9 @@ def is_valid_quote(quote: Quote) -> bool:
 def initial_limit_price(side: Side, quote: Quote) -> Decimal | None:
     """The first limit price (docs/trading-rules.md, Limit pricing): one cent inside the touch.
 
-    None means no positive side to price from, so the order goes to the market path.
+    None means no positive side to price from, so the order goes to the market path. A price
+    that comes out at or below zero (a quote under a cent) is returned as it is: the quote is
+    bad and the caller asks again, it never becomes a $0.01 limit.
     """
     if quote.bid <= 0 and quote.ask <= 0:
         return None
@@ -77,11 +79,14 @@ def rest_limit_price(side: Side, quote: Quote) -> Decimal:
             price = min(ask, bid + ANCHOR_OFFSET)
         if mid is not None:
             price = max(price, mid)
-    return at_least_a_cent(cents(price))
+    return cents(price)
 
 
-def at_least_a_cent(price: Decimal) -> Decimal:
-    return price if price > 0 else CENT
+def last_trade_limit_price(price: Decimal) -> Decimal | None:
+    """The limit price from the last trade, when the quote gave none worth sending: the trade
+    price to the cent; None when that is not positive."""
+    limit = cents(price)
+    return limit if limit > 0 else None
 
 
 def repeg_price(
@@ -114,8 +119,8 @@ def repeg_price(
         price = cents(min(price, quote.bid - REPEG_MIN_IMPROVEMENT))
         while price in price_history and price > 0:
             price -= REPEG_MIN_IMPROVEMENT
-    if price <= 0:
-        price = anchor if anchor is not None and anchor > CENT else CENT
+    if price <= 0 and anchor is not None:
+        price = anchor
     return price if price > CENT else None
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
+from shared.broker import order_rules
 from shared.trading import Side
 
 SHARE_STEP = Decimal("0.000001")
@@ -66,13 +67,14 @@ def size_order(
 ) -> SizedOrder:
     """Size one plan item (docs/trading-rules.md, Sizing).
 
-    `liquidation` is a SELL whose target weight is 0: it sells the whole position whatever the
-    price. Every SELL is capped at `qty_available` (shares not held by other open orders), so a
-    price drop since planning cannot over-sell. `price` is the mid of the execution quote.
+    `liquidation` is a SELL whose target weight is 0: it sells exactly the whole position
+    whatever the price. Every SELL is capped at `qty_available` (shares not held by other open
+    orders), so a price drop since planning cannot over-sell. `price` is the mid of the
+    execution quote.
     """
     fractionable = asset is not None and asset.fractionable
     if side is Side.SELL and liquidation:
-        raw_qty = position_qty if position_qty is not None else Decimal(0)
+        return _exact_exit(position_qty, qty_available)
     else:
         if side is Side.BUY and fractionable:
             estimated_notional = abs(trade_amount) if price else Decimal(0)
@@ -87,6 +89,31 @@ def size_order(
     if qty <= 0:
         return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), ROUNDS_TO_ZERO)
     return SizedOrder(SizingOutcome.SIZED, qty)
+
+
+def _exact_exit(position_qty: Decimal | None, qty_available: Decimal | None) -> SizedOrder:
+    """A position whose target is zero is sold in full: the exact quantity held (capped at what
+    open orders leave available), fractional or not, never rounded or floored; a fractional
+    holding the broker will not take as an order is closed by the chain instead
+    (docs/trading-rules.md, Sizing)."""
+    qty = position_qty if position_qty is not None else Decimal(0)
+    if qty_available is not None and qty > qty_available:
+        qty = qty_available
+    if qty <= 0:
+        return SizedOrder(SizingOutcome.SKIPPED, Decimal(0), ROUNDS_TO_ZERO)
+    return SizedOrder(SizingOutcome.SIZED, qty)
+
+
+def under_broker_minimum(qty: Decimal, price: Decimal | None) -> bool:
+    """A fractional order worth under $1 at the price the broker values it at (its limit, else
+    the far side of the quote), which Alpaca refuses; unknown without a price, so then the
+    broker has the last word."""
+    return (
+        order_rules.is_fractional(qty)
+        and price is not None
+        and price > 0
+        and qty * price < order_rules.MINIMUM_NOTIONAL
+    )
 
 
 def round_quantity(qty: Decimal, fractionable: bool) -> Decimal:
@@ -169,6 +196,21 @@ def remaining_quantity(requested: Decimal, filled_total: Decimal) -> Decimal:
     for more than was requested, whatever each child order reports.
     """
     return max(requested - filled_total, Decimal(0))
+
+
+def spendable_buying_power(
+    buying_power: Decimal, daytrading_buying_power: Decimal | None, pattern_day_trader: bool
+) -> Decimal:
+    """What a BUY may spend (docs/trading-rules.md, Market path): on a margin account the smaller
+    of the buying power and the day-trading buying power, since Alpaca refuses a pattern day
+    trader's BUY beyond the latter. A day-trading buying power of 0 on an account not flagged
+    as a pattern day trader is a cash account's (it cannot day-trade on margin) and is not a
+    limit; a flagged account's 0 is."""
+    if daytrading_buying_power is None:
+        return buying_power
+    if daytrading_buying_power > 0 or pattern_day_trader:
+        return min(buying_power, daytrading_buying_power)
+    return buying_power
 
 
 def market_buy_shortfall(

@@ -20,7 +20,7 @@ from shared.trading import Quote, Side
 
 AttemptKind = Literal["limit", "repeg", "market"]
 RequestReason = Literal["initial", "repeg", "escalation", "fallback", "residual"]
-CancelPurpose = Literal["repeg", "escalation", "close"]
+CancelPurpose = Literal["repeg", "escalation", "leftover", "close"]
 
 
 class WorkflowPhase(StrEnum):
@@ -71,6 +71,11 @@ class OrderIntent:
     broker_order_id: str | None = None
     placed_at: datetime | None = None
     submit_tries: int = 0
+    closes_position: bool = False
+    """Sent as the broker's close-position call (a market sell of exactly what is held), which
+    takes no client order id: it is found again by listing the symbol's orders since
+    `requested_at` (docs/trading-rules.md, Exact exits)."""
+    requested_at: datetime | None = None
     filled_qty: Decimal = Decimal(0)
     """What the broker reported filled on this order so far."""
     filled_avg_price: Decimal | None = None
@@ -105,8 +110,15 @@ class Chain:
     cancel_purpose: CancelPurpose | None = None
     cancel_deadline: datetime | None = None
     qty_retry_used: bool = False
+    whole_shares_retry_used: bool = False
+    """A fractional quantity the broker refused as not fractionable was asked again as whole
+    shares, once."""
     quote: Quote | None = None
     """The quote the chain's orders were priced from, as `OrderRequested.quote` reports it."""
+    requoted: bool = False
+    """The first quote priced no limit above $0 and was asked for once more."""
+    trade_price: Decimal | None = None
+    """The last trade's price, when the chain is priced from it after two bad quotes."""
     attempts: tuple[AttemptRecord, ...] = ()
     error_message: str | None = None
     unplaced: str | None = None

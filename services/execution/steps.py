@@ -17,18 +17,25 @@ from decimal import Decimal
 
 import structlog
 
+from services.execution import sizing
 from services.execution.assets import AssetCache
 from services.execution.chain import (
     BuyingPowerRead,
     CancelAnswered,
     CancelOrder,
+    CloseAnswered,
+    CloseFound,
+    ClosePosition,
     Command,
+    FindClose,
+    LastTradeRead,
     LookUpOrder,
     Observation,
     OrderLookedUp,
     OrderRead,
     QuoteRead,
     ReadBuyingPower,
+    ReadLastTrade,
     ReadOrder,
     ReadQuote,
     ReadSizingFacts,
@@ -49,12 +56,12 @@ from services.execution.machine import (
 from services.execution.policy import ExecutionPolicy
 from services.execution.state import RequestReason, WorkflowExecution, WorkflowPhase
 from shared.broker.errors import BrokerError
-from shared.broker.models import Order
+from shared.broker.models import Order, OrderType
 from shared.broker.port import Broker
-from shared.events import Event
+from shared.events import CLIENT_ORDER_ID_PREFIX, Event
 from shared.faults import FaultInjector, installed
 from shared.settings import Settings
-from shared.trading import Quote
+from shared.trading import Quote, Side
 
 log = structlog.get_logger(__name__)
 
@@ -151,10 +158,7 @@ class ChainSteps:
         return after_stale_check(state, ended, now, self._policy)
 
     async def settle_check(self, state: WorkflowExecution, now: datetime) -> StepResult:
-        try:
-            buying_power: Decimal | None = (await self._broker.get_account()).buying_power
-        except BrokerError:
-            buying_power = None
+        buying_power = await self._spendable()
         if buying_power is not None and buying_power < state.released:
             log.info(
                 "buying power below released proceeds",
@@ -172,6 +176,12 @@ class ChainSteps:
         match command:
             case ReadQuote():
                 return QuoteRead(command, await self._quote(command.symbol))
+            case ReadLastTrade():
+                try:
+                    trade = await self._broker.get_latest_trade(command.symbol)
+                except BrokerError:
+                    trade = None
+                return LastTradeRead(command, trade.price if trade is not None else None)
             case ReadSizingFacts():
                 asset = await self._assets.get(self._broker, command.symbol)
                 if not command.with_position:
@@ -183,11 +193,7 @@ class ChainSteps:
                 return SizingFactsRead(command, asset, position)
             case ReadBuyingPower():
                 quote = await self._quote(command.symbol)
-                try:
-                    buying_power: Decimal | None = (await self._broker.get_account()).buying_power
-                except BrokerError:
-                    buying_power = None
-                return BuyingPowerRead(command, quote, buying_power)
+                return BuyingPowerRead(command, quote, await self._spendable())
             case LookUpOrder():
                 if command.failure is None and command.client_order_id in self._looked_up:
                     found = self._looked_up.pop(command.client_order_id)
@@ -201,6 +207,20 @@ class ChainSteps:
                     return SubmitAnswered(command, error=error)
                 self._faults.reached(AFTER_SUBMIT)
                 return SubmitAnswered(command, placed)
+            case FindClose():
+                try:
+                    orders = await self._broker.get_orders(command.symbol, command.since)
+                except BrokerError as error:
+                    return CloseFound(command, error=error, jitter=self._jitter())
+                made = next((order for order in orders if is_close_order(order)), None)
+                return CloseFound(command, made, jitter=self._jitter())
+            case ClosePosition():
+                try:
+                    closing = await self._broker.close_position(command.symbol)
+                except BrokerError as error:
+                    return CloseAnswered(command, error=error)
+                self._faults.reached(AFTER_SUBMIT)
+                return CloseAnswered(command, closing)
             case ReadOrder():
                 try:
                     return OrderRead(command, await self._broker.get_order(command.broker_order_id))
@@ -213,6 +233,16 @@ class ChainSteps:
                     return CancelAnswered(command, error=error)
                 return CancelAnswered(command, cancelled)
 
+    async def _spendable(self) -> Decimal | None:
+        """The buying power a BUY may use; None when the account read failed."""
+        try:
+            account = await self._broker.get_account()
+        except BrokerError:
+            return None
+        return sizing.spendable_buying_power(
+            account.buying_power, account.daytrading_buying_power, account.pattern_day_trader
+        )
+
     async def _quote(self, symbol: str) -> Quote | None:
         try:
             return await self._broker.get_latest_quote(symbol)
@@ -224,3 +254,13 @@ class ChainSteps:
             return await self._broker.get_order_by_client_id(client_order_id)
         except BrokerError:
             return None
+
+
+def is_close_order(order: Order) -> bool:
+    """An order a close-position call made: a market SELL under an id that is not ours (the
+    broker chooses it)."""
+    return (
+        order.side is Side.SELL
+        and order.order_type is OrderType.MARKET
+        and not order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+    )

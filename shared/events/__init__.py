@@ -12,10 +12,8 @@ from shared.events.errors import (
 )
 from shared.events.ids import (
     CLIENT_ORDER_ID_PREFIX,
-    ClientOrderKey,
     client_order_id,
     daily_run_key,
-    parse_client_order_id,
     plan_id,
     signal_fingerprint,
 )
@@ -65,7 +63,6 @@ __all__ = [
     "EVENT_TYPES",
     "AccountSnapshot",
     "AllocationComparison",
-    "ClientOrderKey",
     "CompletionSummary",
     "ConsolidatedPortfolio",
     "DecisionStep",
@@ -104,7 +101,6 @@ __all__ = [
     "decode",
     "decode_document",
     "encode",
-    "parse_client_order_id",
     "plan_id",
     "register_event",
     "register_upcaster",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -20,11 +19,14 @@ ALCHEMISER_NAMESPACE = UUID("5d0c7d0e-4f8a-5a3b-9a57-6c1e6b0d2a41")
 """Fixed UUIDv5 namespace of this system's derived ids; changing it changes every plan id."""
 
 CLIENT_ORDER_ID_PREFIX = "alc:"
-MAX_CLIENT_ORDER_ID_LENGTH = 128
+CLIENT_ORDER_ID_LENGTH = 36
+"""What this system sends: the prefix and 32 hex digits, inside both the 48 characters of older
+Alpaca documentation and the 128 Alpaca allows today."""
+RECORDED_CLIENT_ORDER_ID_LENGTH = 128
+"""What a recorded order event may carry: Alpaca's limit, which the earlier
+`alc:{workflow_id}:{SYMBOL}:...` ids kept to, so events recorded with them still read."""
 
-_SIDE_CODES: dict[str, str] = {Side.BUY: "b", Side.SELL: "s"}
-_SIDES_BY_CODE: dict[str, Side] = {"b": Side.BUY, "s": Side.SELL}
-_PHASES_BY_CODE: dict[str, Side] = {"buy": Side.BUY, "sell": Side.SELL}
+_HASH_HEX_DIGITS = CLIENT_ORDER_ID_LENGTH - len(CLIENT_ORDER_ID_PREFIX)
 
 
 def plan_id(workflow_id: str) -> UUID:
@@ -32,53 +34,26 @@ def plan_id(workflow_id: str) -> UUID:
     return uuid5(ALCHEMISER_NAMESPACE, f"plan:{workflow_id}")
 
 
-def client_order_id(workflow_id: str, symbol: str, side: Side, phase: Side, attempt: int) -> str:
-    """`alc:{workflow_id}:{symbol}:{b|s}:{sell|buy}:{attempt}`, at most 128 characters."""
+def client_order_id(workflow_id: str, symbol: str, side: Side, attempt: int) -> str:
+    """`alc:` and the first 128 bits (hex) of the SHA-256 of the canonical JSON
+    `[workflow_id, SYMBOL, side, attempt]`: the same order always gets the same id, whatever
+    the length of the workflow id, and two orders share one with odds of about 2^-64 even among
+    billions. The workflow an id belongs to is read from its recorded `OrderRequested`, never
+    from the id (docs/trading-rules.md, Client order ids)."""
     if not workflow_id:
         raise ValueError("client_order_id needs a workflow_id")
-    if side not in _SIDE_CODES or phase not in _SIDE_CODES:
-        raise ValueError(f"client_order_id: side and phase must be BUY or SELL, got {side}/{phase}")
+    if side not in (Side.BUY, Side.SELL):
+        raise ValueError(f"client_order_id: side must be BUY or SELL, got {side}")
     if attempt < 1:
         raise ValueError(f"client_order_id: attempt starts at 1, got {attempt}")
     ticker = symbol.strip().upper()
-    if not ticker or ":" in ticker:
+    if not ticker:
         raise ValueError(f"client_order_id: invalid symbol {symbol!r}")
-    value = (
-        f"{CLIENT_ORDER_ID_PREFIX}{workflow_id}:{ticker}:{_SIDE_CODES[side]}:"
-        f"{phase.lower()}:{attempt}"
+    canonical = json.dumps(
+        [workflow_id, ticker, str(side), attempt], separators=(",", ":"), ensure_ascii=True
     )
-    if len(value) > MAX_CLIENT_ORDER_ID_LENGTH:
-        raise ValueError(
-            f"client_order_id {value!r} is {len(value)} characters; the broker allows "
-            f"{MAX_CLIENT_ORDER_ID_LENGTH} — use a shorter workflow id"
-        )
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOrderKey:
-    workflow_id: str
-    symbol: str
-    side: Side
-    phase: Side
-    attempt: int
-
-
-def parse_client_order_id(value: str) -> ClientOrderKey | None:
-    """The parts of one of this system's client order ids; None for a foreign order's id."""
-    if not value.startswith(CLIENT_ORDER_ID_PREFIX):
-        return None
-    parts = value[len(CLIENT_ORDER_ID_PREFIX) :].rsplit(":", 4)
-    if len(parts) != 5:
-        return None
-    workflow_id, symbol, side_code, phase_code, attempt_text = parts
-    side = _SIDES_BY_CODE.get(side_code)
-    phase = _PHASES_BY_CODE.get(phase_code)
-    if not workflow_id or not symbol or side is None or phase is None:
-        return None
-    if not attempt_text.isdigit() or int(attempt_text) < 1:
-        return None
-    return ClientOrderKey(workflow_id, symbol, side, phase, int(attempt_text))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return f"{CLIENT_ORDER_ID_PREFIX}{digest[:_HASH_HEX_DIGITS]}"
 
 
 def daily_run_key(mode: Literal["paper", "live"], account_id: str, trading_date: date) -> str:

@@ -10,7 +10,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from shared.events.envelope import Event
-from shared.events.ids import MAX_CLIENT_ORDER_ID_LENGTH
+from shared.events.ids import RECORDED_CLIENT_ORDER_ID_LENGTH
 from shared.events.types import (
     NonEmptyStr,
     NonNegativeMoney,
@@ -23,7 +23,7 @@ from shared.trading import Quote, Side
 class OrderEvent(Event):
     """Fields every per-order event carries; not an event type of its own."""
 
-    client_order_id: str = Field(min_length=1, max_length=MAX_CLIENT_ORDER_ID_LENGTH)
+    client_order_id: str = Field(min_length=1, max_length=RECORDED_CLIENT_ORDER_ID_LENGTH)
     symbol: Symbol
     side: Side
     phase: Side

@@ -59,3 +59,18 @@ async def unfinished_since(
     )
     rows = (await connection.execute(query)).all()
     return [UnfinishedWorkflow(str(row[0]), row[1]) for row in rows]
+
+
+async def requested_orders(
+    connection: AsyncConnection, workflow_id: str | None = None
+) -> dict[str, str]:
+    """The workflow of each client order id recorded in an `OrderRequested` (only
+    `workflow_id`'s, when given): the id itself does not say, and ids of every format this
+    system has used are found the same way (docs/trading-rules.md, Client order ids)."""
+    client_order_id = events.c.payload["client_order_id"].as_string()
+    query = select(client_order_id, events.c.correlation_id).where(
+        events.c.event_type == "OrderRequested"
+    )
+    if workflow_id is not None:
+        query = query.where(events.c.correlation_id == workflow_id)
+    return {str(row[0]): str(row[1]) for row in await connection.execute(query)}

@@ -22,6 +22,7 @@ from services import registry
 from shared.broker.simulated import ledger
 from shared.bus.topic import topic_matches
 from shared.events import (
+    CLIENT_ORDER_ID_PREFIX,
     Event,
     OrderEvent,
     OrderFilled,
@@ -32,6 +33,7 @@ from shared.events import (
 from shared.eventstore.schema import inbox, outbox
 from shared.eventstore.store import SqlEventStore
 from shared.eventstore.timers import timers
+from shared.eventstore.workflow_queries import requested_orders
 from shared.settings import Settings
 from tests.e2e.cluster import Cluster
 from tests.servers import RABBITMQ_URL, SERVICES
@@ -199,15 +201,22 @@ async def broker_findings(
     asked: dict[tuple[str, str], Decimal] = {}
     for intent in requested:  # a chain's first intent carries the quantity the plan sized
         asked.setdefault((intent.symbol, intent.side), intent.qty)
-    intents = {intent.client_order_id for intent in requested}
     async with store.engine.connect() as connection:
-        orders = await ledger.order_rows(connection, workflow_id=workflow_id)
+        workflows = await requested_orders(connection)
+        own = [
+            order
+            for order in await ledger.order_rows(connection, account_id=account_id)
+            if order.client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+        ]
         positions = await ledger.position_rows(connection, account_id)
+    orders = [order for order in own if workflows.get(order.client_order_id) == workflow_id]
     findings: list[str] = []
     placed = Counter(order.client_order_id for order in orders)
     findings += [f"{coid} placed {n} times at the broker" for coid, n in placed.items() if n > 1]
     findings += [
-        f"{coid} at the broker without an OrderRequested" for coid in placed if coid not in intents
+        f"{order.client_order_id} at the broker without an OrderRequested"
+        for order in own
+        if order.client_order_id not in workflows
     ]
     filled: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for order in orders:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
@@ -26,7 +26,6 @@ WORKING_STATUSES = ("accepted", "new", "pending_new", "partially_filled", "pendi
 """The simulated broker's words for an order that can still fill (a pending cancel can still
 lose the race to a fill)."""
 
-CLIENT_ORDER_ID_PREFIX = "alc:"
 ORDER_LIST_LIMIT = 500
 CENT = Decimal("0.01")
 
@@ -59,15 +58,6 @@ def market_value(position: Row[tuple[object, ...]], *, to_cent: bool = True) -> 
 def order_status(row: Row[tuple[object, ...]]) -> OrderStatus:
     """Our word for a stored order's status."""
     return status_of(row.status, row.filled_qty, row.qty)
-
-
-def workflow_of(client_order_id: str) -> str | None:
-    """The workflow id inside `alc:{workflow_id}:{symbol}:{b|s}:{phase}:{attempt}`; None for an
-    order this system did not place."""
-    if not client_order_id.startswith(CLIENT_ORDER_ID_PREFIX):
-        return None
-    workflow_id = client_order_id[len(CLIENT_ORDER_ID_PREFIX) :].split(":", 1)[0]
-    return workflow_id or None
 
 
 async def account_state(
@@ -168,13 +158,16 @@ async def held_for_sale(connection: AsyncConnection, account_id: str, symbol: st
 
 
 async def order_rows(
-    connection: AsyncConnection, *, account_id: str | None = None, workflow_id: str | None = None
+    connection: AsyncConnection,
+    *,
+    account_id: str | None = None,
+    client_order_ids: Collection[str] | None = None,
 ) -> Sequence[Row[tuple[object, ...]]]:
-    """Every order in placement order; with `workflow_id`, only that workflow's."""
+    """Every order in placement order; with `client_order_ids`, only those (a workflow's, as
+    its recorded intents name them)."""
     query = sa.select(sim_orders).order_by(sim_orders.c.id)
     if account_id is not None:
         query = query.where(sim_orders.c.account_id == account_id)
-    if workflow_id is not None:
-        prefix = f"{CLIENT_ORDER_ID_PREFIX}{workflow_id}:"
-        query = query.where(sim_orders.c.client_order_id.startswith(prefix, autoescape=True))
+    if client_order_ids is not None:
+        query = query.where(sim_orders.c.client_order_id.in_(list(client_order_ids)))
     return (await connection.execute(query)).all()

@@ -10,17 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from services.execution import timer_loop
-from services.execution.executor import Executor
-from shared.broker.alpaca import AlpacaBroker
-from shared.broker.port import Broker
-from shared.bus.memory import InMemoryBus
-from shared.eventstore.store import SqlEventStore
-from shared.messaging.consumer import Consumer
-from shared.service.runtime import PeriodicRunner
-from tests.eventually import eventually
+from services.execution import chain
+from shared.events import OrderEvent
+from shared.trading import Side
 from tests.fakes.alpaca import (
     AlpacaLoopback,
     Fault,
@@ -29,7 +22,8 @@ from tests.fakes.alpaca import (
     FillRule,
     running_alpaca,
 )
-from tests.integration.execution.world import fast_settings, message, migrated_sqlite, plan_event
+from tests.integration.execution.loopback import Execution, client_order_ids
+from tests.integration.execution.world import message, migrated_sqlite, plan_event
 
 OPEN = dt.datetime(2024, 11, 27, 20, 45, tzinfo=dt.UTC)  # 15:45 New York, session open
 PLAN = [("SPY", "BUY", "40000", "0.4"), ("QQQ", "BUY", "30000", "0.3")]
@@ -49,52 +43,6 @@ async def database(tmp_path: Path) -> AsyncIterator[str]:
     yield await migrated_sqlite(tmp_path)
 
 
-class Execution:
-    """The execution service's consumer and timer loop with the Alpaca adapter."""
-
-    def __init__(self, database: str, tmp_path: Path, loopback: AlpacaLoopback) -> None:
-        self.settings = fast_settings(database, tmp_path, broker="alpaca", broker_retries=5)
-        self.store = SqlEventStore(database)
-
-        async def no_sleep(delay_s: float) -> None:
-            return None
-
-        def alpaca(account_id: str) -> Broker:
-            return AlpacaBroker(
-                key_id=SecretStr(loopback.world.key_id),
-                secret_key=SecretStr(loopback.world.secret_key),
-                sleep=no_sleep,
-                timeout_s=0.5,
-                base_url_override=loopback.base_url,
-            )
-
-        self.executor = Executor(self.settings, alpaca)
-        self.consumer = Consumer(
-            "execution", self.store, InMemoryBus(), self.executor.handle, ["RebalancePlanned"]
-        )
-
-    async def timers_until(self, workflow_id: str, event_type: str) -> None:
-        async def reached() -> bool:
-            await PeriodicRunner("execution", self.store).run_once(
-                timer_loop.due_timers(self.executor, self.settings.timer_poll_s)
-            )
-            return event_type in await self.types(workflow_id)
-
-        await eventually(reached, timeout_s=30, message=f"{event_type} not recorded")
-
-    async def types(self, workflow_id: str) -> list[str]:
-        return [r.event.event_type for r in await self.store.read_correlation(workflow_id)]
-
-    async def close(self) -> None:
-        await self.executor.close()
-        await self.store.close()
-
-
-def client_order_ids(loopback: AlpacaLoopback) -> list[str]:
-    with loopback.world.lock:
-        return [order.client_order_id for order in loopback.world.orders.values()]
-
-
 async def test_bursts_of_429_and_500_on_order_creation_never_double_an_order(
     loopback: AlpacaLoopback, database: str, tmp_path: Path
 ) -> None:
@@ -109,7 +57,9 @@ async def test_bursts_of_429_and_500_on_order_creation_never_double_an_order(
         types = await execution.types("wf-faults")
         assert types.count("WorkflowCompleted") == 1 and "WorkflowFailed" not in types
         ids = client_order_ids(loopback)
-        assert sorted({i.split(":")[2] for i in ids}) == ["QQQ", "SPY"]
+        with loopback.world.lock:
+            symbols = {order.symbol for order in loopback.world.orders.values()}
+        assert sorted(symbols) == ["QQQ", "SPY"]
         assert all(loopback.world.creates(i) == 1 for i in ids)
         # the five faults were met and retried: more order POSTs than orders created
         assert loopback.world.calls("POST", "/v2/orders") == len(ids) + 5
@@ -152,5 +102,44 @@ async def test_an_order_that_fills_while_execution_is_down_is_reconciled_not_res
         assert types.count("OrderFilled") >= 1
         [order_id] = client_order_ids(loopback)
         assert loopback.world.creates(order_id) == 1
+    finally:
+        await restarted.close()
+
+
+def earlier_format_id(workflow_id: str, symbol: str, side: Side, attempt: int) -> str:
+    """The client order id execution used before ids were hashed to 36 characters."""
+    code = "b" if side is Side.BUY else "s"
+    return f"alc:{workflow_id}:{symbol}:{code}:{side.lower()}:{attempt}"
+
+
+async def test_an_order_placed_under_an_earlier_id_format_is_reconciled_after_the_upgrade(
+    loopback: AlpacaLoopback, database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain working when the new format ships keeps its order's recorded id: the restarted
+    execution finds the order by it, records the fill under it and sends nothing new."""
+    loopback.world.set_fill(FillRule(FillMode.NEVER), "SPY")
+    monkeypatch.setattr(chain, "client_order_id", earlier_format_id)
+    first = Execution(database, tmp_path, loopback)
+    plan = plan_event("wf-upgrade", [("SPY", "BUY", "40000", "0.4")])
+    await first.consumer.handle_message(message(plan))
+    await first.timers_until("wf-upgrade", "OrderSubmitted")
+    await first.close()
+    monkeypatch.undo()
+
+    loopback.world.set_fill(FillRule(FillMode.AFTER_READS, reads=1), "SPY")
+    restarted = Execution(database, tmp_path, loopback)
+    try:
+        await restarted.timers_until("wf-upgrade", "WorkflowCompleted")
+        events = await restarted.events("wf-upgrade")
+        old_id = "alc:wf-upgrade:SPY:b:buy:1"
+        assert client_order_ids(loopback) == [old_id]
+        assert loopback.world.creates(old_id) == 1
+        order_events = [event for event in events if isinstance(event, OrderEvent)]
+        assert [event.event_type for event in order_events] == [
+            "OrderRequested",
+            "OrderSubmitted",
+            "OrderFilled",
+        ]
+        assert {event.client_order_id for event in order_events} == {old_id}
     finally:
         await restarted.close()

@@ -20,6 +20,7 @@ from services.execution.executor import Executor
 from shared.broker.factory import broker_for
 from shared.broker.port import Broker
 from shared.broker.request_budget import BudgetShare
+from shared.broker.simulated import Scenario
 from shared.bus.memory import InMemoryBus
 from shared.bus.port import Message
 from shared.events import (
@@ -169,10 +170,10 @@ class RunningExecution:
 
 @asynccontextmanager
 async def running_execution(
-    settings: Settings, snapshot: BarSnapshot | None = None
+    settings: Settings, snapshot: BarSnapshot | None = None, scenario: Scenario | None = None
 ) -> AsyncIterator[RunningExecution]:
     """The execution service's handler behind a consumer, and its timer loop, on the real
-    event store of `settings.database_url`."""
+    event store of `settings.database_url`; every broker it makes runs `scenario`."""
     assert settings.database_url is not None
     store = SqlEventStore(settings.database_url)
     world = snapshot if snapshot is not None else bars()
@@ -180,7 +181,9 @@ async def running_execution(
 
     def make_broker(account_id: str) -> Broker:
         brokers_made.append(account_id)
-        return broker_for(settings, account_id, share=BudgetShare.EXECUTION, bars=world)
+        return broker_for(
+            settings, account_id, share=BudgetShare.EXECUTION, bars=world, scenario=scenario
+        )
 
     executor = Executor(settings, make_broker)
     consumer = Consumer("execution", store, InMemoryBus(), executor.handle, ["RebalancePlanned"])

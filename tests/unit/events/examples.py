@@ -182,7 +182,7 @@ def rebalance_planned() -> RebalancePlanned:
 def order_fields() -> dict[str, object]:
     return {
         **envelope(),
-        "client_order_id": client_order_id(WORKFLOW_ID, "SPY", "BUY", "BUY", 1),
+        "client_order_id": client_order_id(WORKFLOW_ID, "SPY", "BUY", 1),
         "symbol": "SPY",
         "side": "BUY",
         "phase": "BUY",
@@ -242,7 +242,7 @@ def trade_executed() -> TradeExecuted:
                     timestamp=AT,
                     order_type="LIMIT",
                     filled_at=AT,
-                    client_order_id=client_order_id(WORKFLOW_ID, "SPY", "BUY", "BUY", 1),
+                    client_order_id=client_order_id(WORKFLOW_ID, "SPY", "BUY", 1),
                     requested_qty=Decimal("7.982"),
                     filled_qty=Decimal("7.982"),
                     avg_fill_price=Decimal("501.13"),

@@ -1,3 +1,4 @@
+import hashlib
 from datetime import date
 from decimal import Decimal
 from uuid import UUID
@@ -5,12 +6,13 @@ from uuid import UUID
 import pytest
 
 from shared.events import (
+    CLIENT_ORDER_ID_PREFIX,
     client_order_id,
     daily_run_key,
-    parse_client_order_id,
     plan_id,
     signal_fingerprint,
 )
+from shared.events.ids import CLIENT_ORDER_ID_LENGTH
 
 WORKFLOW_ID = "0b9f2a52-3c55-4d8e-9a43-4a3f8f1c2d10"
 
@@ -22,39 +24,53 @@ def test_plan_id_is_a_deterministic_uuid5_per_workflow():
     assert isinstance(plan_id(WORKFLOW_ID), UUID)
 
 
-def test_client_order_id_has_the_documented_shape():
-    assert client_order_id(WORKFLOW_ID, " spy", "SELL", "SELL", 2) == (
-        f"alc:{WORKFLOW_ID}:SPY:s:sell:2"
-    )
+def test_client_order_id_is_the_prefix_and_a_hash_of_workflow_symbol_side_and_attempt():
+    canonical = f'["{WORKFLOW_ID}","SPY","SELL",2]'
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+
+    assert client_order_id(WORKFLOW_ID, " spy", "SELL", 2) == f"alc:{digest[:32]}"
+    # pinned: the same order keeps its id across releases
+    assert client_order_id(WORKFLOW_ID, "SPY", "SELL", 2) == "alc:25789a5eb4100cb4b5fdfca1e17cd413"
 
 
-def test_client_order_id_parses_back_to_its_parts():
-    key = parse_client_order_id(client_order_id("wf:with:colons", "TQQQ", "BUY", "BUY", 3))
-    assert key is not None
-    assert (key.workflow_id, key.symbol, key.side, key.phase, key.attempt) == (
-        "wf:with:colons",
-        "TQQQ",
-        "BUY",
-        "BUY",
-        3,
-    )
+@pytest.mark.parametrize("workflow_id", ["w", WORKFLOW_ID, "w" * 200, "wf:with:colons"])
+@pytest.mark.parametrize("symbol", ["A", "BRK.B", "BTC/USD", "ABCDEFGHIJKL"])
+def test_client_order_id_fits_in_48_characters_whatever_the_inputs(workflow_id: str, symbol: str):
+    value = client_order_id(workflow_id, symbol, "BUY", 10_000)
+
+    assert value.startswith(CLIENT_ORDER_ID_PREFIX)
+    assert len(value) == CLIENT_ORDER_ID_LENGTH <= 48
+
+
+def test_client_order_ids_differ_in_each_input():
+    keys = [
+        (workflow_id, symbol, side, attempt)
+        for workflow_id in ("wf-1", "wf-2", "wf", "wf-1:SPY")
+        for symbol in ("SPY", "QQQ", "SPYQ")
+        for side in ("BUY", "SELL")
+        for attempt in (1, 2, 11)
+    ]
+    ids = {client_order_id(*key) for key in keys}
+
+    assert len(ids) == len(keys)
+    # parts cannot run into each other: a workflow ending in the symbol is another order
+    assert client_order_id("wf-1:SPY", "Q", "BUY", 1) != client_order_id("wf-1", "SPY:Q", "BUY", 1)
 
 
 @pytest.mark.parametrize(
-    "foreign", ["manual-123", "alc:", "alc:wf:SPY:x:buy:1", "alc:wf:SPY:b:buy:0"]
+    ("arguments", "named"),
+    [
+        (("", "SPY", "BUY", 1), "workflow_id"),
+        ((WORKFLOW_ID, " ", "BUY", 1), "symbol"),
+        ((WORKFLOW_ID, "SPY", "HOLD", 1), "side"),
+        ((WORKFLOW_ID, "SPY", "BUY", 0), "attempt"),
+    ],
 )
-def test_foreign_or_malformed_ids_do_not_parse(foreign: str):
-    assert parse_client_order_id(foreign) is None
-
-
-def test_client_order_id_refuses_more_than_128_characters():
-    with pytest.raises(ValueError, match="128"):
-        client_order_id("w" * 120, "SPY", "BUY", "BUY", 1)
-
-
-def test_client_order_id_refuses_attempt_zero():
-    with pytest.raises(ValueError, match="attempt"):
-        client_order_id(WORKFLOW_ID, "SPY", "BUY", "BUY", 0)
+def test_client_order_id_refuses_what_names_no_order(
+    arguments: tuple[str, str, str, int], named: str
+):
+    with pytest.raises(ValueError, match=named):
+        client_order_id(*arguments)
 
 
 def test_daily_run_key():

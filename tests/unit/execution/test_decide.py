@@ -16,14 +16,20 @@ from services.execution.chain import (
     BuyingPowerRead,
     CancelAnswered,
     CancelOrder,
+    CloseAnswered,
+    CloseFound,
+    ClosePosition,
     Command,
     Decision,
+    FindClose,
+    LastTradeRead,
     LookUpOrder,
     Observation,
     OrderLookedUp,
     OrderRead,
     QuoteRead,
     ReadBuyingPower,
+    ReadLastTrade,
     ReadOrder,
     ReadPurpose,
     ReadQuote,
@@ -55,6 +61,7 @@ from shared.broker.models import (
     OrderType,
     Position,
 )
+from shared.broker.order_rules import OrderRule, rule_error
 from shared.broker.request_budget import BudgetShare, RequestBudget
 from shared.events import Event
 from shared.trading import Quote, QuoteSource, Side
@@ -81,6 +88,7 @@ STATUSES = {
     "partially_filled": OrderStatus.PARTIALLY_FILLED,
     "filled": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
+    "pending_cancel": OrderStatus.ACCEPTED,
     "expired": OrderStatus.REJECTED,
     "rejected": OrderStatus.REJECTED,
 }
@@ -135,6 +143,12 @@ def _order(
 
 def quote(bid: str = "100.00", ask: str = "100.50") -> Answer:
     return lambda asked: QuoteRead(_expect(asked, ReadQuote), _quote(bid, ask))
+
+
+def last_trade(price: str | None) -> Answer:
+    return lambda asked: LastTradeRead(
+        _expect(asked, ReadLastTrade), Decimal(price) if price is not None else None
+    )
 
 
 def no_quote() -> Answer:
@@ -196,6 +210,43 @@ def placed(status: str = "accepted") -> Answer:
     return answer
 
 
+def close_found(status: str | None) -> Answer:
+    """The symbol's orders list the close-position order (`status`), or none (None)."""
+
+    def answer(asked: Command) -> Observation:
+        search = _expect(asked, FindClose)
+        if status is None:
+            return CloseFound(search)
+        done = status == "filled"
+        return CloseFound(search, _close_order(status, "0.3" if done else "0", done))
+
+    return answer
+
+
+def closed(error: BrokerError | None = None) -> Answer:
+    def answer(asked: Command) -> Observation:
+        call = _expect(asked, ClosePosition)
+        if error is not None:
+            return CloseAnswered(call, error=error)
+        return CloseAnswered(call, _close_order("accepted", "0", False))
+
+    return answer
+
+
+def _close_order(status: str, filled: str, priced: bool) -> Order:
+    """The market SELL a close-position call made, under an id the broker chose."""
+    return _order(
+        "ord-1",
+        status,
+        filled,
+        "100.00" if priced else None,
+        client_order_id="9b2f-broker-chosen",
+        qty=Decimal("0.3"),
+        order_type=OrderType.MARKET,
+        limit_price=None,
+    )
+
+
 def refused(error: BrokerError) -> Answer:
     return lambda asked: SubmitAnswered(_expect(asked, SubmitOrder), error=error)
 
@@ -255,6 +306,8 @@ def describe(command: Command) -> str:
     match command:
         case ReadQuote():
             return f"quote for {command.purpose}"
+        case ReadLastTrade():
+            return "last trade"
         case ReadSizingFacts():
             return "sizing facts with position" if command.with_position else "sizing facts"
         case ReadBuyingPower():
@@ -263,6 +316,10 @@ def describe(command: Command) -> str:
             return "look up" if command.failure is None else "look up after failure"
         case SubmitOrder():
             return f"submit {command.request.order_type.value}"
+        case FindClose():
+            return "find close" if command.failure is None else "find close after failure"
+        case ClosePosition():
+            return "close position"
         case ReadOrder():
             return f"read order: {command.purpose.value}"
         case CancelOrder():
@@ -358,6 +415,8 @@ WAITING_FOR_BUYING_POWER = walk(
     at_s=10,
 ).decision.chain
 """An escalation to market whose buying-power check found too little, once."""
+CLOSING = walk(LIQUIDATION, PRICE, (quote(), facts(position="0.3"))).decision.chain
+"""A close of the 0.3 shares held of a whole-share asset, recorded, not yet made."""
 REQUESTED_SELL = walk(
     replace(LIQUIDATION, trade_amount=Decimal(-1005), liquidation=False),
     PRICE,
@@ -418,6 +477,43 @@ ROWS = {
             "order.reason": "initial",
         },
     ),
+    "price: a quote that prices no limit above $0 is asked for once more": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.004"), quote(), facts()),
+        asked=("quote for price", "quote for price", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.limit_price": Decimal("100.01"), "requoted": True},
+    ),
+    "price: a quote bad twice is priced and sized at the last trade, to the cent": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.004"), quote("0.001", "0.004"), last_trade("50.005"), facts()),
+        asked=("quote for price", "quote for price", "last trade", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.kind": "limit",
+            "order.limit_price": Decimal("50.00"),
+            "order.qty": Decimal(20),
+            "quote": None,
+        },
+    ),
+    "price: a quote bad twice and no last trade skips the order with the reason": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.004"), quote("0.001", "0.004"), last_trade(None)),
+        asked=("quote for price", "quote for price", "last trade"),
+        state=ChainState.SKIPPED,
+        fields={
+            "order": None,
+            "error_message": "skipped: no limit price for AAA: its quote priced none above $0 "
+            "twice and it has no last trade",
+        },
+    ),
     "price: no quote asks again 0.3 s later": Row(
         PRICING,
         PRICE,
@@ -446,6 +542,76 @@ ROWS = {
         timers=((TimerKind.SUBMIT, 0),),
         at_s=0.9,
         fields={"order.kind": "market", "order.reason": "fallback", "order.qty": Decimal(4)},
+    ),
+    "exit: a fractional holding of a whole-share asset is closed, not floored": Row(
+        LIQUIDATION,
+        PRICE,
+        (quote(), facts(position="0.3")),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.kind": "market",
+            "order.qty": Decimal("0.3"),
+            "order.closes_position": True,
+            "order.requested_at": T0,
+        },
+    ),
+    "exit: whole shares held are sold exactly by a limit order": Row(
+        LIQUIDATION,
+        PRICE,
+        (quote(), facts(position="4")),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.kind": "limit", "order.qty": Decimal(4), "order.closes_position": False},
+    ),
+    "exit: no close made yet makes the close-position call": Row(
+        CLOSING,
+        SUBMIT,
+        (close_found(None), closed()),
+        asked=("find close", "close position"),
+        state=ChainState.WORKING,
+        events=("OrderSubmitted",),
+        timers=((TimerKind.POLL, 2),),
+        fields={"order.broker_order_id": "ord-1"},
+    ),
+    "exit: a close made before a restart is found by listing orders and not made twice": Row(
+        CLOSING,
+        SUBMIT,
+        (close_found("filled"),),
+        asked=("find close",),
+        state=ChainState.FILLED,
+        events=("OrderSubmitted", "OrderFilled"),
+        fields={"order.broker_order_id": "ord-1"},
+    ),
+    "exit: a close whose answer was lost is found after all": Row(
+        CLOSING,
+        SUBMIT,
+        (
+            close_found(None),
+            closed(TransientBrokerError("timed out", code="timeout")),
+            close_found("accepted"),
+        ),
+        asked=("find close", "close position", "find close after failure"),
+        state=ChainState.WORKING,
+        events=("OrderSubmitted",),
+        timers=((TimerKind.POLL, 2),),
+    ),
+    "exit: a close not found after a failed call is retried after a backoff": Row(
+        CLOSING,
+        SUBMIT,
+        (
+            close_found(None),
+            closed(TransientBrokerError("timed out", code="timeout")),
+            close_found(None),
+        ),
+        asked=("find close", "close position", "find close after failure"),
+        state=ChainState.REQUESTED,
+        timers=((TimerKind.SUBMIT, 1),),
+        fields={"order.submit_tries": 1},
     ),
     "submit: the intent is looked up, then submitted and supervised": Row(
         REQUESTED_LIMIT,
@@ -515,6 +681,44 @@ ROWS = {
             "order.reason": "fallback",
             "attempts.0.status": "rejected",
         },
+    ),
+    "submit: a pattern-day-trader refusal fails the chain naming the rule, no market order": Row(
+        REQUESTED_SELL,
+        SUBMIT,
+        (
+            not_found(),
+            refused(
+                rule_error(
+                    OrderRule.PATTERN_DAY_TRADER,
+                    "trade denied due to pattern day trading protection",
+                    code="40310100",
+                    http_status=403,
+                )
+            ),
+        ),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"order.kind": "limit", "attempts.0.status": "rejected"},
+    ),
+    "submit: a wash-trade refusal fails the chain naming the rule, no market order": Row(
+        REQUESTED_LIMIT,
+        SUBMIT,
+        (
+            not_found(),
+            refused(
+                rule_error(
+                    OrderRule.WASH_TRADE,
+                    "potential wash trade detected. use complex orders",
+                    code="40310000",
+                    http_status=403,
+                )
+            ),
+        ),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"order.kind": "limit"},
     ),
     "submit: a refused market order fails the chain": Row(
         REQUESTED_MARKET,
@@ -715,30 +919,69 @@ ROWS = {
         timers=((TimerKind.CANCEL_CHECK, 2),),
         at_s=12,
     ),
-    "cancel check: an unconfirmed re-peg cancel skips the re-peg and keeps working": Row(
+    "cancel check: a cancel still pending past the wait is tracked, nothing sent": Row(
         CANCELLING_REPEG,
         CANCEL_CHECK,
-        (read("accepted"),),
+        (read("pending_cancel"),),
         asked=("read order: cancel_check",),
-        state=ChainState.WORKING,
-        timers=((TimerKind.POLL, 2),),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
         at_s=20,
-        fields={"cancel_purpose": None, "checks": 1, "order.broker_order_id": "ord-1"},
+        fields={"cancel_purpose": "repeg", "cancel_deadline": None, "attempts": ()},
     ),
-    "cancel check: an unconfirmed escalation cancel goes to market anyway": Row(
+    "cancel check: a pending escalation cancel still tracked long after the wait": Row(
+        replace(CANCELLING_ESCALATION, cancel_deadline=None),
+        CANCEL_CHECK,
+        (read("pending_cancel", "4", "100.01"),),
+        asked=("read order: cancel_check",),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
+        at_s=300,
+        fields={"cancel_purpose": "escalation", "order.filled_qty": Decimal(4)},
+    ),
+    "cancel check: a pending escalation cancel that a fill wins ends filled, no market order": Row(
         CANCELLING_ESCALATION,
         CANCEL_CHECK,
-        (read("accepted"), buying_power()),
+        (read("filled", "10", "100.01"),),
+        asked=("read order: cancel_check",),
+        state=ChainState.FILLED,
+        events=("OrderFilled",),
+        at_s=30,
+        fields={"filled_qty": Decimal(10), "attempts.0.status": "filled"},
+    ),
+    "cancel check: an escalation cancel final at last sends only the unfilled rest to market": Row(
+        CANCELLING_ESCALATION,
+        CANCEL_CHECK,
+        (read("canceled", "4", "100.01"), buying_power()),
         asked=("read order: cancel_check", "buying power"),
         state=ChainState.REQUESTED,
-        events=("OrderRequested",),
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
         timers=((TimerKind.SUBMIT, 0),),
-        at_s=20,
+        at_s=30,
         fields={
             "order.kind": "market",
             "order.reason": "escalation",
-            "attempts.0.status": "cancel_unconfirmed",
+            "order.qty": Decimal(6),
+            "attempts.0.status": "canceled",
         },
+    ),
+    "cancel check: an order gone from the broker ends the chain": Row(
+        CANCELLING_ESCALATION,
+        CANCEL_CHECK,
+        (read_nothing(),),
+        asked=("read order: cancel_check",),
+        state=ChainState.FAILED,
+        at_s=12,
+        fields={"error_message": "order not found at the broker"},
+    ),
+    "cancel check: a failed read checks again": Row(
+        CANCELLING_ESCALATION,
+        CANCEL_CHECK,
+        (read_failed(),),
+        asked=("read order: cancel_check",),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
+        at_s=12,
     ),
     "escalation: after the last re-peg the limit is cancelled and the rest sent to market": Row(
         replace(WORKING_LIMIT, checks=1),
@@ -800,6 +1043,46 @@ ROWS = {
         events=("OrderFilled", "OrderCancelled"),
         at_s=40,
         fields={"filled_qty": Decimal(4)},
+    ),
+    "leftover: a market order whose cancel is pending is tracked until it ends": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("accepted"), cancel_taken(), read("pending_cancel")),
+        asked=("read order: supervise", "cancel: leftover", "read order: leftover"),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
+        at_s=40,
+        fields={"cancel_purpose": "leftover"},
+    ),
+    "leftover: a pending leftover cancel that a fill wins ends the chain filled": Row(
+        walk(
+            WORKING_MARKET,
+            POLL,
+            (read("accepted"), cancel_taken(), read("pending_cancel")),
+            at_s=40,
+        ).decision.chain,
+        CANCEL_CHECK,
+        (read("filled", "10", "100.50"),),
+        asked=("read order: cancel_check",),
+        state=ChainState.FILLED,
+        events=("OrderFilled",),
+        at_s=60,
+        fields={"filled_qty": Decimal(10)},
+    ),
+    "leftover: a pending leftover cancel that ends canceled ends the chain": Row(
+        walk(
+            WORKING_MARKET,
+            POLL,
+            (read("accepted"), cancel_taken(), read("pending_cancel")),
+            at_s=40,
+        ).decision.chain,
+        CANCEL_CHECK,
+        (read("canceled"),),
+        asked=("read order: cancel_check",),
+        state=ChainState.FAILED,
+        events=("OrderCancelled",),
+        at_s=60,
+        fields={"cancel_purpose": None, "attempts.1.status": "canceled"},
     ),
     "leftover: a cancel the broker refused is tried again at the next poll": Row(
         WORKING_MARKET,
@@ -922,16 +1205,16 @@ ROWS = {
         at_s=12,
         closes_at_s=130,
     ),
-    "close guard: an unconfirmed close cancel is asked again at the next poll": Row(
+    "close guard: an unconfirmed close cancel is tracked until the order ends, nothing sent": Row(
         CANCELLING_AT_CLOSE,
         CANCEL_CHECK,
-        (read("accepted"),),
+        (read("pending_cancel"),),
         asked=("read order: cancel_check",),
-        state=ChainState.WORKING,
-        timers=((TimerKind.POLL, 2),),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
         at_s=15,
         closes_at_s=120,
-        fields={"cancel_purpose": None},
+        fields={"cancel_purpose": "close", "cancel_deadline": None},
     ),
     "a timer whose work an earlier firing did records nothing": Row(
         WORKING_LIMIT,
@@ -1004,3 +1287,24 @@ def test_with_a_request_budget_polling_slows_as_live_chains_multiply(
     [timer] = decision.timers
     assert timer.kind is TimerKind.POLL
     assert round((timer.due_at - now).total_seconds(), 3) == poll_in_s
+
+
+@pytest.mark.parametrize(
+    ("rule", "said"),
+    [
+        (OrderRule.PATTERN_DAY_TRADER, "trade denied due to pattern day trading protection"),
+        (OrderRule.WASH_TRADE, "potential wash trade detected. use complex orders"),
+        (OrderRule.DAY_TRADING_BUYING_POWER, "insufficient day trading buying power"),
+    ],
+)
+def test_an_account_rule_refusal_names_the_rule_in_the_chain_and_the_rejection(
+    rule: OrderRule, said: str
+) -> None:
+    error = rule_error(rule, said, code="40310000", http_status=403)
+    result = walk(REQUESTED_LIMIT, SUBMIT, (not_found(), refused(error)))
+
+    name = rule.value.replace("_", " ")
+    message = result.decision.chain.error_message or ""
+    assert message.startswith(f"BUY AAA refused under Alpaca's {name} rule: ")
+    assert said in message
+    assert [e.reason for e in result.events if e.event_type == "OrderRejected"] == [message]  # type: ignore[attr-defined]

@@ -37,7 +37,9 @@ from shared.events import (
     OrderRejected,
     OrderRequested,
     OrderSubmitted,
+    client_order_id,
 )
+from shared.trading import Side
 from tests.unit.execution.test_decide import (
     CANCEL_CHECK,
     CANCELLING_ESCALATION,
@@ -81,6 +83,8 @@ from tests.unit.execution.test_decide import (
 
 E = TypeVar("E", bound=Event)
 
+ORDER_ID_1 = client_order_id(WORKFLOW.workflow_id, "AAA", Side.BUY, 1)
+ORDER_ID_2 = client_order_id(WORKFLOW.workflow_id, "AAA", Side.BUY, 2)
 SELL_CHAIN = replace(LIQUIDATION, trade_amount=Decimal(-1005), liquidation=False)
 """A SELL of about 10 shares that is not a liquidation."""
 WHOLE_SHARES = AssetInfo(tradable=True, fractionable=False)
@@ -192,13 +196,13 @@ ROWS_FOUND_BY_MUTATION = {
         at_s=10,
         fields={"attempts.0.status": "filled"},
     ),
-    "cancel check: an unconfirmed escalation sends only what is still unfilled to market": Row(
+    "cancel check: an escalation cancel final at last sends only the unfilled rest to market": Row(
         CANCELLING_ESCALATION,
         CANCEL_CHECK,
-        (read("partially_filled", "4", "100.01"), buying_power()),
+        (read("canceled", "4", "100.01"), buying_power()),
         asked=("read order: cancel_check", "buying power"),
         state=ChainState.REQUESTED,
-        events=("OrderRequested",),
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
         timers=((TimerKind.SUBMIT, 0),),
         at_s=20,
         fields={
@@ -292,7 +296,8 @@ ROWS_FOUND_BY_MUTATION = {
         fields={"order.kind": "market", "order.qty": Decimal("0.4")},
     ),
     "poll: a BUY remainder is valued at the ask it would pay": Row(
-        FRACTIONAL_WORKING_LIMIT,
+        # 0.00992 shares: $1.00192 at the ask of 101.00, $0.99 at the mid
+        replace(FRACTIONAL_WORKING_LIMIT, quote=quoted("99.00", "101.00")),
         POLL,
         (read("canceled", "9.99008", "100.01"),),
         asked=("read order: supervise",),
@@ -412,7 +417,7 @@ ROWS_FOUND_BY_MUTATION = {
         events=("OrderRejected",),
         at_s=10,
         fields={
-            "error_message": "order alc:wf-1:AAA:b:buy:2 rejected by the broker (rejected)",
+            "error_message": f"order {ORDER_ID_2} rejected by the broker (rejected)",
             "attempts.1.status": "rejected",
             "attempts.1.broker_order_id": "ord-1",
         },
@@ -583,7 +588,7 @@ def test_each_ended_order_is_recorded_with_its_limit_broker_id_and_how_it_ended(
 
     assert first == AttemptRecord(
         kind="limit",
-        client_order_id="alc:wf-1:AAA:b:buy:1",
+        client_order_id=ORDER_ID_1,
         limit_price=Decimal("100.01"),
         broker_order_id="ord-1",
         status="canceled",
@@ -615,7 +620,7 @@ def test_an_untradable_asset_is_rejected_as_attempt_one_caused_by_the_plan() -> 
 
     (rejected,) = of_type(result.events, OrderRejected)
     assert rejected.causation_id == WORKFLOW.plan_event_id
-    assert (rejected.attempt, rejected.client_order_id) == (1, "alc:wf-1:AAA:b:buy:1")
+    assert (rejected.attempt, rejected.client_order_id) == (1, ORDER_ID_1)
     assert (rejected.reason, rejected.broker_code, rejected.retryable) == (
         "asset AAA is not tradable",
         "NOT_TRADABLE",

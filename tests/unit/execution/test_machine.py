@@ -405,9 +405,11 @@ async def test_cancel_confirmed_late_is_awaited_on_a_timer_before_the_repeg(
     assert run.of(TradeExecuted)[0].success
 
 
-async def test_unconfirmed_cancel_skips_the_repeg_and_counts_as_a_check(machine: Machine) -> None:
+async def test_an_unconfirmed_cancel_is_tracked_until_the_order_ends_and_only_then_replaced(
+    machine: Machine,
+) -> None:
     broker = broker_for(AAA=Fill.MARKET_ONLY)
-    broker.cancel_delays["AAA"] = 10**6
+    broker.cancel_delays["AAA"] = 8  # reads of the order before a cancel shows
     run = await machine.start(broker, [line("AAA", "BUY", "1005")])
 
     await run.run_to_end()
@@ -415,10 +417,13 @@ async def test_unconfirmed_cancel_skips_the_repeg_and_counts_as_a_check(machine:
     requests = run.of(OrderRequested)
     assert [(r.reason, r.order_type) for r in requests] == [
         ("initial", "LIMIT"),
+        ("repeg", "LIMIT"),
         ("escalation", "MARKET"),
     ]
-    assert run.seconds(requests[1].occurred_at) == 10 + 10 + 10 + 2
-    assert run.state.chains[0].checks == 2
+    # the cancel asked at 10 s is read at once and then every 2 s; the eighth read shows it
+    assert run.seconds(requests[1].occurred_at) == 10 + 7 * 2
+    assert len(broker.orders) == 3 and run.state.chains[0].checks == 2
+    assert run.of(TradeExecuted)[0].success
 
 
 async def test_no_quote_after_three_attempts_sends_a_liquidation_to_market(

@@ -22,6 +22,7 @@ from services.execution.machine import (
 from services.execution.policy import ExecutionPolicy
 from services.execution.state import ChainState, WorkflowPhase
 from shared.broker.models import Order, OrderStatus, OrderType
+from shared.events.ids import client_order_id
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted
 from shared.settings import load_settings
@@ -156,23 +157,27 @@ def open_order(order_id: str, client_order_id: str) -> Order:
 
 
 def test_open_orders_of_earlier_workflows_are_stale_and_others_foreign() -> None:
+    mine = client_order_id("wf-1", "AAA", Side.BUY, 1)
     orders = [
-        open_order("o-1", "alc:wf-0:AAA:b:buy:1"),
+        open_order("o-1", client_order_id("wf-0", "AAA", Side.BUY, 1)),
         open_order("o-2", "manual-7"),
-        open_order("o-3", "alc:wf-1:AAA:b:buy:1"),
-        open_order("o-4", "alc:unreadable"),
+        open_order("o-3", mine),
+        open_order("o-4", "alc:wf-0:AAA:b:buy:1"),  # an earlier workflow's, in the old format
+        open_order("o-5", "alc:wf-1:AAA:b:buy:2"),  # this workflow's, in the old format
+        open_order("o-6", "alc:unreadable"),
     ]
 
-    stale, foreign = stale_and_foreign("wf-1", orders)
+    stale, foreign = stale_and_foreign({mine, "alc:wf-1:AAA:b:buy:2"}, orders)
 
-    assert [order.broker_order_id for order in stale] == ["o-1", "o-4"]
+    assert [order.broker_order_id for order in stale] == ["o-1", "o-4", "o-6"]
     assert [order.broker_order_id for order in foreign] == ["o-2"]
     assert all(order.own for order in stale) and not foreign[0].own
 
 
 def test_stale_orders_hold_the_sell_phase_until_checked_and_none_open_it_at_once() -> None:
     state = workflow(line("AAA", "SELL", "-500", "0"))
-    stale, foreign = stale_and_foreign("wf-1", [open_order("o-1", "alc:wf-0:AAA:b:buy:1")])
+    earlier = open_order("o-1", client_order_id("wf-0", "AAA", Side.BUY, 1))
+    stale, foreign = stale_and_foreign(set(), [earlier])
 
     waiting = after_stale_cancel(state, stale, foreign, T0, POLICY)
     started = after_stale_cancel(state, (), foreign, T0, POLICY)

@@ -8,6 +8,7 @@ import pytest
 from services.execution.pricing import (
     initial_limit_price,
     is_valid_quote,
+    last_trade_limit_price,
     remainder_reference_price,
     remaining_is_negligible,
     repeg_price,
@@ -65,8 +66,14 @@ def test_rest_quote_with_no_side_is_no_quote() -> None:
     assert rest_quote(quote("0", "0", ("0", "0"))) is None
 
 
-def test_a_sub_cent_price_is_raised_to_one_cent() -> None:
-    assert initial_limit_price(SELL, quote("0.001", "0.004")) == Decimal("0.01")
+def test_a_sub_cent_quote_prices_no_limit_above_zero_never_a_cent() -> None:
+    assert initial_limit_price(SELL, quote("0.001", "0.004")) == Decimal("0.00")
+    assert initial_limit_price(BUY, quote("0.001", "0.004")) == Decimal("0.00")
+
+
+def test_the_last_trade_prices_a_limit_to_the_cent_when_positive() -> None:
+    assert last_trade_limit_price(Decimal("12.345")) == Decimal("12.34")
+    assert last_trade_limit_price(Decimal("0.004")) is None
 
 
 def test_prices_are_quantised_to_cents_half_even() -> None:

@@ -18,6 +18,7 @@ from services.execution.sizing import (
     preflight,
     remaining_quantity,
     size_order,
+    spendable_buying_power,
 )
 from shared.trading import Side
 
@@ -123,6 +124,36 @@ SIZING_CASES = {
         position_qty="10",
         qty_available="6",
     ),
+    "liquidation-sells-a-fractional-holding-of-a-whole-share-asset-exactly": SizingCase(
+        Side.SELL,
+        "-30",
+        "100",
+        WHOLE_SHARES,
+        sized("0.3"),
+        liquidation=True,
+        position_qty="0.3",
+        qty_available="0.3",
+    ),
+    "liquidation-sells-the-exact-quantity-beyond-six-decimals": SizingCase(
+        Side.SELL,
+        "-700",
+        "100",
+        FRACTIONABLE,
+        sized("7.2273576"),
+        liquidation=True,
+        position_qty="7.2273576",
+        qty_available="7.2273576",
+    ),
+    "liquidation-with-the-asset-unknown-is-not-floored": SizingCase(
+        Side.SELL,
+        "-500",
+        "100",
+        None,
+        sized("5.5"),
+        liquidation=True,
+        position_qty="5.5",
+        qty_available="5.5",
+    ),
     "nothing-available-to-sell-is-skipped": SizingCase(
         Side.SELL, "-1000", "100", WHOLE_SHARES, skipped(ROUNDS_TO_ZERO), qty_available="0"
     ),
@@ -218,3 +249,21 @@ def test_only_a_sell_to_a_zero_target_is_a_liquidation() -> None:
     assert is_liquidation(Side.SELL, Decimal(0))
     assert not is_liquidation(Side.SELL, Decimal("0.1"))
     assert not is_liquidation(Side.BUY, Decimal(0))
+
+
+@pytest.mark.parametrize(
+    ("buying_power", "day_trading", "flagged", "spendable"),
+    [
+        ("5000", None, False, "5000"),  # no day-trading figure reported
+        ("5000", "3000", False, "3000"),  # a margin account: the smaller binds
+        ("5000", "8000", True, "5000"),
+        ("5000", "0", True, "0"),  # a pattern day trader with none left
+        ("5000", "0", False, "5000"),  # a cash account reports 0: not a limit
+    ],
+)
+def test_a_buy_spends_the_smaller_of_the_two_buying_powers_on_a_margin_account(
+    buying_power: str, day_trading: str | None, flagged: bool, spendable: str
+) -> None:
+    assert spendable_buying_power(
+        Decimal(buying_power), Decimal(day_trading) if day_trading else None, flagged
+    ) == Decimal(spendable)

@@ -236,7 +236,7 @@ class Workflow:
             self.add(
                 OrderRejected(
                     **self._envelope("execution"),
-                    client_order_id=client_order_id(self.id, "TQQQ", "BUY", "BUY", 1),
+                    client_order_id=client_order_id(self.id, "TQQQ", "BUY", 1),
                     symbol="TQQQ",
                     side="BUY",
                     phase="BUY",
@@ -281,7 +281,7 @@ class Workflow:
         def fields(symbol: str, side: Side, attempt: int) -> dict[str, object]:
             return {
                 **self._envelope("execution"),
-                "client_order_id": client_order_id(self.id, symbol, side, side, attempt),
+                "client_order_id": client_order_id(self.id, symbol, side, attempt),
                 "symbol": symbol,
                 "side": side,
                 "phase": side,
@@ -341,7 +341,7 @@ class Workflow:
             error_message=None if success else "insufficient buying power",
             timestamp=STARTED_AT,
             order_type="LIMIT",
-            client_order_id=client_order_id(self.id, symbol, side, side, 1),
+            client_order_id=client_order_id(self.id, symbol, side, 1),
             requested_qty=Decimal(asked),
             filled_qty=Decimal(filled),
             avg_fill_price=Decimal(price) if price else None,
