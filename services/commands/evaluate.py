@@ -155,8 +155,9 @@ def evaluate(
         Path,
         typer.Option(
             "--bars",
-            help="Daily bars (Parquet, .csv or .csv.gz: date,symbol,open,high,low,close,volume); "
-            "its symbols are the asset universe.",
+            help="Daily bars: a file (Parquet, .csv or .csv.gz: "
+            "date,symbol,open,high,low,close,volume) or a bar store (a data directory or its "
+            "bars/); its symbols are the asset universe.",
             show_default=False,
         ),
     ],
@@ -235,8 +236,8 @@ def _evaluate_files(
 
     from services.strategy.allocation_config import AllocationConfigError, load_allocation_config
     from services.strategy.signals import StrategyFailure, decide_dates
+    from shared.marketdata.bar_source import load_bar_source
     from shared.marketdata.bars import BarDataError
-    from shared.marketdata.bars_file import load_bars
 
     allocation_config = None
     if config is not None:
@@ -247,7 +248,7 @@ def _evaluate_files(
         for warning in allocation_config.warnings:
             _stderr(f"warning: {warning}")
     try:
-        snapshot = load_bars(bars)
+        snapshot = load_bar_source(bars).bars
     except BarDataError as error:
         raise _usage_error(str(error)) from None
 

@@ -229,3 +229,25 @@ def test_evaluate_loads_no_service_framework(workspace: Path) -> None:
     assert jsonl(completed.stdout) == [
         {"strategy": "a.clj", "as_of": "2024-01-08", "weights": {"SPY": 1.0}}
     ]
+
+
+@pytest.mark.parametrize("bars", ["data/bars", "data"])
+def test_a_bar_store_directory_is_accepted_as_bars(workspace: Path, bars: str) -> None:
+    """`--bars data/bars` (as docs/operations.md writes it) or the data directory itself."""
+    from shared.marketdata.barstore import BarStore
+
+    BarStore(workspace / "data").import_csv(workspace / "bars.csv")
+    completed = run_cli(workspace, "b.clj", "--bars", bars, "--as-of", "2024-01-08")
+    assert completed.returncode == 0, completed.stderr
+    assert jsonl(completed.stdout) == [
+        {"strategy": "b.clj", "as_of": "2024-01-08", "weights": {"SPY": 0.5, "TLT": 0.5}}
+    ]
+
+
+def test_a_directory_without_a_bar_store_is_named(workspace: Path) -> None:
+    (workspace / "empty").mkdir()
+    completed = run_cli(workspace, "a.clj", "--bars", "empty", "--as-of", "2024-01-08")
+    assert completed.returncode == 2
+    assert "empty: no bar store" in completed.stderr
+    assert "alchemiser data import" in completed.stderr
+    assert not (workspace / "empty" / ".bars.lock").exists()
