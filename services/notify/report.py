@@ -225,14 +225,14 @@ def _strategies(signal: SignalGenerated | None) -> tuple[StrategyReport, ...]:
             strategy=item.strategy,
             weight=item.weight,
             allocation=_sorted_weights(item.allocation),
-            trace=tuple(_trace_line(step) for step in item.trace),
+            trace=tuple(trace_line(step) for step in item.trace),
             trace_truncated=item.trace_truncated,
         )
         for item in signal.strategies
     )
 
 
-def _trace_line(step: DecisionStep) -> TraceLine:
+def trace_line(step: DecisionStep) -> TraceLine:
     return TraceLine(
         kind=step.kind,
         span=step.span,
