@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from services.notify.formatting import money, percent, quantity, signed_money
-from services.notify.report import ReportError, WorkflowReport, build_report
+from services.notify.report import SYNTHETIC_LABEL, ReportError, WorkflowReport, build_report
 from services.strategy.workflow_status import WorkflowView
 from shared.events import Event
 
@@ -39,6 +39,8 @@ def summary_lines(
     except ReportError as error:
         yield f"  no report: {error}"
         return
+    if report.synthetic_data:
+        yield f"  bars: {SYNTHETIC_LABEL}"
     yield from _signals(report)
     yield from _plan(report)
     yield from _orders(report)

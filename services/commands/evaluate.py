@@ -24,10 +24,10 @@ import typer
 
 if TYPE_CHECKING:
     from services.strategy.allocation_config import AllocationConfig
-    from shared.marketdata.bars import BarSnapshot
-    from shared.settings import Settings
     from services.strategy.dsl.ast import Symphony
     from services.strategy.signals import StrategyDecision, StrategyFailure
+    from shared.marketdata.bars import BarSnapshot
+    from shared.settings import Settings
 
 CONSOLIDATED = "consolidated"
 
@@ -275,7 +275,8 @@ def _refuse_stale_bars(snapshot: BarSnapshot, bars: Path, dates: Sequence[date])
         if staleness.sessions or staleness.beyond_calendar:
             raise _usage_error(
                 f"--as-of {day.isoformat()} is {staleness.describe()} after the last bar "
-                f"({last_bar.isoformat()}) of {bars}; evaluate on or before {last_bar.isoformat()}, "
+                f"({last_bar.isoformat()}) of {bars}; evaluate on or before "
+                f"{last_bar.isoformat()}, "
                 "or add the missing bars (`alchemiser data fetch` or `alchemiser data import "
                 "FILE.csv`)"
             )

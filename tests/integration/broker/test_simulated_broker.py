@@ -278,12 +278,8 @@ async def test_touch_fills_a_limit_inside_the_spread_at_the_far_touch_and_leaves
         inside = await broker.submit_order(
             limit("SPY", Side.BUY, "2", "599.71", "alc:w1:SPY:b:1:1")
         )
-        sold = await broker.submit_order(
-            limit("SPY", Side.SELL, "1", "600.29", "alc:w1:SPY:s:1:1")
-        )
-        below = await broker.submit_order(
-            limit("SPY", Side.BUY, "1", "590.00", "alc:w1:SPY:b:2:1")
-        )
+        sold = await broker.submit_order(limit("SPY", Side.SELL, "1", "600.29", "alc:w1:SPY:s:1:1"))
+        below = await broker.submit_order(limit("SPY", Side.BUY, "1", "590.00", "alc:w1:SPY:b:2:1"))
         account = await broker.get_account()
     finally:
         await broker.close()

@@ -16,8 +16,8 @@ from services.backtest.result import Timing
 from services.backtest.simulation import TradingRules
 from services.strategy.dsl.compiler import parse_symphony
 from services.strategy.signals import files_hash
-from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.bar_source import BarSource
+from shared.marketdata.bars import BarSnapshot
 
 HALF_AND_HALF = '(defsymphony "half" {} (weight-equal [(asset "AAA") (asset "BBB")]))'
 AAA_ABOVE_11 = (

@@ -56,6 +56,15 @@ def test_success_subject_banner_and_status_line() -> None:
     assert report.text.startswith("Trading execution completed. Success: True\n")
 
 
+def test_a_run_on_the_synthetic_sample_says_so_in_every_part() -> None:
+    workflow = workflows.Workflow().started().signal(synthetic=True).planned().executed()
+    report = rendered(workflow.completed())
+
+    for body in (report.html, report.text, report.summary):
+        assert "synthetic sample data" in body
+    assert "synthetic" not in rendered(workflows.success()).text.lower()
+
+
 def test_success_sections_show_signals_decisions_plan_orders_and_portfolio() -> None:
     html = rendered(workflows.success()).html
 

@@ -89,9 +89,10 @@ class Workflow:
         )
         return self
 
-    def signal(self, *, missing_score: bool = False) -> Workflow:
+    def signal(self, *, missing_score: bool = False, synthetic: bool = False) -> Workflow:
         """`missing_score` gives a filter candidate a NaN score (too little history); such an
-        event only lives in memory: NaN does not survive the JSON round trip of the store."""
+        event only lives in memory: NaN does not survive the JSON round trip of the store.
+        `synthetic`: the bars were the generated sample."""
         strategies = (
             StrategySignal(
                 strategy="1-KMLM",
@@ -139,6 +140,7 @@ class Workflow:
                 ),
                 as_of=date(2026, 3, 2),
                 bars_hash="sha256:ab12",
+                synthetic_bars=synthetic,
                 strategy_files_hash="sha256:cd34",
                 signal_fingerprint=signal_fingerprint(TARGETS),
             )
