@@ -75,7 +75,7 @@ def _plan(report: WorkflowReport) -> Iterator[str]:
     yield ""
     yield "Plan"
     yield from table(
-        ["symbol", "action", "target", "current", "target $", "current $", "trade $"],
+        ["symbol", "action", "target", "current", "target $", "current $", "trade $", "why"],
         [
             [
                 row.symbol,
@@ -85,6 +85,7 @@ def _plan(report: WorkflowReport) -> Iterator[str]:
                 money(row.target_value),
                 money(row.current_value),
                 signed_money(row.trade_amount),
+                row.note or "",
             ]
             for row in report.plan
         ],

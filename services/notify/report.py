@@ -14,6 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, TypeVar
 
+from services.notify.formatting import money
 from shared.events import (
     DecisionStep,
     Event,
@@ -25,6 +26,7 @@ from shared.events import (
     OrderRejected,
     OrderRequested,
     OrderSubmitted,
+    PlanItem,
     RebalancePlanned,
     SignalGenerated,
     TradeExecuted,
@@ -77,6 +79,9 @@ class PlanRow:
     target_value: Decimal
     current_value: Decimal
     trade_amount: Decimal
+    note: str | None = None
+    """Why a symbol off its target is not traded in full (docs/trading-rules.md, Minimum trade /
+    Buy budget), derived from the plan's own values and its recorded threshold."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,7 @@ def trace_line(step: DecisionStep) -> TraceLine:
 def _plan(planned: RebalancePlanned | None) -> tuple[PlanRow, ...] | None:
     if planned is None:
         return None
+    threshold = planned.rebalance_plan.metadata.min_trade_threshold
     return tuple(
         PlanRow(
             symbol=item.symbol,
@@ -264,9 +270,25 @@ def _plan(planned: RebalancePlanned | None) -> tuple[PlanRow, ...] | None:
             target_value=item.target_value,
             current_value=item.current_value,
             trade_amount=item.trade_amount,
+            note=plan_note(item, threshold),
         )
         for item in sorted(planned.items, key=lambda item: item.symbol)
     )
+
+
+def plan_note(item: PlanItem, threshold: Decimal) -> str | None:
+    """Why the plan trades less than the gap between target and current value: a gap under the
+    minimum trade θ is held, and BUYs beyond the buy budget are scaled down (to nothing when
+    less than θ is left). None when the plan trades the whole gap."""
+    gap = item.target_value - item.current_value
+    if gap == 0 or item.trade_amount == gap:
+        return None
+    verb = "bought" if gap > 0 else "sold"
+    if item.action == "HOLD" and abs(gap) < threshold:
+        return f"not {verb}: {money(abs(gap))} is below the minimum trade of {money(threshold)}"
+    if item.action == "HOLD":
+        return f"not {verb}: the buy budget (cash and sales less the cash reserve) ran out"
+    return f"scaled to {money(abs(item.trade_amount))} of {money(abs(gap))} to fit the buy budget"
 
 
 def _execution(executed: TradeExecuted | None) -> Execution | None:

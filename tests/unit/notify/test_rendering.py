@@ -65,6 +65,15 @@ def test_a_run_on_the_synthetic_sample_says_so_in_every_part() -> None:
     assert "synthetic" not in rendered(workflows.success()).text.lower()
 
 
+def test_a_target_below_the_minimum_trade_says_why_it_is_held() -> None:
+    workflow = workflows.Workflow().started().signal().planned(small=True).executed()
+    report = rendered(workflow.completed())
+
+    why = "not bought: $800.00 is below the minimum trade of $1,000.00"
+    assert why in report.text and why in report.html
+    assert "TQQQ" in report.text and "below the minimum trade" not in report.text.split("TQQQ")[1]
+
+
 def test_success_sections_show_signals_decisions_plan_orders_and_portfolio() -> None:
     html = rendered(workflows.success()).html
 

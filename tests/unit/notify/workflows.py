@@ -147,7 +147,7 @@ class Workflow:
         )
         return self
 
-    def planned(self, *, trades: bool = True) -> Workflow:
+    def planned(self, *, trades: bool = True, small: bool = False) -> Workflow:
         def item(symbol: str, current: str, target: str) -> PlanItem:
             current_value, target_value = Decimal(current), Decimal(target)
             trade = target_value - current_value if trades else Decimal(0)
@@ -169,6 +169,10 @@ class Workflow:
             item("TLT", "40000.00", "20000.00"),
             item("TQQQ", "0", "30000.00"),
         )
+        if small:
+            # A target worth less than the minimum trade ($1,000.00): held, never bought.
+            small_item = item("BIL", "0", "800.00")
+            items += (small_item.model_copy(update={"action": "HOLD", "trade_amount": Decimal(0)}),)
         self.add(
             RebalancePlanned(
                 **self._envelope("portfolio"),
