@@ -7,7 +7,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from services.notify.formatting import money, percent, quantity, signed_money
-from services.notify.report import SYNTHETIC_LABEL, ReportError, WorkflowReport, build_report
+from services.notify.report import (
+    SYNTHETIC_LABEL,
+    VALUATION_NOTE,
+    ReportError,
+    WorkflowReport,
+    build_report,
+)
 from services.strategy.workflow_status import WorkflowView
 from shared.events import Event
 
@@ -131,6 +137,7 @@ def _portfolio(report: WorkflowReport) -> Iterator[str]:
         f"{money(portfolio.total_after) if portfolio.after_known else 'unknown'} after; "
         f"cash {money(portfolio.cash_before)} -> {money(portfolio.cash_after)}"
     )
+    yield f"  {VALUATION_NOTE}"
     if portfolio.holdings:
         yield from table(
             ["symbol", "qty before", "value before", "qty after", "value after", "weight"],

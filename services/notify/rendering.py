@@ -20,7 +20,13 @@ import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.notify import formatting
-from services.notify.report import SYNTHETIC_LABEL, TraceLine, WorkflowReport, build_report
+from services.notify.report import (
+    SYNTHETIC_LABEL,
+    VALUATION_NOTE,
+    TraceLine,
+    WorkflowReport,
+    build_report,
+)
 from shared.events import (
     Event,
     TradeExecuted,
@@ -204,6 +210,7 @@ def render_report(
         "context_rows": _context_rows(report),
         "actions": RECOMMENDED_ACTIONS,
         "synthetic_label": SYNTHETIC_LABEL,
+        "valuation_note": VALUATION_NOTE,
     }
     return RenderedReport(
         subject=subject(report),

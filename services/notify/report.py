@@ -42,6 +42,13 @@ SYNTHETIC_LABEL = (
     "prices; never trade on these signals"
 )
 """How every report of a run on the generated sample says so (the console, the email, chat)."""
+VALUATION_NOTE = (
+    "Every value is at the planning price, the mid of the symbol's quote when the plan was made "
+    "(the plan's current values too); cash moves at the fill prices, so before minus after is "
+    "what trading cost. The broker marks positions at its last trade, so its own figures can "
+    "differ by cents."
+)
+"""Which price the plan and the portfolio sections use, said where they are shown."""
 E = TypeVar("E", bound=Event)
 
 
@@ -118,10 +125,13 @@ class HoldingRow:
 
 @dataclass(frozen=True)
 class Portfolio:
-    """Before = the plan's snapshot; after = before plus the recorded fills, a position that
-    traded valued at its average fill price, one that did not at its snapshot market value, so
-    a run without fills ends where it started (no new quote is asked for: the report only says
-    what the events say)."""
+    """Before = the plan's snapshot; after = before plus the recorded fills (cash moves by the
+    fill prices). Every holding, before and after, is valued at one price per run: the planning
+    price the plan valued it at (docs/trading-rules.md, Planning prices), so the plan's current
+    value, the value before and the value after of an untraded holding are the same number, and
+    before minus after is what trading cost at those prices. No new quote is asked for: the
+    report only says what the events say. A symbol the plan never priced (none, in a plan the
+    planner made) is valued at its fill price."""
 
     holdings: tuple[HoldingRow, ...]
     cash_before: Decimal
@@ -379,9 +389,8 @@ def _portfolio(
     if planned is None:
         return None
     snapshot = planned.snapshot
+    prices = planning_prices(planned)
     qty_before = {position.symbol: position.qty for position in snapshot.positions}
-    value_before = {position.symbol: position.market_value for position in snapshot.positions}
-    fill_price: dict[str, Decimal] = {}
     qty_after = dict(qty_before)
     cash_after = snapshot.cash
     fills = executed.execution_data.orders if executed is not None else ()
@@ -391,17 +400,16 @@ def _portfolio(
         signed = order.filled_qty if order.action == "BUY" else -order.filled_qty
         qty_after[order.symbol] = qty_after.get(order.symbol, Decimal(0)) + signed
         cash_after -= signed * order.avg_fill_price
-        fill_price[order.symbol] = order.avg_fill_price
-    values_after = {
-        symbol: qty * fill_price[symbol] if symbol in fill_price else value_before[symbol]
-        for symbol, qty in qty_after.items()
-    }
+        prices.setdefault(order.symbol, order.avg_fill_price)
+    values_before = {symbol: qty * prices[symbol] for symbol, qty in qty_before.items()}
+    values_after = {symbol: qty * prices[symbol] for symbol, qty in qty_after.items()}
+    total_before = snapshot.cash + sum(values_before.values(), Decimal(0))
     total_after = cash_after + sum(values_after.values(), Decimal(0))
     holdings = tuple(
         HoldingRow(
             symbol=symbol,
             qty_before=qty_before.get(symbol, Decimal(0)),
-            value_before=value_before.get(symbol, Decimal(0)),
+            value_before=values_before.get(symbol, Decimal(0)),
             qty_after=qty_after[symbol],
             value_after=values_after[symbol],
             weight_after=values_after[symbol] / total_after if total_after > 0 else None,
@@ -412,10 +420,20 @@ def _portfolio(
         holdings=holdings,
         cash_before=snapshot.cash,
         cash_after=cash_after,
-        total_before=snapshot.portfolio_value,
+        total_before=total_before,
         total_after=total_after,
         after_known=executed is not None,
     )
+
+
+def planning_prices(planned: RebalancePlanned) -> dict[str, Decimal]:
+    """The price the plan valued each symbol at: a held position's recorded price, else the mid
+    of the symbol's recorded quote (docs/trading-rules.md, Planning prices)."""
+    prices = {
+        quote.symbol: mid for quote in planned.snapshot.quotes if (mid := quote.mid()) is not None
+    }
+    prices |= {position.symbol: position.price for position in planned.snapshot.positions}
+    return prices
 
 
 def _foreign_orders(

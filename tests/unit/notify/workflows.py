@@ -1,7 +1,8 @@
 """Hand-built event lists of whole workflows, one per way a run can end, for the notify tests.
 
-The account: $10,000.00 cash, SPY 100 @ $500.00 and TLT 400 @ $100.00 (PV $100,000.00); the
-target SPY 50 %, TQQQ 30 %, TLT 20 %: SPY holds, TLT sells $20,000.00, TQQQ buys $30,000.00.
+The account: $10,000.00 cash, SPY 100 @ $500.00 and TLT 400 @ $100.00 (PV $100,000.00), quoted
+at those mids (TQQQ at 74.85); the target SPY 50 %, TQQQ 30 %, TLT 20 %: SPY holds, TLT sells
+$20,000.00, TQQQ buys $30,000.00.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from shared.events import (
     signal_fingerprint,
 )
 from shared.events.types import FailureStep
-from shared.trading import Side
+from shared.trading import Quote, QuoteSource, Side
 
 SOURCES = {
     "signal_generation": "strategy",
@@ -52,6 +53,18 @@ SOURCES = {
 }
 STARTED_AT = datetime(2026, 3, 2, 20, 45, 0, tzinfo=UTC)
 TARGETS = {"SPY": Decimal("0.5"), "TQQQ": Decimal("0.3"), "TLT": Decimal("0.2")}
+
+
+def quote(symbol: str, bid: str, ask: str) -> Quote:
+    return Quote(
+        symbol=symbol,
+        bid=Decimal(bid),
+        ask=Decimal(ask),
+        bid_size=Decimal(100),
+        ask_size=Decimal(100),
+        as_of=STARTED_AT,
+        source=QuoteSource.REST,
+    )
 
 
 class Workflow:
@@ -214,6 +227,14 @@ class Workflow:
                             price=Decimal("100.00"),
                             market_value=Decimal("40000.00"),
                         ),
+                    ),
+                    quotes=tuple(
+                        quote(symbol, bid, ask)
+                        for symbol, bid, ask in (
+                            ("SPY", "499.95", "500.05"),
+                            ("TLT", "99.95", "100.05"),
+                            ("TQQQ", "74.80", "74.90"),
+                        )
                     ),
                     as_of=STARTED_AT,
                 ),
