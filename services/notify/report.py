@@ -87,8 +87,8 @@ class PlanRow:
     current_value: Decimal
     trade_amount: Decimal
     note: str | None = None
-    """Why a symbol off its target is not traded in full (docs/trading-rules.md, Minimum trade /
-    Buy budget), derived from the plan's own values and its recorded threshold."""
+    """Why a symbol off its target is not traded in full, derived from the plan's own values and
+    its recorded threshold (docs/trading-rules.md, Minimum trade; and its Buy budget)."""
 
 
 @dataclass(frozen=True)
