@@ -17,17 +17,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import zip_longest
 from pathlib import Path
 
 from services.embedded import EmbeddedSystem
 from services.execution import sizing
 from services.execution.assets import AssetCache
+from services.notify.rendering import step_text
+from services.notify.report import trace_line
 from services.portfolio import plan_mapping
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from services.registry import ServiceName
-from services.strategy.signal_events import recorded_signal, target_allocations
-from services.strategy.signals import decide, load_strategy_set
+from services.strategy.signal_events import recorded_signal, strategy_signals, target_allocations
+from services.strategy.signals import SignalDecision, decide, load_strategy_set
 from services.strategy.symphonies import configured_strategy_config
 from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
@@ -37,12 +40,12 @@ from shared.events import Event
 from shared.events.ids import signal_fingerprint
 from shared.events.orders import OrderRequested
 from shared.events.plans import RebalancePlanned
-from shared.events.signals import SignalGenerated
+from shared.events.signals import DecisionStep, SignalGenerated, StrategySignal
 from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
 from shared.marketdata.bars import BarSnapshot
 from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
-from shared.trading import Side
+from shared.trading import Quote, Side, flat_quote
 from shared.workflow import is_finished, workflow_state
 
 
@@ -68,12 +71,18 @@ class ReplayResult:
     recorded_plan: tuple[Decision, ...]
     orders: tuple[Decision, ...]
     recorded_orders: tuple[Decision, ...]
+    flipped: tuple[str, ...] = ()
+    """Per strategy whose decision path differs from the recording, its first differing step."""
+    notes: tuple[str, ...] = ()
+    """How the replay priced what the recording never priced."""
 
     @property
     def differences(self) -> list[str]:
-        return differences("plan", self.plan, self.recorded_plan) + differences(
-            "orders", self.orders, self.recorded_orders
-        )
+        return [
+            *self.flipped,
+            *differences("plan", self.plan, self.recorded_plan),
+            *differences("orders", self.orders, self.recorded_orders),
+        ]
 
 
 def differences(
@@ -129,15 +138,19 @@ async def replay_workflow(
     if start is None:
         raise ReplayError(f"event {from_event} is not part of workflow {events[0].correlation_id}")
     recorded_targets = plan_mapping.target_weights(signal)
+    flipped: tuple[str, ...] = ()
     if strategies_dir is not None or start.event_type == "WorkflowStarted":
-        targets = _replayed_targets(settings, signal, strategies_dir)
+        decision = _replayed_decision(settings, signal, strategies_dir)
+        targets = target_allocations(decision.target_weights)
+        flipped = flipped_conditions(signal.strategies, strategy_signals(decision))
     else:
         targets = recorded_targets
+    quotes = _Quotes.of(events, plan, settings, signal.as_of, targets)
     if start.event_type in ("WorkflowStarted", "SignalGenerated") or strategies_dir is not None:
-        plan_lines = await _plan_lines(plan, targets, settings, broker)
+        plan_lines = _plan_lines(plan, targets, settings, quotes)
     else:
         plan_lines = _recorded_plan(plan)
-    orders = await _orders(events, plan, plan_lines, broker, settings)
+    orders = await _orders(plan, plan_lines, broker, settings, quotes)
     return ReplayResult(
         workflow_id=events[0].correlation_id,
         started_from=start.event_type,
@@ -147,18 +160,65 @@ async def replay_workflow(
         recorded_plan=tuple(sorted(d for d in _recorded_plan(plan) if d.action != "HOLD")),
         orders=tuple(sorted(orders)),
         recorded_orders=_initial_orders(events),
+        flipped=flipped,
+        notes=quotes.notes,
     )
 
 
-def _replayed_targets(
+SHADOW_CONFIGS = ("allocation.json", "allocation.prod.json")
+"""The allocation configs shadow mode looks for in its folder, in this order: the name the docs
+use, then the name of the bundled production config."""
+
+
+def shadow_config(strategies_dir: Path) -> Path:
+    """The allocation config of a shadow-mode folder."""
+    for name in SHADOW_CONFIGS:
+        if (strategies_dir / name).is_file():
+            return strategies_dir / name
+    found = sorted(path.name for path in strategies_dir.glob("*.json"))
+    raise ReplayError(
+        f"{strategies_dir}: shadow mode needs an allocation config beside the strategy files; "
+        f"looked for {' and '.join(SHADOW_CONFIGS)}"
+        + (f" (found {', '.join(found)}; rename the one to use)" if found else "")
+    )
+
+
+def flipped_conditions(
+    recorded: Sequence[StrategySignal], replayed: Sequence[StrategySignal]
+) -> tuple[str, ...]:
+    """For each strategy in both, the first step of its decision path that differs: the
+    condition that flipped (or the filter that chose otherwise), as recorded and as replayed."""
+    replayed_by_name = {signal.strategy: signal for signal in replayed}
+    lines: list[str] = []
+    for before in recorded:
+        after = replayed_by_name.get(before.strategy)
+        if after is None:
+            continue
+        for number, (old, new) in enumerate(zip_longest(before.trace, after.trace), start=1):
+            if old != new:
+                lines.append(
+                    f"{before.strategy}: step {number} flipped: "
+                    f"recorded {_step(old)}; now {_step(new)}"
+                )
+                break
+    return tuple(lines)
+
+
+def _step(step: DecisionStep | None) -> str:
+    if step is None:
+        return "no such step"
+    where = f" ({step.span})" if step.span else ""
+    return step_text(trace_line(step)) + where
+
+
+def _replayed_decision(
     settings: Settings, signal: SignalGenerated, strategies_dir: Path | None
-) -> dict[str, Decimal]:
-    if strategies_dir is not None:
-        config = strategies_dir / "allocation.json"
-        if not config.exists():
-            raise ReplayError(f"{config}: shadow mode needs an allocation.json beside the files")
-    else:
-        config = configured_strategy_config(settings)
+) -> SignalDecision:
+    config = (
+        shadow_config(strategies_dir)
+        if strategies_dir is not None
+        else configured_strategy_config(settings)
+    )
     strategy_set = load_strategy_set(config, settings.resolved_cache_dir)
     if strategies_dir is None and strategy_set.files_hash != signal.strategy_files_hash:
         raise ReplayError(
@@ -171,20 +231,58 @@ def _replayed_targets(
             f"the bar store no longer holds the bars this workflow used (bars_hash "
             f"{signal.bars_hash[:12]}…, now {bars.content_hash[:12]}…); restore them to replay"
         )
-    decision = decide(strategy_set, bars, signal.as_of)
-    return target_allocations(decision.target_weights)
+    return decide(strategy_set, bars, signal.as_of)
 
 
-async def _plan_lines(
-    recorded: RebalancePlanned, targets: dict[str, Decimal], settings: Settings, broker: Broker
+@dataclass(frozen=True)
+class _Quotes:
+    """The quote each symbol is planned and sized on: the one its recorded order was priced on,
+    else the plan's snapshot quote, else — a symbol the recording never priced (shadow mode's
+    new targets) — a flat quote at the bar store's close on the recorded day, with a note."""
+
+    by_symbol: dict[str, Quote]
+    from_bars: tuple[Quote, ...]
+    notes: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        events: Sequence[Event],
+        plan: RebalancePlanned,
+        settings: Settings,
+        as_of: dt.date,
+        targets: dict[str, Decimal],
+    ) -> _Quotes:
+        recorded = {quote.symbol: quote for quote in plan.snapshot.quotes}
+        recorded |= {
+            event.symbol: event.quote
+            for event in events
+            if isinstance(event, OrderRequested) and event.reason == "initial" and event.quote
+        }
+        missing = sorted(set(targets) - set(recorded))
+        bars = BarStore(settings.data_dir).load() if missing else None
+        from_bars: list[Quote] = []
+        notes: list[str] = []
+        for symbol in missing:
+            close = bars.close_on_or_before(symbol, as_of) if bars is not None else None
+            if close is None:
+                notes.append(f"{symbol}: no quote was recorded and the bar store has no bar")
+                continue
+            quote = flat_quote(symbol, close, plan.snapshot.as_of)
+            from_bars.append(quote)
+            notes.append(
+                f"{symbol}: no quote was recorded; priced at the bar store's close on or before "
+                f"{as_of.isoformat()} (${close})"
+            )
+        by_symbol = {**recorded, **{quote.symbol: quote for quote in from_bars}}
+        return cls(by_symbol, tuple(from_bars), tuple(notes))
+
+
+def _plan_lines(
+    recorded: RebalancePlanned, targets: dict[str, Decimal], settings: Settings, quotes: _Quotes
 ) -> list[Decision]:
-    """Plan from the recorded account snapshot; a symbol the recording never priced (shadow
-    mode's new targets) is priced by the simulated broker's quote."""
-    priced = {quote.symbol for quote in recorded.snapshot.quotes}
-    fetched = [await broker.get_latest_quote(symbol) for symbol in sorted(set(targets) - priced)]
-    facts = plan_mapping.recorded_account(
-        recorded.snapshot, [quote for quote in fetched if quote is not None]
-    )
+    """Plan from the recorded account snapshot, with the planner the portfolio service calls."""
+    facts = plan_mapping.recorded_account(recorded.snapshot, quotes.from_bars)
     try:
         plan = plan_rebalance(
             facts, targets, settings.cash_reserve, min_trade_fraction=settings.min_trade_fraction
@@ -199,20 +297,13 @@ def _recorded_plan(recorded: RebalancePlanned) -> list[Decision]:
 
 
 async def _orders(
-    events: Sequence[Event],
     recorded: RebalancePlanned,
     plan_lines: Sequence[Decision],
     broker: Broker,
     settings: Settings,
+    quotes: _Quotes,
 ) -> list[Decision]:
-    """Size each BUY/SELL line on the quote its recorded order was priced on (else the plan's
-    snapshot quote) with execution's own sizing rules."""
-    order_quotes = {
-        event.symbol: event.quote
-        for event in events
-        if isinstance(event, OrderRequested) and event.reason == "initial" and event.quote
-    }
-    snapshot_quotes = {quote.symbol: quote for quote in recorded.snapshot.quotes}
+    """Size each BUY/SELL line on its quote (see `_Quotes`) with execution's own sizing rules."""
     held = plan_mapping.recorded_account(recorded.snapshot).positions
     targets = {item.symbol: item.target_weight for item in recorded.items}
     assets = AssetCache(settings.asset_cache_s)
@@ -221,13 +312,12 @@ async def _orders(
         if line.action == "HOLD":
             continue
         order_side = Side(line.action)
-        quote = order_quotes.get(line.symbol) or snapshot_quotes.get(line.symbol)
-        mid = quote.mid() if quote else None
+        quote = quotes.by_symbol.get(line.symbol)
         sized = sizing.size_order(
             side=order_side,
             trade_amount=line.amount,
             liquidation=sizing.is_liquidation(order_side, targets.get(line.symbol, Decimal(0))),
-            price=mid,
+            price=quote.mid() if quote else None,
             position_qty=held.get(line.symbol),
             qty_available=held.get(line.symbol),
             asset=await assets.get(broker, line.symbol),

@@ -7,7 +7,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from services.notify.formatting import money, percent, quantity, signed_money
-from services.notify.report import ReportError, WorkflowReport, build_report
+from services.notify.report import (
+    SYNTHETIC_LABEL,
+    VALUATION_NOTE,
+    ReportError,
+    WorkflowReport,
+    build_report,
+)
 from services.strategy.workflow_status import WorkflowView
 from shared.events import Event
 
@@ -39,6 +45,8 @@ def summary_lines(
     except ReportError as error:
         yield f"  no report: {error}"
         return
+    if report.synthetic_data:
+        yield f"  bars: {SYNTHETIC_LABEL}"
     yield from _signals(report)
     yield from _plan(report)
     yield from _orders(report)
@@ -73,7 +81,7 @@ def _plan(report: WorkflowReport) -> Iterator[str]:
     yield ""
     yield "Plan"
     yield from table(
-        ["symbol", "action", "target", "current", "target $", "current $", "trade $"],
+        ["symbol", "action", "target", "current", "target $", "current $", "trade $", "why"],
         [
             [
                 row.symbol,
@@ -83,6 +91,7 @@ def _plan(report: WorkflowReport) -> Iterator[str]:
                 money(row.target_value),
                 money(row.current_value),
                 signed_money(row.trade_amount),
+                row.note or "",
             ]
             for row in report.plan
         ],
@@ -128,6 +137,7 @@ def _portfolio(report: WorkflowReport) -> Iterator[str]:
         f"{money(portfolio.total_after) if portfolio.after_known else 'unknown'} after; "
         f"cash {money(portfolio.cash_before)} -> {money(portfolio.cash_after)}"
     )
+    yield f"  {VALUATION_NOTE}"
     if portfolio.holdings:
         yield from table(
             ["symbol", "qty before", "value before", "qty after", "value after", "weight"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
@@ -161,6 +162,35 @@ def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
     _in_calendar(end)
     found = exchange_calendar().sessions_in_range(_timestamp(start), _timestamp(end))
     return [stamp.date() for stamp in found]
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """The sessions that traded after a last bar, up to a later day."""
+
+    sessions: list[dt.date]
+    beyond_calendar: bool
+    """The day is past the calendar's end: `sessions` counts only those up to that end."""
+
+    def describe(self) -> str:
+        """E.g. "4 sessions (2024-01-09 to 2024-01-12)"."""
+        count = len(self.sessions)
+        text = f"{'at least ' if self.beyond_calendar else ''}{count} session{'s' * (count != 1)}"
+        if not self.sessions:
+            return text
+        end = ", where the exchange calendar ends" if self.beyond_calendar else ""
+        return f"{text} ({self.sessions[0].isoformat()} to {self.sessions[-1].isoformat()}{end})"
+
+
+def sessions_after(last_bar: dt.date, day: dt.date) -> Staleness:
+    """The sessions after `last_bar` up to `day` included: how many daily bars are missing for
+    `day`. Without a weekday in between none can be, and the calendar (a second to build) is
+    not loaded."""
+    start = last_bar + dt.timedelta(days=1)
+    if not any((start + dt.timedelta(days=n)).weekday() < 5 for n in range((day - last_bar).days)):
+        return Staleness([], beyond_calendar=False)
+    calendar_end = exchange_calendar().last_session.date()
+    return Staleness(sessions_between(start, min(day, calendar_end)), day > calendar_end)
 
 
 def last_completed_session(moment: dt.datetime) -> dt.date:

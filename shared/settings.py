@@ -41,7 +41,11 @@ class DataFeed(StrEnum):
 
 
 class FillModel(StrEnum):
+    TOUCH = "touch"
+    """Every order the market would take fills at once at the touch — the ask for a BUY, the bid
+    for a SELL — so an unchanged market never shows a gain (the default)."""
     IMMEDIATE = "immediate"
+    """Every order fills at once at its limit: optimistic, a passive limit earns the spread."""
     PARTIAL = "partial"
     REJECT_RATE = "reject-rate"
     CLOSE = "close"
@@ -96,7 +100,7 @@ class Settings(BaseSettings):
     sim_now: str | None = None
     sim_starting_cash: Decimal = Field(default=Decimal("100000"), ge=0)
     sim_spread_bps: Decimal = Field(default=Decimal("10"), ge=0, lt=10000)
-    sim_fill_model: FillModel = FillModel.IMMEDIATE
+    sim_fill_model: FillModel = FillModel.TOUCH
     sim_latency_ms: int = Field(default=0, ge=0)
     sim_reject_rate: Decimal = Field(default=Decimal("0.1"), ge=0, le=1)
     sim_partial_fraction: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)

@@ -20,7 +20,7 @@ from pydantic import JsonValue
 
 from services.backtest import metrics
 from services.backtest.errors import BacktestError
-from services.backtest.inputs import Market, Strategies
+from services.backtest.inputs import Strategies
 from services.backtest.metrics import Curve, Metric
 from services.backtest.result import (
     Allocation,
@@ -38,6 +38,7 @@ from services.backtest.timeline import Timeline, build_timeline
 from services.strategy.signal_events import decision_steps, target_allocations
 from services.strategy.signals import DatedDecision, StrategyDecision
 from shared.events import DecisionStep
+from shared.marketdata.bar_source import BarSource
 from shared.trading import Quote, flat_quote
 
 DEFAULT_BENCHMARK = "SPY"
@@ -50,7 +51,7 @@ Progress = Callable[[int, int], None]
 @dataclass(frozen=True)
 class BacktestRequest:
     strategies: Strategies
-    market: Market
+    market: BarSource
     start: date | None
     end: date | None
     capital: Decimal

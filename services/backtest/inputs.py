@@ -19,9 +19,9 @@ from services.strategy.dsl.errors import DslError
 from services.strategy.parse_cache import load_symphony
 from services.strategy.signals import SignalGenerationError, files_hash, load_strategy_set
 from services.strategy.symphonies import configured_strategy_config
-from shared.marketdata.bars import BarDataError, BarSnapshot
-from shared.marketdata.bars_file import load_bars
-from shared.marketdata.barstore import MANIFEST_FILE, SYNTHETIC_NOTE_FILE, BarStore
+from shared.marketdata.bar_source import BarSource, load_bar_source, load_store
+from shared.marketdata.bars import BarDataError
+from shared.marketdata.barstore import BarStore
 from shared.settings import Settings
 
 
@@ -41,13 +41,6 @@ class Strategies:
 
     def file_hashes(self) -> dict[str, str]:
         return {name: f"sha256:{s.source_sha256}" for name, s in self.symphonies.items()}
-
-
-@dataclass(frozen=True)
-class Market:
-    bars: BarSnapshot
-    synthetic: bool
-    source: Path
 
 
 def load_strategies(files: Sequence[Path], config: Path | None, settings: Settings) -> Strategies:
@@ -103,26 +96,18 @@ def _parsed(path: Path, cache_dir: Path) -> Symphony:
         raise BacktestError(f"{path}: cannot read the strategy file ({error.strerror})") from None
 
 
-def load_market(bars: Path | None, settings: Settings) -> Market:
+def load_market(bars: Path | None, settings: Settings) -> BarSource:
     """A bars file, a bar-store directory (a data directory or its `bars/`), or the
     installation's bar store."""
     try:
-        if bars is not None and bars.is_file():
-            return Market(load_bars(bars), (bars.parent / SYNTHETIC_NOTE_FILE).is_file(), bars)
-        store = BarStore(_data_dir(bars) if bars is not None else settings.data_dir)
+        if bars is not None:
+            return load_bar_source(bars)
+        store = BarStore(settings.data_dir)
         if not store.exists():
-            where = bars if bars is not None else f"{store.path} (ALCHEMISER_DATA_DIR)"
             raise BacktestError(
-                f"{where}: no bars file or bar store; give --bars FILE or create a store with "
-                "`alchemiser data sample` or `alchemiser data import FILE.csv`"
+                f"{store.path} (ALCHEMISER_DATA_DIR): no bar store; give --bars FILE or create "
+                "a store with `alchemiser data sample` or `alchemiser data import FILE.csv`"
             )
-        return Market(store.load(), store.manifest().synthetic, store.path)
+        return load_store(store)
     except BarDataError as error:
         raise BacktestError(str(error)) from None
-
-
-def _data_dir(path: Path) -> Path:
-    """The data directory of a bar store given by either its own folder or the folder above."""
-    if (path / MANIFEST_FILE).is_file() and path.name == "bars":
-        return path.parent
-    return path

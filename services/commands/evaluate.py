@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from services.strategy.allocation_config import AllocationConfig
     from services.strategy.dsl.ast import Symphony
     from services.strategy.signals import StrategyDecision, StrategyFailure
+    from shared.marketdata.bars import BarSnapshot
+    from shared.settings import Settings
 
 CONSOLIDATED = "consolidated"
 
@@ -155,8 +158,9 @@ def evaluate(
         Path,
         typer.Option(
             "--bars",
-            help="Daily bars (Parquet, .csv or .csv.gz: date,symbol,open,high,low,close,volume); "
-            "its symbols are the asset universe.",
+            help="Daily bars: a file (Parquet, .csv or .csv.gz: "
+            "date,symbol,open,high,low,close,volume) or a bar store (a data directory or its "
+            "bars/); its symbols are the asset universe.",
             show_default=False,
         ),
     ],
@@ -205,7 +209,10 @@ def evaluate(
     if not strategies and config is None:
         raise _usage_error("no strategy: give STRATEGY.clj files or --config allocation.json")
     with _without_pandas():
-        evaluated_files, failed = _evaluate_files(strategies or [], bars, dates, config, trace)
+        inputs = _load_inputs(strategies or [], bars, config)
+    _refuse_stale_bars(inputs.snapshot, bars, dates)
+    with _without_pandas():
+        evaluated_files, failed = _evaluate_files(inputs, dates, trace)
     _stderr(
         f"evaluated {evaluated_files} file(s) at {len(dates)} date(s) in "
         f"{time.perf_counter() - started:.2f} s"
@@ -214,16 +221,16 @@ def evaluate(
         raise typer.Exit(code=1)
 
 
-def _evaluate_files(
-    strategies: Sequence[Path],
-    bars: Path,
-    dates: list[date],
-    config: Path | None,
-    trace: bool,
-) -> tuple[int, bool]:
-    """Print the lines of every (file, date) and the consolidated lines; return how many files
-    were evaluated and whether any line holds an error."""
+@dataclass(frozen=True)
+class _Inputs:
+    settings: Settings
+    strategies: Sequence[Path]
+    config: AllocationConfig | None
+    snapshot: BarSnapshot
 
+
+def _load_inputs(strategies: Sequence[Path], bars: Path, config: Path | None) -> _Inputs:
+    """The settings, the allocation config and the bars, or a usage error naming the problem."""
     from shared.logs import configure_logging
     from shared.settings import SettingsError, load_settings
 
@@ -234,9 +241,8 @@ def _evaluate_files(
     configure_logging(settings.log_level)
 
     from services.strategy.allocation_config import AllocationConfigError, load_allocation_config
-    from services.strategy.signals import StrategyFailure, decide_dates
+    from shared.marketdata.bar_source import load_bar_source
     from shared.marketdata.bars import BarDataError
-    from shared.marketdata.bars_file import load_bars
 
     allocation_config = None
     if config is not None:
@@ -247,10 +253,42 @@ def _evaluate_files(
         for warning in allocation_config.warnings:
             _stderr(f"warning: {warning}")
     try:
-        snapshot = load_bars(bars)
+        snapshot = load_bar_source(bars).bars
     except BarDataError as error:
         raise _usage_error(str(error)) from None
+    return _Inputs(settings, strategies, allocation_config, snapshot)
 
+
+def _refuse_stale_bars(snapshot: BarSnapshot, bars: Path, dates: Sequence[date]) -> None:
+    """An as-of after the last bar by one session or more is a usage error: a signal on stale
+    data must never look fresh (docs/strategy-language.md, The evaluate command). A weekend or
+    holiday after the last bar is not a gap."""
+    from shared.market_clock import sessions_after
+
+    if snapshot.sessions.size == 0:
+        return
+    last_bar = snapshot.sessions[-1].astype(date)
+    for day in dates:
+        if day <= last_bar:
+            continue
+        staleness = sessions_after(last_bar, day)
+        if staleness.sessions or staleness.beyond_calendar:
+            raise _usage_error(
+                f"--as-of {day.isoformat()} is {staleness.describe()} after the last bar "
+                f"({last_bar.isoformat()}) of {bars}; evaluate on or before "
+                f"{last_bar.isoformat()}, "
+                "or add the missing bars (`alchemiser data fetch` or `alchemiser data import "
+                "FILE.csv`)"
+            )
+
+
+def _evaluate_files(inputs: _Inputs, dates: list[date], trace: bool) -> tuple[int, bool]:
+    """Print the lines of every (file, date) and the consolidated lines; return how many files
+    were evaluated and whether any line holds an error."""
+    from services.strategy.signals import StrategyFailure, decide_dates
+
+    settings, allocation_config, snapshot = inputs.settings, inputs.config, inputs.snapshot
+    strategies = inputs.strategies
     # Keyed by the config's name for a configured file (its consolidated error names it), by the
     # resolved path otherwise: two arguments with one base name stay two files.
     configured = (

@@ -21,7 +21,10 @@ def replay(
     ] = None,
     strategies: Annotated[
         Path | None,
-        typer.Option(help="Shadow mode: a folder with allocation.json and strategy files."),
+        typer.Option(
+            help="Shadow mode: a folder with strategy files and their allocation config "
+            "(allocation.json, else allocation.prod.json)."
+        ),
     ] = None,
     live: Annotated[
         bool, typer.Option(help="Re-drive against the configured live broker (not supported).")
@@ -81,6 +84,8 @@ def replay(
         typer.echo(f"alchemiser replay: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"re-derived workflow {result.workflow_id} from {result.started_from}")
+    for note in result.notes:
+        typer.echo(f"note:   {note}")
     typer.echo("plan:   " + _plan_text(result.plan))
     typer.echo("orders: " + _order_text(result.orders))
     found = list(result.differences)

@@ -20,7 +20,13 @@ import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.notify import formatting
-from services.notify.report import TraceLine, WorkflowReport, build_report
+from services.notify.report import (
+    SYNTHETIC_LABEL,
+    VALUATION_NOTE,
+    TraceLine,
+    WorkflowReport,
+    build_report,
+)
 from shared.events import (
     Event,
     TradeExecuted,
@@ -166,6 +172,8 @@ def _context_rows(report: WorkflowReport) -> list[tuple[str, str]]:
 
 def _summary(report: WorkflowReport, title: str, neutral: bool) -> str:
     lines = [f"*{title}* ({formatting.timestamp(report.finished_at)})"]
+    if report.synthetic_data:
+        lines.append(f"Bars: {SYNTHETIC_LABEL}")
     if report.failure is not None:
         lines.append(f"Failed in {step_name(report.failure.step)}: {report.failure.reason}")
     execution = report.execution
@@ -202,6 +210,8 @@ def render_report(
         "subject": subject(report),
         "context_rows": _context_rows(report),
         "actions": RECOMMENDED_ACTIONS,
+        "synthetic_label": SYNTHETIC_LABEL,
+        "valuation_note": VALUATION_NOTE,
     }
     return RenderedReport(
         subject=subject(report),

@@ -126,7 +126,8 @@ class SignalStep:
             )
             as_of = moment.today
         decision = await asyncio.to_thread(decide, strategy_set, bars, as_of)
-        return self._event(event, context, decision, bars, live, strategy_set)
+        synthetic = await asyncio.to_thread(lambda: self._bar_store.manifest().synthetic)
+        return self._event(event, context, decision, bars, live, strategy_set, synthetic)
 
     def _market_moment(self) -> MarketMoment:
         """'Now' by the configured clock; a fresh installation gets the synthetic sample first."""
@@ -151,6 +152,7 @@ class SignalStep:
         bars: BarSnapshot,
         live: dict[str, Decimal],
         strategy_set: StrategySet,
+        synthetic: bool,
     ) -> SignalGenerated:
         portfolio = consolidated_portfolio(decision, cause.correlation_id, dt.datetime.now(dt.UTC))
         return context.follow_up(
@@ -160,6 +162,7 @@ class SignalStep:
             consolidated_portfolio=portfolio,
             as_of=decision.as_of,
             bars_hash=bars.content_hash,
+            synthetic_bars=synthetic,
             live_bars=live,
             strategy_files_hash=strategy_set.files_hash,
             signal_fingerprint=signal_fingerprint(portfolio.target_allocations),

@@ -57,6 +57,13 @@ def signal_generated_v1_to_v2(document: Document) -> Document:
     return lifted
 
 
+@register_upcaster("SignalGenerated", from_version=2)
+def signal_generated_v2_to_v3(document: Document) -> Document:
+    """Version 2 did not say whether its bars were the synthetic sample; nothing recorded then
+    can tell, so it reads as market bars, as it was reported at the time."""
+    return {**document, "schema_version": 3, "synthetic_bars": False}
+
+
 def _steps_without_detail(strategy: object) -> object:
     if not isinstance(strategy, dict) or not isinstance(strategy.get("trace"), list):
         return strategy

@@ -73,15 +73,18 @@ class ConsolidatedPortfolio(Frozen):
 
 class SignalGenerated(Event):
     """Version 2 dropped two optional fields no producer ever set (a trace step's `detail`, the
-    consolidated portfolio's `constraints`); the upcaster in `shared.events.catalogue` lifts
-    version 1 documents, which carry them as null."""
+    consolidated portfolio's `constraints`); version 3 added `synthetic_bars`. The upcasters in
+    `shared.events.catalogue` lift older documents."""
 
     event_type: Literal["SignalGenerated"] = "SignalGenerated"
-    schema_version: Literal[2] = 2
+    schema_version: Literal[3] = 3
     strategies: tuple[StrategySignal, ...] = Field(min_length=1)
     consolidated_portfolio: ConsolidatedPortfolio
     as_of: date
     bars_hash: NonEmptyStr
+    synthetic_bars: bool
+    """The bars were the generated sample (`alchemiser data sample`), not market prices: every
+    report of the run says so."""
     live_bars: SymbolAmounts = Field(default_factory=dict)
     """Close of the provisional bar per symbol (docs/strategy-language.md, Provisional bar); empty
     outside the session."""

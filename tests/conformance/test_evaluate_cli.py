@@ -229,3 +229,55 @@ def test_evaluate_loads_no_service_framework(workspace: Path) -> None:
     assert jsonl(completed.stdout) == [
         {"strategy": "a.clj", "as_of": "2024-01-08", "weights": {"SPY": 1.0}}
     ]
+
+
+@pytest.mark.parametrize("bars", ["data/bars", "data"])
+def test_a_bar_store_directory_is_accepted_as_bars(workspace: Path, bars: str) -> None:
+    """`--bars data/bars` (as docs/operations.md writes it) or the data directory itself."""
+    from shared.marketdata.barstore import BarStore
+
+    BarStore(workspace / "data").import_csv(workspace / "bars.csv")
+    completed = run_cli(workspace, "b.clj", "--bars", bars, "--as-of", "2024-01-08")
+    assert completed.returncode == 0, completed.stderr
+    assert jsonl(completed.stdout) == [
+        {"strategy": "b.clj", "as_of": "2024-01-08", "weights": {"SPY": 0.5, "TLT": 0.5}}
+    ]
+
+
+def test_a_directory_without_a_bar_store_is_named(workspace: Path) -> None:
+    (workspace / "empty").mkdir()
+    completed = run_cli(workspace, "a.clj", "--bars", "empty", "--as-of", "2024-01-08")
+    assert completed.returncode == 2
+    assert "empty: no bar store" in completed.stderr
+    assert "alchemiser data import" in completed.stderr
+    assert not (workspace / "empty" / ".bars.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("as_of", "gap"),
+    [("2024-01-12", "4 sessions (2024-01-09 to 2024-01-12)"), ("2030-01-02", "sessions")],
+)
+def test_an_as_of_after_the_last_bar_is_an_error_naming_it_and_the_gap(
+    workspace: Path, as_of: str, gap: str
+) -> None:
+    """A signal on stale data must never look fresh: the bars end on Monday 2024-01-08."""
+    completed = run_cli(
+        workspace, "a.clj", "--bars", "bars.csv", "--as-of", "2024-01-08", "--as-of", as_of
+    )
+    assert completed.returncode == 2, completed.stdout
+    assert completed.stdout == ""
+    assert f"--as-of {as_of} is " in completed.stderr
+    assert gap in completed.stderr
+    assert "after the last bar (2024-01-08)" in completed.stderr
+
+
+def test_an_as_of_after_the_last_bar_without_a_session_between_is_fresh(tmp_path: Path) -> None:
+    """Bars ending Friday 2024-01-12 are the latest on Saturday and on Monday 2024-01-15, a
+    holiday (Martin Luther King Jr. Day) of the exchange calendar."""
+    write_bars(tmp_path / "bars.csv", {"SPY": [100.0 + day for day in range(12)]})
+    write_strategy(tmp_path, "a.clj", '(asset "SPY")')
+    completed = run_cli(
+        tmp_path, "a.clj", "--bars", "bars.csv", "--as-of", "2024-01-13", "--as-of", "2024-01-15"
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert [line["as_of"] for line in jsonl(completed.stdout)] == ["2024-01-13", "2024-01-15"]

@@ -35,6 +35,10 @@ def test_a_fresh_directory_runs_one_workflow_to_completion_and_writes_the_email(
         assert section in first.stdout
     emails = sorted(path.suffix for path in (tmp_path / "out").iterdir())
     assert emails == [".html", ".txt"]
+    # The generated bars are labelled where a user looks: the console and the email.
+    assert "synthetic sample data" in first.stdout
+    for email in (tmp_path / "out").iterdir():
+        assert "synthetic sample data" in email.read_text(encoding="utf-8")
     assert (tmp_path / "data" / "alchemiser.db").exists()
 
     second = run_command(tmp_path)  # a new forced run on the same store and account

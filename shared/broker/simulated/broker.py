@@ -148,6 +148,7 @@ class SimulatedBroker:
         ).execution_options(**{WRITE_OPTION: True})
         self._at_close = settings.sim_fill_model is FillModel.CLOSE
         """The `close` fill model: prices, fills and positions at the session's close, exact."""
+        self._touch = settings.sim_fill_model is FillModel.TOUCH
         self._last_prices: dict[tuple[str, dt.date], Decimal | None] = {}
         self._unsettled: list[tuple[Decimal, int]] = []
         """Sell proceeds not yet in buying power, with the account reads they still wait."""
@@ -460,6 +461,20 @@ class SimulatedBroker:
             self._last_prices[key] = last_price(self._bars, symbol, day, exact=self._at_close)
         return self._last_prices[key]
 
+    def _touch_price(
+        self,
+        order_type: OrderType,
+        side: Side,
+        limit_price: Decimal | None,
+        quote: Quote | None,
+        last: Decimal,
+    ) -> Decimal | None:
+        """Under the `touch` model, where the order fills at once (None: it works); None under
+        every other model."""
+        if not self._touch:
+            return None
+        return fills.touch_fill_price(order_type, side, limit_price, quote, last)
+
     def _quote(self, symbol: str) -> Quote | None:
         last = self._last(symbol)
         if last is None:
@@ -564,7 +579,11 @@ class SimulatedBroker:
         if refusal is not None:
             raise refusal.error(operation)
         hold_price = (
-            last if self._at_close else limit_price or fills.market_price(side, quote, last)
+            last
+            if self._at_close
+            else self._touch_price(order_type, side, limit_price, quote, last)
+            or limit_price
+            or fills.market_price(side, quote, last)
         )
         status = order_rules.arrival_status(market_clock.is_open_at(self._now()))
         reason = None
@@ -739,6 +758,13 @@ class SimulatedBroker:
             qty = fills.partial_fill_qty(remaining, self._settings.sim_partial_fraction)
         else:
             qty = remaining
+            last = self._last(row.symbol)
+            assert last is not None, "an order is only placed on a symbol with a price"
+            at_once = self._touch_price(
+                OrderType(row.order_type), side_of(row.side), row.limit_price, quote, last
+            )
+            if self._touch and at_once is None:
+                return _order(row)
         return _order(await self._fill(connection, row, qty, quote))
 
     async def _end_cancel(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
@@ -767,10 +793,12 @@ class SimulatedBroker:
         side = side_of(row.side)
         last = self._last(row.symbol)
         assert last is not None, "an order is only placed on a symbol with a price"
+        order_type = OrderType(row.order_type)
         price = (
             last
             if self._at_close
-            else fills.fill_price(OrderType(row.order_type), side, row.limit_price, quote, last)
+            else self._touch_price(order_type, side, row.limit_price, quote, last)
+            or fills.fill_price(order_type, side, row.limit_price, quote, last)
         )
         now = self._now()
         filled_qty = row.filled_qty + qty

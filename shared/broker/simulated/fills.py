@@ -60,3 +60,28 @@ def fill_price(
     if order_type is OrderType.LIMIT and limit_price is not None:
         return limit_price
     return market_price(side, quote, last)
+
+
+def touch_fill_price(
+    order_type: OrderType,
+    side: Side,
+    limit_price: Decimal | None,
+    quote: Quote | None,
+    last: Decimal,
+) -> Decimal | None:
+    """Where the `touch` model fills an order at once, or None when it works unfilled.
+
+    A market order, and a limit at or past its own side's touch (a BUY at or above the bid, a
+    SELL at or below the ask), fill at the far touch: the ask for a BUY, the bid for a SELL. A
+    limit inside the spread therefore fills at once but beyond its limit: the simulated market
+    stands still, so it cannot trade through a passive order; it charges at once what such an
+    order pays in a real market — the price moving against it — so a trade never shows a gain
+    against positions valued at the last price, which lies between bid and ask. A limit further
+    out (a BUY below the bid) waits for a market that never moves, and expires at the close."""
+    far = market_price(side, quote, last)
+    if order_type is not OrderType.LIMIT or limit_price is None:
+        return far
+    near = far if quote is None else quote.bid if side is Side.BUY else quote.ask
+    near = near if near > 0 else far
+    reaches = limit_price >= near if side is Side.BUY else limit_price <= near
+    return far if reaches else None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from services.execution.pricing import initial_limit_price
 from shared.broker import (
     DuplicateClientOrderIdError,
     InsufficientQtyAvailableError,
@@ -268,8 +269,29 @@ async def test_immediate_fills_a_market_sell_at_the_bid_and_credits_cash_at_once
     assert account.equity == account.cash + position.market_value
 
 
-async def test_immediate_fills_any_limit_at_its_limit_price(sqlite_url: str) -> None:
+async def test_touch_fills_a_limit_inside_the_spread_at_the_far_touch_and_leaves_one_below(
+    sqlite_url: str,
+) -> None:
+    """SPY's quote is 599.70 / 600.30 (docs/trading-rules.md, Fill models)."""
     broker = new_broker(sqlite_url)
+    try:
+        inside = await broker.submit_order(
+            limit("SPY", Side.BUY, "2", "599.71", "alc:w1:SPY:b:1:1")
+        )
+        sold = await broker.submit_order(limit("SPY", Side.SELL, "1", "600.29", "alc:w1:SPY:s:1:1"))
+        below = await broker.submit_order(limit("SPY", Side.BUY, "1", "590.00", "alc:w1:SPY:b:2:1"))
+        account = await broker.get_account()
+    finally:
+        await broker.close()
+
+    assert (inside.status, inside.filled_avg_price) == (OrderStatus.FILLED, Decimal("600.30"))
+    assert (sold.status, sold.filled_avg_price) == (OrderStatus.FILLED, Decimal("599.70"))
+    assert (below.status, below.broker_status, below.filled_qty) == (OrderStatus.ACCEPTED, "new", 0)
+    assert account.cash == Decimal("100000") - 2 * Decimal("600.30") + Decimal("599.70")
+
+
+async def test_immediate_fills_any_limit_at_its_limit_price(sqlite_url: str) -> None:
+    broker = new_broker(sqlite_url, settings=sim_settings(sim_fill_model="immediate"))
     try:
         order = await broker.submit_order(
             limit("SPY", Side.BUY, "0.5", "590.00", "alc:w1:SPY:b:1:1")
@@ -279,6 +301,34 @@ async def test_immediate_fills_any_limit_at_its_limit_price(sqlite_url: str) -> 
 
     assert order.status is OrderStatus.FILLED
     assert (order.filled_qty, order.filled_avg_price) == (Decimal("0.5"), Decimal("590.00"))
+
+
+@pytest.mark.parametrize("spread_bps", ["10", "50"])
+async def test_a_rebalance_at_an_unchanged_market_never_shows_a_gain(
+    sqlite_url: str, spread_bps: str
+) -> None:
+    """The default fill model against execution's own limit prices (one cent inside the touch):
+    buying, then selling part back, at one standing market never raises the account's equity
+    (docs/trading-rules.md, Fill models)."""
+    broker = new_broker(sqlite_url, settings=sim_settings(sim_spread_bps=Decimal(spread_bps)))
+    try:
+        equities = [(await broker.get_account()).equity]
+        for number, (side, qty) in enumerate([(Side.BUY, "40"), (Side.SELL, "15")], start=1):
+            quote = await broker.get_latest_quote("SPY")
+            assert quote is not None
+            price = initial_limit_price(side, quote)
+            assert price is not None and quote.bid < price < quote.ask
+            tag = "b" if side is Side.BUY else "s"
+            order = await broker.submit_order(
+                limit("SPY", side, qty, str(price), f"alc:w1:SPY:{tag}:{number}:1")
+            )
+            assert order.status is OrderStatus.FILLED
+            equities.append((await broker.get_account()).equity)
+    finally:
+        await broker.close()
+
+    assert equities[1] < equities[0]
+    assert equities[2] <= equities[1]
 
 
 async def test_partial_fills_a_share_of_the_remainder_per_poll_until_done(sqlite_url: str) -> None:

@@ -40,6 +40,7 @@ def signal(targets: dict[str, Decimal]) -> SignalGenerated:
         ),
         as_of=dt.date(2024, 11, 27),
         bars_hash="bars",
+        synthetic_bars=False,
         strategy_files_hash="files",
         signal_fingerprint=signal_fingerprint(targets),
     )

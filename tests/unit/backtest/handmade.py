@@ -10,12 +10,13 @@ from pathlib import Path
 
 from services.backtest.backtest import BacktestRequest
 from services.backtest.costs import FeeModel
-from services.backtest.inputs import Market, Strategies
+from services.backtest.inputs import Strategies
 from services.backtest.rebalance_schedule import RebalanceMode, RebalanceSchedule
 from services.backtest.result import Timing
 from services.backtest.simulation import TradingRules
 from services.strategy.dsl.compiler import parse_symphony
 from services.strategy.signals import files_hash
+from shared.marketdata.bar_source import BarSource
 from shared.marketdata.bars import BarSnapshot
 
 HALF_AND_HALF = '(defsymphony "half" {} (weight-equal [(asset "AAA") (asset "BBB")]))'
@@ -38,13 +39,13 @@ def strategies(**sources: str) -> Strategies:
     )
 
 
-def market(days: Sequence[date], closes: Mapping[str, Sequence[float]]) -> Market:
-    return Market(BarSnapshot.from_closes(days, closes), False, Path("hand-made.parquet"))
+def market(days: Sequence[date], closes: Mapping[str, Sequence[float]]) -> BarSource:
+    return BarSource(BarSnapshot.from_closes(days, closes), False, Path("hand-made.parquet"))
 
 
 def request(
     files: Strategies,
-    bars: Market,
+    bars: BarSource,
     *,
     rebalance: RebalanceMode = "daily",
     corridor: str | None = None,

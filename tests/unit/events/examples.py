@@ -107,6 +107,7 @@ def signal_generated() -> SignalGenerated:
         ),
         as_of=date(2026, 3, 2),
         bars_hash="sha256:ab12",
+        synthetic_bars=False,
         live_bars={"SPY": Decimal("501.12")},
         strategy_files_hash="sha256:cd34",
         signal_fingerprint=signal_fingerprint(TARGETS),

@@ -13,6 +13,7 @@ from shared.events import (
     MalformedEventError,
     OrderEvent,
     OrderFilled,
+    SignalGenerated,
     UnknownEventError,
     WorkflowFailed,
     decode,
@@ -112,6 +113,7 @@ def signal_generated_v1(current: Event) -> dict:
     """`current` as the strategy service wrote it in version 1: the never-set fields as null."""
     document = json.loads(encode(current))
     document["schema_version"] = 1
+    del document["synthetic_bars"]
     document["consolidated_portfolio"]["constraints"] = None
     for strategy in document["strategies"]:
         for step in strategy["trace"]:
@@ -119,11 +121,21 @@ def signal_generated_v1(current: Event) -> dict:
     return document
 
 
-def test_signal_generated_v1_is_read_back_as_v2_without_the_never_set_fields():
+def test_signal_generated_v1_is_read_back_as_v3_without_the_never_set_fields():
     current = signal_generated()
     event = decode(json.dumps(signal_generated_v1(current)))
     assert event == current
-    assert event.schema_version == 2
+    assert event.schema_version == 3
+
+
+def test_signal_generated_v2_is_read_back_as_v3_on_market_bars():
+    current = signal_generated().model_copy(update={"synthetic_bars": True})
+    document = json.loads(encode(current))
+    document["schema_version"] = 2
+    del document["synthetic_bars"]
+    event = decode(json.dumps(document))
+    assert isinstance(event, SignalGenerated)
+    assert (event.schema_version, event.synthetic_bars) == (3, False)
 
 
 def test_a_signal_generated_v1_field_that_was_set_is_refused_not_dropped():

@@ -172,7 +172,7 @@ async def test_neutral_mode_setting_reaches_the_report(context: HandlerContext) 
 
     await step_with(email, neutral=True).handle(workflow.events[-1], context)
 
-    assert "$100,020.00" not in email.sent[0].html
+    assert "$99,989.98" not in email.sent[0].html
 
 
 async def test_with_no_channel_configured_nothing_is_emitted(context: HandlerContext) -> None:

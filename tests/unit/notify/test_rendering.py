@@ -56,6 +56,24 @@ def test_success_subject_banner_and_status_line() -> None:
     assert report.text.startswith("Trading execution completed. Success: True\n")
 
 
+def test_a_run_on_the_synthetic_sample_says_so_in_every_part() -> None:
+    workflow = workflows.Workflow().started().signal(synthetic=True).planned().executed()
+    report = rendered(workflow.completed())
+
+    for body in (report.html, report.text, report.summary):
+        assert "synthetic sample data" in body
+    assert "synthetic" not in rendered(workflows.success()).text.lower()
+
+
+def test_a_target_below_the_minimum_trade_says_why_it_is_held() -> None:
+    workflow = workflows.Workflow().started().signal().planned(small=True).executed()
+    report = rendered(workflow.completed())
+
+    why = "not bought: $800.00 is below the minimum trade of $1,000.00"
+    assert why in report.text and why in report.html
+    assert "TQQQ" in report.text and "below the minimum trade" not in report.text.split("TQQQ")[1]
+
+
 def test_success_sections_show_signals_decisions_plan_orders_and_portfolio() -> None:
     html = rendered(workflows.success()).html
 
@@ -66,7 +84,7 @@ def test_success_sections_show_signals_decisions_plan_orders_and_portfolio() -> 
     assert "inverse-volatility weights: SPY 50.0%, TLT 50.0%" in html
     assert "+$30,000.00" in html and "-$20,000.00" in html
     assert "400.50" in html and "$74.90" in html and "Filled" in html
-    assert "$100,020.00" in html and "$12.55" in html
+    assert "$99,989.98" in html and "$12.55" in html
     assert "b-manual-7" in html
     assert "Skipped BUY XLK: quantity rounds to zero" in html
     assert "informational and not investment advice" in html
@@ -152,12 +170,12 @@ def test_neutral_mode_hides_account_totals() -> None:
     full = rendered(workflows.success())
     neutral = rendered(workflows.success(), neutral=True)
 
-    for total in ("$100,000.00", "$100,020.00", "$10,000.00", "$12.55"):
+    for total in ("$100,000.00", "$99,989.98", "$10,000.00", "$12.55"):
         assert total in full.html
         assert total not in neutral.html
         assert total not in neutral.text
         assert total not in neutral.summary
-    assert "$29,997.45" in neutral.html
+    assert "$29,977.43" in neutral.html
 
 
 def test_html_escapes_what_the_events_say() -> None:

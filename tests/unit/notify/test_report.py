@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.notify.report import ReportError, build_report, channels_notified
-from shared.events import NotificationSent
+from shared.events import NotificationSent, RebalancePlanned
 from tests.unit.notify import workflows
 
 
@@ -30,19 +30,44 @@ def test_success_report_carries_every_step_of_the_workflow() -> None:
     assert report.failure is None
 
 
-def test_portfolio_after_is_before_plus_fills_at_fill_prices() -> None:
+def test_portfolio_after_is_before_plus_fills_valued_at_the_planning_prices() -> None:
     report = build_report(workflows.success().events)
 
     portfolio = report.portfolio
     assert portfolio is not None
     holdings = {row.symbol: row for row in portfolio.holdings}
     assert holdings["TLT"].qty_after == Decimal(200)
-    assert holdings["TLT"].value_after == Decimal("20010.00")
+    assert holdings["TLT"].value_after == Decimal("20000.00")
     assert holdings["TQQQ"].qty_before == Decimal(0)
-    assert holdings["TQQQ"].value_after == Decimal("29997.450")
+    assert holdings["TQQQ"].value_after == Decimal("29977.425")
     assert holdings["SPY"].value_after == Decimal("50000.00")
     assert portfolio.cash_after == Decimal("12.55")
-    assert portfolio.total_after == Decimal("100020.00")
+    assert portfolio.total_after == Decimal("99989.975")
+
+
+def test_one_valuation_per_run_the_plans_even_where_the_broker_marks_otherwise() -> None:
+    """The broker marks SPY at its last price ($501.0072); the plan valued it at its quote's
+    mid ($500.00): the report's before and after use the plan's price, so a holding shows one
+    value in a run (docs/trading-rules.md, Report contents)."""
+    workflow = workflows.success()
+    planned = next(e for e in workflow.events if isinstance(e, RebalancePlanned))
+    marked = tuple(
+        p.model_copy(update={"market_value": p.qty * Decimal("501.0072")})
+        if p.symbol == "SPY"
+        else p
+        for p in planned.snapshot.positions
+    )
+    workflow.events[workflow.events.index(planned)] = planned.model_copy(
+        update={"snapshot": planned.snapshot.model_copy(update={"positions": marked})}
+    )
+    report = build_report(workflow.events)
+
+    assert report.portfolio is not None and report.plan is not None
+    plan = {row.symbol: row for row in report.plan}
+    holdings = {row.symbol: row for row in report.portfolio.holdings}
+    assert holdings["SPY"].value_before == plan["SPY"].current_value == Decimal("50000.00")
+    assert holdings["SPY"].value_after == Decimal("50000.00")
+    assert report.portfolio.total_before == Decimal("100000.00")
 
 
 def test_without_fills_the_portfolio_after_is_the_portfolio_before() -> None:

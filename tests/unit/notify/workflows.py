@@ -1,7 +1,8 @@
 """Hand-built event lists of whole workflows, one per way a run can end, for the notify tests.
 
-The account: $10,000.00 cash, SPY 100 @ $500.00 and TLT 400 @ $100.00 (PV $100,000.00); the
-target SPY 50 %, TQQQ 30 %, TLT 20 %: SPY holds, TLT sells $20,000.00, TQQQ buys $30,000.00.
+The account: $10,000.00 cash, SPY 100 @ $500.00 and TLT 400 @ $100.00 (PV $100,000.00), quoted
+at those mids (TQQQ at 74.85); the target SPY 50 %, TQQQ 30 %, TLT 20 %: SPY holds, TLT sells
+$20,000.00, TQQQ buys $30,000.00.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from shared.events import (
     signal_fingerprint,
 )
 from shared.events.types import FailureStep
-from shared.trading import Side
+from shared.trading import Quote, QuoteSource, Side
 
 SOURCES = {
     "signal_generation": "strategy",
@@ -52,6 +53,18 @@ SOURCES = {
 }
 STARTED_AT = datetime(2026, 3, 2, 20, 45, 0, tzinfo=UTC)
 TARGETS = {"SPY": Decimal("0.5"), "TQQQ": Decimal("0.3"), "TLT": Decimal("0.2")}
+
+
+def quote(symbol: str, bid: str, ask: str) -> Quote:
+    return Quote(
+        symbol=symbol,
+        bid=Decimal(bid),
+        ask=Decimal(ask),
+        bid_size=Decimal(100),
+        ask_size=Decimal(100),
+        as_of=STARTED_AT,
+        source=QuoteSource.REST,
+    )
 
 
 class Workflow:
@@ -89,9 +102,10 @@ class Workflow:
         )
         return self
 
-    def signal(self, *, missing_score: bool = False) -> Workflow:
+    def signal(self, *, missing_score: bool = False, synthetic: bool = False) -> Workflow:
         """`missing_score` gives a filter candidate a NaN score (too little history); such an
-        event only lives in memory: NaN does not survive the JSON round trip of the store."""
+        event only lives in memory: NaN does not survive the JSON round trip of the store.
+        `synthetic`: the bars were the generated sample."""
         strategies = (
             StrategySignal(
                 strategy="1-KMLM",
@@ -139,13 +153,14 @@ class Workflow:
                 ),
                 as_of=date(2026, 3, 2),
                 bars_hash="sha256:ab12",
+                synthetic_bars=synthetic,
                 strategy_files_hash="sha256:cd34",
                 signal_fingerprint=signal_fingerprint(TARGETS),
             )
         )
         return self
 
-    def planned(self, *, trades: bool = True) -> Workflow:
+    def planned(self, *, trades: bool = True, small: bool = False) -> Workflow:
         def item(symbol: str, current: str, target: str) -> PlanItem:
             current_value, target_value = Decimal(current), Decimal(target)
             trade = target_value - current_value if trades else Decimal(0)
@@ -167,6 +182,10 @@ class Workflow:
             item("TLT", "40000.00", "20000.00"),
             item("TQQQ", "0", "30000.00"),
         )
+        if small:
+            # A target worth less than the minimum trade ($1,000.00): held, never bought.
+            small_item = item("BIL", "0", "800.00")
+            items += (small_item.model_copy(update={"action": "HOLD", "trade_amount": Decimal(0)}),)
         self.add(
             RebalancePlanned(
                 **self._envelope("portfolio"),
@@ -208,6 +227,14 @@ class Workflow:
                             price=Decimal("100.00"),
                             market_value=Decimal("40000.00"),
                         ),
+                    ),
+                    quotes=tuple(
+                        quote(symbol, bid, ask)
+                        for symbol, bid, ask in (
+                            ("SPY", "499.95", "500.05"),
+                            ("TLT", "99.95", "100.05"),
+                            ("TQQQ", "74.80", "74.90"),
+                        )
                     ),
                     as_of=STARTED_AT,
                 ),

@@ -59,6 +59,7 @@ def signal_of(decision: SignalDecision) -> SignalGenerated:
         consolidated_portfolio=portfolio,
         as_of=decision.as_of,
         bars_hash="bars",
+        synthetic_bars=False,
         live_bars={"TQQQ": Decimal("78.125")},
         strategy_files_hash="files",
         signal_fingerprint=signal_fingerprint(portfolio.target_allocations),
