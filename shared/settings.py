@@ -6,6 +6,7 @@ pydantic's multi-line report into `SettingsError` with exactly that line.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -58,6 +59,10 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(plain):
             return async_driver + url[len(plain) :]
     return url
+
+
+SUPPORTED_DATABASE_URLS = ("postgresql+asyncpg://", "sqlite+aiosqlite:///")
+"""The event store's drivers, after `normalise_database_url`."""
 
 
 class Settings(BaseSettings):
@@ -160,7 +165,15 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_database_url(value)
+        if value is None:
+            return None
+        url = normalise_database_url(value)
+        if not url.startswith(SUPPORTED_DATABASE_URLS):
+            raise ValueError(
+                "not a database this release can use; write postgresql://USER:PASSWORD@HOST:5432/DB "
+                "or sqlite:///PATH, or leave it unset for SQLite under ALCHEMISER_DATA_DIR"
+            )
+        return url
 
     @model_validator(mode="after")
     def _live_needs_alpaca(self) -> Settings:
@@ -210,8 +223,15 @@ def _one_line(error: ValidationError) -> str:
     variable = ENV_PREFIX + location[0].upper()
     given = first.get("input")
     secret = any(word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
+    if isinstance(given, str):
+        given = _without_password(given)
     shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
     return f"{variable}: {message}{shown}"
+
+
+def _without_password(value: str) -> str:
+    """A URL's password hidden, so a refused URL can be shown."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", value)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -8,7 +8,7 @@ import asyncio
 import json
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -48,35 +48,34 @@ def _decimal(value: Decimal | None) -> str | None:
 
 async def _read(settings: Settings, query: Any) -> Any:
     """Run `query(connection)` on the configured database; a database without the simulated
-    broker's tables is a one-line error naming the database and the fix."""
+    broker's tables, or one that does not answer, is an event store error naming it."""
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from shared.eventstore.migrations import describe
+    from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
+    from shared.eventstore.migrations import UNREACHABLE_HINT, UPGRADE_HINT, describe
 
     url = settings.resolved_database_url
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
             return await query(connection)
-    except DBAPIError as error:
-        _fail(
-            f"cannot read the simulated broker's state in {describe(url)} "
-            f"({type(error.orig).__name__}: {error.orig}); run `alchemiser db upgrade` first "
-            "or check ALCHEMISER_DATABASE_URL"
-        )
     except OSError as error:
-        _fail(
-            f"cannot reach {describe(url)} ({error}); check that the database server is up "
-            "and ALCHEMISER_DATABASE_URL"
-        )
+        raise EventStoreUnavailableError(
+            f"cannot reach {describe(url)} ({error}); {UNREACHABLE_HINT}"
+        ) from None
+    except DBAPIError as error:
+        if isinstance(error.orig, OSError):
+            raise EventStoreUnavailableError(
+                f"cannot reach {describe(url)} ({error.orig}); {UNREACHABLE_HINT}"
+            ) from None
+        raise DatabaseNotMigratedError(
+            f"cannot read the simulated broker's state in {describe(url)} "
+            f"({type(error.orig).__name__}: {error.orig}); {UPGRADE_HINT} first "
+            "or check ALCHEMISER_DATABASE_URL"
+        ) from None
     finally:
         await engine.dispose()
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"alchemiser: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _print(records: list[dict[str, Any]] | dict[str, Any], output: OutputFormat) -> None:

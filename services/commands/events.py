@@ -25,7 +25,6 @@ def events(
     occurred_at, payload}."""
     import asyncio
 
-    from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
     from shared.eventstore.migrations import ensure_migrated
     from shared.eventstore.records import RecordedEvent
     from shared.eventstore.store import SqlEventStore
@@ -41,11 +40,7 @@ def events(
         finally:
             await store.close()
 
-    try:
-        recorded = asyncio.run(read())
-    except (DatabaseNotMigratedError, EventStoreUnavailableError) as error:
-        typer.echo(f"alchemiser events: {error}", err=True)
-        raise typer.Exit(1) from None
+    recorded = asyncio.run(read())
     if not recorded:
         typer.echo(f"alchemiser events: no events for workflow {workflow}", err=True)
         raise typer.Exit(1)

@@ -29,14 +29,10 @@ def trigger(
     """Start today's workflow through POST /v1/workflows."""
     import httpx
 
-    from shared.service.auth import MissingApiTokenError, resolve_api_token
+    from shared.service.auth import resolve_api_token
 
     settings = settings_or_exit()
-    try:
-        token = resolve_api_token(settings)
-    except MissingApiTokenError as error:
-        typer.echo(f"alchemiser trigger: {error}", err=True)
-        raise typer.Exit(2) from None
+    token = resolve_api_token(settings)
     base = (url or settings.strategy_url).rstrip("/")
     try:
         response = httpx.post(

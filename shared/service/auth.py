@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 from fastapi import HTTPException, Request, status
 
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 TOKEN_FILE_NAME = "api-token"
 PAPER_ONLY_PREFIX = "paper-only"
@@ -22,8 +22,8 @@ PAPER_ONLY_PREFIX = "paper-only"
 log = structlog.get_logger(__name__)
 
 
-class MissingApiTokenError(Exception):
-    """Live trading needs an explicit token."""
+class MissingApiTokenError(SettingsError):
+    """Live trading needs an explicit token that is not the public paper-only one."""
 
 
 def token_file(settings: Settings) -> Path:

@@ -67,6 +67,22 @@ def test_plain_database_urls_get_async_drivers(given: str, expected: str) -> Non
     assert normalise_database_url(given) == expected
 
 
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [("mysql://x:pw@y/z", "'mysql://x:***@y/z'"), ("notaurl", "'notaurl'")],
+)
+def test_a_database_url_no_driver_serves_is_refused_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, given: str, shown: str
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_DATABASE_URL", given)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert message.startswith("ALCHEMISER_DATABASE_URL: ")
+    assert "postgresql://USER:PASSWORD@HOST:5432/DB" in message
+    assert message.endswith(f"(got {shown})")
+
+
 def test_default_database_is_a_sqlite_file_under_the_data_dir(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

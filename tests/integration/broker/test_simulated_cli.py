@@ -15,6 +15,7 @@ from services.cli import app
 from shared.broker import OrderRequest, OrderType
 from shared.broker.simulated import Scenario, SymbolFill
 from shared.trading import Side
+from tests.cli import run_alchemiser
 from tests.integration.broker.simulated_world import migrated_sqlite, new_broker
 
 ORDER_KEYS = [
@@ -167,9 +168,10 @@ def test_the_text_format_is_a_table_with_a_header(database_url: str) -> None:
 def test_a_database_without_the_broker_tables_says_to_upgrade(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
 
-    result = CliRunner().invoke(
-        app, ["broker", "orders", "--format", "json"], env={"ALCHEMISER_DATABASE_URL": url}
+    result = run_alchemiser(
+        tmp_path, "broker", "orders", "--format", "json", settings={"ALCHEMISER_DATABASE_URL": url}
     )
 
-    assert result.exit_code == 1
+    assert result.returncode == 1
     assert "run `alchemiser db upgrade` first" in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
