@@ -28,7 +28,7 @@ workflow_duration_ms
 written_at
 
 # Values of the broker's and the settings' vocabularies: a foreign open order may have these
-# order types, and `ALCHEMISER_DATA_FEED=sip` selects the paid feed.
+# order types, and `ALCHEMISER_ALPACA_DATA_FEED=sip` selects the paid feed.
 STOP
 STOP_LIMIT
 TRAILING_STOP
