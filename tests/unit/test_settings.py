@@ -162,7 +162,7 @@ def test_the_test_variables_are_known_and_documented() -> None:
 
 def test_every_alchemiser_name_the_repository_writes_is_known() -> None:
     """What the repository itself sets or documents (tests, benchmarks, scripts, deploy files,
-    compose, CI, docs) must never be refused. Left out: docs/decisions.md, which records names
+    compose, CI, docs) must never be refused. Left out: the decisions document, which records names
     that were retired, and this file, which misspells names on purpose."""
     places = [REPO / name for name in SCANNED]
     files = [path for place in places for path in ([place] if place.is_file() else place.rglob("*"))]
