@@ -30,8 +30,8 @@ def token_file(settings: Settings) -> Path:
     return settings.data_dir / TOKEN_FILE_NAME
 
 
-def resolve_api_token(settings: Settings) -> str:
-    """The configured token, or in paper mode the generated one persisted under the data dir."""
+def _configured_token(settings: Settings) -> str | None:
+    """`ALCHEMISER_API_TOKEN` if set; in live mode it must be set and not the public default."""
     if settings.api_token is not None and settings.api_token.get_secret_value():
         token = settings.api_token.get_secret_value()
         if settings.is_live and token.startswith(PAPER_ONLY_PREFIX):
@@ -44,6 +44,14 @@ def resolve_api_token(settings: Settings) -> str:
         raise MissingApiTokenError(
             "ALCHEMISER_API_TOKEN: required in live mode; set it to a long random secret"
         )
+    return None
+
+
+def resolve_api_token(settings: Settings) -> str:
+    """The configured token, or in paper mode the generated one persisted under the data dir."""
+    configured = _configured_token(settings)
+    if configured is not None:
+        return configured
     path = token_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
@@ -55,6 +63,29 @@ def resolve_api_token(settings: Settings) -> str:
         handle.write(token + "\n")
     log.info("api token generated for paper mode", token_file=str(path.resolve()))
     return token
+
+
+WHERE_THE_TOKEN_IS = (
+    "set ALCHEMISER_API_TOKEN to the strategy service's token (compose: ALCHEMISER_API_TOKEN in "
+    ".env, else the paper-only default in compose.yaml; Kubernetes: the Secret alchemiser-api), "
+    "or, for a paper service that generated its own, set ALCHEMISER_DATA_DIR to the service's "
+    "data dir, whose api-token file holds it"
+)
+
+
+def client_api_token(settings: Settings) -> tuple[str, str]:
+    """The token a client sends and where it came from: the configured one, else the file a
+    paper service generated under the same data dir. Never a new one: the running service
+    would refuse it."""
+    configured = _configured_token(settings)
+    if configured is not None:
+        return configured, "ALCHEMISER_API_TOKEN"
+    path = token_file(settings).resolve()
+    if not path.is_file():
+        raise MissingApiTokenError(
+            f"ALCHEMISER_API_TOKEN: not set, and no token file at {path}; {WHERE_THE_TOKEN_IS}"
+        )
+    return path.read_text(encoding="utf-8").strip(), f"the token file {path}"
 
 
 class BearerAuth:
