@@ -142,19 +142,18 @@ def positions(account: AllAccountsOption = None, output: FormatOption = OutputFo
 def account(
     account: AccountOption = DEFAULT_ACCOUNT, output: FormatOption = OutputFormat.TEXT
 ) -> None:
-    """Cash, equity and buying power; an account that never traded shows its starting cash."""
+    """Cash, equity and buying power. An account that never traded does not exist yet: the
+    simulated broker opens it with the starting cash on its first order."""
+    from services.commands.failures import CommandFailedError
     from shared.broker.simulated import ledger
-
-    settings = settings_or_exit()
 
     async def query(connection: AsyncConnection) -> dict[str, Any]:
         state = await ledger.account_state(connection, account)
         if state is None:
-            state = ledger.AccountState(
-                account_id=account,
-                cash=settings.sim_starting_cash,
-                buy_holds=Decimal(0),
-                positions_value=Decimal(0),
+            raise CommandFailedError(
+                f"account {account!r} does not exist yet: the simulated broker opens it with "
+                f"ALCHEMISER_SIM_STARTING_CASH on its first run (`alchemiser run --account "
+                f"{account}`); `alchemiser broker positions` lists the accounts holding positions"
             )
         return {
             "account_id": state.account_id,
@@ -163,4 +162,4 @@ def account(
             "buying_power": _decimal(state.buying_power),
         }
 
-    _print(asyncio.run(_read(settings, query)), output)
+    _print(asyncio.run(_read(settings_or_exit(), query)), output)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from services.commands.settings import settings_or_exit
+
+if TYPE_CHECKING:
+    from shared.events import Event
 
 
 class EventsFormat(StrEnum):
@@ -25,7 +28,8 @@ def events(
     occurred_at, payload}."""
     import asyncio
 
-    from shared.eventstore.migrations import ensure_migrated
+    from services.commands.failures import CommandFailedError
+    from shared.eventstore.migrations import describe, ensure_migrated
     from shared.eventstore.records import RecordedEvent
     from shared.eventstore.store import SqlEventStore
 
@@ -42,8 +46,10 @@ def events(
 
     recorded = asyncio.run(read())
     if not recorded:
-        typer.echo(f"alchemiser events: no events for workflow {workflow}", err=True)
-        raise typer.Exit(1)
+        raise CommandFailedError(
+            f"no events for workflow {workflow} in {describe(url)}; the workflow id is in the "
+            "run's summary, email and `alchemiser trigger`'s answer"
+        )
     rows = [
         {
             "event_id": str(item.event.event_id),
@@ -58,8 +64,25 @@ def events(
     if format is EventsFormat.JSON:
         typer.echo(json.dumps(rows, indent=2))
         return
-    for row in rows:
+    for row, item in zip(rows, recorded, strict=True):
         typer.echo(
             f"{row['occurred_at']}  {row['event_type']:<18} {row['source']:<10} "
-            f"{row['event_id']}  caused by {row['causation_id'] or '-'}"
+            f"{row['event_id']}  caused by {row['causation_id'] or '-'}{_order_text(item.event)}"
         )
+
+
+def _order_text(event: Event) -> str:
+    """What an order event is about, so a line of the audit trail says what was traded."""
+    from shared.events.orders import OrderEvent, OrderFilled, OrderRejected, OrderRequested
+
+    if not isinstance(event, OrderEvent):
+        return ""
+    text = f"  {event.side.value.upper()} {event.symbol}"
+    if isinstance(event, OrderRequested):
+        price = "market" if event.limit_price is None else f"limit {event.limit_price}"
+        return f"{text} {event.qty} {price}"
+    if isinstance(event, OrderFilled):
+        return f"{text} {event.filled_qty} at {event.avg_fill_price}"
+    if isinstance(event, OrderRejected):
+        return f"{text}: {event.reason}"
+    return text

@@ -32,11 +32,17 @@ class OptionError(Exception):
     """A command-line option cannot be used as given; the message names it and what to do."""
 
 
+class CommandFailedError(Exception):
+    """The command cannot do what was asked (e.g. the account does not exist); the message says
+    why and what to do instead."""
+
+
 EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (SettingsError, BAD_SETTING_EXIT_CODE),
     (OptionError, BAD_SETTING_EXIT_CODE),
     (EventStoreUnavailableError, UNREACHABLE_EXIT_CODE),
     (DatabaseNotMigratedError, FAILED_EXIT_CODE),
+    (CommandFailedError, FAILED_EXIT_CODE),
 )
 
 

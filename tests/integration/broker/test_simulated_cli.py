@@ -143,17 +143,6 @@ def test_account_prints_cash_equity_and_buying_power(database_url: str) -> None:
     }
 
 
-def test_an_account_that_never_traded_shows_the_starting_cash(database_url: str) -> None:
-    account = run(database_url, "account", "--account", "newcomer", "--format", "json")
-
-    assert account == {
-        "account_id": "newcomer",
-        "cash": "100000",
-        "equity": "100000",
-        "buying_power": "100000",
-    }
-
-
 def test_the_text_format_is_a_table_with_a_header(database_url: str) -> None:
     result = CliRunner().invoke(
         app, ["broker", "orders"], env={"ALCHEMISER_DATABASE_URL": database_url}
