@@ -29,6 +29,10 @@ def events(
     import asyncio
 
     from services.commands.failures import CommandFailedError
+    from pydantic_core import to_jsonable_python
+
+    from shared.decimal_places import view
+    from shared.events import ENVELOPE_FIELDS
     from shared.eventstore.migrations import describe, ensure_migrated
     from shared.eventstore.records import RecordedEvent
     from shared.eventstore.store import SqlEventStore
@@ -57,7 +61,9 @@ def events(
             "causation_id": item.event.causation_id,
             "occurred_at": item.event.occurred_at.isoformat(),
             "source": item.event.source,
-            "payload": item.event.payload(),
+            "payload": to_jsonable_python(
+                view(item.event.model_dump(exclude=set(ENVELOPE_FIELDS)))
+            ),
         }
         for item in recorded
     ]
@@ -73,16 +79,24 @@ def events(
 
 def _order_text(event: Event) -> str:
     """What an order event is about, so a line of the audit trail says what was traded."""
+    from shared.decimal_places import Places, shown
     from shared.events.orders import OrderEvent, OrderFilled, OrderRejected, OrderRequested
 
     if not isinstance(event, OrderEvent):
         return ""
-    text = f"  {event.side.value.upper()} {event.symbol}"
+    text = f"  {event.side.value} {event.symbol}"
     if isinstance(event, OrderRequested):
-        price = "market" if event.limit_price is None else f"limit {event.limit_price}"
-        return f"{text} {event.qty} {price}"
+        price = (
+            "market"
+            if event.limit_price is None
+            else f"limit {shown(event.limit_price, Places.PRICE)}"
+        )
+        return f"{text} {shown(event.qty, Places.QUANTITY)} {price}"
     if isinstance(event, OrderFilled):
-        return f"{text} {event.filled_qty} at {event.avg_fill_price}"
+        return (
+            f"{text} {shown(event.filled_qty, Places.QUANTITY)} at "
+            f"{shown(event.avg_fill_price, Places.PRICE)}"
+        )
     if isinstance(event, OrderRejected):
         return f"{text}: {event.reason}"
     return text
