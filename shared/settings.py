@@ -174,8 +174,9 @@ class Settings(BaseSettings):
         url = normalise_database_url(value)
         if not url.startswith(SUPPORTED_DATABASE_URLS):
             raise ValueError(
-                "not a database this release can use; write postgresql://USER:PASSWORD@HOST:5432/DB "
-                "or sqlite:///PATH, or leave it unset for SQLite under ALCHEMISER_DATA_DIR"
+                "not a database this release can use; write "
+                "postgresql://USER:PASSWORD@HOST:5432/DB or sqlite:///PATH, or leave it unset "
+                "for SQLite under ALCHEMISER_DATA_DIR"
             )
         return url
 

@@ -28,9 +28,9 @@ def events(
     occurred_at, payload}."""
     import asyncio
 
-    from services.commands.failures import CommandFailedError
     from pydantic_core import to_jsonable_python
 
+    from services.commands.failures import CommandFailedError
     from shared.decimal_places import view
     from shared.events import ENVELOPE_FIELDS
     from shared.eventstore.migrations import describe, ensure_migrated

@@ -10,10 +10,13 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Annotated
 
 import structlog
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials
 
+from shared.service.openapi import BEARER
 from shared.settings import Settings, SettingsError
 
 TOKEN_FILE_NAME = "api-token"
@@ -89,17 +92,18 @@ def client_api_token(settings: Settings) -> tuple[str, str]:
 
 
 class BearerAuth:
-    """FastAPI dependency: 401 unless the request carries exactly the token (constant time)."""
+    """FastAPI dependency: 401 unless the request carries exactly the token (constant time). It
+    reads the header through `BEARER`, so the OpenAPI schema declares the scheme on every
+    endpoint it guards."""
 
     def __init__(self, token: str) -> None:
         self._expected = token.encode("utf-8")
 
-    async def __call__(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8"), self._expected
-        ):
+    async def __call__(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+    ) -> None:
+        given = "" if credentials is None else credentials.credentials.strip()
+        if credentials is None or not hmac.compare_digest(given.encode("utf-8"), self._expected):
             raise HTTPException(
                 status_code=status.HTTP_401_UNAUTHORIZED,
                 detail="missing or wrong bearer token",

@@ -39,7 +39,14 @@ DATABASE_COMMANDS: dict[str, list[str]] = {
         for service in ("strategy", "portfolio", "execution", "notify")
     },
 }
-NO_DATABASE_COMMANDS = {"evaluate", "backtest", "trigger", "data import", "data fetch", "data sample"}
+NO_DATABASE_COMMANDS = {
+    "evaluate",
+    "backtest",
+    "trigger",
+    "data import",
+    "data fetch",
+    "data sample",
+}
 
 
 def command_names(command: Any, prefix: str = "") -> set[str]:

@@ -165,7 +165,9 @@ def test_every_alchemiser_name_the_repository_writes_is_known() -> None:
     compose, CI, docs) must never be refused. Left out: the decisions document, which records names
     that were retired, and this file, which misspells names on purpose."""
     places = [REPO / name for name in SCANNED]
-    files = [path for place in places for path in ([place] if place.is_file() else place.rglob("*"))]
+    files = [
+        path for place in places for path in ([place] if place.is_file() else place.rglob("*"))
+    ]
     found: dict[str, Path] = {}
     for path in files:
         if path.is_dir() or path.suffix in BINARY or path in NOT_SCANNED:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -17,9 +18,9 @@ from tests.cli import run_alchemiser
 class Recorder(BaseHTTPRequestHandler):
     """A strategy service stand-in that accepts only `Bearer right-token`."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         header = self.headers.get("Authorization", "")
         Recorder.seen.append(header)
         accepted = header == "Bearer right-token"
