@@ -69,7 +69,8 @@ def explain(events: Sequence[Event], symbol: str) -> dict[str, Any]:
             if strategy.allocation.get(symbol, Decimal(0)) > 0
         ]
     answer["summary"] = _summary(answer)
-    return to_jsonable_python(view(answer))
+    shown: dict[str, Any] = to_jsonable_python(view(answer))
+    return shown
 
 
 def _chain(start: Event | None, by_id: dict[str, Event]) -> list[dict[str, str]]:
