@@ -26,7 +26,8 @@ log = structlog.get_logger(__name__)
 
 
 class MissingApiTokenError(SettingsError):
-    """Live trading needs an explicit token that is not the public paper-only one."""
+    """No usable API token: live mode without one of its own (or with the public paper-only
+    one), or a client that has none the services accept."""
 
 
 def token_file(settings: Settings) -> Path:
