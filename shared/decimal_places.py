@@ -1,7 +1,7 @@
-"""How many decimals a person or a client is shown, by what a number is (docs/operations.md, The
-HTTP API): money to the cent, prices to 4 decimals (Alpaca's sub-dollar increment), weights to 6,
-quantities to 9 (Alpaca's maximum) — as decimal strings, never `0E+16` or 28 digits, without
-trailing zeros beyond the cents of money and prices.
+"""How many decimals a person or a client is shown, by what a number is: money to the cent,
+prices to 4 decimals (Alpaca's sub-dollar increment), weights to 6, quantities to 9 (Alpaca's
+maximum) — as decimal strings, never `0E+16` or 28 digits, without trailing zeros beyond the
+cents of money and prices. The API reference: docs/operations.md, The HTTP API.
 
 The store keeps every value exact; only views round. A value is known by its field name, or, in
 a mapping keyed by symbol (`target_allocations`, `live_bars`...), by the mapping's name. A

@@ -20,9 +20,6 @@ from collections.abc import Callable
 
 import typer
 
-from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
-from shared.settings import SettingsError
-
 BAD_SETTING_EXIT_CODE = 2
 UNREACHABLE_EXIT_CODE = 3
 FAILED_EXIT_CODE = 1
@@ -37,19 +34,21 @@ class CommandFailedError(Exception):
     why and what to do instead."""
 
 
-EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
-    (SettingsError, BAD_SETTING_EXIT_CODE),
-    (OptionError, BAD_SETTING_EXIT_CODE),
-    (EventStoreUnavailableError, UNREACHABLE_EXIT_CODE),
-    (DatabaseNotMigratedError, FAILED_EXIT_CODE),
-    (CommandFailedError, FAILED_EXIT_CODE),
-)
-
-
 def exit_code_of(error: Exception) -> int | None:
     """The exit code of a failure the user can fix, or None for a bug (which keeps its
-    traceback)."""
-    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), None)
+    traceback). The error kinds are imported here, on failure only: `alchemiser evaluate` must
+    start without the event store's SQLAlchemy."""
+    from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
+    from shared.settings import SettingsError
+
+    exit_codes: tuple[tuple[type[Exception], int], ...] = (
+        (SettingsError, BAD_SETTING_EXIT_CODE),
+        (OptionError, BAD_SETTING_EXIT_CODE),
+        (EventStoreUnavailableError, UNREACHABLE_EXIT_CODE),
+        (DatabaseNotMigratedError, FAILED_EXIT_CODE),
+        (CommandFailedError, FAILED_EXIT_CODE),
+    )
+    return next((code for kind, code in exit_codes if isinstance(error, kind)), None)
 
 
 def run_command(command: Callable[[], object]) -> None:
