@@ -11,6 +11,7 @@ from services.commands.data import data_app
 from services.commands.db import db_app
 from services.commands.evaluate import evaluate
 from services.commands.events import events
+from services.commands.failures import run_command
 from services.commands.replay import replay
 from services.commands.run import run
 from services.commands.serve import serve
@@ -36,7 +37,7 @@ app.add_typer(data_app, name="data")
 
 
 def main() -> None:
-    app()
+    run_command(app)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ pydantic's multi-line report into `SettingsError` with exactly that line.
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -13,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,6 +69,10 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(plain):
             return async_driver + url[len(plain) :]
     return url
+
+
+SUPPORTED_DATABASE_URLS = ("postgresql+asyncpg://", "sqlite+aiosqlite:///")
+"""The event store's drivers, after `normalise_database_url`."""
 
 
 class Settings(BaseSettings):
@@ -172,7 +181,16 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_database_url(value)
+        if value is None:
+            return None
+        url = normalise_database_url(value)
+        if not url.startswith(SUPPORTED_DATABASE_URLS):
+            raise ValueError(
+                "not a database this release can use; write "
+                "postgresql://USER:PASSWORD@HOST:5432/DB or sqlite:///PATH, or leave it unset "
+                "for SQLite under ALCHEMISER_DATA_DIR"
+            )
+        return url
 
     @model_validator(mode="after")
     def _live_needs_alpaca(self) -> Settings:
@@ -233,12 +251,67 @@ def _one_line(error: ValidationError) -> str:
     variable = ENV_PREFIX + location[0].upper()
     given = first.get("input")
     secret = any(word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
+    if isinstance(given, str):
+        given = _without_password(given)
     shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
     return f"{variable}: {message}{shown}"
 
 
+def _without_password(value: str) -> str:
+    """A URL's password hidden, so a refused URL can be shown."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", value)
+
+
+OTHER_VARIABLES: dict[str, str] = {
+    "ALCHEMISER_TEST_POSTGRES_URL": "the PostgreSQL server of the tests and benchmarks",
+    "ALCHEMISER_TEST_RABBITMQ_URL": "the RabbitMQ server of the tests and benchmarks",
+    "ALCHEMISER_CHAOS_SCALE": "ci or full: how many runs the fault tests make",
+    "ALCHEMISER_CHAOS_RUNS": "replays only the first N runs of a fault test",
+    "ALCHEMISER_CHAOS_SEED": "replays a fault test's reported seed",
+    "ALCHEMISER_DOCS_SCREENSHOT": "1: the browser test refreshes docs/backtest-report.png",
+}
+"""The `ALCHEMISER_*` variables that are not settings: read by the tests, benchmarks and docs
+tools (DEVELOPERS.md), and so allowed in the environment of any process they start."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every `ALCHEMISER_*` name a process accepts: the settings and `OTHER_VARIABLES`."""
+    return frozenset(ENV_PREFIX + name.upper() for name in Settings.model_fields) | frozenset(
+        OTHER_VARIABLES
+    )
+
+
+def unknown_variable(names: Iterable[str]) -> str | None:
+    """One line naming the first unknown `ALCHEMISER_*` name and the closest known one: a
+    misspelled setting would otherwise be ignored and its default used in silence."""
+    known = known_variables()
+    for name in sorted(names):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        # Compared without the prefix every name shares, which would make any two look alike.
+        suffixes = sorted(known_name.removeprefix(ENV_PREFIX) for known_name in known)
+        closest = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = (
+            f"did you mean {ENV_PREFIX}{closest[0]}?"
+            if closest
+            else "no known name is close to it;"
+        )
+        return (
+            f"{name}: not a setting; {hint} .env.example lists every setting, DEVELOPERS.md the "
+            "test variables"
+        )
+    return None
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment (and `.env`); raise `SettingsError` with one line on a bad value."""
+    """Read the environment (and `.env`); raise `SettingsError` with one line on a bad value or
+    an `ALCHEMISER_*` name that is not a setting."""
+    env_file = Path(str(Settings.model_config.get("env_file")))
+    in_file = dotenv_values(env_file) if env_file.is_file() else {}
+    unknown = unknown_variable([*os.environ, *in_file])
+    if unknown is not None:
+        raise SettingsError(unknown)
     try:
         return Settings(**overrides)
     except ValidationError as error:

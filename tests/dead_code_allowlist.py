@@ -28,7 +28,7 @@ workflow_duration_ms
 written_at
 
 # Values of the broker's and the settings' vocabularies: a foreign open order may have these
-# order types, and `ALCHEMISER_DATA_FEED=sip` selects the paid feed.
+# order types, and `ALCHEMISER_ALPACA_DATA_FEED=sip` selects the paid feed.
 STOP
 STOP_LIMIT
 TRAILING_STOP
@@ -65,3 +65,12 @@ STREAM
 # Drives the embedded system session by session on the simulated clock: the backtest's proof
 # that it trades as the live system would (tests/chaos/test_backtest_equals_live.py).
 run_sessions
+
+# Fields of the HTTP API's response models (services/strategy/api_views.py): FastAPI reads them to
+# validate each answer and to type it in the OpenAPI schema; the handlers fill them from dicts.
+next_window
+allocation_weight
+contribution
+decision_path
+plan_item
+causation

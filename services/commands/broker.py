@@ -8,7 +8,7 @@ import asyncio
 import json
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -48,35 +48,34 @@ def _decimal(value: Decimal | None) -> str | None:
 
 async def _read(settings: Settings, query: Any) -> Any:
     """Run `query(connection)` on the configured database; a database without the simulated
-    broker's tables is a one-line error naming the database and the fix."""
+    broker's tables, or one that does not answer, is an event store error naming it."""
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from shared.eventstore.migrations import describe
+    from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
+    from shared.eventstore.migrations import UNREACHABLE_HINT, UPGRADE_HINT, describe
 
     url = settings.resolved_database_url
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
             return await query(connection)
-    except DBAPIError as error:
-        _fail(
-            f"cannot read the simulated broker's state in {describe(url)} "
-            f"({type(error.orig).__name__}: {error.orig}); run `alchemiser db upgrade` first "
-            "or check ALCHEMISER_DATABASE_URL"
-        )
     except OSError as error:
-        _fail(
-            f"cannot reach {describe(url)} ({error}); check that the database server is up "
-            "and ALCHEMISER_DATABASE_URL"
-        )
+        raise EventStoreUnavailableError(
+            f"cannot reach {describe(url)} ({error}); {UNREACHABLE_HINT}"
+        ) from None
+    except DBAPIError as error:
+        if isinstance(error.orig, OSError):
+            raise EventStoreUnavailableError(
+                f"cannot reach {describe(url)} ({error.orig}); {UNREACHABLE_HINT}"
+            ) from None
+        raise DatabaseNotMigratedError(
+            f"cannot read the simulated broker's state in {describe(url)} "
+            f"({type(error.orig).__name__}: {error.orig}); {UPGRADE_HINT} first "
+            "or check ALCHEMISER_DATABASE_URL"
+        ) from None
     finally:
         await engine.dispose()
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"alchemiser: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _print(records: list[dict[str, Any]] | dict[str, Any], output: OutputFormat) -> None:
@@ -148,19 +147,18 @@ def positions(account: AllAccountsOption = None, output: FormatOption = OutputFo
 def account(
     account: AccountOption = DEFAULT_ACCOUNT, output: FormatOption = OutputFormat.TEXT
 ) -> None:
-    """Cash, equity and buying power; an account that never traded shows its starting cash."""
+    """Cash, equity and buying power. An account that never traded does not exist yet: the
+    simulated broker opens it with the starting cash on its first order."""
+    from services.commands.failures import CommandFailedError
     from shared.broker.simulated import ledger
-
-    settings = settings_or_exit()
 
     async def query(connection: AsyncConnection) -> dict[str, Any]:
         state = await ledger.account_state(connection, account)
         if state is None:
-            state = ledger.AccountState(
-                account_id=account,
-                cash=settings.sim_starting_cash,
-                buy_holds=Decimal(0),
-                positions_value=Decimal(0),
+            raise CommandFailedError(
+                f"account {account!r} does not exist yet: the simulated broker opens it with "
+                f"ALCHEMISER_SIM_STARTING_CASH on its first run (`alchemiser run --account "
+                f"{account}`); `alchemiser broker positions` lists the accounts holding positions"
             )
         return {
             "account_id": state.account_id,
@@ -169,4 +167,4 @@ def account(
             "buying_power": _decimal(state.buying_power),
         }
 
-    _print(asyncio.run(_read(settings, query)), output)
+    _print(asyncio.run(_read(settings_or_exit(), query)), output)

@@ -39,12 +39,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _settings() -> Settings:
-    from shared.settings import SettingsError, load_settings
+    """Settings; a bad one is turned into one line and exit 2 by the CLI's entry point."""
+    from services.commands.settings import settings_or_exit
 
-    try:
-        return load_settings()
-    except SettingsError as error:
-        _fail(str(error), 2)
+    return settings_or_exit()
 
 
 def _describe(manifest: StoreManifest) -> str:

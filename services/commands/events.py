@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from services.commands.settings import settings_or_exit
+
+if TYPE_CHECKING:
+    from shared.events import Event
 
 
 class EventsFormat(StrEnum):
@@ -25,8 +28,12 @@ def events(
     occurred_at, payload}."""
     import asyncio
 
-    from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
-    from shared.eventstore.migrations import ensure_migrated
+    from pydantic_core import to_jsonable_python
+
+    from services.commands.failures import CommandFailedError
+    from shared.decimal_places import view
+    from shared.events import ENVELOPE_FIELDS
+    from shared.eventstore.migrations import describe, ensure_migrated
     from shared.eventstore.records import RecordedEvent
     from shared.eventstore.store import SqlEventStore
 
@@ -41,14 +48,12 @@ def events(
         finally:
             await store.close()
 
-    try:
-        recorded = asyncio.run(read())
-    except (DatabaseNotMigratedError, EventStoreUnavailableError) as error:
-        typer.echo(f"alchemiser events: {error}", err=True)
-        raise typer.Exit(1) from None
+    recorded = asyncio.run(read())
     if not recorded:
-        typer.echo(f"alchemiser events: no events for workflow {workflow}", err=True)
-        raise typer.Exit(1)
+        raise CommandFailedError(
+            f"no events for workflow {workflow} in {describe(url)}; the workflow id is in the "
+            "run's summary, email and `alchemiser trigger`'s answer"
+        )
     rows = [
         {
             "event_id": str(item.event.event_id),
@@ -56,15 +61,42 @@ def events(
             "causation_id": item.event.causation_id,
             "occurred_at": item.event.occurred_at.isoformat(),
             "source": item.event.source,
-            "payload": item.event.payload(),
+            "payload": to_jsonable_python(
+                view(item.event.model_dump(exclude=set(ENVELOPE_FIELDS)))
+            ),
         }
         for item in recorded
     ]
     if format is EventsFormat.JSON:
         typer.echo(json.dumps(rows, indent=2))
         return
-    for row in rows:
+    for row, item in zip(rows, recorded, strict=True):
         typer.echo(
             f"{row['occurred_at']}  {row['event_type']:<18} {row['source']:<10} "
-            f"{row['event_id']}  caused by {row['causation_id'] or '-'}"
+            f"{row['event_id']}  caused by {row['causation_id'] or '-'}{_order_text(item.event)}"
         )
+
+
+def _order_text(event: Event) -> str:
+    """What an order event is about, so a line of the audit trail says what was traded."""
+    from shared.decimal_places import Places, shown
+    from shared.events.orders import OrderEvent, OrderFilled, OrderRejected, OrderRequested
+
+    if not isinstance(event, OrderEvent):
+        return ""
+    text = f"  {event.side.value} {event.symbol}"
+    if isinstance(event, OrderRequested):
+        price = (
+            "market"
+            if event.limit_price is None
+            else f"limit {shown(event.limit_price, Places.PRICE)}"
+        )
+        return f"{text} {shown(event.qty, Places.QUANTITY)} {price}"
+    if isinstance(event, OrderFilled):
+        return (
+            f"{text} {shown(event.filled_qty, Places.QUANTITY)} at "
+            f"{shown(event.avg_fill_price, Places.PRICE)}"
+        )
+    if isinstance(event, OrderRejected):
+        return f"{text}: {event.reason}"
+    return text

@@ -1,4 +1,4 @@
-"""`alchemiser replay --workflow ID [--from EVENT_ID] [--strategies DIR] [--live]`."""
+"""`alchemiser replay --workflow ID [--from EVENT_ID] [--strategies DIR]`."""
 
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ def replay(
             "(allocation.json, else allocation.prod.json)."
         ),
     ] = None,
-    live: Annotated[
-        bool, typer.Option(help="Re-drive against the configured live broker (not supported).")
-    ] = False,
 ) -> None:
     """Re-derive a recorded workflow's signal, plan and orders from its recorded inputs, then
     play it again under a new workflow id on a simulated account opened with the recorded
@@ -54,13 +51,6 @@ def replay(
 
     settings = settings_or_exit()
     configure_logging("WARNING")
-    if live:
-        typer.echo(
-            "alchemiser replay: re-driving against a live broker is not supported; "
-            "replay re-drives on the simulated broker (drop --live)",
-            err=True,
-        )
-        raise typer.Exit(2)
     settings = settings.model_copy(update={"broker": BrokerKind.SIMULATED})
 
     async def run() -> tuple[ReplayResult, Redrive | None]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Annotated
 
 import typer
 
+from services.commands.failures import OptionError, run_command
 from services.commands.settings import secret_values, settings_or_exit
 from services.registry import SERVICES, ServiceName
 
@@ -21,7 +23,7 @@ def serve_main(service: ServiceName) -> None:
     def serve_this(host: Host = "127.0.0.1", port: Port = None) -> None:
         serve(service, host, port)
 
-    typer.run(serve_this)
+    run_command(lambda: typer.run(serve_this))
 
 
 def serve(
@@ -33,12 +35,10 @@ def serve(
     import uvicorn
 
     from shared.bus.rabbitmq import RabbitMqBus
-    from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
     from shared.eventstore.migrations import ensure_migrated
     from shared.eventstore.store import SqlEventStore
     from shared.logs import configure_logging
     from shared.service.app import create_app
-    from shared.service.auth import MissingApiTokenError
     from shared.service.runtime import ServiceRuntime
 
     settings = settings_or_exit()
@@ -46,12 +46,11 @@ def serve(
     database_url = settings.resolved_database_url
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registered = SERVICES[service]
-    try:
-        asyncio.run(ensure_migrated(database_url))
-        definition = registered.definition(settings)
-    except (DatabaseNotMigratedError, EventStoreUnavailableError, MissingApiTokenError) as error:
-        typer.echo(f"alchemiser serve {service.value}: {error}", err=True)
-        raise typer.Exit(1) from None
+    # Listening comes first: a busy port found only after the runtime started would leave its
+    # RabbitMQ reconnect loop holding the process open.
+    listener = _listen(host, port or registered.default_port)
+    asyncio.run(ensure_migrated(database_url))
+    definition = registered.definition(settings)
     bus = RabbitMqBus(
         settings.rabbitmq_url,
         exchange=settings.bus_exchange,
@@ -59,7 +58,7 @@ def serve(
         prefetch=max(32, 2 * settings.bus_handlers_per_queue),
     )
     runtime = ServiceRuntime(definition, settings, SqlEventStore(database_url), bus)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(runtime),
         host=host,
         port=port or registered.default_port,
@@ -67,3 +66,20 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The bound server socket, or an `OptionError` naming the address when it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise OptionError(
+            f"--port {port}: cannot listen on {host}:{port} ({error.strerror}); stop the "
+            "process that holds it or choose another port with --port"
+        ) from None
+    return listener

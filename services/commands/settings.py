@@ -5,21 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import typer
-
 if TYPE_CHECKING:
     from shared.settings import Settings
 
 
 def settings_or_exit() -> Settings:
-    """Settings, or one line naming the bad variable and exit code 2."""
-    from shared.settings import SettingsError, load_settings
+    """Settings, or `SettingsError` naming the bad variable, which the CLI's entry point
+    (`services.commands.failures`) turns into one line and exit code 2."""
+    from shared.settings import load_settings
 
-    try:
-        return load_settings()
-    except SettingsError as error:
-        typer.echo(f"alchemiser: {error}", err=True)
-        raise typer.Exit(2) from None
+    return load_settings()
 
 
 def secret_values(settings: Settings) -> list[str]:

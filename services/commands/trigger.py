@@ -29,14 +29,10 @@ def trigger(
     """Start today's workflow through POST /v1/workflows."""
     import httpx
 
-    from shared.service.auth import MissingApiTokenError, resolve_api_token
+    from shared.service.auth import WHERE_THE_TOKEN_IS, MissingApiTokenError, client_api_token
 
     settings = settings_or_exit()
-    try:
-        token = resolve_api_token(settings)
-    except MissingApiTokenError as error:
-        typer.echo(f"alchemiser trigger: {error}", err=True)
-        raise typer.Exit(2) from None
+    token, source = client_api_token(settings)
     base = (url or settings.strategy_url).rstrip("/")
     try:
         response = httpx.post(
@@ -57,6 +53,11 @@ def trigger(
         state = "started" if response.status_code == 202 else "already started today"
         typer.echo(f"workflow {body['id']} {state} ({body['status']})")
         return
+    if response.status_code == 401:
+        raise MissingApiTokenError(
+            f"ALCHEMISER_API_TOKEN: {base} refused the token from {source} (401); "
+            f"{WHERE_THE_TOKEN_IS}"
+        )
     if response.status_code == 409:
         typer.echo(f"not started: {body.get('detail')}", err=True)
         raise typer.Exit(REFUSED_EXIT_CODE)

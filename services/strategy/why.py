@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
+from shared.decimal_places import view
 from shared.events import Event
 from shared.events.orders import OrderEvent
 from shared.events.plans import RebalancePlanned
@@ -16,7 +19,8 @@ from shared.events.trades import TradeExecuted
 
 
 def explain(events: Sequence[Event], symbol: str) -> dict[str, Any]:
-    """The answer for `symbol` (upper-cased); `action` is BUY, SELL, HOLD or NOT_PLANNED."""
+    """The answer for `symbol` (upper-cased); `action` is BUY, SELL, HOLD or NOT_PLANNED. JSON
+    ready, numbers shown to their places (`shared.decimal_places`)."""
     symbol = symbol.strip().upper()
     by_id = {str(event.event_id): event for event in events}
     signal = next((e for e in events if isinstance(e, SignalGenerated)), None)
@@ -25,7 +29,7 @@ def explain(events: Sequence[Event], symbol: str) -> dict[str, Any]:
     item = next((i for i in plan.items if i.symbol == symbol), None) if plan else None
     order_events = [e for e in events if isinstance(e, OrderEvent) and e.symbol == symbol]
     results = [
-        result.model_dump(mode="json")
+        result.model_dump()
         for result in (trades.execution_data.orders if trades else ())
         if result.symbol == symbol
     ]
@@ -33,7 +37,7 @@ def explain(events: Sequence[Event], symbol: str) -> dict[str, Any]:
         "workflow_id": events[0].correlation_id if events else None,
         "symbol": symbol,
         "action": item.action if item else "NOT_PLANNED",
-        "plan_item": item.model_dump(mode="json") if item else None,
+        "plan_item": item.model_dump() if item else None,
         "orders": results,
         "order_events": [
             {
@@ -51,13 +55,13 @@ def explain(events: Sequence[Event], symbol: str) -> dict[str, Any]:
     }
     if signal is not None:
         target = signal.consolidated_portfolio.target_allocations.get(symbol)
-        answer["target_weight"] = str(target) if target is not None else None
+        answer["target_weight"] = target
         answer["strategies"] = [
             {
                 "strategy": strategy.strategy,
-                "file_weight": str(strategy.weight),
-                "allocation_weight": str(strategy.allocation[symbol]),
-                "contribution": str(strategy.weight * strategy.allocation[symbol]),
+                "file_weight": strategy.weight,
+                "allocation_weight": strategy.allocation[symbol],
+                "contribution": strategy.weight * strategy.allocation[symbol],
                 "decision_path": [step.model_dump(mode="json") for step in strategy.trace],
                 "trace_truncated": strategy.trace_truncated,
             }
@@ -65,7 +69,8 @@ def explain(events: Sequence[Event], symbol: str) -> dict[str, Any]:
             if strategy.allocation.get(symbol, Decimal(0)) > 0
         ]
     answer["summary"] = _summary(answer)
-    return answer
+    shown: dict[str, Any] = to_jsonable_python(view(answer))
+    return shown
 
 
 def _chain(start: Event | None, by_id: dict[str, Event]) -> list[dict[str, str]]:

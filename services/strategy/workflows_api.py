@@ -10,6 +10,12 @@ from fastapi import APIRouter, Body, Depends, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.strategy.api_views import (
+    TriggerRefusal,
+    TriggerResponse,
+    WhyAnswer,
+    WorkflowStatusView,
+)
 from services.strategy.trigger import (
     ACCOUNT_ID,
     DAY_STREAM_PREFIX,
@@ -23,6 +29,7 @@ from shared import market_clock
 from shared.eventstore.workflow_queries import started_in_streams
 from shared.marketdata.barstore import BarStore
 from shared.service.auth import BearerAuth, resolve_api_token
+from shared.service.openapi import error
 from shared.service.runtime import ServiceRuntime
 
 
@@ -31,11 +38,6 @@ class TriggerRequest(BaseModel):
 
     force: bool = False
     account_id: str = Field(default="default", pattern=ACCOUNT_ID.pattern)
-
-
-class TriggerResponse(BaseModel):
-    id: str
-    status: str
 
 
 def workflow_router(runtime: ServiceRuntime) -> APIRouter:
@@ -51,9 +53,15 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=TriggerResponse,
         responses={
-            200: {"description": "the run already started today for this account"},
-            401: {"description": "missing or wrong bearer token"},
-            409: {"description": "outside the close window; the body names the next one"},
+            200: {
+                "model": TriggerResponse,
+                "description": "the run already started today for this account",
+            },
+            401: error("missing or wrong bearer token"),
+            409: {
+                "model": TriggerRefusal,
+                "description": "outside the close window; the body names the next one",
+            },
         },
     )
     async def start(request: Annotated[TriggerRequest | None, Body()] = None) -> JSONResponse:
@@ -88,7 +96,7 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
             status_code=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK,
         )
 
-    @router.get("", responses={422: {"description": "date is not YYYY-MM-DD"}})
+    @router.get("", response_model=list[WorkflowStatusView])
     async def list_workflows(date: dt.date) -> list[dict[str, object]]:
         """The runs of one trading date, every account, oldest first."""
         views = []
@@ -99,7 +107,11 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
                 views.append(view.as_json())
         return views
 
-    @router.get("/{workflow_id}", responses={404: {"description": "no such workflow"}})
+    @router.get(
+        "/{workflow_id}",
+        response_model=WorkflowStatusView,
+        responses={404: error("no such workflow")},
+    )
     async def get_workflow(workflow_id: str) -> dict[str, object]:
         view = project_workflow(
             [recorded.event for recorded in await store.read_correlation(workflow_id)]
@@ -108,7 +120,11 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
         return view.as_json()
 
-    @router.get("/{workflow_id}/why/{symbol}", responses={404: {"description": "no such workflow"}})
+    @router.get(
+        "/{workflow_id}/why/{symbol}",
+        response_model=WhyAnswer,
+        responses={404: error("no such workflow")},
+    )
     async def why(workflow_id: str, symbol: str) -> dict[str, Any]:
         """Why `symbol` was bought, sold or held: orders, plan item, and the strategies'
         decisions (branches and indicator values) that put it in the target."""

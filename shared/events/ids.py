@@ -15,7 +15,7 @@ from uuid import UUID, uuid5
 
 from shared.trading import Side
 
-ALCHEMISER_NAMESPACE = UUID("5d0c7d0e-4f8a-5a3b-9a57-6c1e6b0d2a41")
+ID_NAMESPACE = UUID("5d0c7d0e-4f8a-5a3b-9a57-6c1e6b0d2a41")
 """Fixed UUIDv5 namespace of this system's derived ids; changing it changes every plan id."""
 
 CLIENT_ORDER_ID_PREFIX = "alc:"
@@ -31,7 +31,7 @@ _HASH_HEX_DIGITS = CLIENT_ORDER_ID_LENGTH - len(CLIENT_ORDER_ID_PREFIX)
 
 def plan_id(workflow_id: str) -> UUID:
     """The one plan id of a workflow (execution ignores a second plan with the same id)."""
-    return uuid5(ALCHEMISER_NAMESPACE, f"plan:{workflow_id}")
+    return uuid5(ID_NAMESPACE, f"plan:{workflow_id}")
 
 
 def client_order_id(workflow_id: str, symbol: str, side: Side, attempt: int) -> str:

@@ -199,7 +199,7 @@ class StatementPool:
 def unavailable(database: str, error: BaseException) -> EventStoreUnavailableError:
     return EventStoreUnavailableError(
         f"event store {database} is unreachable or dropped the connection ({error}); "
-        f"check that the database is up"
+        f"start the database server or correct ALCHEMISER_DATABASE_URL"
     )
 
 

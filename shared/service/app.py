@@ -16,7 +16,9 @@ import structlog
 from fastapi import FastAPI, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
+from shared.service.openapi import error, serve_docs
 from shared.service.runtime import ServiceRuntime
 
 log = structlog.get_logger(__name__)
@@ -25,6 +27,14 @@ MAX_REQUEST_BODY_BYTES = 64 * 1024
 """The largest request body any endpoint accepts; a bigger one is answered 413 before it is read
 in full (by its Content-Length, or as the streamed bytes pass the limit). The largest legitimate
 body, a trigger's `{"force", "account_id"}`, is under 200 bytes."""
+
+
+class ServiceStatus(BaseModel):
+    status: str
+    """`alive`, `ready` or `not ready`."""
+    service: str
+    reason: str | None = None
+    """Why the service is not ready."""
 
 
 def create_app(runtime: ServiceRuntime) -> FastAPI:
@@ -44,13 +54,19 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
         lifespan=lifespan,
         max_body_size=MAX_REQUEST_BODY_BYTES,
         responses={
-            400: {"description": "the body could not be read (not UTF-8 or malformed)"},
-            413: {"description": f"the body is over {MAX_REQUEST_BODY_BYTES} bytes"},
+            400: error("the body could not be read (not UTF-8 or malformed)"),
+            413: error(f"the body is over {MAX_REQUEST_BODY_BYTES} bytes"),
         },
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
+    serve_docs(app)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz", tags=["health"], response_model=ServiceStatus, response_model_exclude_none=True
+    )
     async def healthz() -> dict[str, str]:
         """Alive: checks no dependency, so a database outage never restarts every pod."""
         return {"status": "alive", "service": runtime.name}
@@ -58,7 +74,13 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["health"],
-        responses={503: {"description": "a dependency is unavailable; the reason is given"}},
+        response_model=ServiceStatus,
+        responses={
+            503: {
+                "model": ServiceStatus,
+                "description": "a dependency is unavailable; the reason is given",
+            }
+        },
     )
     async def readyz() -> JSONResponse:
         readiness = await runtime.readiness()
@@ -69,7 +91,17 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         with contextlib.suppress(Exception):  # metrics must answer even with the database away
             runtime.metrics.outbox_lag.set(await runtime.store.outbox_lag())

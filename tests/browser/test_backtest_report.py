@@ -11,9 +11,7 @@ With ALCHEMISER_DOCS_SCREENSHOT=1 it also refreshes docs/backtest-report.png.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +22,11 @@ from services.strategy.signals import load_strategy_set
 from services.strategy.symphonies import bundled_config
 from shared.marketdata.barstore import BarStore
 from shared.marketdata.sample import SAMPLE_SOURCE, generate_sample, sample_sessions
+from tests.browser.chromium import requests
 from tests.cli import run_alchemiser
-from tests.servers import in_ci
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "backtest-report.png"
 CHARTS = ("chart-equity", "chart-drawdown", "chart-yearly", "chart-sharpe", "chart-allocation")
 
@@ -47,48 +43,6 @@ for (let i = 0; i < pixels.length; i += 4) {
 }
 return {width: canvas.width, height: canvas.height, drawn: drawn};
 """
-
-
-def require_browser() -> None:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if not missing:
-        return
-    reason = (
-        f"{' and '.join(missing)} missing; install with `apt-get install -y chromium "
-        "chromium-driver`"
-    )
-    if in_ci():
-        pytest.fail(f"{reason} (CI needs them)", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--window-size=1280,2400",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 SAMPLE_END = datetime(2024, 11, 27, tzinfo=UTC)
@@ -119,19 +73,6 @@ def all_drawn(pixels: dict[str, dict[str, int] | None]) -> bool:
         p is not None and p["width"] > 0 and p["height"] > 0 and p["drawn"] > 500
         for p in pixels.values()
     )
-
-
-def requests(driver: Any) -> list[tuple[str, str]]:
-    """Every request the browser sent, as (URL, URL of the document that asked), from the
-    DevTools Protocol's network events. Chromium's own start page appears here too, with
-    chrome:// URLs; those never leave the browser."""
-    sent = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            params = message["params"]
-            sent.append((params["request"]["url"], params.get("documentURL", "")))
-    return sent
 
 
 def test_report_draws_every_chart_offline_without_console_errors(

@@ -95,11 +95,11 @@ def test_one_rule_change_reaches_the_service_replay_and_evaluate(home: Path) -> 
     recorded = run_workflow(home)
     events = json.loads(alchemiser(home, "events", "--workflow", recorded, "--format", "json"))
     as_of = next(e for e in events if e["event_type"] == "SignalGenerated")["payload"]["as_of"]
-    assert signal_targets(home, recorded) == {"SPY": "1.0"}
+    assert signal_targets(home, recorded) == {"SPY": "1"}
     assert evaluated_targets(home, as_of) == {"SPY": 1.0}
     assert "plan:   BUY SPY" in alchemiser(home, "replay", "--workflow", recorded)
 
-    assert signal_targets(home, run_workflow(home, rsi_changed=True)) == {"BIL": "1.0"}
+    assert signal_targets(home, run_workflow(home, rsi_changed=True)) == {"BIL": "1"}
     replayed = alchemiser(home, "replay", "--workflow", recorded, rsi_changed=True)
     assert "plan:   BUY BIL" in replayed, replayed
     assert evaluated_targets(home, as_of, rsi_changed=True) == {"BIL": 1.0}

@@ -28,8 +28,9 @@ NUMBERING = re.compile(r"^\d+\.\s+")
 
 
 def tracked_text_files() -> list[tuple[str, str]]:
-    """(path, text) of every tracked file that is text; binary data (parquet, images) has no
-    citations to check."""
+    """(path, text) of every tracked file that is text and ours: binary data (parquet, images)
+    has no citations to check, and third-party files copied unchanged (a folder with a
+    VENDORED.md) are not ours to change; the VENDORED.md itself is checked."""
     listing = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True
     ).stdout.decode()
@@ -37,6 +38,8 @@ def tracked_text_files() -> list[tuple[str, str]]:
     for name in filter(None, listing.split("\0")):
         path = REPO / name
         if not path.is_file():
+            continue
+        if path.name != "VENDORED.md" and (path.parent / "VENDORED.md").is_file():
             continue
         data = path.read_bytes()
         if b"\0" in data:

@@ -4,6 +4,7 @@ stale schema."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 UPGRADE_HINT = "run `alchemiser db upgrade`"
+UNREACHABLE_HINT = "start the database server or correct ALCHEMISER_DATABASE_URL"
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -63,7 +65,9 @@ async def upgrade(database_url: str) -> None:
         async with engine.begin() as connection:
             await connection.run_sync(run)
     except (DBAPIError, OSError) as error:
-        raise EventStoreUnavailableError(f"cannot migrate {describe(url)}: {error}") from error
+        raise EventStoreUnavailableError(
+            f"cannot migrate {describe(url)}: {_cause(error)}; {UNREACHABLE_HINT}"
+        ) from error
     finally:
         await engine.dispose()
 
@@ -73,14 +77,24 @@ async def current_revisions(database_url: str) -> frozenset[str]:
     url = normalise_database_url(database_url)
 
     def read(connection: Connection) -> frozenset[str]:
-        return frozenset(MigrationContext.configure(connection).get_current_heads())
+        # A read announces the dialect in two plain-text lines ("Context impl ...") that
+        # would break a service's JSON log; only an upgrade has something to say.
+        announcer = logging.getLogger("alembic.runtime.migration")
+        level = announcer.level
+        announcer.setLevel(logging.WARNING)
+        try:
+            return frozenset(MigrationContext.configure(connection).get_current_heads())
+        finally:
+            announcer.setLevel(level)
 
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(read)
     except (DBAPIError, OSError) as error:
-        raise EventStoreUnavailableError(f"cannot reach {describe(url)}: {error}") from error
+        raise EventStoreUnavailableError(
+            f"cannot reach {describe(url)}: {_cause(error)}; {UNREACHABLE_HINT}"
+        ) from error
     finally:
         await engine.dispose()
 
@@ -112,6 +126,12 @@ async def ensure_migrated(database_url: str) -> None:
 def describe(database_url: str) -> str:
     """The URL without its password, for messages and logs."""
     return make_url(database_url).render_as_string(hide_password=True)
+
+
+def _cause(error: BaseException) -> str:
+    """The driver's own words on one line (SQLAlchemy appends a SQL dump and a help link)."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    return " ".join(f"{type(cause).__name__}: {cause}".split())
 
 
 def _known_revisions() -> frozenset[str]:

@@ -107,3 +107,32 @@ def test_after_db_upgrade_the_service_serves_and_stops_cleanly_on_sigterm(
         asyncio.run(delete_bus_namespace(namespace))
     # uvicorn re-raises the signal it handled after a clean shutdown
     assert process.returncode in (0, -signal.SIGTERM), stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "portfolio"], ["-m", "services.portfolio"]],
+    ids=["alchemiser-serve", "python-m"],
+)
+def test_a_port_in_use_stops_the_service_at_once_with_one_line(
+    tmp_path: Path, rabbitmq_url: str, command: list[str]
+) -> None:
+    env = environment(tmp_path, ALCHEMISER_RABBITMQ_URL=rabbitmq_url)
+    upgrade = subprocess.run(
+        [*ALCHEMISER, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        argv = [sys.executable, *command] if command[0] == "-m" else [*ALCHEMISER, *command]
+        started = time.monotonic()
+        result = subprocess.run(
+            [*argv, "--port", str(port)], env=env, capture_output=True, text=True, timeout=30
+        )
+    assert time.monotonic() - started < 15
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"--port {port}" in result.stderr
+    assert "choose another port" in result.stderr

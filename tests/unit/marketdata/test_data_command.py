@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from services.commands.data import data_app
 from shared.marketdata.barstore import BarStore
+from tests.cli import run_alchemiser
 
 HEADER = "date,symbol,open,high,low,close,volume\n"
 
@@ -51,13 +52,13 @@ def test_import_of_a_file_without_a_close_column_names_it(tmp_path: Path) -> Non
     assert "missing column 'close'" in err
 
 
-def test_a_bad_setting_stops_with_its_one_line_and_exit_2(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("ALCHEMISER_LOG_LEVEL", "LOUD")
-    code, _, err = run("import", str(tmp_path / "bars.csv"))
-    assert code == 2
-    assert err.startswith("error: ALCHEMISER_LOG_LEVEL:")
+def test_a_bad_setting_stops_with_its_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = run_alchemiser(
+        tmp_path, "data", "import", tmp_path / "bars.csv", settings={"ALCHEMISER_LOG_LEVEL": "LOUD"}
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("alchemiser: ALCHEMISER_LOG_LEVEL:")
+    assert result.stderr.strip().count("\n") == 0
 
 
 def test_sample_creates_then_keeps_a_labelled_synthetic_store(tmp_path: Path) -> None:
