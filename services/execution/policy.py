@@ -27,8 +27,8 @@ class ExecutionPolicy:
     broker_retries: int
     treat_partial_as_failure: bool
     close_margin_s: float
-    """No new order is sent this close to the session's close (docs/trading-rules.md, Close
-    guard)."""
+    """No new order is sent this close to the session's close
+    (docs/trading-rules.md, Close guard)."""
     poll_budget: RequestBudget | None
     """Execution's share of Alpaca's request budget, which slows polling as chains multiply
     (docs/trading-rules.md, Request budget); None for the simulated broker, which has none."""

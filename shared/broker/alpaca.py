@@ -5,8 +5,9 @@ attempts on 429/504, 3 s apart) is switched off and its HTTP session gets a time
 none), so that retries happen here, where an order retry can first look the order up by its client
 order id (docs/trading-rules.md, Retries): a retry can never double an order.
 
-Every HTTP request waits for the process's request limiter first (docs/trading-rules.md, Request
-budget), so the processes sharing a key stay inside Alpaca's 200 requests a minute together.
+Every HTTP request waits for the process's request limiter first
+(docs/trading-rules.md, Request budget), so the processes sharing a key stay inside Alpaca's 200
+requests a minute together.
 
 Keys are held as `SecretStr` until the SDK client is built, and every message this module writes
 is passed through `Redactor`, so a key can appear neither in a log nor in an error.
