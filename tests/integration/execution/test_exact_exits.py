@@ -14,6 +14,7 @@ import pytest
 
 from shared.broker.factory import broker_for
 from shared.broker.models import OrderRequest, OrderType
+from shared.broker.request_budget import BudgetShare
 from shared.broker.simulated import Scenario
 from shared.events import OrderRequested
 from shared.trading import Side
@@ -80,7 +81,7 @@ async def test_liquidating_fractional_holdings_at_the_simulated_broker_leaves_no
 ) -> None:
     settings = fast_settings(await migrated_sqlite(tmp_path), tmp_path)
     world = bars()
-    buyer = broker_for(settings, "default", bars=world)
+    buyer = broker_for(settings, "default", share=BudgetShare.EXECUTION, bars=world)
     for number, (symbol, qty) in enumerate((NOT_FRACTIONABLE, FRACTIONABLE), start=1):
         await buyer.submit_order(
             OrderRequest(
