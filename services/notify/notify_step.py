@@ -1,6 +1,6 @@
 """The notify step: on `WorkflowCompleted` or `WorkflowFailed` (deadline included), one report
 per configured channel, built from the workflow's events in the store, and one
-`NotificationSent` per channel (docs/trading-rules.md, Report trigger).
+`NotificationSent` per channel (per URL for apprise) (docs/trading-rules.md, Report trigger).
 
 Exactly one email per workflow: a channel that already has a `NotificationSent` in the
 workflow's events is not sent again, whether the second trigger is a late failure after a
@@ -34,7 +34,7 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 CLAIMS_KEPT = 10_000
-"""Recent (workflow, channel) claims remembered in memory; older ones are in the store."""
+"""Recent (workflow, channel, target) claims remembered in memory; older ones are in the store."""
 
 
 class NotifyStep:
@@ -52,7 +52,7 @@ class NotifyStep:
         self._sleep = sleep
         self._attempts = attempts
         self._backoff_s = backoff_s
-        self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._claimed: OrderedDict[tuple[str, str, str | None], None] = OrderedDict()
 
     async def handle(self, event: Event, context: HandlerContext) -> Sequence[Event]:
         if not isinstance(event, WorkflowCompleted | WorkflowFailed) or not self._notifiers:
@@ -64,7 +64,7 @@ class NotifyStep:
         pending = [
             notifier
             for notifier in self._notifiers
-            if notifier.channel not in notified and self._claim(event.correlation_id, notifier)
+            if (notifier.channel, notifier.target) not in notified and self._claim(event.correlation_id, notifier)
         ]
         if not pending:
             log.info("workflow already notified", event_type=event.event_type)
@@ -91,6 +91,7 @@ class NotifyStep:
                 event,
                 NotificationSent,
                 channel=delivery.channel,
+                target=delivery.target,
                 status=delivery.status,
                 attempts=delivery.attempts,
                 error=delivery.error,
@@ -114,7 +115,7 @@ class NotifyStep:
         return [recorded.event for recorded in records]
 
     def _claim(self, workflow_id: str, notifier: Notifier) -> bool:
-        key = (workflow_id, notifier.channel)
+        key = (workflow_id, notifier.channel, notifier.target)
         if key in self._claimed:
             return False
         self._claimed[key] = None

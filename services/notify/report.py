@@ -168,9 +168,12 @@ class WorkflowReport:
         return self.outcome == "success"
 
 
-def channels_notified(events: Sequence[Event]) -> frozenset[str]:
-    """Channels that already have their one `NotificationSent` for this workflow."""
-    return frozenset(event.channel for event in events if isinstance(event, NotificationSent))
+def channels_notified(events: Sequence[Event]) -> frozenset[tuple[str, str | None]]:
+    """(channel, target) pairs that already have their one `NotificationSent` for this
+    workflow: each apprise URL is notified once, like the email and the webhook."""
+    return frozenset(
+        (event.channel, event.target) for event in events if isinstance(event, NotificationSent)
+    )
 
 
 def build_report(events: Sequence[Event], *, default_live: bool = False) -> WorkflowReport:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import structlog
 
+from services.notify.channels.apprise_url import AppriseNotifier, targets
 from services.notify.channels.port import Notifier
 from services.notify.channels.smtp import SmtpNotifier
 from services.notify.channels.webhook import WebhookNotifier
@@ -26,6 +27,8 @@ def configured_notifiers(settings: Settings) -> list[Notifier]:
         log.info("email disabled: ALCHEMISER_SMTP_HOST is not set")
     if settings.webhook_url:
         notifiers.append(WebhookNotifier(settings.webhook_url))
+    urls = settings.notify_url_list
+    notifiers.extend(AppriseNotifier(url, target) for url, target in zip(urls, targets(urls), strict=True))
     return notifiers
 
 
