@@ -86,6 +86,14 @@ class OrderRow:
     success: bool
     error_message: str | None
 
+    @property
+    def filled_value(self) -> Decimal | None:
+        """Dollars traded: the filled shares at their average fill price; None when nothing
+        filled."""
+        if self.avg_fill_price is None or self.filled_qty.is_zero():
+            return None
+        return self.filled_qty * self.avg_fill_price
+
 
 @dataclass(frozen=True)
 class SkippedRow:
