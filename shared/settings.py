@@ -257,9 +257,7 @@ def _one_line(error: ValidationError) -> str:
         return message
     variable = ENV_PREFIX + location[0].upper()
     given = first.get("input")
-    secret = any(
-        word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY", "NOTIFY_URLS")
-    )
+    secret = any(word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY", "NOTIFY_URLS"))
     shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
     return f"{variable}: {message}{shown}"
 

@@ -192,9 +192,7 @@ def _summary(report: WorkflowReport, title: str, neutral: bool) -> str:
         )
     elif report.failure is None:
         lines.append("No rebalancing was required")
-    lines.extend(
-        _trade_lines(execution.orders if execution is not None else report.order_activity)
-    )
+    lines.extend(_trade_lines(execution.orders if execution is not None else report.order_activity))
     if report.portfolio is not None and report.portfolio.after_known and not neutral:
         lines.append(f"Portfolio value {formatting.money(report.portfolio.total_after)}")
     lines.append(f"Workflow {report.workflow_id}")

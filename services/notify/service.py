@@ -11,6 +11,7 @@ from services.notify.channels.port import Notifier
 from services.notify.channels.smtp import SmtpNotifier
 from services.notify.channels.webhook import WebhookNotifier
 from services.notify.notify_step import NotifyStep
+from services.notify.run_metrics import RunMetrics
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 from shared.workflow import NOTIFICATION
@@ -28,14 +29,18 @@ def configured_notifiers(settings: Settings) -> list[Notifier]:
     if settings.webhook_url:
         notifiers.append(WebhookNotifier(settings.webhook_url))
     urls = settings.notify_url_list
-    notifiers.extend(AppriseNotifier(url, target) for url, target in zip(urls, targets(urls), strict=True))
+    notifiers.extend(
+        AppriseNotifier(url, target) for url, target in zip(urls, targets(urls), strict=True)
+    )
     return notifiers
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    step = NotifyStep(settings, configured_notifiers(settings))
+    metrics = RunMetrics()
+    step = NotifyStep(settings, configured_notifiers(settings), metrics=metrics)
     return ServiceDefinition(
         name="notify",
         event_types=NOTIFICATION.follows,
         handler=step.handle,
+        collectors=metrics.collectors,
     )

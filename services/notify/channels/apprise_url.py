@@ -67,9 +67,7 @@ class AppriseNotifier:
                 self._timeout_s,
             )
         except TimeoutError:
-            raise DeliveryError(
-                f"{self._target}: no answer within {self._timeout_s:g} s"
-            ) from None
+            raise DeliveryError(f"{self._target}: no answer within {self._timeout_s:g} s") from None
         if not delivered:
             raise DeliveryError(
                 f"{self._target}: apprise could not deliver (its reason is in the notify "

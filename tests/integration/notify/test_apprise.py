@@ -41,7 +41,8 @@ async def notify_all(
 ) -> list[NotificationSent]:
     await record(store, workflow.events)
     step = NotifyStep(settings, configured_notifiers(settings), sleep=RecordingSleep())
-    emitted = await step.handle(workflow.events[-1], HandlerContext(service="notify", store=store))
+    outcome = await step.handle(workflow.events[-1], HandlerContext(service="notify", store=store))
+    emitted = outcome.events
     return [event for event in emitted if isinstance(event, NotificationSent)]
 
 
@@ -120,9 +121,10 @@ async def test_a_send_that_outlives_its_timeout_fails_and_leaves_the_loop_free(
         )
         # Were apprise called on this loop, `wait_for` could not interrupt it: the send would end
         # after apprise's own 4 s read timeout as "could not deliver", not as this timeout.
-        (sent,) = await step.handle(
+        outcome = await step.handle(
             workflow.events[-1], HandlerContext(service="notify", store=store)
         )
+    (sent,) = outcome.events
 
     assert isinstance(sent, NotificationSent)
     assert (sent.status, sent.error) == ("failed", f"{url}: no answer within 0.5 s")
