@@ -28,9 +28,9 @@ log = structlog.get_logger(__name__)
 
 BPS = Decimal(10_000)
 SLIPPAGE_BUCKETS_BPS = (-50.0, -20.0, -10.0, -5.0, -2.0, 0.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
-"""Basis points; positive is a cost (bought above, sold below the planning price). A histogram,
-not a dollar counter: slippage can be negative (price improvement), which a counter cannot
-take."""
+"""Basis points; positive is a cost (bought above, sold below the planning price). Slippage can
+be negative (price improvement), so the histogram has no `_sum` (the client leaves it out when a
+bucket is negative) and the dollars are a gauge, which may fall, rather than a counter."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,11 @@ class OrderObservation:
     side: str
     outcome: str
     filled_value: Decimal
+    slippage: Decimal | None
+    """Dollars paid beyond the planning price for the filled shares, positive when it cost
+    (bought above, sold below); None without a fill or a planning price."""
     slippage_bps: Decimal | None
-    """The average fill against the planning price, positive when it cost (bought above, sold
-    below); None without a fill or a planning price."""
+    """The same per share, in basis points of the planning price."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,9 @@ def order_observation(order: OrderRow, prices: dict[str, Decimal]) -> OrderObser
     planned = prices.get(order.symbol)
     filled_value = order.filled_value
     if filled_value is None or order.avg_fill_price is None or planned is None:
-        return OrderObservation(order.side, order.final_status, filled_value or Decimal(0), None)
+        return OrderObservation(
+            order.side, order.final_status, filled_value or Decimal(0), None, None
+        )
     per_share = (
         order.avg_fill_price - planned if order.side == "BUY" else planned - order.avg_fill_price
     )
@@ -78,6 +82,7 @@ def order_observation(order: OrderRow, prices: dict[str, Decimal]) -> OrderObser
         side=order.side,
         outcome=order.final_status,
         filled_value=filled_value,
+        slippage=per_share * order.filled_qty,
         slippage_bps=per_share / planned * BPS,
     )
 
@@ -101,7 +106,7 @@ def observe_run(
         skipped = report.execution.skipped if report.execution is not None else ()
         orders = (
             *(order_observation(row, prices) for row in rows),
-            *(OrderObservation(row.side, "skipped", Decimal(0), None) for row in skipped),
+            *(OrderObservation(row.side, "skipped", Decimal(0), None, None) for row in skipped),
         )
         if report.portfolio is not None:
             portfolio = report.portfolio
@@ -137,6 +142,13 @@ class RunMetrics:
             ["account", "side"],
             registry=None,
         )
+        self.slippage = Gauge(
+            "alchemiser_slippage_dollars",
+            "Net dollars paid beyond the planning price on filled shares since the process "
+            "started, by account and side (negative: price improvement)",
+            ["account", "side"],
+            registry=None,
+        )
         self.slippage_bps = Histogram(
             "alchemiser_order_slippage_bps",
             "Average fill against the planning price of each filled order chain, in basis points "
@@ -164,6 +176,7 @@ class RunMetrics:
             self.workflows,
             self.orders,
             self.traded_value,
+            self.slippage,
             self.slippage_bps,
             self.portfolio_value,
             self.last_success,
@@ -178,7 +191,8 @@ class RunMetrics:
                 self.traded_value.labels(account=account, side=order.side).inc(
                     float(order.filled_value)
                 )
-            if order.slippage_bps is not None:
+            if order.slippage is not None and order.slippage_bps is not None:
+                self.slippage.labels(account=account, side=order.side).inc(float(order.slippage))
                 self.slippage_bps.labels(account=account, side=order.side).observe(
                     float(order.slippage_bps)
                 )

@@ -26,7 +26,8 @@ def redacted(url: str) -> str:
     if plugin is None:
         # Settings validation refuses such a URL at start; this only keeps the name safe.
         return url.partition("://")[0] + "://…"
-    return str(plugin.url(privacy=True)).partition("?")[0]
+    shown: str = plugin.url(privacy=True)  # type: ignore[no-untyped-call]  # apprise is untyped here
+    return shown.partition("?")[0]
 
 
 def targets(urls: list[str]) -> list[str]:
