@@ -59,8 +59,8 @@ def first_ending(events: Sequence[Event]) -> WorkflowCompleted | WorkflowFailed 
 
 
 def planning_prices(events: Sequence[Event]) -> dict[str, Decimal]:
-    """Each symbol's planning price: the mid of the quote the plan used (docs/trading-rules.md,
-    Planning prices)."""
+    """Each symbol's planning price: the mid of the quote the plan used
+    (docs/trading-rules.md, Planning prices)."""
     plan = next((e for e in events if isinstance(e, RebalancePlanned)), None)
     if plan is None:
         return {}

@@ -1,6 +1,6 @@
-"""A completed workflow moves every business series on notify's /metrics (docs/operations.md,
-Metrics): the embedded system runs one forced workflow on the simulated broker, and the series
-notify serves are compared with what the workflow's events say."""
+"""A completed workflow moves every business series on notify's /metrics
+(docs/operations.md, Metrics): the embedded system runs one forced workflow on the simulated
+broker, and the series notify serves are compared with what the workflow's events say."""
 
 from __future__ import annotations
 
