@@ -234,7 +234,7 @@ async def _follow(
 
 
 def _notification_expected(settings: Settings) -> bool:
-    return bool(settings.smtp_host or settings.webhook_url)
+    return bool(settings.smtp_host or settings.webhook_url or settings.notify_urls)
 
 
 def _detail(event: Event) -> str:

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     email_from: str = "alchemiser@localhost"
     email_to: str | None = None
     webhook_url: str | None = None
+    notify_urls: SecretStr | None = None
+    """apprise URLs separated by whitespace (docs/operations.md, Alerts); secret, since most of
+    them carry their service's token."""
     email_neutral_mode: bool = False
 
     @field_validator("log_level")
@@ -176,6 +179,22 @@ class Settings(BaseSettings):
                     "not an ISO datetime; write it like 2024-11-29T12:45:00 (New York time) "
                     "or 2024-11-29T17:45:00+00:00"
                 ) from None
+        return value
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _apprise_understands(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        import apprise  # only where alerts are configured: every other process skips its plugins
+
+        for position, url in enumerate(split_notify_urls(value.get_secret_value()), start=1):
+            if apprise.Apprise.instantiate(url) is None:
+                scheme = url.partition("://")[0] if "://" in url else "no scheme"
+                raise ValueError(
+                    f"URL {position} ({scheme}) is not one apprise understands; check it against "
+                    "the URL forms in docs/operations.md, Alerts"
+                )
         return value
 
     @field_validator("database_url")
@@ -237,9 +256,19 @@ class Settings(BaseSettings):
         return self.trading_mode is TradingMode.LIVE
 
     @property
+    def notify_url_list(self) -> list[str]:
+        return split_notify_urls(self.notify_urls.get_secret_value()) if self.notify_urls else []
+
+    @property
     def email_recipients(self) -> list[str]:
         raw = self.email_to or self.email_from
         return [address.strip() for address in raw.split(",") if address.strip()]
+
+
+def split_notify_urls(raw: str) -> list[str]:
+    """Whitespace separates the URLs, not commas: an apprise URL uses commas itself (several
+    recipients, `?to=a,b`), and a URL never holds a blank (docs/decisions.md)."""
+    return raw.split()
 
 
 def _one_line(error: ValidationError) -> str:
@@ -250,7 +279,9 @@ def _one_line(error: ValidationError) -> str:
         return message
     variable = ENV_PREFIX + location[0].upper()
     given = first.get("input")
-    secret = any(word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
+    secret = any(
+        word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY", "NOTIFY_URLS")
+    )
     if isinstance(given, str):
         given = _without_password(given)
     shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"

@@ -26,6 +26,7 @@ Sleep = Callable[[float], Awaitable[None]]
 @dataclass(frozen=True)
 class Delivery:
     channel: ChannelName
+    target: str | None
     status: Literal["sent", "failed"]
     attempts: int
     error: str | None = None
@@ -48,14 +49,25 @@ async def deliver(
         except Exception as failure:
             # An adapter bug must not take the notify service down with the report unsent and
             # unrecorded; it is recorded like any other delivery failure.
-            log.exception("notifier raised unexpectedly", channel=notifier.channel)
+            log.exception(
+                "notifier raised unexpectedly", channel=notifier.channel, target=notifier.target
+            )
             error = f"{type(failure).__name__}: {failure}"
         else:
-            log.info("report delivered", channel=notifier.channel, attempts=attempt)
-            return Delivery(notifier.channel, "sent", attempt)
+            log.info(
+                "report delivered",
+                channel=notifier.channel,
+                target=notifier.target,
+                attempts=attempt,
+            )
+            return Delivery(notifier.channel, notifier.target, "sent", attempt)
         log.warning(
-            "report delivery failed", channel=notifier.channel, attempt=attempt, error=error
+            "report delivery failed",
+            channel=notifier.channel,
+            target=notifier.target,
+            attempt=attempt,
+            error=error,
         )
         if attempt < attempts:
             await sleep(backoff_s * 2 ** (attempt - 1))
-    return Delivery(notifier.channel, "failed", attempts, error)
+    return Delivery(notifier.channel, notifier.target, "failed", attempts, error)

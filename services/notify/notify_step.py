@@ -1,19 +1,20 @@
 """The notify step: on `WorkflowCompleted` or `WorkflowFailed` (deadline included), one report
 per configured channel, built from the workflow's events in the store, and one
-`NotificationSent` per channel (docs/trading-rules.md, Report trigger).
+`NotificationSent` per channel (per URL for apprise) (docs/trading-rules.md, Report trigger).
 
 Exactly one email per workflow: a channel that already has a `NotificationSent` in the
 workflow's events is not sent again, whether the second trigger is a late failure after a
 completion or a redelivery. Within one process, a channel is also claimed before it is sent, so
 two triggers handled at the same time (or a send whose event then failed to commit) cannot
-send twice either.
+send twice either. The workflow's first ending also moves the business metrics
+(`run_metrics.py`), once its handling is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -21,6 +22,7 @@ from services.notify.channels.port import Notifier
 from services.notify.delivery import BACKOFF_S, DELIVERY_ATTEMPTS, Sleep, deliver
 from services.notify.rendering import render_workflow
 from services.notify.report import channels_notified
+from services.notify.run_metrics import RunMetrics, first_ending, observe_run
 from shared.events import (
     Event,
     EventDecodeError,
@@ -28,13 +30,13 @@ from shared.events import (
     WorkflowCompleted,
     WorkflowFailed,
 )
-from shared.messaging.consumer import HandlerContext
+from shared.messaging.consumer import HandlerContext, HandlerOutcome
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 CLAIMS_KEPT = 10_000
-"""Recent (workflow, channel) claims remembered in memory; older ones are in the store."""
+"""Recent (workflow, channel, target) claims remembered in memory; older ones are in the store."""
 
 
 class NotifyStep:
@@ -46,29 +48,53 @@ class NotifyStep:
         sleep: Sleep = asyncio.sleep,
         attempts: int = DELIVERY_ATTEMPTS,
         backoff_s: float = BACKOFF_S,
+        metrics: RunMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._notifiers = tuple(notifiers)
         self._sleep = sleep
         self._attempts = attempts
         self._backoff_s = backoff_s
-        self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._claimed: OrderedDict[tuple[str, str, str | None], None] = OrderedDict()
 
-    async def handle(self, event: Event, context: HandlerContext) -> Sequence[Event]:
-        if not isinstance(event, WorkflowCompleted | WorkflowFailed) or not self._notifiers:
-            return ()
+    async def handle(self, event: Event, context: HandlerContext) -> HandlerOutcome:
+        if not isinstance(event, WorkflowCompleted | WorkflowFailed):
+            return HandlerOutcome()
         history = await self._history(event, context)
         if all(recorded.event_id != event.event_id for recorded in history):
             history.append(event)
+        notifications = await self._notify(event, context, history)
+        return HandlerOutcome(notifications, after_commit=self._counted(event, history))
+
+    def _counted(
+        self, ending: WorkflowCompleted | WorkflowFailed, history: list[Event]
+    ) -> Callable[[], None] | None:
+        """The workflow's metrics, once: on its first ending only (a late failure after a
+        completion is not a second run), recorded after the handling commits."""
+        metrics, first = self._metrics, first_ending(history)
+        if metrics is None or first is None or first.event_id != ending.event_id:
+            return None
+        run = observe_run(history, ending)
+        return lambda: metrics.record(run)
+
+    async def _notify(
+        self,
+        event: WorkflowCompleted | WorkflowFailed,
+        context: HandlerContext,
+        history: list[Event],
+    ) -> list[Event]:
         notified = channels_notified(history)
         pending = [
             notifier
             for notifier in self._notifiers
-            if notifier.channel not in notified and self._claim(event.correlation_id, notifier)
+            if (notifier.channel, notifier.target) not in notified
+            and self._claim(event.correlation_id, notifier)
         ]
         if not pending:
-            log.info("workflow already notified", event_type=event.event_type)
-            return ()
+            if self._notifiers:
+                log.info("workflow already notified", event_type=event.event_type)
+            return []
         report = render_workflow(
             history,
             neutral=self._settings.email_neutral_mode,
@@ -91,6 +117,7 @@ class NotifyStep:
                 event,
                 NotificationSent,
                 channel=delivery.channel,
+                target=delivery.target,
                 status=delivery.status,
                 attempts=delivery.attempts,
                 error=delivery.error,
@@ -114,7 +141,7 @@ class NotifyStep:
         return [recorded.event for recorded in records]
 
     def _claim(self, workflow_id: str, notifier: Notifier) -> bool:
-        key = (workflow_id, notifier.channel)
+        key = (workflow_id, notifier.channel, notifier.target)
         if key in self._claimed:
             return False
         self._claimed[key] = None

@@ -23,6 +23,7 @@ from services.notify import formatting
 from services.notify.report import (
     SYNTHETIC_LABEL,
     VALUATION_NOTE,
+    OrderRow,
     TraceLine,
     WorkflowReport,
     build_report,
@@ -71,7 +72,8 @@ class RenderedReport:
     html: str
     text: str
     summary: str
-    """A few lines for chat channels (the webhook), where the whole report is too long."""
+    """A few lines for chat channels (the webhook, apprise), where the whole report is too
+    long: the outcome, each trade (side, symbol, dollars traded, status) and the totals."""
     fallback: bool = False
     """True when this is the minimal report sent because the full one could not be rendered."""
 
@@ -170,6 +172,21 @@ def _context_rows(report: WorkflowReport) -> list[tuple[str, str]]:
     return rows
 
 
+SUMMARY_TRADES = 12
+"""Trades named one by one in the chat summary; more are counted on one line."""
+
+
+def _trade_lines(orders: Sequence[OrderRow]) -> list[str]:
+    lines = [
+        f"{order.side} {order.symbol} {formatting.money(order.filled_value)} "
+        f"({order_status(order.final_status)})"
+        for order in orders[:SUMMARY_TRADES]
+    ]
+    if len(orders) > SUMMARY_TRADES:
+        lines.append(f"… and {len(orders) - SUMMARY_TRADES} more order(s) in the email")
+    return lines
+
+
 def _summary(report: WorkflowReport, title: str, neutral: bool) -> str:
     lines = [f"*{title}* ({formatting.timestamp(report.finished_at)})"]
     if report.synthetic_data:
@@ -184,6 +201,7 @@ def _summary(report: WorkflowReport, title: str, neutral: bool) -> str:
         )
     elif report.failure is None:
         lines.append("No rebalancing was required")
+    lines.extend(_trade_lines(execution.orders if execution is not None else report.order_activity))
     if report.portfolio is not None and report.portfolio.after_known and not neutral:
         lines.append(f"Portfolio value {formatting.money(report.portfolio.total_after)}")
     lines.append(f"Workflow {report.workflow_id}")

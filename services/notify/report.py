@@ -103,6 +103,14 @@ class OrderRow:
     success: bool
     error_message: str | None
 
+    @property
+    def filled_value(self) -> Decimal | None:
+        """Dollars traded: the filled shares at their average fill price; None when nothing
+        filled."""
+        if self.avg_fill_price is None or self.filled_qty.is_zero():
+            return None
+        return self.filled_qty * self.avg_fill_price
+
 
 @dataclass(frozen=True)
 class SkippedRow:
@@ -191,9 +199,12 @@ class WorkflowReport:
         return self.outcome == "success"
 
 
-def channels_notified(events: Sequence[Event]) -> frozenset[str]:
-    """Channels that already have their one `NotificationSent` for this workflow."""
-    return frozenset(event.channel for event in events if isinstance(event, NotificationSent))
+def channels_notified(events: Sequence[Event]) -> frozenset[tuple[str, str | None]]:
+    """(channel, target) pairs that already have their one `NotificationSent` for this
+    workflow: each apprise URL is notified once, like the email and the webhook."""
+    return frozenset(
+        (event.channel, event.target) for event in events if isinstance(event, NotificationSent)
+    )
 
 
 def build_report(events: Sequence[Event], *, default_live: bool = False) -> WorkflowReport:

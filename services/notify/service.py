@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import structlog
 
+from services.notify.channels.apprise_url import AppriseNotifier, targets
 from services.notify.channels.port import Notifier
 from services.notify.channels.smtp import SmtpNotifier
 from services.notify.channels.webhook import WebhookNotifier
 from services.notify.notify_step import NotifyStep
+from services.notify.run_metrics import RunMetrics
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 from shared.workflow import NOTIFICATION
@@ -26,13 +28,19 @@ def configured_notifiers(settings: Settings) -> list[Notifier]:
         log.info("email disabled: ALCHEMISER_SMTP_HOST is not set")
     if settings.webhook_url:
         notifiers.append(WebhookNotifier(settings.webhook_url))
+    urls = settings.notify_url_list
+    notifiers.extend(
+        AppriseNotifier(url, target) for url, target in zip(urls, targets(urls), strict=True)
+    )
     return notifiers
 
 
 def definition(settings: Settings) -> ServiceDefinition:
-    step = NotifyStep(settings, configured_notifiers(settings))
+    metrics = RunMetrics()
+    step = NotifyStep(settings, configured_notifiers(settings), metrics=metrics)
     return ServiceDefinition(
         name="notify",
         event_types=NOTIFICATION.follows,
         handler=step.handle,
+        collectors=metrics.collectors,
     )

@@ -42,6 +42,12 @@ def workflow_failed_v1_to_v2(document: Document) -> Document:
     return {**document, "schema_version": 2, "deadline_exceeded": False, "stalled_step": None}
 
 
+@register_upcaster("NotificationSent", from_version=1)
+def notification_sent_v1_to_v2(document: Document) -> Document:
+    """Version 1 was written before apprise: its channels (email, webhook) have no target."""
+    return {**document, "schema_version": 2, "target": None}
+
+
 @register_upcaster("SignalGenerated", from_version=1)
 def signal_generated_v1_to_v2(document: Document) -> Document:
     """Version 1 had a `detail` on each trace step and `constraints` on the consolidated

@@ -112,6 +112,9 @@ class HandlerOutcome:
 
     events: Sequence[Event] = ()
     in_transaction: Callable[[UnitOfWork], Awaitable[None]] | None = None
+    after_commit: Callable[[], None] | None = None
+    """Runs once the handling is committed, never for a delivery that lost to another: what
+    counts a fact (a metric) counts it exactly once per event, however often it was delivered."""
 
 
 EventHandler = Callable[[Event, HandlerContext], Awaitable[Sequence[Event] | HandlerOutcome]]
@@ -172,6 +175,8 @@ class Consumer:
             result = await self._handler(event, self._context)
             outcome = result if isinstance(result, HandlerOutcome) else HandlerOutcome(result)
             committed = await self._commit(event, outcome)
+            if committed and outcome.after_commit is not None:
+                outcome.after_commit()
             self._count(event.event_type, "handled" if committed else "duplicate")
             if self._metrics is not None:
                 self._metrics.handler_latency.labels(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from prometheus_client.registry import Collector
 
 from shared.bus.port import Bus
 from shared.events import Event
@@ -182,6 +183,9 @@ class ServiceDefinition:
     periodic: Sequence[Periodic] = field(default=())
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default=())
     """Releases what the service's steps hold (broker connections), after its loops stopped."""
+    collectors: Sequence[Collector] = field(default=())
+    """Metrics of the service's own (notify's business series), served on its /metrics beside
+    the runtime's."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,8 @@ class ServiceRuntime:
         self.store = store
         self.bus = bus
         self.metrics = metrics or ServiceMetrics()
+        for collector in definition.collectors:
+            self.metrics.registry.register(collector)
         self._owns_transports = shared_relay is None
         self.relay = shared_relay or OutboxRelay(
             store, bus, self.metrics, routed=ANSWERED_EVENT_TYPES

@@ -117,6 +117,30 @@ def test_email_recipients_default_to_the_sender(monkeypatch: pytest.MonkeyPatch)
     assert load_settings().email_recipients == ["a@example.org", "b@example.org"]
 
 
+def test_notify_urls_are_separated_by_whitespace_and_keep_their_commas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "ALCHEMISER_NOTIFY_URLS",
+        "tgram://123:abc/-100200/ \n mailtos://u:p@example.org?to=a@example.org,b@example.org",
+    )
+    assert load_settings().notify_url_list == [
+        "tgram://123:abc/-100200/",
+        "mailtos://u:p@example.org?to=a@example.org,b@example.org",
+    ]
+
+
+def test_a_notify_url_apprise_does_not_know_is_refused_naming_its_place_not_its_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_NOTIFY_URLS", "ntfy://alerts slak://T0/B0/secret-token")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert message.startswith("ALCHEMISER_NOTIFY_URLS: URL 2 (slak) is not one apprise")
+    assert "secret-token" not in message and "\n" not in message
+
+
 def test_a_simulated_now_that_is_not_a_datetime_is_refused_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

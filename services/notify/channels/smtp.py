@@ -39,6 +39,10 @@ class SmtpNotifier:
     def channel(self) -> ChannelName:
         return "email"
 
+    @property
+    def target(self) -> None:
+        return None
+
     async def send(self, report: RenderedReport) -> None:
         settings = self._settings
         recipients = settings.email_recipients

@@ -48,6 +48,10 @@ class WebhookNotifier:
     def channel(self) -> ChannelName:
         return "webhook"
 
+    @property
+    def target(self) -> None:
+        return None
+
     async def send(self, report: RenderedReport) -> None:
         # Errors are restated without the URL: a webhook URL is its own credential.
         try:

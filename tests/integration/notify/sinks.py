@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -69,7 +70,8 @@ def unused_port() -> int:
 
 @dataclass
 class HttpSink:
-    """Bodies POSTed to it, parsed as JSON; answers `status` to every request."""
+    """Bodies POSTed to it, parsed as JSON, or as a form when sent as one (apprise's `form://`);
+    answers `status` to every request."""
 
     status: int = 200
     bodies: list[Any] = field(default_factory=list)
@@ -84,7 +86,10 @@ class HttpSink:
         }
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         self.paths.append(request_line.split(" ")[1])
-        self.bodies.append(json.loads(body))
+        if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            self.bodies.append(dict(parse_qsl(body.decode())))
+        else:
+            self.bodies.append(json.loads(body))
         reply = b"ok" if self.status < 400 else b"server error"
         writer.write(
             f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(reply)}\r\n"

@@ -58,7 +58,7 @@ async def notify(
     sleep = RecordingSleep()
     step = NotifyStep(settings, [notifier], sleep=sleep)
     context = HandlerContext(service="notify", store=store)
-    emitted = await step.handle(workflow.events[-1], context)
+    emitted = (await step.handle(workflow.events[-1], context)).events
     return [e for e in emitted if isinstance(e, NotificationSent)], sleep
 
 
@@ -166,10 +166,10 @@ async def test_duplicate_completion_and_late_failure_send_one_email(store: SqlEv
         await consumer.handle_message(delivery(late))
         # A fresh process (no in-memory claims) sees the recorded NotificationSent instead.
         restarted = NotifyStep(settings, [SmtpNotifier(settings)], sleep=RecordingSleep())
-        again = await restarted.handle(late, HandlerContext(service="notify", store=store))
+        again = (await restarted.handle(late, HandlerContext(service="notify", store=store))).events
 
     assert len(mailbox.messages) == 1
-    assert again == ()
+    assert again == []
     recorded = [r.event for r in await store.read_correlation(workflow.id)]
     notifications = [e for e in recorded if isinstance(e, NotificationSent)]
     assert [(e.channel, e.status) for e in notifications] == [("email", "sent")]

@@ -22,6 +22,7 @@ from shared.events import (
 )
 from tests.unit.events.examples import (
     every_event,
+    notification_sent,
     order_filled,
     signal_generated,
     workflow_failed,
@@ -107,6 +108,16 @@ def test_workflow_failed_v1_is_read_back_as_v2():
     assert event.stalled_step is None
     assert event.failure_reason == "account unreadable"
     assert event.occurred_at.utcoffset() is not None
+
+
+def test_notification_sent_v1_is_read_back_as_v2_without_a_target():
+    current = notification_sent()
+    document = json.loads(encode(current))
+    document["schema_version"] = 1
+    del document["target"]
+    event = decode(json.dumps(document))
+    assert event == current
+    assert event.schema_version == 2
 
 
 def signal_generated_v1(current: Event) -> dict:

@@ -7,8 +7,11 @@ from services.notify.rendering import RenderedReport
 
 
 class RecordingNotifier:
-    def __init__(self, channel: ChannelName = "email", *, failures: int = 0) -> None:
+    def __init__(
+        self, channel: ChannelName = "email", *, failures: int = 0, target: str | None = None
+    ) -> None:
         self._channel: ChannelName = channel
+        self._target = target
         self.failures = failures
         self.calls = 0
         self.sent: list[RenderedReport] = []
@@ -16,6 +19,10 @@ class RecordingNotifier:
     @property
     def channel(self) -> ChannelName:
         return self._channel
+
+    @property
+    def target(self) -> str | None:
+        return self._target
 
     async def send(self, report: RenderedReport) -> None:
         self.calls += 1

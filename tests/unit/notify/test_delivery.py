@@ -14,6 +14,10 @@ class ExplodingNotifier:
     def channel(self) -> str:
         return "webhook"
 
+    @property
+    def target(self) -> None:
+        return None
+
     async def send(self, report: RenderedReport) -> None:
         raise RuntimeError("adapter bug")
 

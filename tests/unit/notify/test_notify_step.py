@@ -42,7 +42,7 @@ async def handle_and_commit(
     step: NotifyStep, event: Event, context: HandlerContext
 ) -> Sequence[Event]:
     """What the consumer does: handle, then append what the handler emitted."""
-    emitted = await step.handle(event, context)
+    emitted = (await step.handle(event, context)).events
     await record(context, emitted, "notify")
     return emitted
 
@@ -58,7 +58,7 @@ async def test_completion_sends_one_report_per_channel_and_records_each(
     await record(context, workflow.events, "all")
     email, webhook = RecordingNotifier("email"), RecordingNotifier("webhook")
 
-    emitted = await step_with(email, webhook).handle(workflow.events[-1], context)
+    emitted = (await step_with(email, webhook).handle(workflow.events[-1], context)).events
 
     assert [r.subject for r in email.sent] == ["[SUCCESS] Alchemiser - PAPER Trading Report"]
     assert len(webhook.sent) == 1
@@ -76,7 +76,7 @@ async def test_events_before_the_end_send_nothing(context: HandlerContext) -> No
     step = step_with(email)
 
     for event in workflow.events[:-1]:
-        assert await step.handle(event, context) == ()
+        assert (await step.handle(event, context)).events == ()
 
     assert email.sent == []
 
@@ -89,7 +89,7 @@ async def test_a_redelivered_completion_sends_no_second_email(context: HandlerCo
     await handle_and_commit(step_with(email), workflow.events[-1], context)
     second = await handle_and_commit(step_with(email), workflow.events[-1], context)
 
-    assert second == ()
+    assert second == []
     assert len(email.sent) == 1
 
 
@@ -103,7 +103,7 @@ async def test_a_late_failure_after_completion_sends_no_second_email(
     late = workflow.failed("trade_execution", "deadline passed late").events[-1]
     await record(context, [late], "watchdog")
 
-    assert await handle_and_commit(step_with(email), late, context) == ()
+    assert await handle_and_commit(step_with(email), late, context) == []
     assert len(email.sent) == 1
 
 
@@ -118,7 +118,7 @@ async def test_two_endings_handled_at_once_send_one_email(context: HandlerContex
     )
 
     assert len(email.sent) == 1
-    assert sum(len(result) for result in results) == 1
+    assert sum(len(result.events) for result in results) == 1
 
 
 async def test_a_channel_that_already_failed_is_not_sent_again(context: HandlerContext) -> None:
@@ -131,7 +131,7 @@ async def test_a_channel_that_already_failed_is_not_sent_again(context: HandlerC
     ]
     up = RecordingNotifier()
 
-    assert await handle_and_commit(step_with(up), workflow.events[-1], context) == ()
+    assert await handle_and_commit(step_with(up), workflow.events[-1], context) == []
     assert up.sent == []
 
 
@@ -142,7 +142,7 @@ async def test_smtp_down_is_reported_and_never_fails_the_workflow(
     await record(context, workflow.events, "all")
     email, webhook = RecordingNotifier("email", failures=99), RecordingNotifier("webhook")
 
-    emitted = await step_with(email, webhook).handle(workflow.events[-1], context)
+    emitted = (await step_with(email, webhook).handle(workflow.events[-1], context)).events
 
     by_channel = {e.channel: e for e in emitted if isinstance(e, NotificationSent)}
     assert by_channel["email"].status == "failed"
@@ -179,4 +179,4 @@ async def test_with_no_channel_configured_nothing_is_emitted(context: HandlerCon
     workflow = workflows.success()
     await record(context, workflow.events, "all")
 
-    assert await step_with().handle(workflow.events[-1], context) == ()
+    assert (await step_with().handle(workflow.events[-1], context)).events == []

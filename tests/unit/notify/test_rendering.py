@@ -213,3 +213,18 @@ def test_minimal_report_of_a_failure_without_execution_says_zero_orders() -> Non
     assert report.fallback
     assert report.subject == "[FAILURE] Alchemiser - PAPER Trading Report"
     assert "Orders placed</td><td>0" in report.html and "$0.00" in report.html
+
+
+def test_the_chat_summary_names_each_trade_and_the_outcome() -> None:
+    summary = rendered(workflows.partial_failure()).summary.splitlines()
+
+    assert summary[0].startswith("*PAPER Trading Execution Failed*")
+    assert "SELL TLT $20,010.00 (Filled)" in summary
+    assert "BUY TQQQ — (Rejected)" in summary
+
+
+def test_a_stalled_run_summary_names_the_orders_the_events_recorded() -> None:
+    summary = rendered(workflows.execution_stalled()).summary.splitlines()
+
+    assert "SELL TLT $20,002.40 (Filled)" in summary
+    assert "BUY TQQQ — (Pending)" in summary

@@ -172,5 +172,17 @@ def test_channels_already_notified_are_read_from_the_events() -> None:
             error="down",
         )
     )
+    workflow.add(
+        NotificationSent(
+            **completed.caused(source="notify", occurred_at=completed.occurred_at),
+            channel="apprise",
+            target="tgram://1...p/-100123/",
+            status="sent",
+            attempts=1,
+        )
+    )
 
-    assert channels_notified(workflow.events) == {"email"}
+    assert channels_notified(workflow.events) == {
+        ("email", None),
+        ("apprise", "tgram://1...p/-100123/"),
+    }
