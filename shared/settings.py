@@ -279,9 +279,7 @@ def _one_line(error: ValidationError) -> str:
         return message
     variable = ENV_PREFIX + location[0].upper()
     given = first.get("input")
-    secret = any(
-        word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY", "NOTIFY_URLS")
-    )
+    secret = any(word in variable for word in ("TOKEN", "SECRET", "PASSWORD", "KEY", "NOTIFY_URLS"))
     if isinstance(given, str):
         given = _without_password(given)
     shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
