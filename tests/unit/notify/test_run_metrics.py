@@ -117,4 +117,6 @@ async def test_a_failed_run_counts_its_orders_and_leaves_the_last_success_alone(
     assert (
         notify.value("alchemiser_last_successful_run_timestamp_seconds", account="default") is None
     )
-    assert notify.value("alchemiser_portfolio_value_dollars", account="default") == 100_020.0
+    # The email's total after: $100,000 before, 200 TLT valued at the plan's $100 sold for
+    # $20,010 (one valuation per run, docs/trading-rules.md).
+    assert notify.value("alchemiser_portfolio_value_dollars", account="default") == 100_010.0
