@@ -73,7 +73,20 @@ def is_database_unavailable(error: BaseException) -> bool:
         return True
     if isinstance(error, OperationalError | InterfaceError):
         return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    if not isinstance(error, DBAPIError):
+        return False
+    return bool(error.connection_invalidated) or _server_unavailable(
+        getattr(error.orig, "sqlstate", None)
+    )
+
+
+def _server_unavailable(sqlstate: str | None) -> bool:
+    """SQLSTATE class 08 (connection exception) and 57P01–57P03 (the server shutting down,
+    restarting after a crash, or not accepting connections yet): what a restart of PostgreSQL
+    answers, which the driver reports as an error of its own rather than a lost connection."""
+    return sqlstate is not None and (
+        sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+    )
 
 
 @dataclass(frozen=True)
