@@ -11,12 +11,17 @@ from services.cli import main
 from shared.broker import factory
 from shared.broker.alpaca import AlpacaBroker
 from shared.broker.port import Broker
+from shared.broker.request_budget import BudgetShare
 from shared.settings import Settings
 
 
 def loopback_brokers(url: str) -> None:
-    def broker_for(settings: Settings, account_id: str, **_: object) -> Broker:
-        return AlpacaBroker.from_settings(settings, account_id=account_id, base_url_override=url)
+    def broker_for(
+        settings: Settings, account_id: str, *, share: BudgetShare, **_: object
+    ) -> Broker:
+        return AlpacaBroker.from_settings(
+            settings, share=share, account_id=account_id, base_url_override=url
+        )
 
     factory.broker_for = broker_for  # type: ignore[assignment]
 
