@@ -79,6 +79,7 @@ from tests.unit.execution.test_decide import (
     closed,
     facts,
     insufficient_qty,
+    last_trade,
     no_quote,
     not_found,
     placed,
@@ -103,6 +104,8 @@ SELL_CHAIN = replace(LIQUIDATION, trade_amount=Decimal(-1005), liquidation=False
 WHOLE_SHARES = AssetInfo(tradable=True, fractionable=False)
 USUAL_QUOTE = quote()
 """100.00 / 100.50, the quote of `test_decide.py`'s chains."""
+BAD_QUOTE = quote("0.001", "0.004")
+"""A quote that prices no limit above $0."""
 
 
 def sizing_facts(
@@ -711,6 +714,16 @@ ROWS_FOUND_BY_MUTATION = {
             "order.closes_position": True,
         },
     ),
+    "price: a SELL priced at the last trade reads its position, and keeps no bad quote": Row(
+        SELL_CHAIN,
+        PRICE,
+        (BAD_QUOTE, BAD_QUOTE, last_trade("100.50"), facts(position="10")),
+        asked=("quote for price", "quote for price", "last trade", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"quote": None, "order.qty": Decimal(10), "order.limit_price": Decimal("100.50")},
+    ),
     "market buy: the check prices the BUY at the fresh quote": Row(
         WAITING_FOR_BUYING_POWER,
         MARKET_BP,
@@ -895,6 +908,28 @@ def test_a_refusal_is_recorded_with_the_brokers_code_and_whether_a_retry_could_w
         ("http_503", True),
         ("40310000", False),
     ]
+
+
+def test_a_bad_quote_is_warned_about_with_the_symbol_and_what_it_quoted() -> None:
+    once = walk(PRICING, PRICE, (BAD_QUOTE,)).decision
+    twice = walk(PRICING, PRICE, (BAD_QUOTE, BAD_QUOTE)).decision
+
+    [asking_again] = [note.message for note in once.notes]
+    [from_last_trade] = [note.message for note in twice.notes]
+    assert "AAA (bid 0.001, ask 0.004)" in asking_again
+    assert "asking again" in asking_again
+    assert "AAA (bid 0.001, ask 0.004)" in from_last_trade
+    assert "last trade" in from_last_trade
+
+
+def test_an_account_rule_refusal_is_recorded_with_the_brokers_code() -> None:
+    error = rule_error(
+        OrderRule.PATTERN_DAY_TRADER, "trade denied", code="40310100", http_status=403
+    )
+    result = walk(REQUESTED_LIMIT, SUBMIT, (not_found(), refused(error)))
+
+    (rejected,) = of_type(result.events, OrderRejected)
+    assert rejected.broker_code == "40310100"
 
 
 def test_a_not_fractionable_refusal_is_recorded_with_the_brokers_words_and_code() -> None:
