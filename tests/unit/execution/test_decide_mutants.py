@@ -109,9 +109,13 @@ BAD_QUOTE = quote("0.001", "0.004")
 
 
 def sizing_facts(
-    asset: AssetInfo = WHOLE_SHARES, *, position: str | None = None, position_failed: bool = False
+    asset: AssetInfo | None = WHOLE_SHARES,
+    *,
+    position: str | None = None,
+    position_failed: bool = False,
 ) -> Answer:
-    """`asset`'s facts; `position` is the shares held (all available), None for none read."""
+    """`asset`'s facts (None: unknown to the asset list); `position` is the shares held (all
+    available), None for none read."""
     held = (
         Position(
             symbol="AAA",
@@ -724,6 +728,21 @@ ROWS_FOUND_BY_MUTATION = {
         timers=((TimerKind.SUBMIT, 0),),
         fields={"quote": None, "order.qty": Decimal(10), "order.limit_price": Decimal("100.50")},
     ),
+    "exit: one share left after the broker ended a full exit's limit goes to market": Row(
+        walk(
+            walk(LIQUIDATION, PRICE, (quote(), facts(position="4"))).decision.chain,
+            SUBMIT,
+            (not_found(), placed()),
+        ).decision.chain,
+        POLL,
+        (read("canceled", "3", "100.49"),),
+        asked=("read order: supervise",),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=2,
+        fields={"order.kind": "market", "order.qty": Decimal(1), "order.reason": "residual"},
+    ),
     "market buy: the check prices the BUY at the fresh quote": Row(
         WAITING_FOR_BUYING_POWER,
         MARKET_BP,
@@ -930,6 +949,22 @@ def test_an_account_rule_refusal_is_recorded_with_the_brokers_code() -> None:
 
     (rejected,) = of_type(result.events, OrderRejected)
     assert rejected.broker_code == "40310100"
+
+
+def test_a_close_position_call_refused_for_good_is_recorded_with_the_brokers_code() -> None:
+    refusal = InvalidOrderError("position is locked", code="40310000")
+    result = walk(CLOSING, SUBMIT, (close_found(None), closed(refusal)))
+
+    (rejected,) = of_type(result.events, OrderRejected)
+    assert (rejected.reason, rejected.broker_code) == ("position is locked", "40310000")
+
+
+def test_an_asset_unknown_to_the_asset_list_is_warned_about_by_symbol() -> None:
+    result = walk(PRICING, PRICE, (quote(), sizing_facts(None)))
+
+    [warning] = [note.message for note in result.decision.notes]
+    assert warning.startswith("AAA is unknown to the broker's asset list")
+    assert result.decision.chain.state is ChainState.REQUESTED
 
 
 def test_a_not_fractionable_refusal_is_recorded_with_the_brokers_words_and_code() -> None:
