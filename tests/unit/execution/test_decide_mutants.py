@@ -956,7 +956,11 @@ def test_a_close_position_call_refused_for_good_is_recorded_with_the_brokers_cod
     result = walk(CLOSING, SUBMIT, (close_found(None), closed(refusal)))
 
     (rejected,) = of_type(result.events, OrderRejected)
-    assert (rejected.reason, rejected.broker_code) == ("position is locked", "40310000")
+    assert (rejected.reason, rejected.broker_code, rejected.retryable) == (
+        "position is locked",
+        "40310000",
+        False,
+    )
 
 
 def test_an_asset_unknown_to_the_asset_list_is_warned_about_by_symbol() -> None:
