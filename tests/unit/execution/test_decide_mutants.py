@@ -728,6 +728,25 @@ ROWS_FOUND_BY_MUTATION = {
         timers=((TimerKind.SUBMIT, 0),),
         fields={"quote": None, "order.qty": Decimal(10), "order.limit_price": Decimal("100.50")},
     ),
+    "exit: a fractional rest worth under the minimum after an escalation cancel is closed": Row(
+        replace(
+            walk(FRACTIONAL_LIQUIDATION, SUBMIT, (not_found(), placed())).decision.chain, checks=1
+        ),
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled", "2.295", "100.49")),
+        asked=("read order: supervise", "cancel: escalation", "read order: after_cancel"),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=10,
+        fields={
+            "order.kind": "market",
+            "order.qty": Decimal("0.005"),
+            "order.limit_price": None,
+            "order.reason": "escalation",
+            "order.closes_position": True,
+        },
+    ),
     "exit: one share left after the broker ended a full exit's limit goes to market": Row(
         walk(
             walk(LIQUIDATION, PRICE, (quote(), facts(position="4"))).decision.chain,
