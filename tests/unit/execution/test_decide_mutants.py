@@ -747,6 +747,41 @@ ROWS_FOUND_BY_MUTATION = {
             "order.closes_position": True,
         },
     ),
+    "cancel: the fill so far of an order still pending its cancel is kept": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), cancel_taken(), read("pending_cancel", "4", "100.01")),
+        asked=("read order: supervise", "cancel: repeg", "read order: after_cancel"),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
+        at_s=10,
+        fields={
+            "filled_qty": Decimal(4),
+            "order.filled_qty": Decimal(4),
+            "order.filled_avg_price": Decimal("100.01"),
+        },
+    ),
+    "leftover: the fill so far of a leftover still pending its cancel is kept": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("accepted"), cancel_taken(), read("pending_cancel", "4", "100.50")),
+        asked=("read order: supervise", "cancel: leftover", "read order: leftover"),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
+        at_s=40,
+        fields={"filled_qty": Decimal(4), "order.filled_avg_price": Decimal("100.50")},
+    ),
+    "size: a fraction worth under $1 at its limit is skipped, saying what and at what price": Row(
+        replace(PRICING, trade_amount=Decimal(1)),
+        PRICE,
+        (quote("90.00", "110.00"), sizing_facts(FRACTIONAL)),
+        asked=("quote for price", "sizing facts"),
+        state=ChainState.SKIPPED,
+        fields={
+            "error_message": "skipped: estimated notional below minimum: 0.010000 AAA at 90.01 "
+            "is worth under the broker's $1 minimum for a fractional order"
+        },
+    ),
     "exit: one share left after the broker ended a full exit's limit goes to market": Row(
         walk(
             walk(LIQUIDATION, PRICE, (quote(), facts(position="4"))).decision.chain,
