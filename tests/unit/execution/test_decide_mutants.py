@@ -771,6 +771,16 @@ ROWS_FOUND_BY_MUTATION = {
         at_s=40,
         fields={"filled_qty": Decimal(4), "order.filled_avg_price": Decimal("100.50")},
     ),
+    "price: a BUY quote bad only for a BUY (no cent inside a sub-cent bid) is asked again": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.008"), quote(), facts()),
+        asked=("quote for price", "quote for price", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.limit_price": Decimal("100.01"), "requoted": True},
+    ),
     "size: a fraction worth under $1 at its limit is skipped, saying what and at what price": Row(
         replace(PRICING, trade_amount=Decimal(1)),
         PRICE,
