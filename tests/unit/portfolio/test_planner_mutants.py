@@ -184,7 +184,9 @@ def test_the_buy_scale_is_rounded_down_in_its_last_digit() -> None:
         Decimal(0),
         min_trade_fraction=MIN_TRADE,
     )
-    buys = sum(item.trade_amount for item in plan.items if item.action is TradeAction.BUY)
+    buys = sum(
+        (item.trade_amount for item in plan.items if item.action is TradeAction.BUY), Decimal(0)
+    )
 
     _, scale = fit_buys(list(plan.items), buys * 2 / 3, MIN_TRADE * buys)
 
