@@ -18,6 +18,7 @@ from services.execution.chain import (
     CloseFound,
     ClosePosition,
     Command,
+    Decision,
     FindClose,
     Observation,
     ReadBuyingPower,
@@ -27,8 +28,10 @@ from services.execution.chain import (
     SizingFactsRead,
     SubmitOrder,
     TimerFired,
+    decide,
 )
 from services.execution.machine import TimerKind
+from services.execution.policy import ExecutionPolicy
 from services.execution.sizing import AssetInfo
 from services.execution.state import AttemptRecord, Chain, ChainState
 from shared.broker.errors import (
@@ -57,6 +60,7 @@ from tests.unit.execution.test_decide import (
     CLOSING,
     LIQUIDATION,
     MARKET_BP,
+    POLICY,
     POLL,
     PRICE,
     PRICING,
@@ -188,6 +192,12 @@ def close_listing_failed() -> Answer:
 assert CLOSING.order is not None
 CLOSING_ON_LAST_TRY = replace(CLOSING, order=replace(CLOSING.order, submit_tries=3))
 """`CLOSING` with BROKER_RETRIES (3) submissions already tried."""
+WORKING_EXIT_OF_4 = walk(
+    walk(LIQUIDATION, PRICE, (quote(), facts(position="4"))).decision.chain,
+    SUBMIT,
+    (not_found(), placed()),
+).decision.chain
+"""A full exit of 4 whole shares held: its SELL limit at 100.49, placed at T0 and working."""
 FRACTIONAL_LIQUIDATION = walk(
     LIQUIDATION, PRICE, (quote(), sizing_facts(FRACTIONAL, position="2.3"))
 ).decision.chain
@@ -792,12 +802,61 @@ ROWS_FOUND_BY_MUTATION = {
             "is worth under the broker's $1 minimum for a fractional order"
         },
     ),
-    "exit: one share left after the broker ended a full exit's limit goes to market": Row(
+    "exit: a full exit the broker ended wholly filled under another status ends filled": Row(
+        WORKING_EXIT_OF_4,
+        POLL,
+        (read("canceled", "4", "100.49"),),
+        asked=("read order: supervise",),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderCancelled"),
+        at_s=2,
+    ),
+    "close guard: a cancel refused exactly as the guard begins polls again after the interval": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), cancel_failed()),
+        asked=("read order: supervise", "cancel: close"),
+        state=ChainState.WORKING,
+        timers=((TimerKind.POLL, 2),),
+        at_s=0,
+        closes_at_s=120,
+    ),
+    "fallback: a fractional SELL under $1 at the bid is not sent to market": Row(
         walk(
-            walk(LIQUIDATION, PRICE, (quote(), facts(position="4"))).decision.chain,
+            replace(SELL_CHAIN, trade_amount=Decimal(-1)),
+            PRICE,
+            (quote(), sizing_facts(FRACTIONAL, position="10")),
+        ).decision.chain,
+        SUBMIT,
+        (not_found(), refused(InvalidOrderError("limit price too far", code="42210000"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.SKIPPED,
+        events=("OrderRejected",),
+        fields={
+            "error_message": "skipped: estimated notional below minimum: 0.009975 AAA at 100.00 "
+            "is worth under the broker's $1 minimum for a fractional order"
+        },
+    ),
+    "fallback: a rest under $1 at the bid after a fill of under a share ends filled": Row(
+        walk(
+            walk(
+                replace(SELL_CHAIN, trade_amount=Decimal("-1.50")),
+                PRICE,
+                (quote(), sizing_facts(FRACTIONAL, position="10")),
+            ).decision.chain,
             SUBMIT,
             (not_found(), placed()),
         ).decision.chain,
+        POLL,
+        (read("rejected", "0.005", "100.49"),),
+        asked=("read order: supervise",),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderRejected"),
+        at_s=2,
+        fields={"filled_qty": Decimal("0.005"), "error_message": None},
+    ),
+    "exit: one share left after the broker ended a full exit's limit goes to market": Row(
+        WORKING_EXIT_OF_4,
         POLL,
         (read("canceled", "3", "100.49"),),
         asked=("read order: supervise",),
@@ -1033,6 +1092,44 @@ def test_an_asset_unknown_to_the_asset_list_is_warned_about_by_symbol() -> None:
     [warning] = [note.message for note in result.decision.notes]
     assert warning.startswith("AAA is unknown to the broker's asset list")
     assert result.decision.chain.state is ChainState.REQUESTED
+
+
+def walk_under(
+    policy: ExecutionPolicy,
+    chain: Chain,
+    fired: TimerFired,
+    answers: tuple[Answer, ...],
+    at_s: float,
+) -> Decision:
+    """`walk` under another execution policy than `test_decide.py`'s."""
+    now = T0 + timedelta(seconds=at_s)
+    decision = decide(WORKFLOW, chain, fired, now, policy)
+    for answer in answers:
+        assert decision.command is not None
+        decision = decide(WORKFLOW, decision.chain, answer(decision.command), now, policy)
+    return decision
+
+
+MIN_NOTIONAL_5 = replace(POLICY, min_notional_usd=Decimal(5))
+"""EXEC_MIN_NOTIONAL_USD above the broker's $1: a remainder between the two is left, and only
+the quote it is valued at (0.03 shares at the ask 100.50: $3.02) tells it from one to chase."""
+
+
+def test_a_rest_under_a_higher_minimum_notional_after_the_broker_ended_the_order_is_left() -> None:
+    ended = walk_under(
+        MIN_NOTIONAL_5, FRACTIONAL_WORKING_LIMIT, POLL, (read("canceled", "9.97", "100.01"),), 2
+    )
+
+    assert ended.command is None
+    assert ended.chain.state is ChainState.FILLED
+
+
+def test_a_rest_under_a_higher_minimum_notional_is_not_re_pegged() -> None:
+    answers = (read("accepted"), cancel_taken(), read("canceled", "9.97", "100.01"), quote())
+    ended = walk_under(MIN_NOTIONAL_5, FRACTIONAL_WORKING_LIMIT, POLL, answers, 10)
+
+    assert ended.command is None
+    assert ended.chain.state is ChainState.FILLED
 
 
 def test_a_not_fractionable_refusal_is_recorded_with_the_brokers_words_and_code() -> None:
