@@ -5,23 +5,33 @@ the rules hand the shell. Built from `test_decide.py`'s chains and broker answer
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import TypeVar
 
 import pytest
 
 from services.execution.chain import (
+    CLOSE_SEARCH_SKEW_S,
     BuyingPowerRead,
+    CloseAnswered,
+    CloseFound,
+    ClosePosition,
     Command,
+    Decision,
+    FindClose,
     Observation,
     ReadBuyingPower,
+    ReadLastTrade,
     ReadQuote,
     ReadSizingFacts,
     SizingFactsRead,
     SubmitOrder,
     TimerFired,
+    decide,
 )
 from services.execution.machine import TimerKind
+from services.execution.policy import ExecutionPolicy
 from services.execution.sizing import AssetInfo
 from services.execution.state import AttemptRecord, Chain, ChainState
 from shared.broker.errors import (
@@ -29,6 +39,8 @@ from shared.broker.errors import (
     InvalidOrderError,
     TransientBrokerError,
 )
+from shared.broker.models import Position
+from shared.broker.order_rules import OrderRule, rule_error
 from shared.events import (
     Event,
     OrderCancelled,
@@ -40,12 +52,15 @@ from shared.events import (
     client_order_id,
 )
 from shared.trading import Side
+from tests.unit.execution.machine_run import T0
 from tests.unit.execution.test_decide import (
     CANCEL_CHECK,
     CANCELLING_ESCALATION,
     CANCELLING_REPEG,
+    CLOSING,
     LIQUIDATION,
     MARKET_BP,
+    POLICY,
     POLL,
     PRICE,
     PRICING,
@@ -64,8 +79,11 @@ from tests.unit.execution.test_decide import (
     buying_power,
     cancel_failed,
     cancel_taken,
+    close_found,
+    closed,
     facts,
     insufficient_qty,
+    last_trade,
     no_quote,
     not_found,
     placed,
@@ -90,11 +108,32 @@ SELL_CHAIN = replace(LIQUIDATION, trade_amount=Decimal(-1005), liquidation=False
 WHOLE_SHARES = AssetInfo(tradable=True, fractionable=False)
 USUAL_QUOTE = quote()
 """100.00 / 100.50, the quote of `test_decide.py`'s chains."""
+BAD_QUOTE = quote("0.001", "0.004")
+"""A quote that prices no limit above $0."""
 
 
-def sizing_facts(asset: AssetInfo = WHOLE_SHARES, *, position_failed: bool = False) -> Answer:
+def sizing_facts(
+    asset: AssetInfo | None = WHOLE_SHARES,
+    *,
+    position: str | None = None,
+    position_failed: bool = False,
+) -> Answer:
+    """`asset`'s facts (None: unknown to the asset list); `position` is the shares held (all
+    available), None for none read."""
+    held = (
+        Position(
+            symbol="AAA",
+            qty=Decimal(position),
+            qty_available=Decimal(position),
+            market_value=Decimal(0),
+            avg_entry_price=Decimal(100),
+            current_price=None,
+        )
+        if position is not None
+        else None
+    )
     return lambda asked: SizingFactsRead(
-        expect(asked, ReadSizingFacts), asset, position_failed=position_failed
+        expect(asked, ReadSizingFacts), asset, held, position_failed=position_failed
     )
 
 
@@ -120,6 +159,49 @@ def of_type(events: list[Event], kind: type[E]) -> list[E]:
 
 
 FRACTIONAL_WORKING_LIMIT = replace(WORKING_LIMIT, fractionable=True)
+FRACTIONAL = AssetInfo(tradable=True, fractionable=True)
+NOT_FRACTIONABLE = rule_error(
+    OrderRule.FRACTIONABLE,
+    "fractional orders are not supported for this asset",
+    code="42210000",
+    http_status=422,
+)
+"""The broker's refusal of a fractional quantity of an asset its asset list called fractionable."""
+
+
+def fractional_buy(dollars: int) -> Chain:
+    """A BUY limit at 100.01 of `dollars` worth of a fractionable asset, recorded, not yet sent."""
+    chain = replace(PRICING, trade_amount=Decimal(dollars))
+    return walk(chain, PRICE, (quote(), sizing_facts(FRACTIONAL))).decision.chain
+
+
+CLOSE_CALL_TIMED_OUT = TransientBrokerError("timed out", code="timeout")
+
+
+def nothing_to_close() -> Answer:
+    """The close-position call found no position to close."""
+    return lambda asked: CloseAnswered(expect(asked, ClosePosition))
+
+
+def close_listing_failed() -> Answer:
+    return lambda asked: CloseFound(
+        expect(asked, FindClose), error=TransientBrokerError("listing timed out", code="timeout")
+    )
+
+
+assert CLOSING.order is not None
+CLOSING_ON_LAST_TRY = replace(CLOSING, order=replace(CLOSING.order, submit_tries=3))
+"""`CLOSING` with BROKER_RETRIES (3) submissions already tried."""
+WORKING_EXIT_OF_4 = walk(
+    walk(LIQUIDATION, PRICE, (quote(), facts(position="4"))).decision.chain,
+    SUBMIT,
+    (not_found(), placed()),
+).decision.chain
+"""A full exit of 4 whole shares held: its SELL limit at 100.49, placed at T0 and working."""
+FRACTIONAL_LIQUIDATION = walk(
+    LIQUIDATION, PRICE, (quote(), sizing_facts(FRACTIONAL, position="2.3"))
+).decision.chain
+"""A SELL limit at 100.49 of all 2.3 shares held of a fractionable asset, recorded, not yet sent."""
 
 
 def working_limit() -> Chain:
@@ -482,6 +564,308 @@ ROWS_FOUND_BY_MUTATION = {
         timers=((TimerKind.SUBMIT, 0),),
         fields={"order.qty": Decimal(1)},
     ),
+    "not fractionable: a fractional BUY is asked again once as whole shares, rounded down": Row(
+        fractional_buy(1005),
+        SUBMIT,
+        (not_found(), refused(NOT_FRACTIONABLE)),
+        asked=("look up", "submit limit"),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.attempt": 2,
+            "order.kind": "limit",
+            "order.qty": Decimal(10),
+            "order.limit_price": Decimal("100.01"),
+            "order.reason": "initial",
+            "order.closes_position": False,
+            "attempts.0.status": "rejected",
+            "fractionable": False,
+            "asset_known": True,
+            "whole_shares_retry_used": True,
+        },
+    ),
+    "not fractionable: a BUY of 1.5 shares is asked again as one share": Row(
+        fractional_buy(150),
+        SUBMIT,
+        (not_found(), refused(NOT_FRACTIONABLE)),
+        asked=("look up", "submit limit"),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.qty": Decimal(1), "order.kind": "limit"},
+    ),
+    "not fractionable: a BUY of under one share ends the chain with the broker's words": Row(
+        fractional_buy(50),
+        SUBMIT,
+        (not_found(), refused(NOT_FRACTIONABLE)),
+        asked=("look up", "submit limit"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"error_message": NOT_FRACTIONABLE.message, "attempts.0.status": "rejected"},
+    ),
+    "not fractionable: a fractional full exit closes the position at market instead": Row(
+        FRACTIONAL_LIQUIDATION,
+        SUBMIT,
+        (not_found(), refused(NOT_FRACTIONABLE)),
+        asked=("look up", "submit limit"),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.kind": "market",
+            "order.qty": Decimal("2.3"),
+            "order.limit_price": None,
+            "order.closes_position": True,
+            "fractionable": False,
+            "asset_known": True,
+            "whole_shares_retry_used": True,
+        },
+    ),
+    "not fractionable: a whole-share retry refused again falls back to market, once": Row(
+        walk(fractional_buy(1005), SUBMIT, (not_found(), refused(NOT_FRACTIONABLE))).decision.chain,
+        SUBMIT,
+        (not_found(), refused(NOT_FRACTIONABLE), buying_power()),
+        asked=("look up", "submit limit", "buying power"),
+        state=ChainState.REQUESTED,
+        events=("OrderRejected", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.attempt": 3, "order.kind": "market", "order.reason": "fallback"},
+    ),
+    "exit: a close-position call that finds nothing held ends the chain, saying so": Row(
+        CLOSING,
+        SUBMIT,
+        (close_found(None), nothing_to_close()),
+        asked=("find close", "close position"),
+        state=ChainState.FAILED,
+        fields={
+            "error_message": "no position in AAA left to close",
+            "attempts.0.status": "rejected",
+        },
+    ),
+    "exit: a close-position call refused for good fails the chain with the broker's words": Row(
+        CLOSING,
+        SUBMIT,
+        (close_found(None), closed(InvalidOrderError("position is locked", code="40310000"))),
+        asked=("find close", "close position"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"error_message": "position is locked", "attempts.0.status": "rejected"},
+    ),
+    "exit: a failed listing of the symbol's orders is looked at again after a backoff": Row(
+        CLOSING,
+        SUBMIT,
+        (close_listing_failed(),),
+        asked=("find close",),
+        state=ChainState.REQUESTED,
+        timers=((TimerKind.SUBMIT, 1),),
+        fields={"order.submit_tries": 1},
+    ),
+    "exit: a listing that fails on the last try gives the close up, naming the failure": Row(
+        replace(CLOSING, order=replace(CLOSING.order, submit_tries=3))
+        if CLOSING.order
+        else CLOSING,
+        SUBMIT,
+        (close_listing_failed(),),
+        asked=("find close",),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"error_message": "listing timed out (gave up after 4 submissions)"},
+    ),
+    "exit: a close not found after a call failed on the last try gives the close up": Row(
+        replace(CLOSING, order=replace(CLOSING.order, submit_tries=3))
+        if CLOSING.order
+        else CLOSING,
+        SUBMIT,
+        (close_found(None), closed(CLOSE_CALL_TIMED_OUT), close_found(None)),
+        asked=("find close", "close position", "find close after failure"),
+        state=ChainState.FAILED,
+        events=("OrderRejected",),
+        fields={"error_message": "timed out (gave up after 4 submissions)"},
+    ),
+    "exit: a fractional holding worth under the minimum is closed, not ordered": Row(
+        LIQUIDATION,
+        PRICE,
+        (quote(), sizing_facts(FRACTIONAL, position="0.005")),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.kind": "market",
+            "order.qty": Decimal("0.005"),
+            "order.closes_position": True,
+        },
+    ),
+    "exit: a fractional holding worth exactly the minimum at the bid is sold by a limit": Row(
+        LIQUIDATION,
+        PRICE,
+        (quote(), sizing_facts(FRACTIONAL, position="0.01")),
+        asked=("quote for price", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={
+            "order.kind": "limit",
+            "order.qty": Decimal("0.01"),
+            "order.closes_position": False,
+        },
+    ),
+    "exit: a fractional rest worth under the minimum after a partial fill is closed": Row(
+        walk(FRACTIONAL_LIQUIDATION, SUBMIT, (not_found(), placed())).decision.chain,
+        POLL,
+        (read("canceled", "2.295", "100.49"),),
+        asked=("read order: supervise",),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=2,
+        fields={
+            "order.kind": "market",
+            "order.qty": Decimal("0.005"),
+            "order.limit_price": None,
+            "order.reason": "residual",
+            "order.closes_position": True,
+        },
+    ),
+    "price: a SELL priced at the last trade reads its position, and keeps no bad quote": Row(
+        SELL_CHAIN,
+        PRICE,
+        (BAD_QUOTE, BAD_QUOTE, last_trade("100.50"), facts(position="10")),
+        asked=("quote for price", "quote for price", "last trade", "sizing facts with position"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"quote": None, "order.qty": Decimal(10), "order.limit_price": Decimal("100.50")},
+    ),
+    "exit: a fractional rest worth under the minimum after an escalation cancel is closed": Row(
+        replace(
+            walk(FRACTIONAL_LIQUIDATION, SUBMIT, (not_found(), placed())).decision.chain, checks=1
+        ),
+        POLL,
+        (read("accepted"), cancel_taken(), read("canceled", "2.295", "100.49")),
+        asked=("read order: supervise", "cancel: escalation", "read order: after_cancel"),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=10,
+        fields={
+            "order.kind": "market",
+            "order.qty": Decimal("0.005"),
+            "order.limit_price": None,
+            "order.reason": "escalation",
+            "order.closes_position": True,
+        },
+    ),
+    "cancel: the fill so far of an order still pending its cancel is kept": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), cancel_taken(), read("pending_cancel", "4", "100.01")),
+        asked=("read order: supervise", "cancel: repeg", "read order: after_cancel"),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
+        at_s=10,
+        fields={
+            "filled_qty": Decimal(4),
+            "order.filled_qty": Decimal(4),
+            "order.filled_avg_price": Decimal("100.01"),
+        },
+    ),
+    "leftover: the fill so far of a leftover still pending its cancel is kept": Row(
+        WORKING_MARKET,
+        POLL,
+        (read("accepted"), cancel_taken(), read("pending_cancel", "4", "100.50")),
+        asked=("read order: supervise", "cancel: leftover", "read order: leftover"),
+        state=ChainState.CANCELLING,
+        timers=((TimerKind.CANCEL_CHECK, 2),),
+        at_s=40,
+        fields={"filled_qty": Decimal(4), "order.filled_avg_price": Decimal("100.50")},
+    ),
+    "price: a BUY quote bad only for a BUY (no cent inside a sub-cent bid) is asked again": Row(
+        PRICING,
+        PRICE,
+        (quote("0.001", "0.008"), quote(), facts()),
+        asked=("quote for price", "quote for price", "sizing facts"),
+        state=ChainState.REQUESTED,
+        events=("OrderRequested",),
+        timers=((TimerKind.SUBMIT, 0),),
+        fields={"order.limit_price": Decimal("100.01"), "requoted": True},
+    ),
+    "size: a fraction worth under $1 at its limit is skipped, saying what and at what price": Row(
+        replace(PRICING, trade_amount=Decimal(1)),
+        PRICE,
+        (quote("90.00", "110.00"), sizing_facts(FRACTIONAL)),
+        asked=("quote for price", "sizing facts"),
+        state=ChainState.SKIPPED,
+        fields={
+            "error_message": "skipped: estimated notional below minimum: 0.010000 AAA at 90.01 "
+            "is worth under the broker's $1 minimum for a fractional order"
+        },
+    ),
+    "exit: a full exit the broker ended wholly filled under another status ends filled": Row(
+        WORKING_EXIT_OF_4,
+        POLL,
+        (read("canceled", "4", "100.49"),),
+        asked=("read order: supervise",),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderCancelled"),
+        at_s=2,
+    ),
+    "close guard: a cancel refused exactly as the guard begins polls again after the interval": Row(
+        WORKING_LIMIT,
+        POLL,
+        (read("accepted"), cancel_failed()),
+        asked=("read order: supervise", "cancel: close"),
+        state=ChainState.WORKING,
+        timers=((TimerKind.POLL, 2),),
+        at_s=0,
+        closes_at_s=120,
+    ),
+    "fallback: a fractional SELL under $1 at the bid is not sent to market": Row(
+        walk(
+            replace(SELL_CHAIN, trade_amount=Decimal(-1)),
+            PRICE,
+            (quote(), sizing_facts(FRACTIONAL, position="10")),
+        ).decision.chain,
+        SUBMIT,
+        (not_found(), refused(InvalidOrderError("limit price too far", code="42210000"))),
+        asked=("look up", "submit limit"),
+        state=ChainState.SKIPPED,
+        events=("OrderRejected",),
+        fields={
+            "error_message": "skipped: estimated notional below minimum: 0.009975 AAA at 100.00 "
+            "is worth under the broker's $1 minimum for a fractional order"
+        },
+    ),
+    "fallback: a rest under $1 at the bid after a fill of under a share ends filled": Row(
+        walk(
+            walk(
+                replace(SELL_CHAIN, trade_amount=Decimal("-1.50")),
+                PRICE,
+                (quote(), sizing_facts(FRACTIONAL, position="10")),
+            ).decision.chain,
+            SUBMIT,
+            (not_found(), placed()),
+        ).decision.chain,
+        POLL,
+        (read("rejected", "0.005", "100.49"),),
+        asked=("read order: supervise",),
+        state=ChainState.FILLED,
+        events=("OrderFilled", "OrderRejected"),
+        at_s=2,
+        fields={"filled_qty": Decimal("0.005"), "error_message": None},
+    ),
+    "exit: one share left after the broker ended a full exit's limit goes to market": Row(
+        WORKING_EXIT_OF_4,
+        POLL,
+        (read("canceled", "3", "100.49"),),
+        asked=("read order: supervise",),
+        state=ChainState.REQUESTED,
+        events=("OrderFilled", "OrderCancelled", "OrderRequested"),
+        timers=((TimerKind.SUBMIT, 0),),
+        at_s=2,
+        fields={"order.kind": "market", "order.qty": Decimal(1), "order.reason": "residual"},
+    ),
     "market buy: the check prices the BUY at the fresh quote": Row(
         WAITING_FOR_BUYING_POWER,
         MARKET_BP,
@@ -668,6 +1052,100 @@ def test_a_refusal_is_recorded_with_the_brokers_code_and_whether_a_retry_could_w
     ]
 
 
+def test_a_bad_quote_is_warned_about_with_the_symbol_and_what_it_quoted() -> None:
+    once = walk(PRICING, PRICE, (BAD_QUOTE,)).decision
+    twice = walk(PRICING, PRICE, (BAD_QUOTE, BAD_QUOTE)).decision
+
+    [asking_again] = [note.message for note in once.notes]
+    [from_last_trade] = [note.message for note in twice.notes]
+    assert "AAA (bid 0.001, ask 0.004)" in asking_again
+    assert "asking again" in asking_again
+    assert "AAA (bid 0.001, ask 0.004)" in from_last_trade
+    assert "last trade" in from_last_trade
+
+
+def test_an_account_rule_refusal_is_recorded_with_the_brokers_code() -> None:
+    error = rule_error(
+        OrderRule.PATTERN_DAY_TRADER, "trade denied", code="40310100", http_status=403
+    )
+    result = walk(REQUESTED_LIMIT, SUBMIT, (not_found(), refused(error)))
+
+    (rejected,) = of_type(result.events, OrderRejected)
+    assert rejected.broker_code == "40310100"
+
+
+def test_a_close_position_call_refused_for_good_is_recorded_with_the_brokers_code() -> None:
+    refusal = InvalidOrderError("position is locked", code="40310000")
+    result = walk(CLOSING, SUBMIT, (close_found(None), closed(refusal)))
+
+    (rejected,) = of_type(result.events, OrderRejected)
+    assert (rejected.reason, rejected.broker_code, rejected.retryable) == (
+        "position is locked",
+        "40310000",
+        False,
+    )
+
+
+def test_an_asset_unknown_to_the_asset_list_is_warned_about_by_symbol() -> None:
+    result = walk(PRICING, PRICE, (quote(), sizing_facts(None)))
+
+    [warning] = [note.message for note in result.decision.notes]
+    assert warning.startswith("AAA is unknown to the broker's asset list")
+    assert result.decision.chain.state is ChainState.REQUESTED
+
+
+def walk_under(
+    policy: ExecutionPolicy,
+    chain: Chain,
+    fired: TimerFired,
+    answers: tuple[Answer, ...],
+    at_s: float,
+) -> Decision:
+    """`walk` under another execution policy than `test_decide.py`'s."""
+    now = T0 + timedelta(seconds=at_s)
+    decision = decide(WORKFLOW, chain, fired, now, policy)
+    for answer in answers:
+        assert decision.command is not None
+        decision = decide(WORKFLOW, decision.chain, answer(decision.command), now, policy)
+    return decision
+
+
+MIN_NOTIONAL_5 = replace(POLICY, min_notional_usd=Decimal(5))
+"""EXEC_MIN_NOTIONAL_USD above the broker's $1: a remainder between the two is left, and only
+the quote it is valued at (0.03 shares at the ask 100.50: $3.02) tells it from one to chase."""
+
+
+def test_a_rest_under_a_higher_minimum_notional_after_the_broker_ended_the_order_is_left() -> None:
+    ended = walk_under(
+        MIN_NOTIONAL_5, FRACTIONAL_WORKING_LIMIT, POLL, (read("canceled", "9.97", "100.01"),), 2
+    )
+
+    assert ended.command is None
+    assert ended.chain.state is ChainState.FILLED
+
+
+def test_a_rest_under_a_higher_minimum_notional_is_not_re_pegged() -> None:
+    answers = (read("accepted"), cancel_taken(), read("canceled", "9.97", "100.01"), quote())
+    ended = walk_under(MIN_NOTIONAL_5, FRACTIONAL_WORKING_LIMIT, POLL, answers, 10)
+
+    assert ended.command is None
+    assert ended.chain.state is ChainState.FILLED
+
+
+def test_a_not_fractionable_refusal_is_recorded_with_the_brokers_words_and_code() -> None:
+    result = walk(fractional_buy(1005), SUBMIT, (not_found(), refused(NOT_FRACTIONABLE)))
+
+    (rejected,) = of_type(result.events, OrderRejected)
+    (again,) = of_type(result.events, OrderRequested)
+    assert (rejected.attempt, rejected.reason, rejected.broker_code, rejected.retryable) == (
+        1,
+        NOT_FRACTIONABLE.message,
+        "42210000",
+        False,
+    )
+    assert (again.attempt, again.qty, again.order_type) == (2, Decimal(10), "LIMIT")
+
+
 @pytest.mark.parametrize(
     ("status", "reason"),
     [("canceled", "broker"), ("expired", "expired")],
@@ -766,6 +1244,21 @@ def test_every_broker_command_names_the_chains_symbol(row: Row) -> None:
                 assert command.symbol == row.chain.symbol, command
             case SubmitOrder():
                 assert command.request.symbol == row.chain.symbol, command
+            case FindClose() | ClosePosition() | ReadLastTrade():
+                assert command.symbol == row.chain.symbol, command
+
+
+def test_a_close_is_looked_for_among_orders_since_a_minute_before_its_intent() -> None:
+    """The broker's clock may run behind ours: listing from the intent's own time could miss
+    the close it made."""
+    commands: list[Command] = []
+    answers = (close_found(None), closed(CLOSE_CALL_TIMED_OUT), close_found(None))
+    walk(CLOSING, SUBMIT, tuple(recording(answer, commands) for answer in answers), at_s=30)
+
+    searches = [command for command in commands if isinstance(command, FindClose)]
+    since = T0 - timedelta(seconds=CLOSE_SEARCH_SKEW_S)
+    assert [search.since for search in searches] == [since, since]
+    assert [search.failure for search in searches] == [None, CLOSE_CALL_TIMED_OUT]
 
 
 # ---------------------------------------------------------------------- warnings for the shell

@@ -11,6 +11,7 @@ import pytest
 from services.execution.pricing import (
     initial_limit_price,
     is_valid_quote,
+    last_trade_limit_price,
     remainder_reference_price,
     remaining_is_negligible,
     repeg_price,
@@ -112,3 +113,8 @@ def test_a_penny_stock_remainder_is_valued_at_the_side_it_trades_against() -> No
 
 def test_one_whole_share_left_is_still_chased() -> None:
     assert not remaining_is_negligible(Decimal(1), False, Decimal("100.00"), Decimal("1.00"))
+
+
+def test_a_penny_stock_last_trade_is_a_limit_price_to_the_cent() -> None:
+    assert last_trade_limit_price(Decimal("0.504")) == Decimal("0.50")
+    assert last_trade_limit_price(Decimal("0.004")) is None

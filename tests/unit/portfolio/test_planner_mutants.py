@@ -12,6 +12,7 @@ from services.portfolio.planner import (
     InvalidTargetError,
     PlanningError,
     TradeAction,
+    fit_buys,
     plan_rebalance,
 )
 from tests.unit.portfolio.accounts import account, weights
@@ -171,3 +172,22 @@ def test_planning_errors_say_exactly_what_to_fix(
         plan_rebalance(snapshot, targets, Decimal(0), min_trade_fraction=min_trade_fraction)
 
     assert str(raised.value) == message
+
+
+def test_the_buy_scale_is_rounded_down_in_its_last_digit() -> None:
+    """Floor arithmetic throughout: even the 28th digit of the scale never rounds up past the
+    budget."""
+    snapshot = account("30000", quoted={"AAA": "10", "BBB": "10", "CCC": "10"})
+    plan = plan_rebalance(
+        snapshot,
+        weights(AAA="0.34", BBB="0.33", CCC="0.33"),
+        Decimal(0),
+        min_trade_fraction=MIN_TRADE,
+    )
+    buys = sum(
+        (item.trade_amount for item in plan.items if item.action is TradeAction.BUY), Decimal(0)
+    )
+
+    _, scale = fit_buys(list(plan.items), buys * 2 / 3, MIN_TRADE * buys)
+
+    assert scale == Decimal("0.6666666666666666666666666666")
