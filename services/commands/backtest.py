@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from services.commands.failures import OptionError
+
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
@@ -36,11 +38,6 @@ REPORTS_FOLDER = "backtests"
 BULK_GC_THRESHOLDS = (100_000, 50, 1_000)
 
 Choice = TypeVar("Choice", bound=str)
-
-
-def _usage_error(message: str) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return typer.Exit(code=2)
 
 
 def backtest(
@@ -137,7 +134,7 @@ def backtest(
     settings = settings_or_exit()
     configure_logging(settings.log_level)
     if output_format not in FORMATS:
-        raise _usage_error(f"--format {output_format!r}: use table or json")
+        raise OptionError(f"--format {output_format!r}: use table or json")
     request = _request(
         settings,
         files=files or [],
@@ -205,13 +202,13 @@ def _request(
     fee_model = _choice("--fees", fees, FEE_MODELS)
     trade_timing = _choice("--timing", timing, TIMINGS)
     if start is not None and end is not None and end < start:
-        raise _usage_error(f"--end {end} is before --start {start}: the date range is empty")
+        raise OptionError(f"--end {end} is before --start {start}: the date range is empty")
     try:
         schedule = RebalanceSchedule(mode, corridor)
         strategies = load_strategies(files, config, settings)
         market = load_market(bars, settings)
     except (ValueError, BacktestError) as error:
-        raise _usage_error(str(error)) from None
+        raise OptionError(str(error)) from None
     for warning in strategies.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     return BacktestRequest(
@@ -242,7 +239,7 @@ def _run(request: BacktestRequest) -> BacktestResult:
     try:
         return Backtest(request, progress=bar).result()
     except BacktestError as error:
-        raise _usage_error(str(error)) from None
+        raise OptionError(str(error)) from None
     finally:
         bar.close()
 
@@ -274,7 +271,7 @@ def _write_reports(result: BacktestResult, report: Path | None, settings: Settin
         try:
             report.write_text(page, encoding="utf-8")
         except OSError as error:
-            raise _usage_error(f"--report {report}: {error.strerror or error}") from None
+            raise OptionError(f"--report {report}: {error.strerror or error}") from None
     folder = settings.data_dir / REPORTS_FOLDER
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     digest = result.parameters.strategy_files_hash.removeprefix("sha256:")[:12]
@@ -286,7 +283,7 @@ def _choice(flag: str, value: str, choices: Sequence[Choice]) -> Choice:
     for choice in choices:
         if value == choice:
             return choice
-    raise _usage_error(f"{flag} {value!r}: use {', '.join(choices)}")
+    raise OptionError(f"{flag} {value!r}: use {', '.join(choices)}")
 
 
 def _date(flag: str, value: str | None) -> date | None:
@@ -295,7 +292,7 @@ def _date(flag: str, value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise _usage_error(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
+        raise OptionError(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
 
 
 def _decimal(
@@ -304,19 +301,19 @@ def _decimal(
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise _usage_error(f"{flag} {value!r}: expected a number") from None
+        raise OptionError(f"{flag} {value!r}: expected a number") from None
     if not number.is_finite() or (
         minimum is not None and (number < minimum or (not inclusive and number == minimum))
     ):
         bound = "" if minimum is None else f" {'≥' if inclusive else '>'} {minimum}"
-        raise _usage_error(f"{flag} {value!r}: expected a finite number{bound}")
+        raise OptionError(f"{flag} {value!r}: expected a finite number{bound}")
     return number
 
 
 def _fraction(flag: str, value: str) -> Decimal:
     number = _decimal(flag, value, minimum=Decimal(0))
     if number >= 1:
-        raise _usage_error(f"{flag} {value!r}: expected a fraction in [0, 1)")
+        raise OptionError(f"{flag} {value!r}: expected a fraction in [0, 1)")
     return number
 
 

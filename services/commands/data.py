@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+
+from services.commands.failures import CommandFailedError, OptionError
 
 if TYPE_CHECKING:
     from shared.marketdata.barstore import StoreManifest
@@ -31,11 +33,6 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Data directory (default: ALCHEMISER_DATA_DIR, ./data)."),
 ]
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise typer.Exit(code=code)
 
 
 def _settings() -> Settings:
@@ -70,7 +67,7 @@ def import_bars(
     try:
         manifest = store.import_csv(file)
     except BarDataError as error:
-        _fail(str(error), 1)
+        raise CommandFailedError(str(error)) from None
     print(f"imported {file} into {store.path}: {_describe(manifest)}")
 
 
@@ -101,12 +98,12 @@ def fetch(
     try:
         first_day = date.fromisoformat(start) if start else None
     except ValueError:
-        _fail(f"--start {start!r}: expected a date YYYY-MM-DD", 2)
+        raise OptionError(f"--start {start!r}: expected a date YYYY-MM-DD") from None
     wanted = _fetch_symbols(settings, symbols)
     try:
         broker = AlpacaBroker.from_settings(settings, share=BudgetShare.STRATEGY)
     except BrokerError as error:
-        _fail(str(error), 2)
+        raise OptionError(str(error)) from None
     store = BarStore(data_dir or settings.data_dir)
     end = market_clock.last_completed_session(datetime.now(UTC))
 
@@ -126,7 +123,7 @@ def fetch(
             )
         )
     except (BrokerError, ValueError) as error:
-        _fail(str(error), 1)
+        raise CommandFailedError(str(error)) from None
     print(
         f"fetched {result.rows_fetched} bars of {result.symbols} symbols into {store.path}: "
         f"{_describe(store.manifest())}"
@@ -144,7 +141,7 @@ def _fetch_symbols(settings: Settings, symbols: str | None) -> list[str]:
             configured_strategy_config(settings), settings.resolved_cache_dir
         )
     except SignalGenerationError as error:
-        _fail(str(error), 1)
+        raise CommandFailedError(str(error)) from None
     return sorted(strategy_set.tickers | {"SPY"})
 
 
@@ -174,13 +171,12 @@ def sample(
     try:
         result = ensure_sample(directory, bundled_symbols(settings.resolved_cache_dir), end_before)
     except (BarDataError, ValueError) as error:
-        _fail(str(error), 1)
+        raise CommandFailedError(str(error)) from None
     store_path = directory / "bars"
     if not result.manifest.synthetic:
-        _fail(
+        raise CommandFailedError(
             f"{store_path} holds imported bars ({result.manifest.source}); not replaced by the "
-            "sample — give another --data-dir for a synthetic store",
-            1,
+            "sample — give another --data-dir for a synthetic store"
         )
     print(f"{result.action} {store_path}: {_describe(result.manifest)}")
 
@@ -195,11 +191,11 @@ def _end_before(end: str | None, settings: Settings) -> datetime:
         try:
             return parse_sim_now(settings.sim_now)
         except SettingsError as error:
-            _fail(str(error), 2)
+            raise OptionError(str(error)) from None
     try:
         if len(end) == 10:
             return datetime.combine(date.fromisoformat(end), time(23, 59), tzinfo=NEW_YORK)
         moment = datetime.fromisoformat(end)
     except ValueError:
-        _fail(f"--end {end!r}: expected a date YYYY-MM-DD or an ISO datetime", 2)
+        raise OptionError(f"--end {end!r}: expected a date YYYY-MM-DD or an ISO datetime") from None
     return moment.replace(tzinfo=NEW_YORK) if moment.tzinfo is None else moment

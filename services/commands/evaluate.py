@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from services.commands.failures import OptionError
+
 if TYPE_CHECKING:
     from services.strategy.allocation_config import AllocationConfig
     from services.strategy.dsl.ast import Symphony
@@ -63,11 +65,6 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _usage_error(message: str) -> typer.Exit:
-    _stderr(f"error: {message}")
-    return typer.Exit(code=2)
-
-
 def _read_dates(as_of: Sequence[str], dates_file: Path | None) -> list[date]:
     """The --as-of values, then the dates file's lines (blank lines skipped), in order."""
     dates: list[date] = []
@@ -75,12 +72,12 @@ def _read_dates(as_of: Sequence[str], dates_file: Path | None) -> list[date]:
         try:
             dates.append(date.fromisoformat(value))
         except ValueError:
-            raise _usage_error(f"--as-of {value!r}: expected a date YYYY-MM-DD") from None
+            raise OptionError(f"--as-of {value!r}: expected a date YYYY-MM-DD") from None
     if dates_file is not None:
         try:
             lines = dates_file.read_text(encoding="utf-8").splitlines()
         except OSError as error:
-            raise _usage_error(f"--dates-file {dates_file}: {error.strerror or error}") from None
+            raise OptionError(f"--dates-file {dates_file}: {error.strerror or error}") from None
         for number, line in enumerate(lines, start=1):
             text = line.strip()
             if not text:
@@ -88,11 +85,11 @@ def _read_dates(as_of: Sequence[str], dates_file: Path | None) -> list[date]:
             try:
                 dates.append(date.fromisoformat(text))
             except ValueError:
-                raise _usage_error(
+                raise OptionError(
                     f"{dates_file}:{number}: {text!r} is not a date; write one YYYY-MM-DD per line"
                 ) from None
     if not dates:
-        raise _usage_error("no as-of date: give --as-of YYYY-MM-DD or --dates-file FILE")
+        raise OptionError("no as-of date: give --as-of YYYY-MM-DD or --dates-file FILE")
     return dates
 
 
@@ -204,10 +201,10 @@ def evaluate(
     """
     started = time.perf_counter()
     if output_format != "jsonl":
-        raise _usage_error(f"--format {output_format!r}: only 'jsonl' is supported")
+        raise OptionError(f"--format {output_format!r}: only 'jsonl' is supported")
     dates = _read_dates(as_of or [], dates_file)
     if not strategies and config is None:
-        raise _usage_error("no strategy: give STRATEGY.clj files or --config allocation.json")
+        raise OptionError("no strategy: give STRATEGY.clj files or --config allocation.json")
     with _without_pandas():
         inputs = _load_inputs(strategies or [], bars, config)
     _refuse_stale_bars(inputs.snapshot, bars, dates)
@@ -237,7 +234,7 @@ def _load_inputs(strategies: Sequence[Path], bars: Path, config: Path | None) ->
     try:
         settings = load_settings()
     except SettingsError as error:
-        raise _usage_error(str(error)) from None
+        raise OptionError(str(error)) from None
     configure_logging(settings.log_level)
 
     from services.strategy.allocation_config import AllocationConfigError, load_allocation_config
@@ -249,13 +246,13 @@ def _load_inputs(strategies: Sequence[Path], bars: Path, config: Path | None) ->
         try:
             allocation_config = load_allocation_config(config)
         except AllocationConfigError as error:
-            raise _usage_error(str(error)) from None
+            raise OptionError(str(error)) from None
         for warning in allocation_config.warnings:
             _stderr(f"warning: {warning}")
     try:
         snapshot = load_bar_source(bars).bars
     except BarDataError as error:
-        raise _usage_error(str(error)) from None
+        raise OptionError(str(error)) from None
     return _Inputs(settings, strategies, allocation_config, snapshot)
 
 
@@ -273,7 +270,7 @@ def _refuse_stale_bars(snapshot: BarSnapshot, bars: Path, dates: Sequence[date])
             continue
         staleness = sessions_after(last_bar, day)
         if staleness.sessions or staleness.beyond_calendar:
-            raise _usage_error(
+            raise OptionError(
                 f"--as-of {day.isoformat()} is {staleness.describe()} after the last bar "
                 f"({last_bar.isoformat()}) of {bars}; evaluate on or before "
                 f"{last_bar.isoformat()}, "

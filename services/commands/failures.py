@@ -36,19 +36,23 @@ class CommandFailedError(Exception):
 
 def exit_code_of(error: Exception) -> int | None:
     """The exit code of a failure the user can fix, or None for a bug (which keeps its
-    traceback). The error kinds are imported here, on failure only: `alchemiser evaluate` must
-    start without the event store's SQLAlchemy."""
-    from shared.eventstore.errors import DatabaseNotMigratedError, EventStoreUnavailableError
-    from shared.settings import SettingsError
-
-    exit_codes: tuple[tuple[type[Exception], int], ...] = (
-        (SettingsError, BAD_SETTING_EXIT_CODE),
-        (OptionError, BAD_SETTING_EXIT_CODE),
-        (EventStoreUnavailableError, UNREACHABLE_EXIT_CODE),
-        (DatabaseNotMigratedError, FAILED_EXIT_CODE),
-        (CommandFailedError, FAILED_EXIT_CODE),
+    traceback). The error kinds are looked up among the modules already imported, never imported
+    here: an error of a module nobody imported cannot have been raised, and importing the event
+    store's package (SQLAlchemy, Alembic) only to fail `alchemiser evaluate` would be slow."""
+    exit_codes = (
+        ("shared.settings", "SettingsError", BAD_SETTING_EXIT_CODE),
+        ("shared.eventstore.errors", "EventStoreUnavailableError", UNREACHABLE_EXIT_CODE),
+        ("shared.eventstore.errors", "DatabaseNotMigratedError", FAILED_EXIT_CODE),
     )
-    return next((code for kind, code in exit_codes if isinstance(error, kind)), None)
+    if isinstance(error, OptionError):
+        return BAD_SETTING_EXIT_CODE
+    if isinstance(error, CommandFailedError):
+        return FAILED_EXIT_CODE
+    for module_name, kind_name, code in exit_codes:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(error, getattr(module, kind_name)):
+            return code
+    return None
 
 
 def run_command(command: Callable[[], object]) -> None:

@@ -118,39 +118,40 @@ def no_close_column(folder: Path) -> None:
         (
             ["trend.clj", "--start", "2024-01-02"],
             None,
-            r"^error: --start 2024-01-02 is too early: trend\.clj on 2024-01-04: trend\.clj:2:32: "
+            r"^alchemiser: --start 2024-01-02 is too early: trend\.clj on 2024-01-04: "
+            r"trend\.clj:2:32: "
             r'\(moving-average-price "SPY" \{:window 5\}\): insufficient history: .*'
             r"\(SPY's first bar is 2024-01-01\); the earliest start is 2024-01-05$",
         ),
         (
             ["half.clj"],
             gap_bars,
-            r"^error: TLT has no bar on 2024-01-15, a session on which the strategies' other ",
+            r"^alchemiser: TLT has no bar on 2024-01-15, a session on which the strategies' other ",
         ),
         (
             ["half.clj", "--start", "2024-03-01"],
             None,
-            r"^error: no session between --start 2024-03-01 and 2024-02-09$",
+            r"^alchemiser: no session between --start 2024-03-01 and 2024-02-09$",
         ),
         (
             ["half.clj", "--start", "2024-01-10", "--end", "2024-01-05"],
             None,
-            r"^error: --end 2024-01-05 is before --start 2024-01-10: the date range is empty$",
+            r"^alchemiser: --end 2024-01-05 is before --start 2024-01-10: the date range is empty$",
         ),
         (
             ["half.clj"],
             no_close_column,
-            r"^error: bars\.csv: missing column 'close' ",
+            r"^alchemiser: bars\.csv: missing column 'close' ",
         ),
         (
             ["half.clj", "--rebalance", "daily", "--corridor", "0.05"],
             None,
-            r"^error: --corridor applies to --rebalance none only, not to --rebalance daily$",
+            r"^alchemiser: --corridor applies to --rebalance none only, not to --rebalance daily$",
         ),
         (
             ["half.clj", "--benchmark", "QQQ"],
             None,
-            r"^error: --benchmark QQQ: the bars hold no QQQ; ",
+            r"^alchemiser: --benchmark QQQ: the bars hold no QQQ; ",
         ),
     ],
     ids=[
