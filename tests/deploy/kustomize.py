@@ -14,7 +14,10 @@ import yaml
 from tests.deploy.compose_file import REPO
 from tests.servers import in_ci
 
-OVERLAYS = ("paper", "live")
+OVERLAYS = ("paper", "live", "live-ha")
+CUSTOM_RESOURCE_GROUPS = ("keda.sh/", "rabbitmq.com/", "postgresql.cnpg.io/")
+"""API groups of the operators' custom resources: no schemas for them offline, so they are
+checked field by field (tests/deploy/test_kubernetes_scale.py), not by kubernetes-validate."""
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "Job", "DaemonSet", "CronJob"}
 
 
@@ -46,6 +49,17 @@ def render(overlay: str) -> str:
 
 def manifests(overlay: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(render(overlay)) if doc]
+
+
+def is_custom_resource(manifest: dict[str, Any]) -> bool:
+    return str(manifest["apiVersion"]).startswith(CUSTOM_RESOURCE_GROUPS)
+
+
+def core_objects(overlay: str) -> str:
+    """The render without the custom resources, for validation against Kubernetes' schemas."""
+    return yaml.safe_dump_all(
+        [doc for doc in manifests(overlay) if not is_custom_resource(doc)], sort_keys=False
+    )
 
 
 def pod_spec(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from tests.deploy.kustomize import (
     OVERLAYS,
     POD_TEMPLATE_KINDS,
     containers,
+    core_objects,
     manifests,
     named,
     pod_labels,
@@ -46,7 +47,7 @@ def test_overlay_renders_and_passes_strict_validation(
     overlay: str, version: str, tmp_path: Path
 ) -> None:
     rendered = tmp_path / f"{overlay}.yaml"
-    rendered.write_text(render(overlay), encoding="utf-8")
+    rendered.write_text(core_objects(overlay), encoding="utf-8")
     result = subprocess.run(
         [str(KUBERNETES_VALIDATE), "--strict", "--quiet", "-k", version, str(rendered)],
         capture_output=True,
