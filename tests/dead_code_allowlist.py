@@ -74,7 +74,3 @@ contribution
 decision_path
 plan_item
 causation
-
-# The P&L of one account read from the store in one call: the entry point the coming dashboard
-# reads (docs/trading-rules.md, Profit and loss); tests/e2e/test_pnl.py holds it to the broker.
-pnl_view

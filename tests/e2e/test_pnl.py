@@ -1,8 +1,9 @@
-"""The P&L projection over three simulated days with known prices (docs/trading-rules.md, Profit
-and loss): the embedded system trades two strategies on imported bars, then a third replaces one
-of them, which sells its holding; afterwards starting capital + realised + unrealised − fees is
-the broker's equity to the cent, the strategies and the unattributed bucket add up to the total,
-and a checkpointed projection caught up equals the one rebuilt from the first event."""
+"""The P&L projection over three simulated days with known prices
+(docs/trading-rules.md, Profit and loss): the embedded system trades two strategies on imported
+bars, then a third replaces one of them, which sells its holding; afterwards starting capital +
+realised + unrealised − fees is the broker's equity to the cent, the strategies and the
+unattributed bucket add up to the total, and a checkpointed projection caught up equals the one
+rebuilt from the first event."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from services.embedded import at_close_window, prepare_data, run_once
+from services.notify.formatting import signed_money
+from services.notify.rendering import render_workflow
 from services.pnl import PnlLedger, pnl_view
 from services.projections import UNATTRIBUTED
 from shared.broker.simulated import SimulatedBroker
@@ -85,6 +88,7 @@ async def test_three_days_add_up_to_the_brokers_equity_and_the_attribution_to_th
                 clocked, account_id=ACCOUNT, out_dir=tmp_path / "out", progress=lambda line: None
             )
             assert result.view.status == "completed", result.view.failure_reason
+            emailed = result.report_files[1].read_text()
             if day == DAYS[0]:
                 checkpoint = (await PnlLedger.rebuild(store)).to_document()
 
@@ -128,6 +132,16 @@ async def test_three_days_add_up_to_the_brokers_equity_and_the_attribution_to_th
     assert {p.symbol: p.qty for p in view.positions} == held
     assert sum(p.market_value for p in view.positions) == sum(p.market_value for p in positions)
     assert restored.to_document() == rebuilt.to_document()
+    # the last run's email: the P&L at its planning prices, every strategy and the bucket
+    recorded = rebuilt.view(ACCOUNT)
+    assert recorded is not None
+    assert "PROFIT AND LOSS" in emailed
+    assert f"since inception {signed_money(recorded.pnl)}" in emailed
+    assert "(UNATTRIBUTED)" in emailed and "SPY.CLJ" not in emailed and "TLT " in emailed
+    alert = render_workflow(result.events, neutral=False, default_live=False, pnl=recorded)
+    assert f"P&L day {signed_money(recorded.day_pnl)}, total {signed_money(recorded.pnl)}" in (
+        alert.summary
+    )
     assert restored.last_position > 0
 
     # the commands show the same figures, as decimal strings to the cent
