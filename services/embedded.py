@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from services.pnl import pnl_view
 from services.registry import SERVICES, ServiceName
 from services.strategy.signal_step import bundled_symbols
 from services.strategy.trigger import start_workflow
@@ -164,11 +165,12 @@ async def run_once(
         system.relay.wake()
         progress(f"workflow {outcome.workflow_id} for account {account_id} at {now.isoformat()}")
         events = await _follow(system, outcome.workflow_id, settings, progress)
+        pnl = await pnl_view(system.store, account_id)
     finally:
         await system.stop()
     view = project_workflow(events)
     assert view is not None
-    files = write_report_files(events, out_dir, settings)
+    files = write_report_files(events, out_dir, settings, pnl)
     return RunResult(view=view, events=tuple(events), report_files=files)
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from shared.events.orders import OrderFilled
 from shared.events.signals import SignalGenerated
+from shared.eventstore.port import EventStoreReader
 from shared.eventstore.records import RecordedEvent
-from shared.eventstore.store import SqlEventStore
 
 UNATTRIBUTED = "(unattributed)"
 """Trades of symbols no strategy targeted: liquidations of former holdings."""
@@ -55,7 +55,7 @@ class TradeLedger:
             return  # already folded in: applying is idempotent
         event = recorded.event
         if isinstance(event, SignalGenerated):
-            self.attribution[event.correlation_id] = _shares(event)
+            self.attribution[event.correlation_id] = _shares(contributions(event))
         elif isinstance(event, OrderFilled):
             # filled_qty is the broker order's cumulative fill: the latest report wins
             self.fills[event.client_order_id] = FillEntry(
@@ -119,26 +119,36 @@ class TradeLedger:
         }
         return cls(data["last_position"], fills, attribution)
 
-    async def catch_up(self, store: SqlEventStore) -> None:
+    async def catch_up(self, store: EventStoreReader) -> None:
         async for page in store.replay(self.last_position, PAGE_SIZE):
             for recorded in page:
                 self.apply(recorded)
 
     @classmethod
-    async def rebuild(cls, store: SqlEventStore) -> TradeLedger:
+    async def rebuild(cls, store: EventStoreReader) -> TradeLedger:
         ledger = cls()
         await ledger.catch_up(store)
         return ledger
 
 
-def _shares(signal: SignalGenerated) -> dict[str, dict[str, Decimal]]:
+def contributions(signal: SignalGenerated) -> dict[str, dict[str, Decimal]]:
+    """strategy → symbol → its contribution a_f·A_f(s) to the consolidated target weight."""
+    return {
+        strategy.strategy: {
+            symbol: strategy.weight * weight for symbol, weight in strategy.allocation.items()
+        }
+        for strategy in signal.strategies
+    }
+
+
+def _shares(target: dict[str, dict[str, Decimal]]) -> dict[str, dict[str, Decimal]]:
     """Each strategy's share of each target symbol: a_f·A_f(s) / Σ_f a_f·A_f(s)."""
-    contributions: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for strategy in signal.strategies:
-        for symbol, weight in strategy.allocation.items():
-            contributions[symbol][strategy.strategy] = strategy.weight * weight
+    by_symbol: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for strategy, weights in target.items():
+        for symbol, weight in weights.items():
+            by_symbol[symbol][strategy] = weight
     shares = {}
-    for symbol, by_strategy in contributions.items():
+    for symbol, by_strategy in by_symbol.items():
         total = sum(by_strategy.values(), Decimal(0))
         if total > 0:
             shares[symbol] = {name: value / total for name, value in by_strategy.items()}

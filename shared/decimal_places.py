@@ -44,6 +44,13 @@ _NAMES: dict[Places, tuple[str, ...]] = {
         "notional",
         "cost_basis",
         "traded_value",
+        "starting_equity",
+        "pnl",
+        "day_pnl",
+        "realised",
+        "unrealised",
+        "fees",
+        "by_strategy",
     ),
     Places.PRICE: (
         "price",
@@ -79,6 +86,7 @@ _NAMES: dict[Places, tuple[str, ...]] = {
         "shares",
         "bid_size",
         "ask_size",
+        "unmatched",
     ),
 }
 PLACES_BY_NAME: dict[str, Places] = {

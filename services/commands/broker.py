@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from services.commands.settings import settings_or_exit
+from shared.decimal_places import Places, shown
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -124,23 +125,41 @@ def orders(workflow: WorkflowOption = None, output: FormatOption = OutputFormat.
 
 @broker_app.command("positions")
 def positions(account: AllAccountsOption = None, output: FormatOption = OutputFormat.TEXT) -> None:
-    """Open positions, valued at the last price the broker marked them at."""
+    """Open positions, valued at the last price the broker marked them at, with their cost: the
+    FIFO lots of the recorded fills (docs/trading-rules.md, Profit and loss), so the unrealised
+    P&L is this system's, not the broker's average price's."""
+    from services.pnl import PnlLedger
     from shared.broker.simulated import ledger
+    from shared.eventstore.store import SqlEventStore
+
+    settings = settings_or_exit()
 
     async def query(connection: AsyncConnection) -> list[dict[str, Any]]:
         rows = await ledger.position_rows(connection, account)
-        return [
-            {
-                "account_id": row.account_id,
-                "symbol": row.symbol,
-                "qty": _decimal(row.qty),
-                "avg_entry_price": _decimal(row.avg_entry_price),
-                "market_value": _decimal(ledger.market_value(row)),
-            }
-            for row in rows
-        ]
+        store = SqlEventStore(settings.resolved_database_url)
+        try:
+            books = (await PnlLedger.rebuild(store)).books
+        finally:
+            await store.close()
+        listed = []
+        for row in rows:
+            value = ledger.market_value(row)
+            book = books.get(row.account_id)
+            cost = book.cost_basis(row.symbol) if book and row.symbol in book.lots else None
+            listed.append(
+                {
+                    "account_id": row.account_id,
+                    "symbol": row.symbol,
+                    "qty": _decimal(row.qty),
+                    "avg_entry_price": _decimal(row.avg_entry_price),
+                    "cost_basis": None if cost is None else shown(cost, Places.MONEY),
+                    "market_value": _decimal(value),
+                    "unrealised": None if cost is None else shown(value - cost, Places.MONEY),
+                }
+            )
+        return listed
 
-    _print(asyncio.run(_read(settings_or_exit(), query)), output)
+    _print(asyncio.run(_read(settings, query)), output)
 
 
 @broker_app.command("account")

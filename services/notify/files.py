@@ -7,19 +7,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.notify.rendering import render_workflow
+from services.pnl import PnlView
 from shared.events import Event
 from shared.settings import Settings
 
 
 def write_report_files(
-    events: Sequence[Event], out_dir: Path, settings: Settings
+    events: Sequence[Event], out_dir: Path, settings: Settings, pnl: PnlView | None = None
 ) -> tuple[Path, Path]:
     """Render the workflow's report (the same rendering as the email) and write it; returns the
     HTML and text paths. The events are the workflow's, in causal order."""
     if not events:
         raise ValueError("write_report_files needs the workflow's events; none were given")
     rendered = render_workflow(
-        events, neutral=settings.email_neutral_mode, default_live=settings.is_live
+        events, neutral=settings.email_neutral_mode, default_live=settings.is_live, pnl=pnl
     )
     workflow_id = events[0].correlation_id
     if "/" in workflow_id or workflow_id.startswith("."):

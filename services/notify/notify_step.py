@@ -23,6 +23,7 @@ from services.notify.delivery import BACKOFF_S, DELIVERY_ATTEMPTS, Sleep, delive
 from services.notify.rendering import render_workflow
 from services.notify.report import channels_notified
 from services.notify.run_metrics import RunMetrics, first_ending, observe_run
+from services.pnl import PnlLedger, PnlView
 from shared.events import (
     Event,
     EventDecodeError,
@@ -57,6 +58,9 @@ class NotifyStep:
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._claimed: OrderedDict[tuple[str, str, str | None], None] = OrderedDict()
+        self._pnl = PnlLedger()
+        """Maintained in memory: each report folds only the events since the last one (a new
+        process folds the store once)."""
 
     async def handle(self, event: Event, context: HandlerContext) -> HandlerOutcome:
         if not isinstance(event, WorkflowCompleted | WorkflowFailed):
@@ -99,6 +103,7 @@ class NotifyStep:
             history,
             neutral=self._settings.email_neutral_mode,
             default_live=self._settings.is_live,
+            pnl=await self._account_pnl(event, context),
         )
         deliveries = await asyncio.gather(
             *(
@@ -125,6 +130,16 @@ class NotifyStep:
             )
             for delivery in deliveries
         ]
+
+    async def _account_pnl(self, event: Event, context: HandlerContext) -> PnlView | None:
+        """The account's P&L after the run, at its recorded prices; a report without it rather
+        than no report when the store cannot be folded (docs/trading-rules.md, Profit and loss)."""
+        try:
+            await self._pnl.catch_up(context.store)  # idempotent: concurrent catch-ups agree
+        except Exception:
+            log.exception("P&L could not be folded; reporting without it")
+            return None
+        return self._pnl.view(event.account_id)
 
     async def _history(self, event: Event, context: HandlerContext) -> list[Event]:
         """The workflow's recorded events; when one of them cannot be read back, only the ending

@@ -28,6 +28,7 @@ from services.notify.report import (
     WorkflowReport,
     build_report,
 )
+from services.pnl import PnlView
 from shared.events import (
     Event,
     TradeExecuted,
@@ -187,7 +188,15 @@ def _trade_lines(orders: Sequence[OrderRow]) -> list[str]:
     return lines
 
 
-def _summary(report: WorkflowReport, title: str, neutral: bool) -> str:
+PNL_NOTE = (
+    "P&L from the first lots of the recorded fills (first in, first out), marked at this run's "
+    "planning prices; the unattributed line is what no strategy's target owns: the cash "
+    "reserve, trades not made in full, trading costs and rounding."
+)
+"""How the email's P&L was figured, said under it (docs/trading-rules.md, Profit and loss)."""
+
+
+def _summary(report: WorkflowReport, title: str, neutral: bool, pnl: PnlView | None = None) -> str:
     lines = [f"*{title}* ({formatting.timestamp(report.finished_at)})"]
     if report.synthetic_data:
         lines.append(f"Bars: {SYNTHETIC_LABEL}")
@@ -204,12 +213,21 @@ def _summary(report: WorkflowReport, title: str, neutral: bool) -> str:
     lines.extend(_trade_lines(execution.orders if execution is not None else report.order_activity))
     if report.portfolio is not None and report.portfolio.after_known and not neutral:
         lines.append(f"Portfolio value {formatting.money(report.portfolio.total_after)}")
+    if pnl is not None:
+        lines.append(
+            f"P&L day {formatting.signed_money(pnl.day_pnl)}, "
+            f"total {formatting.signed_money(pnl.pnl)}"
+        )
     lines.append(f"Workflow {report.workflow_id}")
     return "\n".join(lines)
 
 
 def render_report(
-    report: WorkflowReport, *, neutral: bool, environment: Environment | None = None
+    report: WorkflowReport,
+    *,
+    neutral: bool,
+    environment: Environment | None = None,
+    pnl: PnlView | None = None,
 ) -> RenderedReport:
     environment = environment or templates()
     if report.failure is None:
@@ -230,12 +248,14 @@ def render_report(
         "actions": RECOMMENDED_ACTIONS,
         "synthetic_label": SYNTHETIC_LABEL,
         "valuation_note": VALUATION_NOTE,
+        "pnl": pnl,
+        "pnl_note": PNL_NOTE,
     }
     return RenderedReport(
         subject=subject(report),
         html=environment.get_template("report.html.j2").render(variables),
         text=environment.get_template("report.txt.j2").render(variables),
-        summary=_summary(report, title, neutral),
+        summary=_summary(report, title, neutral, pnl),
     )
 
 
@@ -301,11 +321,13 @@ def render_workflow(
     neutral: bool,
     default_live: bool,
     environment: Environment | None = None,
+    pnl: PnlView | None = None,
 ) -> RenderedReport:
-    """The full report, or the minimal one when building or rendering the full one fails."""
+    """The full report, or the minimal one when building or rendering the full one fails;
+    `pnl` is the account's P&L after the run, when it could be folded."""
     try:
         report = build_report(events, default_live=default_live)
-        return render_report(report, neutral=neutral, environment=environment)
+        return render_report(report, neutral=neutral, environment=environment, pnl=pnl)
     except Exception:
         log.exception("report rendering failed; sending the minimal report")
         return render_fallback(events, default_live=default_live)

@@ -4,6 +4,7 @@ commits it in one transaction with the inbox row or the timers it fired."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,6 +21,13 @@ class EventStoreReader(Protocol):
 
     async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
         """Every event of one workflow, in position (commit) order."""
+        ...
+
+    def replay(
+        self, after_position: int = 0, page_size: int = 1000
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Every event after `after_position`, in position order, a page at a time: what a
+        projection (the trade ledger, the P&L) folds."""
         ...
 
     async def load_state(self, service: str, key: str) -> StoredState | None:

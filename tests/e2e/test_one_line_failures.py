@@ -34,6 +34,7 @@ DATABASE_COMMANDS: dict[str, list[str]] = {
     "broker orders": ["broker", "orders"],
     "broker positions": ["broker", "positions"],
     "broker account": ["broker", "account"],
+    "pnl": ["pnl"],
     **{
         f"serve {service}": ["serve", service, "--port", str(free_port())]
         for service in ("strategy", "portfolio", "execution", "notify")
