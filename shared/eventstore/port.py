@@ -22,6 +22,11 @@ class EventStoreReader(Protocol):
         """Every event of one workflow, in position (commit) order."""
         ...
 
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Up to `limit` events with position > `after_position`, in position order: what a
+        read model catches up from."""
+        ...
+
     async def load_state(self, service: str, key: str) -> StoredState | None:
         """A service's state document and its version, or None when it was never saved."""
         ...
