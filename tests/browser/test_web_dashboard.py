@@ -4,15 +4,11 @@ sign out and be refused — with no console error and no request outside the ser
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from services.web.service import definition
 from shared.bus.memory import InMemoryBus
@@ -21,6 +17,7 @@ from shared.service.app import create_app
 from shared.service.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.browser.chromium import requests
+from tests.browser.local_server import served
 from tests.integration.web.test_pages import TOKEN, recorded_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.chaos]  # in `make chaos-ci`, not `make test`
@@ -38,25 +35,8 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     runtime = ServiceRuntime(
         definition(settings, no_trigger), settings, SqlEventStore(url), InMemoryBus()
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=False
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the web service did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", ids
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with served(create_app(runtime)) as base:
+        yield base, ids
 
 
 def test_sign_in_browse_a_workflow_and_sign_out(

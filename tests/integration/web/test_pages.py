@@ -18,6 +18,7 @@ from services.web.session import COOKIE
 from shared.bus.memory import InMemoryBus
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
+from shared.logs import configure_logging
 from shared.service.app import create_app
 from shared.service.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -167,3 +168,24 @@ def test_health_needs_only_the_database(started: tuple[TestClient, list[str], li
     client, _, _ = started
     assert client.get("/healthz").json()["status"] == "alive"
     assert client.get("/readyz").json() == {"status": "ready", "service": "web"}
+
+
+def test_the_token_is_in_no_log_line(
+    started: tuple[TestClient, list[str], list[str]], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Everything the service logs while a client signs in with the token (form and bearer),
+    browses and signs out: JSON lines at DEBUG on stderr, as `alchemiser serve` logs."""
+    configure_logging("DEBUG", service="web")
+    client, ids, _ = started
+    csrf = sign_in(client)
+    client.get(f"/workflows/{ids[0]}")
+    client.get("/api/workflows", headers=BEARER)
+    client.get("/api/workflows", headers={"Authorization": "Bearer wrong"})
+    client.post(
+        "/logout",
+        content=f"csrf={csrf}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    out, err = capfd.readouterr()
+    assert "/api/workflows" in err  # the requests' URLs were logged
+    assert TOKEN not in out + err
