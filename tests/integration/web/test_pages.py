@@ -189,3 +189,14 @@ def test_the_token_is_in_no_log_line(
     out, err = capfd.readouterr()
     assert "/api/workflows" in err  # the requests' URLs were logged
     assert TOKEN not in out + err
+
+
+def test_the_live_stream_of_an_ended_workflow_says_so_and_ends(
+    started: tuple[TestClient, list[str], list[str]],
+) -> None:
+    client, ids, _ = started
+    sign_in(client)
+    with client.stream("GET", f"/workflows/{ids[0]}/live") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    assert body.startswith("event: changed\n") and body.endswith("event: finished\ndata: end\n\n")
