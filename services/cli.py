@@ -13,14 +13,16 @@ from services.commands.evaluate import evaluate
 from services.commands.events import events
 from services.commands.failures import run_command
 from services.commands.pnl import pnl
+from services.commands.projections import projections_app
 from services.commands.replay import replay
 from services.commands.run import run
 from services.commands.serve import serve
 from services.commands.trigger import trigger
+from services.commands.web import web
 
 app = typer.Typer(
     name="alchemiser",
-    help="Multi-strategy trading system: evaluate symphonies, run and serve the four services.",
+    help="Multi-strategy trading system: evaluate symphonies, run and serve the services.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -34,8 +36,10 @@ app.command("replay")(replay)
 app.command("run")(run)
 app.command("serve")(serve)
 app.command("trigger")(trigger)
+app.command("web")(web)
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+app.add_typer(projections_app, name="projections")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ class ServiceName(StrEnum):
     PORTFOLIO = "portfolio"
     EXECUTION = "execution"
     NOTIFY = "notify"
+    WEB = "web"
 
 
 @dataclass(frozen=True)
@@ -46,4 +47,11 @@ SERVICES: dict[ServiceName, RegisteredService] = {
         RegisteredService(ServiceName.NOTIFY, 8004, "services.notify.service"),
     )
 }
-"""In the order a workflow passes through them."""
+"""The four services of a workflow, in the order a workflow passes through them."""
+
+READ_SIDE = RegisteredService(ServiceName.WEB, 8005, "services.web.service")
+"""The read-only dashboard: no step of any workflow, so it is not among `SERVICES` (the
+embedded process and replay run those); `alchemiser serve web` runs it (docs/decisions.md)."""
+
+SERVABLE: dict[ServiceName, RegisteredService] = {**SERVICES, ServiceName.WEB: READ_SIDE}
+"""What `alchemiser serve` can run."""

@@ -1,4 +1,4 @@
-"""`alchemiser serve strategy|portfolio|execution|notify`."""
+"""`alchemiser serve strategy|portfolio|execution|notify|web`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import typer
 
 from services.commands.failures import OptionError, run_command
 from services.commands.settings import secret_values, settings_or_exit
-from services.registry import SERVICES, ServiceName
+from services.registry import SERVABLE, ServiceName
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
-Port = Annotated[int | None, typer.Option(help="Port; default 8001-8004 by service.")]
+Port = Annotated[int | None, typer.Option(help="Port; default 8001-8005 by service.")]
 
 
 def serve_main(service: ServiceName) -> None:
@@ -34,6 +34,7 @@ def serve(
     """Run one service under uvicorn until SIGTERM."""
     import uvicorn
 
+    from shared.bus.memory import InMemoryBus
     from shared.bus.rabbitmq import RabbitMqBus
     from shared.eventstore.migrations import ensure_migrated
     from shared.eventstore.store import SqlEventStore
@@ -45,17 +46,22 @@ def serve(
     configure_logging(settings.log_level, secrets=secret_values(settings), service=service.value)
     database_url = settings.resolved_database_url
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    registered = SERVICES[service]
+    registered = SERVABLE[service]
     # Listening comes first: a busy port found only after the runtime started would leave its
     # RabbitMQ reconnect loop holding the process open.
     listener = _listen(host, port or registered.default_port)
     asyncio.run(ensure_migrated(database_url))
     definition = registered.definition(settings)
-    bus = RabbitMqBus(
-        settings.rabbitmq_url,
-        exchange=settings.bus_exchange,
-        handlers_per_queue=settings.bus_handlers_per_queue,
-        prefetch=max(32, 2 * settings.bus_handlers_per_queue),
+    # A read-only service (the web dashboard) consumes nothing: its bus is never connected.
+    bus = (
+        InMemoryBus()
+        if definition.handler is None
+        else RabbitMqBus(
+            settings.rabbitmq_url,
+            exchange=settings.bus_exchange,
+            handlers_per_queue=settings.bus_handlers_per_queue,
+            prefetch=max(32, 2 * settings.bus_handlers_per_queue),
+        )
     )
     runtime = ServiceRuntime(definition, settings, SqlEventStore(database_url), bus)
     config = uvicorn.Config(

@@ -30,6 +30,11 @@ class EventStoreReader(Protocol):
         projection (the trade ledger, the P&L) folds."""
         ...
 
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Up to `limit` events with position > `after_position`, in position order: what a
+        read model catches up from."""
+        ...
+
     async def load_state(self, service: str, key: str) -> StoredState | None:
         """A service's state document and its version, or None when it was never saved."""
         ...

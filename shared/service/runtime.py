@@ -178,7 +178,9 @@ class ServiceDefinition:
 
     name: str
     event_types: tuple[str, ...]
-    handler: EventHandler
+    handler: EventHandler | None
+    """None for a read-only service (the web dashboard): no event types, no consumer, no bus
+    and no relay; it only reads the store (docs/decisions.md)."""
     routers: Callable[[ServiceRuntime], Sequence[APIRouter]] = lambda runtime: ()
     periodic: Sequence[Periodic] = field(default=())
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default=())
@@ -219,15 +221,19 @@ class ServiceRuntime:
         self.relay = shared_relay or OutboxRelay(
             store, bus, self.metrics, routed=ANSWERED_EVENT_TYPES
         )
-        self.consumer = Consumer(
-            definition.name,
-            store,
-            bus,
-            definition.handler,
-            definition.event_types,
-            metrics=self.metrics,
-            on_commit=self.relay.wake,
-            queue=settings.bus_queue(definition.name),
+        self.consumer = (
+            None
+            if definition.handler is None
+            else Consumer(
+                definition.name,
+                store,
+                bus,
+                definition.handler,
+                definition.event_types,
+                metrics=self.metrics,
+                on_commit=self.relay.wake,
+                queue=settings.bus_queue(definition.name),
+            )
         )
         self._periodic = PeriodicRunner(definition.name, store, on_commit=self.relay.wake)
         self._connect_retry_s = connect_retry_s
@@ -245,9 +251,10 @@ class ServiceRuntime:
         """Return at once; the bus is attached in the background so a broker outage at start-up
         leaves the process alive and reporting 503 on /readyz instead of crash-looping."""
         self._stopping = False
-        self._spawn(self._attach_bus(), "attach-bus", until_done=True)
-        if self._owns_transports:
-            self._spawn(self.relay.run(), "outbox-relay")
+        if self.consumer is not None:
+            self._spawn(self._attach_bus(self.consumer), "attach-bus", until_done=True)
+            if self._owns_transports:
+                self._spawn(self.relay.run(), "outbox-relay")
         for periodic in self.definition.periodic:
             self._spawn(self._periodic.run(periodic), periodic.name)
 
@@ -257,12 +264,12 @@ class ServiceRuntime:
         assert self.failure is not None
         return self.failure
 
-    async def _attach_bus(self) -> None:
+    async def _attach_bus(self, consumer: Consumer) -> None:
         while True:
             try:
                 await self.bus.connect()
-                await self.consumer.start()
-                log.info("consumer attached", service=self.name, queue=self.consumer.queue)
+                await consumer.start()
+                log.info("consumer attached", service=self.name, queue=consumer.queue)
                 return
             except asyncio.CancelledError:
                 raise
@@ -321,6 +328,8 @@ class ServiceRuntime:
             await asyncio.wait_for(self.store.ping(), READINESS_TIMEOUT_S)
         except Exception as error:
             return Readiness(False, f"database unreachable: {type(error).__name__}: {error}")
+        if self.consumer is None:
+            return Readiness(True)
         health = self.bus.health()
         if not health.connected:
             return Readiness(False, f"message bus not connected: {health.reason or 'connecting'}")

@@ -4,17 +4,14 @@ service and the browser asks nothing of any other host — the page works offlin
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from tests.browser.chromium import requests
+from tests.browser.local_server import served
 from tests.integration.security.service_apps import service_app
 
 pytestmark = pytest.mark.browser
@@ -23,23 +20,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def strategy_url(tmp_path: Path) -> Iterator[str]:
     app, _ = asyncio.run(service_app("strategy", tmp_path))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with served(app) as url:
+        yield url
 
 
 def test_swagger_ui_renders_every_operation_from_the_service_alone(

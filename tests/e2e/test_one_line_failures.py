@@ -35,9 +35,11 @@ DATABASE_COMMANDS: dict[str, list[str]] = {
     "broker positions": ["broker", "positions"],
     "broker account": ["broker", "account"],
     "pnl": ["pnl"],
+    "projections rebuild": ["projections", "rebuild"],
+    "web": ["web", "--port", str(free_port())],
     **{
         f"serve {service}": ["serve", service, "--port", str(free_port())]
-        for service in ("strategy", "portfolio", "execution", "notify")
+        for service in ("strategy", "portfolio", "execution", "notify", "web")
     },
 }
 NO_DATABASE_COMMANDS = {

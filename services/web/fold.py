@@ -1,0 +1,318 @@
+"""The dashboard's read models as one fold over the store's events (docs/web.md, Read models).
+
+A read model is a JSON document under `(projection, key)`: one per workflow, per order (each
+attempt is its own client order id), per account snapshot of a run, per strategy signal of a
+run and per notification. `apply` changes the documents one event touches and nothing else, so
+folding page after page from a stored position gives the same documents as folding everything
+from the first event: what `alchemiser projections rebuild` does.
+
+Pure: no I/O, no clock. Money stays a decimal string in the documents, never a float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from shared.events import (
+    Event,
+    NotificationSent,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderRequested,
+    OrderSubmitted,
+    RebalancePlanned,
+    SignalGenerated,
+    TradeExecuted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+)
+from shared.events.orders import OrderEvent
+from shared.eventstore.records import RecordedEvent
+from shared.workflow import STEPS, TERMINAL_EVENT_TYPES, WorkflowKind
+
+WORKFLOW = "workflow"
+ORDER = "order"
+ACCOUNT_RUN = "account_run"
+SIGNAL = "signal"
+NOTIFICATION = "notification"
+
+Document = dict[str, Any]
+Key = tuple[str, str]
+
+
+@dataclass
+class ReadModel:
+    """One document with the columns pages filter and sort on."""
+
+    projection: str
+    key: str
+    account_id: str
+    workflow_id: str
+    at: str
+    """ISO-8601 UTC: when the thing began (sorts and filters by date)."""
+    status: str | None
+    document: Document
+
+
+def keys_touched(events: Iterable[RecordedEvent]) -> set[Key]:
+    """The documents whose current version `apply` needs to fold these events in."""
+    keys: set[Key] = set()
+    for recorded in events:
+        event = recorded.event
+        keys.add((WORKFLOW, event.correlation_id))
+        if isinstance(event, OrderEvent):
+            keys.add((ORDER, event.client_order_id))
+    return keys
+
+
+def apply(models: dict[Key, ReadModel], recorded: RecordedEvent) -> set[Key]:
+    """Fold one event into `models` (which hold every key `keys_touched` named); returns the
+    keys it changed."""
+    event = recorded.event
+    workflow = _workflow(models, event)
+    _timeline(workflow, recorded)
+    changed = {(WORKFLOW, event.correlation_id)}
+    for model in _derived(workflow, event):
+        models[(model.projection, model.key)] = model
+        changed.add((model.projection, model.key))
+    if isinstance(event, OrderEvent):
+        changed.add(_order(models, workflow, event))
+    return changed
+
+
+def _workflow(models: dict[Key, ReadModel], event: Event) -> ReadModel:
+    key = (WORKFLOW, event.correlation_id)
+    if key not in models:
+        models[key] = ReadModel(
+            projection=WORKFLOW,
+            key=event.correlation_id,
+            account_id=event.account_id,
+            workflow_id=event.correlation_id,
+            at=event.occurred_at.isoformat(),
+            status="running",
+            document={
+                "workflow_id": event.correlation_id,
+                "account_id": event.account_id,
+                "kind": WorkflowKind.DAILY.value,
+                "started_at": event.occurred_at.isoformat(),
+                "ended_at": None,
+                "timeline": [],
+                "orders": [],
+                "fills": {},
+                "traded_value": "0",
+            },
+        )
+    return models[key]
+
+
+def _timeline(workflow: ReadModel, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    document = workflow.document
+    document["timeline"].append(
+        {
+            "position": recorded.position,
+            "event_type": event.event_type,
+            "source": event.source,
+            "at": event.occurred_at.isoformat(),
+        }
+    )
+    if isinstance(event, WorkflowStarted):
+        document.update(
+            kind=WorkflowKind(event.workflow_type).value,
+            started_at=event.occurred_at.isoformat(),
+            trading_date=event.trading_date.isoformat(),
+            requested_by=event.requested_by,
+            force=event.force,
+            live=event.configuration.live_trading,
+        )
+        workflow.at = event.occurred_at.isoformat()
+    elif isinstance(event, WorkflowCompleted | WorkflowFailed) and document["ended_at"] is None:
+        # The first ending decides, as in shared.workflow.workflow_state; a later one is only
+        # shown on the timeline.
+        document["ended_at"] = event.occurred_at.isoformat()
+        workflow.status = "completed" if isinstance(event, WorkflowCompleted) else "failed"
+        if isinstance(event, WorkflowFailed):
+            document["failure"] = {"step": event.failure_step, "reason": event.failure_reason}
+    elif isinstance(event, TradeExecuted):
+        document["execution"] = {
+            "success": event.success,
+            "orders_placed": event.orders_placed,
+            "orders_succeeded": event.orders_succeeded,
+            "failure_reason": event.failure_reason,
+        }
+    elif isinstance(event, OrderFilled):
+        # filled_qty is the broker order's cumulative fill: the latest report wins.
+        document["fills"][event.client_order_id] = [
+            event.symbol,
+            str(event.filled_qty if event.side == "BUY" else -event.filled_qty),
+            str(event.avg_fill_price),
+        ]
+        document["traded_value"] = str(
+            sum(
+                (
+                    abs(Decimal(qty)) * Decimal(price)
+                    for _, qty, price in document["fills"].values()
+                ),
+                Decimal(0),
+            )
+        )
+    document["steps"] = list(step_timings(document))
+
+
+def step_timings(document: Document) -> Iterator[Document]:
+    """Each step of the workflow's kind that began: from the first event it answers to the
+    first event of the step after it (or the ending, or still running)."""
+    timeline = document["timeline"]
+    steps = STEPS[WorkflowKind(document["kind"])]
+    starts = [
+        next((entry["at"] for entry in timeline if entry["event_type"] in step.follows), None)
+        for step in steps
+    ]
+    for index, step in enumerate(steps):
+        if starts[index] is None:
+            continue
+        later = [start for start in starts[index + 1 :] if start is not None]
+        if later:
+            ended = later[0]
+        elif step.follows == TERMINAL_EVENT_TYPES:  # the notification ends with its last channel
+            sent = [entry["at"] for entry in timeline if entry["event_type"] == "NotificationSent"]
+            ended = sent[-1] if sent else None
+        else:
+            ended = document["ended_at"]
+        yield {"name": step.name, "service": step.service, "start": starts[index], "end": ended}
+
+
+def _derived(workflow: ReadModel, event: Event) -> Iterator[ReadModel]:
+    """The documents one event creates whole: a run's signals, its account snapshot and plan,
+    a notification."""
+    document = workflow.document
+    if isinstance(event, SignalGenerated):
+        document["target"] = {
+            symbol: str(weight)
+            for symbol, weight in event.consolidated_portfolio.target_allocations.items()
+        }
+        document["signals_as_of"] = event.as_of.isoformat()
+        for strategy in event.strategies:
+            yield ReadModel(
+                projection=SIGNAL,
+                key=f"{event.correlation_id}/{strategy.strategy}",
+                account_id=event.account_id,
+                workflow_id=event.correlation_id,
+                at=event.occurred_at.isoformat(),
+                status=None,
+                document={
+                    "as_of": event.as_of.isoformat(),
+                    "strategy": strategy.strategy,
+                    "weight": str(strategy.weight),
+                    "allocation": {s: str(w) for s, w in strategy.allocation.items()},
+                    "trace": [step.model_dump(mode="json") for step in strategy.trace],
+                    "trace_truncated": strategy.trace_truncated,
+                },
+            )
+    elif isinstance(event, RebalancePlanned):
+        snapshot = event.snapshot
+        before = {
+            "cash": str(snapshot.cash),
+            "equity": str(snapshot.portfolio_value),
+            "positions": [
+                {
+                    "symbol": p.symbol,
+                    "qty": str(p.qty),
+                    "price": str(p.price),
+                    "market_value": str(p.market_value),
+                }
+                for p in snapshot.positions
+            ],
+        }
+        document["before"] = before
+        document["plan"] = [
+            {
+                "symbol": item.symbol,
+                "action": item.action,
+                "current_weight": str(item.current_weight),
+                "target_weight": str(item.target_weight),
+                "trade_amount": str(item.trade_amount),
+            }
+            for item in event.rebalance_plan.items
+        ]
+        yield ReadModel(
+            projection=ACCOUNT_RUN,
+            key=event.correlation_id,
+            account_id=event.account_id,
+            workflow_id=event.correlation_id,
+            at=snapshot.as_of.isoformat(),
+            status=None,
+            document={**before, "target": document.get("target", {})},
+        )
+    elif isinstance(event, NotificationSent):
+        yield ReadModel(
+            projection=NOTIFICATION,
+            key=str(event.event_id),
+            account_id=event.account_id,
+            workflow_id=event.correlation_id,
+            at=event.occurred_at.isoformat(),
+            status=event.status,
+            document={
+                "channel": event.channel,
+                "target": event.target,
+                "attempts": event.attempts,
+                "error": event.error,
+            },
+        )
+
+
+ORDER_STATUS = {
+    OrderRequested: "requested",
+    OrderSubmitted: "submitted",
+    OrderCancelled: "cancelled",
+    OrderRejected: "rejected",
+}
+
+
+def _order(models: dict[Key, ReadModel], workflow: ReadModel, event: OrderEvent) -> Key:
+    key = (ORDER, event.client_order_id)
+    if key not in models:
+        models[key] = ReadModel(
+            projection=ORDER,
+            key=event.client_order_id,
+            account_id=event.account_id,
+            workflow_id=event.correlation_id,
+            at=event.occurred_at.isoformat(),
+            status="requested",
+            document={
+                "client_order_id": event.client_order_id,
+                "symbol": event.symbol,
+                "side": event.side,
+                "phase": event.phase,
+                "attempt": event.attempt,
+                "filled_qty": "0",
+            },
+        )
+        workflow.document["orders"].append(event.client_order_id)
+    order = models[key]
+    document = order.document
+    if event.broker_order_id is not None:
+        document["broker_order_id"] = event.broker_order_id
+    if isinstance(event, OrderRequested):
+        document.update(
+            qty=str(event.qty),
+            order_type=event.order_type,
+            limit_price=None if event.limit_price is None else str(event.limit_price),
+            reason=event.reason,
+        )
+    elif isinstance(event, OrderFilled):
+        document.update(filled_qty=str(event.filled_qty), avg_fill_price=str(event.avg_fill_price))
+        order.status = "filled" if event.complete else "partially_filled"
+    elif isinstance(event, OrderCancelled):
+        document.update(filled_qty=str(event.filled_qty), cancel_reason=event.reason)
+    elif isinstance(event, OrderRejected):
+        document["reject_reason"] = event.reason
+    if type(event) in ORDER_STATUS and order.status != "filled":
+        order.status = ORDER_STATUS[type(event)]
+    document["updated_at"] = event.occurred_at.isoformat()
+    return key
