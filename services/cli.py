@@ -12,6 +12,7 @@ from services.commands.db import db_app
 from services.commands.evaluate import evaluate
 from services.commands.events import events
 from services.commands.failures import run_command
+from services.commands.halt import halt, resume
 from services.commands.replay import replay
 from services.commands.run import run
 from services.commands.serve import serve
@@ -28,7 +29,9 @@ app.command("backtest")(backtest)
 app.add_typer(broker_app, name="broker")
 app.command("evaluate")(evaluate)
 app.command("events")(events)
+app.command("halt")(halt)
 app.command("replay")(replay)
+app.command("resume")(resume)
 app.command("run")(run)
 app.command("serve")(serve)
 app.command("trigger")(trigger)
