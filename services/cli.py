@@ -12,6 +12,7 @@ from services.commands.db import db_app
 from services.commands.evaluate import evaluate
 from services.commands.events import events
 from services.commands.failures import run_command
+from services.commands.halt import halt, resume
 from services.commands.pnl import pnl
 from services.commands.projections import projections_app
 from services.commands.replay import replay
@@ -31,8 +32,10 @@ app.command("backtest")(backtest)
 app.add_typer(broker_app, name="broker")
 app.command("evaluate")(evaluate)
 app.command("events")(events)
+app.command("halt")(halt)
 app.command("pnl")(pnl)
 app.command("replay")(replay)
+app.command("resume")(resume)
 app.command("run")(run)
 app.command("serve")(serve)
 app.command("trigger")(trigger)

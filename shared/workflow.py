@@ -26,6 +26,13 @@ class WorkflowKind(StrEnum):
     daily run was the only kind when that field was introduced, and records `trading`."""
 
     DAILY = "trading"
+    LIQUIDATION = "liquidation"
+    """A halt's sale of everything (`alchemiser halt --liquidate`): no strategy, a target of
+    all cash, planned and executed like a daily run (docs/trading-rules.md, Halt)."""
+
+
+RUNS_WHILE_HALTED = frozenset({WorkflowKind.LIQUIDATION})
+"""The kinds a halted account still runs: the halt's own liquidation."""
 
 
 @dataclass(frozen=True)
@@ -54,18 +61,40 @@ TRADE_EXECUTION = Step("trade_execution", "execution", ("RebalancePlanned",))
 NOTIFICATION = Step("notification", "notify", TERMINAL_EVENT_TYPES)
 """Reports how the workflow ended; it reads the rest of the workflow from the store, so it
 answers only the two endings."""
+LIQUIDATION_PLANNING = Step("portfolio_analysis", "portfolio", ("WorkflowStarted",))
+"""A liquidation has no signal: portfolio plans all cash from its start."""
 
 STEPS: dict[WorkflowKind, tuple[Step, ...]] = {
     WorkflowKind.DAILY: (SIGNAL_GENERATION, PORTFOLIO_ANALYSIS, TRADE_EXECUTION, NOTIFICATION),
+    WorkflowKind.LIQUIDATION: (LIQUIDATION_PLANNING, TRADE_EXECUTION, NOTIFICATION),
 }
 """The steps of each kind, in the order a workflow goes through them."""
 
+HALT_EVENT_TYPES = ("TradingHalted", "TradingResumed")
+"""The kill switch's events (`shared.events.control`): execution cancels open orders on a halt,
+notify announces both; they belong to no workflow's steps."""
+
 ANSWERED_EVENT_TYPES = frozenset(
     event_type for steps in STEPS.values() for step in steps for event_type in step.follows
-)
+) | frozenset(HALT_EVENT_TYPES)
 """The events some step answers: the only ones that must reach a queue. The others (orders,
 `TradeExecuted`, `NotificationSent`) are facts for the store, read from it by whoever needs
 them."""
+
+
+def follows_of(service: str) -> tuple[str, ...]:
+    """The event types a service's steps answer, over every kind of workflow."""
+    return tuple(
+        sorted(
+            {
+                event_type
+                for steps in STEPS.values()
+                for step in steps
+                if step.service == service
+                for event_type in step.follows
+            }
+        )
+    )
 
 
 def step_named(name: str, kind: WorkflowKind = WorkflowKind.DAILY) -> Step | None:

@@ -74,3 +74,8 @@ contribution
 decision_path
 plan_item
 causation
+
+# Fields of the kill switch's HTTP answers (`POST /v1/halt`, `POST /v1/resume`), read as JSON
+# by `alchemiser halt` and `alchemiser resume`, not by attribute.
+halted_since
+resumed_at

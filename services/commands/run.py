@@ -29,7 +29,7 @@ def run(
         print_summary,
         run_once,
     )
-    from services.strategy.trigger import TriggerRefused
+    from services.strategy.trigger import TradingHaltedError, TriggerRefused
     from shared.logs import configure_logging
 
     settings = settings_or_exit()
@@ -49,7 +49,7 @@ def run(
     except ServiceTaskDiedError as error:
         typer.echo(f"alchemiser run: {error}", err=True)
         raise typer.Exit(1) from None
-    except TriggerRefused as error:
+    except (TriggerRefused, TradingHaltedError) as error:
         typer.echo(f"alchemiser run: refused: {error}", err=True)
         raise typer.Exit(3) from None
     print_summary(result)

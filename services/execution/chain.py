@@ -305,13 +305,16 @@ class _Step:
     now: datetime
     policy: ExecutionPolicy
     emitter: Emitter
+    halt: str | None = None
     notes: list[Note] = field(default_factory=list)
 
     def note(self, message: str, error: BrokerError | None = None) -> None:
         self.notes.append(Note(message, error.message if error is not None else None))
 
     def may_submit(self) -> bool:
-        return may_submit(self.now, self.workflow.session_close, self.policy)
+        """The close guard, and the kill switch: a halted account sends no new order, and its
+        working orders are cancelled as at the close (docs/trading-rules.md, Halt)."""
+        return self.halt is None and may_submit(self.now, self.workflow.session_close, self.policy)
 
 
 def may_submit(now: datetime, session_close: datetime | None, policy: ExecutionPolicy) -> bool:
@@ -348,10 +351,13 @@ def decide(
     observation: Observation,
     now: datetime,
     policy: ExecutionPolicy,
+    *,
+    halt: str | None = None,
 ) -> Decision:
     """The chain's next move. `workflow` is read for the identity its events carry (the
-    chain in it may be older than `chain`, which the shell threads through a step)."""
-    step = _Step(workflow, now, policy, Emitter(workflow, now))
+    chain in it may be older than `chain`, which the shell threads through a step). `halt` is
+    why the account is halted, when it is: nothing new is sent, as past the close guard."""
+    step = _Step(workflow, now, policy, Emitter(workflow, now), halt)
     decision = _transition(chain, observation, step)
     chain = decision.chain
     if chain.ended and chain.ended_at is None:
@@ -1120,9 +1126,9 @@ def _end(chain: Chain, error: str | None) -> Chain:
 
 
 def _unplaced(chain: Chain, step: _Step) -> Chain:
-    """The close guard ends the chain with what it has: filled if anything filled, else failed;
-    the reason names the guard (docs/trading-rules.md, Close guard)."""
-    reason = close_guard_reason(step.policy)
+    """The close guard, or a halt, ends the chain with what it has: filled if anything filled,
+    else failed; the reason names the guard or the halt (docs/trading-rules.md, Close guard)."""
+    reason = f"not placed: {step.halt}" if step.halt else close_guard_reason(step.policy)
     return _end_without_order(replace(chain, unplaced=reason), reason)
 
 

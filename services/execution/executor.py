@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from services.execution import halt
 from services.execution.assets import AssetCache
 from services.execution.machine import (
     SERVICE,
@@ -44,6 +45,7 @@ from shared import market_clock
 from shared.broker.errors import BrokerError
 from shared.broker.port import Broker
 from shared.events import Event, OrderRequested, RebalancePlanned
+from shared.events.control import TradingHalted
 from shared.eventstore import service_state, timers
 from shared.eventstore.port import EventStoreReader
 from shared.eventstore.store import UnitOfWork
@@ -123,6 +125,8 @@ class Executor:
         """Start executing a plan (docs/trading-rules.md, Execution entry / Stale orders). A
         finished workflow, a workflow already executing and a plan id already executed are skipped
         with no broker call: a workflow executes one plan (docs/trading-rules.md, Step gating)."""
+        if isinstance(event, TradingHalted):
+            return await self._on_halt(event, context)
         if not isinstance(event, RebalancePlanned):
             return ()
         store = context.store
@@ -175,6 +179,19 @@ class Executor:
             in_transaction=lambda uow: self._record_start(uow, result),
         )
 
+    async def _on_halt(self, event: TradingHalted, context: HandlerContext) -> list[Event]:
+        """Cancel this system's open orders on every account the halt names, but its own
+        liquidations' (docs/trading-rules.md, Halt); one `HaltOrdersCancelled` per account."""
+        keep = await halt.liquidation_orders(context.store, event)
+        reports: list[Event] = []
+        for account_id in event.accounts:
+            async with self._borrowed(account_id) as broker:
+                reports.append(
+                    await halt.cancel_open_orders(broker, event, account_id, keep, context)
+                )
+            await self._retire_if_idle(account_id)
+        return reports
+
     async def _cancel_stale(
         self, state: WorkflowExecution, requested: Collection[str], now: datetime
     ) -> StepResult:
@@ -218,6 +235,7 @@ class Executor:
         assets = self._assets.setdefault(
             state.account_id, AssetCache(self.settings.asset_cache_s, self._clock)
         )
+        refusal = await halt.refusal(store, state.account_id, workflow_id)
         with structlog.contextvars.bound_contextvars(correlation_id=workflow_id):
             async with self._borrowed(state.account_id) as broker:
                 steps = ChainSteps(
@@ -227,6 +245,7 @@ class Executor:
                     jitter=self._jitter,
                     assets=assets,
                     policy=self._policy,
+                    halt=refusal,
                 )
                 result = await self._run_steps(steps, state, due)
 

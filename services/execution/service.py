@@ -8,6 +8,7 @@ from services.execution import timer_loop
 from services.execution.executor import Executor
 from shared.broker.factory import BrokerFactory
 from shared.broker.request_budget import BudgetShare
+from shared.events.control import TradingHalted
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
 from shared.workflow import TRADE_EXECUTION
@@ -18,7 +19,7 @@ def definition(settings: Settings) -> ServiceDefinition:
     executor = Executor(settings, factory)
     return ServiceDefinition(
         name="execution",
-        event_types=TRADE_EXECUTION.follows,
+        event_types=(*TRADE_EXECUTION.follows, TradingHalted.EVENT_TYPE),
         handler=executor.handle,
         periodic=(timer_loop.due_timers(executor, settings.timer_poll_s),),
         on_stop=(executor.close, factory.close),

@@ -83,8 +83,12 @@ class ChainSteps:
         assets: AssetCache | None = None,
         faults: FaultInjector | None = None,
         policy: ExecutionPolicy | None = None,
+        halt: str | None = None,
     ) -> None:
+        """`halt`: why the account is halted, read when the step began; its chains then send
+        nothing new (`chain.decide`)."""
         self._broker = broker
+        self._halt = halt
         self._faults = faults if faults is not None else installed()
         self._policy = policy if policy is not None else ExecutionPolicy.from_settings(settings)
         self._clock = clock
@@ -128,7 +132,7 @@ class ChainSteps:
         observation: Observation = TimerFired(kind, reason)
         events: list[Event] = []
         while True:
-            decision = decide(state, chain, observation, now, self._policy)
+            decision = decide(state, chain, observation, now, self._policy, halt=self._halt)
             chain = decision.chain
             events.extend(decision.events)
             for note in decision.notes:

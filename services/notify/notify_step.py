@@ -1,6 +1,7 @@
 """The notify step: on `WorkflowCompleted` or `WorkflowFailed` (deadline included), one report
 per configured channel, built from the workflow's events in the store, and one
 `NotificationSent` per channel (per URL for apprise) (docs/trading-rules.md, Report trigger).
+A halt or a resume is announced the same way, once per channel.
 
 Exactly one email per workflow: a channel that already has a `NotificationSent` in the
 workflow's events is not sent again, whether the second trigger is a late failure after a
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
 from services.notify.channels.port import Notifier
 from services.notify.delivery import BACKOFF_S, DELIVERY_ATTEMPTS, Sleep, deliver
-from services.notify.rendering import render_workflow
+from services.notify.halt_notice import halt_notice
+from services.notify.rendering import RenderedReport, render_workflow
 from services.notify.report import channels_notified
 from services.notify.run_metrics import RunMetrics, first_ending, observe_run
 from services.pnl import PnlLedger, PnlView
@@ -31,6 +33,7 @@ from shared.events import (
     WorkflowCompleted,
     WorkflowFailed,
 )
+from shared.events.control import TradingHalted, TradingResumed
 from shared.messaging.consumer import HandlerContext, HandlerOutcome
 from shared.settings import Settings
 
@@ -63,12 +66,29 @@ class NotifyStep:
         process folds the store once)."""
 
     async def handle(self, event: Event, context: HandlerContext) -> HandlerOutcome:
+        if isinstance(event, TradingHalted | TradingResumed):
+            history = await self._history(event, context)
+            notice = halt_notice(event, live=self._settings.is_live)
+
+            async def announcement() -> RenderedReport:
+                return notice
+
+            return HandlerOutcome(await self._notify(event, context, history, announcement))
         if not isinstance(event, WorkflowCompleted | WorkflowFailed):
             return HandlerOutcome()
         history = await self._history(event, context)
         if all(recorded.event_id != event.event_id for recorded in history):
             history.append(event)
-        notifications = await self._notify(event, context, history)
+
+        async def report() -> RenderedReport:
+            return render_workflow(
+                history,
+                neutral=self._settings.email_neutral_mode,
+                default_live=self._settings.is_live,
+                pnl=await self._account_pnl(event, context),
+            )
+
+        notifications = await self._notify(event, context, history, report)
         return HandlerOutcome(notifications, after_commit=self._counted(event, history))
 
     def _counted(
@@ -84,10 +104,13 @@ class NotifyStep:
 
     async def _notify(
         self,
-        event: WorkflowCompleted | WorkflowFailed,
+        event: Event,
         context: HandlerContext,
         history: list[Event],
+        render: Callable[[], Awaitable[RenderedReport]],
     ) -> list[Event]:
+        """Deliver what `render` makes on every channel that has not had it for `event`'s
+        correlation id (a workflow, or a halt or resume), one `NotificationSent` each."""
         notified = channels_notified(history)
         pending = [
             notifier
@@ -99,12 +122,7 @@ class NotifyStep:
             if self._notifiers:
                 log.info("workflow already notified", event_type=event.event_type)
             return []
-        report = render_workflow(
-            history,
-            neutral=self._settings.email_neutral_mode,
-            default_live=self._settings.is_live,
-            pnl=await self._account_pnl(event, context),
-        )
+        report = await render()
         deliveries = await asyncio.gather(
             *(
                 deliver(

@@ -14,7 +14,7 @@ from services.notify.notify_step import NotifyStep
 from services.notify.run_metrics import RunMetrics
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
-from shared.workflow import NOTIFICATION
+from shared.workflow import HALT_EVENT_TYPES, NOTIFICATION
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,7 @@ def definition(settings: Settings) -> ServiceDefinition:
     step = NotifyStep(settings, configured_notifiers(settings), metrics=metrics)
     return ServiceDefinition(
         name="notify",
-        event_types=NOTIFICATION.follows,
+        event_types=(*NOTIFICATION.follows, *HALT_EVENT_TYPES),
         handler=step.handle,
         collectors=metrics.collectors,
     )

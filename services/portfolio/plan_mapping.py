@@ -14,6 +14,7 @@ from decimal import Decimal
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import RebalancePlan
 from shared.broker.models import Order, Position
+from shared.events.envelope import Event
 from shared.events.ids import CLIENT_ORDER_ID_PREFIX, plan_id
 from shared.events.market import AccountSnapshot, OpenOrder, PositionSnapshot
 from shared.events.plans import AllocationComparison, PlanItem, PlanMetadata
@@ -56,13 +57,14 @@ def recorded_account(
 
 
 def plan_document(
-    signal: SignalGenerated, plan: RebalancePlan, position_count: int, now: dt.datetime
+    cause: Event, strategy_name: str, plan: RebalancePlan, position_count: int, now: dt.datetime
 ) -> PlanDocument:
+    """The plan as its event records it; `cause` is the signal, or a liquidation's start."""
     return PlanDocument(
-        correlation_id=signal.correlation_id,
-        causation_id=str(signal.event_id),
+        correlation_id=cause.correlation_id,
+        causation_id=str(cause.event_id),
         timestamp=now,
-        plan_id=plan_id(signal.correlation_id),
+        plan_id=plan_id(cause.correlation_id),
         items=tuple(
             PlanItem(
                 symbol=item.symbol,
@@ -84,7 +86,7 @@ def plan_document(
             cash_balance=plan.cash_balance,
             position_count=position_count,
             min_trade_threshold=plan.min_trade_threshold,
-            strategy_name="+".join(signal.consolidated_portfolio.source_strategies),
+            strategy_name=strategy_name,
         ),
     )
 

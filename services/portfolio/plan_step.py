@@ -16,21 +16,21 @@ import structlog
 
 from services.portfolio import liquidation, plan_mapping
 from services.portfolio import snapshot as domain
-from services.portfolio.planner import plan_rebalance
+from services.portfolio.planner import plan_liquidation, plan_rebalance
 from shared.broker.errors import BrokerError
 from shared.broker.port import Broker
-from shared.events import Event
+from shared.events import Event, signal_fingerprint
 from shared.events.market import AccountSnapshot
 from shared.events.plans import RebalancePlanned
 from shared.events.signals import SignalGenerated
-from shared.events.workflow import WorkflowFailed
+from shared.events.workflow import WorkflowFailed, WorkflowStarted
 from shared.eventstore import timers
 from shared.eventstore.port import EventStoreReader
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.service.runtime import PeriodicOutcome
 from shared.settings import Settings
 from shared.trading import Quote
-from shared.workflow import workflow_state
+from shared.workflow import WorkflowKind, workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +46,8 @@ class PlanStep:
     async def handle(
         self, event: Event, context: HandlerContext
     ) -> Sequence[Event] | HandlerOutcome:
+        if isinstance(event, WorkflowStarted):
+            return await self._plan_liquidation(event, context)
         if not isinstance(event, SignalGenerated):
             return ()
         if await self._settled(event.correlation_id, context):
@@ -124,16 +126,33 @@ class PlanStep:
             )
         )
 
+    async def _plan_liquidation(
+        self, started: WorkflowStarted, context: HandlerContext
+    ) -> Sequence[Event]:
+        """A halt's liquidation: the whole account to cash, through the same plan and execution
+        as a daily run (docs/trading-rules.md, Halt). A daily run's start is the strategy's."""
+        if started.workflow_type != WorkflowKind.LIQUIDATION.value:
+            return ()
+        if await self._settled(started.correlation_id, context):
+            return ()
+        try:
+            broker = await self._broker_for(started.account_id)
+            return [await self._plan(started, context, broker)]
+        except (domain.PlanningError, BrokerError) as error:
+            return [_failure(started, context, str(error))]
+
     async def _plan(
-        self, signal: SignalGenerated, context: HandlerContext, broker: Broker
+        self, cause: SignalGenerated | WorkflowStarted, context: HandlerContext, broker: Broker
     ) -> RebalancePlanned:
+        """The plan toward the signal's target, or, from a liquidation's start, toward all
+        cash."""
         account = await broker.get_account()
         positions = await broker.get_positions()
         open_orders = await broker.get_open_orders()
         # Cash is read again after the positions and open orders so the plan uses the latest
         # cash (docs/trading-rules.md, Account reading).
         cash = (await broker.get_account()).cash
-        targets = plan_mapping.target_weights(signal)
+        targets = plan_mapping.target_weights(cause) if isinstance(cause, SignalGenerated) else {}
         held = {position.symbol: position for position in positions}
         quotes = await _quotes(broker, sorted(set(targets) | set(held)))
         priced = [quote for quote in quotes.values() if quote is not None]
@@ -143,17 +162,23 @@ class PlanStep:
             {symbol: position.qty for symbol, position in held.items()},
             priced,
         )
-        plan = plan_rebalance(
-            facts,
-            targets,
-            self._settings.cash_reserve,
-            min_trade_fraction=self._settings.min_trade_fraction,
-        )
+        if isinstance(cause, SignalGenerated):
+            plan = plan_rebalance(
+                facts,
+                targets,
+                self._settings.cash_reserve,
+                min_trade_fraction=self._settings.min_trade_fraction,
+            )
+            strategy_name = "+".join(cause.consolidated_portfolio.source_strategies)
+            fingerprint = cause.signal_fingerprint
+        else:
+            plan = plan_liquidation(facts)
+            strategy_name, fingerprint = WorkflowKind.LIQUIDATION.value, signal_fingerprint({})
         now = dt.datetime.now(dt.UTC)
         return context.follow_up(
-            signal,
+            cause,
             RebalancePlanned,
-            rebalance_plan=plan_mapping.plan_document(signal, plan, len(held), now),
+            rebalance_plan=plan_mapping.plan_document(cause, strategy_name, plan, len(held), now),
             allocation_comparison=plan_mapping.allocation_comparison(plan),
             trades_required=plan.trades_required,
             snapshot=AccountSnapshot(
@@ -165,11 +190,13 @@ class PlanStep:
                 as_of=now,
             ),
             open_orders=tuple(plan_mapping.open_order_fact(order) for order in open_orders),
-            signal_fingerprint=signal.signal_fingerprint,
+            signal_fingerprint=fingerprint,
         )
 
 
-def _failure(cause: SignalGenerated, context: HandlerContext, reason: str) -> WorkflowFailed:
+def _failure(
+    cause: SignalGenerated | WorkflowStarted, context: HandlerContext, reason: str
+) -> WorkflowFailed:
     log.warning("planning failed", reason=reason)
     return context.failure(cause, "portfolio_analysis", reason)
 

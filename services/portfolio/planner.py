@@ -119,6 +119,32 @@ def plan_rebalance(
             f"cash_reserve is {cash_reserve}; ALCHEMISER_CASH_RESERVE must be in [0, 1)"
         )
     targets = validated_targets(target_weights)
+    threshold = min_trade_threshold(snapshot.portfolio_value, min_trade_fraction)
+    return _plan(snapshot, targets, cash_reserve, threshold)
+
+
+def plan_liquidation(snapshot: AccountSnapshot) -> RebalancePlan:
+    """Everything to cash, for a halt's liquidation (docs/trading-rules.md, Halt): every
+    position is a SELL of its whole value, however small (no minimum trade), and cash need not
+    be positive. Nothing held plans nothing."""
+    if not held_quantities(snapshot):
+        return RebalancePlan(
+            items=(),
+            total_portfolio_value=snapshot.portfolio_value,
+            cash_balance=snapshot.cash,
+            min_trade_threshold=ZERO_DOLLARS,
+            total_trade_value=ZERO_DOLLARS,
+            buy_scale=Decimal(1),
+        )
+    return _plan(snapshot, {}, Decimal(0), ZERO_DOLLARS)
+
+
+def _plan(
+    snapshot: AccountSnapshot,
+    targets: Mapping[str, Decimal],
+    cash_reserve: Decimal,
+    threshold: Decimal,
+) -> RebalancePlan:
     held = held_quantities(snapshot)
     universe = sorted(set(targets) | set(held))
     prices = {symbol: mid_price(symbol, snapshot.quotes.get(symbol)) for symbol in universe}
@@ -133,7 +159,6 @@ def plan_rebalance(
             f"zero equity: portfolio_value is {portfolio_value} and nothing is held, "
             "so no target has a dollar value; fund the account before rebalancing"
         )
-    threshold = min_trade_threshold(portfolio_value, min_trade_fraction)
 
     items = sorted(
         (

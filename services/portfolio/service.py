@@ -9,7 +9,7 @@ from shared.broker.factory import BrokerFactory
 from shared.broker.request_budget import BudgetShare
 from shared.service.runtime import ServiceDefinition
 from shared.settings import Settings
-from shared.workflow import PORTFOLIO_ANALYSIS
+from shared.workflow import follows_of
 
 
 def definition(settings: Settings) -> ServiceDefinition:
@@ -18,7 +18,7 @@ def definition(settings: Settings) -> ServiceDefinition:
     step = PlanStep(settings, brokers.get)
     return ServiceDefinition(
         name="portfolio",
-        event_types=PORTFOLIO_ANALYSIS.follows,
+        event_types=follows_of("portfolio"),
         handler=step.handle,
         periodic=(liquidation.due_checks(step.check_liquidation, settings.timer_poll_s),),
         on_stop=(brokers.close, factory.close),

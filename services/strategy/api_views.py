@@ -20,7 +20,8 @@ class Window(BaseModel):
 
 class TriggerRefusal(BaseModel):
     detail: str
-    next_window: Window
+    next_window: Window | None = None
+    """Outside the close window: when the next one opens; absent when the account is halted."""
 
 
 class WorkflowEventView(BaseModel):

@@ -3,6 +3,7 @@ endpoints and status."""
 
 from __future__ import annotations
 
+from services.strategy.halt_api import halt_router
 from services.strategy.signal_step import SignalStep
 from services.strategy.watchdog import deadline_watchdog
 from services.strategy.workflows_api import workflow_router
@@ -22,7 +23,7 @@ def definition(settings: Settings) -> ServiceDefinition:
         name="strategy",
         event_types=SIGNAL_GENERATION.follows,
         handler=step.handle,
-        routers=lambda runtime: [workflow_router(runtime)],
+        routers=lambda runtime: [workflow_router(runtime), halt_router(runtime)],
         periodic=(deadline_watchdog(settings.workflow_deadline_s),),
         on_stop=(brokers.close, factory.close),
     )

@@ -39,7 +39,7 @@ from shared.marketdata.port import MarketData
 from shared.marketdata.sample import ensure_sample
 from shared.messaging.consumer import HandlerContext
 from shared.settings import Settings
-from shared.workflow import workflow_state
+from shared.workflow import SIGNAL_GENERATION, STEPS, workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +99,8 @@ class SignalStep:
         state = workflow_state(history)
         if state is not None and state.finished:
             log.info("workflow already finished; start skipped", status=state.status)
+            return ()
+        if state is not None and SIGNAL_GENERATION not in STEPS[state.kind]:
             return ()
         try:
             return [await self._signal(event, context)]

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 
 from shared import market_clock
+from shared.events.control import CONTROL_STREAM, halt_of
 from shared.events.ids import daily_run_key
 from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
 from shared.eventstore.errors import ConcurrencyError
@@ -55,6 +56,11 @@ class TriggerRefused(Exception):
             f"is {window[1].isoformat()} (the close minus ALCHEMISER_EXEC_CLOSE_MARGIN_S and "
             f"ALCHEMISER_LAST_START_S); {hint}"
         )
+
+
+class TradingHaltedError(Exception):
+    """The account is halted (docs/trading-rules.md, Halt); the message is the halt's refusal:
+    since when, why, and how to resume."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,10 @@ async def start_workflow(
     requested_by: str,
 ) -> TriggerOutcome:
     check_account(settings, account_id)
+    control = [recorded.event for recorded in await store.read_stream(CONTROL_STREAM)]
+    halt = halt_of(control, account_id)
+    if halt is not None:
+        raise TradingHaltedError(halt.refusal())
     check_start(now, settings, force=force)
     day = trading_date(now)
     key = daily_run_key(settings.trading_mode.value, account_id, day)

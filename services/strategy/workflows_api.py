@@ -19,6 +19,7 @@ from services.strategy.api_views import (
 from services.strategy.trigger import (
     ACCOUNT_ID,
     DAY_STREAM_PREFIX,
+    TradingHaltedError,
     TriggerRefused,
     TriggerRejected,
     start_workflow,
@@ -60,7 +61,10 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
             401: error("missing or wrong bearer token"),
             409: {
                 "model": TriggerRefusal,
-                "description": "outside the close window; the body names the next one",
+                "description": (
+                    "outside the close window (the body names the next one), or the account is "
+                    "halted (`detail` only: since when, why, how to resume)"
+                ),
             },
         },
     )
@@ -78,6 +82,8 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
             )
         except TriggerRejected as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        except TradingHaltedError as error:
+            return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
         except TriggerRefused as error:
             return JSONResponse(
                 {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from shared.events.control import HaltOrdersCancelled, TradingHalted, TradingResumed
 from shared.events.notifications import NotificationSent
 from shared.events.orders import (
     OrderCancelled,
@@ -30,6 +31,9 @@ EVENT_TYPES = (
     WorkflowCompleted,
     WorkflowFailed,
     NotificationSent,
+    TradingHalted,
+    TradingResumed,
+    HaltOrdersCancelled,
 )
 
 for _event_type in EVENT_TYPES:

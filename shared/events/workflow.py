@@ -20,7 +20,7 @@ class WorkflowConfiguration(Frozen):
 class WorkflowStarted(Event):
     event_type: Literal["WorkflowStarted"] = "WorkflowStarted"
     schema_version: Literal[1] = 1
-    workflow_type: Literal["trading"] = "trading"
+    workflow_type: Literal["trading", "liquidation"] = "trading"
     requested_by: NonEmptyStr
     configuration: WorkflowConfiguration
     trading_date: date

@@ -36,6 +36,19 @@ async def started_in_streams(store: SqlEventStore, stream_pattern: str) -> list[
         return [str(row[0]) for row in await connection.execute(query)]
 
 
+async def started_accounts(store: SqlEventStore) -> list[str]:
+    """Every account that has started a workflow: the accounts of the installation, which a
+    halt of every account names (docs/trading-rules.md, Halt)."""
+    query = (
+        select(events.c.account_id)
+        .where(events.c.event_type == "WorkflowStarted")
+        .distinct()
+        .order_by(events.c.account_id)
+    )
+    async with store.engine.connect() as connection:
+        return [str(row[0]) for row in await connection.execute(query)]
+
+
 async def unfinished_since(
     connection: AsyncConnection, started_after: datetime
 ) -> list[UnfinishedWorkflow]:

@@ -26,6 +26,7 @@ from shared.bus.port import Message
 from shared.events import (
     AccountSnapshot,
     AllocationComparison,
+    Event,
     PlanItem,
     PlanMetadata,
     RebalancePlan,
@@ -135,7 +136,7 @@ def plan_event(
     )
 
 
-def message(event: RebalancePlanned) -> Message:
+def message(event: Event) -> Message:
     return Message(
         routing_key=event.event_type,
         body=encode(event),

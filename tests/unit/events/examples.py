@@ -38,6 +38,12 @@ from shared.events import (
     plan_id,
     signal_fingerprint,
 )
+from shared.events.control import (
+    EVERY_ACCOUNT,
+    HaltOrdersCancelled,
+    TradingHalted,
+    TradingResumed,
+)
 from shared.trading import Quote, QuoteSource
 
 WORKFLOW_ID = "0b9f2a52-3c55-4d8e-9a43-4a3f8f1c2d10"
@@ -289,6 +295,22 @@ def notification_sent() -> NotificationSent:
     return NotificationSent(**envelope("notify"), channel="email", status="sent", attempts=1)
 
 
+def control_events() -> list[Event]:
+    """A halt of every account with one liquidation, execution's cancel report, a resume."""
+    halted = TradingHalted(
+        **envelope("strategy", account_id=EVERY_ACCOUNT, causation_id=None),
+        reason="drill",
+        requested_by="api",
+        accounts=("default",),
+        liquidations={"default": WORKFLOW_ID},
+    )
+    return [
+        halted,
+        HaltOrdersCancelled(**envelope(), cancelled=("alc:0123",), failed=()),
+        TradingResumed(**envelope("strategy", causation_id=None), reason="ok", requested_by="cli"),
+    ]
+
+
 def every_event() -> list[Event]:
     return [
         workflow_started(),
@@ -299,6 +321,7 @@ def every_event() -> list[Event]:
         workflow_completed(),
         workflow_failed(),
         notification_sent(),
+        *control_events(),
     ]
 
 

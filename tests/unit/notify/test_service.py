@@ -16,8 +16,13 @@ def test_smtp_host_turns_email_on_and_webhook_url_the_webhook() -> None:
     assert [n.channel for n in configured_notifiers(settings)] == ["email", "webhook"]
 
 
-def test_the_service_consumes_only_the_endings_it_reports_on() -> None:
+def test_the_service_consumes_only_the_endings_and_the_halts_it_reports_on() -> None:
     service = definition(Settings())
 
     assert service.name == "notify"
-    assert service.event_types == ("WorkflowCompleted", "WorkflowFailed")
+    assert service.event_types == (
+        "WorkflowCompleted",
+        "WorkflowFailed",
+        "TradingHalted",
+        "TradingResumed",
+    )

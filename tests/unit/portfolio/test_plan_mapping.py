@@ -63,7 +63,9 @@ def test_a_recorded_snapshot_plans_exactly_as_the_broker_reads_it_was_made_from(
     )
 
     assert replayed == live_plan
-    document = plan_mapping.plan_document(signal, live_plan, 1, NOW)
+    document = plan_mapping.plan_document(
+        signal, "+".join(signal.consolidated_portfolio.source_strategies), live_plan, 1, NOW
+    )
     assert [item.symbol for item in document.items] == [item.symbol for item in live_plan.items]
     assert document.causation_id == str(signal.event_id)
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from services.registry import SERVICES
 from shared.settings import Settings
-from shared.workflow import STEPS, WorkflowKind
+from shared.workflow import STEPS, WorkflowKind, follows_of
 
 
-def test_each_service_is_bound_to_the_events_its_step_answers() -> None:
+def test_each_service_is_bound_to_the_events_its_steps_and_the_halt_answer() -> None:
     steps = STEPS[WorkflowKind.DAILY]
     settings = Settings()
 
     assert [name.value for name in SERVICES] == [step.service for step in steps]
-    for step, (name, registered) in zip(steps, SERVICES.items(), strict=True):
+    halts = {"execution": {"TradingHalted"}, "notify": {"TradingHalted", "TradingResumed"}}
+    for name, registered in SERVICES.items():
         definition = registered.definition(settings)
         assert definition.name == name.value
-        assert definition.event_types == step.follows
+        answered = set(follows_of(name.value)) | halts.get(name.value, set())
+        assert set(definition.event_types) == answered
+        assert len(definition.event_types) == len(answered)
 
 
 def test_each_service_has_its_own_default_port() -> None:
