@@ -35,6 +35,8 @@ DATABASE_COMMANDS: dict[str, list[str]] = {
     "broker positions": ["broker", "positions"],
     "broker account": ["broker", "account"],
     "pnl": ["pnl"],
+    "halt": ["halt", "--local"],
+    "resume": ["resume", "--local"],
     "projections rebuild": ["projections", "rebuild"],
     "web": ["web", "--port", str(free_port())],
     **{
