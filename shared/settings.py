@@ -21,6 +21,8 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.database_url import hosts_in_query
+
 ENV_PREFIX = "ALCHEMISER_"
 CLOSE_WINDOW_S = 900
 """The close window: the session's last 15 minutes, when the daily run starts."""
@@ -59,7 +61,9 @@ class FillModel(StrEnum):
 
 
 def normalise_database_url(url: str) -> str:
-    """Accept plain `postgresql://` and `sqlite:///` URLs and give them their async drivers."""
+    """Accept plain `postgresql://` and `sqlite:///` URLs and give them their async drivers; a
+    PostgreSQL URL with several hosts gets them in the form the driver takes
+    (`shared.database_url`). Raises ValueError for a malformed multi-host URL."""
     for plain, async_driver in (
         ("postgresql://", "postgresql+asyncpg://"),
         ("postgres://", "postgresql+asyncpg://"),
@@ -67,7 +71,10 @@ def normalise_database_url(url: str) -> str:
         ("sqlite://", "sqlite+aiosqlite://"),
     ):
         if url.startswith(plain):
-            return async_driver + url[len(plain) :]
+            url = async_driver + url[len(plain) :]
+            break
+    if url.startswith("postgresql+asyncpg://"):
+        return hosts_in_query(url)
     return url
 
 

@@ -17,11 +17,15 @@ import asyncpg
 import httpx
 import pytest
 
+from shared.eventstore.store import SqlEventStore
+from tests.chaos.invariants import terminal_events
 from tests.e2e.cluster import Cluster
 from tests.servers import POSTGRES_ADMIN_URL, RABBITMQ_URL, SERVICES, in_ci
 
 COMMAND_TIMEOUT_S = 120.0
 ANSWER_TIMEOUT_S = 120.0
+RECOVERY_TIMEOUT_S = 120.0
+REACH_TIMEOUT_S = 60.0
 POSTGRES_CLUSTERS = Path("/etc/postgresql")
 
 
@@ -166,3 +170,41 @@ async def each_reported_not_ready(cluster: Cluster, timeout_s: float) -> None:
                 f"{sorted(set(SERVICES) - seen)} (last codes {codes})"
             )
         await asyncio.sleep(0.1)
+
+
+async def reached(store: SqlEventStore, workflow_id: str, event_type: str) -> None:
+    """Until the workflow has recorded `event_type` (or already completed)."""
+    deadline = time.monotonic() + REACH_TIMEOUT_S
+    while True:
+        types = {r.event.event_type for r in await store.read_correlation(workflow_id)}
+        if event_type in types or "WorkflowCompleted" in types:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{workflow_id} did not reach {event_type} in {REACH_TIMEOUT_S} s")
+        await asyncio.sleep(0.02)
+
+
+async def ended_after(store: SqlEventStore, workflow_id: str, since: float) -> float | None:
+    """Seconds from `since` (monotonic) until the workflow's terminal event is in the store;
+    None when it has not ended within RECOVERY_TIMEOUT_S (the invariants then say why)."""
+    while not await terminal_events(store, workflow_id):
+        if time.monotonic() - since >= RECOVERY_TIMEOUT_S:
+            return None
+        await asyncio.sleep(0.1)
+    return time.monotonic() - since
+
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s after it"
+
+
+async def start_workflows(cluster: Cluster, prefix: str, count: int) -> dict[str, str]:
+    """`count` forced workflows at once, each on a fresh account `{prefix}-{n}`: workflow id to
+    account, in start order."""
+    started: dict[str, str] = {}
+    for number in range(count):
+        account_id = f"{prefix}-{number}"
+        response = await cluster.trigger({"force": True, "account_id": account_id})
+        assert response.status_code == 202, response.text
+        started[response.json()["id"]] = account_id
+    return started

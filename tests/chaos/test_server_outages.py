@@ -18,14 +18,19 @@ import sqlalchemy as sa
 
 from shared.eventstore.schema import outbox
 from shared.eventstore.store import SqlEventStore
-from tests.chaos.invariants import bindings, dead_letters, terminal_events, violations
+from tests.chaos.invariants import bindings, dead_letters, violations
 from tests.chaos.kills import CHAOS_SETTINGS
 from tests.chaos.outages import (
+    RECOVERY_TIMEOUT_S,
     all_ready_after,
     each_reported_not_ready,
+    ended_after,
     postgres_stopped,
     rabbitmq_stopped,
+    reached,
     republish,
+    seconds,
+    start_workflows,
 )
 from tests.e2e.cluster import Cluster
 from tests.servers import SERVICES
@@ -40,34 +45,6 @@ POSTGRES_WORKFLOWS_IN_FLIGHT = 3
 POSTGRES_DOWN_S = 2.0
 """About as long as `pg_ctlcluster ... restart` keeps it down on this machine (2.4 s measured)."""
 DETACH_TIMEOUT_S = 30.0
-RECOVERY_TIMEOUT_S = 120.0
-REACH_TIMEOUT_S = 60.0
-
-
-async def reached(store: SqlEventStore, workflow_id: str, event_type: str) -> None:
-    """Until the workflow has recorded `event_type` (or already completed)."""
-    deadline = time.monotonic() + REACH_TIMEOUT_S
-    while True:
-        types = {r.event.event_type for r in await store.read_correlation(workflow_id)}
-        if event_type in types or "WorkflowCompleted" in types:
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{workflow_id} did not reach {event_type} in {REACH_TIMEOUT_S} s")
-        await asyncio.sleep(0.02)
-
-
-async def ended_after(store: SqlEventStore, workflow_id: str, since: float) -> float | None:
-    """Seconds from `since` (monotonic) until the workflow's terminal event is in the store;
-    None when it has not ended within RECOVERY_TIMEOUT_S (the invariants then say why)."""
-    while not await terminal_events(store, workflow_id):
-        if time.monotonic() - since >= RECOVERY_TIMEOUT_S:
-            return None
-        await asyncio.sleep(0.1)
-    return time.monotonic() - since
-
-
-def seconds(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s after it"
 
 
 async def test_rabbitmq_stopped_three_times_mid_workflow_every_service_reattaches_and_completes(
@@ -122,12 +99,9 @@ async def test_postgresql_restarted_mid_workflow_services_recover_and_lose_no_ev
         assert cluster.store is not None
         await cluster.start_all()
         dead_before = await dead_letters(cluster.namespace)
-        started_runs: dict[str, str] = {}
-        for number in range(POSTGRES_WORKFLOWS_IN_FLIGHT):
-            account_id = f"outage-postgres-{number}"
-            response = await cluster.trigger({"force": True, "account_id": account_id})
-            assert response.status_code == 202, response.text
-            started_runs[response.json()["id"]] = account_id
+        started_runs = await start_workflows(
+            cluster, "outage-postgres", POSTGRES_WORKFLOWS_IN_FLIGHT
+        )
         redelivered = await recorded_messages(cluster.store, next(iter(started_runs)))
 
         started = time.monotonic()

@@ -71,14 +71,19 @@ class Cluster:
     bars: Path
     settings: Mapping[str, str] = field(default_factory=dict)
     database_url: str = ""
+    """Given: a database of the caller's, migrated here and left in place; empty: a new one on
+    the test server, dropped when the cluster stops."""
     namespace: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     store: SqlEventStore | None = None
+    _owns_database: bool = field(default=False, init=False)
 
     async def __aenter__(self) -> Cluster:
         require_server("RabbitMQ", RABBITMQ_URL)
-        self.database_url = await create_postgres_database()
+        self._owns_database = not self.database_url
+        if self._owns_database:
+            self.database_url = await create_postgres_database()
         self.namespace = unique_bus_namespace()
         data_dir = self.work_dir / "data"
         shutil.copytree(self.bars, data_dir, dirs_exist_ok=True)
@@ -95,7 +100,8 @@ class Cluster:
         if self.store is not None:
             await self.store.close()
         await delete_bus_namespace(self.namespace)
-        await drop_postgres_database(self.database_url)
+        if self._owns_database:
+            await drop_postgres_database(self.database_url)
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALCHEMISER_")}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -217,5 +218,25 @@ async def test_an_unreachable_database_is_unavailable_to_the_store_s_statements(
             await store.seen_among("portfolio", [uuid4()])
         with pytest.raises(EventStoreUnavailableError):
             await store.append("s", None, [order_filled()])
+    finally:
+        await store.close()
+
+
+async def test_a_multi_host_url_migrates_appends_and_reads_on_the_host_that_answers(
+    postgres_url: str,
+) -> None:
+    """docs/operations.md's multi-host form, its first host down (nothing listens on port 1):
+    the migrations, the store's own asyncpg statements and SQLAlchemy's units of work all
+    connect to the second."""
+    parts = urlsplit(postgres_url)
+    user, _, server = parts.netloc.rpartition("@")
+    url = f"postgresql://{user}@127.0.0.1:1,{server}{parts.path}?target_session_attrs=read-write"
+    await upgrade(url)
+    store = SqlEventStore(url)
+    try:
+        await store.append("multi-host", 0, [order_filled()])
+        async with store.unit_of_work() as uow:
+            await uow.append("multi-host", 1, [order_filled()])
+        assert [record.stream_version for record in await store.read_stream("multi-host")] == [1, 2]
     finally:
         await store.close()
