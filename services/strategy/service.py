@@ -25,4 +25,5 @@ def definition(settings: Settings) -> ServiceDefinition:
         routers=lambda runtime: [workflow_router(runtime)],
         periodic=(deadline_watchdog(settings.workflow_deadline_s),),
         on_stop=(brokers.close, factory.close),
+        collectors=(step.evaluated,),
     )
