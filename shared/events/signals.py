@@ -128,8 +128,8 @@ class SignalGenerated(SignalContent):
     event_type: Literal["SignalGenerated"] = "SignalGenerated"
     schema_version: Literal[4] = 4
     shared_signal_id: UUID | None = None
-    """The `SignalComputed` this workflow's signal was copied from (docs/trading-rules.md,
-    Shared signals); None in versions before 4."""
+    """The `SignalComputed` this workflow's signal was copied from
+    (docs/trading-rules.md, Shared signals); None in versions before 4."""
     content_hash: NonEmptyStr | None = None
     """`signal_content_hash` of the decision, equal to the shared signal's; None before 4."""
 

@@ -123,8 +123,8 @@ class HandlerContext:
 class StreamClaim:
     """An event for a stream that must still be empty: of handlers racing to record it, exactly
     one does. A handler that loses has all its handling rolled back and runs again, so it reads
-    what the winner recorded instead of recording a second one (docs/trading-rules.md, Shared
-    signals)."""
+    what the winner recorded instead of recording a second one
+    (docs/trading-rules.md, Shared signals)."""
 
     stream_id: str
     event: Event

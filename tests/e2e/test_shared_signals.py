@@ -82,7 +82,7 @@ async def test_200_accounts_on_5_configs_evaluate_each_signal_once_and_trade_the
             *(cluster.trigger({"force": True, "account_id": f"acct-{n}"}) for n in range(ACCOUNTS))
         )
         ids = [answer.json()["id"] for answer in answers]
-        views = await asyncio.gather(*(cluster.finished(i, timeout_s=150) for i in ids))
+        views = await asyncio.gather(*(cluster.finished(i, timeout_s=600) for i in ids))
         assert Counter(view["status"] for view in views) == {"completed": ACCOUNTS}
         print(f"200 workflows finished {time.monotonic() - begun:.1f} s after the start")
 

@@ -406,8 +406,8 @@ async def test_of_two_handlers_claiming_one_stream_one_records_and_the_other_run
 ) -> None:
     """Two workflows' handlers both find the claimed stream empty and both claim it; exactly one
     commits its claim, and the other's whole handling rolls back and runs again, now finding
-    the winner's event to use instead of recording a second (docs/trading-rules.md, Shared
-    signals)."""
+    the winner's event to use instead of recording a second
+    (docs/trading-rules.md, Shared signals)."""
     claimed = "claim/one-per-key"
     both_handling = asyncio.Barrier(2)
     calls: list[str] = []
