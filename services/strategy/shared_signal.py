@@ -17,7 +17,11 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
+from services.strategy import allocation_config, dsl, signals
+from services.strategy.dsl import indicators
 from services.strategy.signals import StrategySet, decimal_text
 from shared.events.signals import DECIDED_FIELDS, SignalComputed, SignalGenerated
 from shared.events.workflow import WorkflowStarted
@@ -29,6 +33,24 @@ CLOSED_WINDOW = "closed"
 KEPT_EVALUATIONS = 64
 """Evaluations a process keeps in memory for its concurrent workflows; older ones are read back
 from the store."""
+
+
+@cache
+def engine_fingerprint() -> str:
+    """SHA-256 over the decision core as this process runs it — the source of the DSL package
+    and the combining rules, and which function computes each indicator — so a changed rule
+    decides again instead of reusing a signal the old code recorded. Taken at first use, after
+    any start-up code has set the indicator table."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(str(dsl.__file__)).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    for module in (signals, allocation_config):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    for name, indicator in sorted(indicators.INDICATORS.items()):
+        for formula in (indicator.formula, indicator.group_formula):
+            where = f"{formula.__module__}.{formula.__qualname__}" if formula else "-"
+            digest.update(f"\n{name}\0{where}".encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -50,9 +72,10 @@ class SnapshotKey:
 
 
 def strategy_set_hash(strategy_set: StrategySet) -> str:
-    """SHA-256 hex over each file's normalised weight and the files' names and contents: two
-    configs that weigh the same files alike decide alike, whatever their paths."""
-    digest = hashlib.sha256(strategy_set.files_hash.encode())
+    """SHA-256 hex over the engine's source, each file's normalised weight and the files' names
+    and contents: two configs that weigh the same files alike decide alike, whatever their
+    paths."""
+    digest = hashlib.sha256(f"{engine_fingerprint()}\n{strategy_set.files_hash}".encode())
     for name, weight in strategy_set.config.file_weights.items():
         digest.update(f"\n{name}\0{decimal_text(weight)}".encode())
     return digest.hexdigest()
