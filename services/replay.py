@@ -29,9 +29,9 @@ from services.portfolio import plan_mapping
 from services.portfolio import snapshot as domain
 from services.portfolio.planner import plan_rebalance
 from services.registry import ServiceName
+from services.strategy.account_configs import AccountConfigs
 from services.strategy.signal_events import recorded_signal, strategy_signals, target_allocations
 from services.strategy.signals import SignalDecision, decide, load_strategy_set
-from services.strategy.symphonies import configured_strategy_config
 from shared.broker.factory import BrokerFactory
 from shared.broker.port import Broker
 from shared.broker.request_budget import BudgetShare
@@ -217,7 +217,7 @@ def _replayed_decision(
     config = (
         shadow_config(strategies_dir)
         if strategies_dir is not None
-        else configured_strategy_config(settings)
+        else AccountConfigs(settings).config_of(signal.account_id)
     )
     strategy_set = load_strategy_set(config, settings.resolved_cache_dir)
     if strategies_dir is None and strategy_set.files_hash != signal.strategy_files_hash:

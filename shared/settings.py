@@ -123,6 +123,12 @@ class Settings(BaseSettings):
 
     # Strategy and workflow
     strategy_config: Path | None = None
+    account_strategy_configs: Path | None = None
+    """JSON object of account id to allocation config; an account not in it trades
+    `strategy_config` (docs/trading-rules.md, Shared signals)."""
+    signal_window_s: int = Field(default=300, ge=1, le=3600)
+    """In the session, workflows of one strategy set in one window of this many seconds share
+    one live-price snapshot and one evaluation (docs/trading-rules.md, Shared signals)."""
     strategy_url: str = "http://127.0.0.1:8001"
     """Where `alchemiser trigger` finds the strategy service's workflow endpoint."""
     workflow_deadline_s: float = Field(default=600, gt=0)

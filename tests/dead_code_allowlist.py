@@ -20,6 +20,7 @@ format_version
 idempotency_key
 original_event_id
 original_event_type
+shared_signal_id
 stale_orders_cancelled
 strategy_count
 strategy_name

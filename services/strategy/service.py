@@ -26,4 +26,5 @@ def definition(settings: Settings) -> ServiceDefinition:
         routers=lambda runtime: [workflow_router(runtime), halt_router(runtime)],
         periodic=(deadline_watchdog(settings.workflow_deadline_s),),
         on_stop=(brokers.close, factory.close),
+        collectors=(step.evaluated,),
     )

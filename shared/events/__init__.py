@@ -38,8 +38,10 @@ from shared.events.registry import register_event, register_upcaster
 from shared.events.signals import (
     ConsolidatedPortfolio,
     DecisionStep,
+    SignalComputed,
     SignalGenerated,
     StrategySignal,
+    signal_content_hash,
 )
 from shared.events.trades import (
     ExecutionData,
@@ -87,6 +89,7 @@ __all__ = [
     "PositionSnapshot",
     "RebalancePlan",
     "RebalancePlanned",
+    "SignalComputed",
     "SignalGenerated",
     "SkippedItem",
     "StrategySignal",
@@ -104,5 +107,6 @@ __all__ = [
     "plan_id",
     "register_event",
     "register_upcaster",
+    "signal_content_hash",
     "signal_fingerprint",
 ]

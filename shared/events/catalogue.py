@@ -14,7 +14,7 @@ from shared.events.orders import (
 )
 from shared.events.plans import RebalancePlanned
 from shared.events.registry import Document, register_event, register_upcaster
-from shared.events.signals import SignalGenerated
+from shared.events.signals import SignalComputed, SignalGenerated
 from shared.events.trades import TradeExecuted
 from shared.events.workflow import WorkflowCompleted, WorkflowFailed, WorkflowStarted
 
@@ -34,6 +34,7 @@ EVENT_TYPES = (
     TradingHalted,
     TradingResumed,
     HaltOrdersCancelled,
+    SignalComputed,
 )
 
 for _event_type in EVENT_TYPES:
@@ -72,6 +73,13 @@ def signal_generated_v2_to_v3(document: Document) -> Document:
     """Version 2 did not say whether its bars were the synthetic sample; nothing recorded then
     can tell, so it reads as market bars, as it was reported at the time."""
     return {**document, "schema_version": 3, "synthetic_bars": False}
+
+
+@register_upcaster("SignalGenerated", from_version=3)
+def signal_generated_v3_to_v4(document: Document) -> Document:
+    """Version 3 was evaluated by its own workflow, before shared signals: no shared signal, no
+    content hash."""
+    return {**document, "schema_version": 4, "shared_signal_id": None, "content_hash": None}
 
 
 def _steps_without_detail(strategy: object) -> object:

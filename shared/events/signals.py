@@ -4,9 +4,12 @@ the inputs a replay needs to reproduce it
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Literal, Self
+from uuid import UUID
 
 from pydantic import Field, model_validator
 
@@ -71,13 +74,10 @@ class ConsolidatedPortfolio(Frozen):
         return self
 
 
-class SignalGenerated(Event):
-    """Version 2 dropped two optional fields no producer ever set (a trace step's `detail`, the
-    consolidated portfolio's `constraints`); version 3 added `synthetic_bars`. The upcasters in
-    `shared.events.catalogue` lift older documents."""
+class SignalContent(Event):
+    """What a signal decided and the inputs it decided on: the fields `SignalGenerated` and
+    `SignalComputed` share (never an event of its own)."""
 
-    event_type: Literal["SignalGenerated"] = "SignalGenerated"
-    schema_version: Literal[3] = 3
     strategies: tuple[StrategySignal, ...] = Field(min_length=1)
     consolidated_portfolio: ConsolidatedPortfolio
     as_of: date
@@ -90,3 +90,63 @@ class SignalGenerated(Event):
     outside the session."""
     strategy_files_hash: NonEmptyStr
     signal_fingerprint: NonEmptyStr
+
+
+DECIDED_FIELDS = frozenset(
+    {
+        "strategies",
+        "as_of",
+        "bars_hash",
+        "synthetic_bars",
+        "live_bars",
+        "strategy_files_hash",
+        "signal_fingerprint",
+    }
+)
+"""The fields of `SignalContent` that say what was decided on what; with the consolidated
+portfolio's targets, sources and count (not its workflow id or time), what `signal_content_hash`
+covers."""
+
+
+def signal_content_hash(signal: SignalContent) -> str:
+    """SHA-256 hex of the canonical JSON of the decision: equal for a `SignalComputed` and every
+    `SignalGenerated` copied from it, so any copy can be checked against its source."""
+    content = signal.model_dump(mode="json", include=set(DECIDED_FIELDS))
+    content["consolidated_portfolio"] = signal.consolidated_portfolio.model_dump(
+        mode="json", exclude={"correlation_id", "timestamp"}
+    )
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class SignalGenerated(SignalContent):
+    """Version 2 dropped two optional fields no producer ever set (a trace step's `detail`, the
+    consolidated portfolio's `constraints`); version 3 added `synthetic_bars`; version 4 added
+    `shared_signal_id` and `content_hash`. The upcasters in `shared.events.catalogue` lift older
+    documents."""
+
+    event_type: Literal["SignalGenerated"] = "SignalGenerated"
+    schema_version: Literal[4] = 4
+    shared_signal_id: UUID | None = None
+    """The `SignalComputed` this workflow's signal was copied from
+    (docs/trading-rules.md, Shared signals); None in versions before 4."""
+    content_hash: NonEmptyStr | None = None
+    """`signal_content_hash` of the decision, equal to the shared signal's; None before 4."""
+
+
+class SignalComputed(SignalContent):
+    """One evaluation of a strategy set on one market snapshot, recorded once in its own stream
+    and copied into the `SignalGenerated` of every workflow that trades it
+    (docs/trading-rules.md, Shared signals). Its `correlation_id` is its own event id, so it
+    belongs to no workflow; `account_id` and `causation_id` name the workflow whose live prices
+    it was decided on."""
+
+    event_type: Literal["SignalComputed"] = "SignalComputed"
+    schema_version: Literal[1] = 1
+    strategy_set_hash: NonEmptyStr
+    """SHA-256 over the config's normalised file weights and the files' names and contents."""
+    window: NonEmptyStr
+    """The trading window the snapshot stands for: `closed`, or the window's start in UTC."""
+    bar_store_hash: NonEmptyStr
+    """The bar store's content hash when the snapshot was taken."""
+    content_hash: NonEmptyStr

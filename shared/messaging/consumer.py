@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=Event)
 
 _APPEND_ATTEMPTS = 5
+_CLAIM_ATTEMPTS = 3
 DATABASE_RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
@@ -119,12 +120,24 @@ class HandlerContext:
 
 
 @dataclass(frozen=True)
+class StreamClaim:
+    """An event for a stream that must still be empty: of handlers racing to record it, exactly
+    one does. A handler that loses has all its handling rolled back and runs again, so it reads
+    what the winner recorded instead of recording a second one
+    (docs/trading-rules.md, Shared signals)."""
+
+    stream_id: str
+    event: Event
+
+
+@dataclass(frozen=True)
 class HandlerOutcome:
     """What a handler emits, plus writes of its own (service state, durable timers) that must
     commit in the same transaction as the emitted events and the inbox row."""
 
     events: Sequence[Event] = ()
     in_transaction: Callable[[UnitOfWork], Awaitable[None]] | None = None
+    claims: Sequence[StreamClaim] = ()
     after_commit: Callable[[], None] | None = None
     """Runs once the handling is committed, never for a delivery that lost to another: what
     counts a fact (a metric) counts it exactly once per event, however often it was delivered."""
@@ -185,9 +198,7 @@ class Consumer:
                 log.info("duplicate delivery skipped", event_type=event.event_type)
                 self._count(event.event_type, "duplicate")
                 return
-            result = await self._handler(event, self._context)
-            outcome = result if isinstance(result, HandlerOutcome) else HandlerOutcome(result)
-            committed = await self._commit(event, outcome)
+            outcome, committed = await self._handle_and_commit(event)
             if committed and outcome.after_commit is not None:
                 outcome.after_commit()
             self._count(event.event_type, "handled" if committed else "duplicate")
@@ -199,16 +210,37 @@ class Consumer:
     async def _seen(self, event: Event) -> bool:
         return await self._inbox.seen(event.event_id)
 
+    async def _handle_and_commit(self, event: Event) -> tuple[HandlerOutcome, bool]:
+        """Run the handler and commit what it returned; when a stream it claimed was written
+        first by another, run it again on what the store now holds."""
+        for _ in range(_CLAIM_ATTEMPTS - 1):
+            outcome = await self._outcome(event)
+            try:
+                return outcome, await self._commit(event, outcome)
+            except ConcurrencyError as error:
+                if error.stream_id not in {claim.stream_id for claim in outcome.claims}:
+                    raise
+                log.info(
+                    "claimed stream recorded by another; handled again", stream=error.stream_id
+                )
+        outcome = await self._outcome(event)
+        return outcome, await self._commit(event, outcome)
+
+    async def _outcome(self, event: Event) -> HandlerOutcome:
+        result = await self._handler(event, self._context)
+        return result if isinstance(result, HandlerOutcome) else HandlerOutcome(result)
+
     async def _commit(self, cause: Event, outcome: HandlerOutcome) -> bool:
         """Append and record the inbox row atomically; False when another delivery won."""
-        if not outcome.events and outcome.in_transaction is None:
+        if not outcome.events and outcome.in_transaction is None and not outcome.claims:
             # Only the inbox row: nothing for the relay to publish, so it is not woken.
             return await self._inbox.record(cause.event_id)
         stream_id = stream_of(self.service, cause.correlation_id)
         handled = InboxEntry(self.service, cause.event_id)
+        claimed = {claim.stream_id for claim in outcome.claims}
         for attempt in range(1, _APPEND_ATTEMPTS + 1):
             try:
-                if outcome.in_transaction is None:
+                if outcome.in_transaction is None and not outcome.claims:
                     await self._store.append(stream_id, None, outcome.events, inbox=handled)
                 else:
                     async with self._store.unit_of_work() as uow:
@@ -216,15 +248,20 @@ class Consumer:
                         # it and is refused as a duplicate before the handler's own writes
                         # (service state, timers) can conflict with the first one's.
                         await uow.record_inbox(
-                            self.service, cause.event_id, appends_nothing=not outcome.events
+                            self.service,
+                            cause.event_id,
+                            appends_nothing=not outcome.events and not outcome.claims,
                         )
                         if outcome.events:
                             await uow.append(stream_id, None, outcome.events)
-                        await outcome.in_transaction(uow)
+                        for claim in outcome.claims:
+                            await _record_claim(uow, claim)
+                        if outcome.in_transaction is not None:
+                            await outcome.in_transaction(uow)
             except DuplicateInboxError:
                 return False
-            except ConcurrencyError:
-                if attempt == _APPEND_ATTEMPTS:
+            except ConcurrencyError as error:
+                if attempt == _APPEND_ATTEMPTS or error.stream_id in claimed:
                     raise
                 continue
             if self._on_commit is not None:
@@ -280,6 +317,16 @@ class Consumer:
             self._metrics.events_consumed.labels(
                 service=self.service, event_type=event_type, outcome=outcome
             ).inc()
+
+
+async def _record_claim(uow: UnitOfWork, claim: StreamClaim) -> None:
+    """Append the claim's event to its stream if it is still empty. The version is read first,
+    under the position lock the unit of work already holds, so a lost race is a
+    `ConcurrencyError` naming the stream even when the winner recorded the same event."""
+    version = await uow.stream_version(claim.stream_id)
+    if version != 0:
+        raise ConcurrencyError(claim.stream_id, 0, version)
+    await uow.append(claim.stream_id, 0, [claim.event])
 
 
 def _readable_envelope(body: bytes) -> dict[str, str] | None:

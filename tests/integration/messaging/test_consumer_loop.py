@@ -20,7 +20,13 @@ from shared.events.workflow import WorkflowFailed, WorkflowStarted
 from shared.eventstore import service_state
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore, UnitOfWork
-from shared.messaging.consumer import Consumer, HandlerContext, HandlerOutcome, stream_of
+from shared.messaging.consumer import (
+    Consumer,
+    HandlerContext,
+    HandlerOutcome,
+    StreamClaim,
+    stream_of,
+)
 from shared.messaging.relay import OutboxRelay
 from tests.eventually import eventually
 from tests.servers import (
@@ -393,3 +399,49 @@ async def test_two_deliveries_handled_side_by_side_commit_once_and_the_other_is_
 
     assert len(await effects(store, started.correlation_id, "portfolio")) == 1
     assert await inbox_count(store, "portfolio", started.event_id) == 1
+
+
+async def test_of_two_handlers_claiming_one_stream_one_records_and_the_other_runs_again(
+    store: SqlEventStore,
+) -> None:
+    """Two workflows' handlers both find the claimed stream empty and both claim it; exactly one
+    commits its claim, and the other's whole handling rolls back and runs again, now finding
+    the winner's event to use instead of recording a second
+    (docs/trading-rules.md, Shared signals)."""
+    claimed = "claim/one-per-key"
+    both_handling = asyncio.Barrier(2)
+    calls: list[str] = []
+
+    def sent(event: Event, context: HandlerContext, target: str | None) -> NotificationSent:
+        return context.follow_up(
+            event, NotificationSent, channel="email", status="sent", attempts=1, target=target
+        )
+
+    async def handler(event: Event, context: HandlerContext) -> HandlerOutcome:
+        calls.append(event.correlation_id)
+        recorded = await context.store.read_stream(claimed)
+        if recorded:
+            return HandlerOutcome([sent(event, context, str(recorded[0].event.event_id))])
+        await both_handling.wait()
+        mine = sent(event, context, None)
+        own = sent(event, context, str(mine.event_id))
+        return HandlerOutcome([own], claims=[StreamClaim(claimed, mine)])
+
+    consumer = Consumer("portfolio", store, InMemoryBus(), handler, ["WorkflowStarted"])
+    starts = [started_event(), started_event()]
+    await asyncio.gather(
+        *(
+            consumer.handle_message(
+                Message("WorkflowStarted", encode(start), str(start.event_id), {}, 1)
+            )
+            for start in starts
+        )
+    )
+
+    [winner] = [recorded.event for recorded in await store.read_stream(claimed)]
+    assert len(calls) == 3
+    for start in starts:
+        [effect] = await effects(store, start.correlation_id, "portfolio")
+        assert isinstance(effect, NotificationSent)
+        assert effect.target == str(winner.event_id)
+        assert await inbox_count(store, "portfolio", start.event_id) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from uuid import UUID
 
 from shared.events import (
     AccountSnapshot,
@@ -27,6 +28,7 @@ from shared.events import (
     PositionSnapshot,
     RebalancePlan,
     RebalancePlanned,
+    SignalComputed,
     SignalGenerated,
     StrategySignal,
     TradeExecuted,
@@ -36,6 +38,7 @@ from shared.events import (
     WorkflowStarted,
     client_order_id,
     plan_id,
+    signal_content_hash,
     signal_fingerprint,
 )
 from shared.events.control import (
@@ -117,6 +120,22 @@ def signal_generated() -> SignalGenerated:
         live_bars={"SPY": Decimal("501.12")},
         strategy_files_hash="sha256:cd34",
         signal_fingerprint=signal_fingerprint(TARGETS),
+    )
+
+
+def signal_computed() -> SignalComputed:
+    """`signal_generated()`'s decision as the shared signal it was copied from."""
+    copied = signal_generated()
+    signal_id = UUID("3f2a1c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
+    fields = copied.model_dump(
+        exclude={"event_id", "event_type", "schema_version", "shared_signal_id", "content_hash"}
+    )
+    return SignalComputed(
+        **{**fields, "event_id": signal_id, "correlation_id": str(signal_id)},
+        strategy_set_hash="5e" * 32,
+        window="2026-03-02T20:45:00Z",
+        bar_store_hash="b5" * 32,
+        content_hash=signal_content_hash(copied),
     )
 
 
@@ -322,6 +341,7 @@ def every_event() -> list[Event]:
         workflow_failed(),
         notification_sent(),
         *control_events(),
+        signal_computed(),
     ]
 
 

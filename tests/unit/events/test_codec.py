@@ -132,21 +132,32 @@ def signal_generated_v1(current: Event) -> dict:
     return document
 
 
-def test_signal_generated_v1_is_read_back_as_v3_without_the_never_set_fields():
+def test_signal_generated_v1_is_read_back_as_v4_without_the_never_set_fields():
     current = signal_generated()
     event = decode(json.dumps(signal_generated_v1(current)))
     assert event == current
-    assert event.schema_version == 3
+    assert event.schema_version == 4
 
 
-def test_signal_generated_v2_is_read_back_as_v3_on_market_bars():
+def test_signal_generated_v3_is_read_back_as_v4_evaluated_by_its_own_workflow():
+    current = signal_generated()
+    document = json.loads(encode(current))
+    document["schema_version"] = 3
+    del document["shared_signal_id"], document["content_hash"]
+    event = decode(json.dumps(document))
+    assert event == current
+    assert isinstance(event, SignalGenerated)
+    assert (event.shared_signal_id, event.content_hash) == (None, None)
+
+
+def test_signal_generated_v2_is_read_back_as_v4_on_market_bars():
     current = signal_generated().model_copy(update={"synthetic_bars": True})
     document = json.loads(encode(current))
     document["schema_version"] = 2
     del document["synthetic_bars"]
     event = decode(json.dumps(document))
     assert isinstance(event, SignalGenerated)
-    assert (event.schema_version, event.synthetic_bars) == (3, False)
+    assert (event.schema_version, event.synthetic_bars) == (4, False)
 
 
 def test_a_signal_generated_v1_field_that_was_set_is_refused_not_dropped():
