@@ -26,6 +26,10 @@ class WorkflowKind(StrEnum):
     daily run was the only kind when that field was introduced, and records `trading`."""
 
     DAILY = "trading"
+    DRY_RUN = "dry_run"
+    """Signal, plan and order preview against the current account, with nothing sent to the
+    broker (docs/trading-rules.md, Dry runs): the same steps, execution branching where it
+    would record an order's intent."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ answers only the two endings."""
 
 STEPS: dict[WorkflowKind, tuple[Step, ...]] = {
     WorkflowKind.DAILY: (SIGNAL_GENERATION, PORTFOLIO_ANALYSIS, TRADE_EXECUTION, NOTIFICATION),
+    WorkflowKind.DRY_RUN: (SIGNAL_GENERATION, PORTFOLIO_ANALYSIS, TRADE_EXECUTION, NOTIFICATION),
 }
 """The steps of each kind, in the order a workflow goes through them."""
 
@@ -98,6 +103,15 @@ class WorkflowState:
     @property
     def finished(self) -> bool:
         return self.ending is not None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.kind is WorkflowKind.DRY_RUN
+
+    @property
+    def reported(self) -> bool:
+        """Whether notify reports it on its channels: a dry run only when asked."""
+        return self.started is None or self.started.notify
 
     def is_past(self, step: StepName) -> bool:
         """A later step has begun (or the workflow finished), so `step` has nothing left to do;

@@ -33,6 +33,7 @@ from shared.events import (
 )
 from shared.messaging.consumer import HandlerContext, HandlerOutcome
 from shared.settings import Settings
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,12 @@ class NotifyStep:
         history = await self._history(event, context)
         if all(recorded.event_id != event.event_id for recorded in history):
             history.append(event)
+        workflow = workflow_state(history)
+        if workflow is not None and workflow.dry_run:
+            # A dry run is reported only when asked and never counts as a run in the business
+            # metrics (docs/trading-rules.md, Dry runs)
+            notifications = await self._notify(event, context, history) if workflow.reported else []
+            return HandlerOutcome(notifications)
         notifications = await self._notify(event, context, history)
         return HandlerOutcome(notifications, after_commit=self._counted(event, history))
 

@@ -21,13 +21,16 @@ from shared.events import (
     OrderRejected,
     OrderRequested,
     OrderResult,
+    OrdersPreviewed,
     OrderSubmitted,
     PlanItem,
     PlanMetadata,
     PositionSnapshot,
+    PreviewedOrder,
     RebalancePlan,
     RebalancePlanned,
     SignalGenerated,
+    SkippedItem,
     StrategySignal,
     TradeExecuted,
     WorkflowCompleted,
@@ -289,6 +292,27 @@ def notification_sent() -> NotificationSent:
     return NotificationSent(**envelope("notify"), channel="email", status="sent", attempts=1)
 
 
+def orders_previewed() -> OrdersPreviewed:
+    return OrdersPreviewed(
+        **envelope(),
+        plan_id=plan_id(WORKFLOW_ID),
+        orders=(
+            PreviewedOrder(
+                symbol="SPY",
+                side="BUY",
+                trade_amount=Decimal("4000.00"),
+                qty=Decimal("7.982"),
+                order_type="LIMIT",
+                limit_price=Decimal("501.13"),
+                estimated_notional=Decimal("4000.02"),
+                quote=quote(),
+                client_order_id=client_order_id(WORKFLOW_ID, "SPY", "BUY", 1),
+            ),
+        ),
+        skipped=(SkippedItem(symbol="TQQQ", action="BUY", reason="quantity rounds to zero"),),
+    )
+
+
 def every_event() -> list[Event]:
     return [
         workflow_started(),
@@ -296,6 +320,7 @@ def every_event() -> list[Event]:
         rebalance_planned(),
         *order_events(),
         trade_executed(),
+        orders_previewed(),
         workflow_completed(),
         workflow_failed(),
         notification_sent(),
