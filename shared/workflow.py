@@ -32,6 +32,15 @@ class WorkflowKind(StrEnum):
     would record an order's intent."""
 
 
+DRY_RUN_ID_PREFIX = "dry-run-"
+"""A dry run's id starts with it: a namespace of its own, so a fold over the whole store (the
+P&L) can leave dry runs out without reading each workflow's start."""
+
+
+def is_dry_run_id(workflow_id: str) -> bool:
+    return workflow_id.startswith(DRY_RUN_ID_PREFIX)
+
+
 @dataclass(frozen=True)
 class Step:
     """One step of a workflow: the service that runs it and the event types it answers."""

@@ -28,12 +28,11 @@ from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
 from shared.eventstore.errors import ConcurrencyError
 from shared.eventstore.store import SqlEventStore
 from shared.settings import BrokerKind, Settings
-from shared.workflow import workflow_state
+from shared.workflow import DRY_RUN_ID_PREFIX, workflow_state
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DAY_STREAM_PREFIX = "daily/"
 DRY_RUN_STREAM_PREFIX = "dry-run/"
-DRY_RUN_ID_PREFIX = "dry-run-"
 
 
 class TriggerRejected(Exception):
