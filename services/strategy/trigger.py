@@ -119,13 +119,9 @@ async def start_workflow(
     dry_run: bool = False,
     email: bool = False,
 ) -> TriggerOutcome:
-    """Start a run, or a dry run (`dry_run`, reported on the channels only with `email`)."""
+    """Start a run, or a dry run (`dry_run`, reported on the channels only with `email`; a run
+    is always reported, so `email` changes nothing for it)."""
     check_account(settings, account_id)
-    if email and not dry_run:
-        raise TriggerRejected(
-            "email: only a dry run is reported on request; a run is always reported on every "
-            "configured channel (drop email, or add dry_run)"
-        )
     if not dry_run:
         check_start(now, settings, force=force)
     day = trading_date(now)

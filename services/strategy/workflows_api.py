@@ -43,7 +43,8 @@ class TriggerRequest(BaseModel):
     """Signal, plan and preview the orders without sending any, at any time, outside the daily
     run key (docs/trading-rules.md, Dry runs)."""
     email: bool = False
-    """Report the dry run on the configured channels; a run is always reported."""
+    """Report the dry run on the configured channels; a run is always reported (it changes
+    nothing for one)."""
 
 
 def workflow_router(runtime: ServiceRuntime) -> APIRouter:

@@ -156,7 +156,11 @@ async def test_a_dry_run_starts_outside_the_window_and_leaves_the_days_run_key_a
         assert started["payload"]["notify"] is False
 
 
-async def test_email_is_only_for_a_dry_run(client: httpx.AsyncClient) -> None:
-    refused = await client.post("/v1/workflows", json={"email": True})
-    assert refused.status_code == 422
-    assert "only a dry run" in refused.json()["detail"]
+async def test_email_changes_nothing_for_a_run_which_is_always_reported(
+    client: httpx.AsyncClient,
+) -> None:
+    started = await client.post("/v1/workflows", json={"email": True})
+    assert started.status_code == 202
+    shown = await client.get(f"/v1/workflows/{started.json()['id']}", params={"payloads": True})
+    payload = shown.json()["events"][0]["payload"]
+    assert (payload["workflow_type"], payload["notify"]) == ("trading", True)
