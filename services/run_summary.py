@@ -124,7 +124,7 @@ def _preview(report: WorkflowReport) -> Iterator[str]:
                 [
                     order.symbol,
                     order.side,
-                    quantity(order.qty),
+                    shown(order.qty, Places.QUANTITY),
                     order.order_type,
                     _price(order.limit_price),
                     money(order.estimated_notional),
