@@ -47,6 +47,7 @@ PROGRESS_WORDS = {
     "OrderCancelled": "order cancelled",
     "OrderRejected": "order rejected",
     "TradeExecuted": "trades executed",
+    "OrdersPreviewed": "orders previewed (dry run: none sent)",
     "WorkflowCompleted": "workflow completed",
     "WorkflowFailed": "workflow failed",
     "NotificationSent": "notification sent",
@@ -147,7 +148,10 @@ async def run_once(
     account_id: str,
     out_dir: Path,
     progress: Callable[[str], None],
+    dry_run: bool = False,
+    email: bool = False,
 ) -> RunResult:
+    """One forced run, or a dry run (`dry_run`; reported on the channels only with `email`)."""
     from services.notify.files import write_report_files
 
     system = EmbeddedSystem(settings)
@@ -161,10 +165,14 @@ async def run_once(
             force=True,
             account_id=account_id,
             requested_by="alchemiser run",
+            dry_run=dry_run,
+            email=email,
         )
         system.relay.wake()
-        progress(f"workflow {outcome.workflow_id} for account {account_id} at {now.isoformat()}")
-        events = await _follow(system, outcome.workflow_id, settings, progress)
+        kind = "dry run" if dry_run else "workflow"
+        progress(f"{kind} {outcome.workflow_id} for account {account_id} at {now.isoformat()}")
+        notified = _notification_expected(settings) and (email or not dry_run)
+        events = await _follow(system, outcome.workflow_id, settings, progress, notified)
         pnl = await pnl_view(system.store, account_id)
     finally:
         await system.stop()
@@ -207,9 +215,10 @@ async def _follow(
     workflow_id: str,
     settings: Settings,
     progress: Callable[[str], None],
+    notified: bool,
 ) -> list[Event]:
-    """Show each new event until the workflow ends and its notification is recorded (or the
-    deadline passes with nothing new, or a service task dies)."""
+    """Show each new event until the workflow ends and, when `notified`, its notification is
+    recorded (or the deadline passes with nothing new, or a service task dies)."""
     shown = 0
     last_progress = time.monotonic()
     finished_at: float | None = None
@@ -222,12 +231,8 @@ async def _follow(
         shown = len(events)
         if is_finished(events):
             finished_at = finished_at or time.monotonic()
-            notified = any(e.event_type == "NotificationSent" for e in events)
-            if (
-                notified
-                or not _notification_expected(settings)
-                or (time.monotonic() - finished_at > 30)
-            ):
+            sent = any(e.event_type == "NotificationSent" for e in events)
+            if sent or not notified or (time.monotonic() - finished_at > 30):
                 return events
         if time.monotonic() - last_progress > settings.workflow_deadline_s:
             progress(f"no progress for {settings.workflow_deadline_s:.0f} s; giving up")

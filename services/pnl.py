@@ -31,6 +31,7 @@ from shared.events import (
 )
 from shared.eventstore.port import EventStoreReader
 from shared.eventstore.records import RecordedEvent
+from shared.workflow import is_dry_run_id
 
 CENT = Decimal("0.01")
 
@@ -202,6 +203,8 @@ class PnlLedger:
             self.trades.fills.get(event.client_order_id) if isinstance(event, OrderFilled) else None
         )
         self.trades.apply(recorded)
+        if is_dry_run_id(workflow):
+            return  # a dry run trades nothing and values nothing (docs/trading-rules.md, Dry runs)
         if isinstance(event, WorkflowStarted):
             self.trading_dates[workflow] = event.trading_date.isoformat()
         elif isinstance(event, SignalGenerated):

@@ -4,9 +4,11 @@ from the same report model as the email, so the console and the email never disa
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from services.notify.formatting import money, percent, quantity, signed_money
+from services.notify.rendering import DRY_RUN_LABEL
 from services.notify.report import (
     SYNTHETIC_LABEL,
     VALUATION_NOTE,
@@ -15,6 +17,7 @@ from services.notify.report import (
     build_report,
 )
 from services.strategy.workflow_status import WorkflowView
+from shared.decimal_places import Places, shown
 from shared.events import Event
 
 
@@ -30,14 +33,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def summary_lines(
-    view: WorkflowView, events: Sequence[Event], report_files: tuple[Path, Path]
+    view: WorkflowView, events: Sequence[Event], report_files: tuple[Path, Path] | None = None
 ) -> Iterator[str]:
+    """The run's summary; `report_files` are where `alchemiser run` wrote its email, when it
+    did (`alchemiser trigger --wait` writes none)."""
     elapsed = (
         f" in {(view.finished_at - view.started_at).total_seconds():.1f} s"
         if view.finished_at and view.started_at
         else ""
     )
-    yield f"Workflow {view.id} (account {view.account_id}): {view.status.upper()}{elapsed}"
+    kind = "Dry run" if view.dry_run else "Workflow"
+    yield f"{kind} {view.id} (account {view.account_id}): {view.status.upper()}{elapsed}"
+    if view.dry_run:
+        yield f"  {DRY_RUN_LABEL}"
     if view.failure_reason:
         yield f"  reason: {view.failure_reason}"
     try:
@@ -49,11 +57,13 @@ def summary_lines(
         yield f"  bars: {SYNTHETIC_LABEL}"
     yield from _signals(report)
     yield from _plan(report)
+    yield from _preview(report)
     yield from _orders(report)
     yield from _portfolio(report)
-    html, text = report_files
-    yield ""
-    yield f"Email written to {html} and {text}"
+    if report_files is not None:
+        html, text = report_files
+        yield ""
+        yield f"Email written to {html} and {text}"
 
 
 def _signals(report: WorkflowReport) -> Iterator[str]:
@@ -96,6 +106,47 @@ def _plan(report: WorkflowReport) -> Iterator[str]:
             for row in report.plan
         ],
     )
+
+
+def _preview(report: WorkflowReport) -> Iterator[str]:
+    preview = report.preview
+    if preview is None:
+        return
+    yield ""
+    yield (
+        f"Orders previewed (none sent): {len(preview.orders)}, "
+        f"about {money(preview.estimated_total)}"
+    )
+    if preview.orders:
+        yield from table(
+            ["symbol", "side", "qty", "type", "limit", "about", "bid", "ask", "client order id"],
+            [
+                [
+                    order.symbol,
+                    order.side,
+                    shown(order.qty, Places.QUANTITY),
+                    order.order_type,
+                    _price(order.limit_price),
+                    money(order.estimated_notional),
+                    _price(order.quote.bid if order.quote else None),
+                    _price(order.quote.ask if order.quote else None),
+                    order.client_order_id,
+                ]
+                for order in preview.orders
+            ],
+        )
+    for skipped in preview.skipped:
+        yield f"  would skip {skipped.action} {skipped.symbol}: {skipped.reason}"
+    for stale in preview.stale_orders:
+        yield (
+            f"  would first cancel {stale.side} {stale.symbol} {stale.client_order_id}, "
+            "left open by an earlier run"
+        )
+
+
+def _price(value: Decimal | None) -> str:
+    """A price as the broker takes it: the cents, or 4 decimals under $1."""
+    return "—" if value is None else shown(value, Places.PRICE)
 
 
 def _orders(report: WorkflowReport) -> Iterator[str]:

@@ -42,6 +42,7 @@ _NAMES: dict[Places, tuple[str, ...]] = {
         "amount",
         "value",
         "notional",
+        "estimated_notional",
         "cost_basis",
         "traded_value",
         "starting_equity",

@@ -29,10 +29,23 @@ class WorkflowKind(StrEnum):
     LIQUIDATION = "liquidation"
     """A halt's sale of everything (`alchemiser halt --liquidate`): no strategy, a target of
     all cash, planned and executed like a daily run (docs/trading-rules.md, Halt)."""
+    DRY_RUN = "dry_run"
+    """Signal, plan and order preview against the current account, with nothing sent to the
+    broker (docs/trading-rules.md, Dry runs): the same steps, execution branching where it
+    would record an order's intent."""
 
 
-RUNS_WHILE_HALTED = frozenset({WorkflowKind.LIQUIDATION})
-"""The kinds a halted account still runs: the halt's own liquidation."""
+RUNS_WHILE_HALTED = frozenset({WorkflowKind.LIQUIDATION, WorkflowKind.DRY_RUN})
+"""The kinds a halted account still runs: the halt's own liquidation, and dry runs, which
+never reach the broker."""
+
+DRY_RUN_ID_PREFIX = "dry-run-"
+"""A dry run's id starts with it: a namespace of its own, so a fold over the whole store (the
+P&L) can leave dry runs out without reading each workflow's start."""
+
+
+def is_dry_run_id(workflow_id: str) -> bool:
+    return workflow_id.startswith(DRY_RUN_ID_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,7 @@ LIQUIDATION_PLANNING = Step("portfolio_analysis", "portfolio", ("WorkflowStarted
 STEPS: dict[WorkflowKind, tuple[Step, ...]] = {
     WorkflowKind.DAILY: (SIGNAL_GENERATION, PORTFOLIO_ANALYSIS, TRADE_EXECUTION, NOTIFICATION),
     WorkflowKind.LIQUIDATION: (LIQUIDATION_PLANNING, TRADE_EXECUTION, NOTIFICATION),
+    WorkflowKind.DRY_RUN: (SIGNAL_GENERATION, PORTFOLIO_ANALYSIS, TRADE_EXECUTION, NOTIFICATION),
 }
 """The steps of each kind, in the order a workflow goes through them."""
 
@@ -127,6 +141,15 @@ class WorkflowState:
     @property
     def finished(self) -> bool:
         return self.ending is not None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.kind is WorkflowKind.DRY_RUN
+
+    @property
+    def reported(self) -> bool:
+        """Whether notify reports it on its channels: a dry run only when asked."""
+        return self.started is None or self.started.notify
 
     def is_past(self, step: StepName) -> bool:
         """A later step has begun (or the workflow finished), so `step` has nothing left to do;

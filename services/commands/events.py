@@ -25,14 +25,11 @@ def events(
     format: Annotated[EventsFormat, typer.Option(help="text or json.")] = EventsFormat.TEXT,
 ) -> None:
     """Print the workflow's events: JSON is an array of {event_id, event_type, causation_id,
-    occurred_at, payload}."""
+    occurred_at, source, schema_version, payload}."""
     import asyncio
 
-    from pydantic_core import to_jsonable_python
-
     from services.commands.failures import CommandFailedError
-    from shared.decimal_places import view
-    from shared.events import ENVELOPE_FIELDS
+    from services.strategy.workflow_status import event_json
     from shared.eventstore.migrations import describe, ensure_migrated
     from shared.eventstore.records import RecordedEvent
     from shared.eventstore.store import SqlEventStore
@@ -54,19 +51,7 @@ def events(
             f"no events for workflow {workflow} in {describe(url)}; the workflow id is in the "
             "run's summary, email and `alchemiser trigger`'s answer"
         )
-    rows = [
-        {
-            "event_id": str(item.event.event_id),
-            "event_type": item.event.event_type,
-            "causation_id": item.event.causation_id,
-            "occurred_at": item.event.occurred_at.isoformat(),
-            "source": item.event.source,
-            "payload": to_jsonable_python(
-                view(item.event.model_dump(exclude=set(ENVELOPE_FIELDS)))
-            ),
-        }
-        for item in recorded
-    ]
+    rows = [event_json(item.event, payload=True) for item in recorded]
     if format is EventsFormat.JSON:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -78,10 +63,27 @@ def events(
 
 
 def _order_text(event: Event) -> str:
-    """What an order event is about, so a line of the audit trail says what was traded."""
+    """What an order event is about, so a line of the audit trail says what was traded; a dry
+    run says so on its start and lists the orders it previewed."""
     from shared.decimal_places import Places, shown
+    from shared.events import OrdersPreviewed, WorkflowStarted
     from shared.events.orders import OrderEvent, OrderFilled, OrderRejected, OrderRequested
 
+    if isinstance(event, WorkflowStarted) and event.workflow_type == "dry_run":
+        return "  DRY RUN: nothing is sent to the broker"
+    if isinstance(event, OrdersPreviewed):
+        return "".join(
+            f"\n    would {order.side.value} {order.symbol} {shown(order.qty, Places.QUANTITY)} "
+            + (
+                "market"
+                if order.limit_price is None
+                else f"limit {shown(order.limit_price, Places.PRICE)}"
+            )
+            for order in event.orders
+        ) + "".join(
+            f"\n    would skip {item.action.value} {item.symbol}: {item.reason}"
+            for item in event.skipped
+        )
     if not isinstance(event, OrderEvent):
         return ""
     text = f"  {event.side.value} {event.symbol}"

@@ -15,6 +15,17 @@ from services.commands.settings import secret_values, settings_or_exit
 def run(
     account: Annotated[str, typer.Option(help="The account to run for.")] = "default",
     out: Annotated[Path, typer.Option(help="Where the rendered email is written.")] = Path("out"),
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Signal, plan and preview the orders without sending any (not today's run).",
+        ),
+    ] = False,
+    email: Annotated[
+        bool,
+        typer.Option("--email", help="Report the dry run on the configured channels too."),
+    ] = False,
 ) -> None:
     """Run the whole system embedded — in-memory bus, the configured store (SQLite under
     ALCHEMISER_DATA_DIR by default), the simulated broker on the simulated clock unless
@@ -22,6 +33,7 @@ def run(
     Exits 1 when the workflow fails."""
     import asyncio
 
+    from services.commands.failures import OptionError
     from services.embedded import (
         RunResult,
         ServiceTaskDiedError,
@@ -32,6 +44,11 @@ def run(
     from services.strategy.trigger import TradingHaltedError, TriggerRefused
     from shared.logs import configure_logging
 
+    if email and not dry_run:
+        raise OptionError(
+            "--email: only a dry run is reported on request; a run is always reported on every "
+            "configured channel (drop --email, or add --dry-run)"
+        )
     settings = settings_or_exit()
     # Progress lines are for a person; JSON logs only when asked for with ALCHEMISER_LOG_LEVEL.
     level = settings.log_level if "ALCHEMISER_LOG_LEVEL" in os.environ else "WARNING"
@@ -42,7 +59,14 @@ def run(
 
     async def prepared_run() -> RunResult:
         await prepare_data(settings, progress)
-        return await run_once(settings, account_id=account, out_dir=out, progress=progress)
+        return await run_once(
+            settings,
+            account_id=account,
+            out_dir=out,
+            progress=progress,
+            dry_run=dry_run,
+            email=email,
+        )
 
     try:
         result = asyncio.run(prepared_run())

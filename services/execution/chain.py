@@ -1019,7 +1019,8 @@ def _request(
     """Intent first: record `OrderRequested` under the next client order id; the broker is
     called by the `submit` timer after this commits. Past the close guard nothing new is
     recorded: the chain ends with what it has. A full exit's quantity the broker would not take
-    as an order becomes a close-position call (`_closes_position`), at market."""
+    as an order becomes a close-position call (`_closes_position`), at market. A dry run's chain
+    ends here instead, with the intent it would have recorded and nothing sent."""
     if not step.may_submit():
         return _done(_unplaced(chain, step))
     closes = _closes_position(chain, qty)
@@ -1031,28 +1032,30 @@ def _request(
             return _done(_under_broker_minimum(chain, qty, valued_at))
     previous = chain.order
     attempt = previous.attempt + 1 if previous is not None else 1
-    client_id = _client_order_id(chain, step, attempt)
-    event = step.emitter.emit(
-        OrderRequested,
-        previous.requested_event_id if previous is not None else step.workflow.plan_event_id,
-        **_fields(chain, client_id, attempt, None),
-        qty=qty,
-        order_type="MARKET" if kind == "market" else "LIMIT",
-        limit_price=limit_price if kind != "market" else None,
-        reason=reason,
-        quote=chain.quote,
-    )
     intent = OrderIntent(
         requested_at=step.now,
-        client_order_id=client_id,
+        client_order_id=_client_order_id(chain, step, attempt),
         attempt=attempt,
         kind=kind,
         qty=qty,
         limit_price=limit_price if kind != "market" else None,
         reason=reason,
-        requested_event_id=str(event.event_id),
+        requested_event_id=step.workflow.plan_event_id,
         closes_position=closes,
     )
+    if step.workflow.preview:
+        return _done(replace(chain, state=ChainState.PREVIEWED, order=intent))
+    event = step.emitter.emit(
+        OrderRequested,
+        previous.requested_event_id if previous is not None else step.workflow.plan_event_id,
+        **_fields(chain, intent.client_order_id, attempt, None),
+        qty=qty,
+        order_type="MARKET" if kind == "market" else "LIMIT",
+        limit_price=intent.limit_price,
+        reason=reason,
+        quote=chain.quote,
+    )
+    intent = replace(intent, requested_event_id=str(event.event_id))
     return _done(
         replace(chain, state=ChainState.REQUESTED, order=intent),
         TimerRequest(chain.key, TimerKind.SUBMIT, step.now),

@@ -52,7 +52,7 @@ from shared.eventstore.store import UnitOfWork
 from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.service.runtime import PeriodicOutcome
 from shared.settings import Settings
-from shared.workflow import is_finished
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -132,7 +132,8 @@ class Executor:
         store = context.store
         workflow_id = event.correlation_id
         history = await store.read_correlation(workflow_id)
-        if is_finished([recorded.event for recorded in history]):
+        workflow = workflow_state([recorded.event for recorded in history])
+        if workflow is not None and workflow.finished:
             log.info("workflow already finished; plan skipped", workflow_id=workflow_id)
             return ()
         plan_id = str(event.plan_id)
@@ -164,6 +165,7 @@ class Executor:
                 for item in event.items
             ),
             started_at=started_at,
+            preview=workflow is not None and workflow.dry_run,
         )
         if not event.trades_required:
             result = finish(state, now, self._policy)
@@ -197,11 +199,13 @@ class Executor:
     ) -> StepResult:
         """Before the first phase, cancel this system's orders left open by earlier workflows
         (own orders whose client order id is not among the workflow's `requested`); foreign
-        orders are left alone and reported."""
+        orders are left alone and reported. A dry run only reads them: it cancels nothing, and
+        sends nothing that a close guard would have to stop."""
         async with self._borrowed(state.account_id) as broker:
-            state = replace(state, session_close=await _session_close(broker, now))
+            if not state.preview:
+                state = replace(state, session_close=await _session_close(broker, now))
             stale, foreign = stale_and_foreign(requested, await broker.get_open_orders())
-            for order in stale:
+            for order in () if state.preview else stale:
                 try:
                     await broker.cancel_order(order.broker_order_id)
                 except BrokerError as error:

@@ -38,6 +38,8 @@ from shared.events import (
     CLIENT_ORDER_ID_PREFIX,
     Event,
     OpenOrder,
+    OrdersPreviewed,
+    PreviewedOrder,
 )
 from shared.events.trades import (
     ExecutionData,
@@ -226,14 +228,15 @@ def after_stale_cancel(
     policy: ExecutionPolicy,
 ) -> StepResult:
     """With the stale orders' cancels asked, the SELL phase opens at once if there were none;
-    else it waits for them to end, checked from now on, for at most EXEC_CANCEL_CONFIRM_S."""
+    else it waits for them to end, checked from now on, for at most EXEC_CANCEL_CONFIRM_S. A
+    dry run cancels nothing, so it never waits: its stale orders are only reported."""
     state = replace(
         state,
         stale_cancelled=stale,
         foreign_open_orders=foreign,
         stale_deadline=now + timedelta(seconds=policy.cancel_confirm_s),
     )
-    if not stale:
+    if not stale or state.preview:
         return open_phase(state, Side.SELL, now, policy)
     return StepResult(state, timers=(TimerRequest(WORKFLOW_SCOPE, TimerKind.STALE_CHECK, now),))
 
@@ -280,7 +283,10 @@ def after_settle_check(
 
 def finish(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> StepResult:
     """Classify (docs/trading-rules.md, Outcome classification) and record `TradeExecuted`, then
-    `WorkflowCompleted` or `WorkflowFailed(trade_execution)`; the workflow is `done`."""
+    `WorkflowCompleted` or `WorkflowFailed(trade_execution)`; the workflow is `done`. A dry run
+    records what it would have sent instead (`finish_preview`)."""
+    if state.preview:
+        return finish_preview(state, now)
     emitter = Emitter(state, now)
     chains = state.chains
     verdict = (
@@ -350,6 +356,63 @@ def finish(state: WorkflowExecution, now: datetime, policy: ExecutionPolicy) -> 
     return StepResult(
         replace(state, phase=WorkflowPhase.DONE),
         events=tuple(emitter.events),
+    )
+
+
+def finish_preview(state: WorkflowExecution, now: datetime) -> StepResult:
+    """A dry run's end: `OrdersPreviewed` with each chain's order as it would have been sent (or
+    why it would not), then `WorkflowCompleted` with nothing placed
+    (docs/trading-rules.md, Dry runs)."""
+    emitter = Emitter(state, now)
+    previewed = emitter.emit(
+        OrdersPreviewed,
+        state.plan_event_id,
+        plan_id=UUID(state.plan_id),
+        orders=tuple(
+            previewed_order(chain) for chain in state.chains if chain.state is ChainState.PREVIEWED
+        ),
+        skipped=tuple(
+            SkippedItem(
+                symbol=chain.symbol,
+                action=chain.side,
+                reason=chain.error_message or f"{chain.state.value} before an order was priced",
+            )
+            for chain in state.chains
+            if chain.state is not ChainState.PREVIEWED
+        ),
+        stale_orders=tuple(open_order(order) for order in state.stale_cancelled),
+        foreign_open_orders=tuple(open_order(order) for order in state.foreign_open_orders),
+    )
+    emitter.emit(
+        WorkflowCompleted,
+        str(previewed.event_id),
+        workflow_duration_ms=max(int((now - state.started_at).total_seconds() * 1000), 0),
+        summary=CompletionSummary(
+            orders_placed=0,
+            orders_succeeded=0,
+            total_trade_value=Decimal(0),
+            execution_plan_id=UUID(state.plan_id),
+        ),
+    )
+    return StepResult(replace(state, phase=WorkflowPhase.DONE), events=tuple(emitter.events))
+
+
+def previewed_order(chain: Chain) -> PreviewedOrder:
+    order = chain.order
+    assert order is not None, "a previewed chain holds the order it would have sent"
+    mid = chain.quote.mid() if chain.quote is not None else None
+    price = order.limit_price or mid or chain.trade_price
+    return PreviewedOrder(
+        symbol=chain.symbol,
+        side=chain.side,
+        trade_amount=chain.trade_amount,
+        qty=order.qty,
+        order_type="MARKET" if order.kind == "market" else "LIMIT",
+        limit_price=order.limit_price,
+        estimated_notional=order.qty * price if price is not None else None,
+        quote=chain.quote,
+        client_order_id=order.client_order_id,
+        closes_position=order.closes_position,
     )
 
 

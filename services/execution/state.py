@@ -41,9 +41,12 @@ class ChainState(StrEnum):
     FILLED = "filled"
     SKIPPED = "skipped"
     FAILED = "failed"
+    PREVIEWED = "previewed"
+    """A dry run's chain that reached its first intent: it ends there, holding the order it
+    would have sent (docs/trading-rules.md, Dry runs)."""
 
 
-ENDED = frozenset({ChainState.FILLED, ChainState.SKIPPED, ChainState.FAILED})
+ENDED = frozenset({ChainState.FILLED, ChainState.SKIPPED, ChainState.FAILED, ChainState.PREVIEWED})
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,9 @@ class WorkflowExecution:
     session_close: datetime | None = None
     """The close of the session the run trades in, on execution's clock; None when the session
     was closed at the start (a forced paper run), so no close guard applies."""
+    preview: bool = False
+    """A dry run: each chain ends where it would record its first intent, and nothing is sent,
+    cancelled or closed at the broker (docs/trading-rules.md, Dry runs)."""
 
     def chain(self, key: str) -> Chain | None:
         return next((chain for chain in self.chains if chain.key == key), None)

@@ -36,6 +36,7 @@ from shared.events import (
 from shared.events.control import TradingHalted, TradingResumed
 from shared.messaging.consumer import HandlerContext, HandlerOutcome
 from shared.settings import Settings
+from shared.workflow import workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +89,14 @@ class NotifyStep:
                 pnl=await self._account_pnl(event, context),
             )
 
+        workflow = workflow_state(history)
+        if workflow is not None and workflow.dry_run:
+            # A dry run is reported only when asked and never counts as a run in the business
+            # metrics (docs/trading-rules.md, Dry runs)
+            notifications = (
+                await self._notify(event, context, history, report) if workflow.reported else []
+            )
+            return HandlerOutcome(notifications)
         notifications = await self._notify(event, context, history, report)
         return HandlerOutcome(notifications, after_commit=self._counted(event, history))
 

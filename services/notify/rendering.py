@@ -79,11 +79,16 @@ class RenderedReport:
     """True when this is the minimal report sent because the full one could not be rendered."""
 
 
+DRY_RUN_LABEL = "DRY RUN: nothing was sent to the broker; these are the orders it would send"
+"""How every report of a dry run says so (the console, the email, chat)."""
+
+
 def subject(report: WorkflowReport) -> str:
+    dry = "[DRY RUN]" if report.dry_run else ""
     if report.failure is None:
-        return f"[SUCCESS] {APP_NAME} - {report.mode} Trading Report"
+        return f"{dry}[SUCCESS] {APP_NAME} - {report.mode} Trading Report"
     code = f"[{report.failure.code}]" if report.failure.code else ""
-    return f"[FAILURE]{code} {APP_NAME} - {report.mode} Trading Report"
+    return f"{dry}[FAILURE]{code} {APP_NAME} - {report.mode} Trading Report"
 
 
 def step_text(step: TraceLine) -> str:
@@ -200,17 +205,29 @@ def _summary(report: WorkflowReport, title: str, neutral: bool, pnl: PnlView | N
     lines = [f"*{title}* ({formatting.timestamp(report.finished_at)})"]
     if report.synthetic_data:
         lines.append(f"Bars: {SYNTHETIC_LABEL}")
+    if report.dry_run:
+        lines.append(DRY_RUN_LABEL)
     if report.failure is not None:
         lines.append(f"Failed in {step_name(report.failure.step)}: {report.failure.reason}")
-    execution = report.execution
-    if execution is not None and execution.orders_placed:
+    execution, preview = report.execution, report.preview
+    if preview is not None:
+        lines.append(f"{len(preview.orders)} order(s) previewed, none sent")
+        lines.extend(
+            f"would {order.side} {order.symbol} {formatting.quantity(order.qty)} "
+            f"~{formatting.money(order.estimated_notional)}"
+            for order in preview.orders[:SUMMARY_TRADES]
+        )
+    elif execution is not None and execution.orders_placed:
         lines.append(
             f"{execution.orders_succeeded} of {execution.orders_placed} order(s) succeeded, "
             f"{formatting.money(execution.total_trade_value)} traded"
         )
     elif report.failure is None:
         lines.append("No rebalancing was required")
-    lines.extend(_trade_lines(execution.orders if execution is not None else report.order_activity))
+    if preview is None:
+        lines.extend(
+            _trade_lines(execution.orders if execution is not None else report.order_activity)
+        )
     if report.portfolio is not None and report.portfolio.after_known and not neutral:
         lines.append(f"Portfolio value {formatting.money(report.portfolio.total_after)}")
     if pnl is not None:
@@ -237,6 +254,8 @@ def render_report(
         )
     else:
         title, status_text = f"{report.mode} Trading Execution Failed", "Failed"
+    if report.dry_run:
+        title = f"{title} (Dry Run)"
     variables = {
         "app": APP_NAME,
         "report": report,
@@ -247,6 +266,7 @@ def render_report(
         "context_rows": _context_rows(report),
         "actions": RECOMMENDED_ACTIONS,
         "synthetic_label": SYNTHETIC_LABEL,
+        "dry_run_label": DRY_RUN_LABEL,
         "valuation_note": VALUATION_NOTE,
         "pnl": pnl,
         "pnl_note": PNL_NOTE,

@@ -25,6 +25,7 @@ from shared.events import (
     OrderFilled,
     OrderRejected,
     OrderRequested,
+    OrdersPreviewed,
     OrderSubmitted,
     PlanItem,
     RebalancePlanned,
@@ -193,6 +194,10 @@ class WorkflowReport:
     order_activity: tuple[OrderRow, ...] = ()
     """Orders as the per-order events recorded them, when the workflow ended without a
     `TradeExecuted` (execution failed or stalled mid-way): what reached the broker."""
+    dry_run: bool = False
+    """A dry run: nothing was sent to the broker (docs/trading-rules.md, Dry runs)."""
+    preview: OrdersPreviewed | None = None
+    """What the dry run would have sent, when its execution got that far."""
 
     @property
     def succeeded(self) -> bool:
@@ -218,6 +223,7 @@ def build_report(events: Sequence[Event], *, default_live: bool = False) -> Work
     signal = _first(events, SignalGenerated)
     planned = _first(events, RebalancePlanned)
     executed = _first(events, TradeExecuted)
+    preview = _first(events, OrdersPreviewed)
     live = started.configuration.live_trading if started is not None else default_live
     return WorkflowReport(
         workflow_id=terminal.correlation_id,
@@ -237,7 +243,9 @@ def build_report(events: Sequence[Event], *, default_live: bool = False) -> Work
         foreign_open_orders=_foreign_orders(planned, executed),
         failure=_failure(terminal, [e.reason for e in events if isinstance(e, OrderRejected)]),
         synthetic_data=signal.synthetic_bars if signal is not None else False,
-        order_activity=_order_activity(events) if executed is None else (),
+        order_activity=_order_activity(events) if executed is None and preview is None else (),
+        dry_run=state is not None and state.dry_run,
+        preview=preview,
     )
 
 

@@ -30,7 +30,7 @@ from shared.messaging.consumer import HandlerContext, HandlerOutcome, stream_of
 from shared.service.runtime import PeriodicOutcome
 from shared.settings import Settings
 from shared.trading import Quote
-from shared.workflow import WorkflowKind, workflow_state
+from shared.workflow import WorkflowKind, WorkflowState, workflow_state
 
 log = structlog.get_logger(__name__)
 
@@ -50,12 +50,16 @@ class PlanStep:
             return await self._plan_liquidation(event, context)
         if not isinstance(event, SignalGenerated):
             return ()
-        if await self._settled(event.correlation_id, context):
+        workflow = await _state(event.correlation_id, context)
+        if _settled(workflow):
             return ()
         try:
             broker = await self._broker_for(event.account_id)
             cash = (await broker.get_account()).cash
-            if cash <= 0 and self._settings.liquidate_on_non_positive_cash:
+            # A dry run closes nothing: it plans from the account as it is, which the planner
+            # refuses with the reason (docs/trading-rules.md, Dry runs)
+            dry_run = workflow is not None and workflow.dry_run
+            if cash <= 0 and self._settings.liquidate_on_non_positive_cash and not dry_run:
                 return await self._liquidate(event, broker, cash)
             return [await self._plan(event, context, broker)]
         except (domain.PlanningError, BrokerError) as error:
@@ -72,8 +76,8 @@ class PlanStep:
         signal = next((e for e in history if str(e.event_id) == payload["signal_event_id"]), None)
         emitted: list[Event] = []
         next_check = None
-        if isinstance(signal, SignalGenerated) and not await self._settled(
-            timer.workflow_id, context
+        if isinstance(signal, SignalGenerated) and not _settled(
+            await _state(timer.workflow_id, context)
         ):
             try:
                 broker = await self._broker_for(signal.account_id)
@@ -100,15 +104,6 @@ class PlanStep:
             fired=(timer,),
         )
 
-    async def _settled(self, workflow_id: str, context: HandlerContext) -> bool:
-        """Finished or already planned: nothing more to plan for this workflow."""
-        history = await context.store.read_correlation(workflow_id)
-        state = workflow_state([recorded.event for recorded in history])
-        if state is not None and state.is_past("portfolio_analysis"):
-            log.info("workflow already planned or finished; signal ignored")
-            return True
-        return False
-
     async def _liquidate(
         self, signal: SignalGenerated, broker: Broker, cash: Decimal
     ) -> HandlerOutcome:
@@ -133,7 +128,7 @@ class PlanStep:
         as a daily run (docs/trading-rules.md, Halt). A daily run's start is the strategy's."""
         if started.workflow_type != WorkflowKind.LIQUIDATION.value:
             return ()
-        if await self._settled(started.correlation_id, context):
+        if _settled(await _state(started.correlation_id, context)):
             return ()
         try:
             broker = await self._broker_for(started.account_id)
@@ -209,3 +204,16 @@ async def _quotes(broker: Broker, symbols: list[str]) -> dict[str, Quote | None]
             return symbol, await broker.get_latest_quote(symbol)
 
     return dict(await asyncio.gather(*(one(symbol) for symbol in symbols)))
+
+
+async def _state(workflow_id: str, context: HandlerContext) -> WorkflowState | None:
+    history = await context.store.read_correlation(workflow_id)
+    return workflow_state([recorded.event for recorded in history])
+
+
+def _settled(state: WorkflowState | None) -> bool:
+    """Finished or already planned: nothing more to plan for this workflow."""
+    if state is not None and state.is_past("portfolio_analysis"):
+        log.info("workflow already planned or finished; signal ignored")
+        return True
+    return False

@@ -30,11 +30,17 @@ class WorkflowEventView(BaseModel):
     causation_id: str | None
     occurred_at: str | None
     source: str
+    schema_version: int | None = None
+    payload: dict[str, Any] | None = None
+    """With `?payloads=true` only: the event's payload, numbers as decimal strings."""
 
 
 class WorkflowStatusView(BaseModel):
     id: str
     account_id: str
+    kind: str
+    """`trading` (a run) or `dry_run` (docs/trading-rules.md, Dry runs)."""
+    dry_run: bool
     status: str
     """`running`, `completed` or `failed`."""
     started_at: str | None

@@ -8,6 +8,11 @@ Once-per-day is enforced by the store itself: an unforced start appends `Workflo
 the day's stream expecting it to be empty, so of two racing triggers exactly one wins and the
 other is answered with the run that won. A forced start appends to the same stream at its end,
 so the day's stream lists every run of that day.
+
+A dry run (docs/trading-rules.md, Dry runs) may start at any time and never touches the day's
+stream: its start goes to a `dry-run/` stream of the same key, appended at its end, and its id
+starts with `dry-run-`, so it neither blocks nor counts as the day's run and any number of them
+can run a day.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from shared.events.workflow import WorkflowConfiguration, WorkflowStarted
 from shared.eventstore.errors import ConcurrencyError
 from shared.eventstore.store import SqlEventStore
 from shared.settings import BrokerKind, Settings
-from shared.workflow import workflow_state
+from shared.workflow import DRY_RUN_ID_PREFIX, workflow_state
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DAY_STREAM_PREFIX = "daily/"
+DRY_RUN_STREAM_PREFIX = "dry-run/"
 
 
 class TriggerRejected(Exception):
@@ -116,16 +122,24 @@ async def start_workflow(
     force: bool,
     account_id: str,
     requested_by: str,
+    dry_run: bool = False,
+    email: bool = False,
 ) -> TriggerOutcome:
+    """Start a run, or a dry run (`dry_run`, reported on the channels only with `email`; a run
+    is always reported, so `email` changes nothing for it)."""
     check_account(settings, account_id)
-    control = [recorded.event for recorded in await store.read_stream(CONTROL_STREAM)]
-    halt = halt_of(control, account_id)
-    if halt is not None:
-        raise TradingHaltedError(halt.refusal())
-    check_start(now, settings, force=force)
+    if not dry_run:
+        # a dry run never reaches the broker: a halt does not stop it (docs/trading-rules.md, Halt)
+        control = [recorded.event for recorded in await store.read_stream(CONTROL_STREAM)]
+        halt = halt_of(control, account_id)
+        if halt is not None:
+            raise TradingHaltedError(halt.refusal())
+        check_start(now, settings, force=force)
     day = trading_date(now)
     key = daily_run_key(settings.trading_mode.value, account_id, day)
     workflow_id = str(uuid.uuid4())
+    if dry_run:
+        workflow_id = f"{DRY_RUN_ID_PREFIX}{workflow_id}"
     started = WorkflowStarted(
         correlation_id=workflow_id,
         account_id=account_id,
@@ -135,8 +149,13 @@ async def start_workflow(
         configuration=WorkflowConfiguration(live_trading=settings.is_live),
         trading_date=day,
         force=force,
-        idempotency_key=key,
+        idempotency_key=f"dry-run:{key}" if dry_run else key,
+        workflow_type="dry_run" if dry_run else "trading",
+        notify=email or not dry_run,
     )
+    if dry_run:
+        await store.append(f"{DRY_RUN_STREAM_PREFIX}{key}", None, [started])
+        return TriggerOutcome(workflow_id, True, "running")
     day_stream = f"{DAY_STREAM_PREFIX}{key}"
     try:
         await store.append(day_stream, None if force else 0, [started])

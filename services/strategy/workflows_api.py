@@ -19,6 +19,7 @@ from services.strategy.api_views import (
 from services.strategy.trigger import (
     ACCOUNT_ID,
     DAY_STREAM_PREFIX,
+    DRY_RUN_STREAM_PREFIX,
     TradingHaltedError,
     TriggerRefused,
     TriggerRejected,
@@ -39,6 +40,12 @@ class TriggerRequest(BaseModel):
 
     force: bool = False
     account_id: str = Field(default="default", pattern=ACCOUNT_ID.pattern)
+    dry_run: bool = False
+    """Signal, plan and preview the orders without sending any, at any time, outside the daily
+    run key (docs/trading-rules.md, Dry runs)."""
+    email: bool = False
+    """Report the dry run on the configured channels; a run is always reported (it changes
+    nothing for one)."""
 
 
 def workflow_router(runtime: ServiceRuntime) -> APIRouter:
@@ -79,6 +86,8 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
                 force=trigger.force,
                 account_id=trigger.account_id,
                 requested_by="api",
+                dry_run=trigger.dry_run,
+                email=trigger.email,
             )
         except TriggerRejected as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
@@ -102,11 +111,13 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
             status_code=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK,
         )
 
-    @router.get("", response_model=list[WorkflowStatusView])
+    @router.get("", response_model=list[WorkflowStatusView], response_model_exclude_unset=True)
     async def list_workflows(date: dt.date) -> list[dict[str, object]]:
-        """The runs of one trading date, every account, oldest first."""
+        """The runs and dry runs of one trading date, every account, oldest first."""
         views = []
-        for workflow_id in await started_in_streams(store, f"{DAY_STREAM_PREFIX}%:{date}"):
+        for workflow_id in await started_in_streams(
+            store, *(f"{prefix}%:{date}" for prefix in (DAY_STREAM_PREFIX, DRY_RUN_STREAM_PREFIX))
+        ):
             history = await store.read_correlation(workflow_id)
             view = project_workflow([recorded.event for recorded in history])
             if view is not None:
@@ -116,15 +127,18 @@ def workflow_router(runtime: ServiceRuntime) -> APIRouter:
     @router.get(
         "/{workflow_id}",
         response_model=WorkflowStatusView,
+        response_model_exclude_unset=True,
         responses={404: error("no such workflow")},
     )
-    async def get_workflow(workflow_id: str) -> dict[str, object]:
+    async def get_workflow(workflow_id: str, payloads: bool = False) -> dict[str, object]:
+        """With `payloads`, each event carries its payload as `alchemiser events --format json`
+        shows it, which is what `alchemiser trigger --wait` prints the run summary from."""
         view = project_workflow(
             [recorded.event for recorded in await store.read_correlation(workflow_id)]
         )
         if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
-        return view.as_json()
+        return view.as_json(payloads=payloads)
 
     @router.get(
         "/{workflow_id}/why/{symbol}",

@@ -34,6 +34,7 @@ from shared.events.plans import (
     RebalancePlan,
     RebalancePlanned,
 )
+from shared.events.previews import OrdersPreviewed, PreviewedOrder
 from shared.events.registry import register_event, register_upcaster
 from shared.events.signals import (
     ConsolidatedPortfolio,
@@ -84,9 +85,11 @@ __all__ = [
     "OrderRequested",
     "OrderResult",
     "OrderSubmitted",
+    "OrdersPreviewed",
     "PlanItem",
     "PlanMetadata",
     "PositionSnapshot",
+    "PreviewedOrder",
     "RebalancePlan",
     "RebalancePlanned",
     "SignalComputed",

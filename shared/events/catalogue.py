@@ -13,6 +13,7 @@ from shared.events.orders import (
     OrderSubmitted,
 )
 from shared.events.plans import RebalancePlanned
+from shared.events.previews import OrdersPreviewed
 from shared.events.registry import Document, register_event, register_upcaster
 from shared.events.signals import SignalComputed, SignalGenerated
 from shared.events.trades import TradeExecuted
@@ -28,6 +29,7 @@ EVENT_TYPES = (
     OrderCancelled,
     OrderRejected,
     TradeExecuted,
+    OrdersPreviewed,
     WorkflowCompleted,
     WorkflowFailed,
     NotificationSent,
@@ -45,6 +47,12 @@ for _event_type in EVENT_TYPES:
 def workflow_failed_v1_to_v2(document: Document) -> Document:
     """Version 1 was written before the deadline watchdog existed: it never timed out."""
     return {**document, "schema_version": 2, "deadline_exceeded": False, "stalled_step": None}
+
+
+@register_upcaster("WorkflowStarted", from_version=1)
+def workflow_started_v1_to_v2(document: Document) -> Document:
+    """Version 1 was written before dry runs: every run was a trading run, always reported."""
+    return {**document, "schema_version": 2, "notify": True}
 
 
 @register_upcaster("NotificationSent", from_version=1)

@@ -18,14 +18,29 @@ class WorkflowConfiguration(Frozen):
 
 
 class WorkflowStarted(Event):
+    """Version 2 adds the dry run (`workflow_type` `dry_run`) and `notify`; version 1 documents
+    are lifted by the upcaster in `shared.events.catalogue` (docs/trading-rules.md, Dry runs)."""
+
     event_type: Literal["WorkflowStarted"] = "WorkflowStarted"
-    schema_version: Literal[1] = 1
-    workflow_type: Literal["trading", "liquidation"] = "trading"
+    schema_version: Literal[2] = 2
+    workflow_type: Literal["trading", "liquidation", "dry_run"] = "trading"
+    """The workflow's kind (`shared.workflow.WorkflowKind`), recorded here once; the endings'
+    `workflow_type` predates kinds and always says `trading`."""
     requested_by: NonEmptyStr
     configuration: WorkflowConfiguration
     trading_date: date
     force: bool
     idempotency_key: NonEmptyStr
+    """The daily run key; for a dry run `dry-run:` and that key, which nothing checks."""
+    notify: bool = True
+    """Whether notify reports the run on its channels: always for a run, for a dry run only when
+    its requester asked (`email`)."""
+
+    @model_validator(mode="after")
+    def _only_a_dry_run_goes_unreported(self) -> Self:
+        if not self.notify and self.workflow_type != "dry_run":
+            raise ValueError("notify may be false only for a dry run; a run is always reported")
+        return self
 
 
 class CompletionSummary(Frozen):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore.schema import events
@@ -24,12 +24,15 @@ class UnfinishedWorkflow:
     last_event_at: datetime
 
 
-async def started_in_streams(store: SqlEventStore, stream_pattern: str) -> list[str]:
-    """Ids of the workflows whose `WorkflowStarted` lies in a stream matching the SQL LIKE
-    `stream_pattern`, oldest first."""
+async def started_in_streams(store: SqlEventStore, *stream_patterns: str) -> list[str]:
+    """Ids of the workflows whose `WorkflowStarted` lies in a stream matching one of the SQL
+    LIKE `stream_patterns`, oldest first."""
     query = (
         select(events.c.correlation_id)
-        .where(events.c.event_type == "WorkflowStarted", events.c.stream_id.like(stream_pattern))
+        .where(
+            events.c.event_type == "WorkflowStarted",
+            or_(*(events.c.stream_id.like(pattern) for pattern in stream_patterns)),
+        )
         .order_by(events.c.position)
     )
     async with store.engine.connect() as connection:

@@ -124,3 +124,43 @@ async def test_the_runs_of_a_trading_date_are_listed(client: httpx.AsyncClient) 
     assert [run["id"] for run in listed.json()] == [first, second]
     assert (await client.get("/v1/workflows", params={"date": "2024-11-25"})).json() == []
     assert (await client.get("/v1/workflows", params={"date": "yesterday"})).status_code == 422
+
+
+async def test_a_dry_run_starts_outside_the_window_and_leaves_the_days_run_key_alone(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """(docs/trading-rules.md, Dry runs)"""
+    async for client in client_for(tmp_path_factory.mktemp("morning"), sim_now=MORNING):
+        assert (await client.post("/v1/workflows")).status_code == 409
+        dry = await client.post("/v1/workflows", json={"dry_run": True})
+        assert dry.status_code == 202
+        assert dry.json()["id"].startswith("dry-run-")
+        again = await client.post("/v1/workflows", json={"dry_run": True, "email": True})
+        assert again.status_code == 202 and again.json()["id"] != dry.json()["id"]
+        view = (await client.get(f"/v1/workflows/{dry.json()['id']}")).json()
+        assert (view["kind"], view["dry_run"], view["status"]) == ("dry_run", True, "running")
+    async for client in client_for(tmp_path_factory.mktemp("window"), sim_now=IN_WINDOW):
+        dry = (await client.post("/v1/workflows", json={"dry_run": True})).json()["id"]
+        run = await client.post("/v1/workflows")
+        assert run.status_code == 202, "the dry run must not count as the day's run"
+        assert (await client.post("/v1/workflows")).json()["id"] == run.json()["id"]
+        listed = (await client.get("/v1/workflows", params={"date": "2024-11-26"})).json()
+        assert [(each["id"], each["kind"]) for each in listed] == [
+            (dry, "dry_run"),
+            (run.json()["id"], "trading"),
+        ]
+        shown = (await client.get(f"/v1/workflows/{dry}", params={"payloads": True})).json()
+        started = shown["events"][0]
+        assert started["schema_version"] == 2
+        assert started["payload"]["workflow_type"] == "dry_run"
+        assert started["payload"]["notify"] is False
+
+
+async def test_email_changes_nothing_for_a_run_which_is_always_reported(
+    client: httpx.AsyncClient,
+) -> None:
+    started = await client.post("/v1/workflows", json={"email": True})
+    assert started.status_code == 202
+    shown = await client.get(f"/v1/workflows/{started.json()['id']}", params={"payloads": True})
+    payload = shown.json()["events"][0]["payload"]
+    assert (payload["workflow_type"], payload["notify"]) == ("trading", True)

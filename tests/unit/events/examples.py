@@ -22,14 +22,17 @@ from shared.events import (
     OrderRejected,
     OrderRequested,
     OrderResult,
+    OrdersPreviewed,
     OrderSubmitted,
     PlanItem,
     PlanMetadata,
     PositionSnapshot,
+    PreviewedOrder,
     RebalancePlan,
     RebalancePlanned,
     SignalComputed,
     SignalGenerated,
+    SkippedItem,
     StrategySignal,
     TradeExecuted,
     WorkflowCompleted,
@@ -330,6 +333,27 @@ def control_events() -> list[Event]:
     ]
 
 
+def orders_previewed() -> OrdersPreviewed:
+    return OrdersPreviewed(
+        **envelope(),
+        plan_id=plan_id(WORKFLOW_ID),
+        orders=(
+            PreviewedOrder(
+                symbol="SPY",
+                side="BUY",
+                trade_amount=Decimal("4000.00"),
+                qty=Decimal("7.982"),
+                order_type="LIMIT",
+                limit_price=Decimal("501.13"),
+                estimated_notional=Decimal("4000.02"),
+                quote=quote(),
+                client_order_id=client_order_id(WORKFLOW_ID, "SPY", "BUY", 1),
+            ),
+        ),
+        skipped=(SkippedItem(symbol="TQQQ", action="BUY", reason="quantity rounds to zero"),),
+    )
+
+
 def every_event() -> list[Event]:
     return [
         workflow_started(),
@@ -337,6 +361,7 @@ def every_event() -> list[Event]:
         rebalance_planned(),
         *order_events(),
         trade_executed(),
+        orders_previewed(),
         workflow_completed(),
         workflow_failed(),
         notification_sent(),

@@ -180,3 +180,36 @@ async def test_with_no_channel_configured_nothing_is_emitted(context: HandlerCon
     await record(context, workflow.events, "all")
 
     assert (await step_with().handle(workflow.events[-1], context)).events == []
+
+
+async def test_a_dry_run_is_reported_nowhere_unless_asked(context: HandlerContext) -> None:
+    """(docs/trading-rules.md, Dry runs)"""
+    workflow = workflows.dry_run()
+    await record(context, workflow.events, "all")
+    email, chat = RecordingNotifier("email"), RecordingNotifier("apprise")
+
+    outcome = await step_with(email, chat).handle(workflow.events[-1], context)
+
+    assert outcome.events == () or list(outcome.events) == []
+    assert email.sent == [] and chat.sent == []
+
+
+async def test_a_dry_run_asked_for_is_reported_as_one_with_its_previewed_orders(
+    context: HandlerContext,
+) -> None:
+    workflow = workflows.dry_run(email=True)
+    await record(context, workflow.events, "all")
+    email = RecordingNotifier("email")
+
+    emitted = await handle_and_commit(step_with(email), workflow.events[-1], context)
+
+    assert [e.channel for e in emitted if isinstance(e, NotificationSent)] == ["email"]
+    (report,) = email.sent
+    assert report.subject == "[DRY RUN][SUCCESS] Alchemiser - PAPER Trading Report"
+    for part in (report.text, report.html, report.summary):
+        assert "DRY RUN: nothing was sent to the broker" in part
+    assert "ORDERS PREVIEWED (a dry run: none was sent)" in report.text
+    assert "350.50 limit $85.58" in report.text
+    assert "Would skip BUY TLT: quantity rounds to zero" in report.text
+    assert "Orders previewed" in report.html and "85.57" in report.html
+    assert "would BUY TQQQ" in report.summary

@@ -120,3 +120,16 @@ async def test_a_failed_run_counts_its_orders_and_leaves_the_last_success_alone(
     # The email's total after: $100,000 before, 200 TLT valued at the plan's $100 sold for
     # $20,010 (one valuation per run, docs/trading-rules.md).
     assert notify.value("alchemiser_portfolio_value_dollars", account="default") == 100_010.0
+
+
+async def test_a_dry_run_moves_no_business_metric(store: SqlEventStore) -> None:
+    """(docs/trading-rules.md, Dry runs)"""
+    dry = workflows.dry_run(email=True)
+    await record(store, dry.events)
+    notify = Notify(store, RecordingNotifier())
+
+    await notify.deliver(dry.events[-1])
+
+    assert notify.value("alchemiser_workflows_total", account="default", status="completed") is None
+    stamp = notify.value("alchemiser_last_successful_run_timestamp_seconds", account="default")
+    assert stamp is None

@@ -25,10 +25,12 @@ from shared.events import (
     OrderRejected,
     OrderRequested,
     OrderResult,
+    OrdersPreviewed,
     OrderSubmitted,
     PlanItem,
     PlanMetadata,
     PositionSnapshot,
+    PreviewedOrder,
     RebalancePlan,
     RebalancePlanned,
     SignalGenerated,
@@ -89,7 +91,7 @@ class Workflow:
         self.events.append(event)
         return event
 
-    def started(self) -> Workflow:
+    def started(self, *, dry_run: bool = False, email: bool = False) -> Workflow:
         self.add(
             WorkflowStarted(
                 **self._envelope("strategy"),
@@ -98,6 +100,34 @@ class Workflow:
                 trading_date=date(2026, 3, 2),
                 force=False,
                 idempotency_key=f"paper:default:{self.id}",
+                workflow_type="dry_run" if dry_run else "trading",
+                notify=email or not dry_run,
+            )
+        )
+        return self
+
+    def previewed(self) -> Workflow:
+        """A dry run's end of execution: one BUY it would send, one it would skip."""
+        self.add(
+            OrdersPreviewed(
+                **self._envelope("execution"),
+                plan_id=plan_id(self.id),
+                orders=(
+                    PreviewedOrder(
+                        symbol="TQQQ",
+                        side=Side.BUY,
+                        trade_amount=Decimal("29997.45"),
+                        qty=Decimal("350.5"),
+                        order_type="LIMIT",
+                        limit_price=Decimal("85.58"),
+                        estimated_notional=Decimal("29995.79"),
+                        quote=quote("TQQQ", "85.57", "85.60"),
+                        client_order_id=client_order_id(self.id, "TQQQ", Side.BUY, 1),
+                    ),
+                ),
+                skipped=(
+                    SkippedItem(symbol="TLT", action=Side.BUY, reason="quantity rounds to zero"),
+                ),
             )
         )
         return self
@@ -423,6 +453,10 @@ FOREIGN_ORDER = OpenOrder(
 
 def success() -> Workflow:
     return Workflow().started().signal().planned().executed().completed()
+
+
+def dry_run(*, email: bool = False) -> Workflow:
+    return Workflow().started(dry_run=True, email=email).signal().planned().previewed().completed()
 
 
 def no_trade() -> Workflow:
