@@ -156,6 +156,8 @@ def test_orders_of_one_workflow_only_in_either_id_format(database_url: str) -> N
 
 
 def test_positions_print_every_account_or_one(database_url: str) -> None:
+    """Positions the system never traded have no recorded lots: no cost and no unrealised P&L
+    rather than the broker's average price (docs/trading-rules.md, Profit and loss)."""
     every = run(database_url, "positions", "--format", "json")
     other = run(database_url, "positions", "--account", "other", "--format", "json")
 
@@ -165,14 +167,18 @@ def test_positions_print_every_account_or_one(database_url: str) -> None:
             "symbol": "SPY",
             "qty": "10",
             "avg_entry_price": "600.30",
+            "cost_basis": None,
             "market_value": "6000.00",
+            "unrealised": None,
         },
         {
             "account_id": "other",
             "symbol": "QQQ",
             "qty": "2",
             "avg_entry_price": "503.26",
+            "cost_basis": None,
             "market_value": "1006.00",
+            "unrealised": None,
         },
     ]
     assert other == every[1:]
