@@ -31,6 +31,7 @@ from services.web import queries
 from services.web.fold import WORKFLOW
 from services.web.session import COOKIE, LIFETIME_S, Session, SessionSigner
 from shared.eventstore.store import SqlEventStore
+from shared.why import explain
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -167,6 +168,15 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
         context = {"signed_in": True, "csrf": session.csrf, **_workflow_view(found)}
         return render("workflow_body.html" if fragment else "workflow.html", **context)
 
+    @router.get("/workflows/{workflow_id}/why/{symbol}")
+    async def why_page(workflow_id: str, symbol: str, session: PageSession) -> Response:
+        answer = await _why(store, workflow_id, symbol)
+        if answer is None:
+            return render(
+                "missing.html", 404, signed_in=True, csrf=session.csrf, workflow_id=workflow_id
+            )
+        return render("why.html", signed_in=True, csrf=session.csrf, why=answer)
+
     @router.get("/workflows/{workflow_id}/live")
     async def live(workflow_id: str, session: PageSession) -> Response:
         """Server-sent events: `changed` whenever the workflow's read model moved on, then
@@ -220,6 +230,13 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
         return secure(JSONResponse(json.loads(json.dumps(found, default=str))))
 
+    @router.get("/api/workflows/{workflow_id}/why/{symbol}", dependencies=[Depends(api_client)])
+    async def why_json(workflow_id: str, symbol: str) -> Response:
+        answer = await _why(store, workflow_id, symbol)
+        if answer is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
+        return secure(JSONResponse(answer))
+
     @router.get("/static/{name}")
     async def static(name: str) -> Response:
         if name not in STATIC:
@@ -240,6 +257,13 @@ async def _check_csrf(request: Request, session: Session) -> dict[str, list[str]
     if not given or given != session.csrf:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     return fields
+
+
+async def _why(store: SqlEventStore, workflow_id: str, symbol: str) -> dict[str, Any] | None:
+    """The strategy service's why-answer (`shared.why.explain`) from the one workflow's recorded
+    events: a read by correlation id, bounded by that workflow's size (docs/decisions.md)."""
+    history = [recorded.event for recorded in await store.read_correlation(workflow_id)]
+    return explain(history, symbol) if history else None
 
 
 def _day(text: str) -> dt.date | None:
