@@ -134,7 +134,10 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
     @router.get("/")
     async def overview(session: PageSession) -> Response:
         found = await queries.accounts(store)
-        return render("overview.html", signed_in=True, csrf=session.csrf, accounts=found)
+        banner = queries.halted(await queries.halts(store))
+        return render(
+            "overview.html", signed_in=True, csrf=session.csrf, accounts=found, halted=banner
+        )
 
     @router.get("/workflows")
     async def workflows_page(
