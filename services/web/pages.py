@@ -19,24 +19,21 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import (
-    HTMLResponse,
     JSONResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from services.web import queries
+from services.web.file_pages import add_file_pages
 from services.web.fold import WORKFLOW
+from services.web.rendering import render, secure
 from services.web.session import COOKIE, LIFETIME_S, Session, SessionSigner
 from shared.eventstore.store import SqlEventStore
+from shared.settings import Settings
 from shared.why import explain
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 LIVE_POLL_S = 1.0
 """How often the live stream of a running workflow looks at its read model."""
 STATIC = {
@@ -52,27 +49,10 @@ STATUSES = ("running", "completed", "failed")
 Trigger = Callable[[str], Awaitable[tuple[int, str]]]
 """Start today's run for an account; answers an HTTP-like status and a one-line message."""
 
-_templates = Environment(
-    loader=PackageLoader("services.web", "templates"), autoescape=select_autoescape(default=True)
-)
 
-
-def secure(response: Response, *, no_store: bool = True) -> Response:
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    if no_store:
-        response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def render(template: str, code: int = 200, **context: Any) -> Response:
-    html = _templates.get_template(template).render(**context)
-    return secure(HTMLResponse(html, status_code=code))
-
-
-def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) -> APIRouter:
+def web_router(
+    store: SqlEventStore, signer: SessionSigner, trigger: Trigger, settings: Settings
+) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def session_of(request: Request) -> Session | None:
@@ -100,6 +80,7 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
             )
 
     PageSession = Annotated[Session, Depends(page_session)]
+    add_file_pages(router, store, settings, page_session)
 
     @router.get("/login")
     async def login_page(request: Request) -> Response:

@@ -125,3 +125,16 @@ def halted(every: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         for key in sorted(every)
         if (halt := halt_of(every, key)) is not None and halt["key"] == key
     ]
+
+
+async def signals_of(store: SqlEventStore, strategy: str, limit: int) -> list[dict[str, Any]]:
+    """The latest `limit` recorded signals of one strategy file (its base name), oldest first."""
+    query = (
+        select(read_models)
+        .where(read_models.c.projection == SIGNAL, read_models.c.key.like(f"%/{strategy}"))
+        .order_by(read_models.c.at.desc())
+        .limit(limit)
+    )
+    async with store.engine.connect() as connection:
+        found = [_model(row) for row in await connection.execute(query)]
+    return [model for model in reversed(found) if model["strategy"] == strategy]
