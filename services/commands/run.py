@@ -10,16 +10,23 @@ from typing import Annotated
 import typer
 
 from services.commands.settings import secret_values, settings_or_exit
+from services.registry import READ_SIDE
 
 
 def run(
     account: Annotated[str, typer.Option(help="The account to run for.")] = "default",
     out: Annotated[Path, typer.Option(help="Where the rendered email is written.")] = Path("out"),
+    web: Annotated[
+        bool, typer.Option(help="After the run, serve the dashboard on 127.0.0.1 (as `web`).")
+    ] = False,
+    port: Annotated[
+        int, typer.Option(help="The dashboard's port with --web.")
+    ] = READ_SIDE.default_port,
 ) -> None:
     """Run the whole system embedded — in-memory bus, the configured store (SQLite under
     ALCHEMISER_DATA_DIR by default), the simulated broker on the simulated clock unless
     ALCHEMISER_BROKER=alpaca — show progress, print the summary, write the email to OUT.
-    Exits 1 when the workflow fails."""
+    Exits 1 when the workflow fails; with --web, serves the dashboard until stopped."""
     import asyncio
 
     from services.embedded import (
@@ -53,5 +60,10 @@ def run(
         typer.echo(f"alchemiser run: refused: {error}", err=True)
         raise typer.Exit(3) from None
     print_summary(result)
+    if web:
+        from services.commands.web import web as serve_dashboard
+
+        print(f"dashboard: http://127.0.0.1:{port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        serve_dashboard(port)
     if result.view.status != "completed":
         raise typer.Exit(1)
