@@ -1,6 +1,6 @@
 """A strategy file as an outline for the Strategies page: the forms that lead to an asset, each
 with its own words (an `if`'s condition, a group's name, a filter's ranking) and its
-`line:col`, the position a decision path's steps name (docs/strategy-language.md, Syntax).
+`line:col`, the position a decision path's steps name (docs/strategy-language.md, Reader grammar).
 
 A display of the file, not the language's reader (`services/strategy/dsl/reader.py`, which the
 web service must not import): it only nests brackets, skips strings and comments, and keeps the
