@@ -80,3 +80,10 @@ causation
 # by `alchemiser halt` and `alchemiser resume`, not by attribute.
 halted_since
 resumed_at
+
+# The web's strategy outline (services/web/outline.py): `forms` is read by the template; the
+# report policy's parser overrides html.parser.HTMLParser's callbacks, which the parser calls.
+forms
+handle_starttag
+handle_data
+handle_endtag

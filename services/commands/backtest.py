@@ -263,7 +263,8 @@ def fewer_collections() -> Iterator[None]:
 
 
 def _write_reports(result: BacktestResult, report: Path | None, settings: Settings) -> None:
-    """The page to --report (a failure there writes nothing), then the dashboard's copy."""
+    """The page to --report (a failure there writes nothing), then the dashboard's copy and
+    its headline (parameters and metrics, as `--format json` has them)."""
     from services.backtest.report import render_report
 
     page = render_report(result)
@@ -276,7 +277,11 @@ def _write_reports(result: BacktestResult, report: Path | None, settings: Settin
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     digest = result.parameters.strategy_files_hash.removeprefix("sha256:")[:12]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"backtest-{stamp}-{digest}.html").write_text(page, encoding="utf-8")
+    name = f"backtest-{stamp}-{digest}"
+    # the dashboard's list reads the headline beside the page (docs/web.md, Pages)
+    headline = {"parameters": result.parameters.to_json(), "metrics": dict(result.metrics)}
+    (folder / f"{name}.json").write_text(json.dumps(headline, allow_nan=False), encoding="utf-8")
+    (folder / f"{name}.html").write_text(page, encoding="utf-8")
 
 
 def _choice(flag: str, value: str, choices: Sequence[Choice]) -> Choice:

@@ -25,9 +25,9 @@ import typer
 from services.commands.failures import OptionError
 
 if TYPE_CHECKING:
-    from services.strategy.allocation_config import AllocationConfig
     from services.strategy.dsl.ast import Symphony
     from services.strategy.signals import StrategyDecision, StrategyFailure
+    from shared.allocation_config import AllocationConfig
     from shared.marketdata.bars import BarSnapshot
     from shared.settings import Settings
 
@@ -237,7 +237,7 @@ def _load_inputs(strategies: Sequence[Path], bars: Path, config: Path | None) ->
         raise OptionError(str(error)) from None
     configure_logging(settings.log_level)
 
-    from services.strategy.allocation_config import AllocationConfigError, load_allocation_config
+    from shared.allocation_config import AllocationConfigError, load_allocation_config
     from shared.marketdata.bar_source import load_bar_source
     from shared.marketdata.bars import BarDataError
 

@@ -10,7 +10,7 @@ import typer
 from services.commands.settings import settings_or_exit
 
 if TYPE_CHECKING:
-    from services.replay import Decision
+    from services.replay import Decision, Redrive, ReplayResult
 
 
 def replay(
@@ -26,6 +26,13 @@ def replay(
             "(allocation.json, else allocation.prod.json)."
         ),
     ] = None,
+    save: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the comparison under ALCHEMISER_DATA_DIR/replays/ for the dashboard's "
+            "Replay page."
+        ),
+    ] = False,
 ) -> None:
     """Re-derive a recorded workflow's signal, plan and orders from its recorded inputs, then
     play it again under a new workflow id on a simulated account opened with the recorded
@@ -35,9 +42,7 @@ def replay(
 
     from services.embedded import ServiceTaskDiedError
     from services.replay import (
-        Redrive,
         ReplayError,
-        ReplayResult,
         redrive,
         replay_workflow,
     )
@@ -93,12 +98,61 @@ def replay(
             for line in compare("plan", played.plan, result.recorded_plan)
             + compare("orders", played.orders, result.recorded_orders)
         ]
+    if save:
+        kept = _save(settings.data_dir, result, played, found, shadow=strategies)
+        typer.echo(f"saved: {kept}")
     if found:
         typer.echo("differs from the recording:")
         for line in found:
             typer.echo(f"  {line}")
         raise typer.Exit(1)
     typer.echo("identical to the recording: same plan and same orders")
+
+
+REPLAYS_FOLDER = "replays"
+
+
+def _save(
+    data_dir: Path,
+    result: ReplayResult,
+    played: Redrive | None,
+    found: list[str],
+    *,
+    shadow: Path | None,
+) -> Path:
+    """The comparison as JSON, what the dashboard's Replay page shows (docs/web.md, Pages)."""
+    import datetime as dt
+    import json
+
+    def lines(decisions: tuple[Decision, ...]) -> list[dict[str, str]]:
+        return [
+            {"symbol": d.symbol, "action": d.action, "amount": str(d.amount)} for d in decisions
+        ]
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    document = {
+        "workflow_id": result.workflow_id,
+        "saved_at": stamp,
+        "started_from": result.started_from,
+        "shadow": None if shadow is None else str(shadow),
+        "notes": list(result.notes),
+        "plan": {"recorded": lines(result.recorded_plan), "replayed": lines(result.plan)},
+        "orders": {"recorded": lines(result.recorded_orders), "replayed": lines(result.orders)},
+        "redrive": None
+        if played is None
+        else {
+            "workflow_id": played.workflow_id,
+            "status": played.status,
+            "plan": lines(played.plan),
+            "orders": lines(played.orders),
+        },
+        "differences": found,
+    }
+    folder = data_dir / REPLAYS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"replay-{stamp}-{result.workflow_id}.json"
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return path
 
 
 def _plan_text(lines: tuple[Decision, ...]) -> str:

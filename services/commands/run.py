@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from services.commands.settings import secret_values, settings_or_exit
+from services.registry import READ_SIDE
 
 
 def run(
@@ -26,11 +27,17 @@ def run(
         bool,
         typer.Option("--email", help="Report the dry run on the configured channels too."),
     ] = False,
+    web: Annotated[
+        bool, typer.Option(help="After the run, serve the dashboard on 127.0.0.1 (as `web`).")
+    ] = False,
+    port: Annotated[
+        int, typer.Option(help="The dashboard's port with --web.")
+    ] = READ_SIDE.default_port,
 ) -> None:
     """Run the whole system embedded — in-memory bus, the configured store (SQLite under
     ALCHEMISER_DATA_DIR by default), the simulated broker on the simulated clock unless
     ALCHEMISER_BROKER=alpaca — show progress, print the summary, write the email to OUT.
-    Exits 1 when the workflow fails."""
+    Exits 1 when the workflow fails; with --web, serves the dashboard until stopped."""
     import asyncio
 
     from services.commands.failures import OptionError
@@ -77,5 +84,10 @@ def run(
         typer.echo(f"alchemiser run: refused: {error}", err=True)
         raise typer.Exit(3) from None
     print_summary(result)
+    if web:
+        from services.commands.web import web as serve_dashboard
+
+        print(f"dashboard: http://127.0.0.1:{port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        serve_dashboard(port)
     if result.view.status != "completed":
         raise typer.Exit(1)

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from services.strategy import allocation_config, dsl, signals
+from services.strategy import dsl, signals
 from services.strategy.dsl import indicators
 from services.strategy.signals import StrategySet, decimal_text
+from shared import allocation_config
 from shared.events.signals import DECIDED_FIELDS, SignalComputed, SignalGenerated
 from shared.events.workflow import WorkflowStarted
 from shared.messaging.consumer import HandlerContext

@@ -22,18 +22,18 @@ from typing import Literal
 
 import numpy as np
 
-from services.strategy.allocation_config import (
-    AllocationConfig,
-    AllocationConfigError,
-    consolidate,
-    load_allocation_config,
-)
 from services.strategy.dsl.ast import Symphony
 from services.strategy.dsl.compiler import check_universe
 from services.strategy.dsl.errors import DslError, DslEvaluationError
 from services.strategy.dsl.evaluator import evaluate_symphony
 from services.strategy.dsl.market_series import MarketSeries
 from services.strategy.dsl.trace import DecisionTrace
+from shared.allocation_config import (
+    AllocationConfig,
+    AllocationConfigError,
+    consolidate,
+    load_allocation_config,
+)
 from shared.marketdata.bars import BarSnapshot
 
 FailureStage = Literal["load", "check", "evaluate"]

@@ -25,7 +25,6 @@ from services.strategy.trigger import (
     TriggerRejected,
     start_workflow,
 )
-from services.strategy.why import explain
 from services.strategy.workflow_status import project_workflow
 from shared import market_clock
 from shared.eventstore.workflow_queries import started_in_streams
@@ -33,6 +32,7 @@ from shared.marketdata.barstore import BarStore
 from shared.service.auth import BearerAuth, resolve_api_token
 from shared.service.openapi import error
 from shared.service.runtime import ServiceRuntime
+from shared.why import explain
 
 
 class TriggerRequest(BaseModel):

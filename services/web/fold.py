@@ -2,9 +2,12 @@
 
 A read model is a JSON document under `(projection, key)`: one per workflow, per order (each
 attempt is its own client order id), per account snapshot of a run, per strategy signal of a
-run and per notification. `apply` changes the documents one event touches and nothing else, so
-folding page after page from a stored position gives the same documents as folding everything
-from the first event: what `alchemiser projections rebuild` does.
+run, per notification of a run, and per account's latest halt or resume (`*`: every account).
+Events of no workflow — the control stream's, the notifications announcing them — make no
+workflow document: only `WorkflowStarted` begins one. `apply` changes the documents one event
+touches and nothing else, so folding page after page from a stored position gives the same
+documents as folding everything from the first event: what `alchemiser projections rebuild`
+does.
 
 Pure: no I/O, no clock. Money stays a decimal string in the documents, never a float.
 """
@@ -31,6 +34,7 @@ from shared.events import (
     WorkflowFailed,
     WorkflowStarted,
 )
+from shared.events.control import EVERY_ACCOUNT, TradingHalted, TradingResumed
 from shared.events.orders import OrderEvent
 from shared.eventstore.records import RecordedEvent
 from shared.workflow import STEPS, TERMINAL_EVENT_TYPES, WorkflowKind
@@ -40,6 +44,7 @@ ORDER = "order"
 ACCOUNT_RUN = "account_run"
 SIGNAL = "signal"
 NOTIFICATION = "notification"
+HALT = "halt"
 
 Document = dict[str, Any]
 Key = tuple[str, str]
@@ -64,6 +69,8 @@ def keys_touched(events: Iterable[RecordedEvent]) -> set[Key]:
     keys: set[Key] = set()
     for recorded in events:
         event = recorded.event
+        if isinstance(event, TradingHalted | TradingResumed):
+            continue  # a halt document is made whole from its one event
         keys.add((WORKFLOW, event.correlation_id))
         if isinstance(event, OrderEvent):
             keys.add((ORDER, event.client_order_id))
@@ -74,6 +81,12 @@ def apply(models: dict[Key, ReadModel], recorded: RecordedEvent) -> set[Key]:
     """Fold one event into `models` (which hold every key `keys_touched` named); returns the
     keys it changed."""
     event = recorded.event
+    if isinstance(event, TradingHalted | TradingResumed):
+        halt = _halt(event)
+        models[(HALT, halt.key)] = halt
+        return {(HALT, halt.key)}
+    if (WORKFLOW, event.correlation_id) not in models and not isinstance(event, WorkflowStarted):
+        return set()  # no workflow's: a halt's notification, execution's answer to a halt
     workflow = _workflow(models, event)
     _timeline(workflow, recorded)
     changed = {(WORKFLOW, event.correlation_id)}
@@ -250,20 +263,56 @@ def _derived(workflow: ReadModel, event: Event) -> Iterator[ReadModel]:
             document={**before, "target": document.get("target", {})},
         )
     elif isinstance(event, NotificationSent):
-        yield ReadModel(
-            projection=NOTIFICATION,
-            key=str(event.event_id),
-            account_id=event.account_id,
-            workflow_id=event.correlation_id,
-            at=event.occurred_at.isoformat(),
-            status=event.status,
-            document={
+        yield _of_event(
+            NOTIFICATION,
+            str(event.event_id),
+            event,
+            event.status,
+            {
                 "channel": event.channel,
                 "target": event.target,
                 "attempts": event.attempts,
                 "error": event.error,
             },
         )
+
+
+def _of_event(
+    projection: str, key: str, event: Event, status: str | None, document: Document
+) -> ReadModel:
+    """A document one event makes whole, dated by that event."""
+    return ReadModel(
+        projection=projection,
+        key=key,
+        account_id=event.account_id,
+        workflow_id=event.correlation_id,
+        at=event.occurred_at.isoformat(),
+        status=status,
+        document=document,
+    )
+
+
+def _halt(event: TradingHalted | TradingResumed) -> ReadModel:
+    """The latest halt or resume of one account (or of every account, key `*`): of an account's
+    document and the `*` one, the later decides, as in `shared.events.control.halt_of`."""
+    liquidations, refused = (
+        (dict(event.liquidations), event.liquidation_refused)
+        if isinstance(event, TradingHalted)
+        else ({}, None)
+    )
+    return _of_event(
+        HALT,
+        event.account_id,
+        event,
+        "halted" if isinstance(event, TradingHalted) else "resumed",
+        {
+            "every_account": event.account_id == EVERY_ACCOUNT,
+            "reason": event.reason,
+            "requested_by": event.requested_by,
+            "liquidations": liquidations,
+            "liquidation_refused": refused,
+        },
+    )
 
 
 ORDER_STATUS = {

@@ -19,23 +19,21 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import (
-    HTMLResponse,
     JSONResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from services.web import queries
+from services.web.file_pages import add_file_pages
 from services.web.fold import WORKFLOW
+from services.web.rendering import render, secure
 from services.web.session import COOKIE, LIFETIME_S, Session, SessionSigner
 from shared.eventstore.store import SqlEventStore
+from shared.settings import Settings
+from shared.why import explain
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 LIVE_POLL_S = 1.0
 """How often the live stream of a running workflow looks at its read model."""
 STATIC = {
@@ -51,27 +49,10 @@ STATUSES = ("running", "completed", "failed")
 Trigger = Callable[[str], Awaitable[tuple[int, str]]]
 """Start today's run for an account; answers an HTTP-like status and a one-line message."""
 
-_templates = Environment(
-    loader=PackageLoader("services.web", "templates"), autoescape=select_autoescape(default=True)
-)
 
-
-def secure(response: Response, *, no_store: bool = True) -> Response:
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    if no_store:
-        response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def render(template: str, code: int = 200, **context: Any) -> Response:
-    html = _templates.get_template(template).render(**context)
-    return secure(HTMLResponse(html, status_code=code))
-
-
-def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) -> APIRouter:
+def web_router(
+    store: SqlEventStore, signer: SessionSigner, trigger: Trigger, settings: Settings
+) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def session_of(request: Request) -> Session | None:
@@ -99,6 +80,7 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
             )
 
     PageSession = Annotated[Session, Depends(page_session)]
+    add_file_pages(router, store, settings, page_session)
 
     @router.get("/login")
     async def login_page(request: Request) -> Response:
@@ -133,7 +115,10 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
     @router.get("/")
     async def overview(session: PageSession) -> Response:
         found = await queries.accounts(store)
-        return render("overview.html", signed_in=True, csrf=session.csrf, accounts=found)
+        banner = queries.halted(await queries.halts(store))
+        return render(
+            "overview.html", signed_in=True, csrf=session.csrf, accounts=found, halted=banner
+        )
 
     @router.get("/workflows")
     async def workflows_page(
@@ -166,6 +151,15 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
             )
         context = {"signed_in": True, "csrf": session.csrf, **_workflow_view(found)}
         return render("workflow_body.html" if fragment else "workflow.html", **context)
+
+    @router.get("/workflows/{workflow_id}/why/{symbol}")
+    async def why_page(workflow_id: str, symbol: str, session: PageSession) -> Response:
+        answer = await _why(store, workflow_id, symbol)
+        if answer is None:
+            return render(
+                "missing.html", 404, signed_in=True, csrf=session.csrf, workflow_id=workflow_id
+            )
+        return render("why.html", signed_in=True, csrf=session.csrf, why=answer)
 
     @router.get("/workflows/{workflow_id}/live")
     async def live(workflow_id: str, session: PageSession) -> Response:
@@ -220,6 +214,13 @@ def web_router(store: SqlEventStore, signer: SessionSigner, trigger: Trigger) ->
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
         return secure(JSONResponse(json.loads(json.dumps(found, default=str))))
 
+    @router.get("/api/workflows/{workflow_id}/why/{symbol}", dependencies=[Depends(api_client)])
+    async def why_json(workflow_id: str, symbol: str) -> Response:
+        answer = await _why(store, workflow_id, symbol)
+        if answer is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no workflow with id {workflow_id}")
+        return secure(JSONResponse(answer))
+
     @router.get("/static/{name}")
     async def static(name: str) -> Response:
         if name not in STATIC:
@@ -240,6 +241,13 @@ async def _check_csrf(request: Request, session: Session) -> dict[str, list[str]
     if not given or given != session.csrf:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     return fields
+
+
+async def _why(store: SqlEventStore, workflow_id: str, symbol: str) -> dict[str, Any] | None:
+    """The strategy service's why-answer (`shared.why.explain`) from the one workflow's recorded
+    events: a read by correlation id, bounded by that workflow's size (docs/decisions.md)."""
+    history = [recorded.event for recorded in await store.read_correlation(workflow_id)]
+    return explain(history, symbol) if history else None
 
 
 def _day(text: str) -> dt.date | None:

@@ -11,6 +11,7 @@ other's transaction records nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from services.pnl import PnlLedger
 from services.web.fold import Key, ReadModel, apply, keys_touched
+from services.web.pnl_book import pnl_models
 from shared.eventstore import service_state
 from shared.eventstore.records import RecordedEvent
 from shared.eventstore.schema import UtcDateTime
@@ -37,6 +40,9 @@ from shared.service.runtime import Periodic, PeriodicContext, PeriodicOutcome, P
 
 SERVICE = "web"
 CHECKPOINT_KEY = "read_models"
+PNL_KEY = "pnl"
+"""The state document holding the P&L projection (`services.pnl.PnlLedger`) as folded up to the
+read models' checkpoint."""
 PAGE_SIZE = 500
 CATCH_UP_INTERVAL_S = 0.5
 """How often an idle web service looks for new events: what a live page lags behind by."""
@@ -99,6 +105,9 @@ async def fold_page(uow: UnitOfWork, page: Sequence[RecordedEvent], version: int
     changed: set[Key] = set()
     for recorded in page:
         changed |= apply(models, recorded)
+    for model in await _fold_pnl(uow, page):
+        models[(model.projection, model.key)] = model
+        changed.add((model.projection, model.key))
     if changed:
         keys = sorted(changed)
         await connection.execute(
@@ -108,6 +117,23 @@ async def fold_page(uow: UnitOfWork, page: Sequence[RecordedEvent], version: int
     await service_state.save(
         uow, SERVICE, CHECKPOINT_KEY, {"last_position": page[-1].position}, version
     )
+
+
+async def _fold_pnl(uow: UnitOfWork, page: Sequence[RecordedEvent]) -> list[ReadModel]:
+    """Move the P&L projection past `page` (saved in this transaction) and make the P&L
+    documents of the accounts the page touched."""
+    stored = await service_state.load(uow, SERVICE, PNL_KEY)
+    ledger = PnlLedger() if stored is None else PnlLedger.from_document(json.dumps(stored.document))
+    for recorded in page:
+        ledger.apply(recorded)
+    await service_state.save(
+        uow,
+        SERVICE,
+        PNL_KEY,
+        json.loads(ledger.to_document()),
+        0 if stored is None else stored.version,
+    )
+    return list(pnl_models(ledger, (recorded.event.account_id for recorded in page)))
 
 
 def _row(model: ReadModel) -> dict[str, Any]:
@@ -134,6 +160,7 @@ async def rebuild(store: SqlEventStore) -> int:
     event; returns the last position folded in."""
     async with store.unit_of_work() as uow:
         stored = await service_state.load(uow, SERVICE, CHECKPOINT_KEY)
+        ledger = await service_state.load(uow, SERVICE, PNL_KEY)
         await uow.connection.execute(delete(read_models))
         await service_state.save(
             uow,
@@ -142,6 +169,10 @@ async def rebuild(store: SqlEventStore) -> int:
             {"last_position": 0},
             0 if stored is None else stored.version,
         )
+        if ledger is not None:
+            await service_state.save(
+                uow, SERVICE, PNL_KEY, json.loads(PnlLedger().to_document()), ledger.version
+            )
     await catch_up(store)
     return await checkpoint(store)
 

@@ -50,6 +50,6 @@ def definition(settings: Settings, trigger: Trigger | None = None) -> ServiceDef
         name="web",
         event_types=(),
         handler=None,
-        routers=lambda runtime: [web_router(runtime.store, signer, starts)],
+        routers=lambda runtime: [web_router(runtime.store, signer, starts, settings)],
         periodic=(CATCH_UP,),
     )

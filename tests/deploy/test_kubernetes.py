@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from services import registry
-from services.strategy.allocation_config import parse_allocation_config
+from shared.allocation_config import parse_allocation_config
 from tests.deploy.compose_file import REPO, application_services, load_compose
 from tests.deploy.dockerfile import stages
 from tests.deploy.kustomize import (

@@ -4,24 +4,15 @@ the one write, and the token never in a page, a URL or a log."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from services.web.service import definition
 from services.web.session import COOKIE
-from shared.bus.memory import InMemoryBus
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
 from shared.logs import configure_logging
-from shared.service.app import create_app
-from shared.service.runtime import ServiceRuntime
-from shared.settings import Settings
 from tests.integration.web.history import events_of, record, runs
 
 TOKEN = "web-test-token-0123456789abcdef"
@@ -38,28 +29,6 @@ async def recorded_store(url: str) -> list[str]:
     finally:
         await store.close()
     return [workflow.id for workflow in made]
-
-
-@pytest.fixture
-def started(tmp_path: Path) -> Iterator[tuple[TestClient, list[str], list[str]]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-    ids = asyncio.run(recorded_store(url))
-    settings = Settings(data_dir=tmp_path, api_token=TOKEN)
-    asked: list[str] = []
-
-    async def trigger(account: str) -> tuple[int, str]:
-        asked.append(account)
-        return 409, "outside the close window; the next window opens later"
-
-    runtime = ServiceRuntime(
-        definition(settings, trigger), settings, SqlEventStore(url), InMemoryBus()
-    )
-    with TestClient(create_app(runtime), base_url="http://127.0.0.1") as client:
-        deadline = time.monotonic() + 30
-        while len(client.get("/api/workflows", headers=BEARER).json()) < len(ids):
-            assert time.monotonic() < deadline, "the read models did not catch up"
-            time.sleep(0.1)
-        yield client, ids, asked
 
 
 def sign_in(client: TestClient) -> str:

@@ -84,8 +84,10 @@ def test_json_goes_to_stdout_and_the_report_to_the_given_file_and_the_data_dir(
     assert set(data["strategies"]) == {"trend.clj", "half.clj"}
     assert isinstance(data["equity"][0]["value"], float)
     assert (workspace / "report.html").is_file()
-    [copy] = (workspace / "data" / "backtests").iterdir()
+    [copy] = (workspace / "data" / "backtests").glob("*.html")
     assert copy.read_text(encoding="utf-8") == (workspace / "report.html").read_text("utf-8")
+    headline = json.loads(copy.with_suffix(".json").read_text(encoding="utf-8"))
+    assert headline == {"parameters": data["parameters"], "metrics": data["metrics"]}
     assert "{" not in result.stderr
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.strategy.allocation_config import (
+from shared.allocation_config import (
     AllocationConfigError,
     consolidate,
     load_allocation_config,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from services.strategy.allocation_config import AllocationConfig
 from services.strategy.dsl.ast import Symphony
 from services.strategy.dsl.compiler import parse_symphony
 from services.strategy.signals import (
@@ -19,6 +18,7 @@ from services.strategy.signals import (
     decide,
     decide_dates,
 )
+from shared.allocation_config import AllocationConfig
 from shared.marketdata.bars import BarSnapshot
 
 DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(8)]
