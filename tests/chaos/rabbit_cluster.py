@@ -12,7 +12,7 @@ user and writes to the system node's startup log).
 Services reach the cluster through HAProxy on 127.0.0.1:5690 in TCP mode; it is installed with
 `apt-get install -y haproxy` when missing (as root). Every start is undone on the way out,
 whatever happened: the balancer and each node stopped, leftovers killed by their own process
-group, the directories removed."""
+group, the nodes' data and the cookie removed (their logs stay in the test's directory)."""
 
 from __future__ import annotations
 
@@ -203,9 +203,6 @@ class RabbitCluster:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{BALANCER_PORT}/"
 
-    def node_url(self, node: Node) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{node.amqp_port}/"
-
     def node(self, nodename: str) -> Node:
         return next(node for node in self.nodes if node.nodename == nodename)
 
@@ -229,7 +226,7 @@ class RabbitCluster:
         if taken:
             raise AssertionError(
                 f"ports {taken} on 127.0.0.1 are in use: a cluster of an earlier run may still "
-                f"be up (`ps aux | grep -E 'alch[123]@localhost|haproxy'`); stop it and run again"
+                "be up (`ss -ltnp` names the processes holding them); stop it and run again"
             )
         self.home.mkdir(parents=True, exist_ok=True)
         cookie = self.home / ".erlang.cookie"
@@ -295,13 +292,12 @@ class RabbitCluster:
                 pass
         end_group(process)
 
-    def kill_node(self, node: Node) -> int:
-        """SIGKILL the node's Erlang VM, as a crash or an OOM kill would; returns its OS pid."""
+    def kill_node(self, node: Node) -> None:
+        """SIGKILL the node's Erlang VM, as a crash or an OOM kill would."""
         pid = node.os_pid()
         if pid is None:
             raise AssertionError(f"{node.nodename} wrote no pid to {node.pid_file}")
         os.kill(pid, signal.SIGKILL)
-        return pid
 
     async def restart_node(self, node: Node) -> None:
         """Start a killed node again on its own data: it rejoins the cluster by itself."""
@@ -328,7 +324,14 @@ class RabbitCluster:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        output, errors = await asyncio.wait_for(process.communicate(), timeout_s)
+        try:
+            output, errors = await asyncio.wait_for(process.communicate(), timeout_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise AssertionError(
+                f"rabbitmqctl -n {node.nodename} {' '.join(args)} ran over {timeout_s} s"
+            ) from None
         if process.returncode != 0:
             raise AssertionError(
                 f"rabbitmqctl -n {node.nodename} {' '.join(args)} exited {process.returncode}: "
