@@ -68,11 +68,13 @@ def unique_bus_namespace() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-async def delete_bus_namespace(namespace: str, services: tuple[str, ...] = SERVICES) -> None:
+async def delete_bus_namespace(
+    namespace: str, services: tuple[str, ...] = SERVICES, rabbitmq_url: str = RABBITMQ_URL
+) -> None:
     """Remove what services of a test namespace declared on the real RabbitMQ."""
     import aio_pika
 
-    connection = await aio_pika.connect(RABBITMQ_URL)
+    connection = await aio_pika.connect(rabbitmq_url)
     try:
         channel = await connection.channel()
         for service in services:

@@ -244,9 +244,9 @@ async def broker_findings(
     return findings
 
 
-async def dead_letters(namespace: str) -> dict[str, int]:
+async def dead_letters(namespace: str, rabbitmq_url: str = RABBITMQ_URL) -> dict[str, int]:
     """Messages waiting in each service's dead-letter queue: an event a service gave up on."""
-    connection = await aio_pika.connect(RABBITMQ_URL)
+    connection = await aio_pika.connect(rabbitmq_url)
     try:
         channel = await connection.channel()
         counts: dict[str, int] = {}
@@ -270,7 +270,7 @@ async def violations(
     `dead_letters` as it was before the workflow started."""
     assert cluster.store is not None
     findings = await wait_settled(cluster.store, workflow_id, bound, timeout_s)
-    dead_now = await dead_letters(cluster.namespace)
+    dead_now = await dead_letters(cluster.namespace, cluster.rabbitmq_url)
     findings += [
         f"{dead_now[service] - dead_before.get(service, 0)} message(s) dead-lettered by {service} "
         f"(see {cluster.log_path(service)})"

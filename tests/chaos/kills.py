@@ -9,6 +9,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from shared.eventstore.store import SqlEventStore
 from tests.e2e.cluster import Cluster
 from tests.servers import SERVICES
 
@@ -67,18 +68,24 @@ def draw_kill(rng: random.Random) -> Kill:
     return Kill(service, None, rng.uniform(0, MAX_DELAY_S), rng.uniform(0, MAX_DOWNTIME_S))
 
 
+async def until_recorded(store: SqlEventStore, workflow_id: str, event_type: str) -> None:
+    """Until the workflow has recorded `event_type` or ended, for at most WAIT_FOR_POINT_S (the
+    point may never come: a run without SELLs has no settlement, say)."""
+    deadline = time.monotonic() + WAIT_FOR_POINT_S
+    while time.monotonic() < deadline:
+        types = {r.event.event_type for r in await store.read_correlation(workflow_id)}
+        if event_type in types or types & {"WorkflowCompleted", "WorkflowFailed"}:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def inject(cluster: Cluster, workflow_id: str, kill: Kill) -> str:
     """Wait for the kill point, SIGKILL, restart, wait until ready; says what happened (the
     point may never come: a run that ended first is killed at its end)."""
     assert cluster.store is not None
     started = time.monotonic()
     if kill.after_event is not None:
-        deadline = started + WAIT_FOR_POINT_S
-        while time.monotonic() < deadline:
-            types = {r.event.event_type for r in await cluster.store.read_correlation(workflow_id)}
-            if kill.after_event in types or types & {"WorkflowCompleted", "WorkflowFailed"}:
-                break
-            await asyncio.sleep(0.02)
+        await until_recorded(cluster.store, workflow_id, kill.after_event)
     await asyncio.sleep(kill.delay_s)
     killed_at = time.monotonic() - started
     recorded = len(await cluster.store.read_correlation(workflow_id))

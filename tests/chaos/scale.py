@@ -24,7 +24,10 @@ def runs(*, ci: int, full: int) -> int:
     return ci if chaos_scale() == "ci" else full
 
 
-def chaos_seed() -> int:
-    """ALCHEMISER_CHAOS_SEED replays a reported run's choices; otherwise a fresh seed."""
+def seeded(what: str) -> tuple[int, random.Random]:
+    """The fault run's seed, printed with how to replay it, and the RNG drawn from it.
+    ALCHEMISER_CHAOS_SEED replays a reported run's choices; otherwise a fresh seed."""
     given = os.environ.get("ALCHEMISER_CHAOS_SEED")
-    return int(given) if given is not None else random.SystemRandom().randrange(2**32)
+    seed = int(given) if given is not None else random.SystemRandom().randrange(2**32)
+    print(f"\nchaos seed {seed} ({what}); replay with ALCHEMISER_CHAOS_SEED={seed}")
+    return seed, random.Random(seed)

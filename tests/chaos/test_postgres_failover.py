@@ -11,7 +11,6 @@ keeps the last figures); they are not asserted."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +32,7 @@ from tests.chaos.outages import (
     start_workflows,
 )
 from tests.chaos.pg_standby import standby_pair
-from tests.chaos.scale import chaos_seed, runs
+from tests.chaos.scale import runs, seeded
 from tests.e2e.cluster import Cluster
 from tests.servers import SERVICES
 
@@ -69,11 +68,9 @@ def what_is_kept(recorded: RecordedEvent) -> tuple[Any, ...]:
 async def test_primary_killed_mid_workflow_standby_promoted_nothing_lost_or_doubled(
     tmp_path: Path, bars: Path
 ) -> None:
-    seed = chaos_seed()
-    rng = random.Random(seed)
+    seed, rng = seeded(f"{WORKFLOWS} workflows")
     point, delay_s = rng.choice(KILL_POINTS), rng.uniform(0, MAX_DELAY_S)
     promotion_delay_s = rng.uniform(0, MAX_PROMOTION_DELAY_S)
-    print(f"\nchaos seed {seed} ({WORKFLOWS} workflows); replay with ALCHEMISER_CHAOS_SEED={seed}")
     bound = bindings()
     database = f"alc_failover_{uuid.uuid4().hex[:8]}"
     async with (

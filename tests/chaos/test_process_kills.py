@@ -10,18 +10,16 @@ sells, settles and then buys; the rest start in cash and only buy."""
 
 from __future__ import annotations
 
-import random
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.accounts import last_close, open_holding
+from tests.chaos.accounts import start_run
 from tests.chaos.diagnostics import diagnose
 from tests.chaos.invariants import bindings, dead_letters, violations
 from tests.chaos.kills import CHAOS_SETTINGS, draw_kill, inject
-from tests.chaos.scale import chaos_seed, runs
+from tests.chaos.scale import runs, seeded
 from tests.e2e.cluster import Cluster
 
 pytestmark = pytest.mark.chaos
@@ -29,39 +27,24 @@ pytestmark = pytest.mark.chaos
 RUNS = runs(ci=30, full=300)
 MAX_FAILED_RUNS = 3
 """Stop early once this many runs broke an invariant: the report is clear by then."""
-HELD_SYMBOL = "SPY"
 
 
 async def test_a_service_killed_at_any_point_of_a_workflow_loses_nothing_and_doubles_nothing(
     tmp_path: Path, bars: Path
 ) -> None:
-    seed = chaos_seed()
-    print(f"\nchaos seed {seed} ({RUNS} runs); replay with ALCHEMISER_CHAOS_SEED={seed}")
-    rng = random.Random(seed)
+    seed, rng = seeded(f"{RUNS} runs")
     bound = bindings()
     failures: list[str] = []
     durations: list[float] = []
     async with Cluster(tmp_path, bars, CHAOS_SETTINGS) as cluster:
         assert cluster.store is not None
         await cluster.start_all()
-        spy_price = last_close(tmp_path / "data", HELD_SYMBOL)
         for run in range(RUNS):
             kill = draw_kill(rng)
             account_id = f"chaos-{run}"
-            if run % 2:
-                await open_holding(
-                    cluster.store,
-                    account_id,
-                    cash=Decimal(60000),
-                    symbol=HELD_SYMBOL,
-                    qty=Decimal(40),
-                    price=spy_price,
-                )
             dead_before = await dead_letters(cluster.namespace)
             started = time.monotonic()
-            response = await cluster.trigger({"force": True, "account_id": account_id})
-            assert response.status_code == 202, response.text
-            workflow_id = response.json()["id"]
+            workflow_id = await start_run(cluster, account_id, holding=run % 2 == 1)
             came_back = True
             try:
                 what = await inject(cluster, workflow_id, kill)

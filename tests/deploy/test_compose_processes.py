@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from aiosmtpd.handlers import Message as MessageHandler
 from services import registry
 from services.commands.trigger import REFUSED_EXIT_CODE
 from tests.deploy.compose_file import ComposeService, application_services, load_compose
+from tests.e2e.cluster import port_is_free
 from tests.eventually import eventually
 from tests.servers import RABBITMQ_URL, delete_bus_namespace, unique_bus_namespace
 
@@ -101,16 +101,6 @@ def listen_port(service: ComposeService) -> int:
 def published_port(service: ComposeService) -> int:
     (mapping,) = service.definition["ports"]
     return int(str(mapping).rsplit(":", 1)[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @pytest.fixture

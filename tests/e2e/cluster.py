@@ -45,6 +45,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def smtp_settings(port: int, **extra: str) -> dict[str, str]:
     """Settings that send the services' email to an SMTP sink on loopback `port`."""
     return {
@@ -70,6 +81,8 @@ class Cluster:
     work_dir: Path
     bars: Path
     settings: Mapping[str, str] = field(default_factory=dict)
+    rabbitmq_url: str = RABBITMQ_URL
+    """The broker the services and the test's own checks use (a cluster's balancer, say)."""
     database_url: str = ""
     """Given: a database of the caller's, migrated here and left in place; empty: a new one on
     the test server, dropped when the cluster stops."""
@@ -80,7 +93,7 @@ class Cluster:
     _owns_database: bool = field(default=False, init=False)
 
     async def __aenter__(self) -> Cluster:
-        require_server("RabbitMQ", RABBITMQ_URL)
+        require_server("RabbitMQ", self.rabbitmq_url)
         self._owns_database = not self.database_url
         if self._owns_database:
             self.database_url = await create_postgres_database()
@@ -99,7 +112,7 @@ class Cluster:
             self.stop(service)
         if self.store is not None:
             await self.store.close()
-        await delete_bus_namespace(self.namespace)
+        await delete_bus_namespace(self.namespace, rabbitmq_url=self.rabbitmq_url)
         if self._owns_database:
             await drop_postgres_database(self.database_url)
 
@@ -109,7 +122,7 @@ class Cluster:
             {
                 "PYTHONPATH": str(REPO),
                 "ALCHEMISER_DATABASE_URL": self.database_url,
-                "ALCHEMISER_RABBITMQ_URL": RABBITMQ_URL,
+                "ALCHEMISER_RABBITMQ_URL": self.rabbitmq_url,
                 "ALCHEMISER_BUS_NAMESPACE": self.namespace,
                 "ALCHEMISER_DATA_DIR": str(self.work_dir / "data"),
                 "ALCHEMISER_API_TOKEN": TOKEN,
