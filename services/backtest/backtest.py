@@ -26,6 +26,7 @@ from services.backtest.result import (
     Allocation,
     BacktestResult,
     Costs,
+    DecisionPaths,
     EquityPoint,
     Parameters,
     Rebalance,
@@ -35,9 +36,8 @@ from services.backtest.result import (
 )
 from services.backtest.simulation import SimulatedRun, TradingRules, simulate
 from services.backtest.timeline import Timeline, build_timeline
-from services.strategy.signal_events import decision_steps, target_allocations
+from services.strategy.signal_events import decision_step_fields, target_allocations
 from services.strategy.signals import DatedDecision, StrategyDecision
-from shared.events import DecisionStep
 from shared.marketdata.bar_source import BarSource
 from shared.trading import Quote, flat_quote
 
@@ -306,13 +306,15 @@ class Backtest:
         )
 
 
-def _decision_paths(outcomes: Mapping[str, object]) -> dict[str, tuple[DecisionStep, ...]]:
+def _decision_paths(outcomes: Mapping[str, object]) -> DecisionPaths:
     """Each file's decision path, as `SignalGenerated` carries it."""
-    paths: dict[str, tuple[DecisionStep, ...]] = {}
-    for name, outcome in outcomes.items():
-        if isinstance(outcome, StrategyDecision) and outcome.trace is not None:
-            paths[name] = tuple(decision_steps(name, outcome.trace.compact()))
-    return paths
+    return DecisionPaths.of(
+        {
+            name: decision_step_fields(name, outcome.trace.compact())
+            for name, outcome in outcomes.items()
+            if isinstance(outcome, StrategyDecision) and outcome.trace is not None
+        }
+    )
 
 
 def _at_close(day: date) -> datetime:

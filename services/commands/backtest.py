@@ -11,11 +11,10 @@ a copy under `ALCHEMISER_DATA_DIR/backtests/`.
 from __future__ import annotations
 
 import gc
-import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -161,7 +160,8 @@ def backtest(
         result = _run(request)
         _write_reports(result, report, settings)
         if output_format == "json":
-            sys.stdout.write(json.dumps(result.to_json(), allow_nan=False) + "\n")
+            result.write_json(sys.stdout)
+            sys.stdout.write("\n")
             sys.stdout.flush()
         else:
             from rich.console import Console
@@ -263,20 +263,24 @@ def fewer_collections() -> Iterator[None]:
 
 
 def _write_reports(result: BacktestResult, report: Path | None, settings: Settings) -> None:
-    """The page to --report (a failure there writes nothing), then the dashboard's copy."""
-    from services.backtest.report import render_report
+    """The page to --report (one that cannot be opened writes nothing) and to the dashboard's
+    copy, both written as the page is rendered: it is never held whole."""
+    from services.backtest.report import write_report
 
-    page = render_report(result)
-    if report is not None:
-        try:
-            report.write_text(page, encoding="utf-8")
-        except OSError as error:
-            raise OptionError(f"--report {report}: {error.strerror or error}") from None
     folder = settings.data_dir / REPORTS_FOLDER
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     digest = result.parameters.strategy_files_hash.removeprefix("sha256:")[:12]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"backtest-{stamp}-{digest}.html").write_text(page, encoding="utf-8")
+    with ExitStack() as files:
+        pages = []
+        if report is not None:
+            try:
+                pages.append(files.enter_context(report.open("w", encoding="utf-8")))
+            except OSError as error:
+                raise OptionError(f"--report {report}: {error.strerror or error}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / f"backtest-{stamp}-{digest}.html"
+        pages.append(files.enter_context(copy.open("w", encoding="utf-8")))
+        write_report(result, *pages)
 
 
 def _choice(flag: str, value: str, choices: Sequence[Choice]) -> Choice:
