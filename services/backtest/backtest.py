@@ -10,6 +10,7 @@ every rebalance, the decision path that chose its targets.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -95,14 +96,12 @@ class Backtest:
         timing = self.request.timing
         rules = self.request.rules
         self._plan(2 if rules.charges_costs else 1, self.timeline.start)
-        run = self._simulate(self._consolidated(timing, self.timeline.start), rules)
+        targets = self._consolidated(timing, self.timeline.start)
+        run = self._simulate(targets, rules)
         curve = _curve(run)
         without_costs = curve
         if rules.charges_costs:
-            free = self._simulate(
-                self._consolidated(timing, self.timeline.start), rules.without_costs()
-            )
-            without_costs = _curve(free)
+            without_costs = _curve(self._simulate(targets, rules.without_costs()))
         statistics = metrics.portfolio_metrics(
             curve,
             invested=run.invested,
@@ -204,14 +203,17 @@ class Backtest:
 
     def _quote(self, symbol: str, session: int) -> Quote:
         """The session's close as the `close` fill model quotes it (the float unrounded, no
-        spread), made once for every run."""
+        spread, the decimal its float spells, as `BarSnapshot.close_on_or_before` reads it),
+        made once for every run. The timeline's dates are its bars' sessions, so the close is
+        read at the session's index: a symbol has a bar on every session from its first, and
+        nothing is traded before every symbol's first bar."""
         key = (symbol, session)
         quote = self._quotes.get(key)
         if quote is None:
-            day = self.timeline.dates[session]
-            close = self.timeline.bars.close_on_or_before(symbol, day)
-            assert close is not None, "every symbol has a bar on every run session"
-            quote = self._quotes[key] = flat_quote(symbol, close, _at_close(day))
+            close = float(self.timeline.bars.closes[symbol][session])
+            assert not math.isnan(close), "every symbol has a bar on every run session"
+            at = _at_close(self.timeline.dates[session])
+            quote = self._quotes[key] = flat_quote(symbol, Decimal(repr(close)), at)
         return quote
 
     # ------------------------------------------------------------------ what the run shows
