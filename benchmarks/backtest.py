@@ -6,7 +6,8 @@ The bars are the synthetic sample (`shared/marketdata/sample.py`) for every bund
 XNYS sessions from 2015 to 2024, so every file has the history it needs well before the last
 1,000 sessions. Each figure is measured in a process of its own (started through
 `/usr/bin/time`, which reports its peak resident memory), under the command's garbage-collection
-policy. Prints figures and the machine's details only; never fails on a timing.
+policy; a full-output case writes what `--format json` writes, the HTML report and the JSON
+object, to files. Prints figures and the machine's details only; never fails on a timing.
 
     .venv/bin/python benchmarks/backtest.py
 """
@@ -14,7 +15,6 @@ policy. Prints figures and the machine's details only; never fails on a timing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -37,10 +37,10 @@ CAPITAL = Decimal(100_000)
 STARBURST = "3-Starburst.clj"
 CASES = {
     "production": "production config: equity + metrics",
-    "production-json": "production config: full --format json",
-    "ten-json": "all ten files: full --format json",
+    "production-json": "production config: full --format json + report",
+    "ten-json": "all ten files: full --format json + report",
     "ten": "all ten files: equity + metrics",
-    "starburst-json": "3-Starburst.clj: full --format json",
+    "starburst-json": "3-Starburst.clj: full --format json + report",
     "bt": "bt: the production config's precomputed targets",
 }
 T = TypeVar("T")
@@ -96,14 +96,30 @@ def run_case(case: str, bars_path: Path, cache_dir: Path) -> None:
         if case == "bt":
             wall, cpu, detail = bt_figures(Backtest(request))
         elif case.endswith("-json"):
-            text, wall, cpu = measured(
-                lambda: json.dumps(Backtest(request).result().to_json(), allow_nan=False)
+            (json_size, page_size), wall, cpu = measured(
+                lambda: full_output(Backtest(request), cache_dir.parent / case)
             )
-            detail = f"{len(text) / 2**20:.1f} MiB of JSON"
+            detail = f"{json_size / 2**20:.1f} MiB of JSON, {page_size / 2**20:.1f} MiB of report"
         else:
             portfolio, wall, cpu = measured(lambda: Backtest(request).portfolio())
             detail = f"{len(portfolio.run.equity)} sessions"
     print(f"{wall:.2f} {cpu:.2f} {detail}")
+
+
+def full_output(backtest: object, folder: Path) -> tuple[int, int]:
+    """What `alchemiser backtest --format json` writes: the report, then the JSON object (to a
+    file here, not stdout); their sizes in bytes."""
+    from services.backtest.backtest import Backtest
+    from services.backtest.report import write_report
+
+    assert isinstance(backtest, Backtest)
+    result = backtest.result()
+    folder.mkdir(exist_ok=True)
+    with (folder / "report.html").open("w", encoding="utf-8") as page:
+        write_report(result, page)
+    with (folder / "backtest.json").open("w", encoding="utf-8") as out:
+        result.write_json(out)
+    return (folder / "backtest.json").stat().st_size, (folder / "report.html").stat().st_size
 
 
 def bt_figures(backtest: object) -> tuple[float, float, str]:

@@ -10,6 +10,7 @@ every rebalance, the decision path that chose its targets.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -26,6 +27,7 @@ from services.backtest.result import (
     Allocation,
     BacktestResult,
     Costs,
+    DecisionPaths,
     EquityPoint,
     Parameters,
     Rebalance,
@@ -35,9 +37,8 @@ from services.backtest.result import (
 )
 from services.backtest.simulation import SimulatedRun, TradingRules, simulate
 from services.backtest.timeline import Timeline, build_timeline
-from services.strategy.signal_events import decision_steps, target_allocations
+from services.strategy.signal_events import decision_step_fields, target_allocations
 from services.strategy.signals import DatedDecision, StrategyDecision
-from shared.events import DecisionStep
 from shared.marketdata.bar_source import BarSource
 from shared.trading import Quote, flat_quote
 
@@ -95,14 +96,12 @@ class Backtest:
         timing = self.request.timing
         rules = self.request.rules
         self._plan(2 if rules.charges_costs else 1, self.timeline.start)
-        run = self._simulate(self._consolidated(timing, self.timeline.start), rules)
+        targets = self._consolidated(timing, self.timeline.start)
+        run = self._simulate(targets, rules)
         curve = _curve(run)
         without_costs = curve
         if rules.charges_costs:
-            free = self._simulate(
-                self._consolidated(timing, self.timeline.start), rules.without_costs()
-            )
-            without_costs = _curve(free)
+            without_costs = _curve(self._simulate(targets, rules.without_costs()))
         statistics = metrics.portfolio_metrics(
             curve,
             invested=run.invested,
@@ -204,14 +203,17 @@ class Backtest:
 
     def _quote(self, symbol: str, session: int) -> Quote:
         """The session's close as the `close` fill model quotes it (the float unrounded, no
-        spread), made once for every run."""
+        spread, the decimal its float spells, as `BarSnapshot.close_on_or_before` reads it),
+        made once for every run. The timeline's dates are its bars' sessions, so the close is
+        read at the session's index: a symbol has a bar on every session from its first, and
+        nothing is traded before every symbol's first bar."""
         key = (symbol, session)
         quote = self._quotes.get(key)
         if quote is None:
-            day = self.timeline.dates[session]
-            close = self.timeline.bars.close_on_or_before(symbol, day)
-            assert close is not None, "every symbol has a bar on every run session"
-            quote = self._quotes[key] = flat_quote(symbol, close, _at_close(day))
+            close = float(self.timeline.bars.closes[symbol][session])
+            assert not math.isnan(close), "every symbol has a bar on every run session"
+            at = _at_close(self.timeline.dates[session])
+            quote = self._quotes[key] = flat_quote(symbol, Decimal(repr(close)), at)
         return quote
 
     # ------------------------------------------------------------------ what the run shows
@@ -306,13 +308,15 @@ class Backtest:
         )
 
 
-def _decision_paths(outcomes: Mapping[str, object]) -> dict[str, tuple[DecisionStep, ...]]:
+def _decision_paths(outcomes: Mapping[str, object]) -> DecisionPaths:
     """Each file's decision path, as `SignalGenerated` carries it."""
-    paths: dict[str, tuple[DecisionStep, ...]] = {}
-    for name, outcome in outcomes.items():
-        if isinstance(outcome, StrategyDecision) and outcome.trace is not None:
-            paths[name] = tuple(decision_steps(name, outcome.trace.compact()))
-    return paths
+    return DecisionPaths.of(
+        {
+            name: decision_step_fields(name, outcome.trace.compact())
+            for name, outcome in outcomes.items()
+            if isinstance(outcome, StrategyDecision) and outcome.trace is not None
+        }
+    )
 
 
 def _at_close(day: date) -> datetime:

@@ -10,11 +10,12 @@ JavaScript; only the charts are drawn in the browser.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from typing import Any, TextIO
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import JsonValue
@@ -25,7 +26,6 @@ from services.backtest.result import BacktestResult, EquityPoint, Rebalance
 from services.notify import formatting
 from services.notify.rendering import step_text
 from services.notify.report import TraceLine
-from shared.events import DecisionStep
 
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("total_return", "Total return", "return"),
@@ -59,6 +59,9 @@ RELATIVE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("information_ratio", "Information ratio", "ratio"),
 )
 
+WRITE_EVERY = 1000
+"""Template pieces joined into one write: a page of ten files' ledger has millions."""
+
 HEAT_FULL_SCALE = 0.10
 """A monthly return of ±10 % or more gets the heatmap's strongest colour."""
 
@@ -68,24 +71,31 @@ _LOSS = (248, 105, 107)
 """At full strength both still give the page's dark text a contrast ratio above 4.5."""
 
 
-def render_report(result: BacktestResult) -> str:
+def write_report(result: BacktestResult, *pages: TextIO) -> None:
+    """The page, written to each of `pages` as it is rendered: its ledger of every rebalance's
+    decision paths is tens of megabytes for ten files, so neither the page nor the ledger is
+    held whole."""
     curve = _curve(result.equity)
-    return (
+    stream = (
         templates()
         .get_template("report.html.j2")
-        .render(
+        .stream(
             result=result,
             first=result.equity[0].date,
             last=result.equity[-1].date,
             metric_rows=METRIC_ROWS,
             relative_rows=RELATIVE_ROWS,
             heatmap=_heatmap(curve),
-            ledger=[_ledger_entry(rebalance) for rebalance in result.rebalances],
+            ledger=_Ledger(result.rebalances),
             chart_data=_chart_data(result, curve),
             uplot_js=_vendored("uPlot.iife.min.js"),
             uplot_css=_vendored("uPlot.min.css"),
         )
     )
+    stream.enable_buffering(WRITE_EVERY)
+    for text in stream:
+        for page in pages:
+            page.write(text)
 
 
 @cache
@@ -163,28 +173,41 @@ def _heatmap(curve: Curve) -> list[dict[str, object]]:
     return rows
 
 
+class _Ledger:
+    """The ledger's entries, made one at a time as the page is written."""
+
+    def __init__(self, rebalances: Sequence[Rebalance]) -> None:
+        self._rebalances = rebalances
+
+    def __len__(self) -> int:
+        return len(self._rebalances)
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        return map(_ledger_entry, self._rebalances)
+
+
 def _ledger_entry(rebalance: Rebalance) -> dict[str, object]:
     return {
         "rebalance": rebalance,
         "traded": sum((order.value for order in rebalance.orders), Decimal(0)),
         "decision": {
-            file: [(step.span, _step_text(step)) for step in steps]
-            for file, steps in rebalance.decision.items()
+            file: [(step["span"], _step_text(step)) for step in steps]
+            for file, steps in rebalance.decision.steps().items()
         },
     }
 
 
-def _step_text(step: DecisionStep) -> str:
+def _step_text(step: Mapping[str, Any]) -> str:
     """The decision step in the words of the trading report's email, so a backtest's "why"
     reads like the live one's."""
     return step_text(
         TraceLine(
-            kind=step.kind,
-            span=step.span,
-            condition=step.condition,
-            branch=step.branch,
-            values=tuple(step.values.items()),
-            selected=step.selected,
+            kind=step["kind"],
+            span=step["span"],
+            condition=step["condition"],
+            branch=step["branch"],
+            values=tuple(step["values"].items()),
+            selected=tuple(step["selected"]),
         )
     )
 

@@ -1,22 +1,22 @@
 """What one backtest produced: the object `alchemiser backtest --format json` prints and the
 HTML report draws, as one set of frozen dataclasses so the two can never disagree.
 
-`to_json` gives the JSON object of the command's contract (numbers as JSON numbers, dates as
+`write_json` writes the JSON object of the command's contract (numbers as JSON numbers, dates as
 `YYYY-MM-DD`), plus `allocations`, the holdings' weights per session that the report stacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import JsonValue
 
 from services.backtest.metrics import Metric
-from shared.events import DecisionStep
 
 Timing = Literal["close", "previous-close"]
 TIMINGS: tuple[Timing, ...] = ("close", "previous-close")
@@ -59,13 +59,34 @@ class Costs:
         return self.slippage + self.fees
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionPaths:
+    """Per strategy file, the decision path that gave its targets on one session, kept as the
+    JSON text the output writes: `{file: [step, …]}`, each step the fields of a `DecisionStep`
+    (`kind`, `span`, `condition`, `branch`, `values`, `selected`). A backtest of ten files holds
+    about 200 steps per rebalance and a thousand rebalances; as text they take a fifth of the
+    memory of step objects, are written out as they are, and the report decodes one rebalance
+    at a time."""
+
+    text: str
+
+    @classmethod
+    def of(cls, paths: Mapping[str, Iterable[Mapping[str, Any]]]) -> DecisionPaths:
+        return cls(
+            json.dumps({file: list(steps) for file, steps in paths.items()}, allow_nan=False)
+        )
+
+    def steps(self) -> dict[str, list[dict[str, Any]]]:
+        decoded: dict[str, list[dict[str, Any]]] = json.loads(self.text)
+        return decoded
+
+
 @dataclass(frozen=True)
 class Rebalance:
     date: date
     orders: tuple[Order, ...]
     costs: Costs
-    decision: Mapping[str, tuple[DecisionStep, ...]]
-    """Per strategy file, the decision path that gave its targets that session."""
+    decision: DecisionPaths
 
 
 @dataclass(frozen=True)
@@ -121,14 +142,29 @@ class BacktestResult:
     data_warnings: tuple[str, ...]
     allocations: tuple[Allocation, ...]
 
-    def to_json(self) -> dict[str, JsonValue]:
+    def write_json(self, out: TextIO) -> None:
+        """The JSON object, one rebalance at a time: the decision paths are most of it (tens of
+        megabytes for ten files), so it is never built as one document. The text is what
+        `json.dumps` gives for the whole object."""
+        out.write(_open_object(self._head()) + ', "rebalances": [')
+        for number, rebalance in enumerate(self.rebalances):
+            if number:
+                out.write(", ")
+            out.write(_open_object(_rebalance(rebalance)))
+            out.write(f', "decision": {rebalance.decision.text}}}')
+        out.write("], " + _dumps(self._tail())[1:])
+
+    def _head(self) -> dict[str, JsonValue]:
         return {
             "parameters": self.parameters.to_json(),
             "metrics": dict(self.metrics),
             "equity": _equity(self.equity),
             "benchmarks": {name: _run(run) for name, run in self.benchmarks.items()},
             "strategies": {name: _run(run) for name, run in self.strategies.items()},
-            "rebalances": [_rebalance(rebalance) for rebalance in self.rebalances],
+        }
+
+    def _tail(self) -> dict[str, JsonValue]:
+        return {
             "costs": _costs(self.costs),
             "timing_sensitivity": {
                 timing: {"cagr": outcome.cagr, "max_drawdown": outcome.max_drawdown}
@@ -140,6 +176,15 @@ class BacktestResult:
                 for point in self.allocations
             ],
         }
+
+
+def _dumps(value: JsonValue) -> str:
+    return json.dumps(value, allow_nan=False)
+
+
+def _open_object(fields: dict[str, JsonValue]) -> str:
+    """A non-empty object's text without its closing brace, for more fields to follow."""
+    return _dumps(fields)[:-1]
 
 
 def _equity(points: tuple[EquityPoint, ...]) -> list[JsonValue]:
@@ -155,6 +200,7 @@ def _costs(costs: Costs) -> dict[str, JsonValue]:
 
 
 def _rebalance(rebalance: Rebalance) -> dict[str, JsonValue]:
+    """A rebalance's fields before its decision paths, which `write_json` adds as text."""
     return {
         "date": rebalance.date.isoformat(),
         "orders": [
@@ -168,8 +214,4 @@ def _rebalance(rebalance: Rebalance) -> dict[str, JsonValue]:
             for order in rebalance.orders
         ],
         "costs": _costs(rebalance.costs),
-        "decision": {
-            file: [step.model_dump(mode="json") for step in steps]
-            for file, steps in rebalance.decision.items()
-        },
     }

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -161,7 +161,8 @@ def backtest(
         result = _run(request)
         _write_reports(result, report, settings)
         if output_format == "json":
-            sys.stdout.write(json.dumps(result.to_json(), allow_nan=False) + "\n")
+            result.write_json(sys.stdout)
+            sys.stdout.write("\n")
             sys.stdout.flush()
         else:
             from rich.console import Console
@@ -263,25 +264,29 @@ def fewer_collections() -> Iterator[None]:
 
 
 def _write_reports(result: BacktestResult, report: Path | None, settings: Settings) -> None:
-    """The page to --report (a failure there writes nothing), then the dashboard's copy and
-    its headline (parameters and metrics, as `--format json` has them)."""
-    from services.backtest.report import render_report
+    """The page to --report (one that cannot be opened writes nothing) and to the dashboard's
+    copy, both written as the page is rendered (it is never held whole); then the copy's
+    headline (parameters and metrics, as `--format json` has them), last, so the dashboard lists
+    only reports whose page is complete."""
+    from services.backtest.report import write_report
 
-    page = render_report(result)
-    if report is not None:
-        try:
-            report.write_text(page, encoding="utf-8")
-        except OSError as error:
-            raise OptionError(f"--report {report}: {error.strerror or error}") from None
     folder = settings.data_dir / REPORTS_FOLDER
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     digest = result.parameters.strategy_files_hash.removeprefix("sha256:")[:12]
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"backtest-{stamp}-{digest}"
+    with ExitStack() as files:
+        pages = []
+        if report is not None:
+            try:
+                pages.append(files.enter_context(report.open("w", encoding="utf-8")))
+            except OSError as error:
+                raise OptionError(f"--report {report}: {error.strerror or error}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        pages.append(files.enter_context((folder / f"{name}.html").open("w", encoding="utf-8")))
+        write_report(result, *pages)
     # the dashboard's list reads the headline beside the page (docs/web.md, Pages)
     headline = {"parameters": result.parameters.to_json(), "metrics": dict(result.metrics)}
     (folder / f"{name}.json").write_text(json.dumps(headline, allow_nan=False), encoding="utf-8")
-    (folder / f"{name}.html").write_text(page, encoding="utf-8")
 
 
 def _choice(flag: str, value: str, choices: Sequence[Choice]) -> Choice:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 from enum import StrEnum
+from operator import itemgetter
 
 from services.portfolio.snapshot import (
     CENT,
@@ -160,14 +161,14 @@ def _plan(
             "so no target has a dollar value; fund the account before rebalancing"
         )
 
-    items = sorted(
+    planned = sorted(
         (
-            raw_item(s, target_values[s], current_values[s], denominator, prices[s])
+            planned_item(s, target_values[s], current_values[s], denominator, prices[s], threshold)
             for s in universe
         ),
-        key=lambda item: (ACTION_ORDER[item.action], item.priority, item.symbol),
+        key=itemgetter(0),
     )
-    items = [suppress_below(item, threshold) for item in items]
+    items = [item for _, item in planned]
     budget = snapshot.cash + sum_trades(items, TradeAction.SELL) - cash_reserve * portfolio_value
     items, buy_scale = fit_buys(items, budget, threshold)
     return RebalancePlan(
@@ -188,7 +189,7 @@ def validated_targets(target_weights: Mapping[str, Decimal]) -> dict[str, Decima
     targets: dict[str, Decimal] = {}
     for raw_symbol, weight in target_weights.items():
         symbol = raw_symbol.strip().upper()
-        if not 1 <= len(symbol) <= MAX_SYMBOL_LENGTH or any(c.isspace() for c in symbol):
+        if not 1 <= len(symbol) <= MAX_SYMBOL_LENGTH or any(map(str.isspace, symbol)):
             raise InvalidTargetError(
                 f"target symbol {raw_symbol!r} must be 1-{MAX_SYMBOL_LENGTH} characters "
                 "without spaces"
@@ -224,13 +225,19 @@ def trade_priority(trade_amount: Decimal) -> int:
     return LOWEST_PRIORITY
 
 
-def raw_item(
+def planned_item(
     symbol: str,
     target_value: Decimal,
     current_value: Decimal,
     denominator: Decimal,
     price: Decimal,
-) -> PlanItem:
+    threshold: Decimal,
+) -> tuple[tuple[int, int, str], PlanItem]:
+    """The symbol's item and its place in the plan: SELLs, then BUYs, then HOLDs, by priority
+    and symbol, placed by the raw trade. A trade under θ becomes a HOLD in that place; its
+    weights and dollar values stay as planned (it is checked before any BUY is scaled). One
+    item is made, not a raw one and its HOLD: a backtest plans every symbol of every session,
+    nearly all of them under θ."""
     trade_amount = target_value - current_value
     if trade_amount > 0:
         action = TradeAction.BUY
@@ -238,41 +245,26 @@ def raw_item(
         action = TradeAction.SELL
     else:
         action = TradeAction.HOLD
+    priority = trade_priority(trade_amount)
+    place = (ACTION_ORDER[action], priority, symbol)
+    if action is TradeAction.HOLD or abs(trade_amount) < threshold:
+        action = TradeAction.HOLD
+        trade_amount = ZERO_DOLLARS
     current_weight = current_value / denominator
     target_weight = target_value / denominator
-    return PlanItem(
+    item = PlanItem(
         symbol=symbol,
         action=action,
-        trade_amount=trade_amount if action is not TradeAction.HOLD else ZERO_DOLLARS,
+        trade_amount=trade_amount,
         target_value=target_value,
         current_value=current_value,
         current_weight=current_weight,
         target_weight=target_weight,
         weight_diff=target_weight - current_weight,
-        priority=trade_priority(trade_amount),
+        priority=priority,
         price=price,
     )
-
-
-def suppress_below(item: PlanItem, threshold: Decimal) -> PlanItem:
-    """A trade under θ becomes a HOLD in place; its weights and dollar values stay as planned.
-    Runs on the raw items, before any BUY is scaled."""
-    if item.action is TradeAction.HOLD or abs(item.trade_amount) >= threshold:
-        return item
-    # Spelled out rather than dataclasses.replace, which costs a backtest of ten files about a
-    # second: it runs for nearly every symbol of every simulated session.
-    return PlanItem(
-        symbol=item.symbol,
-        action=TradeAction.HOLD,
-        trade_amount=ZERO_DOLLARS,
-        target_value=item.target_value,
-        current_value=item.current_value,
-        current_weight=item.current_weight,
-        target_weight=item.target_weight,
-        weight_diff=item.weight_diff,
-        priority=item.priority,
-        price=item.price,
-    )
+    return place, item
 
 
 def sum_trades(items: list[PlanItem], action: TradeAction) -> Decimal:

@@ -16,7 +16,7 @@ whose trace nobody reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -43,6 +43,7 @@ from services.strategy.dsl.ast import (
     Block,
     BlockVector,
     BoolLiteral,
+    Comparison,
     Filter,
     Group,
     If,
@@ -146,7 +147,7 @@ def _zero_volatility(window: int, ticker: str, market: MarketSeries) -> Callable
 
 
 def _rows(record_sessions: SessionIndex, session: int) -> int:
-    return int(np.searchsorted(record_sessions, session))
+    return int(record_sessions.searchsorted(session))
 
 
 class _Run:
@@ -170,6 +171,16 @@ class _Run:
             WeightInverseVolatility: self._inverse_volatility,
             Filter: self._filter,
             If: self._if,
+        }
+        self._trace_by_type: dict[type, Callable[[Any, int, str | None, list[TraceEntry]], None]]
+        self._trace_by_type = {
+            BlockVector: self._trace_children,
+            Group: self._trace_children,
+            WeightEqual: self._trace_children,
+            WeightSpecified: self._trace_specified,
+            WeightInverseVolatility: self._trace_inverse_volatility,
+            Filter: self._trace_filter,
+            If: self._trace_if,
         }
 
     def evaluate(self, node: Block, sessions: SessionIndex) -> SessionAllocation:
@@ -471,30 +482,55 @@ class _Run:
         run alive, need only the decision records."""
         self._memo.clear()
 
-    def trace_entries(self, body: Block, session: int) -> tuple[TraceEntry, ...]:
+    def trace_entries(
+        self, body: Block, session: int, indicators: bool = True
+    ) -> tuple[TraceEntry, ...]:
         entries: list[TraceEntry] = []
-        self.trace(body, session, self.market.session_date(session).isoformat(), entries)
+        bar_day = self.market.session_date(session).isoformat() if indicators else None
+        self.trace(body, session, bar_day, entries)
         return tuple(entries)
 
-    def trace(self, node: Block, session: int, bar_day: str, entries: list[TraceEntry]) -> None:
-        """Append the decisions of the taken path below `node` at `session`."""
-        if isinstance(node, Asset):
-            return
-        if isinstance(node, BlockVector | Group | WeightEqual):
-            for child in node.children:
-                self.trace(child, session, bar_day, entries)
-        elif isinstance(node, WeightSpecified):
-            for weight, child in zip(node.weights, node.children, strict=True):
-                if weight > 0.0:
-                    self.trace(child, session, bar_day, entries)
-        elif isinstance(node, If):
-            self._trace_if(node, session, bar_day, entries)
-        elif isinstance(node, Filter):
-            self._trace_filter(node, session, bar_day, entries)
-        else:
-            self._trace_inverse_volatility(node, session, bar_day, entries)
+    def trace(
+        self, node: Block, session: int, bar_day: str | None, entries: list[TraceEntry]
+    ) -> None:
+        """Append the decisions of the taken path below `node` at `session`, each condition's
+        and ranking's indicator values too unless `bar_day` is None."""
+        self._trace_all((node,), session, bar_day, entries)
 
-    def _trace_if(self, node: If, session: int, bar_day: str, entries: list[TraceEntry]) -> None:
+    def _trace_all(
+        self,
+        nodes: Iterable[Block],
+        session: int,
+        bar_day: str | None,
+        entries: list[TraceEntry],
+    ) -> None:
+        """`trace` of each node, dispatched here rather than through `trace`: a path has four
+        times more nodes than decisions (groups, equal weights, assets, which have no
+        tracer), and a backtest walks a thousand paths per file."""
+        tracers = self._trace_by_type
+        for node in nodes:
+            tracer = tracers.get(type(node))
+            if tracer is not None:
+                tracer(node, session, bar_day, entries)
+
+    def _trace_children(
+        self,
+        node: BlockVector | Group | WeightEqual,
+        session: int,
+        bar_day: str | None,
+        entries: list[TraceEntry],
+    ) -> None:
+        self._trace_all(node.children, session, bar_day, entries)
+
+    def _trace_specified(
+        self, node: WeightSpecified, session: int, bar_day: str | None, entries: list[TraceEntry]
+    ) -> None:
+        chosen = (c for w, c in zip(node.weights, node.children, strict=True) if w > 0.0)
+        self._trace_all(chosen, session, bar_day, entries)
+
+    def _trace_if(
+        self, node: If, session: int, bar_day: str | None, entries: list[TraceEntry]
+    ) -> None:
         record = self.if_records[node]
         row = _rows(record.sessions, session)
         taken = bool(record.taken[row])
@@ -521,23 +557,35 @@ class _Run:
                     "branch": "then" if taken else "else",
                 }
             )
-            for operand, value in (
-                (condition.left, record.left[row]),
-                (condition.right, record.right[row]),
-            ):
-                if isinstance(operand, IndicatorCall):
-                    entries.append(
-                        self._indicator_entry(
-                            operand.span,
-                            operand.ticker,
-                            operand.indicator,
-                            operand.window,
-                            float(value),
-                            session,
-                            bar_day,
-                        )
-                    )
+            if bar_day is not None:
+                self._trace_operands(condition, row, record, session, bar_day, entries)
         self.trace(node.then if taken else node.otherwise, session, bar_day, entries)
+
+    def _trace_operands(
+        self,
+        condition: Comparison,
+        row: int,
+        record: _IfRecord,
+        session: int,
+        bar_day: str,
+        entries: list[TraceEntry],
+    ) -> None:
+        for operand, value in (
+            (condition.left, record.left[row]),
+            (condition.right, record.right[row]),
+        ):
+            if isinstance(operand, IndicatorCall):
+                entries.append(
+                    self._indicator_entry(
+                        operand.span,
+                        operand.ticker,
+                        operand.indicator,
+                        operand.window,
+                        float(value),
+                        session,
+                        bar_day,
+                    )
+                )
 
     def _indicator_entry(
         self,
@@ -561,7 +609,7 @@ class _Run:
         }
 
     def _trace_filter(
-        self, node: Filter, session: int, bar_day: str, entries: list[TraceEntry]
+        self, node: Filter, session: int, bar_day: str | None, entries: list[TraceEntry]
     ) -> None:
         record = self.filter_records[node]
         row = _rows(record.sessions, session)
@@ -586,7 +634,7 @@ class _Run:
             }
         )
         asset_form = all(isinstance(child, Asset) for child in node.children)
-        if record.scores is not None:
+        if bar_day is not None and record.scores is not None:
             scored = (
                 record.labels
                 if asset_form
@@ -607,12 +655,15 @@ class _Run:
                     )
         if asset_form:
             return
-        for child, chosen in zip(node.children, selected, strict=True):
-            if chosen:
-                self.trace(child, session, bar_day, entries)
+        winners = (c for c, chosen in zip(node.children, selected, strict=True) if chosen)
+        self._trace_all(winners, session, bar_day, entries)
 
     def _trace_inverse_volatility(
-        self, node: WeightInverseVolatility, session: int, bar_day: str, entries: list[TraceEntry]
+        self,
+        node: WeightInverseVolatility,
+        session: int,
+        bar_day: str | None,
+        entries: list[TraceEntry],
     ) -> None:
         record = self.volatility_records[node]
         row = _rows(record.sessions, session)
@@ -632,8 +683,7 @@ class _Run:
                 "children": children,
             }
         )
-        for child in node.children:
-            self.trace(child, session, bar_day, entries)
+        self._trace_all(node.children, session, bar_day, entries)
 
 
 def _weights_at(allocation: SessionAllocation, row: int, strategy: str) -> dict[str, float]:

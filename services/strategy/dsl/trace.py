@@ -49,19 +49,22 @@ class DecisionTrace:
 
     The entries are walked from the evaluation's records each time they are read, not when the
     evaluation runs: a backtest evaluates every session and reads the paths of its rebalance
-    sessions only, and holding every session's full trace at once would take gigabytes.
+    sessions only, and holding every session's full trace at once would take gigabytes. `walk`
+    takes whether to include the `indicator` entries: the compact form has no use for them, and
+    they are most of the full trace.
     """
 
-    walk: Callable[[], tuple[TraceEntry, ...]]
+    walk: Callable[[bool], tuple[TraceEntry, ...]]
 
     @classmethod
     def of(cls, entries: Iterable[TraceEntry]) -> DecisionTrace:
         fixed = tuple(entries)
-        return cls(lambda: fixed)
+        decisions = tuple(entry for entry in fixed if entry["node"] != "indicator")
+        return cls(lambda indicators: fixed if indicators else decisions)
 
     @property
     def entries(self) -> tuple[TraceEntry, ...]:
-        return self.walk()
+        return self.walk(True)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DecisionTrace) and self.entries == other.entries
@@ -74,7 +77,7 @@ class DecisionTrace:
     def compact(self, limit_bytes: int = COMPACT_LIMIT_BYTES) -> TraceEntry:
         """Branches, filter winners and inverse-volatility weights, at most `limit_bytes` of
         JSON; when cut, the tail is dropped and `truncated` says how many decisions are missing."""
-        decisions = [c for c in map(_compact_entry, self.entries) if c is not None]
+        decisions = [c for c in map(_compact_entry, self.walk(False)) if c is not None]
         whole = {"path": decisions, "truncated": 0}
         if len(json.dumps(whole)) <= limit_bytes:
             return whole

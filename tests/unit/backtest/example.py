@@ -21,6 +21,7 @@ from services.backtest.result import (
     Allocation,
     BacktestResult,
     Costs,
+    DecisionPaths,
     EquityPoint,
     Order,
     Parameters,
@@ -145,7 +146,12 @@ def example_result(sessions: int = 520, *, synthetic: bool = True) -> BacktestRe
                     date=day,
                     orders=tuple(orders),
                     costs=Costs(Decimal(f"{slippage:.2f}"), Decimal(f"{fees:.2f}")),
-                    decision={file: tuple(steps) for file, steps in decision.items()},
+                    decision=DecisionPaths.of(
+                        {
+                            file: [step.model_dump(mode="json") for step in steps]
+                            for file, steps in decision.items()
+                        }
+                    ),
                 )
             )
             traded.append(sum(float(order.value) for order in orders))

@@ -85,9 +85,9 @@ def test_each_rebalance_carries_the_decision_path_that_chose_its_targets() -> No
 
     switch = result.rebalances[1]
     assert switch.date == DAYS[2]
-    [step] = switch.decision["b.clj"]
-    assert (step.kind, step.span, step.branch) == ("if", "b.clj:1:26", "then")
-    assert step.values == {"left": 11.5, "right": 11.0}
+    [step] = switch.decision.steps()["b.clj"]
+    assert (step["kind"], step["span"], step["branch"]) == ("if", "b.clj:1:26", "then")
+    assert step["values"] == {"left": 11.5, "right": 11.0}
 
 
 def test_a_fully_invested_run_plans_on_from_zero_cash_and_says_live_would_not() -> None:

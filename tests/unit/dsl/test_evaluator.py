@@ -316,6 +316,14 @@ def test_trace_records_the_taken_branch_with_operand_values_and_indicator_reads(
     assert [d.get("branch") for d in compact["path"] if "if" in d] == ["else"]
 
 
+def test_the_walk_without_indicators_is_the_full_trace_less_its_indicator_reads() -> None:
+    [evaluation] = evaluate(end_to_end_body(">"), SPY_TQQQ_BIL)
+    assert evaluation.trace is not None
+    decisions = evaluation.trace.walk(False)
+    assert [e["node"] for e in decisions] == ["if", "filter"]
+    assert decisions == tuple(e for e in evaluation.trace.entries if e["node"] != "indicator")
+
+
 def test_compact_trace_is_capped_and_says_how_much_was_cut() -> None:
     [evaluation] = evaluate(end_to_end_body(">"), SPY_TQQQ_BIL)
     assert evaluation.trace is not None
