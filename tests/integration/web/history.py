@@ -12,30 +12,34 @@ from tests.unit.notify import workflows
 
 
 def runs() -> list[workflows.Workflow]:
-    made = [
-        workflows.success(),
-        workflows.partial_failure(),
-        workflows.execution_stalled(),
-        workflows.strategy_failure(),
-        workflows.no_trade(),
+    return [
+        notified(made)
+        for made in (
+            workflows.success(),
+            workflows.partial_failure(),
+            workflows.execution_stalled(),
+            workflows.strategy_failure(),
+            workflows.no_trade(),
+        )
     ]
-    for workflow in made:
-        ending = next(
-            e for e in workflow.events if isinstance(e, WorkflowCompleted | WorkflowFailed)
+
+
+def notified(workflow: workflows.Workflow) -> workflows.Workflow:
+    """The workflow with the email notify sends after its ending."""
+    ending = next(e for e in workflow.events if isinstance(e, WorkflowCompleted | WorkflowFailed))
+    workflow.add(
+        NotificationSent(
+            correlation_id=workflow.id,
+            causation_id=str(ending.event_id),
+            account_id=ending.account_id,
+            occurred_at=ending.occurred_at,
+            source="notify",
+            channel="email",
+            status="sent",
+            attempts=1,
         )
-        workflow.add(
-            NotificationSent(
-                correlation_id=workflow.id,
-                causation_id=str(ending.event_id),
-                account_id=ending.account_id,
-                occurred_at=ending.occurred_at,
-                source="notify",
-                channel="email",
-                status="sent",
-                attempts=1,
-            )
-        )
-    return made
+    )
+    return workflow
 
 
 def events_of(made: list[workflows.Workflow]) -> Iterator[Event]:
