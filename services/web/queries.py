@@ -108,7 +108,8 @@ async def accounts(store: SqlEventStore) -> dict[str, dict[str, Any]]:
     """Per account: its equity at each run (oldest first, the latest EQUITY_POINTS runs of all
     accounts), its latest run snapshot and its last workflow. Two statements whatever the
     number of accounts: the equity points read two columns and one field, not whole
-    documents; the latest documents are ranked per account in the database."""
+    documents; the latest documents are found by each account's newest `at`, an aggregate
+    over the (projection, account_id, at) index (docs/performance.md, Dashboard)."""
     equity = read_models.c.document["equity"].as_string()
     runs = (
         select(read_models.c.account_id, read_models.c.at, equity)
@@ -116,26 +117,34 @@ async def accounts(store: SqlEventStore) -> dict[str, dict[str, Any]]:
         .order_by(read_models.c.at.desc())
         .limit(EQUITY_POINTS)
     )
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=(read_models.c.projection, read_models.c.account_id),
-            order_by=(read_models.c.at.desc(), read_models.c.key.desc()),
-        )
-        .label("rank")
-    )
-    ranked = (
-        select(read_models, rank)
-        .where(read_models.c.projection.in_((ACCOUNT_RUN, WORKFLOW)))
-        .subquery()
-    )
-    latest = select(ranked).where(ranked.c.rank == 1)
     found: dict[str, dict[str, Any]] = {}
     async with store.engine.connect() as connection:
         for account_id, at, value in await connection.execute(runs):
             found.setdefault(account_id, {"equity": [], "last_workflow": None})["equity"].insert(
                 0, (at.timestamp(), value)
             )
+        newest = (
+            select(
+                read_models.c.projection,
+                read_models.c.account_id,
+                func.max(read_models.c.at).label("at"),
+            )
+            .where(read_models.c.projection.in_((ACCOUNT_RUN, WORKFLOW)))
+            .group_by(read_models.c.projection, read_models.c.account_id)
+            .subquery()
+        )
+        latest = (
+            select(read_models)
+            .join(
+                newest,
+                and_(
+                    read_models.c.projection == newest.c.projection,
+                    read_models.c.account_id == newest.c.account_id,
+                    read_models.c.at == newest.c.at,
+                ),
+            )
+            .order_by(read_models.c.key)  # of two at the same instant, the greater key wins
+        )
         for row in await connection.execute(latest):
             if row.account_id in found:
                 name = "latest" if row.projection == ACCOUNT_RUN else "last_workflow"
