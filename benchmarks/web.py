@@ -20,96 +20,26 @@ import argparse
 import asyncio
 import os
 import platform
-import random
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import insert, update
 
 from services.web.read_models import catch_up
 from services.web.service import definition
 from shared.bus.memory import InMemoryBus
-from shared.events import Event, RebalancePlanned
 from shared.eventstore.migrations import upgrade
-from shared.eventstore.schema import event_positions, events
-from shared.eventstore.sqlite import _event_row
 from shared.eventstore.store import SqlEventStore
 from shared.logs import configure_logging
 from shared.service.app import create_app
 from shared.service.runtime import ServiceRuntime
 from shared.settings import Settings
-from tests.integration.web.history import notified
+from tests.integration.web.history import write_fixture
 from tests.servers import create_postgres_database, drop_postgres_database
-from tests.unit.notify import workflows
 
-ACCOUNTS = 20
-KINDS: tuple[tuple[Callable[[], workflows.Workflow], int], ...] = (
-    (workflows.success, 70),
-    (workflows.no_trade, 15),
-    (workflows.partial_failure, 7),
-    (workflows.execution_stalled, 4),
-    (workflows.strategy_failure, 4),
-)
-INSERT_BATCH = 2000
 TOKEN = "benchmark-token-0123456789abcdef"
 LATENCY_TARGET_MS = 100.0
 CATCH_UP_TARGET = 5000.0
-
-
-def recorded_workflows(count: int, seed: int) -> Iterator[tuple[str, list[Event]]]:
-    """(stream owner, events) of `count` workflows: workflow i belongs to account i mod 20 and
-    runs on day i div 20, counted back from the hand-built workflows' date."""
-    chooser = random.Random(seed)
-    makers = [maker for maker, weight in KINDS for _ in range(weight)]
-    days = count // ACCOUNTS + 1
-    for index in range(count):
-        made = notified(chooser.choice(makers)())
-        shift = timedelta(days=index // ACCOUNTS - days)
-        account = f"acct-{index % ACCOUNTS:02d}"
-        yield made.id, [_moved(event, shift, account) for event in made.events]
-
-
-def _moved(event: Event, shift: timedelta, account: str) -> Event:
-    update_: dict[str, Any] = {"occurred_at": event.occurred_at + shift, "account_id": account}
-    if isinstance(event, RebalancePlanned):
-        update_["snapshot"] = event.snapshot.model_copy(
-            update={"as_of": event.snapshot.as_of + shift}
-        )
-    return event.model_copy(update=update_)
-
-
-async def write_fixture(store: SqlEventStore, count: int, seed: int) -> int:
-    """Every event straight into `events` in a few large inserts (one stream per workflow and
-    service, as the services append them), and the position counter past them; returns the
-    number of events. No outbox rows: nothing relays them here."""
-    rows: list[dict[str, Any]] = []
-    versions: dict[str, int] = {}
-    now = datetime.now(UTC)
-    position = 0
-    async with store.engine.begin() as connection:
-        for workflow_id, made in recorded_workflows(count, seed):
-            for event in made:
-                position += 1
-                stream = f"{workflow_id}/{event.source}"
-                versions[stream] = versions.get(stream, 0) + 1
-                rows.append(
-                    {**_event_row(event, stream, position, versions[stream]), "recorded_at": now}
-                )
-            if len(rows) >= INSERT_BATCH:
-                await connection.execute(insert(events), rows)
-                rows = []
-            versions.clear()
-        if rows:
-            await connection.execute(insert(events), rows)
-        await connection.execute(
-            update(event_positions).where(event_positions.c.id == 1).values(last_position=position)
-        )
-    return position
 
 
 def percentile(values: list[float], fraction: float) -> float:
