@@ -51,9 +51,11 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/python scripts/mutation_report.py
 
-# The example report email, docs/email-example.html and .png (needs Debian's chromium; not in CI).
+# The example report email, docs/email-example.html and .png, and the dashboard's screenshots,
+# docs/dashboard-*.png (need Debian's chromium and chromedriver; not in CI).
 docs: $(STAMP)
 	$(BIN)/python scripts/render_example_email.py
+	PYTHONPATH=. $(BIN)/python scripts/render_dashboard_screenshots.py
 
 # Regenerates requirements.lock from what pyproject.toml resolves to today.
 lock:

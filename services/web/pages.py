@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -45,6 +45,7 @@ STATIC = {
     "uPlot.min.css": ("services.backtest.vendor", "text/css"),
 }
 STATUSES = ("running", "completed", "failed")
+T = TypeVar("T")
 
 Trigger = Callable[[str], Awaitable[tuple[int, str]]]
 """Start today's run for an account; answers an HTTP-like status and a one-line message."""
@@ -126,18 +127,25 @@ def web_router(
         date: Annotated[str, Query()] = "",
         account: Annotated[str, Query()] = "",
         status_: Annotated[str, Query(alias="status")] = "",
+        before: Annotated[str, Query()] = "",
     ) -> Response:
         day = _day(date)
-        rows = await queries.workflows(
-            store, day=day, account=account or None, status=status_ or None
+        rows, older = await queries.workflows(
+            store,
+            day=day,
+            account=account or None,
+            status=status_ or None,
+            before=_cursor(before),
         )
+        filters = {"date": date, "account": account, "status": status_}
         return render(
             "workflows.html",
             signed_in=True,
             csrf=session.csrf,
             workflows=rows,
-            filters={"date": date, "account": account, "status": status_},
+            filters=filters,
             statuses=STATUSES,
+            older=None if older is None else {**filters, "before": str(older)},
         )
 
     @router.get("/workflows/{workflow_id}")
@@ -200,12 +208,25 @@ def web_router(
 
     @router.get("/api/workflows", dependencies=[Depends(api_client)])
     async def workflows_json(
-        date: str = "", account: str = "", status_: Annotated[str, Query(alias="status")] = ""
+        request: Request,
+        date: str = "",
+        account: str = "",
+        status_: Annotated[str, Query(alias="status")] = "",
+        before: str = "",
     ) -> Response:
-        rows = await queries.workflows(
-            store, day=_day(date), account=account or None, status=status_ or None
+        """A page of the list; a `Link: <...>; rel="next"` header names the next one."""
+        rows, older = await queries.workflows(
+            store,
+            day=_day(date),
+            account=account or None,
+            status=status_ or None,
+            before=_cursor(before),
         )
-        return secure(JSONResponse(json.loads(json.dumps(rows, default=str))))
+        response = JSONResponse(json.loads(json.dumps(rows, default=str)))
+        if older is not None:
+            following = request.url.include_query_params(before=str(older))
+            response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+        return secure(response)
 
     @router.get("/api/workflows/{workflow_id}", dependencies=[Depends(api_client)])
     async def workflow_json(workflow_id: str) -> Response:
@@ -251,14 +272,25 @@ async def _why(store: SqlEventStore, workflow_id: str, symbol: str) -> dict[str,
 
 
 def _day(text: str) -> dt.date | None:
+    return _parsed(text, dt.date.fromisoformat, f"date {text!r}: use YYYY-MM-DD")
+
+
+def _cursor(text: str) -> queries.Cursor | None:
+    return _parsed(
+        text,
+        queries.Cursor.parse,
+        f"before {text!r}: use the value of the list's link to older workflows",
+    )
+
+
+def _parsed(text: str, parse: Callable[[str], T], message: str) -> T | None:
+    """A query parameter: None when empty, 422 with `message` when `parse` refuses it."""
     if not text:
         return None
     try:
-        return dt.date.fromisoformat(text)
+        return parse(text)
     except ValueError:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"date {text!r}: use YYYY-MM-DD"
-        ) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message) from None
 
 
 def _workflow_view(found: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

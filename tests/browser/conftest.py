@@ -1,4 +1,5 @@
-"""The `browser` fixture: a fresh headless Chromium per test (tests/browser/chromium.py)."""
+"""The `browser` fixture: a fresh headless Chromium per test (tests/browser/chromium.py); the
+`dashboard` fixture: the web dashboard over recorded runs (tests/browser/dashboard.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import CHROMEDRIVER, CHROMIUM, require_browser
+from tests.browser.dashboard import dashboard_over
 
 
 @pytest.fixture
@@ -38,3 +40,9 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    with dashboard_over(tmp_path) as served:
+        yield served

@@ -75,6 +75,6 @@ def test_compose_command_lines_name_existing_cli_commands(where: str) -> None:
 
 def test_kubernetes_command_lines_name_existing_cli_commands() -> None:
     lines = kubernetes_command_lines()
-    assert len(lines) == 8
+    assert len(lines) == 9  # five services, the migration, the refresh and two triggers
     for where, words in sorted(lines.items()):
         check(where, words)

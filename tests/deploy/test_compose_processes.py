@@ -30,7 +30,7 @@ from tests.servers import RABBITMQ_URL, delete_bus_namespace, unique_bus_namespa
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALCHEMISER = str(Path(sys.executable).parent / "alchemiser")
-SERVICES = {name.value: service.default_port for name, service in registry.SERVICES.items()}
+SERVICES = {name.value: service.default_port for name, service in registry.SERVABLE.items()}
 MAILPIT_SMTP_PORT = 1025
 ONE_SHOTS = ("migrate", "bars")
 COMPOSE_DATA_DIR = "/data"
@@ -241,6 +241,19 @@ async def test_compose_services_run_a_forced_workflow_to_completion_on_the_real_
             "WorkflowCompleted",
         }
         await eventually(lambda: smtp_inbox, timeout_s=30, message="the run email in Mailpit")
+        async with httpx.AsyncClient(timeout=5) as client:
+            dashboard = f"http://127.0.0.1:{ports['web']}/api/workflows/{workflow_id}"
+
+            async def on_the_dashboard() -> bool:
+                response = await client.get(dashboard, headers={"Authorization": f"Bearer {token}"})
+                if response.status_code != 200:
+                    return False
+                (folded,) = response.json()["workflow"]
+                return bool(folded["status"] == "completed")
+
+            await eventually(
+                on_the_dashboard, timeout_s=30, interval_s=0.5, message="the run on the dashboard"
+            )
         assert "PAPER" in smtp_inbox[0], smtp_inbox
         # The scheduler's call, with its environment, once the forced run is over (two runs at
         # once would share the simulated account's cash): 0 when it starts or finds the day's run

@@ -34,7 +34,11 @@ from tests.deploy.kustomize import (
 KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 # Bundled offline by kubernetes-validate (1.25 to 1.37): the oldest we support and the newest.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
-SERVICES = {name.value: service.default_port for name, service in registry.SERVICES.items()}
+SERVICES = {name.value: service.default_port for name, service in registry.SERVABLE.items()}
+DATABASE_ONLY = {f"alchemiser-{registry.READ_SIDE.name.value}"}
+"""The web dashboard: PostgreSQL, never RabbitMQ (it consumes no event)."""
+SERVER_ACCESS = {"podSelector": {"matchLabels": {"alchemiser.dev/server-access": "true"}}}
+DATABASE_ACCESS = {"podSelector": {"matchLabels": {"alchemiser.dev/database-access": "true"}}}
 SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "PASS")
 ONE_MIB = 1024 * 1024
 BUNDLED = REPO / "services" / "strategy" / "symphonies"
@@ -231,28 +235,36 @@ def test_the_trigger_job_treats_a_refusal_as_success_and_fails_otherwise(tmp_pat
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_only_the_services_and_the_migration_may_reach_rabbitmq_and_postgres(overlay: str) -> None:
+    """The servers admit two labels: `server-access` (both servers: the four workflow services
+    and the migration) and `database-access` (PostgreSQL only: the web dashboard)."""
     policies = {
         m["metadata"]["name"]: m for m in manifests(overlay) if m["kind"] == "NetworkPolicy"
     }
-    for name, server, port in (
-        ("rabbitmq-from-alchemiser-only", "rabbitmq", 5672),
-        ("postgres-from-alchemiser-only", "postgres", 5432),
+    for name, server, port, peers in (
+        ("rabbitmq-from-alchemiser-only", "rabbitmq", 5672, [SERVER_ACCESS]),
+        ("postgres-from-alchemiser-only", "postgres", 5432, [SERVER_ACCESS, DATABASE_ACCESS]),
     ):
         spec = policies[name]["spec"]
         assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": server}
         clients = [
             rule for rule in spec["ingress"] if {"protocol": "TCP", "port": port} in rule["ports"]
         ]
-        assert [rule["from"] for rule in clients] == [
-            [{"podSelector": {"matchLabels": {"alchemiser.dev/server-access": "true"}}}]
-        ]
-    admitted = {
+        assert [rule["from"] for rule in clients] == [peers]
+    workloads = [m for m in manifests(overlay) if m["kind"] in {"Deployment", "Job", "CronJob"}]
+    both = {
         m["metadata"]["name"]
-        for m in manifests(overlay)
-        if m["kind"] in {"Deployment", "Job", "CronJob"}
-        and pod_labels(m).get("alchemiser.dev/server-access") == "true"
+        for m in workloads
+        if pod_labels(m).get("alchemiser.dev/server-access") == "true"
     }
-    assert admitted == {f"alchemiser-{name}" for name in SERVICES} | {"alchemiser-migrate"}
+    database_only = {
+        m["metadata"]["name"]
+        for m in workloads
+        if pod_labels(m).get("alchemiser.dev/database-access") == "true"
+    }
+    assert both == {f"alchemiser-{name}" for name in SERVICES} - DATABASE_ONLY | {
+        "alchemiser-migrate"
+    }
+    assert database_only == DATABASE_ONLY
 
 
 def test_the_paper_servers_are_the_pods_the_network_policies_protect() -> None:

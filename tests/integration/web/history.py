@@ -1,53 +1,65 @@
 """A store holding several hand-built workflows (tests/unit/notify/workflows.py), each event
 appended to its source service's stream as the services do, with a notification after each
 ending; the last a halt's liquidation, after the halt of the account `default` was recorded
-and announced."""
+and announced; and, for sizes a test cannot append one by one, thousands of them written in
+bulk."""
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Iterator
-from datetime import date, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
 
 from shared.events import (
     Event,
     NotificationSent,
+    RebalancePlanned,
     WorkflowCompleted,
     WorkflowConfiguration,
     WorkflowFailed,
     WorkflowStarted,
 )
 from shared.events.control import CONTROL_STREAM, TradingHalted, TradingResumed
+from shared.eventstore.schema import event_positions, events
+from shared.eventstore.sqlite import _event_row
 from shared.eventstore.store import SqlEventStore
 from tests.unit.notify import workflows
 
 
 def runs() -> list[workflows.Workflow]:
-    made = [
-        workflows.success(),
-        workflows.partial_failure(),
-        workflows.execution_stalled(),
-        workflows.strategy_failure(),
-        workflows.no_trade(),
-        liquidation(),
+    return [
+        notified(made)
+        for made in (
+            workflows.success(),
+            workflows.partial_failure(),
+            workflows.execution_stalled(),
+            workflows.strategy_failure(),
+            workflows.no_trade(),
+            liquidation(),
+        )
     ]
-    for workflow in made:
-        ending = next(
-            e for e in workflow.events if isinstance(e, WorkflowCompleted | WorkflowFailed)
+
+
+def notified(workflow: workflows.Workflow) -> workflows.Workflow:
+    """The workflow with the email notify sends after its ending."""
+    ending = next(e for e in workflow.events if isinstance(e, WorkflowCompleted | WorkflowFailed))
+    workflow.add(
+        NotificationSent(
+            correlation_id=workflow.id,
+            causation_id=str(ending.event_id),
+            account_id=ending.account_id,
+            occurred_at=ending.occurred_at,
+            source="notify",
+            channel="email",
+            status="sent",
+            attempts=1,
         )
-        workflow.add(
-            NotificationSent(
-                correlation_id=workflow.id,
-                causation_id=str(ending.event_id),
-                account_id=ending.account_id,
-                occurred_at=ending.occurred_at,
-                source="notify",
-                channel="email",
-                status="sent",
-                attempts=1,
-            )
-        )
-    return made
+    )
+    return workflow
 
 
 HALTED_AT = workflows.STARTED_AT + timedelta(hours=1)
@@ -116,3 +128,66 @@ async def record(store: SqlEventStore, event: Event) -> None:
         else f"{event.correlation_id}/{event.source}"
     )
     await store.append(stream, None, [event])
+
+
+ACCOUNTS = 20
+KINDS: tuple[tuple[Callable[[], workflows.Workflow], int], ...] = (
+    (workflows.success, 70),
+    (workflows.no_trade, 15),
+    (workflows.partial_failure, 7),
+    (workflows.execution_stalled, 4),
+    (workflows.strategy_failure, 4),
+)
+INSERT_BATCH = 2000
+
+
+def recorded_workflows(count: int, seed: int) -> Iterator[tuple[str, list[Event]]]:
+    """(stream owner, events) of `count` workflows: workflow i belongs to account i mod 20 and
+    runs on day i div 20, counted back from the hand-built workflows' date."""
+    chooser = random.Random(seed)
+    makers = [maker for maker, weight in KINDS for _ in range(weight)]
+    days = count // ACCOUNTS + 1
+    for index in range(count):
+        made = notified(chooser.choice(makers)())
+        shift = timedelta(days=index // ACCOUNTS - days)
+        account = f"acct-{index % ACCOUNTS:02d}"
+        yield made.id, [_moved(event, shift, account) for event in made.events]
+
+
+def _moved(event: Event, shift: timedelta, account: str) -> Event:
+    update_: dict[str, Any] = {"occurred_at": event.occurred_at + shift, "account_id": account}
+    if isinstance(event, RebalancePlanned):
+        update_["snapshot"] = event.snapshot.model_copy(
+            update={"as_of": event.snapshot.as_of + shift}
+        )
+    return event.model_copy(update=update_)
+
+
+async def write_fixture(store: SqlEventStore, count: int, seed: int) -> int:
+    """`count` workflows' events straight into `events`, after those stored, in a few large
+    inserts (one stream per workflow and service, as the services append them), and the
+    position counter past them; returns the last position. No outbox rows: nothing relays
+    them. For the benchmark (benchmarks/web.py) and the fault test of the web service."""
+    rows: list[dict[str, Any]] = []
+    versions: dict[str, int] = {}
+    now = datetime.now(UTC)
+    async with store.engine.begin() as connection:
+        position = int(await connection.scalar(select(event_positions.c.last_position)) or 0)
+        for workflow_id, made in recorded_workflows(count, seed):
+            for event in made:
+                position += 1
+                stream = f"{workflow_id}/{event.source}"
+                versions[stream] = versions.get(stream, 0) + 1
+                rows.append(
+                    {**_event_row(event, stream, position, versions[stream]), "recorded_at": now}
+                )
+            if len(rows) >= INSERT_BATCH:
+                await connection.execute(insert(events), rows)
+                rows = []
+            versions.clear()
+        if rows:
+            await connection.execute(insert(events), rows)
+        await connection.execute(
+            update(event_positions).where(event_positions.c.id == 1).values(last_position=position)
+        )
+    return position

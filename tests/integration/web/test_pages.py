@@ -9,6 +9,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from services.web import queries
 from services.web.session import COOKIE
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
@@ -169,3 +170,29 @@ def test_the_live_stream_of_an_ended_workflow_says_so_and_ends(
         assert response.headers["content-type"].startswith("text/event-stream")
         body = "".join(response.iter_text())
     assert body.startswith("event: changed\n") and body.endswith("event: finished\ndata: end\n\n")
+
+
+def test_the_list_pages_by_keyset_without_losing_or_repeating_a_workflow(
+    started: tuple[TestClient, list[str], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, ids, _ = started
+    sign_in(client)
+    monkeypatch.setattr(queries, "LIST_LIMIT", 2)
+    assert len(client.get("/api/workflows").json()) == 2  # a page; all of them page by page:
+
+    seen, path = [], "/workflows"
+    while path:
+        page = client.get(path).text
+        seen += re.findall(r'<td><a href="/workflows/([^"]+)">', page)
+        older = re.search(r'href="(/workflows\?[^"]+)" id="older"', page)
+        path = older.group(1).replace("&amp;", "&") if older else ""
+    assert len(seen) == len(ids) and set(seen) == set(ids)
+
+    listed, url = [], "/api/workflows"
+    while url:
+        response = client.get(url, headers=BEARER)
+        listed += [w["workflow_id"] for w in response.json()]
+        link = response.headers.get("link")
+        url = link[1 : link.index(">")] if link else ""
+    assert listed == seen
+    assert client.get("/workflows?before=yesterday").status_code == 422
