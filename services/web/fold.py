@@ -179,7 +179,8 @@ def _timeline(workflow: ReadModel, recorded: RecordedEvent) -> None:
 
 def step_timings(document: Document) -> Iterator[Document]:
     """Each step of the workflow's kind that began: from the first event it answers to the
-    first event of the step after it (or the ending, or still running)."""
+    first event of the step after it (or the ending, or still running; the notification, from
+    the ending to its last delivery)."""
     timeline = document["timeline"]
     steps = STEPS[WorkflowKind(document["kind"])]
     starts = [
@@ -192,9 +193,11 @@ def step_timings(document: Document) -> Iterator[Document]:
         later = [start for start in starts[index + 1 :] if start is not None]
         if later:
             ended = later[0]
-        elif step.follows == TERMINAL_EVENT_TYPES:  # the notification ends with its last channel
+        elif step.follows == TERMINAL_EVENT_TYPES:
+            # the notification ends with its last channel; with none configured it sends nothing
+            # and takes no time (a channel still sending shows once its NotificationSent lands)
             sent = [entry["at"] for entry in timeline if entry["event_type"] == "NotificationSent"]
-            ended = sent[-1] if sent else None
+            ended = sent[-1] if sent else starts[index]
         else:
             ended = document["ended_at"]
         yield {"name": step.name, "service": step.service, "start": starts[index], "end": ended}

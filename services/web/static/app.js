@@ -7,7 +7,7 @@
       var points = JSON.parse(element.getAttribute("data-equity"));
       if (points.length === 0 || typeof uPlot === "undefined") { return; }
       var data = [points.map(function (p) { return p[0]; }), points.map(function (p) { return Number(p[1]); })];
-      new uPlot({ width: 720, height: 220, series: [{}, { label: "Equity", stroke: "#1f5fa8" }] }, data, element);
+      new uPlot({ width: 720, height: 220, series: [{}, { label: "Equity", stroke: "#1f5fa8" }], axes: [{}, { size: 80 }] }, data, element);
     });
   }
 

@@ -8,9 +8,11 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from services.pnl import pnl_view
+from services.web.rendering import money, percent
 from shared.events.control import TradingResumed
 from shared.eventstore.store import SqlEventStore
 from tests.integration.web.history import HALT_REASON, HALTED_AT, record
@@ -29,12 +31,15 @@ async def expected_pnl(tmp_path: Path) -> dict[str, str]:
         await store.close()
     assert view is not None
     return {
-        "day": str(view.day_pnl),
-        "total": str(view.pnl),
-        "realised": str(view.realised),
-        "unrealised": str(view.unrealised),
-        "fees": str(view.fees),
-        **{f"strategy {name}": str(amount) for name, amount in view.by_strategy.items()},
+        "day": money(view.day_pnl, signed=True),
+        "total": money(view.pnl, signed=True),
+        "realised": money(view.realised, signed=True),
+        "unrealised": money(view.unrealised, signed=True),
+        "fees": money(view.fees),
+        **{
+            f"strategy {name}": money(amount, signed=True)
+            for name, amount in view.by_strategy.items()
+        },
     }
 
 
@@ -55,7 +60,7 @@ def test_the_overview_shows_the_pnl_of_the_projection_with_its_attribution(
         if name.startswith("strategy "):
             assert f"<td>{name.removeprefix('strategy ')}</td><td>{amount}</td>" in attribution
     assert "(unattributed)" in attribution
-    assert expected["total"] != "0.00"  # the fills moved the account
+    assert expected["total"] != "$0.00"  # the fills moved the account
 
 
 def test_a_halt_shows_as_a_banner_and_on_its_account_until_resumed_for_every_account(
@@ -94,3 +99,26 @@ def test_a_halt_shows_as_a_banner_and_on_its_account_until_resumed_for_every_acc
         assert time.monotonic() < deadline, "the resume was not folded in"
         time.sleep(0.1)
     assert "Trading allowed." in page and 'class="halted"' not in page
+
+
+@pytest.mark.parametrize(
+    ("value", "signed", "shown"),
+    [
+        ("99937.72740729", False, "$99,937.73"),
+        ("-1234.565", False, "-$1,234.56"),
+        ("2.4", True, "+$2.40"),
+        ("0E+2", True, "$0.00"),
+        (None, False, ""),
+    ],
+)
+def test_money_is_shown_to_the_cent_with_its_sign(
+    value: str | None, signed: bool, shown: str
+) -> None:
+    assert money(value, signed=signed) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("0E+2", "0.00%"), ("0.123456", "12.35%"), ("1", "100.00%")]
+)
+def test_a_weight_is_shown_as_a_percentage(value: str, shown: str) -> None:
+    assert percent(value) == shown
