@@ -2,7 +2,9 @@
 
 A read model is a JSON document under `(projection, key)`: one per workflow, per order (each
 attempt is its own client order id), per account snapshot of a run, per strategy signal of a
-run, per notification of a run, and per account's latest halt or resume (`*`: every account).
+run, per notification of a run, per account's latest halt or resume (`*`: every account), and
+per account the overview's (its latest run snapshot, its last workflow, its equity at each run;
+the read models' fold adds its P&L), so the overview reads one document per account.
 Events of no workflow — the control stream's, the notifications announcing them — make no
 workflow document: only `WorkflowStarted` begins one. `apply` changes the documents one event
 touches and nothing else, so folding page after page from a stored position gives the same
@@ -45,6 +47,10 @@ ACCOUNT_RUN = "account_run"
 SIGNAL = "signal"
 NOTIFICATION = "notification"
 HALT = "halt"
+ACCOUNT = "account"
+EQUITY_POINTS = 120
+"""An account's equity points on the overview: its latest runs, about six months of trading
+days (more make every page's account documents and the overview heavier)."""
 
 Document = dict[str, Any]
 Key = tuple[str, str]
@@ -72,6 +78,7 @@ def keys_touched(events: Iterable[RecordedEvent]) -> set[Key]:
         if isinstance(event, TradingHalted | TradingResumed):
             continue  # a halt document is made whole from its one event
         keys.add((WORKFLOW, event.correlation_id))
+        keys.add((ACCOUNT, event.account_id))
         if isinstance(event, OrderEvent):
             keys.add((ORDER, event.client_order_id))
     return keys
@@ -79,7 +86,7 @@ def keys_touched(events: Iterable[RecordedEvent]) -> set[Key]:
 
 def apply(models: dict[Key, ReadModel], recorded: RecordedEvent) -> set[Key]:
     """Fold one event into `models` (which hold every key `keys_touched` named); returns the
-    keys it changed."""
+    keys it changed. `finish` completes the changed documents after the last event of a page."""
     event = recorded.event
     if isinstance(event, TradingHalted | TradingResumed):
         halt = _halt(event)
@@ -95,6 +102,61 @@ def apply(models: dict[Key, ReadModel], recorded: RecordedEvent) -> set[Key]:
         changed.add((model.projection, model.key))
     if isinstance(event, OrderEvent):
         changed.add(_order(models, workflow, event))
+    if _account(models, workflow, event):
+        changed.add((ACCOUNT, workflow.account_id))
+    return changed
+
+
+def finish(models: dict[Key, ReadModel], changed: set[Key]) -> None:
+    """Time the steps of each changed workflow: once after a page's events, not after each."""
+    for projection, key in changed:
+        if projection == WORKFLOW:
+            document = models[(projection, key)].document
+            document["steps"] = list(step_timings(document))
+
+
+def _account(models: dict[Key, ReadModel], workflow: ReadModel, event: Event) -> bool:
+    """Move the account's document on from its workflow's event: its last workflow (the newest
+    start, of two at the same instant the greater id) and, from a plan, its latest snapshot
+    and equity point. True when the document changed."""
+    key = (ACCOUNT, workflow.account_id)
+    if key not in models:
+        models[key] = ReadModel(
+            projection=ACCOUNT,
+            key=workflow.account_id,
+            account_id=workflow.account_id,
+            workflow_id=workflow.workflow_id,
+            at=workflow.at,
+            status=None,
+            document={"latest": None, "last_workflow": None, "equity": [], "pnl": None},
+        )
+    account = models[key]
+    document = account.document
+    last = document["last_workflow"]
+    summary = {
+        "workflow_id": workflow.workflow_id,
+        "kind": workflow.document["kind"],
+        "status": workflow.status,
+        "at": workflow.at,
+    }
+    changed = False
+    if last != summary and (
+        last is None
+        or last["workflow_id"] == workflow.workflow_id
+        or (workflow.at, workflow.workflow_id) > (last["at"], last["workflow_id"])
+    ):
+        document["last_workflow"] = summary
+        account.workflow_id, account.at = workflow.workflow_id, workflow.at
+        changed = True
+    if isinstance(event, RebalancePlanned):
+        run = models[(ACCOUNT_RUN, event.correlation_id)]
+        latest = document["latest"]
+        if latest is None or (run.at, run.key) >= (latest["at"], latest["workflow_id"]):
+            document["latest"] = {**run.document, "workflow_id": run.workflow_id, "at": run.at}
+        point = [event.snapshot.as_of.timestamp(), run.document["equity"], run.key]
+        others = [p for p in document["equity"] if p[2] != run.key]
+        document["equity"] = sorted([*others, point])[-EQUITY_POINTS:]
+        changed = True
     return changed
 
 
@@ -174,7 +236,6 @@ def _timeline(workflow: ReadModel, recorded: RecordedEvent) -> None:
                 Decimal(0),
             )
         )
-    document["steps"] = list(step_timings(document))
 
 
 def step_timings(document: Document) -> Iterator[Document]:

@@ -115,8 +115,8 @@ def web_router(
 
     @router.get("/")
     async def overview(session: PageSession) -> Response:
-        found = await queries.accounts(store)
-        banner = queries.halted(await queries.halts(store))
+        found, every = await queries.overview(store)
+        banner = queries.halted(every)
         return render(
             "overview.html", signed_in=True, csrf=session.csrf, accounts=found, halted=banner
         )

@@ -6,17 +6,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 
-from services.web.fold import ACCOUNT_RUN, HALT, NOTIFICATION, ORDER, SIGNAL, WORKFLOW
-from services.web.pnl_book import PNL
+from services.web.fold import ACCOUNT, ACCOUNT_RUN, HALT, NOTIFICATION, ORDER, SIGNAL, WORKFLOW
 from services.web.read_models import read_models
 from shared.events.control import EVERY_ACCOUNT
 from shared.eventstore.store import SqlEventStore
 
 LIST_LIMIT = 50
 """Workflows per page of the list; older ones are a keyset page away (`before`)."""
-EQUITY_POINTS = 500
 PROJECTIONS = (WORKFLOW, ORDER, SIGNAL, NOTIFICATION, ACCOUNT_RUN)
 
 
@@ -106,66 +104,28 @@ async def of_workflow(store: SqlEventStore, workflow_id: str) -> dict[str, list[
     return found
 
 
-async def accounts(store: SqlEventStore) -> dict[str, dict[str, Any]]:
-    """Per account: its equity at each run (oldest first, the latest EQUITY_POINTS runs of all
-    accounts), its latest run snapshot, its last workflow, its P&L (None before a plan) and its
-    halt (None while it may trade). Three statements and the halts whatever the number of
-    accounts: the equity points read two columns and one field, not whole documents; the latest
-    documents are found by each account's newest `at`, an aggregate over the (projection,
-    account_id, at) index (docs/performance.md, Dashboard)."""
-    equity = read_models.c.document["equity"].as_string()
-    runs = (
-        select(read_models.c.account_id, read_models.c.at, equity)
-        .where(read_models.c.projection == ACCOUNT_RUN)
-        .order_by(read_models.c.at.desc())
-        .limit(EQUITY_POINTS)
-    )
-    found: dict[str, dict[str, Any]] = {}
+async def overview(
+    store: SqlEventStore,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Per account with a planned run: its latest run snapshot, its last workflow, its equity at
+    each of its latest runs (oldest first, `[timestamp, equity]`), its P&L (None before a plan)
+    and its halt (None while it may trade); and the latest halt or resume per account id. One
+    statement on the primary key: one document per account and one per halt, maintained by the
+    fold (docs/performance.md, Dashboard)."""
+    query = select(read_models).where(read_models.c.projection.in_((ACCOUNT, HALT)))
     async with store.engine.connect() as connection:
-        for account_id, at, value in await connection.execute(runs):
-            found.setdefault(account_id, {"equity": [], "last_workflow": None})["equity"].insert(
-                0, (at.timestamp(), value)
-            )
-        newest = (
-            select(
-                read_models.c.projection,
-                read_models.c.account_id,
-                func.max(read_models.c.at).label("at"),
-            )
-            .where(read_models.c.projection.in_((ACCOUNT_RUN, WORKFLOW)))
-            .group_by(read_models.c.projection, read_models.c.account_id)
-            .subquery()
-        )
-        latest = (
-            select(read_models)
-            .join(
-                newest,
-                and_(
-                    read_models.c.projection == newest.c.projection,
-                    read_models.c.account_id == newest.c.account_id,
-                    read_models.c.at == newest.c.at,
-                ),
-            )
-            .order_by(read_models.c.key)  # of two at the same instant, the greater key wins
-        )
-        for row in await connection.execute(latest):
-            if row.account_id in found:
-                name = "latest" if row.projection == ACCOUNT_RUN else "last_workflow"
-                found[row.account_id][name] = _model(row)
-        pnl = await connection.execute(select(read_models).where(read_models.c.projection == PNL))
-        books = {row.account_id: _model(row) for row in pnl}
-    every = await halts(store)
-    for account_id, account in found.items():
-        account["pnl"] = books.get(account_id)
-        account["halt"] = halt_of(every, account_id)
-    return found
-
-
-async def halts(store: SqlEventStore) -> dict[str, dict[str, Any]]:
-    """The latest halt or resume per account id (`*`: of every account)."""
-    query = select(read_models).where(read_models.c.projection == HALT)
-    async with store.engine.connect() as connection:
-        return {row.key: _model(row) for row in await connection.execute(query)}
+        rows = list(await connection.execute(query))
+    every = {row.key: _model(row) for row in rows if row.projection == HALT}
+    found = {
+        row.key: {
+            **row.document,
+            "equity": [point[:2] for point in row.document["equity"]],
+            "halt": halt_of(every, row.key),
+        }
+        for row in sorted(rows, key=lambda row: row.key)
+        if row.projection == ACCOUNT and row.document["latest"] is not None
+    }
+    return found, every
 
 
 def halt_of(every: dict[str, dict[str, Any]], account_id: str) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,16 +24,18 @@ from sqlalchemy import (
     String,
     Table,
     delete,
-    insert,
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.dml import Insert
 
 from services.pnl import PnlLedger
-from services.web.fold import Key, ReadModel, apply, keys_touched
-from services.web.pnl_book import pnl_models
+from services.web.fold import ACCOUNT, Key, ReadModel, apply, finish, keys_touched
+from services.web.pnl_book import pnl_document
 from shared.eventstore import service_state
+from shared.eventstore.port import EventStoreReader
 from shared.eventstore.records import RecordedEvent
 from shared.eventstore.schema import UtcDateTime
 from shared.eventstore.store import SqlEventStore, UnitOfWork
@@ -44,6 +47,11 @@ PNL_KEY = "pnl"
 """The state document holding the P&L projection (`services.pnl.PnlLedger`) as folded up to the
 read models' checkpoint."""
 PAGE_SIZE = 500
+PNL_SAVE_PAGES = 40
+"""Pages between two saves of the P&L projection: what a restart folds again into it, at most."""
+FOLD_VERSION = 2
+"""Of the documents' shapes: a checkpoint of another (or none, before version 2) makes the
+service drop the documents and fold again from the first event."""
 CATCH_UP_INTERVAL_S = 0.5
 """How often an idle web service looks for new events: what a live page lags behind by."""
 
@@ -63,27 +71,89 @@ read_models = Table(
 """Created by Alembic revision 0004_read_models; must match it."""
 
 
-async def _fold_next_page(context: PeriodicContext) -> AsyncGenerator[PeriodicOutcome, None]:
-    stored = await context.store.load_state(SERVICE, CHECKPOINT_KEY)
-    after = 0 if stored is None else int(stored.document["last_position"])
-    version = 0 if stored is None else stored.version
-    page = await context.store.read_all(after, PAGE_SIZE)
-    if page:
-        yield PeriodicOutcome(
-            stream_id=f"{SERVICE}/{CHECKPOINT_KEY}",
-            in_transaction=lambda uow: fold_page(uow, page, version),
+@dataclass
+class PnlCopy:
+    """The P&L projection as folded up to the checkpoint `position`, kept between pages so a
+    page neither loads nor saves the whole ledger: it is saved as the state document `web/pnl`
+    every PNL_SAVE_PAGES pages and at the end of a catch-up, in the transaction of the
+    checkpoint it matches. After a restart (or another replica's pages) the saved copy is
+    loaded and moved on from its own last position to the checkpoint."""
+
+    ledger: PnlLedger = field(default_factory=PnlLedger)
+    position: int | None = None
+    """The checkpoint the ledger matches; None: unknown (a page's transaction is under way or
+    failed), load it again."""
+    version: int = 0
+    """Of the stored document."""
+    unsaved: int = 0
+    """Pages folded into the ledger since it was saved."""
+
+    async def reach(self, store: EventStoreReader, after: int) -> None:
+        """Make the ledger the projection folded up to the checkpoint `after`."""
+        if self.position == after:
+            return
+        stored = await store.load_state(SERVICE, PNL_KEY)
+        self.ledger = (
+            PnlLedger() if stored is None else PnlLedger.from_document(json.dumps(stored.document))
         )
+        self.version = 0 if stored is None else stored.version
+        self.unsaved = 0
+        position = self.ledger.last_position
+        while position < after:
+            page = await store.read_all(position, PAGE_SIZE)
+            if not page:
+                break
+            for recorded in page:
+                if recorded.position <= after:
+                    self.ledger.apply(recorded)
+            self.unsaved += 1
+            position = page[-1].position
+        self.position = after
+
+    async def save(self, uow: UnitOfWork) -> None:
+        """In the caller's transaction; a stored copy moved on by another writer raises
+        StateVersionConflictError and leaves this one to be loaded again."""
+        position, self.position = self.position, None
+        self.version = await service_state.save(
+            uow, SERVICE, PNL_KEY, json.loads(self.ledger.to_document()), self.version
+        )
+        self.unsaved, self.position = 0, position
 
 
-CATCH_UP = Periodic("read-models", CATCH_UP_INTERVAL_S, _fold_next_page)
-"""The web service's periodic work: fold the next page of events, again at once while there
-are more."""
+def catch_up_task() -> Periodic:
+    """The web service's periodic work: fold the next page of events, again at once while there
+    are more; the P&L projection stays in memory between rounds."""
+    pnl = PnlCopy()
+
+    async def fold_next_page(context: PeriodicContext) -> AsyncGenerator[PeriodicOutcome, None]:
+        stored = await context.store.load_state(SERVICE, CHECKPOINT_KEY)
+        if stored is not None and stored.document.get("fold") != FOLD_VERSION:
+            # documents of an older fold: make them again from the first event
+            yield PeriodicOutcome(stream_id=f"{SERVICE}/{CHECKPOINT_KEY}", in_transaction=_reset)
+            return
+        after = 0 if stored is None else int(stored.document["last_position"])
+        version = 0 if stored is None else stored.version
+        await pnl.reach(context.store, after)
+        page = await context.store.read_all(after, PAGE_SIZE)
+        if page:
+            yield PeriodicOutcome(
+                stream_id=f"{SERVICE}/{CHECKPOINT_KEY}",
+                in_transaction=lambda uow: fold_page(uow, page, version, pnl),
+            )
+        elif pnl.unsaved:  # caught up: save the ledger the last pages moved on
+            yield PeriodicOutcome(stream_id=f"{SERVICE}/{PNL_KEY}", in_transaction=pnl.save)
+
+    return Periodic("read-models", CATCH_UP_INTERVAL_S, fold_next_page)
 
 
-async def fold_page(uow: UnitOfWork, page: Sequence[RecordedEvent], version: int) -> None:
-    """Fold `page` into the stored documents and move the checkpoint past it; a checkpoint no
-    longer at `version` raises StateVersionConflictError and the transaction records nothing."""
+async def fold_page(
+    uow: UnitOfWork, page: Sequence[RecordedEvent], version: int, pnl: PnlCopy
+) -> None:
+    """Fold `page` into the stored documents and `pnl` and move the checkpoint past it; a
+    checkpoint no longer at `version` raises StateVersionConflictError and the transaction
+    records nothing (and `pnl` is loaded again)."""
     connection = uow.connection
+    pnl.position = None  # until this transaction's writes are made
     wanted = keys_touched(page)
     models: dict[Key, ReadModel] = {}
     if wanted:
@@ -105,35 +175,41 @@ async def fold_page(uow: UnitOfWork, page: Sequence[RecordedEvent], version: int
     changed: set[Key] = set()
     for recorded in page:
         changed |= apply(models, recorded)
-    for model in await _fold_pnl(uow, page):
-        models[(model.projection, model.key)] = model
-        changed.add((model.projection, model.key))
+        pnl.ledger.apply(recorded)
+    finish(models, changed)
+    for key in [key for key in models if key[0] == ACCOUNT]:
+        document = models[key].document
+        book = pnl_document(pnl.ledger, key[1])
+        if book != document["pnl"]:
+            document["pnl"] = book
+            changed.add(key)
     if changed:
-        keys = sorted(changed)
         await connection.execute(
-            delete(read_models).where(tuple_(read_models.c.projection, read_models.c.key).in_(keys))
+            _upsert(connection.dialect.name), [_row(models[key]) for key in sorted(changed)]
         )
-        await connection.execute(insert(read_models), [_row(models[key]) for key in keys])
-    await service_state.save(
-        uow, SERVICE, CHECKPOINT_KEY, {"last_position": page[-1].position}, version
-    )
-
-
-async def _fold_pnl(uow: UnitOfWork, page: Sequence[RecordedEvent]) -> list[ReadModel]:
-    """Move the P&L projection past `page` (saved in this transaction) and make the P&L
-    documents of the accounts the page touched."""
-    stored = await service_state.load(uow, SERVICE, PNL_KEY)
-    ledger = PnlLedger() if stored is None else PnlLedger.from_document(json.dumps(stored.document))
-    for recorded in page:
-        ledger.apply(recorded)
+    pnl.unsaved += 1
+    if len(page) < PAGE_SIZE or pnl.unsaved >= PNL_SAVE_PAGES:
+        await pnl.save(uow)
     await service_state.save(
         uow,
         SERVICE,
-        PNL_KEY,
-        json.loads(ledger.to_document()),
-        0 if stored is None else stored.version,
+        CHECKPOINT_KEY,
+        {"last_position": page[-1].position, "fold": FOLD_VERSION},
+        version,
     )
-    return list(pnl_models(ledger, (recorded.event.account_id for recorded in page)))
+    pnl.position = page[-1].position
+
+
+def _upsert(dialect: str) -> Insert:
+    """One statement writing a page's changed documents, new or not."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(read_models)
+    return statement.on_conflict_do_update(
+        index_elements=[read_models.c.projection, read_models.c.key],
+        set_={
+            name: statement.excluded[name]
+            for name in ("account_id", "workflow_id", "at", "status", "document")
+        },
+    )
 
 
 def _row(model: ReadModel) -> dict[str, Any]:
@@ -150,8 +226,8 @@ def _row(model: ReadModel) -> dict[str, Any]:
 
 async def catch_up(store: SqlEventStore) -> None:
     """Fold every event recorded so far (what the service does in the background)."""
-    runner = PeriodicRunner(SERVICE, store)
-    while await runner.run_once(CATCH_UP):
+    runner, task = PeriodicRunner(SERVICE, store), catch_up_task()
+    while await runner.run_once(task):
         pass
 
 
@@ -159,22 +235,22 @@ async def rebuild(store: SqlEventStore) -> int:
     """Drop every document and the checkpoint in one transaction, then fold from the first
     event; returns the last position folded in."""
     async with store.unit_of_work() as uow:
-        stored = await service_state.load(uow, SERVICE, CHECKPOINT_KEY)
-        ledger = await service_state.load(uow, SERVICE, PNL_KEY)
-        await uow.connection.execute(delete(read_models))
-        await service_state.save(
-            uow,
-            SERVICE,
-            CHECKPOINT_KEY,
-            {"last_position": 0},
-            0 if stored is None else stored.version,
-        )
-        if ledger is not None:
-            await service_state.save(
-                uow, SERVICE, PNL_KEY, json.loads(PnlLedger().to_document()), ledger.version
-            )
+        await _reset(uow)
     await catch_up(store)
     return await checkpoint(store)
+
+
+async def _reset(uow: UnitOfWork) -> None:
+    """Drop every document, the checkpoint (to 0, of this fold) and the P&L projection."""
+    await uow.connection.execute(delete(read_models))
+    for key, document in (
+        (CHECKPOINT_KEY, {"last_position": 0, "fold": FOLD_VERSION}),
+        (PNL_KEY, json.loads(PnlLedger().to_document())),
+    ):
+        stored = await service_state.load(uow, SERVICE, key)
+        await service_state.save(
+            uow, SERVICE, key, document, 0 if stored is None else stored.version
+        )
 
 
 async def checkpoint(store: SqlEventStore) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from services.web.pages import Trigger, web_router
-from services.web.read_models import CATCH_UP
+from services.web.read_models import catch_up_task
 from services.web.session import SessionSigner
 from shared.service.auth import resolve_api_token
 from shared.service.runtime import ServiceDefinition
@@ -51,5 +51,5 @@ def definition(settings: Settings, trigger: Trigger | None = None) -> ServiceDef
         event_types=(),
         handler=None,
         routers=lambda runtime: [web_router(runtime.store, signer, starts, settings)],
-        periodic=(CATCH_UP,),
+        periodic=(catch_up_task(),),
     )
