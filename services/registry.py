@@ -33,8 +33,9 @@ class RegisteredService:
     module: str
     """The module whose `definition(settings)` builds the service."""
 
-    def definition(self, settings: Settings) -> ServiceDefinition:
-        definition: ServiceDefinition = import_module(self.module).definition(settings)
+    def definition(self, settings: Settings, **options: bool) -> ServiceDefinition:
+        """`options`: the service's own (the dashboard's `embedded`)."""
+        definition: ServiceDefinition = import_module(self.module).definition(settings, **options)
         return definition
 
 

@@ -15,7 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
-from shared.settings import CLOSE_WINDOW_S, BrokerKind, SettingsError
+from shared.settings import CLOSE_WINDOW_S, BrokerKind, Settings, SettingsError
 
 if TYPE_CHECKING:
     from exchange_calendars import ExchangeCalendar
@@ -134,6 +134,12 @@ def next_close_window(
     if moment >= end:
         start, end = close_window(next_session(session + dt.timedelta(days=1)), cutoff)
     return start, end
+
+
+def last_start_cutoff(settings: Settings) -> dt.timedelta:
+    """How long before the close the last start is: the close guard's margin plus the time a
+    run needs to plan and place its orders before the guard begins."""
+    return dt.timedelta(seconds=settings.exec_close_margin_s + settings.last_start_s)
 
 
 def next_open(moment: dt.datetime) -> dt.datetime:

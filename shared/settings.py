@@ -130,7 +130,13 @@ class Settings(BaseSettings):
     """In the session, workflows of one strategy set in one window of this many seconds share
     one live-price snapshot and one evaluation (docs/trading-rules.md, Shared signals)."""
     strategy_url: str = "http://127.0.0.1:8001"
-    """Where `alchemiser trigger` finds the strategy service's workflow endpoint."""
+    """Where `alchemiser trigger` finds the strategy service's workflow endpoint, and the
+    dashboard its `/readyz`."""
+    portfolio_url: str = "http://127.0.0.1:8002"
+    execution_url: str = "http://127.0.0.1:8003"
+    notify_service_url: str = "http://127.0.0.1:8004"
+    """Where the dashboard polls the other services' `/readyz` (docs/web.md, Pages). Not
+    NOTIFY_URLS, the notification channels."""
     workflow_deadline_s: float = Field(default=600, gt=0)
 
     # Portfolio (docs/trading-rules.md, Planning)

@@ -32,6 +32,13 @@ def serve(
     port: Port = None,
 ) -> None:
     """Run one service under uvicorn until SIGTERM."""
+    serve_process(service, host, port)
+
+
+def serve_process(
+    service: ServiceName, host: str, port: int | None, *, embedded: bool = False
+) -> None:
+    """`serve`; `embedded`: the dashboard of `alchemiser web`, beside no running services."""
     import uvicorn
 
     from shared.bus.memory import InMemoryBus
@@ -51,7 +58,11 @@ def serve(
     # RabbitMQ reconnect loop holding the process open.
     listener = _listen(host, port or registered.default_port)
     asyncio.run(ensure_migrated(database_url))
-    definition = registered.definition(settings)
+    definition = (
+        registered.definition(settings, embedded=True)
+        if embedded
+        else registered.definition(settings)
+    )
     # A read-only service (the web dashboard) consumes nothing: its bus is never connected.
     bus = (
         InMemoryBus()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from services.commands.serve import serve
+from services.commands.serve import serve_process
 from services.commands.settings import settings_or_exit
 from services.registry import READ_SIDE, ServiceName
 
@@ -25,4 +25,4 @@ def web(
     settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(upgrade(settings.resolved_database_url))
-    serve(ServiceName.WEB, "127.0.0.1", port)
+    serve_process(ServiceName.WEB, "127.0.0.1", port, embedded=True)

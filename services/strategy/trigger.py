@@ -98,7 +98,7 @@ def check_start(now: dt.datetime, settings: Settings, *, force: bool) -> None:
     session is open). A forced live run: in the session, up to the last start."""
     if force and not settings.is_live:
         return
-    cutoff = last_start_cutoff(settings)
+    cutoff = market_clock.last_start_cutoff(settings)
     session = market_clock.session_for(now)
     if session is not None:
         start, last_start = market_clock.close_window(session, cutoff)
@@ -106,12 +106,6 @@ def check_start(now: dt.datetime, settings: Settings, *, force: bool) -> None:
         if first <= now <= last_start:
             return
     raise TriggerRefused(now, market_clock.next_close_window(now, cutoff), live=settings.is_live)
-
-
-def last_start_cutoff(settings: Settings) -> dt.timedelta:
-    """How long before the close the last start is: the close guard's margin plus the time a
-    run needs to plan and place its orders before the guard begins."""
-    return dt.timedelta(seconds=settings.exec_close_margin_s + settings.last_start_s)
 
 
 async def start_workflow(

@@ -28,8 +28,10 @@ from fastapi.responses import (
 from services.web import queries
 from services.web.file_pages import add_file_pages
 from services.web.fold import WORKFLOW
+from services.web.readiness import ReadinessProbe
 from services.web.rendering import render, secure
 from services.web.session import COOKIE, LIFETIME_S, Session, SessionSigner
+from shared import market_clock
 from shared.eventstore.store import SqlEventStore
 from shared.settings import Settings
 from shared.why import explain
@@ -52,7 +54,11 @@ Trigger = Callable[[str], Awaitable[tuple[int, str]]]
 
 
 def web_router(
-    store: SqlEventStore, signer: SessionSigner, trigger: Trigger, settings: Settings
+    store: SqlEventStore,
+    signer: SessionSigner,
+    trigger: Trigger,
+    settings: Settings,
+    probe: ReadinessProbe,
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -118,7 +124,13 @@ def web_router(
         found, every = await queries.overview(store)
         banner = queries.halted(every)
         return render(
-            "overview.html", signed_in=True, csrf=session.csrf, accounts=found, halted=banner
+            "overview.html",
+            signed_in=True,
+            csrf=session.csrf,
+            accounts=found,
+            halted=banner,
+            services=await probe.states(),
+            next_run=_next_run(settings),
         )
 
     @router.get("/workflows")
@@ -269,6 +281,20 @@ async def _why(store: SqlEventStore, workflow_id: str, symbol: str) -> dict[str,
     events: a read by correlation id, bounded by that workflow's size (docs/decisions.md)."""
     history = [recorded.event for recorded in await store.read_correlation(workflow_id)]
     return explain(history, symbol) if history else None
+
+
+def _next_run(settings: Settings) -> dict[str, dt.datetime]:
+    """When the next scheduled trigger can start a run: the next close window on the exchange
+    calendar, early closes included, as the strategy service decides it (docs/trading-rules.md,
+    Close window)."""
+    start, last_start = market_clock.next_close_window(
+        dt.datetime.now(dt.UTC), market_clock.last_start_cutoff(settings)
+    )
+    return {
+        "start": start,
+        "last_start": last_start,
+        "local": start.astimezone(market_clock.NEW_YORK),
+    }
 
 
 def _day(text: str) -> dt.date | None:

@@ -7,6 +7,7 @@ import httpx
 
 from services.web.pages import Trigger, web_router
 from services.web.read_models import catch_up_task
+from services.web.readiness import ReadinessProbe, service_urls
 from services.web.session import SessionSigner
 from shared.service.auth import resolve_api_token
 from shared.service.runtime import ServiceDefinition
@@ -42,14 +43,19 @@ def strategy_service_trigger(settings: Settings, token: str) -> Trigger:
     return trigger
 
 
-def definition(settings: Settings, trigger: Trigger | None = None) -> ServiceDefinition:
+def definition(
+    settings: Settings, trigger: Trigger | None = None, *, embedded: bool = False
+) -> ServiceDefinition:
+    """`embedded`: `alchemiser web`'s dashboard, whose services run inside `alchemiser run`,
+    not as services to ask for their readiness."""
     token = resolve_api_token(settings)
     signer = SessionSigner(token)
     starts = trigger or strategy_service_trigger(settings, token)
+    probe = ReadinessProbe(None if embedded else service_urls(settings))
     return ServiceDefinition(
         name="web",
         event_types=(),
         handler=None,
-        routers=lambda runtime: [web_router(runtime.store, signer, starts, settings)],
+        routers=lambda runtime: [web_router(runtime.store, signer, starts, settings, probe)],
         periodic=(catch_up_task(),),
     )

@@ -80,9 +80,15 @@ def local_environment(service: ComposeService, servers: LocalServers) -> dict[st
     )
     assert env["ALCHEMISER_SMTP_HOST"] == "mailpit"
     env["ALCHEMISER_SMTP_HOST"] = "127.0.0.1"
-    strategy = urlsplit(env["ALCHEMISER_STRATEGY_URL"])
-    assert strategy.hostname == "strategy" and strategy.port is not None
-    env["ALCHEMISER_STRATEGY_URL"] = f"http://127.0.0.1:{strategy.port}"
+    for name, setting in (
+        ("strategy", "ALCHEMISER_STRATEGY_URL"),
+        ("portfolio", "ALCHEMISER_PORTFOLIO_URL"),
+        ("execution", "ALCHEMISER_EXECUTION_URL"),
+        ("notify", "ALCHEMISER_NOTIFY_SERVICE_URL"),
+    ):
+        service = urlsplit(env[setting])
+        assert service.hostname == name and service.port is not None, env[setting]
+        env[setting] = f"http://127.0.0.1:{service.port}"
     assert env["ALCHEMISER_DATA_DIR"] == COMPOSE_DATA_DIR, "the data volume is mounted at /data"
     env["ALCHEMISER_DATA_DIR"] = str(servers.data_dir)
     # The compose default, replaced so that test runs sharing one RabbitMQ stay apart.

@@ -4,6 +4,7 @@ the one write, and the token never in a page, a URL or a log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -11,9 +12,11 @@ from fastapi.testclient import TestClient
 
 from services.web import queries
 from services.web.session import COOKIE
+from shared import market_clock
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
 from shared.logs import configure_logging
+from shared.settings import Settings
 from tests.integration.web.history import events_of, record, runs
 
 TOKEN = "web-test-token-0123456789abcdef"
@@ -196,3 +199,24 @@ def test_the_list_pages_by_keyset_without_losing_or_repeating_a_workflow(
         url = link[1 : link.index(">")] if link else ""
     assert listed == seen
     assert client.get("/workflows?before=yesterday").status_code == 422
+
+
+def test_the_overview_shows_the_services_and_the_next_scheduled_run(
+    started: tuple[TestClient, list[str], list[str]],
+) -> None:
+    """The services at their default addresses (nothing of this test listens there, so each is
+    ready or not as the machine has it); the next run is the trigger's next close window."""
+    client, _, _ = started
+    sign_in(client)
+    before = dt.datetime.now(dt.UTC)
+    page = client.get("/").text
+    after = dt.datetime.now(dt.UTC)
+    for service in ("strategy", "portfolio", "execution", "notify"):
+        assert f'id="service-{service}"' in page
+    assert "http://127.0.0.1:8002" in page and "http://127.0.0.1:8004" in page
+    cutoff = market_clock.last_start_cutoff(Settings(api_token=TOKEN))
+    windows = {market_clock.next_close_window(moment, cutoff) for moment in (before, after)}
+    assert any(
+        f"({start.isoformat()}); its last start is {last.isoformat()}." in page
+        for start, last in windows
+    )
