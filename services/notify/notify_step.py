@@ -26,6 +26,7 @@ from services.notify.rendering import RenderedReport, render_workflow
 from services.notify.report import channels_notified
 from services.notify.run_metrics import RunMetrics, first_ending, observe_run
 from services.pnl import PnlLedger, PnlView
+from shared import sent_reports
 from shared.events import (
     Event,
     EventDecodeError,
@@ -34,6 +35,7 @@ from shared.events import (
     WorkflowFailed,
 )
 from shared.events.control import TradingHalted, TradingResumed
+from shared.eventstore.store import UnitOfWork
 from shared.messaging.consumer import HandlerContext, HandlerOutcome
 from shared.settings import Settings
 from shared.workflow import workflow_state
@@ -89,16 +91,28 @@ class NotifyStep:
                 pnl=await self._account_pnl(event, context),
             )
 
+        rendered: list[RenderedReport] = []
+
+        async def kept_report() -> RenderedReport:
+            rendered.append(await report())
+            return rendered[-1]
+
         workflow = workflow_state(history)
         if workflow is not None and workflow.dry_run:
             # A dry run is reported only when asked and never counts as a run in the business
             # metrics (docs/trading-rules.md, Dry runs)
             notifications = (
-                await self._notify(event, context, history, report) if workflow.reported else []
+                await self._notify(event, context, history, kept_report)
+                if workflow.reported
+                else []
             )
-            return HandlerOutcome(notifications)
-        notifications = await self._notify(event, context, history, report)
-        return HandlerOutcome(notifications, after_commit=self._counted(event, history))
+            return HandlerOutcome(notifications, in_transaction=_kept(event, rendered))
+        notifications = await self._notify(event, context, history, kept_report)
+        return HandlerOutcome(
+            notifications,
+            in_transaction=_kept(event, rendered),
+            after_commit=self._counted(event, history),
+        )
 
     def _counted(
         self, ending: WorkflowCompleted | WorkflowFailed, history: list[Event]
@@ -190,3 +204,19 @@ class NotifyStep:
         if len(self._claimed) > CLAIMS_KEPT:
             self._claimed.popitem(last=False)
         return True
+
+
+def _kept(
+    event: Event, rendered: list[RenderedReport]
+) -> Callable[[UnitOfWork], Awaitable[None]] | None:
+    """Keep the report as sent (`shared.sent_reports`) with the deliveries it was sent in."""
+    if not rendered:
+        return None
+    report = rendered[-1]
+    document = {
+        "subject": report.subject,
+        "text": report.text,
+        "html": report.html,
+        "fallback": report.fallback,
+    }
+    return lambda uow: sent_reports.save(uow, event.correlation_id, document)

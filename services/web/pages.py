@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import (
+    HTMLResponse,
     JSONResponse,
     RedirectResponse,
     Response,
@@ -29,9 +30,10 @@ from services.web import queries
 from services.web.file_pages import add_file_pages
 from services.web.fold import WORKFLOW
 from services.web.readiness import ReadinessProbe
-from services.web.rendering import render, secure
+from services.web.rendering import FRAMING_POLICY, render, secure
+from services.web.report_policy import report_policy
 from services.web.session import COOKIE, LIFETIME_S, Session, SessionSigner
-from shared import market_clock
+from shared import market_clock, sent_reports
 from shared.eventstore.store import SqlEventStore
 from shared.settings import Settings
 from shared.why import explain
@@ -169,8 +171,27 @@ def web_router(
             return render(
                 "missing.html", 404, signed_in=True, csrf=session.csrf, workflow_id=workflow_id
             )
-        context = {"signed_in": True, "csrf": session.csrf, **_workflow_view(found)}
-        return render("workflow_body.html" if fragment else "workflow.html", **context)
+        context = {
+            "signed_in": True,
+            "csrf": session.csrf,
+            "email": await sent_reports.load(store, workflow_id),
+            **_workflow_view(found),
+        }
+        return render(
+            "workflow_body.html" if fragment else "workflow.html",
+            policy=FRAMING_POLICY,
+            **context,
+        )
+
+    @router.get("/workflows/{workflow_id}/email")
+    async def email(workflow_id: str, session: PageSession) -> Response:
+        """The HTML report as notify sent it, for the sandboxed frame of the workflow's page,
+        under a policy allowing exactly its own inline styles."""
+        sent = await sent_reports.load(store, workflow_id)
+        if sent is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report sent for {workflow_id}")
+        page = str(sent["html"])
+        return secure(HTMLResponse(page), policy=report_policy(page), frame_options="SAMEORIGIN")
 
     @router.get("/workflows/{workflow_id}/why/{symbol}")
     async def why_page(workflow_id: str, symbol: str, session: PageSession) -> Response:
@@ -285,8 +306,8 @@ async def _why(store: SqlEventStore, workflow_id: str, symbol: str) -> dict[str,
 
 def _next_run(settings: Settings) -> dict[str, dt.datetime]:
     """When the next scheduled trigger can start a run: the next close window on the exchange
-    calendar, early closes included, as the strategy service decides it (docs/trading-rules.md,
-    Close window)."""
+    calendar, early closes included, as the strategy service decides it
+    (docs/trading-rules.md, Close window)."""
     start, last_start = market_clock.next_close_window(
         dt.datetime.now(dt.UTC), market_clock.last_start_cutoff(settings)
     )

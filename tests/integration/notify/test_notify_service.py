@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.notify.service import definition
+from shared import sent_reports
 from shared.bus.rabbitmq import RabbitMqBus
 from shared.events import NotificationSent, encode
 from shared.eventstore.migrations import upgrade
@@ -86,3 +87,11 @@ async def test_a_completed_workflow_is_mailed_once_over_the_real_bus(
     recorded = [r.event for r in await store.read_correlation(workflow.id)]
     sent = [e for e in recorded if isinstance(e, NotificationSent)]
     assert [(e.channel, e.status, e.attempts) for e in sent] == [("email", "sent", 1)]
+    # the report as sent, kept with its delivery for the dashboard
+    kept = await sent_reports.load(store, workflow.id)
+    assert kept is not None and not kept["fallback"]
+    message = mailbox.messages[0]
+    assert kept["subject"] == message["Subject"]
+    html = message.get_body(("html",))
+    assert html is not None
+    assert kept["html"].strip() == html.get_content().replace("\r\n", "\n").strip()

@@ -4,15 +4,17 @@ the one write, and the token never in a page, a URL or a log."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.web import queries
 from services.web.session import COOKIE
-from shared import market_clock
+from shared import market_clock, sent_reports
 from shared.eventstore.migrations import upgrade
 from shared.eventstore.store import SqlEventStore
 from shared.logs import configure_logging
@@ -220,3 +222,41 @@ def test_the_overview_shows_the_services_and_the_next_scheduled_run(
         f"({start.isoformat()}); its last start is {last.isoformat()}." in page
         for start, last in windows
     )
+
+
+async def keep_report(url: str, workflow_id: str) -> None:
+    store = SqlEventStore(url)
+    try:
+        async with store.unit_of_work() as uow:
+            await sent_reports.save(
+                uow,
+                workflow_id,
+                {
+                    "subject": "[SUCCESS] Alchemiser - PAPER Trading Report",
+                    "text": "Bought <SPY>",
+                    "html": '<html><body><p style="color: #0a6b2d">Bought SPY</p></body></html>',
+                    "fallback": False,
+                },
+            )
+    finally:
+        await store.close()
+
+
+def test_the_workflow_page_shows_the_report_as_sent_in_a_sandboxed_frame(
+    started: tuple[TestClient, list[str], list[str]], tmp_path: Path
+) -> None:
+    client, ids, _ = started
+    sign_in(client)
+    assert "No report recorded" in client.get(f"/workflows/{ids[0]}").text
+    assert client.get(f"/workflows/{ids[0]}/email").status_code == 404
+    asyncio.run(keep_report(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}", ids[0]))
+    page = client.get(f"/workflows/{ids[0]}")
+    assert "Subject: [SUCCESS] Alchemiser - PAPER Trading Report" in page.text
+    assert f'src="/workflows/{ids[0]}/email" sandbox=""' in page.text
+    assert "Bought &lt;SPY&gt;" in page.text  # the text version, escaped
+    assert "frame-src 'self'" in page.headers["content-security-policy"]
+    email = client.get(f"/workflows/{ids[0]}/email")
+    assert email.text.startswith("<html><body><p style=")
+    assert email.headers["x-frame-options"] == "SAMEORIGIN"
+    policy = email.headers["content-security-policy"]
+    assert "script-src 'none'" in policy and "style-src-attr 'unsafe-hashes' 'sha256-" in policy
