@@ -3,10 +3,13 @@
 
 The data is a real embedded run: in a scratch folder, `alchemiser run` twice for account
 `default` on the labelled synthetic sample (the first run buys the targets, the second finds
-them held), then `alchemiser web` over that store, signed in with a throw-away token, and each
-page shot by Debian's headless Chromium through chromedriver (Selenium, a development
-dependency), with a fresh profile and no background networking. The simulated clock and the
-sample make the runs the same each time; only workflow ids and timestamps differ.
+them held; each mailed to a local SMTP sink, so the workflow page shows the email as sent),
+`alchemiser backtest` of the bundled config (its report kept under the data dir)
+and `alchemiser replay --save` of the first run, then `alchemiser web` over that store, signed
+in with a throw-away token, and each page shot by Debian's headless Chromium through
+chromedriver (Selenium, a development dependency), with a fresh profile and no background
+networking. The simulated clock and the sample make the runs the same each time; only
+workflow ids and timestamps differ.
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install -y chromium
 chromium-driver`); without them the script says so and writes nothing.
@@ -34,14 +37,48 @@ TOKEN = "docs-screenshot-token-not-a-secret"
 WIDTH = 1280
 
 
+SMTP_PORT: list[int] = []
+"""The SMTP sink's port, once it listens."""
+
+
 def environment(folder: Path) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("ALCHEMISER_")}
+    mail = (
+        {
+            "ALCHEMISER_SMTP_HOST": "127.0.0.1",
+            "ALCHEMISER_SMTP_PORT": str(SMTP_PORT[0]),
+            "ALCHEMISER_SMTP_STARTTLS": "false",
+        }
+        if SMTP_PORT
+        else {}
+    )
     return {
         **inherited,
+        **mail,
         "PYTHONPATH": str(ROOT),
         "ALCHEMISER_DATA_DIR": str(folder / "data"),
         "ALCHEMISER_API_TOKEN": TOKEN,
     }
+
+
+@contextmanager
+def smtp_sink() -> Iterator[None]:
+    """An SMTP server on a free 127.0.0.1 port accepting and dropping every message (aiosmtpd,
+    a development dependency)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    SMTP_PORT.append(port)
+    try:
+        yield
+    finally:
+        SMTP_PORT.clear()
+        controller.stop()
 
 
 def alchemiser(folder: Path, *args: str) -> None:
@@ -111,7 +148,12 @@ def browser(profile: Path) -> Any:
 
 def shoot(driver: Any, url: str, name: str) -> Path:
     """The whole page, 1280 px wide, through the DevTools Protocol (beyond the viewport)."""
+    driver.set_window_size(WIDTH, 900)
     driver.get(url)
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    # a frame below the viewport is not painted into the capture: make the viewport the page
+    driver.set_window_size(WIDTH, int(metrics["height"]) + 200)
+    time.sleep(1)
     metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     shot = driver.execute_cdp_cmd(
         "Page.captureScreenshot",
@@ -124,6 +166,17 @@ def shoot(driver: Any, url: str, name: str) -> Path:
     path = ROOT / "docs" / f"dashboard-{name}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
+
+
+def first_link(driver: Any, prefix: str) -> str:
+    """The first link of the page shown to a page under `prefix`."""
+    from selenium.webdriver.common.by import By
+
+    for link in driver.find_elements(By.CSS_SELECTOR, "main a"):
+        href = link.get_attribute("href") or ""
+        if prefix in href and not href.endswith(prefix):
+            return str(href)
+    raise SystemExit(f"no link to {prefix}… on {driver.current_url}")
 
 
 def main() -> int:
@@ -140,8 +193,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        alchemiser(folder, "run")
-        alchemiser(folder, "run")
+        with smtp_sink():
+            alchemiser(folder, "run")
+            alchemiser(folder, "run")
+        alchemiser(folder, "backtest", "--format", "json")
         with dashboard(folder) as base:
             driver = browser(folder / "profile")
             try:
@@ -159,6 +214,17 @@ def main() -> int:
                 written.append(shoot(driver, f"{base}/", "overview"))
                 written.append(shoot(driver, f"{base}/workflows", "workflows"))
                 written.append(shoot(driver, workflow, "workflow"))
+                why = driver.find_elements(By.CSS_SELECTOR, "a.why")[0].get_attribute("href")
+                written.append(shoot(driver, why, "why"))
+                written.append(shoot(driver, f"{base}/strategies", "strategies"))
+                strategy = first_link(driver, "/strategies/")
+                written.append(shoot(driver, strategy, "strategy"))
+                written.append(shoot(driver, f"{base}/backtests", "backtests"))
+                written.append(shoot(driver, first_link(driver, "/backtests/"), "backtest"))
+                # last: the replay records its re-driven workflow under an account of its own
+                alchemiser(folder, "replay", "--workflow", workflow.rsplit("/", 1)[1], "--save")
+                written.append(shoot(driver, f"{base}/replays", "replays"))
+                written.append(shoot(driver, first_link(driver, "/replays/"), "replay"))
             finally:
                 driver.quit()
     for path in written:

@@ -44,7 +44,7 @@ def add_file_pages(
         files = []
         if not isinstance(config, str):
             for name in config.files:
-                history = await queries.signals_of(store, base_name(name), HISTORY_RUNS)
+                history = await queries.signals_of(store, name, HISTORY_RUNS)
                 files.append(
                     {
                         "file": name,
@@ -75,7 +75,7 @@ def add_file_pages(
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no strategy file {name} in {config.path}"
             )
-        history = await queries.signals_of(store, name, 1)
+        history = await queries.signals_of(store, file_name, 1)
         last = history[-1] if history else None
         return render(
             "strategy.html",

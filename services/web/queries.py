@@ -145,14 +145,20 @@ def halted(every: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-async def signals_of(store: SqlEventStore, strategy: str, limit: int) -> list[dict[str, Any]]:
-    """The latest `limit` recorded signals of one strategy file (its base name), oldest first."""
+async def signals_of(store: SqlEventStore, file_name: str, limit: int) -> list[dict[str, Any]]:
+    """The latest `limit` recorded signals of one strategy file of the config, oldest first. A
+    signal names the file as the config lists it (`1-KMLM.clj`); the base name (`1-KMLM`) is
+    matched too, as hand-built histories name it."""
+    names = (file_name, file_name.removesuffix(".clj"))
     query = (
         select(read_models)
-        .where(read_models.c.projection == SIGNAL, read_models.c.key.like(f"%/{strategy}"))
+        .where(
+            read_models.c.projection == SIGNAL,
+            or_(*(read_models.c.key.like(f"%/{name}") for name in names)),
+        )
         .order_by(read_models.c.at.desc())
         .limit(limit)
     )
     async with store.engine.connect() as connection:
         found = [_model(row) for row in await connection.execute(query)]
-    return [model for model in reversed(found) if model["strategy"] == strategy]
+    return [model for model in reversed(found) if model["strategy"] in names]

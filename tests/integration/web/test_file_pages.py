@@ -5,10 +5,13 @@ reports, framed in a sandbox under a policy of their own) and Replays (what `alc
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import re
+import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +20,11 @@ from fastapi.testclient import TestClient
 from services.commands.replay import _save
 from services.replay import Decision, ReplayResult
 from services.web.outline import read_outline
+from shared.events import Event, SignalGenerated
+from shared.eventstore.store import SqlEventStore
+from tests.integration.web.history import record
 from tests.integration.web.test_pages import sign_in
+from tests.unit.notify import workflows
 
 REPORT = """<!doctype html><html lang="en"><head><title>r</title>
 <style>body { color: #111; }</style></head><body>
@@ -121,4 +128,45 @@ def test_a_saved_replay_shows_each_side_and_the_differences(
     page = client.get(f"/replays/{kept.stem}").text
     assert "plan: SELL TLT 50.00 (recorded only)" in page
     assert page.count('class="differs"') == 1  # TLT: recorded, not replayed
+    assert "<td>$100.00</td>" in page and "<td>2</td>" in page  # dollars; shares, not dollars
     assert client.get("/replays/replay-x..y").status_code == 404
+
+
+def test_a_signal_naming_the_file_as_the_config_lists_it_is_the_files(
+    started: tuple[TestClient, list[str], list[str]], tmp_path: Path
+) -> None:
+    """The strategy service names each file as the allocation config lists it (`1-KMLM.clj`),
+    the hand-built history by its base name: the pages find both."""
+    client, _, _ = started
+    sign_in(client)
+    made = workflows.Workflow().started().signal()
+    later = timedelta(days=400)  # after every run of the history: the files' latest signal
+    events: list[Event] = []
+    for event in made.events:
+        update: dict[str, object] = {"occurred_at": event.occurred_at + later}
+        if isinstance(event, SignalGenerated):
+            update["strategies"] = tuple(
+                s.model_copy(update={"strategy": f"{s.strategy}.clj"}) for s in event.strategies
+            )
+        events.append(event.model_copy(update=update))
+    asyncio.run(record_all(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}", events))
+
+    def latest_run() -> str | None:
+        page = client.get("/strategies").text
+        match = re.search(r'last signal [^(]*\(<a href="/workflows/([^"]+)"', page)
+        return match.group(1) if match else None
+
+    deadline = time.monotonic() + 30
+    while latest_run() != made.id:
+        assert time.monotonic() < deadline, "the renamed signal was not shown"
+        time.sleep(0.2)
+    assert made.id in client.get("/strategies/1-KMLM").text
+
+
+async def record_all(url: str, events: list[Event]) -> None:
+    store = SqlEventStore(url)
+    try:
+        for event in events:
+            await record(store, event)
+    finally:
+        await store.close()
