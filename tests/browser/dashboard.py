@@ -41,7 +41,8 @@ def dashboard_over(folder: Path) -> Iterator[tuple[str, list[str]]]:
 
 def page_paths(router: APIRouter, samples: dict[str, str]) -> list[str]:
     """Every HTML page the router serves by GET (not the JSON twins, the static files or the
-    live stream), with its path parameters filled from `samples`."""
+    live stream), with its path parameters filled from `samples`: by a parameter's name, or a
+    whole route path (`/backtests/{name}`) by the page to open for it."""
     paths = []
     for route in router.routes:
         path = getattr(route, "path", "")
@@ -49,6 +50,7 @@ def page_paths(router: APIRouter, samples: dict[str, str]) -> list[str]:
             continue
         if path.endswith("/live"):
             continue
+        path = samples.get(path, path)
         for name, value in samples.items():
             path = path.replace(f"{{{name}}}", value)
         assert "{" not in path, f"{path}: add a sample value for its parameter to the test"

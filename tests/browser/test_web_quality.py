@@ -10,16 +10,25 @@ touching this test (a new path parameter needs a sample value below)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.commands.replay import _save
+from services.replay import Decision, ReplayResult
 from services.web.pages import web_router
+from services.web.readiness import ReadinessProbe
 from services.web.session import SessionSigner
+from shared.settings import Settings
 from tests.browser.dashboard import page_paths, refuse, sign_in, wait_until_listed
 from tests.browser.quality import check_page, leaves_the_machine, page_requests
-from tests.integration.web.test_pages import TOKEN
+from tests.browser.test_web_pages import REPORT_NAME
+from tests.integration.web.test_file_pages import REPORT
+from tests.integration.web.test_pages import TOKEN, keep_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.chaos]  # in `make chaos-ci`, not `make test`
 
@@ -32,18 +41,48 @@ fetch(arguments[0], {method: arguments[1], body: arguments[2],
 
 
 def test_every_page_passes_the_quality_check_and_keeps_the_token_out(
-    browser: Any, dashboard: tuple[str, list[str]]
+    browser: Any, dashboard: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, ids = dashboard
+    (tmp_path / "backtests").mkdir()
+    (tmp_path / "backtests" / f"{REPORT_NAME}.html").write_text(REPORT)
+    replay = ReplayResult(
+        workflow_id=ids[0],
+        started_from="WorkflowStarted",
+        targets={},
+        recorded_targets={},
+        plan=(Decision("SPY", "BUY", Decimal("100.00")),),
+        recorded_plan=(Decision("SPY", "BUY", Decimal("100.00")),),
+        orders=(Decision("SPY", "BUY", Decimal(2)),),
+        recorded_orders=(),
+    )
+    kept = _save(tmp_path, replay, None, replay.differences, shadow=None)
+    asyncio.run(keep_report(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}", ids[2]))
     browser.get(f"{base}/login")
     reports = [check_page(browser)]
     sign_in(browser, base)
     wait_until_listed(browser, base, len(ids))
-    router = web_router(None, SessionSigner(TOKEN), refuse)  # type: ignore[arg-type]
-    paths = page_paths(router, {"workflow_id": ids[2]})
+    router = web_router(
+        None,  # type: ignore[arg-type]
+        SessionSigner(TOKEN),
+        refuse,
+        Settings(api_token=TOKEN),
+        ReadinessProbe(None),
+    )
+    paths = page_paths(
+        router,
+        {
+            "workflow_id": ids[2],
+            "symbol": "TQQQ",
+            "/strategies/{name}": "/strategies/1-KMLM",
+            "/backtests/{name}": f"/backtests/{REPORT_NAME}",
+            "/backtests/{name}/report": f"/backtests/{REPORT_NAME}/report",
+            "/replays/{name}": f"/replays/{kept.stem}",
+        },
+    )
     assert {"/", "/workflows", f"/workflows/{ids[2]}"} <= set(paths)
     for path in [
         *paths,

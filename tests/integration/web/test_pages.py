@@ -234,7 +234,10 @@ async def keep_report(url: str, workflow_id: str) -> None:
                 {
                     "subject": "[SUCCESS] Alchemiser - PAPER Trading Report",
                     "text": "Bought <SPY>",
-                    "html": '<html><body><p style="color: #0a6b2d">Bought SPY</p></body></html>',
+                    "html": (
+                        '<!doctype html><html lang="en"><head><title>Report</title></head>'
+                        '<body><p style="color: #0a6b2d">Bought SPY</p></body></html>'
+                    ),
                     "fallback": False,
                 },
             )
@@ -256,7 +259,7 @@ def test_the_workflow_page_shows_the_report_as_sent_in_a_sandboxed_frame(
     assert "Bought &lt;SPY&gt;" in page.text  # the text version, escaped
     assert "frame-src 'self'" in page.headers["content-security-policy"]
     email = client.get(f"/workflows/{ids[0]}/email")
-    assert email.text.startswith("<html><body><p style=")
+    assert '<body><p style="color: #0a6b2d">Bought SPY</p></body>' in email.text
     assert email.headers["x-frame-options"] == "SAMEORIGIN"
     policy = email.headers["content-security-policy"]
     assert "script-src 'none'" in policy and "style-src-attr 'unsafe-hashes' 'sha256-" in policy
