@@ -80,6 +80,7 @@ def test_start_a_run_watch_it_finish_explain_an_order_and_open_a_backtest(
         return bool(driver.find_elements(By.ID, "workflow-status"))
 
     WebDriverWait(browser, 30, poll_frequency=0.3).until(opened)
+    browser.get_log("browser")  # drained: the polls' 404s while the run was not recorded yet
     first = WebDriverWait(browser, 30, ignored_exceptions=swapped).until(
         lambda driver: driver.find_element(By.ID, "workflow-status").text
     )

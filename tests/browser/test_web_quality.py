@@ -11,14 +11,20 @@ touching this test (a new path parameter needs a sample value below)."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.commands.replay import _save
+from services.replay import Decision, ReplayResult
 from services.web.pages import web_router
 from services.web.session import SessionSigner
+from shared.settings import Settings
 from tests.browser.dashboard import page_paths, refuse, sign_in, wait_until_listed
 from tests.browser.quality import check_page, leaves_the_machine, page_requests
+from tests.integration.web.test_file_pages import REPORT
 from tests.integration.web.test_pages import TOKEN
 
 pytestmark = [pytest.mark.browser, pytest.mark.chaos]  # in `make chaos-ci`, not `make test`
@@ -31,8 +37,28 @@ fetch(arguments[0], {method: arguments[1], body: arguments[2],
 """
 
 
+def kept_files(data_dir: Path, workflow_id: str) -> tuple[str, str]:
+    """A backtest report as `alchemiser backtest` keeps it and a replay as `replay --save`
+    keeps it, so the Backtests and Replays pages have one each to show; their names."""
+    name = "backtest-20260302T120000000000Z-ab12cd34ef56"
+    (data_dir / "backtests").mkdir(exist_ok=True)
+    (data_dir / "backtests" / f"{name}.html").write_text(REPORT, encoding="utf-8")
+    spy = Decision("SPY", "BUY", Decimal("100.00"))
+    result = ReplayResult(
+        workflow_id=workflow_id,
+        started_from="WorkflowStarted",
+        targets={},
+        recorded_targets={},
+        plan=(spy,),
+        recorded_plan=(spy,),
+        orders=(Decision("SPY", "BUY", Decimal(2)),),
+        recorded_orders=(Decision("SPY", "BUY", Decimal(2)),),
+    )
+    return name, _save(data_dir, result, None, result.differences, shadow=None).stem
+
+
 def test_every_page_passes_the_quality_check_and_keeps_the_token_out(
-    browser: Any, dashboard: tuple[str, list[str]]
+    browser: Any, dashboard: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -42,9 +68,22 @@ def test_every_page_passes_the_quality_check_and_keeps_the_token_out(
     reports = [check_page(browser)]
     sign_in(browser, base)
     wait_until_listed(browser, base, len(ids))
-    router = web_router(None, SessionSigner(TOKEN), refuse)  # type: ignore[arg-type]
-    paths = page_paths(router, {"workflow_id": ids[2]})
-    assert {"/", "/workflows", f"/workflows/{ids[2]}"} <= set(paths)
+    settings = Settings(api_token=TOKEN)
+    router = web_router(None, SessionSigner(TOKEN), refuse, settings)  # type: ignore[arg-type]
+    report, replay = kept_files(tmp_path, ids[0])  # the dashboard's data dir
+    paths = page_paths(
+        router,
+        {"workflow_id": ids[0], "symbol": "TQQQ"},
+        {
+            "/strategies/{name}": "/strategies/1-KMLM",
+            "/backtests/{name}": f"/backtests/{report}",
+            "/backtests/{name}/report": f"/backtests/{report}/report",
+            "/replays/{name}": f"/replays/{replay}",
+        },
+    )
+    assert {"/", "/workflows", f"/workflows/{ids[0]}", f"/workflows/{ids[0]}/why/TQQQ"} <= set(
+        paths
+    )
     for path in [
         *paths,
         *(f"/workflows/{workflow_id}" for workflow_id in ids),
