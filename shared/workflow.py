@@ -111,6 +111,13 @@ def follows_of(service: str) -> tuple[str, ...]:
     )
 
 
+def answering_service(event_type: str, kind: WorkflowKind = WorkflowKind.DAILY) -> str | None:
+    """The service whose step of `kind` answers `event_type`: of the services bound to an event,
+    the one a poisoned copy of it fails the workflow for (portfolio also consumes
+    `WorkflowStarted`, for a liquidation only, and must not fail a daily run a second time)."""
+    return next((step.service for step in STEPS[kind] if event_type in step.follows), None)
+
+
 def step_named(name: str, kind: WorkflowKind = WorkflowKind.DAILY) -> Step | None:
     return next((step for step in STEPS[kind] if step.name == name), None)
 

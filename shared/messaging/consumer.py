@@ -37,7 +37,7 @@ from shared.eventstore.records import InboxEntry
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.messaging.inbox_batch import InboxBatch
 from shared.service.metrics import ServiceMetrics
-from shared.workflow import failure_step_of
+from shared.workflow import WorkflowKind, answering_service, failure_step_of
 
 log = structlog.get_logger(__name__)
 
@@ -281,9 +281,12 @@ class Consumer:
             self._metrics.dead_lettered.labels(
                 service=self.service, event_type=message.routing_key
             ).inc()
-        step = failure_step_of(self.service)
         envelope = _readable_envelope(message.body)
-        if step is None or envelope is None or message.routing_key == "WorkflowFailed":
+        if envelope is None or message.routing_key == "WorkflowFailed":
+            return
+        kind = envelope["kind"]
+        step = failure_step_of(self.service, kind)
+        if step is None or answering_service(message.routing_key, kind) != self.service:
             return
         failure = WorkflowFailed(
             correlation_id=envelope["correlation_id"],
@@ -329,8 +332,9 @@ async def _record_claim(uow: UnitOfWork, claim: StreamClaim) -> None:
     await uow.append(claim.stream_id, 0, [claim.event])
 
 
-def _readable_envelope(body: bytes) -> dict[str, str] | None:
-    """The workflow and account of a message that failed to decode, when its JSON says them."""
+def _readable_envelope(body: bytes) -> dict[str, Any] | None:
+    """The workflow, account and kind of a message that failed to decode, when its JSON says
+    the first two (the kind is a daily run unless it names another)."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -338,6 +342,9 @@ def _readable_envelope(body: bytes) -> dict[str, str] | None:
     if not isinstance(data, dict):
         return None
     correlation_id, account_id = data.get("correlation_id"), data.get("account_id")
-    if isinstance(correlation_id, str) and correlation_id and isinstance(account_id, str):
-        return {"correlation_id": correlation_id, "account_id": account_id}
-    return None
+    if not (isinstance(correlation_id, str) and correlation_id and isinstance(account_id, str)):
+        return None
+    named = data.get("workflow_type")
+    kinds = {kind.value: kind for kind in WorkflowKind}
+    kind = kinds.get(named, WorkflowKind.DAILY) if isinstance(named, str) else WorkflowKind.DAILY
+    return {"correlation_id": correlation_id, "account_id": account_id, "kind": kind}

@@ -39,10 +39,12 @@ def dashboard_over(folder: Path) -> Iterator[tuple[str, list[str]]]:
         yield base, ids
 
 
-def page_paths(router: APIRouter, samples: dict[str, str]) -> list[str]:
+def page_paths(
+    router: APIRouter, samples: dict[str, str], routes: dict[str, str] | None = None
+) -> list[str]:
     """Every HTML page the router serves by GET (not the JSON twins, the static files or the
-    live stream), with its path parameters filled from `samples`: by a parameter's name, or a
-    whole route path (`/backtests/{name}`) by the page to open for it."""
+    live stream), with its path parameters filled from `samples`, or the whole path from
+    `routes` where one parameter name means different things on different pages."""
     paths = []
     for route in router.routes:
         path = getattr(route, "path", "")
@@ -50,7 +52,7 @@ def page_paths(router: APIRouter, samples: dict[str, str]) -> list[str]:
             continue
         if path.endswith("/live"):
             continue
-        path = samples.get(path, path)
+        path = (routes or {}).get(path, path)
         for name, value in samples.items():
             path = path.replace(f"{{{name}}}", value)
         assert "{" not in path, f"{path}: add a sample value for its parameter to the test"

@@ -26,7 +26,6 @@ from services.web.session import SessionSigner
 from shared.settings import Settings
 from tests.browser.dashboard import page_paths, refuse, sign_in, wait_until_listed
 from tests.browser.quality import check_page, leaves_the_machine, page_requests
-from tests.browser.test_web_pages import REPORT_NAME
 from tests.integration.web.test_file_pages import REPORT
 from tests.integration.web.test_pages import TOKEN, keep_report
 
@@ -40,6 +39,26 @@ fetch(arguments[0], {method: arguments[1], body: arguments[2],
 """
 
 
+def kept_files(data_dir: Path, workflow_id: str) -> tuple[str, str]:
+    """A backtest report as `alchemiser backtest` keeps it and a replay as `replay --save`
+    keeps it, so the Backtests and Replays pages have one each to show; their names."""
+    name = "backtest-20260302T120000000000Z-ab12cd34ef56"
+    (data_dir / "backtests").mkdir(exist_ok=True)
+    (data_dir / "backtests" / f"{name}.html").write_text(REPORT, encoding="utf-8")
+    spy = Decision("SPY", "BUY", Decimal("100.00"))
+    result = ReplayResult(
+        workflow_id=workflow_id,
+        started_from="WorkflowStarted",
+        targets={},
+        recorded_targets={},
+        plan=(spy,),
+        recorded_plan=(spy,),
+        orders=(Decision("SPY", "BUY", Decimal(2)),),
+        recorded_orders=(Decision("SPY", "BUY", Decimal(2)),),
+    )
+    return name, _save(data_dir, result, None, result.differences, shadow=None).stem
+
+
 def test_every_page_passes_the_quality_check_and_keeps_the_token_out(
     browser: Any, dashboard: tuple[str, list[str]], tmp_path: Path
 ) -> None:
@@ -47,43 +66,33 @@ def test_every_page_passes_the_quality_check_and_keeps_the_token_out(
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, ids = dashboard
-    (tmp_path / "backtests").mkdir()
-    (tmp_path / "backtests" / f"{REPORT_NAME}.html").write_text(REPORT)
-    replay = ReplayResult(
-        workflow_id=ids[0],
-        started_from="WorkflowStarted",
-        targets={},
-        recorded_targets={},
-        plan=(Decision("SPY", "BUY", Decimal("100.00")),),
-        recorded_plan=(Decision("SPY", "BUY", Decimal("100.00")),),
-        orders=(Decision("SPY", "BUY", Decimal(2)),),
-        recorded_orders=(),
-    )
-    kept = _save(tmp_path, replay, None, replay.differences, shadow=None)
-    asyncio.run(keep_report(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}", ids[2]))
     browser.get(f"{base}/login")
     reports = [check_page(browser)]
     sign_in(browser, base)
     wait_until_listed(browser, base, len(ids))
+    settings = Settings(api_token=TOKEN)
     router = web_router(
         None,  # type: ignore[arg-type]
         SessionSigner(TOKEN),
         refuse,
-        Settings(api_token=TOKEN),
+        settings,
         ReadinessProbe(None),
     )
+    report, replay = kept_files(tmp_path, ids[0])  # the dashboard's data dir
+    asyncio.run(keep_report(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}", ids[0]))
     paths = page_paths(
         router,
+        {"workflow_id": ids[0], "symbol": "TQQQ"},
         {
-            "workflow_id": ids[2],
-            "symbol": "TQQQ",
             "/strategies/{name}": "/strategies/1-KMLM",
-            "/backtests/{name}": f"/backtests/{REPORT_NAME}",
-            "/backtests/{name}/report": f"/backtests/{REPORT_NAME}/report",
-            "/replays/{name}": f"/replays/{kept.stem}",
+            "/backtests/{name}": f"/backtests/{report}",
+            "/backtests/{name}/report": f"/backtests/{report}/report",
+            "/replays/{name}": f"/replays/{replay}",
         },
     )
-    assert {"/", "/workflows", f"/workflows/{ids[2]}"} <= set(paths)
+    assert {"/", "/workflows", f"/workflows/{ids[0]}", f"/workflows/{ids[0]}/why/TQQQ"} <= set(
+        paths
+    )
     for path in [
         *paths,
         *(f"/workflows/{workflow_id}" for workflow_id in ids),

@@ -48,7 +48,7 @@ def test_a_second_completion_or_any_failure_is_reported() -> None:
 
 def test_each_event_is_owed_to_the_services_bound_to_it() -> None:
     bound = bindings()
-    assert consumers_of("WorkflowStarted", bound) == ["strategy"]
+    assert consumers_of("WorkflowStarted", bound) == ["strategy", "portfolio"]  # liquidations
     assert consumers_of("RebalancePlanned", bound) == ["execution"]
     assert consumers_of("OrderFilled", bound) == []
     assert consumers_of("WorkflowCompleted", bound) == ["notify"]

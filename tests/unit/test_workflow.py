@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.events import Event
 from shared.workflow import (
     STEPS,
     WorkflowKind,
+    answering_service,
     failure_step_of,
     is_finished,
     step_named,
@@ -94,3 +97,22 @@ def test_each_step_is_named_with_the_service_that_runs_it() -> None:
     assert step is not None and step.service == "notify"
     assert step.follows == ("WorkflowCompleted", "WorkflowFailed")
     assert step_named("no_such_step") is None
+
+
+@pytest.mark.parametrize(
+    ("event_type", "kind", "service"),
+    [
+        ("WorkflowStarted", WorkflowKind.DAILY, "strategy"),
+        ("WorkflowStarted", WorkflowKind.LIQUIDATION, "portfolio"),
+        ("WorkflowStarted", WorkflowKind.DRY_RUN, "strategy"),
+        ("SignalGenerated", WorkflowKind.DAILY, "portfolio"),
+        ("SignalGenerated", WorkflowKind.LIQUIDATION, None),
+        ("RebalancePlanned", WorkflowKind.LIQUIDATION, "execution"),
+        ("OrderFilled", WorkflowKind.DAILY, None),
+    ],
+)
+def test_one_service_answers_an_event_for_each_kind(
+    event_type: str, kind: WorkflowKind, service: str | None
+) -> None:
+    """The one that fails the workflow for a poisoned copy, though several queues hold it."""
+    assert answering_service(event_type, kind) == service
