@@ -25,6 +25,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -136,6 +137,24 @@ async def database_backends(cluster: Cluster) -> list[int]:
             sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name}
         )
         return [row.pid for row in rows]
+
+
+async def database_activity(cluster: Cluster) -> tuple[int, int]:
+    """(transactions, rows written) of the benchmark's database so far."""
+    assert cluster.store is not None
+    name = cluster.database_url.rsplit("/", 1)[1]
+    async with cluster.store.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                sa.text(
+                    "SELECT xact_commit + xact_rollback AS transactions, tup_inserted "
+                    "+ tup_updated + tup_deleted AS written FROM pg_stat_database "
+                    "WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+        ).one()
+        return int(row.transactions), int(row.written)
 
 
 @dataclass
@@ -315,6 +334,7 @@ async def one_load(
             {**pids, **({"rabbitmq": broker_pid} if broker_pid else {})}
             | {f"pg{pid}": pid for pid in backends}
         )
+        activity_before = await database_activity(cluster)
         load_before = os.getloadavg()
         began = time.monotonic()
         answers = await trigger_all(cluster, arguments.accounts, arguments.in_flight)
@@ -328,8 +348,17 @@ async def one_load(
         rabbit_cpu = meter.used(broker_pid) if broker_pid else float("nan")
         busy = machine_busy_s()
         machine_cpu = busy[0] - meter.machine[0]
+        await asyncio.sleep(1)  # PostgreSQL publishes its counters about once a second
+        activity = await database_activity(cluster)
         figures = await store_figures(cluster)
+        figures["transactions"] = activity[0] - activity_before[0]
+        figures["rows_written"] = activity[1] - activity_before[1]
         evaluations = await signal_evaluations(cluster)
+        if profile_dir is not None:
+            # uvicorn re-raises SIGTERM after its shutdown, which ends the process before cProfile
+            # writes; SIGINT comes back as KeyboardInterrupt, after which it does.
+            for name in list(cluster.processes):
+                cluster.stop(name, signal.SIGINT)
     report(
         label,
         arguments,
@@ -402,6 +431,12 @@ def report(
         f"    events: {total_events} ({total_events / per_workflow:.1f} per workflow), "
         f"{total_events / wall_s:.0f}/s over the burst; "
         + ", ".join(f"{kind} {n}" for kind, n in sorted(by_type.items(), key=lambda i: -i[1]))
+    )
+    transactions, written = int(str(figures["transactions"])), int(str(figures["rows_written"]))
+    print(
+        f"    PostgreSQL: {transactions} transactions ({transactions / per_workflow:.0f} per "
+        f"workflow, {transactions / wall_s:.0f}/s), {written} rows written "
+        f"({written / per_workflow:.0f} per workflow)"
     )
     print(
         f"    checks: accounts started {figures['accounts_started']}, started twice "
