@@ -139,8 +139,8 @@ async def database_backends(cluster: Cluster) -> list[int]:
         return [row.pid for row in rows]
 
 
-async def database_activity(cluster: Cluster) -> tuple[int, int]:
-    """(transactions, rows written) of the benchmark's database so far."""
+async def database_activity(cluster: Cluster) -> tuple[int, int, int]:
+    """(transactions, rows written, bytes on disk) of the benchmark's database so far."""
     assert cluster.store is not None
     name = cluster.database_url.rsplit("/", 1)[1]
     async with cluster.store.engine.connect() as connection:
@@ -148,13 +148,13 @@ async def database_activity(cluster: Cluster) -> tuple[int, int]:
             await connection.execute(
                 sa.text(
                     "SELECT xact_commit + xact_rollback AS transactions, tup_inserted "
-                    "+ tup_updated + tup_deleted AS written FROM pg_stat_database "
-                    "WHERE datname = :name"
+                    "+ tup_updated + tup_deleted AS written, pg_database_size(datname) AS size "
+                    "FROM pg_stat_database WHERE datname = :name"
                 ),
                 {"name": name},
             )
         ).one()
-        return int(row.transactions), int(row.written)
+        return int(row.transactions), int(row.written), int(row.size)
 
 
 @dataclass
@@ -336,6 +336,7 @@ async def one_load(
         )
         activity_before = await database_activity(cluster)
         load_before = os.getloadavg()
+        client_cpu = time.process_time()
         began = time.monotonic()
         answers = await trigger_all(cluster, arguments.accounts, arguments.in_flight)
         triggered_s = time.monotonic() - began
@@ -353,6 +354,8 @@ async def one_load(
         figures = await store_figures(cluster)
         figures["transactions"] = activity[0] - activity_before[0]
         figures["rows_written"] = activity[1] - activity_before[1]
+        figures["bytes"] = activity[2] - activity_before[2]
+        figures["client_cpu"] = time.process_time() - client_cpu
         evaluations = await signal_evaluations(cluster)
         if profile_dir is not None:
             # uvicorn re-raises SIGTERM after its shutdown, which ends the process before cProfile
@@ -436,7 +439,9 @@ def report(
     print(
         f"    PostgreSQL: {transactions} transactions ({transactions / per_workflow:.0f} per "
         f"workflow, {transactions / wall_s:.0f}/s), {written} rows written "
-        f"({written / per_workflow:.0f} per workflow)"
+        f"({written / per_workflow:.0f} per workflow), database grew "
+        f"{int(str(figures['bytes'])) / 2**20:.0f} MiB "
+        f"({int(str(figures['bytes'])) / per_workflow / 1024:.1f} KiB per workflow)"
     )
     print(
         f"    checks: accounts started {figures['accounts_started']}, started twice "
@@ -462,6 +467,11 @@ def report(
     print(
         f"      {'rabbitmq':<14} {rabbit_cpu:8.1f} s  {rabbit_cpu / per_workflow * 1000:7.1f} ms  "
         "(the shared server: other users' traffic included)"
+    )
+    print(
+        f"      {'load.py':<14} {float(str(figures['client_cpu'])):8.1f} s  "
+        f"{float(str(figures['client_cpu'])) / per_workflow * 1000:7.1f} ms  (this benchmark: "
+        "the triggers, the polling, the checks)"
     )
     print(
         f"      {'machine':<14} {machine_cpu:8.1f} s  of {wall_s * (os.cpu_count() or 1):.0f} s "
