@@ -356,7 +356,7 @@ async def one_load(
         figures["rows_written"] = activity[1] - activity_before[1]
         figures["bytes"] = activity[2] - activity_before[2]
         figures["client_cpu"] = time.process_time() - client_cpu
-        evaluations = await signal_evaluations(cluster)
+        evaluations = await cluster.signal_evaluations()
         if profile_dir is not None:
             # uvicorn re-raises SIGTERM after its shutdown, which ends the process before cProfile
             # writes; SIGINT comes back as KeyboardInterrupt, after which it does.
@@ -378,15 +378,6 @@ async def one_load(
         evaluations=evaluations,
         loads=(load_before, load_after),
     )
-
-
-async def signal_evaluations(cluster: Cluster) -> float:
-    async with httpx.AsyncClient(timeout=30) as client:
-        text = (await client.get(f"{cluster.url('strategy')}/metrics")).text
-    [line] = [
-        row for row in text.splitlines() if row.startswith("alchemiser_signal_evaluations_total ")
-    ]
-    return float(line.split()[-1])
 
 
 def report(

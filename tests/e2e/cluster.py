@@ -237,6 +237,18 @@ class Cluster:
             await asyncio.sleep(0.2)
         raise AssertionError(f"workflow {workflow_id} still running after {timeout_s} s")
 
+    async def signal_evaluations(self) -> float:
+        """The strategy service's own count of the strategy sets it evaluated
+        (docs/trading-rules.md, Shared signals)."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            text = (await client.get(f"{self.url('strategy')}/metrics")).text
+        [line] = [
+            row
+            for row in text.splitlines()
+            if row.startswith("alchemiser_signal_evaluations_total ")
+        ]
+        return float(line.split()[-1])
+
     async def events(self, workflow_id: str) -> list[Event]:
         assert self.store is not None
         return [recorded.event for recorded in await self.store.read_correlation(workflow_id)]
