@@ -261,6 +261,15 @@ async def store_figures(cluster: Cluster) -> dict[str, object]:
             )
         ).scalars()
         doubled_intents = sum(1 for n in Counter(intents).values() if n > 1)
+        failures = Counter(
+            (
+                await connection.execute(
+                    sa.select(events.c.payload["failure_reason"].as_string()).where(
+                        events.c.event_type == "WorkflowFailed"
+                    )
+                )
+            ).scalars()
+        )
         doubled_orders = (
             await connection.execute(
                 sa.select(sa.func.count()).select_from(
@@ -285,6 +294,7 @@ async def store_figures(cluster: Cluster) -> dict[str, object]:
     durations = [(end - starts[key]).total_seconds() for key, end in ends.items() if key in starts]
     return {
         "by_type": by_type,
+        "failures": failures,
         "span_s": (span[1] - span[0]).total_seconds() if span[0] else 0.0,
         "durations": durations,
         "outcomes": Counter(
@@ -426,6 +436,9 @@ def report(
         f"{total_events / wall_s:.0f}/s over the burst; "
         + ", ".join(f"{kind} {n}" for kind, n in sorted(by_type.items(), key=lambda i: -i[1]))
     )
+    failures: Counter[str] = figures["failures"]  # type: ignore[assignment]
+    for reason, count in failures.most_common(5):
+        print(f"    failed {count}: {reason[:300]}")
     transactions, written = int(str(figures["transactions"])), int(str(figures["rows_written"]))
     print(
         f"    PostgreSQL: {transactions} transactions ({transactions / per_workflow:.0f} per "
