@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test lint typecheck unit chaos-ci chaos bench mutation docs lock clean
+.PHONY: install run test lint typecheck unit chaos-ci chaos bench load mutation docs lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do PYTHONPATH=. $(BIN)/python $$b || exit 1; done
+
+# The daily burst at platform size, scaled down: 1,000 accounts on 100 strategy configs at the
+# simulated 15:45, 50 ms per broker call, without and with +1 and +2 portfolio and execution
+# replicas (docs/performance.md, Load at platform size). Needs RabbitMQ and PostgreSQL on
+# 127.0.0.1; each run gives up after 20 minutes and reports what ended. About 15 minutes on 2 cores.
+load: $(STAMP)
+	PYTHONPATH=. $(BIN)/python benchmarks/load.py --accounts 1000 --configs 100 --broker-latency-ms 50 --replicas 0 1 2 --timeout-s 1200
 
 # Mutation testing of the pure core: the files and tests named in pyproject's [tool.mutmut], 10 to
 # 15 minutes on two cores; not part of `make test` or CI. Starts from an empty mutants/

@@ -1,11 +1,18 @@
-"""Load and scale-out: N workflows for N distinct simulated accounts triggered at once through
-the distributed system (four service processes, real RabbitMQ and PostgreSQL on loopback), the
-simulated broker answering every call after `--latency-ms` (50 ms: I/O-bound, as with a real
-broker). Then the same load with one extra replica of portfolio and execution (competing
-consumers). Prints throughput and latency percentiles, and checks none was lost or duplicated.
-Prints figures only; never fails on a timing.
+"""Load at platform size: N simulated accounts on `--configs` distinct allocation configs (1–4 of
+the shipped strategy files each, varied weights, mapped through
+ALCHEMISER_ACCOUNT_STRATEGY_CONFIGS), all triggered at once at the simulated 15:45 through the
+distributed system (four `alchemiser serve` processes, real RabbitMQ and PostgreSQL on loopback),
+every simulated broker call answered after `--broker-latency-ms`. Each `--replicas` count runs
+on a fresh cluster with that many extra processes of portfolio and of execution (competing
+consumers).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/load.py --workflows 200
+Prints throughput, per-workflow p50/p95/p99, when the last workflow ended against the close guard
+(16:00 − ALCHEMISER_EXEC_CLOSE_MARGIN_S = 13 minutes after 15:45), events/s from the store, CPU and
+peak memory per process (from /proc), and the checks: every account's workflow started and ended
+exactly once, no order intent or broker order twice under one client order id, each config's
+signal decided once. Prints figures only; never fails on a timing.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/load.py --accounts 1000 --replicas 0 1 2
 """
 
 from __future__ import annotations
@@ -13,92 +20,515 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import platform
-import subprocess
-import sys
-import tempfile
+import random
+import shutil
+import signal
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import sqlalchemy as sa
+
+from services.strategy.symphonies import bundled_config
+from shared.broker.simulated.tables import sim_orders
+from shared.eventstore.schema import events
 from shared.logs import configure_logging
-from tests.e2e.cluster import Cluster, free_port, sample_bars
+from tests.e2e.cluster import TOKEN, Cluster, sample_bars
+
+CLOSE_GUARD_S = 13 * 60  # 15:45 → 16:00 − EXEC_CLOSE_MARGIN_S (120 s)
+TICKS = os.sysconf("SC_CLK_TCK")
+OUTCOMES = ("WorkflowCompleted", "WorkflowFailed")
 
 
 def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def one_load(cluster: Cluster, workflows: int, label: str, offset: int) -> None:
-    started = time.perf_counter()
-    answers = await asyncio.gather(
-        *(
-            cluster.trigger({"force": True, "account_id": f"load-{offset + n}"})
-            for n in range(workflows)
+def write_configs(folder: Path, count: int, seed: int) -> list[dict[str, float]]:
+    """`count` distinct allocation configs beside copies of the shipped strategy files, each of 1–4
+    files drawn at random with integer weights 1–9 (a draw equal to an earlier config is drawn
+    again: with one file only as many configs as files differ)."""
+    shipped = sorted(bundled_config().parent.glob("*.clj"))
+    folder.mkdir(parents=True)
+    for source in shipped:
+        shutil.copy(source, folder / source.name)
+    draw = random.Random(seed)
+    configs: list[dict[str, float]] = []
+    seen: set[tuple[tuple[str, float], ...]] = set()
+    while len(configs) < count:
+        files = draw.sample([path.name for path in shipped], draw.randint(1, 4))
+        raw = {name: draw.randint(1, 9) for name in files}
+        weights = {name: round(value / sum(raw.values()), 6) for name, value in raw.items()}
+        key = tuple(sorted(weights.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        (folder / f"config-{len(configs):03d}.json").write_text(
+            json.dumps({"files": files, "allocations": weights})
         )
+        configs.append(weights)
+    return configs
+
+
+def write_account_mapping(folder: Path, accounts: int, configs: int) -> Path:
+    mapping = {f"load-{n}": f"config-{n % configs:03d}.json" for n in range(accounts)}
+    path = folder / "accounts.json"
+    path.write_text(json.dumps(mapping))
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mib(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    [line] = [row for row in status.splitlines() if row.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, every core."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / TICKS, sum(values) / TICKS
+
+
+def rabbitmq_pid() -> int | None:
+    """The process listening on 5672 (the shared RabbitMQ), found through its socket's inode."""
+    inodes = {
+        row.split()[9]
+        for row in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if row.split()[1].endswith(":1628") and row.split()[3] == "0A"
+    }
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+        except OSError:
+            continue
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            return int(entry.name)
+    return None
+
+
+async def database_backends(cluster: Cluster) -> list[int]:
+    assert cluster.store is not None
+    name = cluster.database_url.rsplit("/", 1)[1]
+    async with cluster.store.engine.connect() as connection:
+        rows = await connection.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+        )
+        return [row.pid for row in rows]
+
+
+async def database_activity(cluster: Cluster) -> tuple[int, int, int]:
+    """(transactions, rows written, bytes on disk) of the benchmark's database so far."""
+    assert cluster.store is not None
+    name = cluster.database_url.rsplit("/", 1)[1]
+    async with cluster.store.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                sa.text(
+                    "SELECT xact_commit + xact_rollback AS transactions, tup_inserted "
+                    "+ tup_updated + tup_deleted AS written, pg_database_size(datname) AS size "
+                    "FROM pg_stat_database WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+        ).one()
+        return int(row.transactions), int(row.written), int(row.size)
+
+
+@dataclass
+class Meter:
+    """CPU of each process over the burst: the services, their PostgreSQL backends, RabbitMQ."""
+
+    pids: dict[str, int]
+    start: dict[int, float]
+    machine: tuple[float, float]
+
+    @classmethod
+    def begin(cls, pids: dict[str, int]) -> Meter:
+        return cls(pids, {pid: cpu_seconds(pid) for pid in pids.values()}, machine_busy_s())
+
+    def used(self, pid: int) -> float:
+        return cpu_seconds(pid) - self.start.get(pid, 0.0)
+
+
+async def trigger_all(cluster: Cluster, accounts: int, in_flight: int) -> Counter[int]:
+    """Every account's daily run, not forced: a second 202 for one account would be a doubled
+    run; `in_flight` requests at a time, like a scheduler's fan-out."""
+    gate = asyncio.Semaphore(in_flight)
+    answers: Counter[int] = Counter()
+    async with httpx.AsyncClient(
+        base_url=cluster.url("strategy"),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=120,
+        limits=httpx.Limits(max_connections=in_flight),
+    ) as client:
+
+        async def one(n: int) -> None:
+            async with gate:
+                response = await client.post("/v1/workflows", json={"account_id": f"load-{n}"})
+                answers[response.status_code] += 1
+
+        await asyncio.gather(*(one(n) for n in range(accounts)))
+    return answers
+
+
+async def count_outcomes(cluster: Cluster) -> int:
+    assert cluster.store is not None
+    async with cluster.store.engine.connect() as connection:
+        return int(
+            (
+                await connection.execute(
+                    sa.select(sa.func.count()).where(events.c.event_type.in_(OUTCOMES))
+                )
+            ).scalar_one()
+        )
+
+
+async def wait_for_outcomes(
+    cluster: Cluster, accounts: int, began: float, timeout_s: float
+) -> float:
+    """Seconds from the first trigger until every workflow ended (or the timeout), printing the
+    progress every 30 s so a run cut short still says how far it got."""
+    shown = began
+    while True:
+        ended = await count_outcomes(cluster)
+        now = time.monotonic()
+        if ended >= accounts or now - began > timeout_s:
+            return now - began
+        if now - shown >= 30:
+            shown = now
+            print(
+                f"    {now - began:6.0f} s  {ended:>6}/{accounts} ended  "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+        await asyncio.sleep(2)
+
+
+async def store_figures(cluster: Cluster) -> dict[str, object]:
+    """What the store says about the burst: per-workflow durations, events, the checks."""
+    assert cluster.store is not None
+    async with cluster.store.engine.connect() as connection:
+        by_type = dict(
+            (
+                await connection.execute(
+                    sa.select(events.c.event_type, sa.func.count()).group_by(events.c.event_type)
+                )
+            ).all()
+        )
+        span = (
+            await connection.execute(
+                sa.select(sa.func.min(events.c.recorded_at), sa.func.max(events.c.recorded_at))
+            )
+        ).one()
+        rows = (
+            await connection.execute(
+                sa.select(
+                    events.c.correlation_id,
+                    events.c.account_id,
+                    events.c.event_type,
+                    events.c.occurred_at,
+                ).where(events.c.event_type.in_(("WorkflowStarted", "TradeExecuted", *OUTCOMES)))
+            )
+        ).all()
+        intents = (
+            await connection.execute(
+                sa.select(events.c.payload["client_order_id"].as_string()).where(
+                    events.c.event_type == "OrderRequested"
+                )
+            )
+        ).scalars()
+        doubled_intents = sum(1 for n in Counter(intents).values() if n > 1)
+        failures = Counter(
+            (
+                await connection.execute(
+                    sa.select(events.c.payload["failure_reason"].as_string()).where(
+                        events.c.event_type == "WorkflowFailed"
+                    )
+                )
+            ).scalars()
+        )
+        doubled_orders = (
+            await connection.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(sim_orders.c.account_id)
+                    .group_by(sim_orders.c.account_id, sim_orders.c.client_order_id)
+                    .having(sa.func.count() > 1)
+                    .subquery()
+                )
+            )
+        ).scalar_one()
+    starts: dict[str, dt.datetime] = {}
+    ends: dict[str, dt.datetime] = {}
+    kinds: dict[str, Counter[str]] = {}
+    starts_per_account: Counter[str] = Counter()
+    for row in rows:
+        kinds.setdefault(row.correlation_id, Counter())[row.event_type] += 1
+        if row.event_type == "WorkflowStarted":
+            starts_per_account[row.account_id] += 1
+            starts[row.correlation_id] = row.occurred_at
+        elif row.event_type in OUTCOMES:
+            ends[row.correlation_id] = row.occurred_at
+    durations = [(end - starts[key]).total_seconds() for key, end in ends.items() if key in starts]
+    return {
+        "by_type": by_type,
+        "failures": failures,
+        "span_s": (span[1] - span[0]).total_seconds() if span[0] else 0.0,
+        "durations": durations,
+        "outcomes": Counter(
+            next((kind for kind in OUTCOMES if counts[kind]), "running")
+            for counts in kinds.values()
+        ),
+        "doubled_workflows": sum(
+            1
+            for counts in kinds.values()
+            if counts["WorkflowCompleted"] + counts["WorkflowFailed"] > 1
+            or counts["TradeExecuted"] > 1
+        ),
+        "accounts_started_twice": sum(1 for n in starts_per_account.values() if n > 1),
+        "accounts_started": len(starts_per_account),
+        "doubled_intents": doubled_intents,
+        "doubled_orders": doubled_orders,
+    }
+
+
+async def one_load(
+    work: Path,
+    bars: Path,
+    arguments: argparse.Namespace,
+    replicas: int,
+    mapping: Path,
+) -> None:
+    settings = {
+        "ALCHEMISER_SIM_LATENCY_MS": str(arguments.broker_latency_ms),
+        "ALCHEMISER_ACCOUNT_STRATEGY_CONFIGS": str(mapping),
+        # The daily burst must be over long before the watchdog would fail a run.
+        "ALCHEMISER_WORKFLOW_DEADLINE_S": str(int(arguments.timeout_s) + 600),
+    }
+    profile_dir = arguments.profile / f"replicas-{replicas}" if arguments.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    label = f"+{replicas} portfolio, +{replicas} execution" if replicas else "one process each"
+    cluster = Cluster(work / f"cluster-{replicas}", bars, settings, profile_dir=profile_dir)
+    async with cluster:
+        await cluster.start_all()
+        for n in range(1, replicas + 1):
+            for service in ("portfolio", "execution"):
+                await cluster.wait_ready(cluster.start(service, replica=n))
+        pids = {name: process.pid for name, process in cluster.processes.items()}
+        backends = await database_backends(cluster)
+        broker_pid = rabbitmq_pid()
+        meter = Meter.begin(
+            {**pids, **({"rabbitmq": broker_pid} if broker_pid else {})}
+            | {f"pg{pid}": pid for pid in backends}
+        )
+        activity_before = await database_activity(cluster)
+        load_before = os.getloadavg()
+        client_cpu = time.process_time()
+        began = time.monotonic()
+        answers = await trigger_all(cluster, arguments.accounts, arguments.in_flight)
+        triggered_s = time.monotonic() - began
+        wall_s = await wait_for_outcomes(cluster, arguments.accounts, began, arguments.timeout_s)
+        load_after = os.getloadavg()
+        backends_now = await database_backends(cluster)
+        cpu = {name: meter.used(pid) for name, pid in pids.items()}
+        rss = {name: peak_rss_mib(pid) for name, pid in pids.items()}
+        postgres_cpu = sum(meter.used(pid) for pid in set(backends) | set(backends_now))
+        rabbit_cpu = meter.used(broker_pid) if broker_pid else float("nan")
+        busy = machine_busy_s()
+        machine_cpu = busy[0] - meter.machine[0]
+        await asyncio.sleep(1)  # PostgreSQL publishes its counters about once a second
+        activity = await database_activity(cluster)
+        figures = await store_figures(cluster)
+        figures["transactions"] = activity[0] - activity_before[0]
+        figures["rows_written"] = activity[1] - activity_before[1]
+        figures["bytes"] = activity[2] - activity_before[2]
+        figures["client_cpu"] = time.process_time() - client_cpu
+        evaluations = await cluster.signal_evaluations()
+        if profile_dir is not None:
+            # uvicorn re-raises SIGTERM after its shutdown, which ends the process before cProfile
+            # writes; SIGINT comes back as KeyboardInterrupt, after which it does.
+            for name in list(cluster.processes):
+                cluster.stop(name, signal.SIGINT)
+    report(
+        label,
+        arguments,
+        answers=answers,
+        triggered_s=triggered_s,
+        wall_s=wall_s,
+        figures=figures,
+        cpu=cpu,
+        rss=rss,
+        postgres_cpu=postgres_cpu,
+        postgres_backends=len(set(backends) | set(backends_now)),
+        rabbit_cpu=rabbit_cpu,
+        machine_cpu=machine_cpu,
+        evaluations=evaluations,
+        loads=(load_before, load_after),
     )
-    ids = [answer.json()["id"] for answer in answers]
-    views = await asyncio.gather(*(cluster.finished(i, timeout_s=1800) for i in ids))
-    wall_s = time.perf_counter() - started
-    statuses = Counter(view["status"] for view in views)
-    latencies = [
-        (
-            dt.datetime.fromisoformat(view["finished_at"])
-            - dt.datetime.fromisoformat(view["started_at"])
-        ).total_seconds()
-        for view in views
-        if view["finished_at"]
-    ]
-    duplicated = 0
-    for workflow_id in ids:
-        kinds = Counter(event.event_type for event in await cluster.events(workflow_id))
-        if kinds["WorkflowCompleted"] + kinds["WorkflowFailed"] != 1 or kinds["TradeExecuted"] > 1:
-            duplicated += 1
+
+
+def report(
+    label: str,
+    arguments: argparse.Namespace,
+    *,
+    answers: Counter[int],
+    triggered_s: float,
+    wall_s: float,
+    figures: dict[str, object],
+    cpu: dict[str, float],
+    rss: dict[str, float],
+    postgres_cpu: float,
+    postgres_backends: int,
+    rabbit_cpu: float,
+    machine_cpu: float,
+    evaluations: float,
+    loads: tuple[tuple[float, float, float], tuple[float, float, float]],
+) -> None:
+    accounts = arguments.accounts
+    durations: list[float] = figures["durations"]  # type: ignore[assignment]
+    by_type: dict[str, int] = figures["by_type"]  # type: ignore[assignment]
+    outcomes: Counter[str] = figures["outcomes"]  # type: ignore[assignment]
+    total_events = sum(by_type.values())
+    ended = outcomes["WorkflowCompleted"] + outcomes["WorkflowFailed"]
+    service_cpu = sum(cpu.values())
+    per_workflow = max(ended, 1)
+    print(f"  {label}")
     print(
-        f"  {label:<34} {workflows:>4} workflows  {dict(statuses)}  lost/duplicated {duplicated}"
-        f"\n  {'':<34} wall {wall_s:6.1f} s  throughput {workflows / wall_s * 60:6.1f}/min  "
-        f"p50 {percentile(latencies, 0.5):5.1f} s  p95 {percentile(latencies, 0.95):5.1f} s  "
-        f"p99 {percentile(latencies, 0.99):5.1f} s"
+        f"    load average before {loads[0][0]:.1f}/{loads[0][1]:.1f}/{loads[0][2]:.1f}, after "
+        f"{loads[1][0]:.1f}/{loads[1][1]:.1f}/{loads[1][2]:.1f}"
+    )
+    print(f"    triggers: {dict(answers)} in {triggered_s:.1f} s ({arguments.in_flight} in flight)")
+    print(
+        f"    ended {ended}/{accounts} {dict(outcomes)} in {wall_s:.1f} s "
+        f"({'within' if wall_s <= CLOSE_GUARD_S and ended == accounts else 'NOT within'} the "
+        f"{CLOSE_GUARD_S // 60}-minute close guard); throughput {ended / wall_s * 60:.0f}/min"
+    )
+    print(
+        f"    per workflow (started → ended): p50 {percentile(durations, 0.5):.1f} s  "
+        f"p95 {percentile(durations, 0.95):.1f} s  p99 {percentile(durations, 0.99):.1f} s  "
+        f"max {max(durations, default=float('nan')):.1f} s"
+    )
+    print(
+        f"    events: {total_events} ({total_events / per_workflow:.1f} per workflow), "
+        f"{total_events / wall_s:.0f}/s over the burst; "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(by_type.items(), key=lambda i: -i[1]))
+    )
+    failures: Counter[str] = figures["failures"]  # type: ignore[assignment]
+    for reason, count in failures.most_common(5):
+        print(f"    failed {count}: {reason[:300]}")
+    transactions, written = int(str(figures["transactions"])), int(str(figures["rows_written"]))
+    print(
+        f"    PostgreSQL: {transactions} transactions ({transactions / per_workflow:.0f} per "
+        f"workflow, {transactions / wall_s:.0f}/s), {written} rows written "
+        f"({written / per_workflow:.0f} per workflow), database grew "
+        f"{int(str(figures['bytes'])) / 2**20:.0f} MiB "
+        f"({int(str(figures['bytes'])) / per_workflow / 1024:.1f} KiB per workflow)"
+    )
+    print(
+        f"    checks: accounts started {figures['accounts_started']}, started twice "
+        f"{figures['accounts_started_twice']}, workflows ended or executed twice "
+        f"{figures['doubled_workflows']}, client order ids requested twice "
+        f"{figures['doubled_intents']}, broker orders twice {figures['doubled_orders']}; "
+        f"signal evaluations {evaluations:.0f} for {arguments.configs} configs, "
+        f"SignalComputed {by_type.get('SignalComputed', 0)}"
+    )
+    print("    CPU s (ms per workflow) and peak RSS MiB per process:")
+    for name in sorted(cpu):
+        print(
+            f"      {name:<14} {cpu[name]:8.1f} s  {cpu[name] / per_workflow * 1000:7.1f} ms  "
+            f"{rss[name]:7.0f} MiB"
+        )
+    print(
+        f"      {'services':<14} {service_cpu:8.1f} s  {service_cpu / per_workflow * 1000:7.1f} ms"
+    )
+    print(
+        f"      {'postgres':<14} {postgres_cpu:8.1f} s  "
+        f"{postgres_cpu / per_workflow * 1000:7.1f} ms  ({postgres_backends} backends)"
+    )
+    print(
+        f"      {'rabbitmq':<14} {rabbit_cpu:8.1f} s  {rabbit_cpu / per_workflow * 1000:7.1f} ms  "
+        "(the shared server: other users' traffic included)"
+    )
+    print(
+        f"      {'load.py':<14} {float(str(figures['client_cpu'])):8.1f} s  "
+        f"{float(str(figures['client_cpu'])) / per_workflow * 1000:7.1f} ms  (this benchmark: "
+        "the triggers, the polling, the checks)"
+    )
+    print(
+        f"      {'machine':<14} {machine_cpu:8.1f} s  of {wall_s * (os.cpu_count() or 1):.0f} s "
+        f"available ({machine_cpu / wall_s:.2f} cores busy)",
+        flush=True,
     )
 
 
-def extra_replica(cluster: Cluster, service: str) -> subprocess.Popen[bytes]:
-    log = (cluster.work_dir / f"{service}-replica.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", service, "--port", str(free_port())],
-        env=cluster.environment(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-async def main(workflows: int, latency_ms: int) -> None:
+async def main(arguments: argparse.Namespace) -> None:
     configure_logging("WARNING")
-    print("Load benchmark: workflows at once through the distributed system")
+    print("Load benchmark: every account's daily run at the simulated 15:45, all at once")
     print(f"  machine : {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
-    print(f"  broker  : simulated, {latency_ms} ms per call; production strategy set")
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
-        bars = sample_bars(work / "bars")
-        settings = {"ALCHEMISER_SIM_LATENCY_MS": str(latency_ms)}
-        async with Cluster(work / "cluster", bars, settings) as cluster:
-            await cluster.start_all()
-            await one_load(cluster, workflows, "one replica each", 0)
-            replicas = [extra_replica(cluster, s) for s in ("portfolio", "execution")]
-            try:
-                await asyncio.sleep(15)  # the replicas attach to their queues
-                await one_load(cluster, workflows, "+1 portfolio, +1 execution", workflows)
-            finally:
-                for process in replicas:
-                    process.terminate()
-                    process.wait(timeout=30)
+    print(
+        f"  accounts: {arguments.accounts} on {arguments.configs} allocation configs; broker: "
+        f"simulated, {arguments.broker_latency_ms} ms per call; replicas {arguments.replicas}"
+    )
+    scratch = Path(arguments.work_dir)
+    clear_runs(scratch)
+    bars = sample_bars(scratch / "bars")
+    write_configs(scratch / "strategies", arguments.configs, arguments.seed)
+    mapping = write_account_mapping(scratch / "strategies", arguments.accounts, arguments.configs)
+    try:
+        for replicas in arguments.replicas:
+            await one_load(scratch, bars, arguments, replicas, mapping)
+    finally:
+        clear_runs(scratch)
+
+
+def clear_runs(scratch: Path) -> None:
+    """Removes the clusters' data and the configs of a run; the sample bars are kept for the
+    next run (generating them takes a minute)."""
+    for child in scratch.glob("*"):
+        if child.name != "bars":
+            shutil.rmtree(child, ignore_errors=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workflows", type=int, default=200)
-    parser.add_argument("--latency-ms", type=int, default=50)
-    arguments = parser.parse_args()
-    asyncio.run(main(arguments.workflows, arguments.latency_ms))
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--configs", type=int, default=100)
+    parser.add_argument("--broker-latency-ms", type=int, default=50)
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="extra portfolio and execution processes, one fresh cluster per count",
+    )
+    parser.add_argument("--in-flight", type=int, default=32, help="trigger requests at once")
+    parser.add_argument(
+        "--timeout-s", type=float, default=1800, help="stop waiting and report what ended"
+    )
+    parser.add_argument("--seed", type=int, default=16, help="draws the configs")
+    parser.add_argument("--profile", type=Path, help="run every service under cProfile, here")
+    parser.add_argument("--work-dir", default="/tmp/alchemiser-load")
+    asyncio.run(main(parser.parse_args()))

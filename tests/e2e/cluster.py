@@ -90,6 +90,9 @@ class Cluster:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     store: SqlEventStore | None = None
+    profile_dir: Path | None = None
+    """Set: every service process runs under cProfile and writes `{service}-{port}.prof` here
+    when it stops (benchmarks/load.py --profile)."""
     _owns_database: bool = field(default=False, init=False)
 
     async def __aenter__(self) -> Cluster:
@@ -151,22 +154,36 @@ class Cluster:
     def log_path(self, service: str) -> Path:
         return self.work_dir / f"{service}.log"
 
-    def start(self, service: str) -> None:
-        log = self.log_path(service).open("ab")
-        self.processes[service] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "serve",
-                service,
-                "--port",
-                str(self.ports[service]),
-            ],
+    def serve_command(self, service: str, port: int) -> list[str]:
+        profiler = (
+            ["-m", "cProfile", "-o", str(self.profile_dir / f"{service}-{port}.prof")]
+            if self.profile_dir is not None
+            else []
+        )
+        return [
+            sys.executable,
+            *profiler,
+            "-m",
+            "services.cli",
+            "serve",
+            service,
+            "--port",
+            str(port),
+        ]
+
+    def start(self, service: str, *, replica: int = 0) -> str:
+        """Starts `service`, or with `replica` > 0 one more process of it consuming from the same
+        queue (competing consumers), named `{service}+{replica}` in `processes` and `ports`."""
+        name = f"{service}+{replica}" if replica else service
+        self.ports.setdefault(name, free_port())
+        log = self.log_path(name).open("ab")
+        self.processes[name] = subprocess.Popen(
+            self.serve_command(service, self.ports[name]),
             env=self.environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        return name
 
     def stop(self, service: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(service, None)
@@ -232,6 +249,18 @@ class Cluster:
                 return view
             await asyncio.sleep(0.2)
         raise AssertionError(f"workflow {workflow_id} still running after {timeout_s} s")
+
+    async def signal_evaluations(self) -> float:
+        """The strategy service's own count of the strategy sets it evaluated
+        (docs/trading-rules.md, Shared signals)."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            text = (await client.get(f"{self.url('strategy')}/metrics")).text
+        [line] = [
+            row
+            for row in text.splitlines()
+            if row.startswith("alchemiser_signal_evaluations_total ")
+        ]
+        return float(line.split()[-1])
 
     async def events(self, workflow_id: str) -> list[Event]:
         assert self.store is not None

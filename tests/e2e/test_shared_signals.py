@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -61,15 +60,6 @@ def write_configs(folder: Path) -> Path:
     return path
 
 
-async def evaluations(cluster: Cluster) -> float:
-    async with httpx.AsyncClient(timeout=30) as client:
-        text = (await client.get(f"{cluster.url('strategy')}/metrics")).text
-    [line] = [
-        row for row in text.splitlines() if row.startswith("alchemiser_signal_evaluations_total ")
-    ]
-    return float(line.split()[-1])
-
-
 async def test_200_accounts_on_5_configs_evaluate_each_signal_once_and_trade_their_own_target(
     tmp_path: Path,
 ) -> None:
@@ -87,7 +77,7 @@ async def test_200_accounts_on_5_configs_evaluate_each_signal_once_and_trade_the
         assert Counter(view["status"] for view in views) == {"completed": ACCOUNTS}
         print(f"200 workflows finished {time.monotonic() - begun:.1f} s after the start")
 
-        assert await evaluations(cluster) == len(CONFIGS)
+        assert await cluster.signal_evaluations() == len(CONFIGS)
         assert cluster.store is not None
         async with cluster.store.engine.connect() as connection:
             computed = (
