@@ -131,7 +131,13 @@ def _post(
     from services.commands.failures import CommandFailedError, OptionError
     from shared.service.auth import WHERE_THE_TOKEN_IS, MissingApiTokenError, client_api_token
 
-    token, source = client_api_token(settings)
+    try:
+        token, source = client_api_token(settings)
+    except MissingApiTokenError as error:
+        raise MissingApiTokenError(
+            f"{error}; in the embedded mode, with no services running, use "
+            f"`alchemiser {action} --local`"
+        ) from None
     base = (url or settings.strategy_url).rstrip("/")
     try:
         response = httpx.post(
