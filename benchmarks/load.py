@@ -43,6 +43,7 @@ from tests.e2e.cluster import TOKEN, Cluster, sample_bars
 CLOSE_GUARD_S = 13 * 60  # 15:45 → 16:00 − EXEC_CLOSE_MARGIN_S (120 s)
 TICKS = os.sysconf("SC_CLK_TCK")
 OUTCOMES = ("WorkflowCompleted", "WorkflowFailed")
+TRIGGER_ATTEMPTS = 5
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -173,11 +174,11 @@ class Meter:
         return cpu_seconds(pid) - self.start.get(pid, 0.0)
 
 
-async def trigger_all(cluster: Cluster, accounts: int, in_flight: int) -> Counter[int]:
+async def trigger_all(cluster: Cluster, accounts: int, in_flight: int) -> Counter[int | str]:
     """Every account's daily run, not forced: a second 202 for one account would be a doubled
     run; `in_flight` requests at a time, like a scheduler's fan-out."""
     gate = asyncio.Semaphore(in_flight)
-    answers: Counter[int] = Counter()
+    answers: Counter[int | str] = Counter()
     async with httpx.AsyncClient(
         base_url=cluster.url("strategy"),
         headers={"Authorization": f"Bearer {TOKEN}"},
@@ -187,11 +188,33 @@ async def trigger_all(cluster: Cluster, accounts: int, in_flight: int) -> Counte
 
         async def one(n: int) -> None:
             async with gate:
-                response = await client.post("/v1/workflows", json={"account_id": f"load-{n}"})
-                answers[response.status_code] += 1
+                for attempt in range(1, TRIGGER_ATTEMPTS + 1):
+                    try:
+                        response = await client.post(
+                            "/v1/workflows", json={"account_id": f"load-{n}"}
+                        )
+                    except httpx.TransportError as error:
+                        # Safe to send again: a repeated trigger answers 200 with the run
+                        # already started, never a second 202 (docs/trading-rules.md, Triggers).
+                        answers[f"dropped ({type(error).__name__})"] += 1
+                        if attempt == TRIGGER_ATTEMPTS:
+                            raise
+                        await asyncio.sleep(attempt)
+                        continue
+                    answers[response.status_code] += 1
+                    return
 
         await asyncio.gather(*(one(n) for n in range(accounts)))
     return answers
+
+
+def show_exited(cluster: Cluster) -> None:
+    """A service that died during the burst explains dropped triggers and stuck runs: its exit
+    code and the end of its log, before the run's directory is removed."""
+    for name, process in cluster.processes.items():
+        if process.poll() is not None:
+            print(f"    {name} exited with {process.returncode} during the run; its log ends:")
+            print(cluster.log_path(name).read_text()[-3000:], flush=True)
 
 
 async def count_outcomes(cluster: Cluster) -> int:
@@ -348,9 +371,14 @@ async def one_load(
         load_before = os.getloadavg()
         client_cpu = time.process_time()
         began = time.monotonic()
-        answers = await trigger_all(cluster, arguments.accounts, arguments.in_flight)
+        try:
+            answers = await trigger_all(cluster, arguments.accounts, arguments.in_flight)
+        except httpx.TransportError:
+            show_exited(cluster)
+            raise
         triggered_s = time.monotonic() - began
         wall_s = await wait_for_outcomes(cluster, arguments.accounts, began, arguments.timeout_s)
+        show_exited(cluster)
         load_after = os.getloadavg()
         backends_now = await database_backends(cluster)
         cpu = {name: meter.used(pid) for name, pid in pids.items()}
@@ -394,7 +422,7 @@ def report(
     label: str,
     arguments: argparse.Namespace,
     *,
-    answers: Counter[int],
+    answers: Counter[int | str],
     triggered_s: float,
     wall_s: float,
     figures: dict[str, object],
