@@ -1,117 +1,159 @@
-"""The dashboard's pages in a real browser: sign in, start a run from the overview and watch its
-page turn `completed` without a reload (server-sent events), click an order through to its Why
-page (a branch and an indicator value), and open a backtest report in its sandboxed frame, whose
-inline script runs under the report's own policy — with no console error."""
+"""The dashboard in front of the real system, in a real browser: `alchemiser serve web` beside
+the four services (`alchemiser serve strategy|portfolio|execution|notify`, tests/e2e/cluster.py)
+on the real RabbitMQ and PostgreSQL, the simulated broker standing at the start of the sample's
+last close window, so the trigger is accepted. Sign in; start today's run with the overview's
+button (confirmation and CSRF; the strategy service decides); watch the run's page turn
+`completed` without a reload (server-sent events); click one of its orders through to the Why
+page and find there the branches and indicator values of the run's recorded `SignalGenerated`;
+open the report the real `alchemiser backtest` kept; sign out and be refused. Every page passes
+the quality check (tests/browser/quality.py).
+
+Bounded: each wait gives up after at most 120 s (a command after 120 s); about 80 s in all
+on a loaded machine, most of it the five processes starting and the backtest."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services.web.service import definition
-from shared.bus.memory import InMemoryBus
-from shared.eventstore.store import SqlEventStore
-from shared.service.app import create_app
-from shared.service.runtime import ServiceRuntime
-from shared.settings import Settings
-from tests.browser.local_server import served
-from tests.integration.web.history import record
-from tests.integration.web.test_file_pages import REPORT
-from tests.integration.web.test_pages import TOKEN, recorded_store
-from tests.unit.notify import workflows
+from shared.events.signals import SignalGenerated
+from tests.browser.dashboard import sign_in, wait_until_listed
+from tests.browser.quality import PageQuality, check_page
+from tests.browser.test_backtest_report import chart_pixels
+from tests.e2e.cluster import TOKEN, Cluster, sample_bars
+from tests.servers import SERVICES
 
 pytestmark = [pytest.mark.browser, pytest.mark.chaos]  # in `make chaos-ci`, not `make test`
 
-REPORT_NAME = "backtest-20260302T120000000000Z-ab12cd34ef56"
+BACKTEST_START = "2024-06-03"
+SLOW_BROKER = {"ALCHEMISER_SIM_LATENCY_MS": "300"}
+"""Every broker call waits 0.3 s, so the run lasts several seconds even on a quiet machine and
+the browser finds it running before it completes."""
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-    asyncio.run(recorded_store(url))
-    (tmp_path / "backtests").mkdir()
-    (tmp_path / "backtests" / f"{REPORT_NAME}.html").write_text(REPORT)
-    settings = Settings(data_dir=tmp_path, api_token=TOKEN)
-    run = (
-        workflows.Workflow().started().signal().planned().orders_in_flight().executed().completed()
-    )
-    store = SqlEventStore(url)
-    running: list[asyncio.Task[None]] = []
-
-    async def play() -> None:
-        """The run's events as the services would record them, a fraction of a second apart."""
-        for event in run.events:
-            await record(store, event)
-            await asyncio.sleep(0.4)
-
-    async def trigger(account: str) -> tuple[int, str]:
-        running.append(asyncio.create_task(play()))
-        return 202, f"workflow {run.id} started (running)"
-
-    runtime = ServiceRuntime(definition(settings, trigger), settings, store, InMemoryBus())
-    with served(create_app(runtime)) as base:
-        yield base, run.id
+@pytest.fixture(scope="module")
+def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample_bars(tmp_path_factory.mktemp("sample-bars"))
 
 
-def test_start_a_run_watch_it_finish_explain_an_order_and_open_a_backtest(
-    browser: Any, dashboard: tuple[str, str]
+def recorded_path(signal: SignalGenerated, symbol: str) -> tuple[list[str], list[str]]:
+    """The branches and the indicator values (as the page prints a float) of every strategy
+    that selected `symbol`, in the order the Why page lists them."""
+    steps = [
+        step
+        for strategy in signal.strategies
+        if strategy.allocation.get(symbol, 0) > 0
+        for step in strategy.trace
+    ]
+    branches = [step.branch for step in steps if step.branch]
+    return branches, [str(value) for step in steps for value in step.values.values()]
+
+
+async def test_start_a_run_watch_it_finish_explain_an_order_and_open_a_backtest(
+    browser: Any, tmp_path: Path, bars: Path
 ) -> None:
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     swapped = [StaleElementReferenceException]  # htmx replaces the body as the run moves on
+    reports: list[PageQuality] = []
 
-    base, workflow_id = dashboard
-    browser.get(f"{base}/")
-    browser.find_element(By.ID, "token").send_keys(TOKEN)
-    browser.find_element(By.ID, "sign-in").click()
-    WebDriverWait(browser, 30).until(lambda driver: driver.current_url == f"{base}/")
-    browser.find_element(By.NAME, "confirm").click()
-    browser.find_element(By.ID, "start-run").click()
-    WebDriverWait(browser, 30).until(lambda driver: workflow_id in driver.page_source)
+    async with Cluster(tmp_path, bars, SLOW_BROKER) as cluster:
+        await cluster.start_all()
+        cluster.start("web")
+        await cluster.wait_ready("web")
+        backtest = await cluster.alchemiser(
+            "backtest", "--format", "json", "--start", BACKTEST_START
+        )
+        assert backtest.returncode == 0, backtest.stderr.decode()[-3000:]
+        (kept,) = (tmp_path / "data" / "backtests").glob("*.html")
+        base = cluster.url("web")
 
-    def opened(driver: Any) -> bool:
-        driver.get(f"{base}/workflows/{workflow_id}")
-        return bool(driver.find_elements(By.ID, "workflow-status"))
+        browser.get(f"{base}/")
+        assert browser.current_url == f"{base}/login"
+        reports.append(check_page(browser))
+        sign_in(browser, base, TOKEN)
+        states = {
+            service: browser.find_element(By.CSS_SELECTOR, f"#service-{service} .readiness")
+            for service in SERVICES
+        }
+        assert all("ready" in e.get_attribute("class").split() for e in states.values()), {
+            service: e.text for service, e in states.items()
+        }
+        reports.append(check_page(browser))
 
-    WebDriverWait(browser, 30, poll_frequency=0.3).until(opened)
-    browser.get_log("browser")  # drained: the polls' 404s while the run was not recorded yet
-    first = WebDriverWait(browser, 30, ignored_exceptions=swapped).until(
-        lambda driver: driver.find_element(By.ID, "workflow-status").text
-    )
-    assert first == "running"
-    browser.execute_script("window.notReloaded = true;")
-    WebDriverWait(browser, 60, poll_frequency=0.3, ignored_exceptions=swapped).until(
-        lambda driver: driver.find_element(By.ID, "workflow-status").text == "completed"
-    )
-    assert browser.execute_script("return window.notReloaded === true;")  # the same page
+        browser.find_element(By.NAME, "confirm").click()
+        browser.find_element(By.ID, "start-run").click()
+        started = WebDriverWait(browser, 60).until(
+            lambda driver: re.search(r"workflow (\S+) started \(running\)", driver.page_source)
+        )
+        workflow_id = started.group(1)
+        reports.append(check_page(browser))
+        wait_until_listed(browser, base, 1)
+        reports.append(check_page(browser))
 
-    def explained(driver: Any) -> bool:
-        driver.find_element(By.CSS_SELECTOR, "#orders a.why[href$='/why/TQQQ']").click()
-        return "/why/" in driver.current_url
+        browser.find_element(By.LINK_TEXT, workflow_id).click()
+        first = WebDriverWait(browser, 30, ignored_exceptions=swapped).until(
+            lambda driver: driver.find_element(By.ID, "workflow-status").text
+        )
+        assert first == "running"
+        browser.execute_script("window.notReloaded = true;")
+        seen_running = time.monotonic()
+        WebDriverWait(browser, 120, poll_frequency=0.3, ignored_exceptions=swapped).until(
+            lambda driver: driver.find_element(By.ID, "workflow-status").text == "completed"
+        )
+        assert browser.execute_script("return window.notReloaded === true;")  # the same page
+        running_s = time.monotonic() - seen_running
+        assert browser.current_url == f"{base}/workflows/{workflow_id}"
+        reports.append(check_page(browser))
 
-    WebDriverWait(browser, 30, ignored_exceptions=swapped).until(explained)
-    branches = [element.text for element in browser.find_elements(By.CSS_SELECTOR, ".branch")]
-    values = [
-        element.text for element in browser.find_elements(By.CSS_SELECTOR, ".indicator-value")
-    ]
-    assert "else" in branches and "71.25" in values
+        order = WebDriverWait(browser, 30, ignored_exceptions=swapped).until(
+            lambda driver: driver.find_element(By.CSS_SELECTOR, "#orders a.why")
+        )
+        symbol = order.text
+        order.click()
+        WebDriverWait(browser, 30).until(
+            lambda driver: driver.current_url == f"{base}/workflows/{workflow_id}/why/{symbol}"
+        )
+        reports.append(check_page(browser))
+        [signal] = [e for e in await cluster.events(workflow_id) if isinstance(e, SignalGenerated)]
+        branches, values = recorded_path(signal, symbol)
+        assert branches and values, f"{symbol}: no branch or value recorded to compare with"
+        assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".branch")] == branches
+        shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".indicator-value")]
+        assert shown == values
+        print(
+            f"\n{workflow_id}: seen running, completed {running_s:.1f} s later on the same page; "
+            f"why {symbol}: {len(branches)} branches, {len(values)} indicator values as recorded"
+        )
 
-    browser.get(f"{base}/backtests")
-    browser.find_element(By.LINK_TEXT, REPORT_NAME).click()
-    frame = WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "report"))
-    assert frame.get_attribute("sandbox") == "allow-scripts"
-    browser.switch_to.frame(frame)
-    WebDriverWait(browser, 30).until(
-        lambda driver: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ran") == "yes"
-    )
-    assert browser.find_element(By.TAG_NAME, "p").text == "drawn"
-    browser.switch_to.default_content()
+        browser.find_element(By.LINK_TEXT, "Backtests").click()
+        row = WebDriverWait(browser, 30).until(
+            lambda driver: driver.find_element(By.XPATH, f"//tr[td/a[text()='{kept.stem}']]")
+        )
+        assert row.find_elements(By.TAG_NAME, "td")[1].text == BACKTEST_START
+        reports.append(check_page(browser))
+        row.find_element(By.LINK_TEXT, kept.stem).click()
+        frame = WebDriverWait(browser, 30).until(
+            lambda driver: driver.find_element(By.ID, "report")
+        )
+        assert frame.get_attribute("sandbox") == "allow-scripts"
+        browser.switch_to.frame(frame)
+        WebDriverWait(browser, 60).until(  # the report's own inline scripts drew its chart
+            lambda driver: (chart_pixels(driver)["chart-equity"] or {}).get("drawn", 0) > 500
+        )
+        browser.switch_to.default_content()
+        reports.append(check_page(browser))
 
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert errors == []
+        browser.find_element(By.ID, "logout").click()
+        WebDriverWait(browser, 30).until(lambda driver: driver.current_url == f"{base}/login")
+        browser.get(f"{base}/workflows/{workflow_id}")
+        assert browser.current_url == f"{base}/login"  # refused: back to the sign-in page
+        reports.append(check_page(browser))
+
+    assert [problem for report in reports for problem in report.problems()] == []

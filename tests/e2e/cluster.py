@@ -1,5 +1,6 @@
 """The distributed system as separate processes on this machine: the four services, each
-`alchemiser serve <name>` under uvicorn, against the real RabbitMQ and PostgreSQL, sharing one
+`alchemiser serve <name>` under uvicorn (and the dashboard, `start("web")`, asking them for
+their readiness), against the real RabbitMQ and PostgreSQL, sharing one
 data dir (bar store) — for end-to-end, fault and load tests. Every cluster has a database and
 a bus namespace of its own, removed when it stops."""
 
@@ -130,6 +131,9 @@ class Cluster:
                 "ALCHEMISER_DATA_DIR": str(self.work_dir / "data"),
                 "ALCHEMISER_API_TOKEN": TOKEN,
                 "ALCHEMISER_STRATEGY_URL": self.url("strategy"),
+                "ALCHEMISER_PORTFOLIO_URL": self.url("portfolio"),
+                "ALCHEMISER_EXECUTION_URL": self.url("execution"),
+                "ALCHEMISER_NOTIFY_SERVICE_URL": self.url("notify"),
                 **self.settings,
             }
         )
