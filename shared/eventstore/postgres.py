@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.events import Event, encode
@@ -92,8 +93,8 @@ failed statement rolls it back). One statement has one snapshot, taken before it
 that lock: the stream version it reads can miss an append committed meanwhile. Its events then
 collide with that append's on the stream version (the unique index checks committed rows), and
 `append_handled` runs it again in a transaction that takes the lock first (LOCK_POSITIONS), so
-its snapshot sees every earlier append. A unit of work takes the lock the same way before it
-appends."""
+its snapshot sees every earlier append. A unit of work takes the lock the same way at its
+first append, the last thing it does before its commit."""
 LOCK_POSITIONS = "SELECT last_position FROM event_positions WHERE id = 1 FOR UPDATE"
 
 _SQLALCHEMY_CONNECT_ARGUMENTS = (
@@ -249,13 +250,6 @@ class PostgresUnitOfWork(UnitOfWork):
         super().__init__(connection)
         self._holds_position_lock = False
 
-    async def record_inbox(
-        self, service: str, event_id: UUID, *, appends_nothing: bool = False
-    ) -> None:
-        if not appends_nothing:
-            await self._lock_positions()
-        await super().record_inbox(service, event_id)
-
     async def _append(
         self,
         stream_id: str,
@@ -263,10 +257,22 @@ class PostgresUnitOfWork(UnitOfWork):
         events: Sequence[Event],
         recorded_at: datetime,
     ) -> tuple[int, int]:
-        """The store's one-statement append, on this transaction's connection. The position
-        lock is taken by a statement of its own first, so the append's snapshot, taken after
-        it, sees every append committed before (see `APPEND_HANDLED`)."""
-        await self._lock_positions()
+        """The store's one-statement append, on this transaction's connection's driver. The
+        position lock is taken by a statement of its own first, so the append's snapshot, taken
+        after it, sees every append committed before (see `APPEND_HANDLED`); the unit of work's
+        first append takes it, after the transaction's other writes (see `UnitOfWork`). A
+        connection lost under either statement is an outage, EventStoreUnavailableError."""
+        database = describe(str(self.connection.engine.url))
+        if not self._holds_position_lock:
+            try:
+                # Through SQLAlchemy: when it is the unit of work's first statement, it begins
+                # the transaction, which SQLAlchemy opens on the driver lazily.
+                await self.connection.execute(text(LOCK_POSITIONS))
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                raise unavailable(database, error) from error
+            self._holds_position_lock = True
         raw = await self.connection.get_raw_connection()
         try:
             return await append_handled(
@@ -276,12 +282,7 @@ class PostgresUnitOfWork(UnitOfWork):
             # SQLAlchemy did not see the driver fail: the pool must not hand the dead
             # connection out again, and the consumer must wait the outage out.
             await self.connection.invalidate()
-            raise unavailable(describe(str(self.connection.engine.url)), error) from error
-
-    async def _lock_positions(self) -> None:
-        if not self._holds_position_lock:
-            await self.connection.execute(text(LOCK_POSITIONS))
-            self._holds_position_lock = True
+            raise unavailable(database, error) from error
 
 
 class PostgresEventStore(SqlEventStore):

@@ -8,8 +8,10 @@ Global positions are gap-free and in commit order. Every append first takes the 
 serialised: positions are handed out in the order the transactions commit, and a transaction that
 rolls back (or hits a version conflict) gives its positions back. A reader paging
 `read_all(after_position)` therefore never skips an event that commits later with a lower position.
-The price is one writing transaction at a time per database — an append transaction is short, and no
-broker call is ever made inside one (docs/trading-rules.md, Execution state machine).
+The price is one appending transaction at a time per database. It is kept short: no broker call
+is ever made inside one (docs/trading-rules.md, Execution state machine), and a unit of work
+appends last, after its inbox row and its own tables' writes, so the counter is held only for the
+appends and the commit (`UnitOfWork`).
 
 The stream's version is read after the counter lock is held, so the optimistic check against
 `expected_version` sees every committed append; the unique `(stream_id, stream_version)`

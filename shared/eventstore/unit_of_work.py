@@ -24,12 +24,22 @@ class UnitOfWork(ABC):
     """One database transaction: read stream versions, record the inbox row, append events with
     their outbox rows. Obtained from `SqlEventStore.unit_of_work()`; never shared across tasks.
 
-    Every writing call locks the global position counter first (see `shared.eventstore.store`),
-    so units of work take their locks in one order and cannot deadlock one another.
+    The appends come last: first the inbox row, then the service's own writes on `connection`
+    (state documents, timers), then the appends, then the commit. The first append takes the
+    global position counter (see `shared.eventstore.store`), which every append of every
+    service queues behind, so it is held only for the appends and the commit, not through the
+    statements before them (docs/operations.md, Capacity model). It is also the last lock the
+    transaction takes, which keeps units of work free of deadlocks on it: a holder of the
+    counter only inserts events and outbox rows, which no transaction without the counter
+    writes, so it never waits on anyone; a cycle of waits cannot pass through it. The rows
+    before it are the caller's to write in one order (the inbox row first: a second delivery
+    of the same event waits there, holding nothing, and is refused once the first commits).
+    `record_inbox` after an append is therefore refused.
     """
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
+        self._appended = False
 
     @property
     def connection(self) -> AsyncConnection:
@@ -52,24 +62,26 @@ class UnitOfWork(ABC):
         check_expected_version(stream_id, expected_version)
         if not events:
             return []
+        self._appended = True
         recorded_at = datetime.now(UTC)
         first_position, version = await self._append(
             stream_id, expected_version, events, recorded_at
         )
         return recorded_events(stream_id, first_position, version, events, recorded_at)
 
-    async def record_inbox(
-        self, service: str, event_id: UUID, *, appends_nothing: bool = False
-    ) -> None:
+    async def record_inbox(self, service: str, event_id: UUID) -> None:
         """Record that `service` processed `event_id`; commits with the events it appends.
 
-        The position counter is locked first, as `append` does, whichever of the two a consumer
-        calls first: two consumers of a redelivered event queue instead of deadlocking, and the
-        second gets DuplicateInboxError (it must roll back and acknowledge the message).
-        `appends_nothing=True` — only for a unit of work that appends no event at all — skips
-        that global lock, so consumers that emit nothing (most of notify's deliveries) commit
-        side by side instead of one fsync at a time.
+        It takes no global lock: a second delivery of the same event, handled side by side,
+        waits on this row's unique key and gets DuplicateInboxError once this transaction
+        commits (it must roll back and acknowledge the message). It must come before the
+        appends (see the class), which a unit of work that already appended refuses.
         """
+        if self._appended:
+            raise RuntimeError(
+                f"unit of work: the inbox row of {service}/{event_id} was recorded after an "
+                f"append; record the inbox row before appending (the appends come last)"
+            )
         try:
             await self._connection.execute(
                 insert(inbox).values(

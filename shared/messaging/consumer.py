@@ -124,7 +124,9 @@ class StreamClaim:
     """An event for a stream that must still be empty: of handlers racing to record it, exactly
     one does. A handler that loses has all its handling rolled back and runs again, so it reads
     what the winner recorded instead of recording a second one
-    (docs/trading-rules.md, Shared signals)."""
+    (docs/trading-rules.md, Shared signals). It is appended at version 0, which the store checks
+    before inserting: a lost race is a ConcurrencyError naming the stream even when the winner
+    recorded the very same event."""
 
     stream_id: str
     event: Event
@@ -246,18 +248,16 @@ class Consumer:
                     async with self._store.unit_of_work() as uow:
                         # The inbox row first: a second delivery handled side by side waits on
                         # it and is refused as a duplicate before the handler's own writes
-                        # (service state, timers) can conflict with the first one's.
-                        await uow.record_inbox(
-                            self.service,
-                            cause.event_id,
-                            appends_nothing=not outcome.events and not outcome.claims,
-                        )
+                        # (service state, timers) can conflict with the first one's. The
+                        # appends last, so the position lock they take is held only for them
+                        # and the commit (docs/operations.md, Capacity model).
+                        await uow.record_inbox(self.service, cause.event_id)
+                        if outcome.in_transaction is not None:
+                            await outcome.in_transaction(uow)
                         if outcome.events:
                             await uow.append(stream_id, None, outcome.events)
                         for claim in outcome.claims:
-                            await _record_claim(uow, claim)
-                        if outcome.in_transaction is not None:
-                            await outcome.in_transaction(uow)
+                            await uow.append(claim.stream_id, 0, [claim.event])
             except DuplicateInboxError:
                 return False
             except ConcurrencyError as error:
@@ -320,16 +320,6 @@ class Consumer:
             self._metrics.events_consumed.labels(
                 service=self.service, event_type=event_type, outcome=outcome
             ).inc()
-
-
-async def _record_claim(uow: UnitOfWork, claim: StreamClaim) -> None:
-    """Append the claim's event to its stream if it is still empty. The version is read first,
-    under the position lock the unit of work already holds, so a lost race is a
-    `ConcurrencyError` naming the stream even when the winner recorded the same event."""
-    version = await uow.stream_version(claim.stream_id)
-    if version != 0:
-        raise ConcurrencyError(claim.stream_id, 0, version)
-    await uow.append(claim.stream_id, 0, [claim.event])
 
 
 def _readable_envelope(body: bytes) -> dict[str, Any] | None:

@@ -151,12 +151,14 @@ class PeriodicRunner:
         fired = [timer.id for timer in outcome.fired]
         try:
             async with self._store.unit_of_work() as uow:
-                if outcome.events:
-                    await uow.append(outcome.stream_id, outcome.expected_version, outcome.events)
+                # The appends last: the position lock they take is held only for them and the
+                # commit, not through the writes before them (docs/operations.md, Capacity model).
                 if outcome.in_transaction is not None:
                     await outcome.in_transaction(uow)
                 if fired:
                     await timers.complete(uow, *fired)
+                if outcome.events:
+                    await uow.append(outcome.stream_id, outcome.expected_version, outcome.events)
         except ConcurrencyError as conflict:
             log.info(
                 "another writer recorded first; nothing recorded, the timers run again",

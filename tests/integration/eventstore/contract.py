@@ -169,16 +169,39 @@ class EventStoreContract:
             async with store.unit_of_work() as uow:
                 await uow.record_inbox("portfolio", event_id)
 
-    async def test_inbox_and_append_commit_together_in_either_order(self, store: SqlEventStore):
-        first, second = uuid4(), uuid4()
+    async def test_inbox_and_append_commit_together(self, store: SqlEventStore):
+        event_id = uuid4()
         async with store.unit_of_work() as uow:
+            await uow.record_inbox("portfolio", event_id)
             await uow.append("s", 0, [order_filled()])
-            await uow.record_inbox("portfolio", first)
-        async with store.unit_of_work() as uow:
-            await uow.record_inbox("portfolio", second)
-            await uow.append("s", 1, [order_filled()])
-        assert await store.seen_among("portfolio", [first, second]) == {first, second}
-        assert len(await store.read_stream("s")) == 2
+        assert await store.seen_among("portfolio", [event_id]) == {event_id}
+        assert len(await store.read_stream("s")) == 1
+
+    async def test_an_inbox_row_after_an_append_is_refused_and_nothing_commits(
+        self, store: SqlEventStore
+    ):
+        """The appends come last in a unit of work (their position lock must be its last
+        lock), so an inbox row recorded after one is a programming error, not a commit."""
+        event_id = uuid4()
+        with pytest.raises(RuntimeError, match="record the inbox row before appending"):
+            async with store.unit_of_work() as uow:
+                await uow.append("s", 0, [order_filled()])
+                await uow.record_inbox("portfolio", event_id)
+        assert await store.read_all() == []
+        assert await store.seen_among("portfolio", [event_id]) == set()
+
+    async def test_a_claim_of_a_stream_already_holding_the_same_event_is_a_conflict(
+        self, store: SqlEventStore
+    ):
+        """What a consumer's lost `StreamClaim` relies on: appending at version 0 to a stream
+        the winner wrote, even with the winner's very event, is a ConcurrencyError naming the
+        stream (the version is checked before anything is inserted), not a DuplicateEventError."""
+        event = order_filled()
+        await store.append("claimed", 0, [event])
+        with pytest.raises(ConcurrencyError) as conflict:
+            async with store.unit_of_work() as uow:
+                await uow.append("claimed", 0, [event])
+        assert (conflict.value.stream_id, conflict.value.actual_version) == ("claimed", 1)
 
     async def test_an_error_rolls_back_events_outbox_and_inbox(self, store: SqlEventStore):
         with pytest.raises(Boom):

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
 from shared.events import OrderFilled
 from shared.eventstore import (
@@ -15,15 +17,31 @@ from shared.eventstore import (
     DuplicateInboxError,
     EventStoreUnavailableError,
     SqlEventStore,
+    service_state,
+    timers,
     upgrade,
 )
 from shared.eventstore.records import InboxEntry
+from shared.eventstore.store import UnitOfWork
 from tests.integration.eventstore.contract import EventStoreContract
+from tests.integration.eventstore.position_lock import holds_position_lock
 from tests.unit.events.examples import order_filled
 
 pytestmark = pytest.mark.integration
 
 RACES = 200
+
+
+async def arm_timer(uow: UnitOfWork, workflow_id: str) -> None:
+    """A write of a service's own, as a consumer makes before its append."""
+    await timers.schedule(
+        uow,
+        service="portfolio",
+        workflow_id=workflow_id,
+        chain="",
+        kind="check",
+        due_at=datetime.now(UTC),
+    )
 
 
 class TestPostgresEventStore(EventStoreContract):
@@ -112,6 +130,10 @@ async def test_a_reader_paging_during_concurrent_appends_skips_nothing(
     async def write(stream: str) -> None:
         for _ in range(appends_each):
             async with postgres_store.unit_of_work() as uow:
+                # A consumer's unit of work: its inbox row and its own writes before the append,
+                # which takes the position lock only then.
+                await uow.record_inbox("portfolio", uuid4())
+                await arm_timer(uow, stream)
                 await uow.append(stream, None, [order_filled(), order_filled()])
 
     async def read() -> list[int]:
@@ -130,29 +152,65 @@ async def test_a_reader_paging_during_concurrent_appends_skips_nothing(
     assert positions == list(range(1, writers * appends_each * 2 + 1))
 
 
-async def test_redelivered_event_handled_twice_at_once_commits_once(
+async def test_redelivered_event_handled_twice_at_once_commits_once_without_deadlock(
     postgres_store: SqlEventStore,
 ):
-    async def handle(event_id: UUID, inbox_first: bool) -> str:
+    """Two deliveries of one event in units of work as a consumer makes them (inbox row, a
+    timer, then the append), beside a third appending to a stream of its own: the inbox row's
+    unique key makes the second delivery wait and fail as a duplicate, with no global lock taken
+    before the append and no deadlock between the inbox row and the position counter."""
+
+    async def handle(event_id: UUID) -> str:
         if await postgres_store.seen_among("portfolio", [event_id]):
             return "skipped"
         try:
             async with postgres_store.unit_of_work() as uow:
-                if inbox_first:
-                    await uow.record_inbox("portfolio", event_id)
-                    await uow.append(f"wf-{event_id}", None, [order_filled()])
-                else:
-                    await uow.append(f"wf-{event_id}", None, [order_filled()])
-                    await uow.record_inbox("portfolio", event_id)
+                await uow.record_inbox("portfolio", event_id)
+                await arm_timer(uow, f"wf-{event_id}")
+                await uow.append(f"wf-{event_id}", None, [order_filled()])
         except DuplicateInboxError:
             return "duplicate"
         return "committed"
 
-    for _ in range(20):
+    async def append_elsewhere(index: int) -> None:
+        async with postgres_store.unit_of_work() as uow:
+            await uow.append(f"elsewhere-{index}", 0, [order_filled()])
+
+    for index in range(20):
         event_id = uuid4()
-        outcomes = await asyncio.gather(handle(event_id, True), handle(event_id, False))
+        *outcomes, _ = await asyncio.gather(
+            handle(event_id), handle(event_id), append_elsewhere(index)
+        )
         assert sorted(outcomes) in (["committed", "duplicate"], ["committed", "skipped"])
         assert len(await postgres_store.read_stream(f"wf-{event_id}")) == 1
+        assert len(await timers.pending(postgres_store, "portfolio", f"wf-{event_id}")) == 1
+    positions = [record.position for record in await postgres_store.read_all()]
+    assert positions == list(range(1, 41))
+
+
+async def test_a_unit_of_work_that_has_not_appended_yet_holds_up_no_append(
+    postgres_store: SqlEventStore,
+):
+    """A unit of work with its inbox row, a timer and a state document written but its append
+    still to come holds no position lock: another unit of work appends and commits meanwhile
+    (on the old order it waited for the first to commit and failed on its lock timeout), and
+    the first's append, made afterwards, takes the next position."""
+    async with postgres_store.unit_of_work() as first:
+        await first.record_inbox("portfolio", uuid4())
+        await arm_timer(first, "wf-first")
+        await service_state.save(first, "portfolio", "wf-first", {"step": 1}, 0)
+        assert not await holds_position_lock(first)
+
+        async with postgres_store.unit_of_work() as second:
+            await second.connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+            await second.record_inbox("portfolio", uuid4())
+            [appended] = await second.append("wf-second", 0, [order_filled()])
+        assert appended.position == 1
+
+        [last] = await first.append("wf-first", 0, [order_filled()])
+        assert await holds_position_lock(first)
+    assert last.position == 2
+    assert [record.position for record in await postgres_store.read_all()] == [1, 2]
 
 
 async def test_a_connection_lost_under_a_statement_is_unavailable_and_replaced(
@@ -189,8 +247,8 @@ async def test_a_connection_lost_under_a_statement_is_unavailable_and_replaced(
 async def test_a_unit_of_work_whose_connection_dies_before_its_append_is_unavailable(
     postgres_store: SqlEventStore, postgres_url: str
 ):
-    """A consumer's unit of work records its inbox row (taking the position lock) and only then
-    appends, on its connection's driver: a database restart in between must surface as
+    """A consumer's unit of work records its inbox row and only then appends, on its
+    connection's driver: a database restart in between must surface as
     EventStoreUnavailableError, which consumers wait out, not as a failed delivery attempt."""
     event_id = uuid4()
     admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))

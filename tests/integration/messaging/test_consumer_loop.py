@@ -29,6 +29,7 @@ from shared.messaging.consumer import (
 )
 from shared.messaging.relay import OutboxRelay
 from tests.eventually import eventually
+from tests.integration.eventstore.position_lock import holds_position_lock
 from tests.servers import (
     RABBITMQ_URL,
     create_postgres_database,
@@ -445,3 +446,41 @@ async def test_of_two_handlers_claiming_one_stream_one_records_and_the_other_run
         assert isinstance(effect, NotificationSent)
         assert effect.target == str(winner.event_id)
         assert await inbox_count(store, "portfolio", start.event_id) == 1
+
+
+async def test_a_handlers_own_writes_run_before_its_appends_take_the_position_lock(
+    store: SqlEventStore,
+) -> None:
+    """The consumer's unit of work writes the inbox row and the handler's own tables first and
+    appends last, so the global position lock is held only for the appends and the commit
+    (docs/operations.md, Capacity model)."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no position lock to take late")
+    locked_during_writes: list[bool] = []
+
+    async def handler(event: Event, context: HandlerContext) -> HandlerOutcome:
+        async def write_state(uow: UnitOfWork) -> None:
+            await service_state.save(uow, "portfolio", event.correlation_id, {"step": 1}, 0)
+            locked_during_writes.append(await holds_position_lock(uow))
+
+        def sent() -> NotificationSent:
+            return context.follow_up(
+                event, NotificationSent, channel="email", status="sent", attempts=1
+            )
+
+        return HandlerOutcome(
+            events=[sent()],
+            in_transaction=write_state,
+            claims=[StreamClaim(f"claim/{event.correlation_id}", sent())],
+        )
+
+    consumer = Consumer("portfolio", store, InMemoryBus(), handler, ["WorkflowStarted"])
+    started = started_event()
+    await consumer.handle_message(
+        Message("WorkflowStarted", encode(started), str(started.event_id), {}, 1)
+    )
+
+    assert locked_during_writes == [False]
+    assert len(await effects(store, started.correlation_id, "portfolio")) == 1
+    assert len(await store.read_stream(f"claim/{started.correlation_id}")) == 1
+    assert await inbox_count(store, "portfolio", started.event_id) == 1

@@ -18,6 +18,7 @@ from shared.eventstore.store import SqlEventStore, UnitOfWork
 from shared.service import runtime
 from shared.service.runtime import Periodic, PeriodicContext, PeriodicOutcome, PeriodicRunner
 from tests.eventually import eventually
+from tests.integration.eventstore.position_lock import holds_position_lock
 from tests.unit.events.examples import order_filled
 
 pytestmark = pytest.mark.integration
@@ -104,6 +105,34 @@ async def test_a_conflict_records_nothing_and_gives_the_fired_timers_back(
     assert [t.id for t in await timers.claim_due(store, "execution", datetime.now(UTC), 60.0)] == [
         timer.id
     ], "the timer is claimable again at once, not after its lease"
+
+
+async def test_an_outcomes_writes_go_before_its_append_takes_the_position_lock(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL the outcome's own writes and the fired timers' deletion come before its
+    append, so the global position lock is held only for the append and the commit
+    (docs/operations.md, Capacity model)."""
+    await upgrade(postgres_url)
+    store = SqlEventStore(postgres_url)
+    try:
+        await armed(store, "wf")
+        [claimed] = await timers.claim_due(store, "execution", datetime.now(UTC), 60.0)
+        locked_during_writes: list[bool] = []
+
+        async def save(uow: UnitOfWork) -> None:
+            await service_state.save(uow, "execution", "wf", {"phase": "done"}, 0)
+            locked_during_writes.append(await holds_position_lock(uow))
+
+        event = order_filled(correlation_id="wf")
+        outcome = PeriodicOutcome("wf/execution", [event], in_transaction=save, fired=[claimed])
+        assert await PeriodicRunner("execution", store).record(outcome)
+
+        assert locked_during_writes == [False]
+        assert [r.event for r in await store.read_stream("wf/execution")] == [event]
+        assert await timers.pending(store, "execution", "wf") == []
+    finally:
+        await store.close()
 
 
 async def test_a_database_outage_is_waited_out_and_the_work_goes_on(
