@@ -10,7 +10,8 @@ tables). State lives in the database and every call commits in the broker's own 
 its own engine, never inside a service's, so a crash between a broker call and a service's
 commit leaves the same windows a real broker does. Each transaction first locks the account's
 row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite writers are serialised by `BEGIN IMMEDIATE`),
-so two fills on one account never lose an update.
+so two fills on one account never lose an update; the same statement reads what the call needs
+first, and the call's changes are written together before the commit (`book.Book`).
 """
 
 from __future__ import annotations
