@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 NEW_YORK = ZoneInfo("America/New_York")
 CLOSE_WINDOW = dt.timedelta(seconds=CLOSE_WINDOW_S)
 CALENDAR_START = "2000-01-03"
+SESSION_CACHE = 4096
+"""Dates whose calendar answers are kept: a lookup in the exchange calendar costs 0.2–0.6 ms
+of pandas work, and a broker call or an order decision asks about the same few dates again and
+again (docs/performance.md, Where the time goes)."""
 
 
 class ClockSettings(Protocol):
@@ -62,12 +66,14 @@ def _in_calendar(session: dt.date) -> None:
         )
 
 
+@lru_cache(maxsize=SESSION_CACHE)
 def is_session(day: dt.date) -> bool:
     """Whether the exchange trades on `day` (weekends and holidays do not)."""
     _in_calendar(day)
     return bool(exchange_calendar().is_session(_timestamp(day)))
 
 
+@lru_cache(maxsize=SESSION_CACHE)
 def session_open(session: dt.date) -> dt.datetime:
     """The session's open, in New York time."""
     _require_session(session)
@@ -75,6 +81,7 @@ def session_open(session: dt.date) -> dt.datetime:
     return opened.to_pydatetime().astimezone(NEW_YORK)  # type: ignore[no-any-return]
 
 
+@lru_cache(maxsize=SESSION_CACHE)
 def session_close(session: dt.date) -> dt.datetime:
     """The session's close in New York time, early closes (13:00) included."""
     _require_session(session)
@@ -117,6 +124,7 @@ def close_window(
     return close - CLOSE_WINDOW, close - cutoff
 
 
+@lru_cache(maxsize=SESSION_CACHE)
 def next_session(day: dt.date) -> dt.date:
     """The first session on or after `day`."""
     _in_calendar(day)

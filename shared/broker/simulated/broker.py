@@ -10,7 +10,8 @@ tables). State lives in the database and every call commits in the broker's own 
 its own engine, never inside a service's, so a crash between a broker call and a service's
 commit leaves the same windows a real broker does. Each transaction first locks the account's
 row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite writers are serialised by `BEGIN IMMEDIATE`),
-so two fills on one account never lose an update.
+so two fills on one account never lose an update; the same statement reads what the call needs
+first, and the call's changes are written together before the commit (`book.Book`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import market_clock
 from shared.broker import order_rules
@@ -55,6 +55,8 @@ from shared.broker.models import (
     TradingSession,
 )
 from shared.broker.simulated import fills, ledger
+from shared.broker.simulated.book import Book, Opening
+from shared.broker.simulated.ledger import StoredOrder, StoredPosition
 from shared.broker.simulated.quotes import QUOTE_SIZE, derived_quote, last_price, shaped_quote
 from shared.broker.simulated.scenario import (
     CancelEnd,
@@ -63,14 +65,7 @@ from shared.broker.simulated.scenario import (
     SubmissionFault,
     SymbolFill,
 )
-from shared.broker.simulated.tables import (
-    side_of,
-    sim_accounts,
-    sim_fills,
-    sim_orders,
-    sim_positions,
-    stored_side,
-)
+from shared.broker.simulated.tables import side_of, sim_accounts, sim_positions, stored_side
 from shared.eventstore.engine import WRITE_OPTION, create_store_engine
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import FillModel, Settings
@@ -80,8 +75,6 @@ POOL_SIZE = 2
 ACCOUNT_STATUS = "ACTIVE"
 BUYING_POWER_CODE = "40310000"
 INVALID_ORDER_CODE = "42210000"
-
-OrderRow = Row[tuple[Any, ...]]
 
 
 class SimulatedWorldSettings(Protocol):
@@ -214,12 +207,9 @@ class SimulatedBroker:
 
     async def get_account(self) -> Account:
         await self._wait()
-        async with self._locked_account() as connection:
-            await self._mark_positions(connection)
-            state = await ledger.account_state(
-                connection, self._account_id, values_to_cent=not self._at_close
-            )
-        assert state is not None, "the account row was created by _locked_account"
+        async with self._locked_account(Opening.POSITIONS) as book:
+            await self._mark_positions(book)
+            state = await self._state(book)
         buying_power = state.buying_power - self._unsettled_proceeds()
         self._unsettled = [(amount, reads - 1) for amount, reads in self._unsettled if reads > 1]
         standing = self.scenario.day_trading
@@ -241,17 +231,17 @@ class SimulatedBroker:
 
     async def get_positions(self) -> list[Position]:
         await self._wait()
-        async with self._locked_account() as connection:
-            await self._mark_positions(connection)
-            rows = await ledger.position_rows(connection, self._account_id)
-            return [await self._position(connection, row) for row in rows]
+        async with self._locked_account(Opening.POSITIONS) as book:
+            await self._mark_positions(book)
+            working = await book.working()
+            return [self._position(row, working) for row in await book.positions()]
 
     async def get_position(self, symbol: str) -> Position | None:
         await self._wait()
-        async with self._locked_account() as connection:
-            await self._mark_positions(connection)
-            rows = await ledger.position_rows(connection, self._account_id, _symbol(symbol))
-            return await self._position(connection, rows[0]) if rows else None
+        async with self._locked_account(Opening.POSITIONS) as book:
+            await self._mark_positions(book)
+            row = await book.position(_symbol(symbol))
+            return None if row is None else self._position(row, await book.working())
 
     async def get_asset(self, symbol: str) -> Asset | None:
         await self._wait()
@@ -270,9 +260,9 @@ class SimulatedBroker:
 
     async def get_open_orders(self) -> list[Order]:
         await self._wait()
-        async with self._locked_account() as connection:
-            rows = await ledger.working_orders(connection, self._account_id)
-            orders = [await self._advance(connection, row, poll=False) for row in rows]
+        async with self._locked_account(Opening.WORKING) as book:
+            rows = await book.working()
+            orders = [await self._advance(book, row, poll=False) for row in rows]
         return [order for order in orders if not order.is_terminal]
 
     async def submit_order(self, request: OrderRequest) -> Order:
@@ -303,12 +293,14 @@ class SimulatedBroker:
                 f"{operation}: the simulated broker answered 503 (injected); retried",
                 http_status=503,
             )
-        async with self._locked_account() as connection:
-            existing = await self._row(connection, client_order_id=request.client_order_id)
+        async with self._locked_account(
+            Opening.WORKING_AND_CLIENT_ORDER_ID, request.client_order_id
+        ) as book:
+            existing = await book.by_client_order_id(request.client_order_id)
             if existing is not None:
                 return _matching(_order(existing), request)
             order = await self._place(
-                connection,
+                book,
                 client_order_id=request.client_order_id,
                 symbol=_symbol(request.symbol),
                 side=request.side,
@@ -326,8 +318,8 @@ class SimulatedBroker:
 
     async def cancel_order(self, order_id: str) -> CancelResult:
         await self._wait()
-        async with self._locked_account() as connection:
-            row = await self._row(connection, order_id=order_id)
+        async with self._locked_account(Opening.ORDER_ID, order_id) as book:
+            row = await book.by_order_id(order_id)
             if row is None:
                 raise NotFoundError(
                     f"cancel order {order_id}: no such order in account {self._account_id}; "
@@ -338,7 +330,7 @@ class SimulatedBroker:
                 row.status in ledger.WORKING_STATUSES
                 and self.scenario.fills.get(row.symbol) is SymbolFill.ON_CANCEL
             ):
-                row = await self._fill_remaining_now(connection, row)
+                row = await self._fill_remaining_now(book, row)
             if row.status not in ledger.WORKING_STATUSES:
                 return CancelResult(
                     order_id=order_id,
@@ -347,51 +339,47 @@ class SimulatedBroker:
                 )
             slow = self.scenario.cancels.get(row.symbol)
             if slow is None:
-                await self._set_status(connection, order_id, "canceled")
+                self._set_status(book, row, "canceled")
             elif row.status != "pending_cancel":
                 self._cancels_asked[order_id] = (self._now(), slow)
-                await self._set_status(connection, order_id, "pending_cancel")
+                self._set_status(book, row, "pending_cancel")
         return CancelResult(order_id=order_id, outcome=CancelOutcome.REQUESTED)
 
     async def get_order(self, order_id: str) -> Order | None:
         await self._wait()
-        async with self._locked_account() as connection:
-            row = await self._row(connection, order_id=order_id)
-            return None if row is None else await self._advance(connection, row, poll=True)
+        async with self._locked_account(Opening.ORDER_ID, order_id) as book:
+            row = await book.by_order_id(order_id)
+            return None if row is None else await self._advance(book, row, poll=True)
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         await self._wait()
-        async with self._locked_account() as connection:
-            row = await self._row(connection, client_order_id=client_order_id)
-            return None if row is None else await self._advance(connection, row, poll=True)
+        async with self._locked_account(Opening.CLIENT_ORDER_ID, client_order_id) as book:
+            row = await book.by_client_order_id(client_order_id)
+            return None if row is None else await self._advance(book, row, poll=True)
 
     async def get_orders(self, symbol: str, after: dt.datetime) -> list[Order]:
         await self._wait()
-        async with self._locked_account() as connection:
-            rows = await ledger.orders_of_symbol(
-                connection, self._account_id, _symbol(symbol), after
-            )
-            return [await self._advance(connection, row, poll=False) for row in rows]
+        async with self._locked_account() as book:
+            rows = await book.of_symbol_after(_symbol(symbol), after)
+            return [await self._advance(book, row, poll=False) for row in rows]
 
     async def close_position(self, symbol: str) -> Order | None:
         """A market SELL of exactly the quantity held, under a client order id of the broker's
         own (a UUID, as Alpaca gives)."""
         await self._wait()
-        async with self._locked_account() as connection:
-            rows = await ledger.position_rows(connection, self._account_id, _symbol(symbol))
-            if not rows:
-                return None
-            return await self._close(connection, rows[0])
+        async with self._locked_account(Opening.POSITIONS) as book:
+            row = await book.position(_symbol(symbol))
+            return None if row is None else await self._close(book, row)
 
     async def close_all_positions(self) -> list[PositionClose]:
         await self._wait()
-        async with self._locked_account() as connection:
-            for row in await ledger.working_orders(connection, self._account_id):
-                await self._set_status(connection, row.order_id, "canceled")
+        async with self._locked_account(Opening.WORKING) as book:
+            for row in await book.working():
+                self._set_status(book, row, "canceled")
             closes = []
-            for position in await ledger.position_rows(connection, self._account_id):
+            for position in await book.positions():
                 try:
-                    order = await self._close(connection, position)
+                    order = await self._close(book, position)
                 except BrokerError as error:
                     closes.append(
                         PositionClose(symbol=position.symbol, order=None, error=error.message)
@@ -490,51 +478,47 @@ class SimulatedBroker:
         return quote if shape is None else shaped_quote(quote, last, shape)
 
     @asynccontextmanager
-    async def _locked_account(self) -> AsyncIterator[AsyncConnection]:
+    async def _locked_account(
+        self, opening: Opening = Opening.CASH, key: str | None = None
+    ) -> AsyncIterator[Book]:
         """One transaction of this broker, holding the account's row lock until it commits; the
-        account is opened with the starting cash on its first use."""
+        account is opened with the starting cash on its first use. `opening`: what the call
+        reads first (`key`: the order id or client order id it looks up), read by the statement
+        that takes the lock. What the call changed is written when it ends without an error (a
+        refusal writes nothing)."""
         async with self._engine.begin() as connection:
-            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-            await connection.execute(
-                insert(sim_accounts)
-                .values(
-                    account_id=self._account_id,
-                    cash=self._settings.sim_starting_cash,
-                    created_at=self._now(),
-                )
-                .on_conflict_do_nothing(index_elements=["account_id"])
+            book = await Book.open(
+                connection,
+                self._account_id,
+                starting_cash=self._settings.sim_starting_cash,
+                now=self._now(),
+                opening=opening,
+                key=key,
             )
-            await connection.execute(
-                sa.select(sim_accounts.c.account_id)
-                .where(sim_accounts.c.account_id == self._account_id)
-                .with_for_update()
-            )
-            yield connection
+            yield book
+            await book.flush()
 
-    async def _row(
-        self,
-        connection: AsyncConnection,
-        *,
-        order_id: str | None = None,
-        client_order_id: str | None = None,
-    ) -> OrderRow | None:
-        query = sa.select(sim_orders).where(sim_orders.c.account_id == self._account_id)
-        if order_id is not None:
-            query = query.where(sim_orders.c.order_id == order_id)
-        if client_order_id is not None:
-            query = query.where(sim_orders.c.client_order_id == client_order_id)
-        return (await connection.execute(query)).first()
-
-    async def _set_status(self, connection: AsyncConnection, order_id: str, status: str) -> None:
-        await connection.execute(
-            sa.update(sim_orders)
-            .where(sim_orders.c.order_id == order_id)
-            .values(status=status, updated_at=self._now())
+    async def _state(self, book: Book) -> ledger.AccountState:
+        return ledger.account_totals(
+            self._account_id,
+            book.cash,
+            await book.working(),
+            await book.positions(),
+            values_to_cent=not self._at_close,
         )
 
-    async def _close(self, connection: AsyncConnection, position: OrderRow) -> Order:
+    def _stamp(self) -> dt.datetime:
+        """The simulated now as the tables keep it (UTC)."""
+        return self._now().astimezone(dt.UTC)
+
+    def _set_status(self, book: Book, row: StoredOrder, status: str) -> StoredOrder:
+        changed = replace(row, status=status, updated_at=self._stamp())
+        book.change(changed)
+        return changed
+
+    async def _close(self, book: Book, position: StoredPosition) -> Order:
         return await self._place(
-            connection,
+            book,
             client_order_id=str(uuid.uuid4()),
             symbol=position.symbol,
             side=Side.SELL,
@@ -546,7 +530,7 @@ class SimulatedBroker:
 
     async def _place(
         self,
-        connection: AsyncConnection,
+        book: Book,
         *,
         client_order_id: str,
         symbol: str,
@@ -558,14 +542,14 @@ class SimulatedBroker:
     ) -> Order:
         """Check an order as the broker would — known and tradable, then Alpaca's rule table,
         then buying power or the quantity available — record it, and fill it if the model says
-        so. A refusal raises before anything is written. Outside the session the order is
+        so. A refusal raises before anything is recorded. Outside the session the order is
         queued (`accepted`) and fills from the next open."""
         operation = f"order {client_order_id} ({side.lower()} {_plain(qty)} {symbol})"
         last = self._tradable_price(operation, symbol)
         quote = self._quote(symbol)
         refusal = order_rules.refusal(
             await self._new_order(
-                connection,
+                book,
                 client_order_id=client_order_id,
                 symbol=symbol,
                 side=side,
@@ -596,37 +580,34 @@ class SimulatedBroker:
                 f"(ALCHEMISER_SIM_REJECT_RATE={self._settings.sim_reject_rate})"
             )
         elif side is Side.BUY:
-            await self._check_buying_power(connection, operation, qty * hold_price)
+            await self._check_buying_power(book, operation, qty * hold_price)
         else:
-            await self._check_qty_available(connection, operation, symbol, qty)
-        now = self._now()
-        order_id = str(uuid.uuid4())
-        await connection.execute(
-            sa.insert(sim_orders).values(
-                order_id=order_id,
-                account_id=self._account_id,
-                client_order_id=client_order_id,
-                symbol=symbol,
-                side=stored_side(side),
-                order_type=order_type.value,
-                qty=qty,
-                limit_price=limit_price,
-                hold_price=hold_price,
-                status=status,
-                filled_qty=Decimal(0),
-                filled_avg_price=None,
-                reason=reason,
-                submitted_at=now,
-                updated_at=now,
-            )
+            await self._check_qty_available(book, operation, symbol, qty)
+        now = self._stamp()
+        row = StoredOrder(
+            id=None,
+            order_id=str(uuid.uuid4()),
+            account_id=self._account_id,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=stored_side(side),
+            order_type=order_type.value,
+            qty=qty,
+            limit_price=limit_price,
+            hold_price=hold_price,
+            status=status,
+            filled_qty=Decimal(0),
+            filled_avg_price=None,
+            reason=reason,
+            submitted_at=now,
+            updated_at=now,
         )
-        row = await self._row(connection, order_id=order_id)
-        assert row is not None
-        return await self._advance(connection, row, poll=False)
+        book.place(row)
+        return await self._advance(book, row, poll=False)
 
     async def _new_order(
         self,
-        connection: AsyncConnection,
+        book: Book,
         *,
         client_order_id: str,
         symbol: str,
@@ -638,11 +619,7 @@ class SimulatedBroker:
         closes_position: bool,
     ) -> order_rules.NewOrder:
         """What Alpaca's rule table reads about this order, from the simulated state."""
-        state = await ledger.account_state(
-            connection, self._account_id, values_to_cent=not self._at_close
-        )
-        assert state is not None
-        working = await ledger.working_orders(connection, self._account_id, symbol=symbol)
+        state = await self._state(book)
         start_of_day = dt.datetime.combine(
             self._now().astimezone(market_clock.NEW_YORK).date(),
             dt.time(),
@@ -661,10 +638,10 @@ class SimulatedBroker:
             equity=state.equity,
             open_orders=[
                 order_rules.OpenOrder(row.order_id, side_of(row.side), OrderType(row.order_type))
-                for row in working
+                for row in await book.working()
+                if row.symbol == symbol
             ],
-            bought_today=side is Side.SELL
-            and await ledger.bought_since(connection, self._account_id, symbol, start_of_day),
+            bought_today=side is Side.SELL and await book.bought_since(symbol, start_of_day),
             day_trading=self.scenario.day_trading,
             closes_position=closes_position,
         )
@@ -694,13 +671,8 @@ class SimulatedBroker:
             )
         return last
 
-    async def _check_buying_power(
-        self, connection: AsyncConnection, operation: str, cost: Decimal
-    ) -> None:
-        state = await ledger.account_state(
-            connection, self._account_id, values_to_cent=not self._at_close
-        )
-        assert state is not None
+    async def _check_buying_power(self, book: Book, operation: str, cost: Decimal) -> None:
+        state = await self._state(book)
         buying_power = state.buying_power - self._unsettled_proceeds()
         if cost > buying_power:
             raise InsufficientBuyingPowerError(
@@ -712,11 +684,11 @@ class SimulatedBroker:
             )
 
     async def _check_qty_available(
-        self, connection: AsyncConnection, operation: str, symbol: str, qty: Decimal
+        self, book: Book, operation: str, symbol: str, qty: Decimal
     ) -> None:
-        rows = await ledger.position_rows(connection, self._account_id, symbol)
-        held = rows[0].qty if rows else Decimal(0)
-        available = held - await ledger.held_for_sale(connection, self._account_id, symbol)
+        position = await book.position(symbol)
+        held = Decimal(0) if position is None else position.qty
+        available = held - _held_for_sale(await book.working(), symbol)
         if qty > available:
             raise InsufficientQtyAvailableError(
                 f"{operation}: insufficient qty available for order "
@@ -727,18 +699,17 @@ class SimulatedBroker:
                 http_status=403,
             )
 
-    async def _advance(self, connection: AsyncConnection, row: OrderRow, *, poll: bool) -> Order:
+    async def _advance(self, book: Book, row: StoredOrder, *, poll: bool) -> Order:
         """Let the fill model act on a working order: only while the session is open, at once
         (`immediate`, `reject-rate`) or a share per poll (`partial`), unless the scenario
         says otherwise for the symbol. A DAY order still working at the close of the session it
         was placed for (the next one, when placed outside a session) expires."""
-        if row.status not in ledger.WORKING_STATUSES:
+        if not row.working:
             return _order(row)
         if row.status == "pending_cancel":
-            return _order(await self._end_cancel(connection, row))
+            return _order(await self._end_cancel(book, row))
         if self._now() >= market_clock.next_close(row.submitted_at):
-            await self._set_status(connection, row.order_id, "expired")
-            return _order(await self._reread(connection, row))
+            return _order(self._set_status(book, row, "expired"))
         if not market_clock.is_open_at(self._now()):
             return _order(row)
         quote = self._quote(row.symbol)
@@ -765,9 +736,9 @@ class SimulatedBroker:
             )
             if self._touch and at_once is None:
                 return _order(row)
-        return _order(await self._fill(connection, row, qty, quote))
+        return _order(await self._fill(book, row, qty, quote))
 
-    async def _end_cancel(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
+    async def _end_cancel(self, book: Book, row: StoredOrder) -> StoredOrder:
         """A pending cancel ends when its time is up: `canceled`, or `filled` when the scenario
         lets a fill win the race."""
         asked = self._cancels_asked.get(row.order_id)
@@ -778,18 +749,17 @@ class SimulatedBroker:
             del self._cancels_asked[row.order_id]
             if slow.end is CancelEnd.FILLED:
                 remaining = row.qty - row.filled_qty
-                return await self._fill(connection, row, remaining, self._quote(row.symbol))
-        await self._set_status(connection, row.order_id, "canceled")
-        return await self._reread(connection, row)
+                return await self._fill(book, row, remaining, self._quote(row.symbol))
+        return self._set_status(book, row, "canceled")
 
-    async def _fill_remaining_now(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
+    async def _fill_remaining_now(self, book: Book, row: StoredOrder) -> StoredOrder:
         if not market_clock.is_open_at(self._now()):
             return row
-        return await self._fill(connection, row, row.qty - row.filled_qty, self._quote(row.symbol))
+        return await self._fill(book, row, row.qty - row.filled_qty, self._quote(row.symbol))
 
     async def _fill(
-        self, connection: AsyncConnection, row: OrderRow, qty: Decimal, quote: Quote | None
-    ) -> OrderRow:
+        self, book: Book, row: StoredOrder, qty: Decimal, quote: Quote | None
+    ) -> StoredOrder:
         side = side_of(row.side)
         last = self._last(row.symbol)
         assert last is not None, "an order is only placed on a symbol with a price"
@@ -800,119 +770,93 @@ class SimulatedBroker:
             else self._touch_price(order_type, side, row.limit_price, quote, last)
             or fills.fill_price(order_type, side, row.limit_price, quote, last)
         )
-        now = self._now()
+        now = self._stamp()
         filled_qty = row.filled_qty + qty
         previous_value = row.filled_qty * (row.filled_avg_price or Decimal(0))
-        await connection.execute(
-            sa.update(sim_orders)
-            .where(sim_orders.c.order_id == row.order_id)
-            .values(
-                filled_qty=filled_qty,
-                filled_avg_price=fills.average_price(previous_value + qty * price, filled_qty),
-                status="filled" if filled_qty >= row.qty else "partially_filled",
-                updated_at=now,
-            )
+        filled = replace(
+            row,
+            filled_qty=filled_qty,
+            filled_avg_price=fills.average_price(previous_value + qty * price, filled_qty),
+            status="filled" if filled_qty >= row.qty else "partially_filled",
+            updated_at=now,
         )
-        await connection.execute(
-            sa.insert(sim_fills).values(
-                order_id=row.order_id,
-                account_id=self._account_id,
-                symbol=row.symbol,
-                side=row.side,
-                qty=qty,
-                price=price,
-                filled_at=now,
-            )
-        )
+        book.change(filled)
+        book.record_fill(row, qty, price, now)
         cash_change = -qty * price if side is Side.BUY else qty * price
         if side is Side.SELL and self.scenario.settlement_reads > 0:
             self._unsettled.append((cash_change, self.scenario.settlement_reads))
-        cash: Decimal = (
-            await connection.execute(
-                sa.select(sim_accounts.c.cash).where(sim_accounts.c.account_id == self._account_id)
-            )
-        ).scalar_one()
-        await connection.execute(
-            sa.update(sim_accounts)
-            .where(sim_accounts.c.account_id == self._account_id)
-            .values(cash=cash + cash_change)
-        )
-        await self._move_position(connection, row.symbol, side, qty, price, last)
-        return await self._reread(connection, row)
-
-    async def _reread(self, connection: AsyncConnection, row: OrderRow) -> OrderRow:
-        updated = await self._row(connection, order_id=row.order_id)
-        assert updated is not None
-        return updated
+        book.cash += cash_change
+        await self._move_position(book, row.symbol, side, qty, price, last)
+        return filled
 
     async def _move_position(
         self,
-        connection: AsyncConnection,
+        book: Book,
         symbol: str,
         side: Side,
         qty: Decimal,
         price: Decimal,
         last: Decimal,
     ) -> None:
-        rows = await ledger.position_rows(connection, self._account_id, symbol)
-        held = rows[0].qty if rows else Decimal(0)
-        where = (sim_positions.c.account_id == self._account_id) & (
-            sim_positions.c.symbol == symbol
-        )
+        position = await book.position(symbol)
+        now = self._stamp()
         if side is Side.SELL:
+            held = Decimal(0) if position is None else position.qty
             remaining = held - qty
-            if remaining <= 0:
-                await connection.execute(sa.delete(sim_positions).where(where))
+            if remaining <= 0 or position is None:
+                await book.set_position(symbol, None)
             else:
-                await connection.execute(
-                    sa.update(sim_positions)
-                    .where(where)
-                    .values(qty=remaining, last_price=last, updated_at=self._now())
+                await book.set_position(
+                    symbol, replace(position, qty=remaining, last_price=last, updated_at=now)
                 )
             return
-        if not rows:
-            await connection.execute(
-                sa.insert(sim_positions).values(
+        if position is None:
+            await book.set_position(
+                symbol,
+                StoredPosition(
                     account_id=self._account_id,
                     symbol=symbol,
                     qty=qty,
                     avg_entry_price=price,
                     last_price=last,
-                    updated_at=self._now(),
-                )
+                    updated_at=now,
+                ),
             )
             return
-        total = held + qty
-        average = fills.average_price(held * rows[0].avg_entry_price + qty * price, total)
-        await connection.execute(
-            sa.update(sim_positions)
-            .where(where)
-            .values(qty=total, avg_entry_price=average, last_price=last, updated_at=self._now())
+        total = position.qty + qty
+        average = fills.average_price(position.qty * position.avg_entry_price + qty * price, total)
+        await book.set_position(
+            symbol,
+            replace(position, qty=total, avg_entry_price=average, last_price=last, updated_at=now),
         )
 
-    async def _mark_positions(self, connection: AsyncConnection) -> None:
+    async def _mark_positions(self, book: Book) -> None:
         """Bring each position's stored price to the simulated date's last price, so the account
         (and `alchemiser broker positions`) values it as the quotes do."""
-        for row in await ledger.position_rows(connection, self._account_id):
+        for row in await book.positions():
             last = self._last(row.symbol)
             if last is not None and last != row.last_price:
-                await connection.execute(
-                    sa.update(sim_positions)
-                    .where(sim_positions.c.account_id == self._account_id)
-                    .where(sim_positions.c.symbol == row.symbol)
-                    .values(last_price=last)
-                )
+                await book.set_position(row.symbol, replace(row, last_price=last))
 
-    async def _position(self, connection: AsyncConnection, row: OrderRow) -> Position:
-        held_for_sale = await ledger.held_for_sale(connection, self._account_id, row.symbol)
+    def _position(self, row: StoredPosition, working: list[StoredOrder]) -> Position:
+        """`working`: the account's working orders, whose SELLs hold shares of the position."""
         return Position(
             symbol=row.symbol,
             qty=row.qty,
-            qty_available=row.qty - held_for_sale,
+            qty_available=row.qty - _held_for_sale(working, row.symbol),
             market_value=ledger.market_value(row, to_cent=not self._at_close),
             avg_entry_price=row.avg_entry_price,
             current_price=row.last_price,
         )
+
+
+def _held_for_sale(working: list[StoredOrder], symbol: str) -> Decimal:
+    """Shares of `symbol` that working SELL orders still hold (qty − qty_available)."""
+    sell = stored_side(Side.SELL)
+    return sum(
+        (row.qty - row.filled_qty for row in working if row.side == sell and row.symbol == symbol),
+        start=Decimal(0),
+    )
 
 
 def _standing_clock(
@@ -929,7 +873,7 @@ def _symbol(symbol: str) -> str:
     return symbol.strip().upper()
 
 
-def _order(row: OrderRow) -> Order:
+def _order(row: StoredOrder) -> Order:
     return Order(
         order_id=row.order_id,
         client_order_id=row.client_order_id,

@@ -9,8 +9,10 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from services.execution.pricing import initial_limit_price
 from shared.broker import (
@@ -23,6 +25,7 @@ from shared.broker import (
 )
 from shared.broker.simulated import QuoteShape, Scenario, SimulatedBroker, SymbolFill
 from shared.broker.simulated.fills import rejected_by_rate
+from shared.eventstore.engine import create_store_engine
 from shared.market_clock import NEW_YORK
 from shared.marketdata.bars import BarSnapshot
 from shared.trading import Side
@@ -129,6 +132,44 @@ async def test_concurrent_fills_on_one_account_lose_no_update(database_url: str)
     assert position is not None and position.qty == Decimal("10")
     assert account.cash == Decimal("100000") - 10 * Decimal("600.30")
     assert account.equity == account.cash + Decimal("6000.00")
+
+
+async def test_each_call_reads_the_account_once_and_writes_only_what_changed(
+    database_url: str,
+) -> None:
+    """The statements per call (docs/performance.md, Where the time goes): the lock reads what
+    the call needs first, the rest is read once, and nothing is read back after a write."""
+    engine = create_store_engine(database_url, pool_size=1)
+    statements: list[str] = []
+
+    @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def record(*arguments: Any) -> None:
+        statement = arguments[2]
+        if "sim_" in statement:
+            statements.append(" ".join(statement.split()[:4]))
+
+    broker = SimulatedBroker(
+        database_url, "default", sim_settings(), bars(), sleep=RecordedSleep(), engine=engine
+    )
+    try:
+        counts = []
+        for call in (
+            broker.get_account,
+            lambda: broker.submit_order(market("SPY", Side.BUY, "10", "alc:w1:SPY:b:1:1")),
+            lambda: broker.get_order_by_client_id("alc:w1:SPY:b:1:1"),
+            broker.get_account,
+            broker.get_positions,
+            broker.get_open_orders,
+        ):
+            await call()
+            counts.append(len(statements))
+            statements.clear()
+    finally:
+        await engine.dispose()
+
+    # the first call opens the account (lock finds nothing, insert, lock again); the submission
+    # then reads the positions and writes the order (filled), its fill, the cash and the position
+    assert counts == [4, 6, 1, 2, 2, 1]
 
 
 async def test_a_duplicate_client_order_id_never_makes_a_second_order(database_url: str) -> None:
