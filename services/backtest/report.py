@@ -59,9 +59,6 @@ RELATIVE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("information_ratio", "Information ratio", "ratio"),
 )
 
-WRITE_EVERY = 1000
-"""Template pieces joined into one write: a page of ten files' ledger has millions."""
-
 HEAT_FULL_SCALE = 0.10
 """A monthly return of ±10 % or more gets the heatmap's strongest colour."""
 
@@ -74,7 +71,9 @@ _LOSS = (248, 105, 107)
 def write_report(result: BacktestResult, *pages: TextIO) -> None:
     """The page, written to each of `pages` as it is rendered: its ledger of every rebalance's
     decision paths is tens of megabytes for ten files, so neither the page nor the ledger is
-    held whole."""
+    held whole. The template's `ledger_entry` macro renders one rebalance into one piece of
+    the stream: a ledger of ten files has over a million pieces, and streaming each one on its
+    own cost more than rendering it."""
     curve = _curve(result.equity)
     stream = (
         templates()
@@ -92,7 +91,6 @@ def write_report(result: BacktestResult, *pages: TextIO) -> None:
             uplot_css=_vendored("uPlot.min.css"),
         )
     )
-    stream.enable_buffering(WRITE_EVERY)
     for text in stream:
         for page in pages:
             page.write(text)

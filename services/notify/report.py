@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from services.notify.formatting import money
 from shared.events import (
@@ -57,9 +57,10 @@ class ReportError(ValueError):
     """The events do not describe a finished workflow; the message names what is missing."""
 
 
-@dataclass(frozen=True)
-class TraceLine:
-    """One step of a strategy's decision path, ready to print."""
+class TraceLine(NamedTuple):
+    """One step of a strategy's decision path, ready to print. A named tuple, immutable as a
+    frozen dataclass is but made in less than half the time: a backtest's report prints
+    200,000 of them for ten files."""
 
     kind: str
     span: str | None

@@ -8,10 +8,11 @@ below is a pure function of its inputs so a replay of the recorded snapshot re-c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 from enum import StrEnum
 from operator import itemgetter
+from typing import NamedTuple
 
 from services.portfolio.snapshot import (
     CENT,
@@ -27,6 +28,9 @@ WEIGHT_SUM_MIN = Decimal("0.99")
 WEIGHT_SUM_MAX = Decimal("1.01")
 MAX_SYMBOL_LENGTH = 10
 ZERO_DOLLARS = Decimal("0.00")
+ZERO = Decimal(0)
+"""Made once: the planner's loops read it for every symbol of every plan, and a backtest plans
+hundreds of thousands of them."""
 PRIORITY_BANDS = ((Decimal(10_000), 1), (Decimal(1_000), 2), (Decimal(100), 3), (Decimal(50), 4))
 LOWEST_PRIORITY = 5
 
@@ -49,13 +53,15 @@ class TradeAction(StrEnum):
 ACTION_ORDER = {TradeAction.SELL: 0, TradeAction.BUY: 1, TradeAction.HOLD: 2}
 
 
-@dataclass(frozen=True)
-class PlanItem:
+class PlanItem(NamedTuple):
     """One symbol of the plan; `trade_amount` is + to buy, − to sell, 0.00 for a HOLD.
 
     `scaled` marks a BUY cut down by the buying budget (invariant 3), so consumers can tell a
     deliberate under-buy from a full rebalance. `price` is the planning mid, kept so the plan
     explains its dollar values.
+
+    A named tuple, immutable as a frozen dataclass is but made in less than half the time: a
+    backtest makes one for every symbol of every session of every run, 380,000 for ten files.
     """
 
     symbol: str
@@ -110,12 +116,12 @@ def plan_rebalance(
         check_account(snapshot)
     else:
         check_equity(snapshot)
-    if not Decimal(0) <= min_trade_fraction < 1:
+    if not ZERO <= min_trade_fraction < 1:
         raise PlanningError(
             f"min_trade_fraction is {min_trade_fraction}; ALCHEMISER_MIN_TRADE_FRACTION must be "
             "in [0, 1)"
         )
-    if not Decimal(0) <= cash_reserve < 1:
+    if not ZERO <= cash_reserve < 1:
         raise PlanningError(
             f"cash_reserve is {cash_reserve}; ALCHEMISER_CASH_RESERVE must be in [0, 1)"
         )
@@ -137,7 +143,7 @@ def plan_liquidation(snapshot: AccountSnapshot) -> RebalancePlan:
             total_trade_value=ZERO_DOLLARS,
             buy_scale=Decimal(1),
         )
-    return _plan(snapshot, {}, Decimal(0), ZERO_DOLLARS)
+    return _plan(snapshot, {}, ZERO, ZERO_DOLLARS)
 
 
 def _plan(
@@ -152,8 +158,8 @@ def _plan(
 
     portfolio_value = snapshot.portfolio_value
     investable = portfolio_value * (1 - cash_reserve)
-    target_values = {s: targets.get(s, Decimal(0)) * investable for s in universe}
-    current_values = {s: held.get(s, Decimal(0)) * prices[s] for s in universe}
+    target_values = {s: targets.get(s, ZERO) * investable for s in universe}
+    current_values = {s: held.get(s, ZERO) * prices[s] for s in universe}
     denominator = max(sum(current_values.values()), sum(target_values.values()))
     if denominator == 0:
         raise ZeroEquityError(
@@ -196,10 +202,10 @@ def validated_targets(target_weights: Mapping[str, Decimal]) -> dict[str, Decima
             )
         if symbol in targets:
             raise InvalidTargetError(f"target symbol {symbol} appears twice after upper-casing")
-        if not Decimal(0) <= weight <= 1:
+        if not ZERO <= weight <= 1:
             raise InvalidTargetError(f"target weight of {symbol} is {weight}; it must be in [0, 1]")
         targets[symbol] = weight
-    total = sum(targets.values(), Decimal(0))
+    total = sum(targets.values(), ZERO)
     if not WEIGHT_SUM_MIN <= total <= WEIGHT_SUM_MAX:
         raise InvalidTargetError(
             f"target weights sum to {total}; the sum must be in [{WEIGHT_SUM_MIN}, "
@@ -268,7 +274,7 @@ def planned_item(
 
 
 def sum_trades(items: list[PlanItem], action: TradeAction) -> Decimal:
-    return sum((abs(item.trade_amount) for item in items if item.action is action), Decimal(0))
+    return sum((abs(item.trade_amount) for item in items if item.action is action), ZERO)
 
 
 def fit_buys(
@@ -283,7 +289,7 @@ def fit_buys(
     buys = sum_trades(items, TradeAction.BUY)
     if buys == 0 or buys <= budget:
         return items, Decimal(1)
-    usable = max(budget, Decimal(0))
+    usable = max(budget, ZERO)
     with localcontext(rounding=ROUND_FLOOR):
         scale = usable / buys
         fitted = [
@@ -300,7 +306,7 @@ def fit_buys(
 def scaled_buy(item: PlanItem, trade_amount: Decimal, threshold: Decimal) -> PlanItem:
     """The BUY at its scaled amount, or a HOLD when scaling left less than θ (or nothing)."""
     if trade_amount <= 0 or trade_amount < threshold:
-        return replace(item, action=TradeAction.HOLD, trade_amount=ZERO_DOLLARS, scaled=True)
-    return replace(
-        item, trade_amount=trade_amount, priority=trade_priority(trade_amount), scaled=True
+        return item._replace(action=TradeAction.HOLD, trade_amount=ZERO_DOLLARS, scaled=True)
+    return item._replace(
+        trade_amount=trade_amount, priority=trade_priority(trade_amount), scaled=True
     )

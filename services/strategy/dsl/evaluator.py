@@ -146,6 +146,10 @@ def _zero_volatility(window: int, ticker: str, market: MarketSeries) -> Callable
     return describe
 
 
+_PASS_THROUGH = (BlockVector, Group, WeightEqual)
+"""The blocks that decide nothing themselves: a trace walks their children in order."""
+
+
 def _rows(record_sessions: SessionIndex, session: int) -> int:
     return int(record_sessions.searchsorted(session))
 
@@ -162,6 +166,7 @@ class _Run:
         self.volatility_records: dict[WeightInverseVolatility, _InverseVolatilityRecord] = {}
         self._ticker_rank: dict[str, int] = {}
         self._memo: dict[Block, SessionAllocation] = {}
+        self._decisions: dict[Block, tuple[Block, ...]] = {}
         self._evaluate_by_type: dict[type, Callable[[Any, SessionIndex], SessionAllocation]] = {
             Asset: self._asset,
             BlockVector: self._equal,
@@ -174,9 +179,7 @@ class _Run:
         }
         self._trace_by_type: dict[type, Callable[[Any, int, str | None, list[TraceEntry]], None]]
         self._trace_by_type = {
-            BlockVector: self._trace_children,
-            Group: self._trace_children,
-            WeightEqual: self._trace_children,
+            **dict.fromkeys(_PASS_THROUGH, self._trace_children),
             WeightSpecified: self._trace_specified,
             WeightInverseVolatility: self._trace_inverse_volatility,
             Filter: self._trace_filter,
@@ -520,7 +523,25 @@ class _Run:
         bar_day: str | None,
         entries: list[TraceEntry],
     ) -> None:
-        self._trace_all(node.children, session, bar_day, entries)
+        tracers = self._trace_by_type
+        for child in self._decisions_under(node):
+            tracers[type(child)](child, session, bar_day, entries)
+
+    def _decisions_under(self, node: BlockVector | Group | WeightEqual) -> tuple[Block, ...]:
+        """The blocks below `node` that trace a decision (an `if`, a filter, a weighting), in
+        walk order, through the vectors, groups and equal weights between them: a path has
+        more of those and of assets than decisions, and a backtest walks a thousand paths per
+        file, so the blocks in between are stepped over once per node, not at every walk."""
+        found = self._decisions.get(node)
+        if found is None:
+            found = ()
+            for child in node.children:
+                if isinstance(child, _PASS_THROUGH):
+                    found += self._decisions_under(child)
+                elif type(child) in self._trace_by_type:
+                    found += (child,)
+            self._decisions[node] = found
+        return found
 
     def _trace_specified(
         self, node: WeightSpecified, session: int, bar_day: str | None, entries: list[TraceEntry]
