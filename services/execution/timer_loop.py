@@ -53,7 +53,8 @@ def due_timers(executor: Executor, poll_s: float) -> Periodic:
 
 class _Pipeline:
     """The workflows being stepped or committed (`firing`: each one's task and the timers it
-    holds) and the claims that keep it full. Ends when nothing is in flight and nothing is due."""
+    holds) and the claims that keep it full. Ends when a claim finds fewer due timers than free
+    slots and what is in flight is done."""
 
     def __init__(self, executor: Executor, context: PeriodicContext, poll_s: float) -> None:
         self._executor = executor
@@ -66,22 +67,26 @@ class _Pipeline:
         their timers, so their leases are no longer renewed."""
 
     async def run(self) -> None:
+        """Claims while every claim comes back full (a backlog), then finishes what is in flight
+        and returns: a round ends, and a workflow that keeps arming due timers cannot keep it
+        going for ever."""
         loop = asyncio.get_running_loop()
         claimed_at, renewed_at = -math.inf, loop.time()
-        finished_since_claim = True
+        finished_since_claim, backlog = True, True
         try:
             while True:
                 now = loop.time()
                 free = IN_FLIGHT - len(self._firing)
-                if (free >= min(CLAIM_BATCH, IN_FLIGHT) and finished_since_claim) or (
-                    free > 0 and now - claimed_at >= self._poll_s
+                if backlog and (
+                    (free >= min(CLAIM_BATCH, IN_FLIGHT) and finished_since_claim)
+                    or (free > 0 and now - claimed_at >= self._poll_s)
                 ):
                     claimed_at, finished_since_claim = now, False
-                    self._start(
-                        await self._context.claim_due_timers(
-                            free, skip_workflows=list(self._firing)
-                        )
+                    claimed = await self._context.claim_due_timers(
+                        free, skip_workflows=list(self._firing)
                     )
+                    backlog = len(claimed) == free
+                    self._start(claimed)
                 if not self._firing:
                     return
                 if now - renewed_at >= LEASE_RENEWAL_S:

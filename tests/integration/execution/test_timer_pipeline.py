@@ -64,6 +64,20 @@ class Stepping(Executor):
         return PeriodicOutcome(f"{workflow_id}/execution", fired=due)
 
 
+class Rearming(Stepping):
+    """Every step arms the workflow's next timer, already due (a retry at once)."""
+
+    def __init__(self, tmp_path: Path, store: SqlEventStore) -> None:
+        super().__init__(tmp_path)
+        self.store = store
+
+    async def fire(
+        self, store: EventStoreReader, workflow_id: str, due: Sequence[timers.Timer]
+    ) -> PeriodicOutcome:
+        await arm(self.store, workflow_id)
+        return await super().fire(store, workflow_id, due)
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqlEventStore]:
     event_store = SqlEventStore(await migrated_sqlite(tmp_path))
@@ -98,31 +112,52 @@ async def timer_loop_of(store: SqlEventStore, executor: Executor) -> AsyncIterat
 
 
 async def test_timers_of_other_workflows_fire_while_a_slow_one_is_still_firing(
-    store: SqlEventStore, tmp_path: Path
+    store: SqlEventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Two slots and a backlog of three workflows: the slot "other" frees is refilled with
+    # "fast" while "slow" is still being stepped.
+    monkeypatch.setattr(timer_loop, "IN_FLIGHT", 2)
+    monkeypatch.setattr(timer_loop, "CLAIM_BATCH", 1)
     executor = Stepping(tmp_path, held=["slow"])
     first = await arm(store, "slow")
+    await arm(store, "other")
+    fast = await arm(store, "fast")
     async with timer_loop_of(store, executor):
-        await eventually(lambda: executor.firing["slow"] == 1, message="slow not firing")
-        fast = await arm(store, "fast")
-        second = await arm(store, "slow", kind="cancel_check")
-
         await eventually(
             lambda: fast in executor.fired and executor.firing["fast"] == 0,
             message="the fast workflow's timer waited for the slow one",
         )
-        assert await timers.pending(store, "execution", "fast") == []
         assert executor.firing["slow"] == 1
-        assert second not in executor.fired, "a workflow's timer fired beside its running step"
+        assert await timers.pending(store, "execution", "fast") == []
+        second = await arm(store, "slow", kind="cancel_check")
+        await asyncio.sleep(10 * POLL_S)
+        assert len(executor.fired) == 3, "a workflow's timer fired beside its running step"
 
         executor.release.set()
-        await eventually(lambda: second in executor.fired, message="the slow one's next timer")
+        await eventually(lambda: len(executor.fired) == 4, message="the slow one's next timer")
         await eventually(
             lambda: none_pending(store, "slow"), message="the slow one's timers not recorded"
         )
 
-    assert executor.fired.index(first) < executor.fired.index(second)
+    assert executor.fired[0] == first
+    assert executor.fired[-1] == second
     assert executor.most_at_once["slow"] == 1
+
+
+async def test_a_workflow_that_keeps_arming_due_timers_does_not_keep_the_round_going(
+    store: SqlEventStore, tmp_path: Path
+) -> None:
+    """A round ends once a claim finds less than it could take, as a caller stepping the loop
+    round by round (the loopback tests) relies on."""
+    executor = Rearming(tmp_path, store)
+    await arm(store, "busy")
+    runner = PeriodicRunner("execution", store)
+    recorded = await asyncio.wait_for(
+        runner.run_once(timer_loop.due_timers(executor, POLL_S)), timeout=10
+    )
+    assert recorded == 1
+    assert len(executor.fired) == 1
+    assert len(await timers.pending(store, "execution", "busy")) == 1, "the new timer is kept"
 
 
 async def test_two_replicas_never_fire_a_timer_twice_when_steps_outlast_the_lease(
