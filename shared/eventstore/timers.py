@@ -5,12 +5,15 @@ one replica at a time with a short lease (`claim_due`, its own short transaction
 skips rows another replica has locked), and deleted in the transaction that records its outcome
 (`complete`). A replica that dies holding a lease only delays the timer: once the lease expires
 the timer is claimable again. A timer therefore fires at least once; the work it triggers must
-be idempotent (execution keys every broker action by its client order id).
+be idempotent (execution keys every broker action by its client order id). A holder whose work
+outlasts the lease renews it (`extend_lease`) while the lease is still its own, so no other
+replica fires the timer at the same time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +64,8 @@ class Timer:
     kind: str
     due_at: datetime
     payload: dict[str, Any]
+    lease_until: datetime | None = None
+    """Until when the replica that claimed it holds it (as set by its claim or last renewal)."""
 
 
 async def schedule(
@@ -93,9 +98,17 @@ async def complete(uow: UnitOfWork, *timer_ids: int) -> None:
 
 
 async def claim_due(
-    store: SqlEventStore, service: str, now: datetime, lease_s: float, limit: int = 100
+    store: SqlEventStore,
+    service: str,
+    now: datetime,
+    lease_s: float,
+    limit: int = 100,
+    *,
+    skip_workflows: Collection[str] = (),
 ) -> list[Timer]:
-    """Lease up to `limit` timers of `service` due by `now` (oldest first) for `lease_s` seconds.
+    """Lease up to `limit` timers of `service` due by `now` (oldest first) for `lease_s` seconds,
+    none of `skip_workflows` (workflows the caller is still stepping: their timers wait for
+    that step's commit, so one workflow's timers never run side by side on its state).
 
     Timers whose lease has expired are claimable again, so a replica that died mid-step does
     not strand its timers.
@@ -105,6 +118,8 @@ async def claim_due(
         timers.c.due_at <= now,
         or_(timers.c.lease_until.is_(None), timers.c.lease_until <= now),
     )
+    if skip_workflows:
+        claimable = and_(claimable, timers.c.workflow_id.not_in(list(skip_workflows)))
     async with store.engine.connect() as connection:
         # A plain read first: most polls find nothing due and then take no write lock, which
         # matters on SQLite where every writer of the process queues behind one lock.
@@ -129,7 +144,34 @@ async def claim_due(
                 .where(timers.c.id.in_([row.id for row in rows]))
                 .values(lease_until=lease_until)
             )
-    return [_timer(row) for row in rows]
+    return [replace(_timer(row), lease_until=lease_until) for row in rows]
+
+
+async def extend_lease(
+    store: SqlEventStore, held: Sequence[Timer], now: datetime, lease_s: float
+) -> list[Timer]:
+    """Renew the leases of timers the caller still holds to `now + lease_s`; returns the ones
+    renewed. A timer whose lease is no longer the one the caller was given (it expired and
+    another replica claimed the timer, or it was completed) is left alone and not returned."""
+    if not held:
+        return []
+    lease_until = now + timedelta(seconds=lease_s)
+    by_lease: dict[datetime | None, list[int]] = {}
+    for timer in held:
+        by_lease.setdefault(timer.lease_until, []).append(timer.id)
+    renewed: set[int] = set()
+    async with store.unit_of_work() as uow:
+        for held_until, ids in by_lease.items():
+            if held_until is None:
+                continue
+            result = await uow.connection.execute(
+                update(timers)
+                .where(timers.c.id.in_(ids), timers.c.lease_until == held_until)
+                .values(lease_until=lease_until)
+                .returning(timers.c.id)
+            )
+            renewed.update(result.scalars())
+    return [replace(timer, lease_until=lease_until) for timer in held if timer.id in renewed]
 
 
 async def release(store: SqlEventStore, *timer_ids: int) -> None:
@@ -162,4 +204,5 @@ def _timer(row: Any) -> Timer:
         kind=row.kind,
         due_at=row.due_at,
         payload=dict(row.payload),
+        lease_until=row.lease_until,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -66,29 +66,63 @@ class PeriodicOutcome:
 
 
 class PeriodicContext:
-    """What periodic work may use: read access to the store and its service's due timers."""
+    """What periodic work may use: read access to the store, its service's due timers, and
+    `record` for work that commits outcomes side by side."""
 
-    def __init__(self, service: str, store: SqlEventStore) -> None:
+    def __init__(
+        self,
+        service: str,
+        store: SqlEventStore,
+        record: Callable[[PeriodicOutcome], Awaitable[bool]],
+    ) -> None:
         self.service = service
         self.store: EventStoreReader = store
         self._store = store
+        self._record = record
+        self.recorded = 0
+        """Outcomes committed through `record` in this round."""
 
-    async def claim_due_timers(self, limit: int = 100) -> list[timers.Timer]:
-        """Lease up to `limit` of the service's timers due now (oldest first), so replicas share
-        them without firing one twice at once; yield each in the outcome that records what it
-        did. An expired lease makes a timer claimable again."""
+    async def record(self, outcome: PeriodicOutcome) -> bool:
+        """Commit one outcome now, as the runtime commits a yielded one; False when another
+        writer got there first (the outcome's timers are given back). For work that keeps
+        several outcomes in flight (the timer loop), so one commit does not wait for another."""
+        recorded = await self._record(outcome)
+        self.recorded += recorded
+        return recorded
+
+    async def claim_due_timers(
+        self, limit: int = 100, *, skip_workflows: Collection[str] = ()
+    ) -> list[timers.Timer]:
+        """Lease up to `limit` of the service's timers due now (oldest first), none of
+        `skip_workflows`, so replicas share them without firing one twice at once; yield each
+        in the outcome that records what it did. An expired lease makes a timer claimable
+        again."""
         return await timers.claim_due(
-            self._store, self.service, datetime.now(UTC), TIMER_LEASE_S, limit
+            self._store,
+            self.service,
+            datetime.now(UTC),
+            TIMER_LEASE_S,
+            limit,
+            skip_workflows=skip_workflows,
         )
 
+    async def extend_leases(self, held: Sequence[timers.Timer]) -> list[timers.Timer]:
+        """Renew the leases of claimed timers still being worked on (work that may outlast
+        TIMER_LEASE_S renews every third of it); returns those renewed."""
+        return await timers.extend_lease(self._store, held, datetime.now(UTC), TIMER_LEASE_S)
 
-PeriodicWork = Callable[[PeriodicContext], AsyncGenerator[PeriodicOutcome, None]]
+
+PeriodicWork = Callable[
+    [PeriodicContext], AsyncGenerator[PeriodicOutcome, None] | Coroutine[Any, Any, None]
+]
 
 
 @dataclass(frozen=True)
 class Periodic:
     """Work the runtime runs every `interval_s` — again at once after a round that recorded
-    something. `run_once` reads, decides and yields what to record; it writes nothing itself."""
+    something. `run_once` reads, decides and yields what to record (an async generator), or
+    hands each outcome to `context.record` (a coroutine: work that commits side by side); it
+    writes nothing else itself."""
 
     name: str
     interval_s: float
@@ -97,7 +131,8 @@ class Periodic:
 
 class PeriodicRunner:
     """Runs periodic work of one service and commits what it yields, each outcome as soon as it
-    is yielded; `on_commit` (the relay's wake-up) follows every commit that appended events."""
+    is yielded (or hands to `context.record`); `on_commit` (the relay's wake-up) follows every
+    commit that appended events."""
 
     def __init__(
         self,
@@ -140,8 +175,12 @@ class PeriodicRunner:
     async def run_once(self, periodic: Periodic) -> int:
         """One round; returns how many of its outcomes were recorded."""
         recorded = 0
-        context = PeriodicContext(self._service, self._store)
-        async with contextlib.aclosing(periodic.run_once(context)) as outcomes:
+        context = PeriodicContext(self._service, self._store, self.record)
+        work = periodic.run_once(context)
+        if not isinstance(work, AsyncGenerator):
+            await work
+            return context.recorded
+        async with contextlib.aclosing(work) as outcomes:
             async for outcome in outcomes:
                 recorded += await self.record(outcome)
         return recorded

@@ -10,15 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import OrderCancelled, OrderRequested
+from services.execution.executor import Executor
+from shared.broker.factory import broker_for
+from shared.broker.request_budget import BudgetShare
+from shared.broker.simulated import Scenario
+from shared.broker.simulated.scenario import SymbolFill
+from shared.bus.memory import InMemoryBus
+from shared.events import OrderCancelled, OrderFilled, OrderRequested
 from shared.events.trades import TradeExecuted
 from shared.eventstore import timers
 from shared.eventstore.migrations import upgrade
+from shared.eventstore.store import SqlEventStore
+from shared.messaging.consumer import Consumer
+from shared.service.runtime import PeriodicRunner
 from tests.eventually import eventually
 from tests.integration.execution.world import (
     CLOSED_SIM_NOW,
     RunningExecution,
+    bars,
     fast_settings,
+    message,
     migrated_sqlite,
     plan_event,
     running_execution,
@@ -279,3 +290,57 @@ async def test_a_new_executor_resumes_a_workflow_from_its_state_and_timers(
 
 async def _has(execution: RunningExecution, workflow_id: str, event_type: str) -> bool:
     return event_type in await execution.event_types(workflow_id)
+
+
+async def test_a_fill_check_fired_long_after_it_was_due_records_the_fill(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A late timer (a loop behind its work) must not by itself fail what the broker filled: the
+    poll reads the order before its age can call for a re-peg, an escalation or the close guard's
+    cancel (docs/trading-rules.md, Durable timers)."""
+    settings = fast_settings(database_url, tmp_path)
+    scenario = Scenario(fills={"SPY": SymbolFill.NEVER})
+    clock = [dt.datetime.now(dt.UTC)]
+    store = SqlEventStore(database_url)
+    executor = Executor(
+        settings,
+        lambda account: broker_for(
+            settings, account, share=BudgetShare.EXECUTION, bars=bars(), scenario=scenario
+        ),
+        clock=lambda: clock[0],
+    )
+
+    async def fire_due() -> list[str]:
+        due = await timers.claim_due(store, "execution", clock[0], 60.0)
+        if due:
+            await PeriodicRunner("execution", store).record(
+                await executor.fire(store, "wf-late", due)
+            )
+        return [timer.kind for timer in due]
+
+    try:
+        consumer = Consumer("execution", store, InMemoryBus(), executor.handle, [])
+        await consumer.handle_message(
+            message(plan_event("wf-late", [("SPY", "BUY", "5000", "0.05")]))
+        )
+        for _ in range(10):
+            pending = await timers.pending(store, "execution", "wf-late")
+            if [timer.kind for timer in pending] == ["poll"]:
+                break
+            clock[0] = max(clock[0], pending[0].due_at)
+            await fire_due()
+        [poll] = await timers.pending(store, "execution", "wf-late")
+        assert poll.kind == "poll", "the order was not left working"
+
+        scenario.fills["SPY"] = SymbolFill.IMMEDIATE
+        clock[0] = poll.due_at + dt.timedelta(minutes=20)
+        assert await fire_due() == ["poll"]
+
+        recorded = [r.event for r in await store.read_correlation("wf-late")]
+    finally:
+        await executor.close()
+        await store.close()
+    assert settings.exec_fill_wait_s + settings.exec_final_wait_s < 20 * 60
+    assert [e.symbol for e in recorded if isinstance(e, OrderFilled)] == ["SPY"]
+    assert not [e for e in recorded if isinstance(e, OrderCancelled)]
+    assert [e.event_type for e in recorded][-1] == "WorkflowCompleted"

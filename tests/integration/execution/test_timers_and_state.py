@@ -156,3 +156,45 @@ async def test_replicas_claiming_at_once_never_share_a_timer(store: SqlEventStor
     first_ids, second_ids = {t.id for t in first}, {t.id for t in second}
     assert first_ids.isdisjoint(second_ids)
     assert len(first_ids | second_ids) == 20
+
+
+async def test_a_claim_skips_the_workflows_the_claimer_is_still_stepping(
+    store: SqlEventStore,
+) -> None:
+    await arm(store, "poll", T0, workflow="stepping")
+    await arm(store, "poll", T0 + timedelta(seconds=1), workflow="idle")
+
+    claimed = await timers.claim_due(
+        store, "execution", T0 + timedelta(seconds=2), 10.0, skip_workflows=["stepping"]
+    )
+
+    assert [timer.workflow_id for timer in claimed] == ["idle"]
+    later = await timers.claim_due(store, "execution", T0 + timedelta(seconds=3), 10.0)
+    assert [timer.workflow_id for timer in later] == ["stepping"]
+
+
+async def test_a_renewed_lease_keeps_a_timer_from_other_claimers_past_its_first_lease(
+    store: SqlEventStore,
+) -> None:
+    await arm(store, "poll", T0)
+    [held] = await timers.claim_due(store, "execution", T0, 10.0)
+    assert held.lease_until == T0 + timedelta(seconds=10)
+
+    [renewed] = await timers.extend_lease(store, [held], T0 + timedelta(seconds=5), 10.0)
+
+    assert renewed.lease_until == T0 + timedelta(seconds=15)
+    assert await timers.claim_due(store, "execution", T0 + timedelta(seconds=12), 10.0) == []
+    [again] = await timers.claim_due(store, "execution", T0 + timedelta(seconds=16), 10.0)
+    assert again.id == held.id
+
+
+async def test_a_lease_another_claimer_took_over_is_not_renewed(store: SqlEventStore) -> None:
+    await arm(store, "poll", T0)
+    [lapsed] = await timers.claim_due(store, "execution", T0, 10.0)
+    [taken] = await timers.claim_due(store, "execution", T0 + timedelta(seconds=11), 10.0)
+    assert taken.id == lapsed.id
+
+    assert await timers.extend_lease(store, [lapsed], T0 + timedelta(seconds=12), 10.0) == []
+    assert await timers.claim_due(store, "execution", T0 + timedelta(seconds=22), 10.0) != [], (
+        "the other claimer's lease (to 21 s) was not stretched to 22 s"
+    )
