@@ -152,7 +152,10 @@ async def extend_lease(
 ) -> list[Timer]:
     """Renew the leases of timers the caller still holds to `now + lease_s`; returns the ones
     renewed. A timer whose lease is no longer the one the caller was given (it expired and
-    another replica claimed the timer, or it was completed) is left alone and not returned."""
+    another replica claimed the timer, or it was completed) is left alone and not returned, and
+    so is one another transaction has locked (its step is committing it): the renewal waits on no
+    row, so it cannot deadlock with those commits, which lock a workflow's timers in another
+    order."""
     if not held:
         return []
     lease_until = now + timedelta(seconds=lease_s)
@@ -164,9 +167,14 @@ async def extend_lease(
         for held_until, ids in by_lease.items():
             if held_until is None:
                 continue
+            unlocked = (
+                select(timers.c.id)
+                .where(timers.c.id.in_(ids), timers.c.lease_until == held_until)
+                .with_for_update(skip_locked=True)
+            )
             result = await uow.connection.execute(
                 update(timers)
-                .where(timers.c.id.in_(ids), timers.c.lease_until == held_until)
+                .where(timers.c.id.in_(unlocked))
                 .values(lease_until=lease_until)
                 .returning(timers.c.id)
             )

@@ -198,3 +198,23 @@ async def test_a_lease_another_claimer_took_over_is_not_renewed(store: SqlEventS
     assert await timers.claim_due(store, "execution", T0 + timedelta(seconds=22), 10.0) != [], (
         "the other claimer's lease (to 21 s) was not stretched to 22 s"
     )
+
+
+async def test_a_renewal_skips_a_timer_whose_commit_is_under_way_instead_of_waiting(
+    store: SqlEventStore,
+) -> None:
+    """A renewal that waited on a committing step's row could deadlock with it: the commit
+    deletes a workflow's timers in its own order while the renewal updates them in another
+    (a 10,000-account load run lost execution's timer loop to that deadlock)."""
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: a renewal cannot meet another commit's rows")
+    await arm(store, "price", T0)
+    await arm(store, "submit", T0)
+    held = await timers.claim_due(store, "execution", T0, 10.0)
+    committing, other = held
+    async with store.unit_of_work() as uow:
+        await timers.complete(uow, committing.id)
+        renewed = await asyncio.wait_for(
+            timers.extend_lease(store, held, T0 + timedelta(seconds=5), 10.0), timeout=5
+        )
+    assert [timer.id for timer in renewed] == [other.id]
