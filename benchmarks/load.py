@@ -232,13 +232,16 @@ async def count_outcomes(cluster: Cluster) -> int:
 async def wait_for_outcomes(
     cluster: Cluster, accounts: int, began: float, timeout_s: float
 ) -> float:
-    """Seconds from the first trigger until every workflow ended (or the timeout), printing the
-    progress every 30 s so a run cut short still says how far it got."""
+    """Seconds from the first trigger until every workflow ended (or the timeout, or a service
+    died), printing the progress every 30 s so a run cut short still says how far it got."""
     shown = began
     while True:
         ended = await count_outcomes(cluster)
         now = time.monotonic()
         if ended >= accounts or now - began > timeout_s:
+            return now - began
+        if any(process.poll() is not None for process in cluster.processes.values()):
+            print(f"    {now - began:6.0f} s  a service exited: the burst cannot finish")
             return now - began
         if now - shown >= 30:
             shown = now
