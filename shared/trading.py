@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.fields import Money, NonNegativeMoney, Symbol, UtcDatetime
 
+_ZERO = Decimal(0)
+_TWO = Decimal(2)
+
 
 class Side(StrEnum):
     BUY = "BUY"
@@ -41,11 +44,13 @@ class Quote(BaseModel):
 
     def mid(self) -> Decimal | None:
         """Half-way between bid and ask when both are priced, else the one priced side; None
-        when neither side is priced."""
-        if self.bid > 0 and self.ask > 0:
-            return (self.bid + self.ask) / 2
-        side = max(self.bid, self.ask)
-        return side if side > 0 else None
+        when neither side is priced. (The numbers are decimals made once, not ints converted at
+        each call: a backtest prices every symbol of every session of every run.)"""
+        bid, ask = self.bid, self.ask
+        if bid > _ZERO and ask > _ZERO:
+            return (bid + ask) / _TWO
+        side = max(bid, ask)
+        return side if side > _ZERO else None
 
 
 FLAT_QUOTE_SIZE = Decimal(100)

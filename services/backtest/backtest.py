@@ -11,7 +11,7 @@ every rebalance, the decision path that chose its targets.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -86,7 +86,7 @@ class Backtest:
             timing=request.timing,
         )
         self._benchmarks = self._benchmark_symbols()
-        self._quotes: dict[tuple[str, int], Quote] = {}
+        self._quotes: dict[int, dict[str, Quote]] = {}
         self._progress = progress
         self._done = 0
         self._total = 0
@@ -162,7 +162,7 @@ class Backtest:
             [self.timeline.dates[index] for index in sessions],
             sessions,
             weights,
-            self._quote,
+            self._session_quotes,
             rules,
             self.request.capital,
             on_session=self._advance,
@@ -201,20 +201,25 @@ class Backtest:
     def _decision(self, session: int, timing: Timing) -> DatedDecision:
         return self.timeline.decisions[self.timeline.decision_index(session, timing)]
 
-    def _quote(self, symbol: str, session: int) -> Quote:
-        """The session's close as the `close` fill model quotes it (the float unrounded, no
+    def _session_quotes(self, session: int, symbols: Iterable[str]) -> dict[str, Quote]:
+        """The session's closes as the `close` fill model quotes them (the float unrounded, no
         spread, the decimal its float spells, as `BarSnapshot.close_on_or_before` reads it),
-        made once for every run. The timeline's dates are its bars' sessions, so the close is
-        read at the session's index: a symbol has a bar on every session from its first, and
+        each made once for every run. The timeline's dates are its bars' sessions, so a close
+        is read at the session's index: a symbol has a bar on every session from its first, and
         nothing is traded before every symbol's first bar."""
-        key = (symbol, session)
-        quote = self._quotes.get(key)
-        if quote is None:
-            close = float(self.timeline.bars.closes[symbol][session])
-            assert not math.isnan(close), "every symbol has a bar on every run session"
-            at = _at_close(self.timeline.dates[session])
-            quote = self._quotes[key] = flat_quote(symbol, Decimal(repr(close)), at)
-        return quote
+        made = self._quotes.get(session)
+        if made is None:
+            made = self._quotes[session] = {}
+        quoted = {}
+        for symbol in symbols:
+            quote = made.get(symbol)
+            if quote is None:
+                close = float(self.timeline.bars.closes[symbol][session])
+                assert not math.isnan(close), "every symbol has a bar on every run session"
+                at = _at_close(self.timeline.dates[session])
+                quote = made[symbol] = flat_quote(symbol, Decimal(repr(close)), at)
+            quoted[symbol] = quote
+        return quoted
 
     # ------------------------------------------------------------------ what the run shows
 

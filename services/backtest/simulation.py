@@ -10,7 +10,7 @@ moved by the slippage, less Composer's fees on sells. Money is Decimal throughou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -26,9 +26,10 @@ from shared.trading import Quote, Side
 FRACTIONABLE = AssetInfo(tradable=True, fractionable=True)
 """Every symbol of the bars, as in the simulated world."""
 
-Quotes = Callable[[str, int], Quote]
-"""A symbol's quote at a session index: its close on both sides, as the `close` fill model
-quotes it."""
+Quotes = Callable[[int, Iterable[str]], dict[str, Quote]]
+"""The symbols' quotes at a session index, by symbol: each its close on both sides, as the
+`close` fill model quotes it. One call per session, not per symbol: a backtest of ten files
+quotes 380,000 symbols."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def simulate(
     traded_symbols: frozenset[str] = frozenset()
     invested_fraction = 1 - rules.cash_reserve
     for index, (day, session, target) in enumerate(zip(dates, sessions, targets, strict=True)):
-        quoted = {symbol: quotes(symbol, session) for symbol in {*account.positions, *target}}
+        quoted = quotes(session, {*account.positions, *target})
         closes = {symbol: quote.bid for symbol, quote in quoted.items()}
         values = account.values(closes)
         portfolio_value = account.cash + sum(values.values(), Decimal(0))

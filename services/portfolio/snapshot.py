@@ -67,10 +67,10 @@ def mid_price(symbol: str, quote: Quote | None) -> Decimal:
     """
     if quote is None:
         raise InvalidPriceError(symbol, "no quote; check that the symbol is listed and trading")
-    if not quote.bid and not quote.ask:
+    bid, ask = quote.bid, quote.ask
+    if not bid and not ask:
         raise InvalidPriceError(symbol, "the quote has neither bid nor ask")
-    bid = quote.bid or quote.ask
-    ask = quote.ask or quote.bid
+    bid, ask = bid or ask, ask or bid
     if bid <= QUOTE_FLOOR or ask <= QUOTE_FLOOR:
         raise InvalidPriceError(symbol, f"bid={bid} ask={ask}; both sides must exceed 0.0001")
     if ask < bid - QUOTE_FLOOR:

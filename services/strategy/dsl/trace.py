@@ -43,6 +43,56 @@ def _compact_entry(entry: TraceEntry) -> TraceEntry | None:
     return None
 
 
+CHARS_PER_ELEMENT = 64
+"""More than the keys, quotes, colons, commas and brackets `json.dumps` writes around the texts
+and numbers of one compact decision, or of one of its winners or weights (56 at most, for an
+`if`), or around the whole path."""
+CHARS_PER_CHARACTER = 12
+"""`json.dumps` (ASCII only) writes a character outside the BMP as two `\\uXXXX` escapes."""
+CHARS_PER_NUMBER = 24
+"""The longest float `json.dumps` writes, `-1.2345678901234567e-308`; `null` and `-Infinity` are
+shorter."""
+
+
+def _most_chars(decisions: list[TraceEntry]) -> int | None:
+    """At least `len(json.dumps({"path": decisions, "truncated": 0}))`, counted from the lengths
+    of the texts without encoding them: a backtest compacts ten thousand paths, nearly all far
+    under the cap, and encoding each to measure it cost as much as walking it. None when a
+    decision holds something other than texts and floats (a trace made by hand), which only
+    encoding can measure."""
+    elements = 1 + len(decisions)
+    characters = texts = numbers = 0
+    for decision in decisions:
+        if "if" in decision:
+            words: Iterable[Any] = (decision["if"], decision["condition"], decision["branch"])
+            values: Iterable[Any] = (decision["left"], decision["right"])
+        elif "filter" in decision:
+            winners = decision["winners"]
+            words = [decision["filter"], *[w["candidate"] for w in winners]]
+            values = [w["score"] for w in winners]
+            elements += len(winners)
+        else:
+            weights = decision["weights"]
+            words = [decision["inverse_volatility"], *weights]
+            values = weights.values()
+            elements += len(weights)
+        for word in words:
+            if type(word) is not str:
+                return None
+            characters += len(word)
+            texts += 1
+        for value in values:
+            if value is not None and type(value) is not float:
+                return None
+            numbers += 1
+    return (
+        elements * CHARS_PER_ELEMENT
+        + characters * CHARS_PER_CHARACTER
+        + texts * 2
+        + numbers * CHARS_PER_NUMBER
+    )
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class DecisionTrace:
     """Entries in evaluation order; each is a JSON-ready dict whose `node` names its kind.
@@ -79,7 +129,8 @@ class DecisionTrace:
         JSON; when cut, the tail is dropped and `truncated` says how many decisions are missing."""
         decisions = [c for c in map(_compact_entry, self.walk(False)) if c is not None]
         whole = {"path": decisions, "truncated": 0}
-        if len(json.dumps(whole)) <= limit_bytes:
+        most = _most_chars(decisions)
+        if (most is not None and most <= limit_bytes) or len(json.dumps(whole)) <= limit_bytes:
             return whole
         kept: list[TraceEntry] = []
         size = len(json.dumps({"path": [], "truncated": len(decisions)}))
