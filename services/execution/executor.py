@@ -328,16 +328,15 @@ class Executor:
     async def _arm(
         self, uow: UnitOfWork, workflow_id: str, requests: Sequence[TimerRequest]
     ) -> None:
-        for request in requests:
-            await timers.schedule(
-                uow,
-                service=SERVICE,
-                workflow_id=workflow_id,
-                chain=request.chain,
-                kind=request.kind.value,
-                due_at=request.due_at,
-                payload=request.payload,
-            )
+        await timers.schedule_all(
+            uow,
+            service=SERVICE,
+            workflow_id=workflow_id,
+            armed=[
+                timers.Arming(request.chain, request.kind.value, request.due_at, request.payload)
+                for request in requests
+            ],
+        )
 
 
 async def _session_close(broker: Broker, now: datetime) -> datetime | None:

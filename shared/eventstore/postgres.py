@@ -1,7 +1,8 @@
 """The PostgreSQL adapter of the event store (asyncpg under SQLAlchemy).
 
 Appends are one statement (`APPEND_HANDLED`). The store's single statements — appends with their
-inbox row, inbox reads and inserts, event reads — go to asyncpg directly, on connections of
+inbox row, inbox reads and inserts, event reads, state-document reads, outbox reads — go to
+asyncpg directly, on connections of
 the adapter's own (`StatementPool`): each is a single statement outside any explicit
 transaction, so it is its own transaction. Units of work, which hold a transaction across
 several statements, stay on SQLAlchemy and send only the append statement on their
@@ -35,7 +36,8 @@ from shared.eventstore.errors import (
     unique_violation,
 )
 from shared.eventstore.migrations import describe
-from shared.eventstore.records import InboxEntry, RecordedEvent
+from shared.eventstore.records import InboxEntry, OutboxMessage, RecordedEvent
+from shared.eventstore.service_state import StoredState
 from shared.eventstore.store import SqlEventStore
 from shared.eventstore.unit_of_work import UnitOfWork, check_expected_version, recorded_events
 
@@ -96,6 +98,11 @@ collide with that append's on the stream version (the unique index checks commit
 its snapshot sees every earlier append. A unit of work takes the lock the same way at its
 first append, the last thing it does before its commit."""
 LOCK_POSITIONS = "SELECT last_position FROM event_positions WHERE id = 1 FOR UPDATE"
+LOAD_STATE = "SELECT version, document::text FROM service_state WHERE service = $1 AND key = $2"
+PENDING_OUTBOX = (
+    "SELECT id, event_id, routing_key, body FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1"
+)
+OUTBOX_LAG = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
 
 _SQLALCHEMY_CONNECT_ARGUMENTS = (
     "async_creator_fn",
@@ -342,6 +349,20 @@ class PostgresEventStore(SqlEventStore):
 
     async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
         return await self._fetch(READ_CORRELATION, correlation_id)
+
+    async def load_state(self, service: str, key: str) -> StoredState | None:
+        async with self.statements.connection() as driver:
+            row = await driver.fetchrow(LOAD_STATE, service, key)
+        return None if row is None else StoredState(row[0], orjson.loads(row[1]))
+
+    async def pending_outbox(self, limit: int = 500) -> list[OutboxMessage]:
+        async with self.statements.connection() as driver:
+            rows = await driver.fetch(PENDING_OUTBOX, limit)
+        return [OutboxMessage(row[0], UUID(bytes=row[1].bytes), row[2], row[3]) for row in rows]
+
+    async def outbox_lag(self) -> int:
+        async with self.statements.connection() as driver:
+            return int(await driver.fetchval(OUTBOX_LAG))
 
     async def replay(
         self, after_position: int = 0, page_size: int = 1000

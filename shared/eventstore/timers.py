@@ -13,7 +13,7 @@ replica fires the timer at the same time.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,6 +68,16 @@ class Timer:
     """Until when the replica that claimed it holds it (as set by its claim or last renewal)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Arming:
+    """A timer to arm for the caller's service and workflow."""
+
+    chain: str
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
 async def schedule(
     uow: UnitOfWork,
     *,
@@ -79,15 +89,35 @@ async def schedule(
     payload: dict[str, Any] | None = None,
 ) -> None:
     """Arm a timer in the caller's transaction: it exists exactly when that transaction commits."""
+    await schedule_all(
+        uow,
+        service=service,
+        workflow_id=workflow_id,
+        armed=[Arming(chain, kind, due_at, payload or {})],
+    )
+
+
+async def schedule_all(
+    uow: UnitOfWork, *, service: str, workflow_id: str, armed: Sequence[Arming]
+) -> None:
+    """Arm several timers of one workflow in the caller's transaction with one statement: a step
+    that prices a phase arms a timer per order, and a statement each was a round trip each."""
+    if not armed:
+        return
     await uow.connection.execute(
         insert(timers).values(
-            service=service,
-            workflow_id=workflow_id,
-            chain=chain,
-            kind=kind,
-            due_at=due_at,
-            lease_until=None,
-            payload=payload or {},
+            [
+                {
+                    "service": service,
+                    "workflow_id": workflow_id,
+                    "chain": timer.chain,
+                    "kind": timer.kind,
+                    "due_at": timer.due_at,
+                    "lease_until": None,
+                    "payload": timer.payload,
+                }
+                for timer in armed
+            ]
         )
     )
 

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from shared.events import OrderFilled
 from shared.eventstore import (
@@ -298,3 +298,28 @@ async def test_a_multi_host_url_migrates_appends_and_reads_on_the_host_that_answ
         assert [record.stream_version for record in await store.read_stream("multi-host")] == [1, 2]
     finally:
         await store.close()
+
+
+async def test_state_and_outbox_reads_are_single_statements_outside_a_transaction(
+    postgres_store: SqlEventStore,
+):
+    """Every service reads its state document per step and its outbox per commit: on the
+    statement connections each is one round trip, where a SQLAlchemy connection wrapped it in
+    BEGIN and ROLLBACK (docs/performance.md, Statements per workflow)."""
+    document = {"phase": "submitting", "cash": "1234.56", "lines": [{"symbol": "SPY"}]}
+    appended = order_filled()
+    async with postgres_store.unit_of_work() as uow:
+        await service_state.save(uow, "execution", "wf", document, 0)
+        await uow.append("s", 0, [appended])
+    began: list[object] = []
+    event.listen(postgres_store.engine.sync_engine, "begin", began.append)
+
+    assert await postgres_store.load_state("execution", "wf") == service_state.StoredState(
+        1, document
+    )
+    assert await postgres_store.load_state("execution", "other") is None
+    [pending] = await postgres_store.pending_outbox()
+    assert (pending.event_id, pending.routing_key) == (appended.event_id, "OrderFilled")
+    assert isinstance(pending.event_id, UUID) and isinstance(pending.body, bytes)
+    assert await postgres_store.outbox_lag() == 1
+    assert began == []

@@ -7,8 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from shared.eventstore import service_state, timers
 from shared.eventstore.errors import ConcurrencyError
@@ -218,3 +220,27 @@ async def test_a_renewal_skips_a_timer_whose_commit_is_under_way_instead_of_wait
             timers.extend_lease(store, held, T0 + timedelta(seconds=5), 10.0), timeout=5
         )
     assert [timer.id for timer in renewed] == [other.id]
+
+
+async def test_a_step_s_timers_are_armed_by_one_statement(store: SqlEventStore) -> None:
+    """A phase arms a timer per order; each insert was a round trip (docs/performance.md,
+    Statements per workflow)."""
+    inserts: list[str] = []
+
+    @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
+    def record(*arguments: Any) -> None:
+        if arguments[2].lstrip().upper().startswith("INSERT INTO TIMERS"):
+            inserts.append(arguments[2])
+
+    armed = [
+        timers.Arming(f"BUY:{symbol}", "submit", T0 + timedelta(seconds=i), {"n": i})
+        for i, symbol in enumerate(("SPY", "TLT", "GLD", "QQQ"))
+    ]
+    async with store.unit_of_work() as uow:
+        await timers.schedule_all(uow, service="execution", workflow_id="wf", armed=armed)
+
+    assert len(inserts) == 1
+    pending = await timers.pending(store, "execution", "wf")
+    assert [(t.chain, t.kind, t.due_at, t.payload) for t in pending] == [
+        (a.chain, a.kind, a.due_at, a.payload) for a in armed
+    ]
