@@ -1,13 +1,12 @@
 """The PostgreSQL adapter of the event store (asyncpg under SQLAlchemy).
 
 Appends are one statement (`APPEND_HANDLED`). The store's single statements — appends with their
-inbox row, inbox reads and inserts, event reads, state-document reads, outbox reads — go to
-asyncpg directly, on connections of
-the adapter's own (`StatementPool`): each is a single statement outside any explicit
-transaction, so it is its own transaction. Units of work, which hold a transaction across
-several statements, stay on SQLAlchemy and send only the append statement on their
-connection's asyncpg driver. The hot paths are here because of what SQLAlchemy's layers cost
-per call
+inbox row, inbox reads and inserts, event reads, state-document reads, the outbox's reads and
+its marking as sent — go to asyncpg directly, on connections of the adapter's own
+(`StatementPool`): each is a single statement outside any explicit transaction, so it is its own
+transaction. Units of work, which hold a transaction across several statements, stay on
+SQLAlchemy and send only the append statement on their connection's asyncpg driver. The hot
+paths are here because of what SQLAlchemy's layers cost per call
 (docs/decisions.md, "The asyncpg statement path stays, inside the PostgreSQL adapter only").
 """
 
@@ -103,6 +102,7 @@ PENDING_OUTBOX = (
     "SELECT id, event_id, routing_key, body FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1"
 )
 OUTBOX_LAG = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+MARK_SENT = "UPDATE outbox SET sent_at = $2 WHERE id = ANY($1::bigint[]) AND sent_at IS NULL"
 
 _SQLALCHEMY_CONNECT_ARGUMENTS = (
     "async_creator_fn",
@@ -359,6 +359,12 @@ class PostgresEventStore(SqlEventStore):
         async with self.statements.connection() as driver:
             rows = await driver.fetch(PENDING_OUTBOX, limit)
         return [OutboxMessage(row[0], UUID(bytes=row[1].bytes), row[2], row[3]) for row in rows]
+
+    async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
+        if not outbox_ids:
+            return
+        async with self.statements.connection() as driver:
+            await driver.execute(MARK_SENT, list(outbox_ids), datetime.now(UTC))
 
     async def outbox_lag(self) -> int:
         async with self.statements.connection() as driver:

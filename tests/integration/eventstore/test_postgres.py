@@ -300,12 +300,13 @@ async def test_a_multi_host_url_migrates_appends_and_reads_on_the_host_that_answ
         await store.close()
 
 
-async def test_state_and_outbox_reads_are_single_statements_outside_a_transaction(
+async def test_state_and_outbox_statements_are_single_statements_outside_a_transaction(
     postgres_store: SqlEventStore,
 ):
-    """Every service reads its state document per step and its outbox per commit: on the
-    statement connections each is one round trip, where a SQLAlchemy connection wrapped it in
-    BEGIN and ROLLBACK (docs/performance.md, Statements per workflow)."""
+    """Every service reads its state document per step and its outbox per commit, and marks the
+    rows it published: on the statement connections each is one round trip, where a SQLAlchemy
+    connection wrapped it in BEGIN and ROLLBACK or COMMIT (docs/performance.md, Statements per
+    workflow)."""
     document = {"phase": "submitting", "cash": "1234.56", "lines": [{"symbol": "SPY"}]}
     appended = order_filled()
     async with postgres_store.unit_of_work() as uow:
@@ -322,4 +323,7 @@ async def test_state_and_outbox_reads_are_single_statements_outside_a_transactio
     assert (pending.event_id, pending.routing_key) == (appended.event_id, "OrderFilled")
     assert isinstance(pending.event_id, UUID) and isinstance(pending.body, bytes)
     assert await postgres_store.outbox_lag() == 1
+    await postgres_store.mark_sent([pending.id])
+    assert await postgres_store.pending_outbox() == []
+    assert await postgres_store.outbox_lag() == 0
     assert began == []
