@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.settings import normalise_database_url
 
@@ -22,6 +24,20 @@ def create_store_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
     # No pool_pre_ping: it costs a round trip per transaction; a dead pooled connection fails
     # the unit of work, which the caller retries like any other transient database error.
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+
+
+@asynccontextmanager
+async def single_read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for one read statement. On PostgreSQL it runs outside any transaction: one
+    round trip instead of three (BEGIN, the read, ROLLBACK), and each round trip costs a system
+    call on both ends (docs/performance.md, Statements per workflow). On SQLite it stays in a
+    deferred transaction: autocommit there would hand the driver its implicit BEGIN back when
+    the pool resets the connection, and a local read costs no round trip."""
+    async with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            yield await connection.execution_options(**{WRITE_OPTION: False})
+        else:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _sqlite_engine(database_url: str, pool_size: int) -> AsyncEngine:

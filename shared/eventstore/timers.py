@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.eventstore.engine import single_read
 from shared.eventstore.schema import UtcDateTime
 from shared.eventstore.store import SqlEventStore, UnitOfWork
 
@@ -150,7 +151,7 @@ async def claim_due(
     )
     if skip_workflows:
         claimable = and_(claimable, timers.c.workflow_id.not_in(list(skip_workflows)))
-    async with store.engine.connect() as connection:
+    async with single_read(store.engine) as connection:
         # A plain read first: most polls find nothing due and then take no write lock, which
         # matters on SQLite where every writer of the process queues behind one lock.
         if (

@@ -108,6 +108,8 @@ _OF_SYMBOL_AFTER = (
     .order_by(sim_orders.c.id.desc())
     .limit(ORDER_LIST_LIMIT)
 )
+PLACED = sa.select(sim_orders.c.id).where((sim_orders.c.account_id == _ACCOUNT) & _CLIENT_ORDER_ID)
+"""Whether an order of the account was placed under a client order id, read without a lock."""
 _INSERT_ORDER = sa.insert(sim_orders)
 _UPDATE_ORDER = sa.update(sim_orders).where(_ORDER_ID)
 _INSERT_FILL = sa.insert(sim_fills)

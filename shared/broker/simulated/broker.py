@@ -55,7 +55,7 @@ from shared.broker.models import (
     TradingSession,
 )
 from shared.broker.simulated import fills, ledger
-from shared.broker.simulated.book import Book, Opening
+from shared.broker.simulated.book import PLACED, Book, Opening
 from shared.broker.simulated.ledger import StoredOrder, StoredPosition
 from shared.broker.simulated.quotes import QUOTE_SIZE, derived_quote, last_price, shaped_quote
 from shared.broker.simulated.scenario import (
@@ -66,7 +66,7 @@ from shared.broker.simulated.scenario import (
     SymbolFill,
 )
 from shared.broker.simulated.tables import side_of, sim_accounts, sim_positions, stored_side
-from shared.eventstore.engine import WRITE_OPTION, create_store_engine
+from shared.eventstore.engine import WRITE_OPTION, create_store_engine, single_read
 from shared.marketdata.bars import BarSnapshot
 from shared.settings import FillModel, Settings
 from shared.trading import Quote, Side, flat_quote
@@ -352,7 +352,16 @@ class SimulatedBroker:
             return None if row is None else await self._advance(book, row, poll=True)
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        """An order never placed is answered by one read without the account's lock: execution
+        looks each order up before submitting it, and nearly always finds none, with nothing to
+        advance (docs/performance.md, Statements per workflow)."""
         await self._wait()
+        async with single_read(self._engine) as connection:
+            placed = await connection.execute(
+                PLACED, {"b_account_id": self._account_id, "b_client_order_id": client_order_id}
+            )
+            if placed.first() is None:
+                return None
         async with self._locked_account(Opening.CLIENT_ORDER_ID, client_order_id) as book:
             row = await book.by_client_order_id(client_order_id)
             return None if row is None else await self._advance(book, row, poll=True)

@@ -26,6 +26,7 @@ from shared.broker import (
 from shared.broker.simulated import QuoteShape, Scenario, SimulatedBroker, SymbolFill
 from shared.broker.simulated.fills import rejected_by_rate
 from shared.eventstore.engine import create_store_engine
+from shared.eventstore.migrations import upgrade
 from shared.market_clock import NEW_YORK
 from shared.marketdata.bars import BarSnapshot
 from shared.trading import Side
@@ -155,6 +156,7 @@ async def test_each_call_reads_the_account_once_and_writes_only_what_changed(
         counts = []
         for call in (
             broker.get_account,
+            lambda: broker.get_order_by_client_id("alc:w1:SPY:b:1:1"),
             lambda: broker.submit_order(market("SPY", Side.BUY, "10", "alc:w1:SPY:b:1:1")),
             lambda: broker.get_order_by_client_id("alc:w1:SPY:b:1:1"),
             broker.get_account,
@@ -167,9 +169,11 @@ async def test_each_call_reads_the_account_once_and_writes_only_what_changed(
     finally:
         await engine.dispose()
 
-    # the first call opens the account (lock finds nothing, insert, lock again); the submission
-    # then reads the positions and writes the order (filled), its fill, the cash and the position
-    assert counts == [4, 6, 1, 2, 2, 1]
+    # the first call opens the account (lock finds nothing, insert, lock again); a look-up of an
+    # order never placed is one read without the lock; the submission then reads the positions
+    # and writes the order (filled), its fill, the cash and the position; a look-up that finds
+    # the order reads it, then locks the account with it to advance it
+    assert counts == [4, 1, 6, 2, 2, 2, 1]
 
 
 async def test_a_duplicate_client_order_id_never_makes_a_second_order(database_url: str) -> None:
@@ -645,3 +649,42 @@ async def test_from_settings_uses_the_installations_database(sqlite_url: str) ->
         await reader.close()
 
     assert order is not None and order.status is OrderStatus.FILLED
+
+
+@pytest.mark.integration
+async def test_a_look_up_of_an_order_never_placed_opens_no_transaction_on_postgresql(
+    postgres_url: str,
+) -> None:
+    """One round trip, not BEGIN, the locked read and COMMIT (docs/performance.md, Statements
+    per workflow); the account is not even opened."""
+    await upgrade(postgres_url)
+    engine = create_store_engine(postgres_url, pool_size=1)
+    sent: list[str] = []
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def log_transactions(dbapi_connection: Any, _record: Any) -> None:
+        # BEGIN and COMMIT go to the driver directly; SQLAlchemy's statements are seen below
+        dbapi_connection.driver_connection.add_query_logger(lambda r: sent.append(r.query))
+
+    @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def log_statements(*arguments: Any) -> None:
+        sent.append(arguments[2])
+
+    async with engine.connect() as warm:  # the connection's own set-up queries come first
+        await warm.execute(sa.text("SELECT 1"))
+    broker = SimulatedBroker(
+        postgres_url, "lookups", sim_settings(), bars(), sleep=RecordedSleep(), engine=engine
+    )
+    try:
+        sent.clear()
+        assert await broker.get_order_by_client_id("alc:w1:SPY:b:1:1") is None
+        looked_up = list(sent)
+        placed = await broker.submit_order(market("SPY", Side.BUY, "1", "alc:w1:SPY:b:1:1"))
+        found = await broker.get_order_by_client_id("alc:w1:SPY:b:1:1")
+    finally:
+        await engine.dispose()
+
+    assert [" ".join(query.split()[:4]) for query in looked_up] == [
+        "SELECT sim_orders.id FROM sim_orders"
+    ]
+    assert found is not None and found.order_id == placed.order_id
