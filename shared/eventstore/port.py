@@ -4,7 +4,7 @@ commits it in one transaction with the inbox row or the timers it fired."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,8 +19,12 @@ class EventStoreReader(Protocol):
         """One stream's events in version order."""
         ...
 
-    async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
-        """Every event of one workflow, in position (commit) order."""
+    async def read_correlation(
+        self, correlation_id: str, types: Collection[str] | None = None
+    ) -> list[RecordedEvent]:
+        """Every event of one workflow (only those of `types`, when given), in position (commit)
+        order. A reader that needs a few small events names them, so the workflow's signal and
+        plan, its largest events, are not decoded for nothing."""
         ...
 
     def replay(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +48,9 @@ _SELECT_EVENTS = (
 READ_STREAM = _SELECT_EVENTS + "WHERE stream_id = $1 ORDER BY stream_version"
 READ_ALL = _SELECT_EVENTS + "WHERE position > $1 ORDER BY position LIMIT $2"
 READ_CORRELATION = _SELECT_EVENTS + "WHERE correlation_id = $1 ORDER BY position"
+READ_CORRELATION_OF_TYPES = (
+    _SELECT_EVENTS + "WHERE correlation_id = $1 AND event_type = ANY($2::text[]) ORDER BY position"
+)
 SEEN_AMONG = "SELECT event_id FROM inbox WHERE service = $1 AND event_id = ANY($2::uuid[])"
 RECORD_HANDLED = (
     "INSERT INTO inbox (service, event_id, processed_at) "
@@ -101,6 +104,7 @@ LOAD_STATE = "SELECT version, document::text FROM service_state WHERE service = 
 PENDING_OUTBOX = (
     "SELECT id, event_id, routing_key, body FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1"
 )
+CLAIM_OUTBOX = PENDING_OUTBOX + " FOR UPDATE SKIP LOCKED"
 OUTBOX_LAG = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
 MARK_SENT = "UPDATE outbox SET sent_at = $2 WHERE id = ANY($1::bigint[]) AND sent_at IS NULL"
 
@@ -347,8 +351,12 @@ class PostgresEventStore(SqlEventStore):
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         return await self._fetch(READ_ALL, after_position, limit)
 
-    async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
-        return await self._fetch(READ_CORRELATION, correlation_id)
+    async def read_correlation(
+        self, correlation_id: str, types: Collection[str] | None = None
+    ) -> list[RecordedEvent]:
+        if types is None:
+            return await self._fetch(READ_CORRELATION, correlation_id)
+        return await self._fetch(READ_CORRELATION_OF_TYPES, correlation_id, list(types))
 
     async def load_state(self, service: str, key: str) -> StoredState | None:
         async with self.statements.connection() as driver:
@@ -358,7 +366,23 @@ class PostgresEventStore(SqlEventStore):
     async def pending_outbox(self, limit: int = 500) -> list[OutboxMessage]:
         async with self.statements.connection() as driver:
             rows = await driver.fetch(PENDING_OUTBOX, limit)
-        return [OutboxMessage(row[0], UUID(bytes=row[1].bytes), row[2], row[3]) for row in rows]
+        return [_outbox_message(row) for row in rows]
+
+    async def relay_outbox(
+        self, publish: Callable[[list[OutboxMessage]], Awaitable[None]], limit: int = 500
+    ) -> int:
+        """As the base, with the rows locked from their read to the commit that marks them sent,
+        so the relays of other processes skip them instead of publishing them too: every
+        service's relay reads the one outbox, and each second copy cost a delivery, an inbox
+        read and, arriving before the first copy's commit, a whole handler run
+        (docs/performance.md, Statements per workflow). A relay that dies before that commit
+        leaves them unsent and unlocked."""
+        async with self.statements.connection() as driver, driver.transaction():
+            rows = [_outbox_message(row) for row in await driver.fetch(CLAIM_OUTBOX, limit)]
+            if rows:
+                await publish(rows)
+                await driver.execute(MARK_SENT, [row.id for row in rows], datetime.now(UTC))
+        return len(rows)
 
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         if not outbox_ids:
@@ -399,6 +423,10 @@ async def _request(driver: Any, after_position: int, page_size: int) -> asyncio.
     fetch = asyncio.create_task(driver.fetch(READ_ALL, after_position, page_size))
     await asyncio.sleep(0)  # let the task write the query before the caller decodes
     return fetch
+
+
+def _outbox_message(row: Any) -> OutboxMessage:
+    return OutboxMessage(row[0], UUID(bytes=row[1].bytes), row[2], row[3])
 
 
 def _from_record(row: Any) -> RecordedEvent:

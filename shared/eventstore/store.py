@@ -20,7 +20,7 @@ constraint stays as the last line of defence.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -150,9 +150,15 @@ class SqlEventStore:
         """Up to `limit` events with position > `after_position`, in position order."""
         return await self._select(events.c.position > after_position, events.c.position, limit)
 
-    async def read_correlation(self, correlation_id: str) -> list[RecordedEvent]:
-        """Every event of one workflow, in position (commit) order."""
-        return await self._select(events.c.correlation_id == correlation_id, events.c.position)
+    async def read_correlation(
+        self, correlation_id: str, types: Collection[str] | None = None
+    ) -> list[RecordedEvent]:
+        """Every event of one workflow (only those of `types`, when given), in position (commit)
+        order."""
+        condition = events.c.correlation_id == correlation_id
+        if types is not None:
+            condition = condition & events.c.event_type.in_(list(types))
+        return await self._select(condition, events.c.position)
 
     async def replay(
         self, after_position: int = 0, page_size: int = 1000
@@ -186,6 +192,18 @@ class SqlEventStore:
                 OutboxMessage(row.id, row.event_id, row.routing_key, bytes(row.body))
                 for row in result
             ]
+
+    async def relay_outbox(
+        self, publish: Callable[[list[OutboxMessage]], Awaitable[None]], limit: int = 500
+    ) -> int:
+        """Hand up to `limit` unsent rows, oldest first, to `publish`, then mark them sent;
+        returns how many. A relay that dies in between leaves them unsent, and they are published
+        again (the consumers' inboxes absorb the second copy)."""
+        rows = await self.pending_outbox(limit)
+        if rows:
+            await publish(rows)
+            await self.mark_sent([row.id for row in rows])
+        return len(rows)
 
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
         if not outbox_ids:

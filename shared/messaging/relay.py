@@ -1,8 +1,10 @@
 """Publishes the transactional outbox to the bus with confirms, then marks the rows sent.
 
 A crash between commit and publish leaves the rows unsent, and the next relay (this process after
-a restart, or another replica) publishes them; a crash between publish and `mark_sent` publishes
-them again, which the consumers' inboxes absorb. Delivery is at least once; effects exactly once.
+a restart, or another replica) publishes them; a crash between publish and marking them sent
+publishes them again, which the consumers' inboxes absorb. Delivery is at least once; effects
+exactly once. On PostgreSQL a relay holds the rows it publishes locked until they are marked sent,
+so the relays of other processes skip them rather than publish them a second time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Collection
 import structlog
 
 from shared.bus.port import Bus, OutgoingMessage
+from shared.eventstore.records import OutboxMessage
 from shared.eventstore.store import SqlEventStore
 from shared.service.metrics import ServiceMetrics
 
@@ -51,9 +54,9 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows; returns how many were settled (published, or
         marked sent because nothing consumes their type)."""
-        rows = await self._store.pending_outbox(self._batch_size)
-        if not rows:
-            return 0
+        return await self._store.relay_outbox(self._publish, self._batch_size)
+
+    async def _publish(self, rows: list[OutboxMessage]) -> None:
         published = [row for row in rows if self._routed is None or row.routing_key in self._routed]
         await self._bus.publish_batch(
             [
@@ -63,27 +66,26 @@ class OutboxRelay:
                 for row in published
             ]
         )
-        await self._store.mark_sent([row.id for row in rows])
         if self._metrics is not None:
             for row in published:
                 self._metrics.events_published.labels(event_type=row.routing_key).inc()
-        return len(rows)
 
     async def run(self) -> None:
         """Drain the outbox forever: wake on local commits, poll for other writers' rows."""
         while True:
+            # Cleared before the round, so a commit made while it runs wakes the next one.
+            self._wakeup.clear()
             try:
                 # The lag gauge is read when /metrics is scraped, not here: a count per round
                 # was a statement per commit of every service for a figure nobody had asked for.
-                published = await self.publish_pending()
+                settled = await self.publish_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the bus or the database is away; keep the rows, retry
                 log.warning("outbox relay could not publish; will retry", error=str(error))
                 await asyncio.sleep(self._retry_delay_s)
                 continue
-            if published:
-                continue
-            self._wakeup.clear()
+            if settled == self._batch_size:
+                continue  # a full batch: more may be waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)

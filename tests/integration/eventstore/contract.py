@@ -12,7 +12,7 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import insert
 
-from shared.events import OrderFilled, WorkflowFailed
+from shared.events import Event, OrderFilled, WorkflowFailed
 from shared.eventstore import (
     ConcurrencyError,
     DatabaseNotMigratedError,
@@ -126,6 +126,21 @@ class EventStoreContract:
         read = await store.read_correlation("wf-mine")
         assert [record.event for record in read] == mine
         assert [record.position for record in read] == sorted(record.position for record in read)
+
+    async def test_read_correlation_of_some_types_leaves_the_others_out(self, store: SqlEventStore):
+        failed, filled = workflow_failed(), [order_filled(), order_filled()]
+        workflow = failed.correlation_id
+        async with store.unit_of_work() as uow:
+            await uow.append("a", 0, [filled[0], failed, filled[1]])
+            await uow.append("b", 0, [order_filled(correlation_id="other")])
+
+        async def read(*types: str) -> list[Event]:
+            return [r.event for r in await store.read_correlation(workflow, types)]
+
+        assert await read("OrderFilled") == filled
+        assert await read("WorkflowFailed") == [failed]
+        assert await read("WorkflowStarted") == []
+        assert await read("OrderFilled", "WorkflowFailed") == [filled[0], failed, filled[1]]
 
     async def test_outbox_rows_are_written_with_the_append_and_marked_sent(
         self, store: SqlEventStore

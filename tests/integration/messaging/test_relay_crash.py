@@ -53,9 +53,11 @@ CHILD = textwrap.dedent(
             die()
         bus = RabbitMqBus(rabbitmq_url, exchange=exchange)
         await bus.connect()
-        async def publish_then_die(outbox_ids):
+        publish = bus.publish_batch
+        async def publish_then_die(messages):
+            await publish(messages)
             die()
-        store.mark_sent = publish_then_die
+        bus.publish_batch = publish_then_die
         await OutboxRelay(store, bus).publish_pending()
 
     asyncio.run(main())
