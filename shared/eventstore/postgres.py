@@ -24,7 +24,7 @@ import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.events import Event, encode
 from shared.eventstore.documents import payload_json, recorded_event
@@ -257,10 +257,6 @@ async def append_handled(
 
 
 class PostgresUnitOfWork(UnitOfWork):
-    def __init__(self, connection: AsyncConnection) -> None:
-        super().__init__(connection)
-        self._holds_position_lock = False
-
     async def _append(
         self,
         stream_id: str,
@@ -268,23 +264,27 @@ class PostgresUnitOfWork(UnitOfWork):
         events: Sequence[Event],
         recorded_at: datetime,
     ) -> tuple[int, int]:
-        """The store's one-statement append, on this transaction's connection's driver. The
-        position lock is taken by a statement of its own first, so the append's snapshot, taken
-        after it, sees every append committed before (see `APPEND_HANDLED`); the unit of work's
-        first append takes it, after the transaction's other writes (see `UnitOfWork`). A
+        """The store's one-statement append, on this transaction's connection's driver; its
+        counter update takes the position lock, after the transaction's other writes (see
+        `UnitOfWork`), so the lock is held for this statement and the commit only: two round
+        trips, where a statement of its own to take the lock first made it three, and each
+        round trip of a CPU-starved process holding the lock stalls every append
+        (docs/decisions.md, "A unit of work takes the position counter in its append"). The
+        statement's snapshot is taken before it waits for the lock, so it can miss an append to
+        the same stream committed meanwhile; the stream's unique version then refuses the rows
+        and the unit of work fails with ConcurrencyError, which its caller handles by running
+        the work again. When nothing has opened the transaction yet, a statement of SQLAlchemy's
+        does it (SQLAlchemy begins on the driver lazily), and that one takes the lock. A
         connection lost under either statement is an outage, EventStoreUnavailableError."""
         database = describe(str(self.connection.engine.url))
-        if not self._holds_position_lock:
+        raw = await self.connection.get_raw_connection()
+        if not raw.driver_connection.is_in_transaction():
             try:
-                # Through SQLAlchemy: when it is the unit of work's first statement, it begins
-                # the transaction, which SQLAlchemy opens on the driver lazily.
                 await self.connection.execute(text(LOCK_POSITIONS))
             except DBAPIError as error:
                 if not error.connection_invalidated:
                     raise
                 raise unavailable(database, error) from error
-            self._holds_position_lock = True
-        raw = await self.connection.get_raw_connection()
         try:
             return await append_handled(
                 raw.driver_connection, stream_id, expected_version, events, recorded_at, None

@@ -327,3 +327,53 @@ async def test_state_and_outbox_statements_are_single_statements_outside_a_trans
     assert await postgres_store.pending_outbox() == []
     assert await postgres_store.outbox_lag() == 0
     assert began == []
+
+
+async def test_a_unit_of_work_takes_the_position_lock_in_its_append_statement(
+    postgres_store: SqlEventStore,
+):
+    """After the unit of work's own writes the append statement takes the counter itself: no
+    statement of its own first, which was one more round trip holding the lock
+    (docs/decisions.md, "A unit of work takes the position counter in its append")."""
+    sent: list[str] = []
+    event.listen(
+        postgres_store.engine.sync_engine,
+        "before_cursor_execute",
+        lambda *arguments: sent.append(arguments[2]),
+    )
+    async with postgres_store.unit_of_work() as uow:
+        await arm_timer(uow, "wf")
+        assert not await holds_position_lock(uow)
+        sent.clear()
+        await uow.append("wf", 0, [order_filled()])
+        assert await holds_position_lock(uow)
+    assert not any("event_positions" in statement for statement in sent[:-1])
+    assert [record.position for record in await postgres_store.read_all()] == [1]
+
+
+async def test_an_append_on_a_stale_snapshot_fails_the_unit_of_work_and_records_nothing(
+    postgres_store: SqlEventStore,
+):
+    """The append's snapshot is taken before it waits for the counter: a second writer of the
+    same stream that commits meanwhile makes the first's version stale, which the stream's
+    unique version refuses — a ConcurrencyError its caller answers by running the work again."""
+    async with postgres_store.unit_of_work() as uow:
+        await uow.append("wf", 0, [order_filled()])
+
+    async with postgres_store.unit_of_work() as holder:
+        await holder.append("wf", 1, [order_filled()])  # holds the counter until it commits
+
+        async def stale_writer() -> None:
+            async with postgres_store.unit_of_work() as uow:
+                await arm_timer(uow, "wf-stale")
+                await uow.append("wf", None, [order_filled()])
+
+        waiting = asyncio.create_task(stale_writer())
+        await asyncio.sleep(0.5)  # its append has taken its snapshot and waits for the counter
+        assert not waiting.done()
+    with pytest.raises(ConcurrencyError):
+        await waiting
+
+    assert [record.stream_version for record in await postgres_store.read_stream("wf")] == [1, 2]
+    assert await timers.pending(postgres_store, "portfolio", "wf-stale") == []
+    assert [record.position for record in await postgres_store.read_all()] == [1, 2]
