@@ -223,8 +223,8 @@ async def test_a_renewal_skips_a_timer_whose_commit_is_under_way_instead_of_wait
 
 
 async def test_a_step_s_timers_are_armed_by_one_statement(store: SqlEventStore) -> None:
-    """A phase arms a timer per order; each insert was a round trip (docs/performance.md,
-    Statements per workflow)."""
+    """A phase arms a timer per order, and each insert was a round trip
+    (docs/performance.md, Statements per workflow)."""
     inserts: list[str] = []
 
     @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
