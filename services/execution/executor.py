@@ -64,8 +64,8 @@ broker's rate limit or connection pool."""
 START_HISTORY = ("WorkflowStarted", "WorkflowCompleted", "WorkflowFailed", "OrderRequested")
 """What starting an execution reads of its workflow: whether it has finished or is a dry run,
 when it started, and the orders requested before. Its signal and plan, the largest events, were
-a tenth of execution's CPU to decode at 10,000 accounts (docs/performance.md, Statements per
-workflow)."""
+a quarter of execution's samples to decode at 10,000 accounts
+(docs/performance.md, Statements per workflow)."""
 
 
 def plan_key(plan_id: str) -> str:

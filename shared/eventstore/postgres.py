@@ -278,7 +278,8 @@ class PostgresUnitOfWork(UnitOfWork):
         connection lost under either statement is an outage, EventStoreUnavailableError."""
         database = describe(str(self.connection.engine.url))
         raw = await self.connection.get_raw_connection()
-        if not raw.driver_connection.is_in_transaction():
+        driver: Any = raw.driver_connection
+        if not driver.is_in_transaction():
             try:
                 await self.connection.execute(text(LOCK_POSITIONS))
             except DBAPIError as error:
@@ -287,7 +288,7 @@ class PostgresUnitOfWork(UnitOfWork):
                 raise unavailable(database, error) from error
         try:
             return await append_handled(
-                raw.driver_connection, stream_id, expected_version, events, recorded_at, None
+                driver, stream_id, expected_version, events, recorded_at, None
             )
         except CONNECTION_LOST as error:
             # SQLAlchemy did not see the driver fail: the pool must not hand the dead

@@ -655,8 +655,8 @@ async def test_from_settings_uses_the_installations_database(sqlite_url: str) ->
 async def test_a_look_up_of_an_order_never_placed_opens_no_transaction_on_postgresql(
     postgres_url: str,
 ) -> None:
-    """One round trip, not BEGIN, the locked read and COMMIT (docs/performance.md, Statements
-    per workflow); the account is not even opened."""
+    """One round trip, not BEGIN, the locked read and COMMIT; the account is not even opened
+    (docs/performance.md, Statements per workflow)."""
     await upgrade(postgres_url)
     engine = create_store_engine(postgres_url, pool_size=1)
     sent: list[str] = []

@@ -305,8 +305,8 @@ async def test_state_and_outbox_statements_are_single_statements_outside_a_trans
 ):
     """Every service reads its state document per step and its outbox per commit, and marks the
     rows it published: on the statement connections each is one round trip, where a SQLAlchemy
-    connection wrapped it in BEGIN and ROLLBACK or COMMIT (docs/performance.md, Statements per
-    workflow)."""
+    connection wrapped it in BEGIN and ROLLBACK or COMMIT
+    (docs/performance.md, Statements per workflow)."""
     document = {"phase": "submitting", "cash": "1234.56", "lines": [{"symbol": "SPY"}]}
     appended = order_filled()
     async with postgres_store.unit_of_work() as uow:

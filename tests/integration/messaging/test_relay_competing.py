@@ -1,6 +1,6 @@
 """The relays of several processes read one outbox: on PostgreSQL each row is published by one
-of them, where each used to publish every row it found unsent (docs/performance.md, Statements
-per workflow)."""
+of them, where each used to publish every row it found unsent
+(docs/performance.md, Statements per workflow)."""
 
 from __future__ import annotations
 
