@@ -16,8 +16,9 @@ whose trace nobody reads.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from typing import Any
@@ -87,24 +88,33 @@ class Evaluation:
 
 
 @dataclass(frozen=True, slots=True)
-class _IfRecord:
+class _Record:
+    """A decision's values at the sessions it was evaluated at; `rows` views the same session
+    indices for `_rows`."""
+
     sessions: SessionIndex
+    rows: memoryview = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", self.sessions.data)
+
+
+@dataclass(frozen=True, slots=True)
+class _IfRecord(_Record):
     left: Series
     right: Series
     taken: npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
-class _FilterRecord:
-    sessions: SessionIndex
+class _FilterRecord(_Record):
     labels: tuple[str, ...]
     scores: Matrix | None
     selected: npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
-class _InverseVolatilityRecord:
-    sessions: SessionIndex
+class _InverseVolatilityRecord(_Record):
     labels: tuple[str, ...]
     sigmas: Matrix
     weights: Matrix
@@ -150,8 +160,11 @@ _PASS_THROUGH = (BlockVector, Group, WeightEqual)
 """The blocks that decide nothing themselves: a trace walks their children in order."""
 
 
-def _rows(record_sessions: SessionIndex, session: int) -> int:
-    return int(record_sessions.searchsorted(session))
+def _rows(record: _Record, session: int) -> int:
+    """The record's row of `session`, as `searchsorted` finds it: bisecting a memoryview of the
+    index takes a quarter of `searchsorted`'s time on one number, and a backtest's decision paths
+    look up 250,000 rows."""
+    return bisect_left(record.rows, session)
 
 
 class _Run:
@@ -553,7 +566,7 @@ class _Run:
         self, node: If, session: int, bar_day: str | None, entries: list[TraceEntry]
     ) -> None:
         record = self.if_records[node]
-        row = _rows(record.sessions, session)
+        row = _rows(record, session)
         taken = bool(record.taken[row])
         condition = node.condition
         if isinstance(condition, BoolLiteral):
@@ -633,7 +646,7 @@ class _Run:
         self, node: Filter, session: int, bar_day: str | None, entries: list[TraceEntry]
     ) -> None:
         record = self.filter_records[node]
-        row = _rows(record.sessions, session)
+        row = _rows(record, session)
         selected = record.selected[row]
         candidates: list[TraceEntry] = []
         for column, label in enumerate(record.labels):
@@ -687,7 +700,7 @@ class _Run:
         entries: list[TraceEntry],
     ) -> None:
         record = self.volatility_records[node]
-        row = _rows(record.sessions, session)
+        row = _rows(record, session)
         children: list[TraceEntry] = []
         for column, label in enumerate(record.labels):
             weight = float(record.weights[row, column])
