@@ -10,7 +10,7 @@ moved by the slippage, less Composer's fees on sells. Money is Decimal throughou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -26,7 +26,7 @@ from shared.trading import Quote, Side
 FRACTIONABLE = AssetInfo(tradable=True, fractionable=True)
 """Every symbol of the bars, as in the simulated world."""
 
-Quotes = Callable[[int, Iterable[str]], dict[str, Quote]]
+Quotes = Callable[[int, Collection[str]], dict[str, Quote]]
 """The symbols' quotes at a session index, by symbol: each its close on both sides, as the
 `close` fill model quotes it. One call per session, not per symbol: a backtest of ten files
 quotes 380,000 symbols."""
@@ -95,9 +95,11 @@ def simulate(
     capital: Decimal,
     *,
     on_session: Callable[[], None] | None = None,
+    allocations: bool = True,
 ) -> SimulatedRun:
     """Trade `capital` to `targets` over the run: `dates[i]` is the run's i-th session, at index
-    `sessions[i]` of `quotes`, and `targets[i]` the weights decided for it."""
+    `sessions[i]` of `quotes`, and `targets[i]` the weights decided for it. `allocations=False`
+    leaves `run.allocations` empty: a backtest draws the holdings of its consolidated run only."""
     run = SimulatedRun(dates)
     account = _Account(cash=capital)
     opening = rules.schedule.opening_sessions(dates)
@@ -128,7 +130,10 @@ def simulate(
         equity = account.cash + invested
         run.equity.append(equity)
         run.invested.append(invested)
-        run.allocations.append({s: float(w) for s, w in sorted(_weights(values, equity).items())})
+        if allocations:
+            run.allocations.append(
+                {s: float(w) for s, w in sorted(_weights(values, equity).items())}
+            )
         if trades:
             run.trades.append(SessionTrades(index, trades.orders, trades.costs))
             run.traded.append(sum((order.value for order in trades.orders), Decimal(0)))
