@@ -721,9 +721,11 @@ class _Run:
 
 
 def _weights_at(allocation: SessionAllocation, row: int, strategy: str) -> dict[str, float]:
+    # The row as Python floats at once (`tolist`): comparing and converting numpy scalars one by
+    # one cost more, for every ticker of every session a backtest evaluates.
     weights = {
-        ticker: float(weight)
-        for ticker, weight in zip(allocation.tickers, allocation.weights[row], strict=True)
+        ticker: weight
+        for ticker, weight in zip(allocation.tickers, allocation.weights[row].tolist(), strict=True)
         if weight > 0.0
     }
     total = sum(weights.values())
