@@ -25,6 +25,10 @@ from shared.trading import Quote, Side
 
 FRACTIONABLE = AssetInfo(tradable=True, fractionable=True)
 """Every symbol of the bars, as in the simulated world."""
+HOLD, SELL = TradeAction.HOLD, Side.SELL
+SIDES = {TradeAction.SELL: Side.SELL, TradeAction.BUY: Side.BUY}
+"""Read once, not through the enum classes (a lookup each in Python 3.11, `Side(value)` a call):
+every symbol of every plan is checked for a HOLD, and each order reads its side five times."""
 
 Quotes = Callable[[int, Collection[str]], dict[str, Quote]]
 """The symbols' quotes at a session index, by symbol: each its close on both sides, as the
@@ -190,9 +194,9 @@ class _Account:
         orders: list[Order] = []
         slippage = fees = Decimal(0)
         for item in plan.items:
-            if item.action is TradeAction.HOLD:
+            if item.action is HOLD:
                 continue
-            side = Side(item.action.value)
+            side = SIDES[item.action]
             held = self.positions.get(item.symbol, Decimal(0))
             close = quotes[item.symbol].bid
             sized = size_order(
@@ -200,8 +204,8 @@ class _Account:
                 trade_amount=item.trade_amount,
                 liquidation=is_liquidation(side, item.target_weight),
                 price=close,
-                position_qty=held if side is Side.SELL else None,
-                qty_available=held if side is Side.SELL else None,
+                position_qty=held if side is SELL else None,
+                qty_available=held if side is SELL else None,
                 asset=FRACTIONABLE,
                 min_notional_usd=rules.min_notional_usd,
             )
@@ -211,7 +215,7 @@ class _Account:
             price = fill_price(side, close, rules.slippage_bps)
             value = quantity * price
             fee = fill_fees(side, quantity, value, rules.fees)
-            if side is Side.SELL:
+            if side is SELL:
                 self.cash += value - fee
                 remaining = held - quantity
                 if remaining > 0:
@@ -224,6 +228,6 @@ class _Account:
             slippage += abs(price - close) * quantity
             fees += fee
             orders.append(
-                Order(item.symbol, "SELL" if side is Side.SELL else "BUY", quantity, price, value)
+                Order(item.symbol, "SELL" if side is SELL else "BUY", quantity, price, value)
             )
         return _Filled(tuple(orders), Costs(slippage, fees))
