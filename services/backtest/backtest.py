@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import metadata
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -228,12 +229,12 @@ class Backtest:
         except KeyError:
             pass
         quoted = {}
+        at = _at_close(self.timeline.dates[session])
         for symbol in symbols:
             quote = made.get(symbol)
             if quote is None:
                 close = float(self.timeline.bars.closes[symbol][session])
                 assert not math.isnan(close), "every symbol has a bar on every run session"
-                at = _at_close(self.timeline.dates[session])
                 quote = made[symbol] = flat_quote(symbol, Decimal(repr(close)), at)
             quoted[symbol] = quote
         return quoted
@@ -243,6 +244,9 @@ class Backtest:
     def _rebalances(self, run: SimulatedRun) -> tuple[Rebalance, ...]:
         """Each session with orders, with the decision path that chose its targets, walked from
         the timeline's evaluation records on those sessions only."""
+        # The report's modules (Jinja) load when a result is made, not with this module.
+        from services.backtest.report import step_words
+
         timing = self.request.timing
         return tuple(
             Rebalance(
@@ -250,7 +254,8 @@ class Backtest:
                 orders=trade.orders,
                 costs=trade.costs,
                 decision=_decision_paths(
-                    self._decision(self.timeline.start + trade.session, timing).strategies
+                    self._decision(self.timeline.start + trade.session, timing).strategies,
+                    step_words,
                 ),
             )
             for trade in run.trades
@@ -330,14 +335,17 @@ class Backtest:
         )
 
 
-def _decision_paths(outcomes: Mapping[str, object]) -> DecisionPaths:
-    """Each file's decision path, as `SignalGenerated` carries it."""
+def _decision_paths(
+    outcomes: Mapping[str, object], words: Callable[[Mapping[str, Any]], str]
+) -> DecisionPaths:
+    """Each file's decision path, as `SignalGenerated` carries it, and in the report's words."""
     return DecisionPaths.of(
         {
             name: decision_step_fields(name, outcome.trace.compact())
             for name, outcome in outcomes.items()
             if isinstance(outcome, StrategyDecision) and outcome.trace is not None
-        }
+        },
+        words,
     )
 
 
