@@ -754,15 +754,22 @@ def evaluate_symphony(
         raise ValueError("market must wrap the same BarSnapshot as bars")
     run = _Run(symphony, market)
     strategy = symphony.file_name
+    # Each date's session (as `BarSnapshot.index_of` finds it) and, below, its row in one search
+    # each, not one per date: a backtest evaluates every session of the bars for every file.
+    days = np.array([np.datetime64(day, "D") for day in as_of], dtype="datetime64[D]")
+    found = np.searchsorted(bars.sessions, days, side="right") - 1
     session_of: list[int | BarDataError] = []
-    for day in as_of:
+    for day, index in zip(as_of, found.tolist(), strict=True):
         try:
-            session_of.append(bars.index_of(day))
+            session_of.append(index if index >= 0 else bars.index_of(day))
         except BarDataError as problem:
             session_of.append(problem)
-    wanted = np.unique(np.array([s for s in session_of if isinstance(s, int)], dtype=np.int64))
-    result = run.evaluate(symphony.body, wanted)
+    known = np.array([s for s in session_of if isinstance(s, int)], dtype=np.int64)
+    result = run.evaluate(symphony.body, np.unique(known))
     run.forget_allocations()
+    rows = result.rows_of(known).tolist()
+    codes = result.failures[rows].tolist()
+    located = iter(zip(rows, codes, strict=True))
     evaluations: list[Evaluation] = []
     for day, session in zip(as_of, session_of, strict=True):
         if isinstance(session, BarDataError):
@@ -776,8 +783,7 @@ def evaluate_symphony(
             )
             evaluations.append(Evaluation(strategy, day, None, error, None))
             continue
-        row = result.rows_of(np.array([session]))[0]
-        code = int(result.failures[row])
+        row, code = next(located)
         if code != NO_FAILURE:
             error = run.failures.error(code, file=strategy, session=session, as_of=day)
             evaluations.append(Evaluation(strategy, day, None, error, None))
