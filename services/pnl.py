@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.projections import PAGE_SIZE, UNATTRIBUTED, TradeLedger, contributions
 from shared.events import (
@@ -29,9 +29,12 @@ from shared.events import (
     WorkflowFailed,
     WorkflowStarted,
 )
-from shared.eventstore.port import EventStoreReader
-from shared.eventstore.records import RecordedEvent
 from shared.workflow import is_dry_run_id
+
+if TYPE_CHECKING:
+    # Annotations only: the event store loads SQLAlchemy and Alembic, which a report never needs.
+    from shared.eventstore.port import EventStoreReader
+    from shared.eventstore.records import RecordedEvent
 
 CENT = Decimal("0.01")
 

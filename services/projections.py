@@ -13,12 +13,15 @@ import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.events.orders import OrderFilled
 from shared.events.signals import SignalGenerated
-from shared.eventstore.port import EventStoreReader
-from shared.eventstore.records import RecordedEvent
+
+if TYPE_CHECKING:
+    # Annotations only: the event store loads SQLAlchemy and Alembic, which a report never needs.
+    from shared.eventstore.port import EventStoreReader
+    from shared.eventstore.records import RecordedEvent
 
 UNATTRIBUTED = "(unattributed)"
 """Trades of symbols no strategy targeted: liquidations of former holdings."""

@@ -11,11 +11,12 @@ every rebalance, the decision path that chose its targets.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import metadata
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -87,6 +88,9 @@ class Backtest:
         )
         self._benchmarks = self._benchmark_symbols()
         self._quotes: dict[int, dict[str, Quote]] = {}
+        self._targets: dict[int, dict[str, Decimal]] = {}
+        """The consolidated targets by decision, as both timings' runs trade them: a decision is
+        traded at its own session's close and at the next session's previous close."""
         self._progress = progress
         self._done = 0
         self._total = 0
@@ -97,7 +101,7 @@ class Backtest:
         rules = self.request.rules
         self._plan(2 if rules.charges_costs else 1, self.timeline.start)
         targets = self._consolidated(timing, self.timeline.start)
-        run = self._simulate(targets, rules)
+        run = self._simulate(targets, rules, allocations=True)
         curve = _curve(run)
         without_costs = curve
         if rules.charges_costs:
@@ -155,7 +159,11 @@ class Backtest:
             self._progress(self._done, self._total)
 
     def _simulate(
-        self, targets: tuple[Sequence[int], Sequence[Mapping[str, Decimal]]], rules: TradingRules
+        self,
+        targets: tuple[Sequence[int], Sequence[Mapping[str, Decimal]]],
+        rules: TradingRules,
+        *,
+        allocations: bool = False,
     ) -> SimulatedRun:
         sessions, weights = targets
         return simulate(
@@ -166,6 +174,7 @@ class Backtest:
             rules,
             self.request.capital,
             on_session=self._advance,
+            allocations=allocations,
         )
 
     def _consolidated(
@@ -174,9 +183,13 @@ class Backtest:
         sessions = range(start, self.timeline.end + 1)
         targets = []
         for index in sessions:
-            weights = self._decision(index, timing).target_weights
-            assert weights is not None, "every session from the earliest start decides"
-            targets.append(target_allocations(weights))
+            decision = self.timeline.decision_index(index, timing)
+            converted = self._targets.get(decision)
+            if converted is None:
+                weights = self.timeline.decisions[decision].target_weights
+                assert weights is not None, "every session from the earliest start decides"
+                converted = self._targets[decision] = target_allocations(weights)
+            targets.append(converted)
         return sessions, targets
 
     def _file_run(self, name: str) -> Run:
@@ -201,7 +214,7 @@ class Backtest:
     def _decision(self, session: int, timing: Timing) -> DatedDecision:
         return self.timeline.decisions[self.timeline.decision_index(session, timing)]
 
-    def _session_quotes(self, session: int, symbols: Iterable[str]) -> dict[str, Quote]:
+    def _session_quotes(self, session: int, symbols: Collection[str]) -> dict[str, Quote]:
         """The session's closes as the `close` fill model quotes them (the float unrounded, no
         spread, the decimal its float spells, as `BarSnapshot.close_on_or_before` reads it),
         each made once for every run. The timeline's dates are its bars' sessions, so a close
@@ -210,13 +223,18 @@ class Backtest:
         made = self._quotes.get(session)
         if made is None:
             made = self._quotes[session] = {}
+        try:
+            # Nearly always each symbol is quoted already (by an earlier run): one lookup each.
+            return {symbol: made[symbol] for symbol in symbols}
+        except KeyError:
+            pass
         quoted = {}
+        at = _at_close(self.timeline.dates[session])
         for symbol in symbols:
             quote = made.get(symbol)
             if quote is None:
                 close = float(self.timeline.bars.closes[symbol][session])
                 assert not math.isnan(close), "every symbol has a bar on every run session"
-                at = _at_close(self.timeline.dates[session])
                 quote = made[symbol] = flat_quote(symbol, Decimal(repr(close)), at)
             quoted[symbol] = quote
         return quoted
@@ -226,6 +244,9 @@ class Backtest:
     def _rebalances(self, run: SimulatedRun) -> tuple[Rebalance, ...]:
         """Each session with orders, with the decision path that chose its targets, walked from
         the timeline's evaluation records on those sessions only."""
+        # The report's modules (Jinja) load when a result is made, not with this module.
+        from services.backtest.report import step_words
+
         timing = self.request.timing
         return tuple(
             Rebalance(
@@ -233,7 +254,8 @@ class Backtest:
                 orders=trade.orders,
                 costs=trade.costs,
                 decision=_decision_paths(
-                    self._decision(self.timeline.start + trade.session, timing).strategies
+                    self._decision(self.timeline.start + trade.session, timing).strategies,
+                    step_words,
                 ),
             )
             for trade in run.trades
@@ -313,14 +335,17 @@ class Backtest:
         )
 
 
-def _decision_paths(outcomes: Mapping[str, object]) -> DecisionPaths:
-    """Each file's decision path, as `SignalGenerated` carries it."""
+def _decision_paths(
+    outcomes: Mapping[str, object], words: Callable[[Mapping[str, Any]], str]
+) -> DecisionPaths:
+    """Each file's decision path, as `SignalGenerated` carries it, and in the report's words."""
     return DecisionPaths.of(
         {
             name: decision_step_fields(name, outcome.trace.compact())
             for name, outcome in outcomes.items()
             if isinstance(outcome, StrategyDecision) and outcome.trace is not None
-        }
+        },
+        words,
     )
 
 

@@ -10,7 +10,7 @@ moved by the slippage, less Composer's fees on sells. Money is Decimal throughou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -25,8 +25,12 @@ from shared.trading import Quote, Side
 
 FRACTIONABLE = AssetInfo(tradable=True, fractionable=True)
 """Every symbol of the bars, as in the simulated world."""
+HOLD, SELL = TradeAction.HOLD, Side.SELL
+SIDES = {TradeAction.SELL: Side.SELL, TradeAction.BUY: Side.BUY}
+"""Read once, not through the enum classes (a lookup each in Python 3.11, `Side(value)` a call):
+every symbol of every plan is checked for a HOLD, and each order reads its side five times."""
 
-Quotes = Callable[[int, Iterable[str]], dict[str, Quote]]
+Quotes = Callable[[int, Collection[str]], dict[str, Quote]]
 """The symbols' quotes at a session index, by symbol: each its close on both sides, as the
 `close` fill model quotes it. One call per session, not per symbol: a backtest of ten files
 quotes 380,000 symbols."""
@@ -95,9 +99,11 @@ def simulate(
     capital: Decimal,
     *,
     on_session: Callable[[], None] | None = None,
+    allocations: bool = True,
 ) -> SimulatedRun:
     """Trade `capital` to `targets` over the run: `dates[i]` is the run's i-th session, at index
-    `sessions[i]` of `quotes`, and `targets[i]` the weights decided for it."""
+    `sessions[i]` of `quotes`, and `targets[i]` the weights decided for it. `allocations=False`
+    leaves `run.allocations` empty: a backtest draws the holdings of its consolidated run only."""
     run = SimulatedRun(dates)
     account = _Account(cash=capital)
     opening = rules.schedule.opening_sessions(dates)
@@ -128,7 +134,10 @@ def simulate(
         equity = account.cash + invested
         run.equity.append(equity)
         run.invested.append(invested)
-        run.allocations.append({s: float(w) for s, w in sorted(_weights(values, equity).items())})
+        if allocations:
+            run.allocations.append(
+                {s: float(w) for s, w in sorted(_weights(values, equity).items())}
+            )
         if trades:
             run.trades.append(SessionTrades(index, trades.orders, trades.costs))
             run.traded.append(sum((order.value for order in trades.orders), Decimal(0)))
@@ -185,9 +194,9 @@ class _Account:
         orders: list[Order] = []
         slippage = fees = Decimal(0)
         for item in plan.items:
-            if item.action is TradeAction.HOLD:
+            if item.action is HOLD:
                 continue
-            side = Side(item.action.value)
+            side = SIDES[item.action]
             held = self.positions.get(item.symbol, Decimal(0))
             close = quotes[item.symbol].bid
             sized = size_order(
@@ -195,8 +204,8 @@ class _Account:
                 trade_amount=item.trade_amount,
                 liquidation=is_liquidation(side, item.target_weight),
                 price=close,
-                position_qty=held if side is Side.SELL else None,
-                qty_available=held if side is Side.SELL else None,
+                position_qty=held if side is SELL else None,
+                qty_available=held if side is SELL else None,
                 asset=FRACTIONABLE,
                 min_notional_usd=rules.min_notional_usd,
             )
@@ -206,7 +215,7 @@ class _Account:
             price = fill_price(side, close, rules.slippage_bps)
             value = quantity * price
             fee = fill_fees(side, quantity, value, rules.fees)
-            if side is Side.SELL:
+            if side is SELL:
                 self.cash += value - fee
                 remaining = held - quantity
                 if remaining > 0:
@@ -219,6 +228,6 @@ class _Account:
             slippage += abs(price - close) * quantity
             fees += fee
             orders.append(
-                Order(item.symbol, "SELL" if side is Side.SELL else "BUY", quantity, price, value)
+                Order(item.symbol, "SELL" if side is SELL else "BUY", quantity, price, value)
             )
         return _Filled(tuple(orders), Costs(slippage, fees))

@@ -54,6 +54,9 @@ class TradeAction(StrEnum):
 SELL_RANK, BUY_RANK, HOLD_RANK = 0, 1, 2
 """Where each action's items stand in the plan: SELLs, then BUYs, then HOLDs. Plain numbers, not
 a mapping by action: an enum member hashes in Python, once per symbol of every plan."""
+SELL, BUY, HOLD = TradeAction.SELL, TradeAction.BUY, TradeAction.HOLD
+"""The members, read once: Python 3.11 reads a member through its enum class in three times the
+time of a global, and `planned_item` reads two for every symbol of every plan."""
 
 
 class PlanItem(NamedTuple):
@@ -177,14 +180,16 @@ def _plan(
     ]
     planned.sort(key=itemgetter(0))
     items = [item for _, item in planned]
-    budget = snapshot.cash + sum_trades(items, TradeAction.SELL) - cash_reserve * portfolio_value
+    # Fitting the BUYs leaves the SELLs as they are, so their sum serves the total too.
+    sells = sum_trades(items, TradeAction.SELL)
+    budget = snapshot.cash + sells - cash_reserve * portfolio_value
     items, buy_scale = fit_buys(items, budget, threshold)
     return RebalancePlan(
         items=tuple(items),
         total_portfolio_value=portfolio_value,
         cash_balance=snapshot.cash,
         min_trade_threshold=threshold,
-        total_trade_value=sum_trades(items, TradeAction.BUY) + sum_trades(items, TradeAction.SELL),
+        total_trade_value=sum_trades(items, TradeAction.BUY) + sells,
         buy_scale=buy_scale,
     )
 
@@ -252,14 +257,14 @@ def planned_item(
     priority = trade_priority(size)
     if trade_amount > 0:
         place = (BUY_RANK, priority, symbol)
-        action = TradeAction.BUY if size >= threshold else TradeAction.HOLD
+        action = BUY if size >= threshold else HOLD
     elif trade_amount < 0:
         place = (SELL_RANK, priority, symbol)
-        action = TradeAction.SELL if size >= threshold else TradeAction.HOLD
+        action = SELL if size >= threshold else HOLD
     else:
         place = (HOLD_RANK, priority, symbol)
-        action = TradeAction.HOLD
-    if action is TradeAction.HOLD:
+        action = HOLD
+    if action is HOLD:
         trade_amount = ZERO_DOLLARS
     current_weight = current_value / denominator
     target_weight = target_value / denominator

@@ -83,14 +83,18 @@ def combine(
     weights = np.zeros((sessions.size, len(tickers)), dtype=np.float64)
     for part in parts:
         child = part.allocation
+        target_rows: slice | npt.NDArray[np.intp]
+        child_rows: slice | npt.NDArray[np.intp]
         if child.sessions.size == sessions.size and np.array_equal(child.sessions, sessions):
-            target_rows = np.arange(sessions.size)
-            child_rows = target_rows
+            # Every row, as a slice: views instead of copies, the same sums.
+            target_rows = child_rows = slice(None)
+            count = sessions.size
         else:
             _, target_rows, child_rows = np.intersect1d(
                 sessions, child.sessions, assume_unique=True, return_indices=True
             )
-        if target_rows.size == 0:
+            count = target_rows.size
+        if count == 0:
             continue
         columns = np.fromiter((column_of[t] for t in child.tickers), dtype=np.int64)
         coefficient = part.coefficient
@@ -99,11 +103,14 @@ def combine(
             contributes = row_coefficient != 0.0
             scaled = child.weights[child_rows] * row_coefficient[:, None]
         else:
-            contributes = np.full(target_rows.size, coefficient != 0.0)
+            contributes = np.full(count, coefficient != 0.0)
             scaled = child.weights[child_rows] * coefficient
         child_failures = np.where(contributes, child.failures[child_rows], NO_FAILURE)
         merged[target_rows] = first_failure(merged[target_rows], child_failures)
-        weights[target_rows[:, None], columns[None, :]] += scaled
+        if isinstance(target_rows, slice):
+            weights[:, columns] += scaled
+        else:
+            weights[target_rows[:, None], columns[None, :]] += scaled
     weights[merged != NO_FAILURE] = 0.0
     return SessionAllocation(
         sessions=sessions, tickers=tuple(tickers), weights=weights, failures=merged

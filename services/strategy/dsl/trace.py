@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 COMPACT_LIMIT_BYTES = 64 * 1024
@@ -54,12 +55,14 @@ CHARS_PER_NUMBER = 24
 shorter."""
 
 
-def _most_chars(decisions: list[TraceEntry]) -> int | None:
+def _most_chars(decisions: list[TraceEntry], exact_texts: bool = False) -> int | None:
     """At least `len(json.dumps({"path": decisions, "truncated": 0}))`, counted from the lengths
     of the texts without encoding them: a backtest compacts ten thousand paths, nearly all far
-    under the cap, and encoding each to measure it cost as much as walking it. None when a
-    decision holds something other than texts and floats (a trace made by hand), which only
-    encoding can measure."""
+    under the cap, and encoding each to measure it cost as much as walking it. With
+    `exact_texts` each text is escaped as `json.dumps` writes it (a closer bound, for a path the
+    first one puts over the cap: a backtest of ten files has 700 of them, all under it). None
+    when a decision holds something other than texts and floats (a trace made by hand), which
+    only encoding can measure."""
     elements = 1 + len(decisions)
     characters = texts = numbers = 0
     for decision in decisions:
@@ -79,12 +82,14 @@ def _most_chars(decisions: list[TraceEntry]) -> int | None:
         for word in words:
             if type(word) is not str:
                 return None
-            characters += len(word)
+            characters += len(encode_basestring_ascii(word)) if exact_texts else len(word)
             texts += 1
         for value in values:
             if value is not None and type(value) is not float:
                 return None
             numbers += 1
+    if exact_texts:
+        return elements * CHARS_PER_ELEMENT + characters + numbers * CHARS_PER_NUMBER
     return (
         elements * CHARS_PER_ELEMENT
         + characters * CHARS_PER_CHARACTER
@@ -130,6 +135,8 @@ class DecisionTrace:
         decisions = [c for c in map(_compact_entry, self.walk(False)) if c is not None]
         whole = {"path": decisions, "truncated": 0}
         most = _most_chars(decisions)
+        if most is not None and most > limit_bytes:
+            most = _most_chars(decisions, exact_texts=True)
         if (most is not None and most <= limit_bytes) or len(json.dumps(whole)) <= limit_bytes:
             return whole
         kept: list[TraceEntry] = []

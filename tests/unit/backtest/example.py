@@ -17,6 +17,7 @@ import pandas as pd
 
 from services.backtest import metrics
 from services.backtest.metrics import Curve
+from services.backtest.report import step_words
 from services.backtest.result import (
     Allocation,
     BacktestResult,
@@ -150,7 +151,8 @@ def example_result(sessions: int = 520, *, synthetic: bool = True) -> BacktestRe
                         {
                             file: [step.model_dump(mode="json") for step in steps]
                             for file, steps in decision.items()
-                        }
+                        },
+                        step_words,
                     ),
                 )
             )

@@ -3,6 +3,7 @@ own, both timings, the cost drag, and the decision path of every rebalance."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -85,7 +86,7 @@ def test_each_rebalance_carries_the_decision_path_that_chose_its_targets() -> No
 
     switch = result.rebalances[1]
     assert switch.date == DAYS[2]
-    [step] = switch.decision.steps()["b.clj"]
+    [step] = json.loads(switch.decision.text)["b.clj"]
     assert (step["kind"], step["span"], step["branch"]) == ("if", "b.clj:1:26", "then")
     assert step["values"] == {"left": 11.5, "right": 11.0}
 
