@@ -97,8 +97,9 @@ failed statement rolls it back). One statement has one snapshot, taken before it
 that lock: the stream version it reads can miss an append committed meanwhile. Its events then
 collide with that append's on the stream version (the unique index checks committed rows), and
 `append_handled` runs it again in a transaction that takes the lock first (LOCK_POSITIONS), so
-its snapshot sees every earlier append. A unit of work takes the lock the same way at its
-first append, the last thing it does before its commit."""
+its snapshot sees every earlier append. Inside a unit of work the statement takes the lock
+itself and a collision cannot be run again: it fails the unit of work (see
+`PostgresUnitOfWork._append`)."""
 LOCK_POSITIONS = "SELECT last_position FROM event_positions WHERE id = 1 FOR UPDATE"
 LOAD_STATE = "SELECT version, document::text FROM service_state WHERE service = $1 AND key = $2"
 PENDING_OUTBOX = (
