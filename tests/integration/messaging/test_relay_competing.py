@@ -49,7 +49,8 @@ async def test_the_relays_of_two_processes_publish_each_row_once(postgres_url: s
             *(OutboxRelay(store, bus).publish_pending() for store in stores)
         )
 
-        assert sorted(settled) == [0, ROWS]
+        # Which relay locks which rows first is a race; that no row goes out twice is not.
+        assert sum(settled) == ROWS
         await eventually(lambda: len(received) == ROWS, message="every row was delivered")
         await asyncio.sleep(0.3)
         assert len({message.message_id for message in received}) == len(received) == ROWS
