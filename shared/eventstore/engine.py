@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
 
 from shared.settings import normalise_database_url
 
@@ -38,6 +40,14 @@ async def single_read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield await connection.execution_options(**{WRITE_OPTION: False})
         else:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def insert_unless_present(connection: AsyncConnection, table: Table, *key: str) -> Insert:
+    """An INSERT into `table` that writes nothing where a row with the same `key` columns exists
+    (its result's rowcount is 0 then): one statement where a savepoint around a plain INSERT
+    took three. A row another transaction inserted and has not committed yet is waited for."""
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(key))
 
 
 def _sqlite_engine(database_url: str, pool_size: int) -> AsyncEngine:

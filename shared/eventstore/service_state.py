@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.eventstore.engine import insert_unless_present
 from shared.eventstore.errors import ConcurrencyError, EventStoreError
 from shared.eventstore.schema import UtcDateTime
 from shared.eventstore.unit_of_work import UnitOfWork
@@ -86,18 +86,14 @@ async def save(
     new version. A mismatch raises StateVersionConflictError and writes nothing."""
     now = datetime.now(UTC)
     if expected_version == 0:
-        try:
-            async with uow.connection.begin_nested():
-                await uow.connection.execute(
-                    insert(service_state).values(
-                        service=service, key=key, version=1, document=document, updated_at=now
-                    )
-                )
-        except IntegrityError:
+        result = await uow.connection.execute(
+            insert_unless_present(uow.connection, service_state, "service", "key").values(
+                service=service, key=key, version=1, document=document, updated_at=now
+            )
+        )
+        if result.rowcount != 1:
             current = await load(uow, service, key)
-            raise StateVersionConflictError(
-                service, key, 0, current.version if current else 0
-            ) from None
+            raise StateVersionConflictError(service, key, 0, current.version if current else 0)
         return 1
     result = await uow.connection.execute(
         update(service_state)

@@ -54,6 +54,8 @@ timers = Table(
 )
 """Created by Alembic revision 0002_timers_and_service_state; must match it."""
 
+_ARM = insert(timers)
+
 
 @dataclass(frozen=True, slots=True)
 class Timer:
@@ -101,25 +103,26 @@ async def schedule(
 async def schedule_all(
     uow: UnitOfWork, *, service: str, workflow_id: str, armed: Sequence[Arming]
 ) -> None:
-    """Arm several timers of one workflow in the caller's transaction with one statement: a step
-    that prices a phase arms a timer per order, and a statement each was a round trip each."""
+    """Arm several timers of one workflow in the caller's transaction with one round trip: a step
+    that prices a phase arms a timer per order, and a statement each was a round trip each. The
+    rows go as one statement's parameter sets, not as a multi-row VALUES, which SQLAlchemy would
+    compile anew on every call (docs/performance.md, Statements per workflow)."""
     if not armed:
         return
     await uow.connection.execute(
-        insert(timers).values(
-            [
-                {
-                    "service": service,
-                    "workflow_id": workflow_id,
-                    "chain": timer.chain,
-                    "kind": timer.kind,
-                    "due_at": timer.due_at,
-                    "lease_until": None,
-                    "payload": timer.payload,
-                }
-                for timer in armed
-            ]
-        )
+        _ARM,
+        [
+            {
+                "service": service,
+                "workflow_id": workflow_id,
+                "chain": timer.chain,
+                "kind": timer.kind,
+                "due_at": timer.due_at,
+                "lease_until": None,
+                "payload": timer.payload,
+            }
+            for timer in armed
+        ],
     )
 
 

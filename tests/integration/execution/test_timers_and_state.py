@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import CacheStats
 
 from shared.eventstore import service_state, timers
 from shared.eventstore.errors import ConcurrencyError
@@ -146,6 +147,28 @@ async def test_a_stale_version_is_a_concurrency_error_and_writes_nothing(
     assert loaded is not None and loaded.document == {"phase": "settling"}
 
 
+async def test_a_first_save_is_one_statement_and_a_second_first_save_conflicts(
+    store: SqlEventStore,
+) -> None:
+    """A savepoint around the first insert cost two more round trips per workflow
+    (docs/performance.md, Statements per workflow)."""
+    statements: list[str] = []
+
+    @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
+    def record(*arguments: Any) -> None:
+        statements.append(arguments[2].split()[0].upper())
+
+    async with store.unit_of_work() as uow:
+        statements.clear()
+        await service_state.save(uow, "execution", "wf", {"phase": "selling"}, 0)
+        assert statements == ["INSERT"]
+        with pytest.raises(ConcurrencyError, match=r"expected version 0 but it is at version 1"):
+            await service_state.save(uow, "execution", "wf", {"phase": "buying"}, 0)
+
+    loaded = await service_state.load(store, "execution", "wf")
+    assert loaded == service_state.StoredState(1, {"phase": "selling"})
+
+
 async def test_replicas_claiming_at_once_never_share_a_timer(store: SqlEventStore) -> None:
     for index in range(20):
         await arm(store, f"poll-{index}", T0, workflow=f"wf-{index}")
@@ -222,24 +245,30 @@ async def test_a_renewal_skips_a_timer_whose_commit_is_under_way_instead_of_wait
     assert [timer.id for timer in renewed] == [other.id]
 
 
-async def test_a_step_s_timers_are_armed_by_one_statement(store: SqlEventStore) -> None:
-    """A phase arms a timer per order, and each insert was a round trip
-    (docs/performance.md, Statements per workflow)."""
-    inserts: list[str] = []
+async def test_a_step_s_timers_are_armed_by_one_statement_compiled_once(
+    store: SqlEventStore,
+) -> None:
+    """A phase arms a timer per order, and each insert was a round trip; a multi-row VALUES was
+    compiled anew on every call (docs/performance.md, Statements per workflow)."""
+    inserts: list[tuple[str, bool]] = []
 
     @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
     def record(*arguments: Any) -> None:
-        if arguments[2].lstrip().upper().startswith("INSERT INTO TIMERS"):
-            inserts.append(arguments[2])
+        statement, context = arguments[2], arguments[4]
+        if statement.lstrip().upper().startswith("INSERT INTO TIMERS"):
+            inserts.append((statement, context.cache_hit is CacheStats.CACHE_HIT))
 
     armed = [
         timers.Arming(f"BUY:{symbol}", "submit", T0 + timedelta(seconds=i), {"n": i})
         for i, symbol in enumerate(("SPY", "TLT", "GLD", "QQQ"))
     ]
-    async with store.unit_of_work() as uow:
-        await timers.schedule_all(uow, service="execution", workflow_id="wf", armed=armed)
+    for workflow_id in ("wf", "wf2"):
+        async with store.unit_of_work() as uow:
+            await timers.schedule_all(
+                uow, service="execution", workflow_id=workflow_id, armed=armed
+            )
 
-    assert len(inserts) == 1
+    assert [cached for _, cached in inserts] == [False, True]
     pending = await timers.pending(store, "execution", "wf")
     assert [(t.chain, t.kind, t.due_at, t.payload) for t in pending] == [
         (a.chain, a.kind, a.due_at, a.payload) for a in armed
