@@ -20,7 +20,6 @@ from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.broker.simulated.ledger import (
@@ -36,6 +35,7 @@ from shared.broker.simulated.tables import (
     sim_positions,
     stored_side,
 )
+from shared.eventstore.engine import insert_unless_present
 from shared.trading import Side
 
 _ACCOUNT: sa.BindParameter[str] = sa.bindparam("b_account_id")
@@ -177,11 +177,10 @@ class Book:
             parameters["b_client_order_id"] = str(key)
         rows = (await connection.execute(_OPENINGS[opening], parameters)).all()
         if not rows:
-            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
             await connection.execute(
-                insert(sim_accounts)
-                .values(account_id=account_id, cash=starting_cash, created_at=now)
-                .on_conflict_do_nothing(index_elements=["account_id"])
+                insert_unless_present(connection, sim_accounts, "account_id").values(
+                    account_id=account_id, cash=starting_cash, created_at=now
+                )
             )
             rows = (await connection.execute(_OPENINGS[opening], parameters)).all()
         book = cls(connection, account_id, rows[0].cash)
@@ -313,42 +312,40 @@ class Book:
 
     async def flush(self) -> None:
         """Write what changed: new orders in placement order, changed orders, fills, cash and
-        positions."""
-        connection = self._connection
-        if self._placed:
-            await connection.execute(
-                _INSERT_ORDER,
-                [_columns(self._orders[order_id], but="id") for order_id in self._placed],
+        positions. On PostgreSQL by one statement (each statement is a round trip, and a filled
+        order changes four tables); on SQLite, where a statement costs no round trip, by one
+        statement per table."""
+        changes = self._changes()
+        if not changes:
+            return
+        if self._connection.dialect.name == "postgresql":
+            await self._connection.execute(_FLUSH_AT_ONCE, _as_arrays(self.account_id, changes))
+            return
+        for statement, parameters in changes.items():
+            await self._connection.execute(
+                statement, parameters[0] if statement is _UPDATE_CASH else parameters
             )
-        if self._changed:
-            await connection.execute(
-                _UPDATE_ORDER,
-                [
-                    {
-                        "b_order_id": order_id,
-                        "status": row.status,
-                        "filled_qty": row.filled_qty,
-                        "filled_avg_price": row.filled_avg_price,
-                        "updated_at": row.updated_at,
-                    }
-                    for order_id in sorted(self._changed)
-                    for row in (self._orders[order_id],)
-                ],
-            )
-        if self._fills:
-            await connection.execute(_INSERT_FILL, self._fills)
-        if self.cash != self._stored_cash:
-            await connection.execute(
-                _UPDATE_CASH, {"b_account_id": self.account_id, "cash": self.cash}
-            )
-        await self._flush_positions()
 
-    async def _flush_positions(self) -> None:
+    def _changes(self) -> dict[sa.Executable, list[dict[str, Any]]]:
+        """Each write statement that has rows to write, with their parameters, in the order
+        SQLite runs them."""
+        account = self.account_id
+        changed = [
+            {
+                "b_order_id": order_id,
+                "status": row.status,
+                "filled_qty": row.filled_qty,
+                "filled_avg_price": row.filled_avg_price,
+                "updated_at": row.updated_at,
+            }
+            for order_id in sorted(self._changed)
+            for row in (self._orders[order_id],)
+        ]
         held = self._positions or {}
         inserts, updates, deletes = [], [], []
         for symbol in sorted(self._moved_symbols):
             position = held.get(symbol)
-            key = {"b_account_id": self.account_id, "b_symbol": symbol}
+            key = {"b_account_id": account, "b_symbol": symbol}
             if position is None:
                 if symbol in self._stored_symbols:
                     deletes.append(key)
@@ -364,13 +361,127 @@ class Book:
                 )
             else:
                 inserts.append(_columns(position))
-        for statement, parameters in (
+        cash = (
+            [{"b_account_id": account, "cash": self.cash}] if self.cash != self._stored_cash else []
+        )
+        writes: list[tuple[sa.Executable, list[dict[str, Any]]]] = [
+            (
+                _INSERT_ORDER,
+                [_columns(self._orders[order_id], but="id") for order_id in self._placed],
+            ),
+            (_UPDATE_ORDER, changed),
+            (_INSERT_FILL, self._fills),
+            (_UPDATE_CASH, cash),
             (_DELETE_POSITION, deletes),
             (_UPDATE_POSITION, updates),
             (_INSERT_POSITION, inserts),
-        ):
-            if parameters:
-                await self._connection.execute(statement, parameters)
+        ]
+        return {statement: parameters for statement, parameters in writes if parameters}
+
+
+_ARRAYS: dict[sa.Executable, tuple[str, tuple[str, ...]]] = {
+    _INSERT_ORDER: (
+        "o",
+        (
+            "order_id",
+            "client_order_id",
+            "symbol",
+            "side",
+            "order_type",
+            "qty",
+            "limit_price",
+            "hold_price",
+            "status",
+            "filled_qty",
+            "filled_avg_price",
+            "reason",
+            "submitted_at",
+            "updated_at",
+        ),
+    ),
+    _UPDATE_ORDER: ("c", ("b_order_id", "status", "filled_qty", "filled_avg_price", "updated_at")),
+    _INSERT_FILL: ("f", ("order_id", "symbol", "side", "qty", "price", "filled_at")),
+    _DELETE_POSITION: ("d", ("b_symbol",)),
+    _UPDATE_POSITION: ("u", ("b_symbol", "qty", "avg_entry_price", "last_price", "updated_at")),
+    _INSERT_POSITION: ("i", ("symbol", "qty", "avg_entry_price", "last_price", "updated_at")),
+}
+"""The rows of each write statement as `_FLUSH_AT_ONCE` takes them: an alias, and the columns
+(a `b_` name is the statement's key), each passed as one array named `<alias>_<column>`."""
+
+
+def _columns_of(statement: sa.Executable) -> list[str]:
+    return [column.removeprefix("b_") for column in _ARRAYS[statement][1]]
+
+
+def _rows(statement: sa.Executable, *, ordinality: str | None = None) -> str:
+    """`unnest` of a statement's arrays as a table named by its alias (timestamps typed so)."""
+    alias = _ARRAYS[statement][0]
+    columns = _columns_of(statement)
+    arrays = ", ".join(
+        f"CAST(:{alias}_{column} AS {'timestamptz' if column.endswith('_at') else 'text'}[])"
+        for column in columns
+    )
+    numbered = " WITH ORDINALITY" if ordinality else ""
+    names = ", ".join(columns + ([ordinality] if ordinality else []))
+    return f"unnest({arrays}){numbered} AS {alias}({names})"
+
+
+def _inserted(table: str, statement: sa.Executable) -> str:
+    """Insert a statement's rows (with the account) in the order given."""
+    alias, columns = _ARRAYS[statement][0], _columns_of(statement)
+    return (
+        f"INSERT INTO {table} (account_id, {', '.join(columns)}) "
+        f"SELECT :account_id, {', '.join(f'{alias}.{column}' for column in columns)} "
+        f"FROM {_rows(statement, ordinality='given')} ORDER BY {alias}.given"
+    )
+
+
+def _updated(table: str, statement: sa.Executable, key: str) -> str:
+    """Set the columns after `key` of the account's rows whose `key` matches a row's."""
+    alias, columns = _ARRAYS[statement][0], _columns_of(statement)
+    return (
+        f"UPDATE {table} SET {', '.join(f'{column} = {alias}.{column}' for column in columns[1:])} "
+        f"FROM {_rows(statement)} "
+        f"WHERE {table}.account_id = :account_id AND {table}.{key} = {alias}.{key}"
+    )
+
+
+_FLUSH_AT_ONCE = sa.text(
+    f"WITH placed AS ({_inserted('sim_orders', _INSERT_ORDER)}), "
+    f"changed AS ({_updated('sim_orders', _UPDATE_ORDER, 'order_id')}), "
+    f"filled AS ({_inserted('sim_fills', _INSERT_FILL)}), "
+    "cash AS (UPDATE sim_accounts SET cash = CAST(:cash AS text) "
+    "WHERE account_id = :account_id AND CAST(:cash AS text) IS NOT NULL), "
+    "closed AS (DELETE FROM sim_positions "
+    "WHERE account_id = :account_id AND symbol = ANY(CAST(:d_symbol AS text[]))), "
+    f"moved AS ({_updated('sim_positions', _UPDATE_POSITION, 'symbol')}), "
+    f"opened AS ({_inserted('sim_positions', _INSERT_POSITION)}) "
+    "SELECT 1"
+)
+"""Every write of a flush as one PostgreSQL statement: each part takes its rows as arrays, one
+per column (empty: it writes nothing); the parts touch disjoint rows, so that they all see the
+snapshot from before the statement does not matter. Orders and fills get their ids in the
+order given."""
+
+
+def _as_arrays(
+    account_id: str, changes: dict[sa.Executable, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """`_FLUSH_AT_ONCE`'s parameters: each statement's rows as one array per column (decimals as
+    their text, as `DecimalText` stores them)."""
+    parameters: dict[str, Any] = {"account_id": account_id, "cash": None}
+    if _UPDATE_CASH in changes:
+        parameters["cash"] = str(changes[_UPDATE_CASH][0]["cash"])
+    for statement, (prefix, columns) in _ARRAYS.items():
+        rows = changes.get(statement, [])
+        for column in columns:
+            name = column.removeprefix("b_")
+            parameters[f"{prefix}_{name}"] = [_text(row[column]) for row in rows]
+    return parameters
+
+
+def _text(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
 
 
 def _order(row: Sequence[Any]) -> StoredOrder:
