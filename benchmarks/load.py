@@ -3,8 +3,8 @@ the shipped strategy files each, varied weights, mapped through
 ALCHEMISER_ACCOUNT_STRATEGY_CONFIGS), all triggered at once at the simulated 15:45 through the
 distributed system (four `alchemiser serve` processes, real RabbitMQ and PostgreSQL on loopback),
 every simulated broker call answered after `--broker-latency-ms`. Each `--replicas` count runs
-on a fresh cluster with that many extra processes of portfolio and of execution (competing
-consumers).
+on a fresh cluster with that many extra processes of each `--replicated` service (portfolio and
+execution unless told otherwise; competing consumers).
 
 Prints throughput, per-workflow p50/p95/p99, when the last workflow ended against the close guard
 (16:00 − ALCHEMISER_EXEC_CLOSE_MARGIN_S = 13 minutes after 15:45), events/s from the store, CPU and
@@ -356,12 +356,16 @@ async def one_load(
     profile_dir = arguments.profile / f"replicas-{replicas}" if arguments.profile else None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-    label = f"+{replicas} portfolio, +{replicas} execution" if replicas else "one process each"
+    label = (
+        ", ".join(f"+{replicas} {service}" for service in arguments.replicated)
+        if replicas
+        else "one process each"
+    )
     cluster = Cluster(work / f"cluster-{replicas}", bars, settings, profile_dir=profile_dir)
     async with cluster:
         await cluster.start_all()
         for n in range(1, replicas + 1):
-            for service in ("portfolio", "execution"):
+            for service in arguments.replicated:
                 await cluster.wait_ready(cluster.start(service, replica=n))
         pids = {name: process.pid for name, process in cluster.processes.items()}
         backends = await database_backends(cluster)
@@ -553,7 +557,14 @@ if __name__ == "__main__":
         type=int,
         nargs="+",
         default=[0],
-        help="extra portfolio and execution processes, one fresh cluster per count",
+        help="extra processes of each `--replicated` service, one fresh cluster per count",
+    )
+    parser.add_argument(
+        "--replicated",
+        nargs="+",
+        choices=("portfolio", "execution"),
+        default=["portfolio", "execution"],
+        help="the services `--replicas` adds processes of",
     )
     parser.add_argument("--in-flight", type=int, default=32, help="trigger requests at once")
     parser.add_argument(
