@@ -20,12 +20,17 @@ WRITE_OPTION = "alchemiser_write"
 
 
 def create_store_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
+    """An engine that opens up to twice `pool_size` connections at a peak and keeps every one it
+    opened: with an overflow the pool closed a connection returned beyond `pool_size`, and a
+    process with hundreds of tasks peaks every few milliseconds, so at 10,000 accounts execution
+    opened about one connection per workflow — a server process forked and an asyncpg
+    handshake each, ≈ 10 ms of CPU (docs/performance.md, Statements per workflow)."""
     url = make_url(normalise_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(database_url, pool_size)
     # No pool_pre_ping: it costs a round trip per transaction; a dead pooled connection fails
     # the unit of work, which the caller retries like any other transient database error.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(url, pool_size=2 * pool_size, max_overflow=0)
 
 
 @asynccontextmanager
