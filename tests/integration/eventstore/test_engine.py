@@ -1,5 +1,5 @@
-"""The store's engine keeps the connections a peak opened (docs/performance.md, Statements per
-workflow): closing them on return made a busy process open one per workflow."""
+"""The store's engine keeps the connections a peak opened: closing them on return made a busy
+process open one per workflow (docs/performance.md, Statements per workflow)."""
 
 from __future__ import annotations
 
