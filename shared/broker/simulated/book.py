@@ -322,9 +322,7 @@ class Book:
             await self._connection.execute(_FLUSH_AT_ONCE, _as_arrays(self.account_id, changes))
             return
         for statement, parameters in changes.items():
-            await self._connection.execute(
-                statement, parameters[0] if statement is _UPDATE_CASH else parameters
-            )
+            await self._connection.execute(statement, parameters)
 
     def _changes(self) -> dict[sa.Executable, list[dict[str, Any]]]:
         """Each write statement that has rows to write, with their parameters, in the order
@@ -472,11 +470,10 @@ def _as_arrays(
     parameters: dict[str, Any] = {"account_id": account_id, "cash": None}
     if _UPDATE_CASH in changes:
         parameters["cash"] = str(changes[_UPDATE_CASH][0]["cash"])
-    for statement, (prefix, columns) in _ARRAYS.items():
+    for statement, (alias, columns) in _ARRAYS.items():
         rows = changes.get(statement, [])
-        for column in columns:
-            name = column.removeprefix("b_")
-            parameters[f"{prefix}_{name}"] = [_text(row[column]) for row in rows]
+        for column, name in zip(columns, _columns_of(statement), strict=True):
+            parameters[f"{alias}_{name}"] = [_text(row[column]) for row in rows]
     return parameters
 
 
