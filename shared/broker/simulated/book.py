@@ -131,6 +131,21 @@ _BOUGHT_SINCE = (
 account (a fill is indexed by its order only)."""
 
 
+def _inserted_columns(table: sa.Table) -> tuple[str, ...]:
+    """The columns a flush inserts of `table`'s rows: all but the id the database assigns and
+    the account, which the statement gives once."""
+    return tuple(column.name for column in table.columns if column.name not in ("id", "account_id"))
+
+
+_ORDER_CHANGE = ("status", "filled_qty", "filled_avg_price", "updated_at")
+"""What a placed order's fills and cancels change."""
+_POSITION_CHANGE = tuple(name for name in _inserted_columns(sim_positions) if name != "symbol")
+
+
+def _values(row: StoredOrder | StoredPosition, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in names}
+
+
 def _placement(order: StoredOrder) -> tuple[bool, int]:
     """Placement order: the stored orders by id, then those placed in this transaction."""
     return (order.id is None, order.id or 0)
@@ -329,15 +344,8 @@ class Book:
         SQLite runs them."""
         account = self.account_id
         changed = [
-            {
-                "b_order_id": order_id,
-                "status": row.status,
-                "filled_qty": row.filled_qty,
-                "filled_avg_price": row.filled_avg_price,
-                "updated_at": row.updated_at,
-            }
+            {"b_order_id": order_id} | _values(self._orders[order_id], _ORDER_CHANGE)
             for order_id in sorted(self._changed)
-            for row in (self._orders[order_id],)
         ]
         held = self._positions or {}
         inserts, updates, deletes = [], [], []
@@ -348,15 +356,7 @@ class Book:
                 if symbol in self._stored_symbols:
                     deletes.append(key)
             elif symbol in self._stored_symbols:
-                updates.append(
-                    key
-                    | {
-                        "qty": position.qty,
-                        "avg_entry_price": position.avg_entry_price,
-                        "last_price": position.last_price,
-                        "updated_at": position.updated_at,
-                    }
-                )
+                updates.append(key | _values(position, _POSITION_CHANGE))
             else:
                 inserts.append(_columns(position))
         cash = (
@@ -378,30 +378,12 @@ class Book:
 
 
 _ARRAYS: dict[sa.Executable, tuple[str, tuple[str, ...]]] = {
-    _INSERT_ORDER: (
-        "o",
-        (
-            "order_id",
-            "client_order_id",
-            "symbol",
-            "side",
-            "order_type",
-            "qty",
-            "limit_price",
-            "hold_price",
-            "status",
-            "filled_qty",
-            "filled_avg_price",
-            "reason",
-            "submitted_at",
-            "updated_at",
-        ),
-    ),
-    _UPDATE_ORDER: ("c", ("b_order_id", "status", "filled_qty", "filled_avg_price", "updated_at")),
-    _INSERT_FILL: ("f", ("order_id", "symbol", "side", "qty", "price", "filled_at")),
+    _INSERT_ORDER: ("o", _inserted_columns(sim_orders)),
+    _UPDATE_ORDER: ("c", ("b_order_id", *_ORDER_CHANGE)),
+    _INSERT_FILL: ("f", _inserted_columns(sim_fills)),
     _DELETE_POSITION: ("d", ("b_symbol",)),
-    _UPDATE_POSITION: ("u", ("b_symbol", "qty", "avg_entry_price", "last_price", "updated_at")),
-    _INSERT_POSITION: ("i", ("symbol", "qty", "avg_entry_price", "last_price", "updated_at")),
+    _UPDATE_POSITION: ("u", ("b_symbol", *_POSITION_CHANGE)),
+    _INSERT_POSITION: ("i", _inserted_columns(sim_positions)),
 }
 """The rows of each write statement as `_FLUSH_AT_ONCE` takes them: an alias, and the columns
 (a `b_` name is the statement's key), each passed as one array named `<alias>_<column>`."""
