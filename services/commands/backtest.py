@@ -94,7 +94,8 @@ def backtest(
         typer.Option(
             "--min-trade",
             help="Minimum trade as a fraction of the portfolio; default "
-            "ALCHEMISER_MIN_TRADE_FRACTION (0.01).",
+            "ALCHEMISER_MIN_TRADE_FRACTION (0.01). 0 trades every difference, also a "
+            "fractional BUY under ALCHEMISER_EXEC_MIN_NOTIONAL_USD.",
         ),
     ] = None,
     slippage_bps: Annotated[
@@ -222,7 +223,9 @@ def _request(
             schedule=schedule,
             cash_reserve=cash_reserve,
             min_trade_fraction=min_trade,
-            min_notional_usd=settings.exec_min_notional_usd,
+            # `--min-trade 0` asks for every difference to be traded: execution's floor for a
+            # small fractional BUY is a minimum trade too (docs/backtest.md, Assumptions).
+            min_notional_usd=settings.exec_min_notional_usd if min_trade > 0 else Decimal(0),
             slippage_bps=slippage_bps,
             fees=fee_model,
         ),

@@ -42,14 +42,7 @@ RELATIVE = 1e-6
 
 
 def alchemiser(folder: Path, *arguments: str) -> str:
-    done = run_alchemiser(
-        folder,
-        *arguments,
-        # Execution's last live rule, a setting rather than an option: a fractional BUY under
-        # $1.00 is skipped. Left on, the skipped dollars stay in cash and the curve drifts up
-        # to 4e-6 from bt's over the run.
-        settings={"ALCHEMISER_EXEC_MIN_NOTIONAL_USD": "0"},
-    )
+    done = run_alchemiser(folder, *arguments)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

@@ -100,6 +100,37 @@ def test_the_table_shows_the_metrics_each_year_and_the_costs(workspace: Path) ->
     assert "Sharpe ratio" in result.stdout and "2024" in result.stdout
 
 
+def buys_under_a_dollar(workspace: Path, min_trade: str) -> list[float]:
+    result = run_backtest(
+        workspace,
+        "half.clj",
+        "--bars",
+        "bars.csv",
+        "--capital",
+        "100",
+        "--cash-reserve",
+        "0",
+        "--min-trade",
+        min_trade,
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    rebalances = json.loads(result.stdout)["rebalances"]
+    return [
+        order["value"]
+        for rebalance in rebalances[1:]
+        for order in rebalance["orders"]
+        if order["side"] == "BUY" and order["value"] < 1
+    ]
+
+
+def test_a_minimum_trade_of_0_also_lifts_executions_minimum_notional(workspace: Path) -> None:
+    """Every live rule off must mean every difference traded: bt's curve is matched only then."""
+    assert buys_under_a_dollar(workspace, "0")
+    assert not buys_under_a_dollar(workspace, "0.0001")
+
+
 def gap_bars(folder: Path) -> None:
     write_bars(
         folder / "bars.csv",
