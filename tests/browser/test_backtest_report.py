@@ -11,6 +11,7 @@ With ALCHEMISER_DOCS_SCREENSHOT=1 it also refreshes docs/backtest-report.png.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from services.backtest.backtest import SYNTHETIC_WARNING
 from services.strategy.signals import load_strategy_set
 from services.strategy.symphonies import bundled_config
 from shared.marketdata.barstore import BarStore
@@ -50,9 +52,9 @@ SAMPLE_SESSIONS = 620
 """Enough for the production config's longest history (360 sessions) and a year after it."""
 
 
-def backtest_report(folder: Path) -> Path:
+def backtest_report(folder: Path) -> tuple[Path, list[str]]:
     """The report `alchemiser backtest` writes for the production config on the sample's bars
-    (labelled synthetic in their store)."""
+    (labelled synthetic in their store), and the run's data warnings."""
     tickers = load_strategy_set(bundled_config(), folder / "cache").tickers | {"SPY"}
     sessions = sample_sessions(SAMPLE_END)[-SAMPLE_SESSIONS:]
     BarStore(folder / "data").write(
@@ -61,7 +63,7 @@ def backtest_report(folder: Path) -> Path:
     page = folder / "report.html"
     done = run_alchemiser(folder, "backtest", "--format", "json", "--report", page)
     assert done.returncode == 0, done.stderr[-3000:]
-    return page
+    return page, json.loads(done.stdout)["data_warnings"]
 
 
 def chart_pixels(driver: Any) -> dict[str, dict[str, int] | None]:
@@ -81,8 +83,10 @@ def test_report_draws_every_chart_offline_without_console_errors(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = backtest_report(tmp_path)
+    page, data_warnings = backtest_report(tmp_path)
     assert "Synthetic sample data." in page.read_text(encoding="utf-8")
+    assert data_warnings[0] == SYNTHETIC_WARNING
+    assert any(warning.startswith("first usable date ") for warning in data_warnings)
     browser.get(page.as_uri())
 
     WebDriverWait(browser, 30).until(lambda driver: all_drawn(chart_pixels(driver)))
