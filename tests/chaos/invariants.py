@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import aio_pika
@@ -30,6 +31,7 @@ from shared.events import (
     RebalancePlanned,
     WorkflowFailed,
 )
+from shared.eventstore.records import RecordedEvent
 from shared.eventstore.schema import inbox, outbox
 from shared.eventstore.store import SqlEventStore
 from shared.eventstore.timers import timers
@@ -282,3 +284,33 @@ async def violations(
     if any(event.event_type == "RebalancePlanned" for event in events):
         findings += await broker_findings(cluster.store, events, account_id)
     return findings
+
+
+STORE_PAGE = 1000
+
+
+async def every_event(store: SqlEventStore) -> dict[str, RecordedEvent]:
+    """The whole store by event id, paged by position: read before a fault, compared after."""
+    found: dict[str, RecordedEvent] = {}
+    position = 0
+    while page := await store.read_all(position, STORE_PAGE):
+        found.update((str(recorded.event.event_id), recorded) for recorded in page)
+        position = page[-1].position
+    return found
+
+
+def _what_is_kept(recorded: RecordedEvent) -> tuple[Any, ...]:
+    """What a fault must keep of an event: its place in the store and its content."""
+    return (recorded.position, recorded.stream_id, recorded.stream_version, recorded.event)
+
+
+def lost_or_changed(
+    before: Mapping[str, RecordedEvent], after: Mapping[str, RecordedEvent]
+) -> list[str]:
+    """Every event committed before a fault that is missing after it or no longer the same."""
+    return [
+        f"committed {recorded.event.event_type} {event_id} (position {recorded.position}) "
+        + ("is missing after the fault" if event_id not in after else "changed in it")
+        for event_id, recorded in before.items()
+        if event_id not in after or _what_is_kept(after[event_id]) != _what_is_kept(recorded)
+    ]

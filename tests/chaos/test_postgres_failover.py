@@ -1,6 +1,6 @@
 """PostgreSQL failover (issue 16, item 4; docs/operations.md, PostgreSQL high availability): the
 four services run against a primary with a synchronous streaming standby of their own
-(`tests/chaos/pg_standby.py`, never the system cluster), through the multi-host URL with
+(`tests/chaos/pg_clusters.py`, never the system cluster), through the multi-host URL with
 `target_session_attrs=read-write`. Workflows are started; once the first has reached a drawn
 point, every event committed so far is read, the primary is SIGKILLed with all its processes,
 and the standby is promoted. Every service must reconnect to it by itself, every workflow
@@ -14,14 +14,18 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from shared.eventstore.records import RecordedEvent
-from shared.eventstore.store import SqlEventStore
 from tests.chaos.diagnostics import diagnose
-from tests.chaos.invariants import bindings, dead_letters, terminal_events, violations
+from tests.chaos.invariants import (
+    bindings,
+    dead_letters,
+    every_event,
+    lost_or_changed,
+    terminal_events,
+    violations,
+)
 from tests.chaos.kills import CHAOS_SETTINGS, KILL_AFTER
 from tests.chaos.outages import (
     RECOVERY_TIMEOUT_S,
@@ -31,7 +35,7 @@ from tests.chaos.outages import (
     seconds,
     start_workflows,
 )
-from tests.chaos.pg_standby import standby_pair
+from tests.chaos.pg_clusters import standby_pair
 from tests.chaos.scale import runs, seeded
 from tests.e2e.cluster import Cluster
 from tests.servers import SERVICES
@@ -47,22 +51,6 @@ MAX_DELAY_S = 0.1
 MAX_PROMOTION_DELAY_S = 2.0
 """How long the standby waits before it is promoted: an operator's or a monitor's reaction,
 during which the services find no host that takes writes."""
-PAGE = 1000
-
-
-async def every_event(store: SqlEventStore) -> dict[str, RecordedEvent]:
-    """The whole store by event id, paged by position."""
-    found: dict[str, RecordedEvent] = {}
-    position = 0
-    while page := await store.read_all(position, PAGE):
-        found.update((str(recorded.event.event_id), recorded) for recorded in page)
-        position = page[-1].position
-    return found
-
-
-def what_is_kept(recorded: RecordedEvent) -> tuple[Any, ...]:
-    """What a failover must keep of an event: its place in the store and its content."""
-    return (recorded.position, recorded.stream_id, recorded.stream_version, recorded.event)
 
 
 async def test_primary_killed_mid_workflow_standby_promoted_nothing_lost_or_doubled(
@@ -104,12 +92,7 @@ async def test_primary_killed_mid_workflow_standby_promoted_nothing_lost_or_doub
                 )
             ]
         after = await every_event(cluster.store)
-        found += [
-            f"committed {recorded.event.event_type} {event_id} (position {recorded.position}) "
-            + ("is missing after the failover" if event_id not in after else "changed in it")
-            for event_id, recorded in committed.items()
-            if event_id not in after or what_is_kept(after[event_id]) != what_is_kept(recorded)
-        ]
+        found += lost_or_changed(committed, after)
         found += [
             f"{service} exited"
             for service in SERVICES

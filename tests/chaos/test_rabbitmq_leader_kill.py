@@ -5,7 +5,8 @@ of workflows the node leading execution's queue is SIGKILLed: every service must
 again (/readyz 200) within 30 s, a workflow triggered while the node is down must run on the two
 left, every workflow must complete exactly once with the invariants of
 `tests/chaos/invariants.py` intact (nothing filled beyond the plan, no client order id twice, no
-event lost or dead-lettered), and the node, started again, must rejoin the cluster and every
+event lost or dead-lettered, every event read from the store before the kill still there
+unchanged after it), and the node, started again, must rejoin the cluster and every
 queue. The seed is printed; ALCHEMISER_CHAOS_SEED replays the kill points; the re-attach and
 rejoin times are printed (docs/reliability.md keeps the last figures).
 
@@ -21,7 +22,13 @@ import pytest
 
 from tests.chaos.accounts import start_run
 from tests.chaos.diagnostics import busy_sessions
-from tests.chaos.invariants import bindings, dead_letters, violations
+from tests.chaos.invariants import (
+    bindings,
+    dead_letters,
+    every_event,
+    lost_or_changed,
+    violations,
+)
 from tests.chaos.kills import CHAOS_SETTINGS, KILL_AFTER, until_recorded
 from tests.chaos.outages import readiness
 from tests.chaos.rabbit_cluster import RabbitCluster, Replicas
@@ -135,6 +142,7 @@ async def test_killing_the_node_leading_executions_queue_loses_nothing_and_doubl
 
             leader = (await rabbit.queue_replicas([execution_queue]))[execution_queue].leader
             victim = rabbit.node(leader)
+            committed = await every_event(cluster.store)
             killed_at = time.monotonic()
             rabbit.kill_node(victim)
             reattach_s, went_down = await reattached_after(cluster, killed_at)
@@ -150,6 +158,7 @@ async def test_killing_the_node_leading_executions_queue_loses_nothing_and_doubl
                         cluster, workflow_id, account_id, bound, dead_before
                     )
                 ]
+            found += lost_or_changed(committed, await every_event(cluster.store))
             restarted_at = time.monotonic()
             await rabbit.restart_node(victim)
             await rabbit.wait_running(len(rabbit.nodes), asking=victim)
@@ -162,7 +171,8 @@ async def test_killing_the_node_leading_executions_queue_loses_nothing_and_doubl
                 f"{point} (+{delay_s:.2f} s) of the first of {WORKFLOWS_PER_ROUND} workflows; "
                 f"not ready meanwhile: {', '.join(went_down) or 'none'}; all attached "
                 f"{reattach_s:.1f} s after the kill; new leader {new_leader}; "
-                f"{len(runs_of_round)} workflows {'OK' if not found else 'BROKEN'}; node back in "
+                f"{len(runs_of_round)} workflows {'OK' if not found else 'BROKEN'}, "
+                f"{len(committed)} events read before the kill; node back in "
                 f"the cluster {rejoined_s:.1f} s after its restart, every queue on it after "
                 f"{everywhere_s:.1f} s"
             )

@@ -1,10 +1,14 @@
-"""A PostgreSQL primary with a synchronous streaming standby on this machine, for a failover
-test: two clusters of Debian's `pg_createcluster` on free ports, beside the system cluster on
-5432, which they never touch. PostgreSQL refuses to run as root, so every tool runs as the
-`postgres` user. The standby is a `pg_basebackup -R` of the primary, named in the primary's
-`synchronous_standby_names`, so a commit returns only once the standby has flushed it
-(docs/operations.md, PostgreSQL high availability). Both clusters are dropped on the way out,
-whatever happened."""
+"""PostgreSQL clusters of a test's or a benchmark's own on this machine, beside the system
+cluster on 5432, which they never touch: Debian's `pg_createcluster` on free ports, every tool
+run as the `postgres` user (PostgreSQL refuses to run as root), every cluster dropped on the way
+out, whatever happened.
+
+- `standby_pair`: a primary with a synchronous streaming standby, for a failover test. The
+  standby is a `pg_basebackup -R` of the primary, named in the primary's
+  `synchronous_standby_names`, so a commit returns only once the standby has flushed it
+  (docs/operations.md, PostgreSQL high availability).
+- `own_server`: one server with settings of the caller's, for the load benchmark, whose
+  replicas open more connections than the system server's `max_connections` allows."""
 
 from __future__ import annotations
 
@@ -121,41 +125,72 @@ def _pg_ctlcluster() -> str:
     return require_tool("pg_ctlcluster")
 
 
+@dataclass(frozen=True)
+class _Created:
+    version: str
+    ports: dict[str, int]
+    data_root: Path
+
+
 @asynccontextmanager
-async def standby_pair(database: str) -> AsyncIterator[StandbyPair]:
-    """A primary and its synchronous standby, streaming, with `database` created on the
-    primary (and so on the standby)."""
+async def _created(settings: dict[str, dict[str, str]]) -> AsyncIterator[_Created]:
+    """A cluster per name of `settings`, each with those settings, on a free port, its data under
+    one temporary directory; not started. Every one is dropped on the way out."""
     create = require_tool("pg_createcluster")
     drop = require_tool("pg_dropcluster")
-    basebackup = require_tool("pg_basebackup")
     version = postgres_version()
-    suffix = uuid.uuid4().hex[:8]
-    primary, standby = f"alch_primary_{suffix}", f"alch_standby_{suffix}"
-    pair = StandbyPair(
+    created = _Created(
         version,
-        primary,
-        standby,
-        {primary: free_port(), standby: free_port()},
+        {name: free_port() for name in settings},
         Path(tempfile.mkdtemp(prefix="alch-pg-")),
     )
     if os.geteuid() == 0:
-        shutil.chown(pair.data_root, OWNER, OWNER)
+        shutil.chown(created.data_root, OWNER, OWNER)
     try:
-        for name, settings in (
-            (primary, {**PRIMARY_SETTINGS, "synchronous_standby_names": standby}),
-            (standby, {}),
-        ):
+        for name, own in settings.items():
             await run_tool(
                 *_as_owner(
                     create,
-                    *(version, name, "-p", str(pair.ports[name])),
-                    *("-d", str(pair.data_root / name), "--start-conf=manual"),
+                    *(version, name, "-p", str(created.ports[name])),
+                    *("-d", str(created.data_root / name), "--start-conf=manual"),
                     *("--", "--auth=trust"),
                 )
             )
             config = POSTGRES_CLUSTERS / version / name / "conf.d" / "alchemiser.conf"
-            _write_settings(config, {**EITHER_SETTINGS, **settings})
-        await run_tool(*_as_owner(_pg_ctlcluster(), version, primary, "start"))
+            _write_settings(config, {**EITHER_SETTINGS, **own})
+        yield created
+    finally:
+        failed: list[str] = []
+        for name in reversed(settings):
+            if (POSTGRES_CLUSTERS / version / name).exists():
+                try:
+                    await run_tool(*_as_owner(drop, "--stop", version, name))
+                except AssertionError as error:
+                    failed.append(str(error))
+        shutil.rmtree(created.data_root, ignore_errors=True)
+        if failed:
+            raise AssertionError("dropping the clusters failed: " + "; ".join(failed))
+
+
+async def _create_database(url: str, database: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def standby_pair(database: str) -> AsyncIterator[StandbyPair]:
+    """A primary and its synchronous standby, streaming, with `database` created on the
+    primary (and so on the standby)."""
+    basebackup = require_tool("pg_basebackup")
+    suffix = uuid.uuid4().hex[:8]
+    primary, standby = f"alch_primary_{suffix}", f"alch_standby_{suffix}"
+    settings = {primary: {**PRIMARY_SETTINGS, "synchronous_standby_names": standby}, standby: {}}
+    async with _created(settings) as created:
+        pair = StandbyPair(created.version, primary, standby, created.ports, created.data_root)
+        await run_tool(*_as_owner(_pg_ctlcluster(), pair.version, primary, "start"))
         shutil.rmtree(pair.data_root / standby)
         await run_tool(
             *_as_owner(
@@ -166,25 +201,20 @@ async def standby_pair(database: str) -> AsyncIterator[StandbyPair]:
                 f"application_name={standby}",
             )
         )
-        await run_tool(*_as_owner(_pg_ctlcluster(), version, standby, "start"))
+        await run_tool(*_as_owner(_pg_ctlcluster(), pair.version, standby, "start"))
         await _until_synchronous(pair)
-        connection = await asyncpg.connect(pair.admin_url(primary))
-        try:
-            await connection.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await connection.close()
+        await _create_database(pair.admin_url(primary), database)
         yield pair
-    finally:
-        failed: list[str] = []
-        for name in (standby, primary):
-            if (POSTGRES_CLUSTERS / version / name).exists():
-                try:
-                    await run_tool(*_as_owner(drop, "--stop", version, name))
-                except AssertionError as error:
-                    failed.append(str(error))
-        shutil.rmtree(pair.data_root, ignore_errors=True)
-        if failed:
-            raise AssertionError("dropping the test clusters failed: " + "; ".join(failed))
+
+
+@asynccontextmanager
+async def own_server(settings: dict[str, str]) -> AsyncIterator[str]:
+    """One server with `settings` added to Debian's defaults, started; yields the URL of its
+    `postgres` database, the admin URL to create databases from."""
+    name = f"alch_server_{uuid.uuid4().hex[:8]}"
+    async with _created({name: settings}) as created:
+        await run_tool(*_as_owner(_pg_ctlcluster(), created.version, name, "start"))
+        yield f"postgresql://{OWNER}@127.0.0.1:{created.ports[name]}/postgres"
 
 
 async def _until_synchronous(pair: StandbyPair) -> None:
