@@ -45,10 +45,12 @@ bench: $(STAMP)
 
 # The daily burst at platform size, scaled down: 1,000 accounts on 100 strategy configs at the
 # simulated 15:45, 50 ms per broker call, without and with +1 and +2 portfolio and execution
-# replicas (docs/performance.md, Load at platform size). Needs RabbitMQ and PostgreSQL on
-# 127.0.0.1; each run gives up after 20 minutes and reports what ended. About 15 minutes on 2 cores.
+# replicas (docs/performance.md, Load at platform size). Needs RabbitMQ on 127.0.0.1 and, for
+# a PostgreSQL server of its own with room for every process's connections, Debian's
+# pg_createcluster run as root or postgres; each run gives up after 20 minutes and reports what
+# ended; exits 1 when a run was lost, failed or doubled. About 6 minutes on 2 cores.
 load: $(STAMP)
-	PYTHONPATH=. $(BIN)/python benchmarks/load.py --accounts 1000 --configs 100 --broker-latency-ms 50 --replicas 0 1 2 --timeout-s 1200
+	PYTHONPATH=. $(BIN)/python benchmarks/load.py --accounts 1000 --configs 100 --broker-latency-ms 50 --replicas 0 1 2 --timeout-s 1200 --own-postgres
 
 # Mutation testing of the pure core: the files and tests named in pyproject's [tool.mutmut], 10 to
 # 15 minutes on two cores; not part of `make test` or CI. Starts from an empty mutants/

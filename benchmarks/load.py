@@ -8,9 +8,11 @@ execution unless told otherwise; competing consumers).
 
 Prints throughput, per-workflow p50/p95/p99, when the last workflow ended against the close guard
 (16:00 − ALCHEMISER_EXEC_CLOSE_MARGIN_S = 13 minutes after 15:45), events/s from the store, CPU and
-peak memory per process (from /proc), and the checks: every account's workflow started and ended
-exactly once, no order intent or broker order twice under one client order id, each config's
-signal decided once. Prints figures only; never fails on a timing.
+peak memory per process (from /proc: the services' peak RSS, the summed PSS of the database's
+PostgreSQL backends and RabbitMQ's RSS at their peaks during the burst), and the checks: every
+account's workflow started and completed exactly once, no order intent or broker order twice
+under one client order id, each config's signal decided once. A broken check exits with status
+1 after the report; a timing never does.
 
     PYTHONPATH=. .venv/bin/python benchmarks/load.py --accounts 1000 --replicas 0 1 2
 """
@@ -21,16 +23,21 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import math
 import os
 import platform
+import pwd
 import random
 import shutil
 import signal
+import sys
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import sqlalchemy as sa
 
@@ -38,9 +45,18 @@ from services.strategy.symphonies import bundled_config
 from shared.broker.simulated.tables import sim_orders
 from shared.eventstore.schema import events
 from shared.logs import configure_logging
+from tests.chaos.pg_clusters import own_server
 from tests.e2e.cluster import TOKEN, Cluster, sample_bars
+from tests.servers import POSTGRES_ADMIN_URL, create_postgres_database
 
 CLOSE_GUARD_S = 13 * 60  # 15:45 → 16:00 − EXEC_CLOSE_MARGIN_S (120 s)
+CONNECTIONS = {"execution": 25, "portfolio": 16, "strategy": 11, "notify": 11}
+"""The most PostgreSQL connections a process of each service held in a 1,000-account burst
+(measured 2026-12-07: 63 in all with one process each, 145 with +2 portfolio and execution):
+the store's and the simulated broker's pools at their peaks, the relay, the listeners
+(docs/operations.md, Capacity model)."""
+CONNECTION_HEADROOM = 15
+"""This benchmark's own store pool and the server's reserved superuser connections."""
 TICKS = os.sysconf("SC_CLK_TCK")
 OUTCOMES = ("WorkflowCompleted", "WorkflowFailed")
 TRIGGER_ATTEMPTS = 5
@@ -87,21 +103,40 @@ def write_account_mapping(folder: Path, accounts: int, configs: int) -> Path:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far; 0 once it is gone."""
+    """User + system CPU of a process so far; NaN once it is gone (what it used is lost)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return float("nan")
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def peak_rss_mib(pid: int) -> float:
+def memory_mib(pid: int, field: str, source: str = "status") -> float:
+    """A memory figure of /proc/<pid>/<source> in MiB: `VmHWM` (peak resident) or `VmRSS` of
+    `status`, `Pss` of `smaps_rollup` (shared pages split among the processes sharing them, as
+    PostgreSQL's backends share their buffers); 0 once the process is gone."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        text = Path(f"/proc/{pid}/{source}").read_text()
     except OSError:
-        return float("nan")
-    [line] = [row for row in status.splitlines() if row.startswith("VmHWM:")]
+        return 0.0
+    [line] = [row for row in text.splitlines() if row.startswith(f"{field}:")]
     return int(line.split()[1]) / 1024
+
+
+async def sample_memory(
+    cluster: Cluster, broker_pid: int | None, peaks: dict[str, float], stop: asyncio.Event
+) -> None:
+    """The peaks the processes' own counters do not keep, every 5 s until `stop`: the summed PSS
+    of the benchmark database's backends (they come and go with the pools) and RabbitMQ's RSS
+    (its VmHWM covers the shared server's whole life)."""
+    while not stop.is_set():
+        backends = await database_backends(cluster)
+        postgres = sum(memory_mib(pid, "Pss", "smaps_rollup") for pid in backends)
+        peaks["postgres"] = max(peaks.get("postgres", 0.0), postgres)
+        if broker_pid:
+            peaks["rabbitmq"] = max(peaks.get("rabbitmq", 0.0), memory_mib(broker_pid, "VmRSS"))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5)
 
 
 def machine_busy_s() -> tuple[float, float]:
@@ -257,7 +292,7 @@ async def store_figures(cluster: Cluster) -> dict[str, object]:
     """What the store says about the burst: per-workflow durations, events, the checks."""
     assert cluster.store is not None
     async with cluster.store.engine.connect() as connection:
-        by_type = dict(
+        by_type: dict[str, int] = dict(
             (
                 await connection.execute(
                     sa.select(events.c.event_type, sa.func.count()).group_by(events.c.event_type)
@@ -346,7 +381,10 @@ async def one_load(
     arguments: argparse.Namespace,
     replicas: int,
     mapping: Path,
-) -> None:
+    admin_url: str,
+) -> list[str]:
+    """Runs one burst on a fresh database (on the server of `admin_url`; empty: the tests'
+    server) and reports it; returns the checks it broke."""
     settings = {
         "ALCHEMISER_SIM_LATENCY_MS": str(arguments.broker_latency_ms),
         "ALCHEMISER_ACCOUNT_STRATEGY_CONFIGS": str(mapping),
@@ -361,7 +399,13 @@ async def one_load(
         if replicas
         else "one process each"
     )
-    cluster = Cluster(work / f"cluster-{replicas}", bars, settings, profile_dir=profile_dir)
+    cluster = Cluster(
+        work / f"cluster-{replicas}",
+        bars,
+        settings,
+        profile_dir=profile_dir,
+        database_url=await create_postgres_database(admin_url) if admin_url else "",
+    )
     async with cluster:
         await cluster.start_all()
         for n in range(1, replicas + 1):
@@ -377,6 +421,9 @@ async def one_load(
         activity_before = await database_activity(cluster)
         load_before = os.getloadavg()
         client_cpu = time.process_time()
+        peaks: dict[str, float] = {}
+        sampled = asyncio.Event()
+        sampler = asyncio.create_task(sample_memory(cluster, broker_pid, peaks, sampled))
         began = time.monotonic()
         try:
             answers = await trigger_all(cluster, arguments.accounts, arguments.in_flight)
@@ -385,12 +432,19 @@ async def one_load(
             raise
         triggered_s = time.monotonic() - began
         wall_s = await wait_for_outcomes(cluster, arguments.accounts, began, arguments.timeout_s)
+        sampled.set()
+        await sampler
         show_exited(cluster)
         load_after = os.getloadavg()
         backends_now = await database_backends(cluster)
         cpu = {name: meter.used(pid) for name, pid in pids.items()}
-        rss = {name: peak_rss_mib(pid) for name, pid in pids.items()}
-        postgres_cpu = sum(meter.used(pid) for pid in set(backends) | set(backends_now))
+        rss = {name: memory_mib(pid, "VmHWM") for name, pid in pids.items()} | peaks
+        # A backend that ended during the burst took its CPU figure with it.
+        postgres_cpu = math.fsum(
+            used
+            for used in (meter.used(pid) for pid in set(backends) | set(backends_now))
+            if not math.isnan(used)
+        )
         rabbit_cpu = meter.used(broker_pid) if broker_pid else float("nan")
         busy = machine_busy_s()
         machine_cpu = busy[0] - meter.machine[0]
@@ -407,7 +461,7 @@ async def one_load(
             # writes; SIGINT comes back as KeyboardInterrupt, after which it does.
             for name in list(cluster.processes):
                 cluster.stop(name, signal.SIGINT)
-    report(
+    return report(
         label,
         arguments,
         answers=answers,
@@ -441,7 +495,7 @@ def report(
     machine_cpu: float,
     evaluations: float,
     loads: tuple[tuple[float, float, float], tuple[float, float, float]],
-) -> None:
+) -> list[str]:
     accounts = arguments.accounts
     durations: list[float] = figures["durations"]  # type: ignore[assignment]
     by_type: dict[str, int] = figures["by_type"]  # type: ignore[assignment]
@@ -490,7 +544,9 @@ def report(
         f"signal evaluations {evaluations:.0f} for {arguments.configs} configs, "
         f"SignalComputed {by_type.get('SignalComputed', 0)}"
     )
-    print("    CPU s (ms per workflow) and peak RSS MiB per process:")
+    findings = broken_checks(figures, accounts, ended, evaluations, arguments.configs)
+    print(f"    checks {'FAILED: ' + '; '.join(findings) if findings else 'passed'}")
+    print("    CPU s (ms per workflow) and peak memory MiB per process:")
     for name in sorted(cpu):
         print(
             f"      {name:<14} {cpu[name]:8.1f} s  {cpu[name] / per_workflow * 1000:7.1f} ms  "
@@ -501,11 +557,13 @@ def report(
     )
     print(
         f"      {'postgres':<14} {postgres_cpu:8.1f} s  "
-        f"{postgres_cpu / per_workflow * 1000:7.1f} ms  ({postgres_backends} backends)"
+        f"{postgres_cpu / per_workflow * 1000:7.1f} ms  {rss.get('postgres', 0.0):7.0f} MiB  "
+        f"({postgres_backends} backends; memory: their summed PSS at its peak)"
     )
     print(
         f"      {'rabbitmq':<14} {rabbit_cpu:8.1f} s  {rabbit_cpu / per_workflow * 1000:7.1f} ms  "
-        "(the shared server: other users' traffic included)"
+        f"{rss.get('rabbitmq', float('nan')):7.0f} MiB  (the shared server: other users' "
+        "traffic included; memory: its RSS at its peak during the burst)"
     )
     print(
         f"      {'load.py':<14} {float(str(figures['client_cpu'])):8.1f} s  "
@@ -517,6 +575,70 @@ def report(
         f"available ({machine_cpu / wall_s:.2f} cores busy)",
         flush=True,
     )
+    return findings
+
+
+def broken_checks(
+    figures: dict[str, object], accounts: int, ended: int, evaluations: float, configs: int
+) -> list[str]:
+    """What the burst got wrong: a run not started, started or ended twice, failed or still
+    running at the timeout, an order asked for or placed twice, a signal decided more than once
+    per config. Any of these fails the benchmark; its timings never do."""
+    outcomes: Counter[str] = figures["outcomes"]  # type: ignore[assignment]
+    counts = {
+        "accounts not started": accounts - int(str(figures["accounts_started"])),
+        "accounts started twice": figures["accounts_started_twice"],
+        "workflows ended or executed twice": figures["doubled_workflows"],
+        "workflows failed": outcomes["WorkflowFailed"],
+        "workflows not ended by --timeout-s": accounts - ended,
+        "client order ids requested twice": figures["doubled_intents"],
+        "broker orders placed twice": figures["doubled_orders"],
+        "signal evaluations beyond one per config": evaluations - min(configs, accounts),
+    }
+    return [f"{what} {count}" for what, count in counts.items() if float(str(count)) > 0]
+
+
+def connections_needed(arguments: argparse.Namespace) -> int:
+    """The most connections the largest run's processes may hold at once, with room for this
+    benchmark's own and the server's reserved ones."""
+    extra: int = max(arguments.replicas)
+    return (
+        sum(CONNECTIONS.values())
+        + extra * sum(CONNECTIONS[service] for service in arguments.replicated)
+        + CONNECTION_HEADROOM
+    )
+
+
+async def refuse_a_small_server(arguments: argparse.Namespace) -> None:
+    """Exits before the first run when the tests' server cannot take every process's pool: the
+    processes would fail with "too many clients" mid-burst."""
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        allowed = int(await connection.fetchval("SHOW max_connections"))
+    finally:
+        await connection.close()
+    needed = connections_needed(arguments)
+    if allowed < needed:
+        sys.exit(
+            f"load benchmark: the PostgreSQL server at {POSTGRES_ADMIN_URL} allows "
+            f"{allowed} connections (max_connections); with +{max(arguments.replicas)} "
+            f"replicas the services and this benchmark may hold {needed}. Run with "
+            "--own-postgres (as `make load` does; needs root or the postgres user and "
+            "Debian's pg_createcluster) or point ALCHEMISER_TEST_POSTGRES_URL at a server "
+            "with a larger max_connections."
+        )
+
+
+def refuse_without_cluster_tools() -> None:
+    """--own-postgres creates a cluster as the postgres user: say so before anything starts."""
+    missing = [tool for tool in ("pg_createcluster", "pg_ctlcluster") if not shutil.which(tool)]
+    owner = os.geteuid() == 0 or pwd.getpwuid(os.geteuid()).pw_name == "postgres"
+    if missing or not owner:
+        sys.exit(
+            "load benchmark: --own-postgres creates a PostgreSQL cluster with Debian's tools as "
+            "the postgres user: "
+            + (f"{', '.join(missing)} not on PATH" if missing else "run it as root or postgres")
+        )
 
 
 async def main(arguments: argparse.Namespace) -> None:
@@ -532,11 +654,23 @@ async def main(arguments: argparse.Namespace) -> None:
     bars = sample_bars(scratch / "bars")
     write_configs(scratch / "strategies", arguments.configs, arguments.seed)
     mapping = write_account_mapping(scratch / "strategies", arguments.accounts, arguments.configs)
+    broken: list[str] = []
     try:
-        for replicas in arguments.replicas:
-            await one_load(scratch, bars, arguments, replicas, mapping)
+        if arguments.own_postgres:
+            refuse_without_cluster_tools()
+            settings = {"max_connections": str(connections_needed(arguments))}
+            async with own_server(settings) as admin_url:
+                print(f"  postgres: a server of its own, {settings}, dropped afterwards")
+                for replicas in arguments.replicas:
+                    broken += await one_load(scratch, bars, arguments, replicas, mapping, admin_url)
+        else:
+            await refuse_a_small_server(arguments)
+            for replicas in arguments.replicas:
+                broken += await one_load(scratch, bars, arguments, replicas, mapping, "")
     finally:
         clear_runs(scratch)
+    if broken:
+        sys.exit(f"load benchmark: checks failed: {'; '.join(broken)}")
 
 
 def clear_runs(scratch: Path) -> None:
@@ -573,4 +707,10 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=16, help="draws the configs")
     parser.add_argument("--profile", type=Path, help="run every service under cProfile, here")
     parser.add_argument("--work-dir", default="/tmp/alchemiser-load")
+    parser.add_argument(
+        "--own-postgres",
+        action="store_true",
+        help="run on a PostgreSQL server of its own (Debian's pg_createcluster, as the postgres "
+        "user) with max_connections for every process's pool, dropped afterwards",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -35,18 +35,19 @@ def require_server(name: str, url: str) -> None:
         pytest.skip(reason)
 
 
-async def create_postgres_database() -> str:
-    """A new, empty database on the real server; returns its asyncpg SQLAlchemy URL."""
+async def create_postgres_database(admin_url: str = POSTGRES_ADMIN_URL) -> str:
+    """A new, empty database on the real server (or the one of `admin_url`); returns its
+    asyncpg SQLAlchemy URL."""
     import asyncpg
 
-    require_server("PostgreSQL", POSTGRES_ADMIN_URL)
+    require_server("PostgreSQL", admin_url)
     name = f"alc_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     return f"{base}/{name}"
 
 
