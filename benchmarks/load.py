@@ -40,6 +40,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.strategy.symphonies import bundled_config
 from shared.broker.simulated.tables import sim_orders
@@ -288,6 +289,24 @@ async def wait_for_outcomes(
         await asyncio.sleep(2)
 
 
+async def deliveries(cluster: Cluster) -> dict[str, Counter[str]]:
+    """Each process's deliveries by outcome, from its /metrics: `handled`, or `duplicate` —
+    refused because its event was already handled, by this process or a replica that raced it
+    (docs/decisions.md, Decide once, trade per account)."""
+    found: dict[str, Counter[str]] = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for name in cluster.processes:
+            text = (await client.get(f"{cluster.url(name)}/metrics")).text
+            outcomes: Counter[str] = Counter()
+            for family in text_string_to_metric_families(text):
+                if family.name == "alchemiser_events_consumed":
+                    for sample in family.samples:
+                        if sample.name.endswith("_total"):
+                            outcomes[sample.labels["outcome"]] += int(sample.value)
+            found[name] = outcomes
+    return found
+
+
 async def store_figures(cluster: Cluster) -> dict[str, object]:
     """What the store says about the burst: per-workflow durations, events, the checks."""
     assert cluster.store is not None
@@ -456,6 +475,7 @@ async def one_load(
         figures["bytes"] = activity[2] - activity_before[2]
         figures["client_cpu"] = time.process_time() - client_cpu
         evaluations = await cluster.signal_evaluations()
+        figures["deliveries"] = await deliveries(cluster)
         if profile_dir is not None:
             # uvicorn re-raises SIGTERM after its shutdown, which ends the process before cProfile
             # writes; SIGINT comes back as KeyboardInterrupt, after which it does.
@@ -543,6 +563,14 @@ def report(
         f"{figures['doubled_intents']}, broker orders twice {figures['doubled_orders']}; "
         f"signal evaluations {evaluations:.0f} for {arguments.configs} configs, "
         f"SignalComputed {by_type.get('SignalComputed', 0)}"
+    )
+    consumed: dict[str, Counter[str]] = figures["deliveries"]  # type: ignore[assignment]
+    print(
+        "    deliveries handled / refused as already handled: "
+        + ", ".join(
+            f"{name} {counts['handled']}/{counts['duplicate']}"
+            for name, counts in sorted(consumed.items())
+        )
     )
     findings = broken_checks(figures, accounts, ended, evaluations, arguments.configs)
     print(f"    checks {'FAILED: ' + '; '.join(findings) if findings else 'passed'}")
