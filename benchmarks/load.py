@@ -57,6 +57,10 @@ CONNECTIONS = {"execution": 25, "portfolio": 16, "strategy": 11, "notify": 11}
 the store's and the simulated broker's pools at their peaks, the relay, the listeners
 (docs/operations.md, Capacity model)."""
 CONNECTION_HEADROOM = 15
+MEMORY_EVERY_S = 15
+"""Reading a backend's smaps_rollup walks its page tables (0.3 ms idle, more under load), and a
+10,000-account burst has 64 of them for 15 minutes: sampled sparsely, so the benchmark does not
+take the CPU it measures."""
 """This benchmark's own store pool and the server's reserved superuser connections."""
 TICKS = os.sysconf("SC_CLK_TCK")
 OUTCOMES = ("WorkflowCompleted", "WorkflowFailed")
@@ -127,9 +131,9 @@ def memory_mib(pid: int, field: str, source: str = "status") -> float:
 async def sample_memory(
     cluster: Cluster, broker_pid: int | None, peaks: dict[str, float], stop: asyncio.Event
 ) -> None:
-    """The peaks the processes' own counters do not keep, every 5 s until `stop`: the summed PSS
-    of the benchmark database's backends (they come and go with the pools) and RabbitMQ's RSS
-    (its VmHWM covers the shared server's whole life)."""
+    """The peaks the processes' own counters do not keep, every MEMORY_EVERY_S until `stop`: the
+    summed PSS of the benchmark database's backends (they come and go with the pools) and
+    RabbitMQ's RSS (its VmHWM covers the shared server's whole life)."""
     while not stop.is_set():
         backends = await database_backends(cluster)
         postgres = sum(memory_mib(pid, "Pss", "smaps_rollup") for pid in backends)
@@ -137,7 +141,7 @@ async def sample_memory(
         if broker_pid:
             peaks["rabbitmq"] = max(peaks.get("rabbitmq", 0.0), memory_mib(broker_pid, "VmRSS"))
         with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5)
+            await asyncio.wait_for(stop.wait(), MEMORY_EVERY_S)
 
 
 def machine_busy_s() -> tuple[float, float]:
