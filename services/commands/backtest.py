@@ -224,7 +224,8 @@ def _request(
             cash_reserve=cash_reserve,
             min_trade_fraction=min_trade,
             # `--min-trade 0` asks for every difference to be traded: execution's floor for a
-            # small fractional BUY is a minimum trade too (docs/backtest.md, Assumptions).
+            # small fractional BUY is a minimum trade too
+            # (docs/backtest.md, What a backtest assumes).
             min_notional_usd=settings.exec_min_notional_usd if min_trade > 0 else Decimal(0),
             slippage_bps=slippage_bps,
             fees=fee_model,
