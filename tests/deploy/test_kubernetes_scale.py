@@ -54,8 +54,7 @@ def test_portfolio_and_execution_scale_on_their_own_queue_depth() -> None:
         assert "replicas" not in deployment["spec"], f"{name}: an apply would undo the scaler"
         assert scaler["minReplicaCount"] > budget["maxUnavailable"]
         assert scaler["maxReplicaCount"] > scaler["minReplicaCount"]
-        (trigger,) = scaler["triggers"]
-        assert trigger["type"] == "rabbitmq"
+        (trigger,) = [t for t in scaler["triggers"] if t["type"] == "rabbitmq"]
         assert trigger["metadata"]["mode"] == "QueueLength"
         assert int(trigger["metadata"]["value"]) > 0
         assert trigger["metadata"]["queueName"] == f"{namespace}.{service}"
@@ -64,6 +63,45 @@ def test_portfolio_and_execution_scale_on_their_own_queue_depth() -> None:
         assert host["parameter"] == "host"
         uses = _secret_of(deployment, "ALCHEMISER_RABBITMQ_URL")
         assert (host["name"], host["key"]) == (uses["name"], uses["key"])
+
+
+def execution_timer_trigger() -> dict[str, Any]:
+    """Execution's trigger on its due timers; its query is run on a migrated database by
+    tests/integration/execution/test_timer_backlog_query.py."""
+    scaler = named(OVERLAY, "ScaledObject", "alchemiser-execution")["spec"]
+    (trigger,) = [t for t in scaler["triggers"] if t["type"] == "postgresql"]
+    return dict(trigger)
+
+
+def test_execution_also_scales_on_its_due_timers_read_with_the_services_database_secret() -> None:
+    trigger = execution_timer_trigger()
+    assert float(trigger["metadata"]["targetQueryValue"]) > 0
+    assert "timers" in trigger["metadata"]["query"]
+    authentication = named(OVERLAY, "TriggerAuthentication", trigger["authenticationRef"]["name"])[
+        "spec"
+    ]
+    (connection,) = authentication["secretTargetRef"]
+    assert connection["parameter"] == "connection"
+    uses = _secret_of(
+        named(OVERLAY, "Deployment", "alchemiser-execution"), "ALCHEMISER_DATABASE_URL"
+    )
+    assert (connection["name"], connection["key"]) == (uses["name"], uses["key"])
+    portfolio = named(OVERLAY, "ScaledObject", "alchemiser-portfolio")["spec"]
+    assert [t["type"] for t in portfolio["triggers"]] == ["rabbitmq"]
+
+
+def test_kedas_operator_may_reach_the_servers_it_reads() -> None:
+    """The servers' policies admit only the namespace's own labelled pods; the operator polls
+    from its namespace, so each server's port needs a policy that admits it too."""
+    for server in ("rabbitmq", "postgres"):
+        guard = named(OVERLAY, "NetworkPolicy", f"{server}-from-alchemiser-only")["spec"]
+        opening = named(OVERLAY, "NetworkPolicy", f"{server}-from-keda")["spec"]
+        assert opening["podSelector"] == guard["podSelector"]
+        (rule,) = opening["ingress"]
+        assert rule["ports"] == guard["ingress"][0]["ports"]
+        (source,) = rule["from"]
+        assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "keda"}
+        assert source["podSelector"]["matchLabels"] == {"app": "keda-operator"}
 
 
 def test_rabbitmq_is_three_nodes_the_network_policy_protects_under_the_restricted_standard() -> (
@@ -113,6 +151,9 @@ def test_live_ha_adds_to_live_only_the_scalers_and_the_servers() -> None:
         ("ScaledObject", "alchemiser-portfolio"),
         ("ScaledObject", "alchemiser-execution"),
         ("TriggerAuthentication", "alchemiser-rabbitmq"),
+        ("TriggerAuthentication", "alchemiser-database"),
+        ("NetworkPolicy", "rabbitmq-from-keda"),
+        ("NetworkPolicy", "postgres-from-keda"),
         ("RabbitmqCluster", "rabbitmq"),
         ("Cluster", "postgres"),
         ("NetworkPolicy", "postgres-replication-and-operator"),
