@@ -33,7 +33,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from contextlib import suppress
+from contextlib import AbstractAsyncContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +57,11 @@ CONNECTIONS = {"execution": 25, "portfolio": 16, "strategy": 11, "notify": 11}
 the store's and the simulated broker's pools at their peaks, the relay, the listeners
 (docs/operations.md, Capacity model)."""
 CONNECTION_HEADROOM = 15
+"""This benchmark's own store pool and the server's reserved superuser connections."""
 MEMORY_EVERY_S = 15
 """Reading a backend's smaps_rollup walks its page tables (0.3 ms idle, more under load), and a
 10,000-account burst has 64 of them for 15 minutes: sampled sparsely, so the benchmark does not
 take the CPU it measures."""
-"""This benchmark's own store pool and the server's reserved superuser connections."""
 TICKS = os.sysconf("SC_CLK_TCK")
 OUTCOMES = ("WorkflowCompleted", "WorkflowFailed")
 TRIGGER_ATTEMPTS = 5
@@ -687,18 +687,19 @@ async def main(arguments: argparse.Namespace) -> None:
     write_configs(scratch / "strategies", arguments.configs, arguments.seed)
     mapping = write_account_mapping(scratch / "strategies", arguments.accounts, arguments.configs)
     broken: list[str] = []
+    server: AbstractAsyncContextManager[str]
+    if arguments.own_postgres:
+        refuse_without_cluster_tools()
+        settings = {"max_connections": str(connections_needed(arguments))}
+        print(f"  postgres: a server of its own, {settings}, dropped afterwards")
+        server = own_server(settings)
+    else:
+        await refuse_a_small_server(arguments)
+        server = nullcontext("")
     try:
-        if arguments.own_postgres:
-            refuse_without_cluster_tools()
-            settings = {"max_connections": str(connections_needed(arguments))}
-            async with own_server(settings) as admin_url:
-                print(f"  postgres: a server of its own, {settings}, dropped afterwards")
-                for replicas in arguments.replicas:
-                    broken += await one_load(scratch, bars, arguments, replicas, mapping, admin_url)
-        else:
-            await refuse_a_small_server(arguments)
+        async with server as admin_url:
             for replicas in arguments.replicas:
-                broken += await one_load(scratch, bars, arguments, replicas, mapping, "")
+                broken += await one_load(scratch, bars, arguments, replicas, mapping, admin_url)
     finally:
         clear_runs(scratch)
     if broken:

@@ -35,18 +35,22 @@ def require_server(name: str, url: str) -> None:
         pytest.skip(reason)
 
 
-async def create_postgres_database(admin_url: str = POSTGRES_ADMIN_URL) -> str:
-    """A new, empty database on the real server (or the one of `admin_url`); returns its
-    asyncpg SQLAlchemy URL."""
+async def create_database(admin_url: str, name: str) -> None:
     import asyncpg
 
-    require_server("PostgreSQL", admin_url)
-    name = f"alc_test_{uuid.uuid4().hex[:12]}"
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
+
+
+async def create_postgres_database(admin_url: str = POSTGRES_ADMIN_URL) -> str:
+    """A new, empty database on the real server (or the one of `admin_url`); returns its
+    asyncpg SQLAlchemy URL."""
+    require_server("PostgreSQL", admin_url)
+    name = f"alc_test_{uuid.uuid4().hex[:12]}"
+    await create_database(admin_url, name)
     base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     return f"{base}/{name}"
 

@@ -30,7 +30,7 @@ import pytest
 
 from tests.chaos.outages import POSTGRES_CLUSTERS, postgres_version, require_tool, run_tool
 from tests.e2e.cluster import free_port
-from tests.servers import in_ci
+from tests.servers import create_database, in_ci
 
 OWNER = "postgres"
 SYNC_TIMEOUT_S = 60.0
@@ -172,14 +172,6 @@ async def _created(settings: dict[str, dict[str, str]]) -> AsyncIterator[_Create
             raise AssertionError("dropping the clusters failed: " + "; ".join(failed))
 
 
-async def _create_database(url: str, database: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await connection.close()
-
-
 @asynccontextmanager
 async def standby_pair(database: str) -> AsyncIterator[StandbyPair]:
     """A primary and its synchronous standby, streaming, with `database` created on the
@@ -203,7 +195,7 @@ async def standby_pair(database: str) -> AsyncIterator[StandbyPair]:
         )
         await run_tool(*_as_owner(_pg_ctlcluster(), pair.version, standby, "start"))
         await _until_synchronous(pair)
-        await _create_database(pair.admin_url(primary), database)
+        await create_database(pair.admin_url(primary), database)
         yield pair
 
 
